@@ -1,0 +1,211 @@
+"""The wire contract: every message that crosses MQTT between a gateway and the cloud.
+
+Both sides import these models; `docs/schema/*.json` is generated from them
+(`python -m contract.schema`) and a test keeps the two in step.
+
+Strict on purpose: unknown fields, unknown units and wrong types are rejected with a reason,
+because a third-party device that gets the contract wrong must find out, not be half-read.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+#: Contract version, the `v1` in `sc/v1/...`.
+VERSION = 1
+
+#: Largest payload the cloud accepts on each topic kind (bytes). Bigger is rejected unread.
+MAX_EVENT_BYTES = 4 * 1024
+MAX_TELEMETRY_BYTES = 256 * 1024
+MAX_STATUS_BYTES = 1024
+MAX_READINGS_PER_BATCH = 1000
+
+_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+
+GatewayId = Annotated[str, Field(pattern=_ID_PATTERN, description="Gateway id, a-z 0-9 _ -")]
+DeviceId = Annotated[str, Field(pattern=_ID_PATTERN, description="Device id, unique per gateway")]
+BootId = Annotated[
+    str,
+    Field(
+        pattern=r"^[A-Za-z0-9_-]{1,32}$",
+        description="Changes on every gateway restart; with `seq` it detects gaps",
+    ),
+]
+EventId = Annotated[
+    str,
+    Field(
+        pattern=r"^[A-Za-z0-9_.:-]{8,64}$",
+        description="Globally unique; the idempotency key (a UUID is a good choice)",
+    ),
+]
+
+
+def _to_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+UtcTime = Annotated[
+    AwareDatetime,
+    AfterValidator(_to_utc),
+    Field(description="RFC 3339 time with an offset, e.g. 2026-11-22T04:15:00.123Z"),
+]
+
+
+class Kind(StrEnum):
+    """What family of device (or the gateway itself) an event or reading is about."""
+
+    CALL = "call"
+    SMOKE = "smoke"
+    GAS = "gas"
+    AIR = "air"
+    WATER = "water"
+    POWER = "power"
+    GATEWAY = "gateway"
+
+
+class EventType(StrEnum):
+    """What happened."""
+
+    PRESS = "press"  # a call button pressed (short press: a call for help)
+    CANCEL = "cancel"  # the resident or carer cancelled a call at the button
+    ALARM = "alarm"  # a detector went into alarm
+    CLEAR = "clear"  # a detector left alarm
+    TEST = "test"  # a test press / test mode; never an emergency
+    FAULT = "fault"  # the device reports a fault (or fell silent)
+    BATTERY_LOW = "battery_low"
+    TAMPER = "tamper"
+    HEARTBEAT = "heartbeat"
+
+
+class Values(BaseModel):
+    """Measured values in named units. Every field is optional; unknown names are rejected."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ch4_pct_lel: float | None = Field(None, ge=0, le=100, description="Methane, % of LEL")
+    pm1_ugm3: float | None = Field(None, ge=0, le=10000, description="PM1.0, µg/m³")
+    pm25_ugm3: float | None = Field(None, ge=0, le=10000, description="PM2.5, µg/m³")
+    pm10_ugm3: float | None = Field(None, ge=0, le=10000, description="PM10, µg/m³")
+    co2_ppm: float | None = Field(None, ge=0, le=100000, description="CO2, ppm")
+    hcho_mgm3: float | None = Field(None, ge=0, le=100, description="Formaldehyde, mg/m³")
+    tvoc_mgm3: float | None = Field(None, ge=0, le=1000, description="TVOC, mg/m³")
+    temp_c: float | None = Field(None, ge=-60, le=200, description="Temperature, °C")
+    rh_pct: float | None = Field(None, ge=0, le=100, description="Relative humidity, %")
+    battery_pct: float | None = Field(None, ge=0, le=100, description="Battery, %")
+    rssi_dbm: float | None = Field(None, ge=-150, le=20, description="Radio signal, dBm")
+    current_a: float | None = Field(None, ge=0, le=1000, description="Circuit current, A")
+    residual_ma: float | None = Field(None, ge=0, le=10000, description="Residual current, mA")
+    press_ms: float | None = Field(None, ge=0, le=600000, description="How long a button was held")
+
+    def present(self) -> dict[str, float]:
+        """The values that were sent, by unit name."""
+        return self.model_dump(exclude_none=True)
+
+
+class Event(BaseModel):
+    """One event, published QoS 1 on `sc/v1/{gateway}/event`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    v: Literal[1] = Field(1, description="Contract version")
+    id: EventId
+    gateway: GatewayId
+    device: DeviceId
+    boot: BootId
+    seq: int = Field(ge=0, le=2**53, description="Monotonic within a boot")
+    ts: UtcTime
+    kind: Kind
+    type: EventType
+    values: Values = Field(default_factory=Values)
+    clock_synced: bool = Field(True, description="Whether the gateway clock was synchronised")
+    replayed: bool = Field(False, description="Sent again from the outbox after an outage")
+
+    @model_validator(mode="after")
+    def _gateway_events_are_about_the_gateway(self) -> Event:
+        if self.kind is Kind.GATEWAY and self.device != self.gateway:
+            raise ValueError("kind 'gateway' events must name the gateway itself as device")
+        return self
+
+
+class Reading(BaseModel):
+    """One sample of one device inside a telemetry batch."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    device: DeviceId
+    ts: UtcTime
+    kind: Kind
+    values: Values
+
+    @model_validator(mode="after")
+    def _has_a_value(self) -> Reading:
+        if not self.values.present():
+            raise ValueError("a reading needs at least one value")
+        return self
+
+
+class Telemetry(BaseModel):
+    """Periodic readings, batched, published on `sc/v1/{gateway}/telemetry`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    v: Literal[1] = 1
+    id: EventId
+    gateway: GatewayId
+    boot: BootId
+    seq: int = Field(ge=0, le=2**53)
+    readings: list[Reading] = Field(min_length=1, max_length=MAX_READINGS_PER_BATCH)
+
+
+class GatewayState(StrEnum):
+    ONLINE = "online"
+    OFFLINE = "offline"
+
+
+class Status(BaseModel):
+    """Retained on `sc/v1/{gateway}/status`: `online` at connect, `offline` as the last will."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    v: Literal[1] = 1
+    gateway: GatewayId
+    state: GatewayState
+    boot: BootId
+    ts: UtcTime
+
+
+class Command(BaseModel):
+    """Cloud to gateway on `sc/v1/{gateway}/cmd/{name}`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    v: Literal[1] = 1
+    id: EventId
+    ts: UtcTime
+    device: DeviceId | None = None
+    args: dict[str, str | int | float | bool] = Field(default_factory=dict)
+
+
+class Reply(BaseModel):
+    """Gateway's answer to a command, on `sc/v1/{gateway}/reply`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    v: Literal[1] = 1
+    id: EventId = Field(description="The id of the command answered")
+    gateway: GatewayId
+    ok: bool
+    detail: str = Field("", max_length=500)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def encode(message: BaseModel) -> bytes:
+    """The bytes put on the wire: compact JSON, absent values left out."""
+    return message.model_dump_json(exclude_none=True).encode("utf-8")

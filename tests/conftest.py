@@ -1,0 +1,40 @@
+"""Session-wide real servers. Every test that needs a broker or InfluxDB uses these."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.servers import InfluxDB, Mosquitto
+
+REPO = Path(__file__).resolve().parent.parent
+DEMO_SITE = REPO / "firmware_configs" / "sites" / "demo.yaml"
+
+
+@pytest.fixture(scope="session")
+def mosquitto() -> Iterator[Mosquitto]:
+    """One Mosquitto for the session, with accounts `cloud` and one per demo gateway.
+
+    Tests that must stop or restart a broker make their own `Mosquitto()`.
+    """
+    broker = Mosquitto()
+    for user in ("cloud", "gw-ld01", "gw-ld02"):
+        broker.add_user(user)
+    broker.start()
+    yield broker
+    broker.cleanup()
+
+
+@pytest.fixture(scope="session")
+def influxdb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxDB]:
+    server = InfluxDB(tmp_path_factory.mktemp("influxdb"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def demo_site_path() -> Path:
+    return DEMO_SITE

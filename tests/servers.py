@@ -1,0 +1,196 @@
+"""Real servers for the tests: Mosquitto and InfluxDB from Debian, on free loopback ports.
+
+Each is started in the foreground as a child process and stopped by its own process id.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+ACL = REPO / "deploy" / "mosquitto" / "acl"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+@dataclass
+class Mosquitto:
+    """A Mosquitto broker with password and ACL files, like the one we ship."""
+
+    # Mosquitto drops to user `mosquitto` when started as root, so its files live in a
+    # world-readable folder of their own rather than under pytest's private tmp folder.
+    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="sc-mosquitto-")))
+    users: dict[str, str] = field(default_factory=dict)
+    port: int = 0
+    proc: subprocess.Popen[bytes] | None = None
+
+    def add_user(self, name: str, password: str | None = None) -> str:
+        """Add (or change) an account; returns its password. Takes effect on reload()."""
+        password = password or f"pw-{name}-{os.urandom(4).hex()}"
+        self.users[name] = password
+        self._write_passwords()
+        return password
+
+    def _write_passwords(self) -> None:
+        path = self.workdir / "passwd"
+        path.write_text("")
+        for name, password in self.users.items():
+            subprocess.run(
+                ["mosquitto_passwd", "-b", str(path), name, password],
+                check=True,
+                capture_output=True,
+            )
+        path.chmod(0o644)
+
+    def start(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.workdir.chmod(0o755)
+        if not self.users:
+            self.add_user("cloud")
+        shutil.copy(ACL, self.workdir / "acl")
+        (self.workdir / "acl").chmod(0o644)
+        self.port = self.port or free_port()
+        log = self.workdir / "mosquitto.log"
+        log.touch()
+        log.chmod(0o666)
+        conf = self.workdir / "mosquitto.conf"
+        conf.write_text(
+            f"""per_listener_settings false
+allow_anonymous false
+password_file {self.workdir / "passwd"}
+acl_file {self.workdir / "acl"}
+listener {self.port} 127.0.0.1
+set_tcp_nodelay true
+max_inflight_messages 100
+max_queued_messages 1000000
+max_queued_bytes 0
+persistence false
+sys_interval 1
+log_dest file {log}
+log_type error
+log_type warning
+log_type notice
+"""
+        )
+        self.proc = subprocess.Popen(
+            ["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        self._wait_ready()
+
+    def _wait_ready(self, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                err = self.proc.stderr.read().decode() if self.proc.stderr else ""
+                raise RuntimeError(f"mosquitto exited {self.proc.returncode}: {err}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.02)
+        raise RuntimeError(f"mosquitto not listening on {self.port} after {timeout}s")
+
+    def reload(self) -> None:
+        """Re-read password and ACL files (SIGHUP) without dropping clients."""
+        assert self.proc is not None
+        self.proc.send_signal(1)
+        time.sleep(0.2)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            _stop(self.proc)
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def log_text(self) -> str:
+        return (self.workdir / "mosquitto.log").read_text(errors="replace")
+
+
+@dataclass
+class InfluxDB:
+    """An InfluxDB 1.x server (Debian package `influxdb`) with everything in a temp folder."""
+
+    workdir: Path
+    port: int = 0
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        rpc = free_port()
+        conf = self.workdir / "influxdb.conf"
+        conf.write_text(
+            f"""reporting-disabled = true
+bind-address = "127.0.0.1:{rpc}"
+[meta]
+  dir = "{self.workdir / "meta"}"
+[data]
+  dir = "{self.workdir / "data"}"
+  wal-dir = "{self.workdir / "wal"}"
+  query-log-enabled = false
+[monitor]
+  store-enabled = false
+[http]
+  enabled = true
+  bind-address = "127.0.0.1:{self.port}"
+  log-enabled = false
+[logging]
+  level = "warn"
+"""
+        )
+        self.proc = subprocess.Popen(
+            ["influxd", "run", "-config", str(conf)],
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.workdir / "influxd.log", "wb"),  # noqa: SIM115
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"influxd exited {self.proc.returncode}: "
+                    + (self.workdir / "influxd.log").read_text(errors="replace")[-2000:]
+                )
+            try:
+                with urllib.request.urlopen(f"{self.url}/ping", timeout=0.5) as resp:
+                    if resp.status == 204:
+                        return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("influxd did not answer /ping within 30 s")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            _stop(self.proc)
