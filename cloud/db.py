@@ -1,0 +1,129 @@
+"""The cloud's system of record in SQLite: events, alarms and their audit log, rejected input,
+gateway status and users. One connection, one writer, never on the event loop's thread.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aiosqlite
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    id TEXT PRIMARY KEY,
+    gateway TEXT NOT NULL,
+    device TEXT NOT NULL,
+    boot TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    ts REAL NOT NULL,
+    kind TEXT NOT NULL,
+    type TEXT NOT NULL,
+    "values" TEXT NOT NULL,
+    clock_synced INTEGER NOT NULL,
+    replayed INTEGER NOT NULL,
+    received_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_device ON events (gateway, device, received_at);
+
+CREATE TABLE IF NOT EXISTS telemetry_batches (
+    id TEXT PRIMARY KEY,
+    gateway TEXT NOT NULL,
+    readings INTEGER NOT NULL,
+    received_at REAL NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS alarms (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    rule TEXT NOT NULL,
+    level INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    gateway TEXT NOT NULL,
+    device TEXT NOT NULL,
+    model TEXT NOT NULL,
+    street_id TEXT NOT NULL,
+    community_id TEXT NOT NULL,
+    community TEXT NOT NULL,
+    grid_id TEXT NOT NULL,
+    grid TEXT NOT NULL,
+    building_id TEXT NOT NULL,
+    building TEXT NOT NULL,
+    home_id TEXT NOT NULL,
+    home TEXT NOT NULL,
+    title_zh TEXT NOT NULL,
+    title_en TEXT NOT NULL,
+    value REAL,
+    first_event_id TEXT,
+    repeats INTEGER NOT NULL DEFAULT 0,
+    state TEXT NOT NULL,
+    -- one open alarm per device and rule: NULL once resolved
+    open_key TEXT UNIQUE,
+    device_ts REAL NOT NULL,
+    received_at REAL NOT NULL,
+    stored_at REAL NOT NULL,
+    pushed_at REAL,
+    shown_at REAL,
+    accepted_at REAL,
+    accepted_by TEXT,
+    resolved_at REAL,
+    resolved_by TEXT,
+    outcome TEXT,
+    note TEXT
+);
+CREATE INDEX IF NOT EXISTS alarms_by_state ON alarms (state, level, received_at);
+
+CREATE TABLE IF NOT EXISTS alarm_log (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    alarm_id INTEGER NOT NULL REFERENCES alarms (id),
+    at REAL NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    detail TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS alarm_log_by_alarm ON alarm_log (alarm_id, at);
+
+CREATE TABLE IF NOT EXISTS rejected (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at REAL NOT NULL,
+    topic TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    payload BLOB NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS gateways (
+    id TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    boot TEXT NOT NULL,
+    since REAL NOT NULL,
+    last_seen REAL NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS users (
+    name TEXT PRIMARY KEY,
+    role TEXT NOT NULL,
+    password_hash TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at REAL NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    detail TEXT NOT NULL DEFAULT ''
+);
+"""
+
+
+async def open_database(path: Path | str) -> aiosqlite.Connection:
+    if str(path) != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    db = await aiosqlite.connect(str(path))
+    db.row_factory = aiosqlite.Row
+    await db.execute("PRAGMA journal_mode=WAL")
+    # FULL: a committed alarm survives a power cut; alarms are few, the cost is small.
+    await db.execute("PRAGMA synchronous=FULL")
+    await db.execute("PRAGMA foreign_keys=ON")
+    await db.executescript(SCHEMA)
+    await db.commit()
+    return db

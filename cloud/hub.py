@@ -1,0 +1,54 @@
+"""The live push: every open duty-room page holds one subscription; alarms are fanned out."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Subscription:
+    queue: asyncio.Queue[dict[str, Any]] = field(
+        default_factory=lambda: asyncio.Queue(maxsize=2000)
+    )
+    overflowed: bool = False
+
+
+class LiveHub:
+    """Fan-out of alarm updates to connected pages.
+
+    A page that cannot keep up is cut off rather than slowing ingest down: its stream ends,
+    the browser reconnects and gets a fresh snapshot, so it misses nothing.
+    """
+
+    def __init__(self) -> None:
+        self._subs: set[Subscription] = set()
+
+    def subscribe(self) -> Subscription:
+        sub = Subscription()
+        self._subs.add(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        self._subs.discard(sub)
+
+    @property
+    def listeners(self) -> int:
+        return len(self._subs)
+
+    def publish(self, message: dict[str, Any]) -> int:
+        """Queue a message for every listener; returns how many got it."""
+        delivered = 0
+        for sub in list(self._subs):
+            try:
+                sub.queue.put_nowait(message)
+                delivered += 1
+            except asyncio.QueueFull:
+                log.warning("live page too slow; cutting it off so it reconnects and catches up")
+                sub.overflowed = True
+                self._subs.discard(sub)
+        return delivered

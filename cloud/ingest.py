@@ -1,0 +1,321 @@
+"""Ingest: every message from the broker is checked, stored, evaluated and announced.
+
+`Ingest.handle()` is the whole path for one message and never raises: bad input is rejected
+with a reason (counted, kept), and even a bug in our own code is caught, recorded as an
+`internal_error` rejection and the loop goes on. `Ingest.run()` owns the aiomqtt session and
+its reconnect loop; the message is acknowledged to the broker only after it was handled, so a
+crash of this process between receipt and storage makes the broker deliver it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import socket
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import aiomqtt
+from pydantic import ValidationError
+
+from cloud.alarms import Alarm, AlarmBook, Raised
+from cloud.hub import LiveHub
+from cloud.registry import Registry
+from cloud.rejects import Reason, RejectLog
+from cloud.rules import AlarmDraft, Rules
+from cloud.store.base import Sample, TelemetryStore
+from contract import topics
+from contract.models import (
+    MAX_EVENT_BYTES,
+    MAX_STATUS_BYTES,
+    MAX_TELEMETRY_BYTES,
+    Command,
+    Event,
+    Kind,
+    Status,
+    Telemetry,
+    encode,
+)
+from contract.topics import Channel, TopicError
+
+log = logging.getLogger(__name__)
+
+_LIMITS = {
+    Channel.EVENT: MAX_EVENT_BYTES,
+    Channel.TELEMETRY: MAX_TELEMETRY_BYTES,
+    Channel.STATUS: MAX_STATUS_BYTES,
+}
+_MODELS: dict[Channel, type[Event] | type[Telemetry] | type[Status]] = {
+    Channel.EVENT: Event,
+    Channel.TELEMETRY: Telemetry,
+    Channel.STATUS: Status,
+}
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        where = ".".join(str(p) for p in err["loc"]) or "(message)"
+        parts.append(f"{where}: {err['msg']}")
+    more = exc.error_count() - 5
+    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
+
+
+class Ingest:
+    def __init__(
+        self,
+        *,
+        registry: Registry,
+        rules: Rules,
+        book: AlarmBook,
+        store: TelemetryStore,
+        hub: LiveHub,
+        rejects: RejectLog,
+        flush_interval_s: float = 0.2,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.registry = registry
+        self.rules = rules
+        self.book = book
+        self.store = store
+        self.hub = hub
+        self.rejects = rejects
+        self.clock = clock
+        self.flush_interval_s = flush_interval_s
+        self.counts: Counter[str] = Counter()
+        self.connected = asyncio.Event()
+        self._client: aiomqtt.Client | None = None
+        self._pending: list[Sample] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    # ---- the path of one message -------------------------------------------------------
+
+    async def handle(self, topic: str, payload: bytes, received_at: float | None = None) -> None:
+        received_at = self.clock() if received_at is None else received_at
+        self.counts["messages"] += 1
+        try:
+            await self._handle(topic, payload, received_at)
+        except Exception as exc:  # never let one message stop ingest
+            log.exception("internal error handling %s", topic)
+            await self.rejects.reject(
+                topic, payload, Reason.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}", received_at
+            )
+
+    async def _handle(self, topic: str, payload: bytes, received_at: float) -> None:
+        try:
+            parsed = topics.parse(topic)
+        except TopicError as exc:
+            return await self.rejects.reject(
+                topic, payload, Reason.BAD_TOPIC, str(exc), received_at
+            )
+        model = _MODELS.get(parsed.channel)
+        if model is None:
+            return  # replies and our own commands: not ingest's business
+        limit = _LIMITS[parsed.channel]
+        if len(payload) > limit:
+            detail = f"{len(payload)} bytes, the limit for {parsed.channel} is {limit}"
+            return await self.rejects.reject(topic, payload, Reason.OVERSIZE, detail, received_at)
+        try:
+            raw = json.loads(payload)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            return await self.rejects.reject(
+                topic, payload, Reason.MALFORMED_JSON, str(exc), received_at
+            )
+        try:
+            message = model.model_validate(raw)
+        except ValidationError as exc:
+            return await self.rejects.reject(
+                topic, payload, Reason.INVALID, _describe(exc), received_at
+            )
+        if message.gateway != parsed.gateway:
+            detail = f"payload says gateway {message.gateway!r}, topic says {parsed.gateway!r}"
+            return await self.rejects.reject(
+                topic, payload, Reason.GATEWAY_MISMATCH, detail, received_at
+            )
+        if not self.registry.has_gateway(parsed.gateway):
+            detail = f"gateway {parsed.gateway!r} is not registered"
+            return await self.rejects.reject(
+                topic, payload, Reason.UNKNOWN_GATEWAY, detail, received_at
+            )
+        if isinstance(message, Event):
+            await self._event(topic, payload, message, received_at)
+        elif isinstance(message, Telemetry):
+            await self._telemetry(topic, payload, message, received_at)
+        else:
+            await self._status(message, received_at)
+
+    def _unknown_devices(self, gateway: str, devices: set[str]) -> list[str]:
+        return sorted(
+            d for d in devices if d != gateway and self.registry.device(gateway, d) is None
+        )
+
+    async def _event(self, topic: str, payload: bytes, event: Event, received_at: float) -> None:
+        unknown = self._unknown_devices(event.gateway, {event.device})
+        if unknown or (event.kind is not Kind.GATEWAY and event.device == event.gateway):
+            detail = f"device {event.device!r} is not registered on gateway {event.gateway!r}"
+            return await self.rejects.reject(
+                topic, payload, Reason.UNKNOWN_DEVICE, detail, received_at
+            )
+        drafts = self.rules.for_event(event)
+        raised = await self.book.record_event(event, received_at, drafts)
+        if raised is None:
+            self.counts["duplicates"] += 1
+            return
+        self.counts["events"] += 1
+        await self._announce(raised)
+
+    async def _telemetry(
+        self, topic: str, payload: bytes, batch: Telemetry, received_at: float
+    ) -> None:
+        unknown = self._unknown_devices(batch.gateway, {r.device for r in batch.readings})
+        if unknown:
+            detail = f"devices {unknown} are not registered on gateway {batch.gateway!r}"
+            return await self.rejects.reject(
+                topic, payload, Reason.UNKNOWN_DEVICE, detail, received_at
+            )
+        if not await self.book.record_batch(
+            batch.id, batch.gateway, len(batch.readings), received_at
+        ):
+            self.counts["duplicates"] += 1
+            return
+        self.counts["telemetry_batches"] += 1
+        drafts: list[AlarmDraft] = []
+        for reading in batch.readings:
+            for unit, value in reading.values.present().items():
+                self._pending.append(
+                    Sample(
+                        gateway=batch.gateway,
+                        device=reading.device,
+                        kind=reading.kind.value,
+                        field=unit,
+                        ts=reading.ts,
+                        value=value,
+                    )
+                )
+            drafts.extend(self.rules.for_reading(batch.gateway, reading))
+        self.counts["readings"] += len(batch.readings)
+        if drafts:
+            await self._announce(await self.book.raise_drafts(drafts, received_at))
+
+    async def _status(self, status: Status, received_at: float) -> None:
+        previous = await self.book.record_status(status, received_at)
+        self.counts["status"] += 1
+        if previous is not None:
+            log.info("gateway=%s state=%s was=%s", status.gateway, status.state, previous)
+        self.hub.publish({"type": "gateway", "gateway": status.gateway, "state": status.state})
+
+    async def _announce(self, raised: list[Raised]) -> None:
+        if not raised:
+            return
+        for item in raised:
+            self.counts["alarms_raised" if item.new else "alarm_repeats"] += 1
+            self.hub.publish(alarm_message(item.alarm))
+        await self.book.mark_pushed([r.alarm.id for r in raised if r.new], self.clock())
+
+    # ---- telemetry writes, batched off the message path ----------------------------------
+
+    async def flush(self) -> int:
+        batch, self._pending = self._pending, []
+        if batch:
+            try:
+                await self.store.write(batch)
+            except Exception:
+                # keep them for the next try; the store may come back
+                log.exception("telemetry store write failed; %d samples kept", len(batch))
+                self._pending = batch + self._pending
+                self.counts["store_errors"] += 1
+                return 0
+            self.counts["samples_stored"] += len(batch)
+        return len(batch)
+
+    async def _flush_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.flush_interval_s)
+            await self.flush()
+
+    # ---- the MQTT session -----------------------------------------------------------------
+
+    async def run(
+        self,
+        *,
+        host: str,
+        port: int,
+        username: str | None,
+        password: str | None,
+        client_id: str,
+        reconnect_s: float = 1.0,
+    ) -> None:
+        """Consume until cancelled, reconnecting with backoff when the broker goes away."""
+        self._flusher = asyncio.create_task(self._flush_forever())
+        delay = reconnect_s
+        try:
+            while True:
+                try:
+                    await self._session(host, port, username, password, client_id)
+                except aiomqtt.MqttError as exc:
+                    self.connected.clear()
+                    self._client = None
+                    log.warning("broker connection lost: %s; retrying in %.1fs", exc, delay)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 30.0)
+                else:
+                    delay = reconnect_s
+        finally:
+            self._flusher.cancel()
+            await self.flush()
+
+    async def _session(
+        self, host: str, port: int, username: str | None, password: str | None, client_id: str
+    ) -> None:
+        client = aiomqtt.Client(
+            host,
+            port,
+            username=username,
+            password=password,
+            identifier=client_id,
+            protocol=aiomqtt.ProtocolVersion.V311,
+            # a persistent session: what arrives while we are away waits for us
+            clean_session=False,
+            keepalive=15,
+            socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
+        )
+        client.pending_calls_threshold = 1000
+        # Acknowledge only after handling (paho's manual ack; aiomqtt does not wrap it).
+        client._client.manual_ack_set(True)
+        async with client:
+            self._client = client
+            for channel in (Channel.STATUS, Channel.EVENT, Channel.TELEMETRY):
+                await client.subscribe(topics.subscription(channel), qos=1)
+            self.connected.set()
+            log.info("ingest connected to %s:%d", host, port)
+            async for message in client.messages:
+                await self.handle(str(message.topic), _payload_bytes(message.payload))
+                if message.qos > 0:
+                    client._client.ack(message.mid, message.qos)
+
+    async def send_command(self, gateway: str, name: str, command: Command) -> bool:
+        """Publish a command to a gateway (QoS 1); False if the broker is not reachable now."""
+        client = self._client
+        if client is None:
+            return False
+        try:
+            await client.publish(topics.command(gateway, name), encode(command), qos=1)
+        except aiomqtt.MqttError as exc:
+            log.warning("command %s to %s not sent: %s", name, gateway, exc)
+            return False
+        return True
+
+
+def alarm_message(alarm: Alarm) -> dict[str, Any]:
+    return {"type": "alarm", "alarm": alarm.model_dump(mode="json")}
+
+
+def _payload_bytes(payload: Any) -> bytes:
+    if isinstance(payload, bytes | bytearray):
+        return bytes(payload)
+    if payload is None:
+        return b""
+    return str(payload).encode()

@@ -1,0 +1,51 @@
+"""Settings of the cloud process (pydantic-settings; environment prefix `SC_CLOUD_`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_SITE = REPO / "firmware_configs" / "sites" / "demo.yaml"
+DEFAULT_RULES = REPO / "firmware_configs" / "rules" / "default.yaml"
+_PLACEHOLDER = "change-me"
+
+
+class CloudSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SC_CLOUD_", env_nested_delimiter="__")
+
+    environment: str = Field("development", pattern=r"^(development|production)$")
+
+    mqtt_host: str = "127.0.0.1"
+    mqtt_port: int = Field(1883, ge=1, le=65535)
+    mqtt_username: str | None = "cloud"
+    mqtt_password: SecretStr | None = None
+    mqtt_client_id: str = "sc-cloud-ingest"
+
+    database: Path = Field(Path("var/cloud.db"), description="Alarms, events, audit (SQLite)")
+    telemetry_url: str = Field(
+        "sqlite:///var/telemetry.db", description="sqlite:///FILE or influx://HOST:PORT/DB"
+    )
+    site_file: Path = DEFAULT_SITE
+    rules_file: Path = DEFAULT_RULES
+
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(8000, ge=0, le=65535)
+    session_secret: SecretStr = SecretStr(_PLACEHOLDER)
+    session_max_age_s: int = Field(12 * 3600, ge=60)
+    # name → (role, password); the demo and tests create users from here at start-up.
+    bootstrap_users: dict[str, tuple[str, SecretStr]] = Field(default_factory=dict)
+
+    telemetry_flush_s: float = Field(0.2, gt=0, le=10)
+    keep_rejected: int = Field(10000, ge=100, description="Rejected messages kept for inspection")
+
+    @model_validator(mode="after")
+    def _no_placeholder_secrets_in_production(self) -> CloudSettings:
+        if self.environment == "production":
+            if self.session_secret.get_secret_value() == _PLACEHOLDER:
+                raise ValueError("SC_CLOUD_SESSION_SECRET must be set in production")
+            if self.mqtt_password is None:
+                raise ValueError("SC_CLOUD_MQTT_PASSWORD must be set in production")
+        return self

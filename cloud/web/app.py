@@ -1,0 +1,49 @@
+"""The duty-room web app: `create_app(cloud)` builds it; nothing is created at import time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.middleware.sessions import SessionMiddleware
+
+from cloud.service import Cloud
+from cloud.web import alarms, auth, status
+
+STATIC = Path(__file__).resolve().parent / "static"
+
+
+def create_app(cloud: Cloud) -> FastAPI:
+    settings = cloud.settings
+    app = FastAPI(
+        title="Smart community duty room / 街道值班室",
+        version="1",
+        description="Alarms from call buttons, smoke, gas and air sensors, for the duty room.",
+    )
+    app.state.cloud = cloud
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=settings.session_secret.get_secret_value(),
+        session_cookie="sc_session",
+        max_age=settings.session_max_age_s,
+        same_site="strict",
+        https_only=settings.environment == "production",
+    )
+    app.include_router(status.router)
+    app.include_router(auth.router)
+    app.include_router(alarms.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/", include_in_schema=False)
+    async def board(request: Request) -> Response:
+        if not request.session.get("user"):
+            return RedirectResponse("/login", status_code=303)
+        return FileResponse(STATIC / "board.html")
+
+    @app.get("/login", include_in_schema=False)
+    async def login_page() -> Response:
+        return FileResponse(STATIC / "login.html")
+
+    return app

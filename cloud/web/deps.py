@@ -1,0 +1,37 @@
+"""Dependencies shared by the routers: the cloud's parts and the signed-in user."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+
+from cloud.service import Cloud
+from cloud.users import DUTY_ROLES, User
+
+
+def get_cloud(request: Request) -> Cloud:
+    return request.app.state.cloud  # type: ignore[no-any-return]
+
+
+CloudDep = Annotated[Cloud, Depends(get_cloud)]
+
+
+async def current_user(request: Request, cloud: CloudDep) -> User:
+    name = request.session.get("user")
+    user = await cloud.users.get(name) if isinstance(name, str) else None
+    if user is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "sign in first")
+    return user
+
+
+CurrentUser = Annotated[User, Depends(current_user)]
+
+
+async def duty_user(user: CurrentUser) -> User:
+    if user.role not in DUTY_ROLES:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"role {user.role} cannot handle alarms")
+    return user
+
+
+DutyUser = Annotated[User, Depends(duty_user)]

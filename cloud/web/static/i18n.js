@@ -1,0 +1,41 @@
+// Chinese first; English on request (remembered in localStorage).
+const MESSAGES = {
+  zh: {
+    title: "街道值班室 · 告警看板", signin: "登录", username: "用户名", password: "密码",
+    signinFailed: "用户名或密码错误", signinLimited: "登录失败次数过多，请五分钟后再试",
+    connected: "实时连接正常", reconnecting: "连接中断，正在重连…", logout: "退出",
+    soundOff: "🔇 浏览器禁止自动播放声音：点击此处开启告警声音", soundOn: "🔔 告警声音已开启",
+    empty: "当前没有未办结的告警", level: "级别", alarm: "告警", where: "位置", device: "设备",
+    waited: "已等待", state: "状态", actions: "操作", accept: "受理", resolve: "办结",
+    handled: "已处置", false_alarm: "误报", test: "测试", note: "处置说明",
+    active: "待受理", accepted: "已受理", resolved: "已办结", repeats: "重复",
+    timeline: "时间线", device_ts: "设备发现", received_at: "平台接收", stored_at: "入库",
+    pushed_at: "推送", shown_at: "值班员看到", accepted_at: "受理", resolved_at: "办结",
+    history: "处置记录", close: "关闭", lang: "English", levelNames: {1: "Ⅰ级 特别重大", 2: "Ⅱ级 重大", 3: "Ⅲ级 较大", 4: "Ⅳ级 一般"},
+    kinds: {call: "一键呼叫", smoke: "烟感", gas: "燃气", air: "空气", water: "水浸", power: "电路", gateway: "网关"},
+    value: "读数", gateways: "网关", online: "在线", offline: "离线",
+  },
+  en: {
+    title: "Street duty room · Alarm board", signin: "Sign in", username: "User name", password: "Password",
+    signinFailed: "Wrong user name or password", signinLimited: "Too many failed sign-ins; wait five minutes",
+    connected: "Live", reconnecting: "Connection lost, reconnecting…", logout: "Sign out",
+    soundOff: "🔇 The browser blocks sound until you click: click here to enable alarm sound", soundOn: "🔔 Alarm sound on",
+    empty: "No open alarms", level: "Level", alarm: "Alarm", where: "Where", device: "Device",
+    waited: "Waiting", state: "State", actions: "Actions", accept: "Accept", resolve: "Resolve",
+    handled: "Handled", false_alarm: "False alarm", test: "Test", note: "Note",
+    active: "Waiting", accepted: "Accepted", resolved: "Resolved", repeats: "repeats",
+    timeline: "Timeline", device_ts: "At the device", received_at: "Received", stored_at: "Stored",
+    pushed_at: "Pushed", shown_at: "Shown", accepted_at: "Accepted", resolved_at: "Resolved",
+    history: "History", close: "Close", lang: "中文", levelNames: {1: "Level I", 2: "Level II", 3: "Level III", 4: "Level IV"},
+    kinds: {call: "Call button", smoke: "Smoke", gas: "Gas", air: "Air", water: "Water", power: "Circuit", gateway: "Gateway"},
+    value: "Value", gateways: "Gateways", online: "online", offline: "offline",
+  },
+};
+let LANG = localStorage.getItem("lang") || "zh";
+function t(key) { return MESSAGES[LANG][key] ?? key; }
+function setLang(lang) { LANG = lang; localStorage.setItem("lang", lang); document.documentElement.lang = lang === "zh" ? "zh-CN" : "en"; }
+function applyStatic() {
+  document.querySelectorAll("[data-t]").forEach((el) => { el.textContent = t(el.dataset.t); });
+  document.title = t("title");
+}
+setLang(LANG);

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Run the whole test suite against real servers (Mosquitto, InfluxDB, Chromium), installing
+# what is missing first. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh test mosquitto mosquitto-clients influxdb chromium fonts-noto-cjk
+echo "==> ruff"
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+echo "==> pytest"
+exec .venv/bin/python -m pytest "$@"

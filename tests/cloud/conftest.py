@@ -1,0 +1,133 @@
+"""A running cloud (ingest + web) against the session's real Mosquitto."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import paho.mqtt.client as mqtt
+import pytest
+from pydantic import SecretStr
+
+from cloud.service import Cloud, open_cloud, serve
+from cloud.settings import CloudSettings
+from tests.servers import Mosquitto
+
+PASSWORDS = {"op": "op-pass-1", "sup": "sup-pass-1", "inst": "inst-pass-1"}
+ROLES = {"op": "operator", "sup": "supervisor", "inst": "installer"}
+
+
+def cloud_settings(tmp: Path, broker: Mosquitto, **overrides: Any) -> CloudSettings:
+    values: dict[str, Any] = {
+        "mqtt_port": broker.port,
+        "mqtt_username": "cloud",
+        "mqtt_password": SecretStr(broker.users["cloud"]),
+        "mqtt_client_id": f"test-cloud-{uuid.uuid4().hex[:8]}",
+        "database": tmp / "cloud.db",
+        "telemetry_url": f"sqlite:///{tmp / 'telemetry.db'}",
+        "web_port": 0,
+        "telemetry_flush_s": 0.05,
+        "session_secret": SecretStr("test-secret"),
+        "bootstrap_users": {name: (ROLES[name], SecretStr(pw)) for name, pw in PASSWORDS.items()},
+    }
+    values.update(overrides)
+    return CloudSettings(**values)
+
+
+@dataclass
+class RunningCloud:
+    cloud: Cloud
+    task: asyncio.Task[None]
+
+    @property
+    def url(self) -> str:
+        return self.cloud.web_url
+
+
+@contextlib.asynccontextmanager
+async def running_cloud(settings: CloudSettings) -> AsyncIterator[RunningCloud]:
+    async with open_cloud(settings) as cloud:
+        started = asyncio.Event()
+        task = asyncio.create_task(serve(cloud, started=started))
+        waiter = asyncio.create_task(started.wait())
+        done, _ = await asyncio.wait({task, waiter}, timeout=30, return_when="FIRST_COMPLETED")
+        if task in done:
+            task.result()
+        assert waiter in done, "cloud did not start"
+        try:
+            yield RunningCloud(cloud, task)
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+@pytest.fixture
+async def cloud(tmp_path: Path, mosquitto: Mosquitto) -> AsyncIterator[RunningCloud]:
+    async with running_cloud(cloud_settings(tmp_path, mosquitto)) as running:
+        yield running
+
+
+async def signed_in(base_url: str, user: str) -> httpx.AsyncClient:
+    client = httpx.AsyncClient(base_url=base_url, timeout=10)
+    resp = await client.post("/api/login", json={"username": user, "password": PASSWORDS[user]})
+    resp.raise_for_status()
+    return client
+
+
+@pytest.fixture
+async def operator(cloud: RunningCloud) -> AsyncIterator[httpx.AsyncClient]:
+    client = await signed_in(cloud.url, "op")
+    yield client
+    await client.aclose()
+
+
+class Publisher:
+    """A gateway-side MQTT client (paho) logged in as one gateway."""
+
+    def __init__(self, broker: Mosquitto, user: str) -> None:
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id=f"pub-{user}-{uuid.uuid4().hex[:6]}"
+        )
+        self.client.username_pw_set(user, broker.users[user])
+        self.client.connect("127.0.0.1", broker.port)
+        self.client.loop_start()
+
+    def publish(self, topic: str, payload: bytes | str | dict[str, Any], qos: int = 1) -> None:
+        if isinstance(payload, dict):
+            payload = json.dumps(payload)
+        info = self.client.publish(topic, payload, qos=qos)
+        info.wait_for_publish(timeout=5)
+        assert info.is_published()
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+@pytest.fixture
+def gw1(mosquitto: Mosquitto) -> Iterator[Publisher]:
+    pub = Publisher(mosquitto, "gw-ld01")
+    yield pub
+    pub.close()
+
+
+async def eventually(check: Callable[[], Any], timeout: float = 10.0, every: float = 0.05) -> Any:
+    """Poll an async or sync check until it returns something truthy."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    last: Any = None
+    while asyncio.get_running_loop().time() < deadline:
+        last = check()
+        if asyncio.iscoroutine(last):
+            last = await last
+        if last:
+            return last
+        await asyncio.sleep(every)
+    raise AssertionError(f"condition not met within {timeout}s (last: {last!r})")

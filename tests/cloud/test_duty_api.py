@@ -1,0 +1,162 @@
+"""The duty-room API: sign-in, roles, the live stream, accept and resolve with a timeline."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import httpx
+import paho.mqtt.client as mqtt
+
+from tests.cloud.conftest import PASSWORDS, Publisher, RunningCloud, eventually, signed_in
+from tests.cloud.test_ingest import active, event
+from tests.servers import Mosquitto
+
+
+async def read_stream(
+    client: httpx.AsyncClient, want: int, timeout: float = 10
+) -> list[tuple[str, Any]]:
+    """Read server-sent events until `want` of them arrived."""
+    got: list[tuple[str, Any]] = []
+
+    async def reader() -> None:
+        async with client.stream("GET", "/api/alarms/stream") as resp:
+            assert resp.status_code == 200
+            name = "message"
+            async for line in resp.aiter_lines():
+                if line.startswith("event:"):
+                    name = line.split(":", 1)[1].strip()
+                elif line.startswith("data:"):
+                    got.append((name, json.loads(line.split(":", 1)[1])))
+                    name = "message"
+                    if len(got) >= want:
+                        return
+
+    await asyncio.wait_for(reader(), timeout)
+    return got
+
+
+async def test_every_route_but_health_needs_a_session(cloud: RunningCloud) -> None:
+    async with httpx.AsyncClient(base_url=cloud.url) as anon:
+        assert (await anon.get("/health")).json()["broker_connected"] is True
+        for path in ("/api/alarms", "/api/alarms/stream", "/api/stats", "/api/rejected", "/api/me"):
+            assert (await anon.get(path)).status_code == 401, path
+        assert (await anon.post("/api/alarms/1/accept")).status_code == 401
+        page = await anon.get("/", follow_redirects=False)
+        assert page.status_code == 303 and page.headers["location"] == "/login"
+        schema = (await anon.get("/openapi.json")).json()
+        assert "/api/alarms/{alarm_id}/accept" in schema["paths"]
+
+
+async def test_wrong_password_is_refused_and_repeated_failures_are_limited(
+    cloud: RunningCloud,
+) -> None:
+    async with httpx.AsyncClient(base_url=cloud.url) as client:
+        codes = [
+            (
+                await client.post("/api/login", json={"username": "op", "password": "nope"})
+            ).status_code
+            for _ in range(6)
+        ]
+        assert codes[:5] == [401] * 5 and codes[5] == 429
+        # even the right password waits out the limit
+        right = await client.post(
+            "/api/login", json={"username": "op", "password": PASSWORDS["op"]}
+        )
+        assert right.status_code == 429
+
+
+async def test_live_stream_snapshot_then_new_alarm_then_accept_and_resolve(
+    cloud: RunningCloud, operator: httpx.AsyncClient, gw1: Publisher, mosquitto: Mosquitto
+) -> None:
+    commands: list[mqtt.MQTTMessage] = []
+    gw_listener = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="gw-ld01-cmd-listener")
+    gw_listener.username_pw_set("gw-ld01", mosquitto.users["gw-ld01"])
+    gw_listener.on_message = lambda c, u, m: commands.append(m)
+    gw_listener.connect("127.0.0.1", mosquitto.port)
+    gw_listener.subscribe("sc/v1/gw-ld01/cmd/#", qos=1)
+    gw_listener.loop_start()
+    try:
+        stream = asyncio.create_task(read_stream(operator, want=3))
+        await eventually(lambda: cloud.cloud.hub.listeners == 1)
+        gw1.publish("sc/v1/gw-ld01/event", event(device="call-0101", kind="call", type="press"))
+        alarm_id = (await eventually(lambda: active(operator)))[0]["id"]
+        accepted = await operator.post(f"/api/alarms/{alarm_id}/accept")
+        assert accepted.status_code == 200 and accepted.json()["accepted_by"] == "op"
+        events = await stream
+        assert events[0] == ("snapshot", [])
+        assert events[1][0] == "alarm" and events[1][1]["alarm"]["state"] == "active"
+        assert events[1][1]["alarm"]["level"] == 1
+        assert events[2][1]["alarm"]["state"] == "accepted"
+
+        # accepting twice is a conflict, not a second acceptance
+        assert (await operator.post(f"/api/alarms/{alarm_id}/accept")).status_code == 409
+
+        # the resident's gateway is told that help is coming
+        await eventually(lambda: commands)
+        assert commands[0].topic == "sc/v1/gw-ld01/cmd/call_accepted"
+        assert json.loads(commands[0].payload)["device"] == "call-0101"
+
+        await operator.post(f"/api/alarms/{alarm_id}/shown")
+        resolved = await operator.post(
+            f"/api/alarms/{alarm_id}/resolve", json={"outcome": "handled", "note": "已上门"}
+        )
+        body = resolved.json()
+        assert body["state"] == "resolved" and body["outcome"] == "handled"
+        stamps = [
+            body[k]
+            for k in (
+                "device_ts",
+                "received_at",
+                "stored_at",
+                "pushed_at",
+                "shown_at",
+                "accepted_at",
+                "resolved_at",
+            )
+        ]
+        assert all(stamps) and stamps[1:] == sorted(stamps[1:])
+        assert await active(operator) == []
+
+        case = (await operator.get(f"/api/alarms/{alarm_id}")).json()
+        actions = [(h["actor"], h["action"]) for h in case["history"]]
+        assert actions[0] == ("system", "raised")
+        assert ("op", "accepted") in actions and ("op", "resolved") in actions
+        assert any(a == "command" for _, a in actions)
+    finally:
+        gw_listener.loop_stop()
+        gw_listener.disconnect()
+
+
+async def test_an_installer_cannot_see_or_handle_alarms(
+    cloud: RunningCloud, operator: httpx.AsyncClient, gw1: Publisher
+) -> None:
+    gw1.publish("sc/v1/gw-ld01/event", event())
+    alarm_id = (await eventually(lambda: active(operator)))[0]["id"]
+    installer = await signed_in(cloud.url, "inst")
+    try:
+        assert (await installer.get("/api/alarms")).status_code == 403
+        assert (await installer.post(f"/api/alarms/{alarm_id}/accept")).status_code == 403
+    finally:
+        await installer.aclose()
+    assert (await active(operator))[0]["state"] == "active"
+
+
+async def test_most_severe_first_then_oldest(
+    cloud: RunningCloud, operator: httpx.AsyncClient, gw1: Publisher
+) -> None:
+    gw1.publish("sc/v1/gw-ld01/event", event(device="smoke-0102", type="fault"))  # level III
+    gw1.publish("sc/v1/gw-ld01/event", event(device="call-0101", kind="call", type="press"))
+    gw1.publish("sc/v1/gw-ld01/event", event(device="smoke-0102", type="alarm"))
+    alarms = await eventually(lambda: _when(active(operator), 3))
+    assert [(a["level"], a["rule"]) for a in alarms] == [
+        (1, "call_for_help"),
+        (1, "smoke_alarm"),
+        (3, "device_fault"),
+    ]
+
+
+async def _when(coro: Any, n: int) -> Any:
+    value = await coro
+    return value if len(value) == n else None
