@@ -136,8 +136,8 @@ class AlarmBook:
         """
         async with self.lock:
             cursor = await self.db.execute(
-                'INSERT OR IGNORE INTO events (id, gateway, device, boot, seq, ts, kind, type, "values",'
-                " clock_synced, replayed, received_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                "INSERT OR IGNORE INTO events (id, gateway, device, boot, seq, ts, kind, type,"
+                ' "values", clock_synced, replayed, received_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)',
                 (
                     event.id,
                     event.gateway,

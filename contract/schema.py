@@ -1,4 +1,7 @@
-"""Generate the JSON Schema of every wire message into docs/schema/ (`python -m contract.schema`)."""
+"""Generate the JSON Schema of every wire message into docs/schema/.
+
+Run `python -m contract.schema` after changing contract/models.py.
+"""
 
 from __future__ import annotations
 
