@@ -63,6 +63,7 @@ class Alarm(BaseModel):
     title_en: str
     value: float | None
     first_event_id: str | None
+    last_event_id: str | None
     repeats: int
     state: AlarmState
     device_ts: datetime
@@ -185,9 +186,9 @@ class AlarmBook:
             alarm_id = row["id"]
             level = min(row["level"], draft.level)
             await self.db.execute(
-                "UPDATE alarms SET repeats = repeats + 1, level = ?, value = COALESCE(?, value)"
-                " WHERE id = ?",
-                (level, draft.value, alarm_id),
+                "UPDATE alarms SET repeats = repeats + 1, level = ?, value = COALESCE(?, value),"
+                " last_event_id = COALESCE(?, last_event_id) WHERE id = ?",
+                (level, draft.value, draft.event_id, alarm_id),
             )
             detail = f"level {LEVEL_NAMES[draft.level]}"
             if draft.value is not None:
@@ -206,8 +207,9 @@ class AlarmBook:
         cursor = await self.db.execute(
             "INSERT INTO alarms (rule, level, kind, gateway, device, model, street_id,"
             " community_id, community, grid_id, grid, building_id, building, home_id, home,"
-            " title_zh, title_en, value, first_event_id, state, open_key, device_ts,"
-            " received_at, stored_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " title_zh, title_en, value, first_event_id, last_event_id, state, open_key,"
+            " device_ts, received_at, stored_at)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 draft.rule,
                 draft.level,
@@ -227,6 +229,7 @@ class AlarmBook:
                 draft.title_zh,
                 draft.title_en,
                 draft.value,
+                draft.event_id,
                 draft.event_id,
                 AlarmState.ACTIVE.value,
                 open_key,
@@ -274,8 +277,9 @@ class AlarmBook:
                 raise AlarmError(f"alarm {alarm_id} is {alarm.state}, not waiting to be accepted")
             now = self.clock()
             await self.db.execute(
-                "UPDATE alarms SET state = ?, accepted_at = ?, accepted_by = ? WHERE id = ?",
-                (AlarmState.ACCEPTED.value, now, actor, alarm_id),
+                "UPDATE alarms SET state = ?, accepted_at = ?, accepted_by = ?,"
+                " shown_at = COALESCE(shown_at, ?) WHERE id = ?",
+                (AlarmState.ACCEPTED.value, now, actor, now, alarm_id),
             )
             await self._log(alarm_id, actor, "accepted", "", now)
             await self.db.commit()

@@ -53,6 +53,7 @@ CREATE TABLE IF NOT EXISTS alarms (
     title_en TEXT NOT NULL,
     value REAL,
     first_event_id TEXT,
+    last_event_id TEXT,
     repeats INTEGER NOT NULL DEFAULT 0,
     state TEXT NOT NULL,
     -- one open alarm per device and rule: NULL once resolved

@@ -10,7 +10,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(eq=False)  # identity semantics: kept in a set
 class Subscription:
     queue: asyncio.Queue[dict[str, Any]] = field(
         default_factory=lambda: asyncio.Queue(maxsize=2000)

@@ -82,6 +82,7 @@ async def test_live_stream_snapshot_then_new_alarm_then_accept_and_resolve(
         await eventually(lambda: cloud.cloud.hub.listeners == 1)
         gw1.publish("sc/v1/gw-ld01/event", event(device="call-0101", kind="call", type="press"))
         alarm_id = (await eventually(lambda: active(operator)))[0]["id"]
+        await operator.post(f"/api/alarms/{alarm_id}/shown")
         accepted = await operator.post(f"/api/alarms/{alarm_id}/accept")
         assert accepted.status_code == 200 and accepted.json()["accepted_by"] == "op"
         events = await stream
@@ -98,7 +99,6 @@ async def test_live_stream_snapshot_then_new_alarm_then_accept_and_resolve(
         assert commands[0].topic == "sc/v1/gw-ld01/cmd/call_accepted"
         assert json.loads(commands[0].payload)["device"] == "call-0101"
 
-        await operator.post(f"/api/alarms/{alarm_id}/shown")
         resolved = await operator.post(
             f"/api/alarms/{alarm_id}/resolve", json={"outcome": "handled", "note": "已上门"}
         )

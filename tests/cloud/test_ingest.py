@@ -149,9 +149,8 @@ async def test_unregistered_gateway_is_rejected(
 async def test_methane_readings_raise_graded_alarm_and_are_stored(
     cloud: RunningCloud, operator: httpx.AsyncClient, gw1: Publisher
 ) -> None:
-    now = datetime.now(UTC).isoformat()
-
     def batch(pct: float) -> dict[str, Any]:
+        now = datetime.now(UTC).isoformat()
         return {
             "id": str(uuid.uuid4()),
             "gateway": "gw-ld01",
