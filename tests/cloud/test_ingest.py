@@ -197,3 +197,26 @@ async def _json(coro: Any, predicate: Any) -> Any:
     resp.raise_for_status()
     value = resp.json()
     return value if predicate(value) else None
+
+
+async def test_events_sent_while_the_cloud_is_down_arrive_when_it_returns(
+    tmp_path: Any, mosquitto: Mosquitto, gw1: Publisher
+) -> None:
+    from tests.cloud.conftest import cloud_settings, running_cloud, signed_in
+
+    settings = cloud_settings(tmp_path, mosquitto)
+    async with running_cloud(settings) as first:
+        client = await signed_in(first.url, "op")
+        gw1.publish("sc/v1/gw-ld01/event", event())
+        before = await eventually(lambda: active(client))
+        await client.aclose()
+    # the cloud is down; its persistent session at the broker keeps what arrives meanwhile
+    gw1.publish("sc/v1/gw-ld01/event", event(device="call-0101", kind="call", type="press"))
+    async with running_cloud(settings) as second:
+        client = await signed_in(second.url, "op")
+        try:
+            alarms = await eventually(lambda: _first_if(active(client), lambda a: len(a) == 2))
+        finally:
+            await client.aclose()
+    assert {a["rule"] for a in alarms} == {"smoke_alarm", "call_for_help"}
+    assert before[0]["id"] in {a["id"] for a in alarms}  # stored alarms survive the restart
