@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 import socket
+import warnings
 from pathlib import Path
 
 from amqtt.broker import Broker
@@ -52,14 +53,17 @@ class EmbeddedBroker:
                 "amqtt.plugins.authentication.FileAuthPlugin": {"password_file": str(pwfile)},
                 "amqtt.plugins.topic_checking.TopicAccessControlListPlugin": {
                     "publish_acl": publish,
-                    "subscribe_acl": subscribe,
+                    # amqtt 0.12's config class knows only `acl` for subscriptions
+                    "acl": subscribe,
                 },
             },
         }
 
     async def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self._broker = Broker(self._config())
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            self._broker = Broker(self._config())
         await self._broker.start()
 
     async def stop(self) -> None:
