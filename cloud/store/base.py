@@ -1,0 +1,170 @@
+"""The telemetry store: one small async interface, a backend per module, chosen by URL.
+
+    store = open_store("sqlite:///var/lib/sc/telemetry.db")   # the embedded default
+    store = open_store("influx://127.0.0.1:8086/sc")          # an InfluxDB server
+    await store.write([Sample("gw-ld01", "gas-0101", "gas", "ch4_pct_lel", ts, 3.5)])
+    await store.query(gateway="gw-ld01", device="gas-0101", field="ch4_pct_lel",
+                      start=ts - timedelta(hours=1), end=ts, every=timedelta(minutes=1))
+
+Both backends keep time to the millisecond (finer parts are cut off), read ranges as
+`start <= ts < end`, align `every` buckets to the Unix epoch and name each bucket by its start
+(as InfluxQL's `GROUP BY time(...)` does), and keep one value per (gateway, device, field, ms):
+writing the same sample again (a redelivered telemetry batch) replaces it, never doubles it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Protocol
+from urllib.parse import parse_qs, unquote, urlsplit
+
+if TYPE_CHECKING:
+    from cloud.store.influx import InfluxStore
+    from cloud.store.sqlite import SqliteStore
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+# Line protocol has no escape for line breaks, and InfluxDB versions disagree on backslashes.
+_UNSTORABLE = re.compile(r"[\x00-\x1f\x7f\\]")
+
+
+class StoreError(Exception):
+    """The store cannot do what was asked (unreachable, refused, full, broken); says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One value of one field (a unit name such as `ch4_pct_lel`) of one device at one time."""
+
+    gateway: str
+    device: str
+    kind: str
+    field: str
+    ts: datetime
+    value: float
+
+    def __post_init__(self) -> None:
+        for name in ("gateway", "device", "kind", "field"):
+            text = getattr(self, name)
+            if not isinstance(text, str) or not text or _UNSTORABLE.search(text):
+                raise ValueError(
+                    f"Sample.{name}={text!r}: needs a non-empty string without "
+                    "backslashes or control characters"
+                )
+        if self.ts.tzinfo is None or self.ts.utcoffset() is None:
+            raise ValueError(f"Sample.ts={self.ts!r} is naive; give a time zone (UTC)")
+        if self.ts.tzinfo is not UTC:
+            object.__setattr__(self, "ts", self.ts.astimezone(UTC))
+        value = float(self.value)
+        if not math.isfinite(value):
+            raise ValueError(f"Sample.value={self.value!r} is not a finite number")
+        object.__setattr__(self, "value", value)
+
+
+class TelemetryStore(Protocol):
+    async def write(self, samples: Sequence[Sample]) -> None:
+        """Store the samples (an empty sequence does nothing); raises StoreError."""
+        ...
+
+    async def query(
+        self,
+        *,
+        gateway: str,
+        device: str,
+        field: str,
+        start: datetime,
+        end: datetime,
+        every: timedelta | None = None,
+    ) -> list[tuple[datetime, float]]:
+        """Raw points in `start <= ts < end`, oldest first; or with `every`, the mean of each
+        bucket (named by its start, aligned to the epoch), empty buckets left out."""
+        ...
+
+    async def mean(
+        self, *, gateway: str, device: str, field: str, start: datetime, end: datetime
+    ) -> float | None:
+        """The mean over `start <= ts < end`, or None when there is no point."""
+        ...
+
+    async def ping(self) -> None:
+        """Check that the store can be written and queried now; raises StoreError if not."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+def to_ms(when: datetime) -> int:
+    """Milliseconds since the epoch (sub-millisecond parts cut off); refuses naive times."""
+    if when.tzinfo is None or when.utcoffset() is None:
+        raise ValueError(f"{when!r} is naive; give a time zone (UTC)")
+    return (when - EPOCH) // _MS
+
+
+def from_ms(ms: int) -> datetime:
+    return EPOCH + timedelta(milliseconds=ms)
+
+
+def every_ms(every: timedelta | None) -> int | None:
+    if every is None:
+        return None
+    if every <= timedelta(0) or every % _MS:
+        raise ValueError(f"every={every!r} must be a positive whole number of milliseconds")
+    return every // _MS
+
+
+def open_store(url: str) -> TelemetryStore:
+    """The store a URL names. Nothing is connected until first use (or `ping()`).
+
+    - `sqlite:///abs/path.db`, `sqlite://relative/path.db`, `sqlite://:memory:`
+    - `influx://host[:8086]/dbname` (`influxs://` for HTTPS); credentials as
+      `?user=...&password=...` or `influx://user:password@host/db`; `?token=...` sends
+      `Authorization: Token ...` (InfluxDB 2.x/3.x).
+    """
+    scheme, sep, rest = url.partition("://")
+    scheme = scheme.lower()
+    if not sep:
+        raise ValueError(f"store URL {url!r} has no scheme (sqlite:// or influx://)")
+    if scheme == "sqlite":
+        return _sqlite(rest.split("?", 1)[0], url)
+    if scheme in ("influx", "influxs"):
+        return _influx(url, https=scheme == "influxs")
+    raise ValueError(f"store URL {url!r}: unknown scheme {scheme!r} (sqlite:// or influx://)")
+
+
+def _sqlite(path: str, url: str) -> SqliteStore:
+    from cloud.store.sqlite import SqliteStore
+
+    if not path:
+        raise ValueError(f"store URL {url!r} names no file (sqlite:///path/to/file.db)")
+    return SqliteStore(unquote(path))
+
+
+def _influx(url: str, *, https: bool) -> InfluxStore:
+    from cloud.store.influx import InfluxStore
+
+    parts = urlsplit(url)
+    database = unquote(parts.path.strip("/"))
+    if not parts.hostname or not database or "/" in database:
+        raise ValueError(f"store URL {url!r}: expected influx://host[:port]/dbname")
+    try:
+        port = parts.port or 8086
+    except ValueError as exc:
+        raise ValueError(f"store URL {url!r}: {exc}") from None
+    options = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+    unknown = set(options) - {"user", "password", "token"}
+    if unknown:
+        raise ValueError(f"store URL {url!r}: unknown options {sorted(unknown)}")
+    user = options.get("user") or (unquote(parts.username) if parts.username else None)
+    password = options.get("password") or (unquote(parts.password) if parts.password else None)
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return InfluxStore(
+        f"{'https' if https else 'http'}://{host}:{port}",
+        database,
+        user=user,
+        password=password,
+        token=options.get("token"),
+    )
