@@ -75,6 +75,7 @@ class Ingest:
         hub: LiveHub,
         rejects: RejectLog,
         flush_interval_s: float = 0.2,
+        max_pending_samples: int = 1_000_000,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.registry = registry
@@ -85,6 +86,7 @@ class Ingest:
         self.rejects = rejects
         self.clock = clock
         self.flush_interval_s = flush_interval_s
+        self.max_pending_samples = max_pending_samples
         self.counts: Counter[str] = Counter()
         self.connected = asyncio.Event()
         self._client: aiomqtt.Client | None = None
@@ -224,8 +226,12 @@ class Ingest:
                 await self.store.write(batch)
             except Exception:
                 # keep them for the next try; the store may come back
-                log.exception("telemetry store write failed; %d samples kept", len(batch))
                 self._pending = batch + self._pending
+                excess = len(self._pending) - self.max_pending_samples
+                if excess > 0:  # bounded: the oldest readings go first, and are counted
+                    del self._pending[:excess]
+                    self.counts["samples_dropped"] += excess
+                log.exception("telemetry store write failed; %d samples kept", len(self._pending))
                 self.counts["store_errors"] += 1
                 return 0
             self.counts["samples_stored"] += len(batch)

@@ -12,9 +12,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from contract.models import Event, EventType, Kind, Reading
+from contract.models import Event, EventType, Kind, Reading, Values
 from contract.site import load_yaml_model
 
 Level = Annotated[int, Field(ge=1, le=4, description="1 = I red … 4 = IV blue")]
@@ -60,13 +60,12 @@ class ThresholdRule(_Strict):
     en: str
     levels: list[Step] = Field(min_length=1)
 
-    @model_validator(mode="after")
-    def _known_field(self) -> ThresholdRule:
-        from contract.models import Values
-
-        if self.field not in Values.model_fields:
-            raise ValueError(f"unknown unit name {self.field!r}")
-        return self
+    @field_validator("field")
+    @classmethod
+    def _known_field(cls, value: str) -> str:
+        if value not in Values.model_fields:
+            raise ValueError(f"unknown unit name {value!r}")
+        return value
 
 
 class RulesConfig(_Strict):
@@ -140,14 +139,15 @@ class Rules:
                         event_id=event.id,
                     )
                 ]
-        # An event can also carry readings (e.g. a gas alarm with its %LEL).
-        return self._thresholds(event.gateway, event.device, event.kind, event.ts, event)
+        # Only telemetry readings are held against thresholds: a test press, a heartbeat or a
+        # clear that happens to carry a value must never page anyone.
+        return []
 
     def for_reading(self, gateway: str, reading: Reading) -> list[AlarmDraft]:
         return self._thresholds(gateway, reading.device, reading.kind, reading.ts, reading)
 
     def _thresholds(
-        self, gateway: str, device: str, kind: Kind, ts: datetime, source: Event | Reading
+        self, gateway: str, device: str, kind: Kind, ts: datetime, source: Reading
     ) -> list[AlarmDraft]:
         values = source.values.present()
         drafts: list[AlarmDraft] = []
@@ -174,7 +174,6 @@ class Rules:
                         title_en=rule.en,
                         device_ts=ts,
                         value=round(value, 3),
-                        event_id=source.id if isinstance(source, Event) else None,
                     )
                 )
         return drafts
