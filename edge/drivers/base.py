@@ -1,0 +1,71 @@
+"""What every driver shares: what it reports (to a Sink), and where its hardware is.
+
+Drivers see our types only: a `Sink` for what they observe, a `Hardware` that says which pin
+factory and which serial port to use (the real board, or the simulator below the driver).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from contract.models import EventType, Kind, Values, utc_now
+
+
+@dataclass(frozen=True)
+class DeviceEvent:
+    """Something happened at a device (the gateway turns it into a contract Event)."""
+
+    device: str
+    kind: Kind
+    type: EventType
+    values: Values = field(default_factory=Values)
+    ts: datetime = field(default_factory=utc_now)
+    detail: str = ""  # for the local log only
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One measurement (the gateway batches these into Telemetry)."""
+
+    device: str
+    kind: Kind
+    values: Values
+    ts: datetime = field(default_factory=utc_now)
+
+
+class Sink(Protocol):
+    """Where drivers report. Called from driver threads: implementations must be thread-safe."""
+
+    def event(self, event: DeviceEvent) -> None: ...
+
+    def sample(self, sample: Sample) -> None: ...
+
+
+class Hardware(Protocol):
+    """Where the devices are: a gpiozero pin factory (None = gpiozero's default) and ports."""
+
+    @property
+    def pin_factory(self) -> Any: ...
+
+    def serial_port(self, device_id: str, configured: str) -> str: ...
+
+
+class RealHardware:
+    """The board itself: gpiozero's default pin factory and the ports as configured."""
+
+    pin_factory: Any = None
+
+    def serial_port(self, device_id: str, configured: str) -> str:
+        return configured
+
+
+class Driver(Protocol):
+    """One device. `start()` begins watching it; `close()` releases pins and threads."""
+
+    device_id: str
+
+    def start(self) -> None: ...
+
+    def close(self) -> None: ...

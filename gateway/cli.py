@@ -1,0 +1,134 @@
+"""`python -m gateway run|check …`: the gateway process."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from contract.site import ConfigFileError
+from edge.config import load_gateway_config
+from gateway.agent import AgentOptions, GatewayAgent
+from gateway.logs import setup_logging
+from gateway.script import ScriptRunner, load_script
+from gateway.settings import GatewaySettings
+from gateway.uplink import UplinkOptions
+
+log = logging.getLogger("gateway")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m gateway",
+        description="Smart-community gateway agent. Every option can also be set in the "
+        "environment as SC_GW_<NAME> (e.g. SC_GW_PASSWORD); the command line wins.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, help_text in (
+        ("run", "run the agent until SIGTERM / Ctrl-C"),
+        ("check", "validate the site, profile and models for one gateway, then exit"),
+    ):
+        cmd = sub.add_parser(name, help=help_text)
+        cmd.add_argument("--site", type=Path)
+        cmd.add_argument("--gateway")
+        cmd.add_argument("--configs-dir", type=Path, help="firmware_configs/ folder")
+        if name == "check":
+            continue
+        cmd.add_argument("--broker-host")
+        cmd.add_argument("--broker-port", type=int)
+        cmd.add_argument("--username")
+        cmd.add_argument("--password")
+        cmd.add_argument("--outbox", type=Path, help="SQLite outbox file")
+        cmd.add_argument("--simulate", action="store_const", const=True)
+        cmd.add_argument("--script", type=Path, help="timed simulator steps (YAML)")
+        cmd.add_argument("--heartbeat-s", type=float)
+        cmd.add_argument("--telemetry-period-s", type=float)
+        cmd.add_argument("--backoff-max-s", type=float)
+        cmd.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    given: dict[str, Any] = {
+        k: v for k, v in vars(args).items() if v is not None and k != "command"
+    }
+    if args.command == "check":
+        try:
+            config = load_gateway_config(
+                given["site"], given["gateway"], configs_dir=given.get("configs_dir")
+            )
+        except KeyError as exc:
+            print(f"--{exc.args[0]} is required", file=sys.stderr)
+            return 2
+        except ConfigFileError as exc:
+            print(exc, file=sys.stderr)
+            return 2
+        print(
+            f"{config.source}: gateway {config.gateway_id}: {len(config.spec.devices)} devices ok"
+        )
+        return 0
+    try:
+        settings = GatewaySettings(**given)
+    except ValidationError as exc:
+        print(f"bad settings:\n{exc}", file=sys.stderr)
+        return 2
+    setup_logging(settings.log_level)
+    return run(settings)
+
+
+def run(settings: GatewaySettings) -> int:
+    try:
+        config = load_gateway_config(
+            settings.site, settings.gateway, configs_dir=settings.configs_dir
+        )
+    except ConfigFileError as exc:
+        log.error("bad configuration error=%r", str(exc))
+        print(exc, file=sys.stderr)
+        return 2
+    agent = GatewayAgent(
+        config,
+        broker=settings.broker_params(),
+        outbox_path=settings.outbox,
+        simulate=settings.simulate,
+        options=AgentOptions(
+            heartbeat_s=settings.heartbeat_s,
+            telemetry_period_s=settings.telemetry_period_s,
+            uplink=UplinkOptions(backoff_max_s=settings.backoff_max_s),
+        ),
+    )
+    runner: ScriptRunner | None = None
+    if settings.script is not None:
+        assert agent.hardware is not None
+        try:
+            steps = load_script(settings.script, agent.hardware)
+        except ConfigFileError as exc:
+            print(exc, file=sys.stderr)
+            agent.close()
+            return 2
+        runner = ScriptRunner(steps, agent.hardware)
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        log.info("signal received signal=%s", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    agent.start()
+    if runner is not None:
+        runner.start()
+    while not stop.wait(0.5):
+        pass
+    if runner is not None:
+        runner.stop()
+    agent.close()
+    return 0

@@ -1,0 +1,87 @@
+"""Commands from the cloud (`sc/v1/{gw}/cmd/{name}`), each answered with a Reply.
+
+Anything wrong (bad JSON, unknown command, unknown device) is a Reply with ok=false and the
+reason; nothing here raises into the MQTT client.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable, Mapping
+
+from pydantic import ValidationError
+
+from contract.models import Command, Reply
+from edge.drivers.base import Driver
+from edge.drivers.call_button import CallButton
+
+log = logging.getLogger(__name__)
+
+#: Reply id when the command's own id cannot be read (Reply.id is required by the contract).
+UNREADABLE_ID = "unreadable-command-id"
+_ID = re.compile(r"^[A-Za-z0-9_.:-]{8,64}$")
+
+
+class CommandError(Exception):
+    """The command cannot be carried out; the message is the Reply's detail."""
+
+
+def _call_accepted(command: Command, drivers: Mapping[str, Driver]) -> str:
+    if command.device is None:
+        raise CommandError("call_accepted needs 'device' (the call button)")
+    driver = drivers.get(command.device)
+    if driver is None:
+        raise CommandError(f"no device {command.device!r} on this gateway")
+    if not isinstance(driver, CallButton):
+        raise CommandError(f"device {command.device!r} is not a call button")
+    return driver.accept()
+
+
+HANDLERS: dict[str, Callable[[Command, Mapping[str, Driver]], str]] = {
+    "call_accepted": _call_accepted,
+}
+
+
+def execute(
+    gateway_id: str,
+    name: str,
+    payload: bytes,
+    drivers: Mapping[str, Driver],
+    *,
+    retained: bool = False,
+) -> Reply:
+    """Carry out one command and say how it went."""
+    command_id = _command_id(payload)
+
+    def reply(ok: bool, detail: str) -> Reply:
+        return Reply(id=command_id, gateway=gateway_id, ok=ok, detail=detail[:500])
+
+    try:
+        command = Command.model_validate_json(payload)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'payload'}: {e['msg']}" for e in exc.errors()
+        )
+        return reply(False, f"invalid command {name!r}: {problems}")
+    if retained:
+        return reply(False, "retained commands are not carried out (publish with retain=false)")
+    handler = HANDLERS.get(name)
+    if handler is None:
+        return reply(False, f"unknown command {name!r} (supported: {', '.join(sorted(HANDLERS))})")
+    try:
+        return reply(True, handler(command, drivers))
+    except CommandError as exc:
+        return reply(False, str(exc))
+    except Exception as exc:
+        log.exception("command failed name=%s id=%s", name, command_id)
+        return reply(False, f"command failed: {exc!r}")
+
+
+def _command_id(payload: bytes) -> str:
+    try:
+        value = json.loads(payload).get("id")
+    except (ValueError, AttributeError, UnicodeDecodeError):
+        return UNREADABLE_ID
+    return value if isinstance(value, str) and _ID.match(value) else UNREADABLE_ID

@@ -1,0 +1,371 @@
+"""The MQTT session to the cloud (paho-mqtt, MQTT 3.1.1): connect, birth and last will,
+commands in, and a sender that drains the outbox in order.
+
+How it keeps the outbox promise:
+- One paho client per connection. The session thread connects (username/password,
+  TCP_NODELAY, last will = retained `offline` Status), runs paho's network loop until the
+  connection drops, then reconnects with exponential backoff (with jitter).
+- On connect: the retained `online` Status (birth), then a subscription to `cmd/+`.
+- The sender thread publishes outbox rows oldest first, QoS 1, at most `window` in flight,
+  and deletes a row only when its PUBACK arrives (paho's `on_publish`). After a reconnect
+  it starts again from the oldest unacknowledged row: everything not acknowledged is sent
+  again, in order. paho's callbacks only put items on the sender's queue; all bookkeeping
+  happens on the sender thread (paho calls `on_publish` holding its own lock).
+- At least once: a message whose PUBACK was lost with the connection is sent twice; the
+  event `id` is the idempotency key the cloud dedups on. Nothing else is ever sent twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import random
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+
+from contract import topics
+from contract.models import GatewayState, Status, encode, utc_now
+from contract.topics import Channel
+from gateway.outbox import Entry, Outbox
+
+log = logging.getLogger(__name__)
+
+#: (command name, payload, retained) → None; called on paho's thread, must not block long.
+CommandHandler = Callable[[str, bytes, bool], None]
+#: (topic, payload) → payload to send for a row that waited in the outbox for an uplink.
+ReplayHook = Callable[[str, bytes], bytes]
+
+
+@dataclass(frozen=True)
+class BrokerParams:
+    host: str = "127.0.0.1"
+    port: int = 1883
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    keepalive: int = 30
+    client_id: str | None = None  # default: the gateway id
+
+
+@dataclass(frozen=True)
+class UplinkOptions:
+    window: int = 50  # outbox messages published and not yet acknowledged
+    backoff_min_s: float = 0.25
+    backoff_max_s: float = 30.0
+    drain_s: float = 1.0  # on stop, how long to wait for outstanding acknowledgements
+    #: a row stored this long before the connection that sends it came up waited for an
+    #: uplink: it goes through the replay hook (events get `replayed: true`)
+    replay_after_s: float = 1.0
+
+
+@dataclass
+class UplinkStats:
+    connects: int = 0
+    connect_failures: int = 0
+    disconnects: int = 0
+    published: int = 0
+    acked: int = 0
+    commands: int = 0
+
+
+@dataclass
+class _Conn:
+    """The sender's view of one live connection."""
+
+    gen: int
+    client: mqtt.Client
+    since: float  # UNIX time the connection was established
+    inflight: dict[int, int] = field(default_factory=dict)  # paho mid → outbox row
+    cursor: int = 0  # highest row published on this connection
+    broken: bool = False
+
+
+class Uplink:
+    def __init__(
+        self,
+        gateway_id: str,
+        broker: BrokerParams,
+        outbox: Outbox,
+        *,
+        boot: str,
+        on_command: CommandHandler | None = None,
+        on_replay: ReplayHook | None = None,
+        options: UplinkOptions | None = None,
+    ):
+        self.gateway_id = gateway_id
+        self.broker = broker
+        self.outbox = outbox
+        self.boot = boot
+        self.options = options or UplinkOptions()
+        self.stats = UplinkStats()
+        self._on_command = on_command
+        self._on_replay = on_replay
+        self._queue: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+        self._connected = threading.Event()
+        self._stopping = threading.Event()
+        self._end_session = threading.Event()
+        self._lock = threading.Lock()
+        self._gen = 0
+        self._session_thread: threading.Thread | None = None
+        self._sender_thread: threading.Thread | None = None
+
+    # -- public ------------------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    def wait_connected(self, timeout: float) -> bool:
+        return self._connected.wait(timeout)
+
+    def wake(self) -> None:
+        """New rows in the outbox: the sender looks at once. Any thread."""
+        self._queue.put(("wake",))
+
+    def start(self) -> None:
+        with self._lock:
+            if self._session_thread is not None:
+                return
+            self._stopping.clear()
+            self._end_session.clear()
+            self._sender_thread = threading.Thread(
+                target=self._sender, name=f"uplink-send-{self.gateway_id}", daemon=True
+            )
+            self._session_thread = threading.Thread(
+                target=self._session, name=f"uplink-{self.gateway_id}", daemon=True
+            )
+        self._sender_thread.start()
+        self._session_thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Wait briefly for outstanding acks, publish `offline`, disconnect. Idempotent."""
+        with self._lock:
+            sender, session = self._sender_thread, self._session_thread
+            self._sender_thread = self._session_thread = None
+        if session is None:
+            return
+        self._stopping.set()
+        self._queue.put(("stop",))
+        if sender is not None:
+            sender.join(timeout)
+        self._end_session.set()
+        session.join(timeout)
+
+    # -- the session (connect / reconnect) -----------------------------------------------------
+
+    def _status(self, state: GatewayState) -> bytes:
+        return encode(Status(gateway=self.gateway_id, state=state, boot=self.boot, ts=utc_now()))
+
+    def _make_client(self, gen: int, up: threading.Event, down: threading.Event) -> mqtt.Client:
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=self.broker.client_id or self.gateway_id,
+            protocol=mqtt.MQTTv311,
+            clean_session=True,
+            reconnect_on_failure=False,
+        )
+        if self.broker.username is not None:
+            client.username_pw_set(self.broker.username, self.broker.password)
+        client.will_set(
+            topics.status(self.gateway_id),
+            self._status(GatewayState.OFFLINE),
+            qos=1,
+            retain=True,
+        )
+        client.max_inflight_messages_set(self.options.window + 20)
+
+        def on_connect(client: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+            try:
+                if reason.is_failure:
+                    log.warning("uplink refused by broker reason=%r", str(reason))
+                    down.set()
+                    return
+                client.publish(
+                    topics.status(self.gateway_id),
+                    self._status(GatewayState.ONLINE),
+                    qos=1,
+                    retain=True,
+                )
+                client.subscribe(topics.subscription(Channel.CMD, self.gateway_id), qos=1)
+                up.set()
+                self.stats.connects += 1
+                self._connected.set()
+                self._queue.put(("up", gen, client, time.time()))
+            except Exception:
+                log.exception("uplink on_connect failed")
+
+        def on_disconnect(_c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+            self._connected.clear()
+            self._queue.put(("down", gen))
+            down.set()
+
+        def on_publish(_c: Any, _u: Any, mid: int, _r: Any, _p: Any) -> None:
+            self._queue.put(("ack", gen, mid))
+
+        def on_message(_c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
+            try:
+                self.stats.commands += 1
+                name = msg.topic.rsplit("/", 1)[-1]
+                if self._on_command is not None:
+                    self._on_command(name, bytes(msg.payload), bool(msg.retain))
+            except Exception:
+                log.exception("uplink command handler failed topic=%s", msg.topic)
+
+        client.on_connect = on_connect
+        client.on_disconnect = on_disconnect
+        client.on_publish = on_publish
+        client.on_message = on_message
+        return client
+
+    def _session(self) -> None:
+        delay = self.options.backoff_min_s
+        where = f"{self.broker.host}:{self.broker.port}"
+        while not self._stopping.is_set():
+            self._gen += 1
+            up, down = threading.Event(), threading.Event()
+            client = self._make_client(self._gen, up, down)
+            try:
+                client.connect(self.broker.host, self.broker.port, self.broker.keepalive)
+            except (OSError, ValueError) as exc:
+                self.stats.connect_failures += 1
+                log.info("uplink connect failed broker=%s error=%r retry_s=%.2f", where, exc, delay)
+                self._stopping.wait(_jitter(delay))
+                delay = min(delay * 2, self.options.backoff_max_s)
+                continue
+            _set_nodelay(client)
+            client.loop_start()
+            while not down.wait(0.1):
+                if self._end_session.is_set():
+                    self._close(client)
+                    break
+            client.loop_stop()
+            if up.is_set():
+                self.stats.disconnects += 1
+                delay = self.options.backoff_min_s
+                if not self._end_session.is_set():
+                    log.warning("uplink disconnected broker=%s", where)
+            else:
+                self.stats.connect_failures += 1
+            if self._stopping.is_set():
+                break
+            self._stopping.wait(_jitter(delay))
+            if not up.is_set():
+                delay = min(delay * 2, self.options.backoff_max_s)
+        self._connected.clear()
+
+    def _close(self, client: mqtt.Client) -> None:
+        """Clean shutdown: say `offline` ourselves (a clean disconnect suppresses the will)."""
+        try:
+            info = client.publish(
+                topics.status(self.gateway_id),
+                self._status(GatewayState.OFFLINE),
+                qos=1,
+                retain=True,
+            )
+            info.wait_for_publish(1.0)
+        except (RuntimeError, ValueError) as exc:
+            log.info("uplink could not publish offline status error=%r", exc)
+        client.disconnect()
+
+    # -- the sender ----------------------------------------------------------------------------
+
+    def _sender(self) -> None:
+        conn: _Conn | None = None
+        drain_until: float | None = None
+        while True:
+            items = self._take(timeout=0.5)
+            acked: list[int] = []
+            for item in items:
+                kind = item[0]
+                if kind == "up":
+                    conn = _Conn(gen=item[1], client=item[2], since=item[3])
+                    log.info(
+                        "uplink connected broker=%s:%d backlog=%d",
+                        self.broker.host,
+                        self.broker.port,
+                        self.outbox.count(),
+                    )
+                elif kind == "down":
+                    if conn is not None and conn.gen == item[1]:
+                        conn = None
+                elif kind == "ack":
+                    if conn is not None and conn.gen == item[1]:
+                        row = conn.inflight.pop(item[2], None)
+                        if row is not None:
+                            acked.append(row)
+                elif kind == "stop" and drain_until is None:
+                    drain_until = time.monotonic() + self.options.drain_s
+            if acked:
+                self.outbox.ack(acked)
+                self.stats.acked += len(acked)
+            if drain_until is not None:
+                if conn is None or not conn.inflight or time.monotonic() > drain_until:
+                    return
+                continue
+            if conn is not None and not conn.broken:
+                self._fill(conn)
+
+    def _take(self, timeout: float) -> list[tuple[Any, ...]]:
+        try:
+            items = [self._queue.get(timeout=timeout)]
+        except queue.Empty:
+            return []
+        while True:
+            try:
+                items.append(self._queue.get_nowait())
+            except queue.Empty:
+                return items
+
+    def _fill(self, conn: _Conn) -> None:
+        window = self.options.window
+        while len(conn.inflight) < window:
+            rows = self.outbox.pending(limit=window - len(conn.inflight), after=conn.cursor)
+            if not rows:
+                return
+            for entry in rows:
+                if not self._publish(conn, entry):
+                    return
+
+    def _publish(self, conn: _Conn, entry: Entry) -> bool:
+        payload = entry.payload
+        if self._on_replay is not None and entry.created < conn.since - self.options.replay_after_s:
+            try:
+                payload = self._on_replay(entry.topic, payload)
+            except Exception:
+                log.exception("uplink replay hook failed row=%d", entry.row)
+        try:
+            info = conn.client.publish(entry.topic, payload, qos=entry.qos)
+        except ValueError as exc:
+            # paho refuses it outright (bad topic, oversize): it can never be sent.
+            log.error(
+                "uplink dropped unsendable row=%d topic=%s error=%r", entry.row, entry.topic, exc
+            )
+            self.outbox.ack([entry.row])
+            conn.cursor = entry.row
+            return True
+        if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            conn.broken = True  # the connection is going; the row is sent on the next one
+            return False
+        conn.inflight[info.mid] = entry.row
+        conn.cursor = entry.row
+        self.stats.published += 1
+        return True
+
+
+def _jitter(delay: float) -> float:
+    return delay * random.uniform(0.8, 1.2)
+
+
+def _set_nodelay(client: mqtt.Client) -> None:
+    sock = client.socket()
+    try:
+        if isinstance(sock, socket.socket):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except OSError:
+        pass

@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from tests.edge.helpers import Rig, make_rig
+
+
+@pytest.fixture
+def rig_factory() -> Iterator[Callable[..., Rig]]:
+    """Build rigs (drivers on simulated hardware); all are closed after the test."""
+    made: list[Rig] = []
+
+    def make(*args: Any, **kwargs: Any) -> Rig:
+        rig = make_rig(*args, **kwargs)
+        made.append(rig)
+        return rig
+
+    yield make
+    for rig in made:
+        rig.close()

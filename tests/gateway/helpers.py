@@ -1,0 +1,152 @@
+"""Shared by the gateway tests: a `cloud` MQTT client that records, and agent builders."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from contract.models import Event
+from tests.servers import Mosquitto
+
+REPO = Path(__file__).resolve().parents[2]
+DEMO_SITE = REPO / "firmware_configs" / "sites" / "demo.yaml"
+
+
+@dataclass(frozen=True)
+class Message:
+    topic: str
+    payload: bytes
+    retain: bool
+
+    def json(self) -> Any:
+        return json.loads(self.payload)
+
+
+class CloudClient:
+    """Logs in as `cloud`, subscribes (again after every reconnect), keeps every message."""
+
+    def __init__(self, broker: Mosquitto, *filters: str, client_id: str | None = None):
+        self.filters = filters
+        self.messages: list[Message] = []
+        self.subscribed = threading.Event()
+        self._cond = threading.Condition()
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id or f"test-cloud-{os.urandom(4).hex()}",
+            protocol=mqtt.MQTTv311,
+        )
+        self.client.username_pw_set("cloud", broker.users["cloud"])
+        self.client.reconnect_delay_set(0.05, 0.2)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = lambda *a: self.subscribed.clear()
+        self.client.on_subscribe = lambda *a: self.subscribed.set()
+        self.client.on_message = self._on_message
+        self.client.connect("127.0.0.1", broker.port)
+        self.client.loop_start()
+        assert self.subscribed.wait(5), "cloud client did not subscribe"
+
+    def _on_connect(self, client: mqtt.Client, *_: Any) -> None:
+        for topic in self.filters:
+            client.subscribe(topic, qos=1)
+
+    def _on_message(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        with self._cond:
+            self.messages.append(Message(msg.topic, bytes(msg.payload), bool(msg.retain)))
+            self._cond.notify_all()
+
+    def on(self, suffix: str) -> list[Message]:
+        with self._cond:
+            return [m for m in self.messages if m.topic.endswith(suffix)]
+
+    def events(self) -> list[Event]:
+        return [Event.model_validate_json(m.payload) for m in self.on("/event")]
+
+    def wait(self, check: Callable[[], Any], timeout: float = 10.0) -> Any:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                value = check()
+                if value:
+                    return value
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    seen = "\n".join(f"{m.topic} {m.payload[:200]!r}" for m in self.messages)
+                    raise AssertionError(f"timed out after {timeout}s; messages:\n{seen}")
+                self._cond.wait(min(left, 0.05))
+
+    def publish(self, topic: str, payload: bytes | str, *, retain: bool = False) -> None:
+        self.client.publish(topic, payload, qos=1, retain=retain).wait_for_publish(5)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def wait_until(check: Callable[[], Any], timeout: float = 10.0, what: str = "") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or check}")
+        time.sleep(0.02)
+
+
+def outbox_rows(path: Path, topic_suffix: str = "/event") -> list[tuple[int, bytes]]:
+    """Rows in an agent's outbox file, read from outside (the agent may be writing)."""
+    if not path.exists():
+        return []
+    db = sqlite3.connect(path, timeout=5)
+    try:
+        rows = db.execute("SELECT row, topic, payload FROM outbox ORDER BY row").fetchall()
+    except sqlite3.OperationalError:  # table not created yet
+        return []
+    finally:
+        db.close()
+    return [(row, bytes(payload)) for row, topic, payload in rows if topic.endswith(topic_suffix)]
+
+
+class AgentProcess:
+    """`python -m gateway run …` as a child process, stderr kept in a file."""
+
+    def __init__(self, log: Path, *args: str):
+        self.log = log
+        self._err = log.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "run", *args],
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=self._err,
+        )
+
+    def kill9(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def terminate(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self._err.close()
+        return self.proc.returncode
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
