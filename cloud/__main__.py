@@ -6,7 +6,9 @@ Configuration comes from the environment (`SC_CLOUD_*`, see cloud/settings.py).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import signal
 import sys
 
 from pydantic import ValidationError
@@ -20,9 +22,16 @@ async def _main(settings: CloudSettings) -> None:
     async with open_cloud(settings) as cloud:
         started = asyncio.Event()
         task = asyncio.create_task(serve(cloud, started=started))
-        await started.wait()
-        print(f"duty room: {cloud.web_url}", flush=True)
-        await task
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, task.cancel)
+        waiter = asyncio.create_task(started.wait())
+        await asyncio.wait({waiter, task}, return_when=asyncio.FIRST_COMPLETED)
+        if waiter.done():
+            print(f"duty room: {cloud.web_url}", flush=True)
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        logging.getLogger("cloud").info("stopped cleanly")
 
 
 def main() -> int:
