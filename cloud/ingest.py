@@ -43,6 +43,8 @@ from contract.topics import Channel, TopicError
 
 log = logging.getLogger(__name__)
 
+BROKER_DROPPED = "$SYS/broker/publish/messages/dropped"
+
 _LIMITS = {
     Channel.EVENT: MAX_EVENT_BYTES,
     Channel.TELEMETRY: MAX_TELEMETRY_BYTES,
@@ -90,6 +92,8 @@ class Ingest:
         self.counts: Counter[str] = Counter()
         self.connected = asyncio.Event()
         self._client: aiomqtt.Client | None = None
+        #: The broker's own count of dropped messages (Mosquitto's $SYS), if it publishes one.
+        self.broker_dropped: int | None = None
         self._pending: list[Sample] = []
         self._flusher: asyncio.Task[None] | None = None
 
@@ -295,12 +299,33 @@ class Ingest:
             self._client = client
             for channel in (Channel.STATUS, Channel.EVENT, Channel.TELEMETRY):
                 await client.subscribe(topics.subscription(channel), qos=1)
+            await client.subscribe(BROKER_DROPPED, qos=0)
             self.connected.set()
             log.info("ingest connected to %s:%d", host, port)
             async for message in client.messages:
-                await self.handle(str(message.topic), _payload_bytes(message.payload))
+                topic = str(message.topic)
+                if topic == BROKER_DROPPED:
+                    self._broker_dropped(_payload_bytes(message.payload))
+                else:
+                    await self.handle(topic, _payload_bytes(message.payload))
                 if message.qos > 0:
                     client._client.ack(message.mid, message.qos)
+
+    def _broker_dropped(self, payload: bytes) -> None:
+        """Mosquitto drops QoS 1 messages silently when a consumer lags: watch its counter."""
+        try:
+            dropped = int(payload.decode().strip())
+        except ValueError:
+            return
+        previous = self.broker_dropped
+        self.broker_dropped = dropped
+        if previous is not None and dropped > previous:
+            log.error(
+                "the broker dropped %d messages (total %d): a consumer is too slow or its "
+                "queue too small (max_queued_messages)",
+                dropped - previous,
+                dropped,
+            )
 
     async def send_command(self, gateway: str, name: str, command: Command) -> bool:
         """Publish a command to a gateway (QoS 1); False if the broker is not reachable now."""

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Query, status
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from cloud.rejects import RejectedMessage
 from cloud.store.base import StoreError
@@ -30,6 +30,9 @@ class Stats(BaseModel):
     ingest: dict[str, int]
     rejected: dict[str, int]
     live_listeners: int
+    broker_dropped: int | None = Field(
+        description="The broker's count of messages it dropped (Mosquitto $SYS); must stay 0"
+    )
 
 
 @router.get("/api/stats", response_model=Stats)
@@ -38,6 +41,7 @@ async def stats(cloud: CloudDep, user: CurrentUser) -> Stats:
         ingest=dict(cloud.ingest.counts),
         rejected=dict(cloud.rejects.counts),
         live_listeners=cloud.hub.listeners,
+        broker_dropped=cloud.ingest.broker_dropped,
     )
 
 

@@ -160,3 +160,18 @@ async def test_most_severe_first_then_oldest(
 async def _when(coro: Any, n: int) -> Any:
     value = await coro
     return value if len(value) == n else None
+
+
+async def test_stats_report_the_brokers_dropped_counter(
+    cloud: RunningCloud, operator: httpx.AsyncClient
+) -> None:
+    # the session Mosquitto publishes $SYS every second; nothing has been dropped
+    stats = await eventually(
+        lambda: _json_if(operator.get("/api/stats"), lambda s: s["broker_dropped"] is not None)
+    )
+    assert stats["broker_dropped"] == 0
+
+
+async def _json_if(coro: Any, predicate: Any) -> Any:
+    value = (await coro).json()
+    return value if predicate(value) else None

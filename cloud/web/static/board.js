@@ -2,6 +2,7 @@
 // (EventSource retries) and every (re)connection starts with a fresh snapshot.
 const alarms = new Map();
 const shownReported = new Set();
+const outcomes = new Map(); // the outcome an operator picked per alarm, kept across re-renders
 let soundEnabled = false;
 let audio = null;
 
@@ -34,7 +35,7 @@ function render() {
       <td>${esc(t(a.state))}${a.accepted_by ? `<div class="sub">${esc(a.accepted_by)}</div>` : ""}</td>
       <td class="actions">
         ${a.state === "active" ? `<button class="accept" data-act="accept">${t("accept")}</button>` : ""}
-        <select data-outcome><option value="handled">${t("handled")}</option><option value="false_alarm">${t("false_alarm")}</option><option value="test">${t("test")}</option></select>
+        <select data-outcome>${["handled", "false_alarm", "test"].map((o) => `<option value="${o}"${outcomes.get(a.id) === o ? " selected" : ""}>${t(o)}</option>`).join("")}</select>
         <button class="resolve" data-act="resolve">${t("resolve")}</button>
         <button class="link" data-act="open">${t("timeline")}</button>
       </td>
@@ -77,9 +78,13 @@ function setSound(on) {
 function connect() {
   const source = new EventSource("/api/alarms/stream");
   source.addEventListener("open", () => { $("#conn").className = "conn up"; $("#conn").dataset.t = "connected"; $("#conn").textContent = t("connected"); });
-  source.addEventListener("error", () => {
+  source.addEventListener("error", async () => {
     $("#conn").className = "conn down"; $("#conn").dataset.t = "reconnecting"; $("#conn").textContent = t("reconnecting");
-    if (source.readyState === EventSource.CLOSED) { source.close(); setTimeout(connect, 2000); }
+    if (source.readyState === EventSource.CLOSED) {
+      // the server refused the stream (not a network blip): find out why before retrying
+      source.close();
+      if (await mayView()) setTimeout(connect, 2000);
+    }
   });
   source.addEventListener("snapshot", (ev) => {
     alarms.clear();
@@ -101,7 +106,7 @@ async function act(id, action, row) {
     resp = await fetch(`/api/alarms/${id}/resolve`, {method: "POST", headers: {"Content-Type": "application/json"},
       body: JSON.stringify({outcome, note: ""})});
   } else if (action === "open") return openCase(id);
-  if (resp && resp.ok) { const a = await resp.json(); alarms.set(a.id, a); render(); }
+  if (resp && resp.ok) { const a = await resp.json(); alarms.set(a.id, a); if (a.state === "resolved") outcomes.delete(a.id); render(); }
   else if (resp) alert(`${resp.status}: ${(await resp.json()).detail}`);
 }
 
@@ -117,6 +122,10 @@ async function openCase(id) {
   $("#case").showModal();
 }
 
+$("#board").addEventListener("change", (ev) => {
+  if (!ev.target.matches("select[data-outcome]")) return;
+  outcomes.set(Number(ev.target.closest("tr").dataset.id), ev.target.value);
+});
 $("#board").addEventListener("click", (ev) => {
   const btn = ev.target.closest("button[data-act]");
   if (!btn) return;
@@ -125,14 +134,35 @@ $("#board").addEventListener("click", (ev) => {
 });
 $("#sound").onclick = () => setSound(!soundEnabled);
 $("#case-close").onclick = () => $("#case").close();
-$("#lang").onclick = () => { setLang(LANG === "zh" ? "en" : "zh"); applyStatic(); setSound(soundEnabled); render(); };
+function showUser() {
+  const el = $("#user");
+  if (el.dataset.name) el.textContent = `${el.dataset.name} (${MESSAGES[LANG].roles[el.dataset.role] || el.dataset.role})`;
+}
+$("#lang").onclick = () => { setLang(LANG === "zh" ? "en" : "zh"); applyStatic(); setSound(soundEnabled); showUser(); render(); };
 $("#logout").onclick = async () => { await fetch("/api/logout", {method: "POST"}); location.href = "/login"; };
+
+// Whether this session may watch alarms: a lapsed session goes back to the sign-in page, a
+// role without duty rights (e.g. an installer) gets a plain message instead of an empty board
+// that would look like "no alarms".
+async function mayView() {
+  let resp;
+  try { resp = await fetch("/api/alarms"); } catch { return true; } // network down: keep retrying
+  if (resp.status === 401) { location.href = "/login"; return false; }
+  if (resp.status === 403) {
+    $("#board").hidden = true; $("#empty").hidden = true; $("#sound").hidden = true; $("#conn").hidden = true;
+    $("#denied").hidden = false;
+    return false;
+  }
+  return true;
+}
 
 (async () => {
   applyStatic(); setSound(false);
   const me = await fetch("/api/me");
   if (!me.ok) { location.href = "/login"; return; }
   const user = await me.json();
-  $("#user").textContent = `${user.name} (${user.role})`;
-  connect();
+  $("#user").dataset.role = user.role;
+  $("#user").dataset.name = user.name;
+  showUser();
+  if (await mayView()) connect();
 })();

@@ -14,6 +14,8 @@ const MESSAGES = {
     history: "处置记录", close: "关闭", lang: "English", levelNames: {1: "Ⅰ级 特别重大", 2: "Ⅱ级 重大", 3: "Ⅲ级 较大", 4: "Ⅳ级 一般"},
     kinds: {call: "一键呼叫", smoke: "烟感", gas: "燃气", air: "空气", water: "水浸", power: "电路", gateway: "网关"},
     value: "读数", gateways: "网关", online: "在线", offline: "离线",
+    denied: "当前账号无权查看告警。告警看板仅供值班员、督导和管理员使用。",
+    roles: {operator: "值班员", supervisor: "督导", installer: "安装人员", admin: "管理员"},
   },
   en: {
     title: "Street duty room · Alarm board", signin: "Sign in", username: "User name", password: "Password",
@@ -29,6 +31,8 @@ const MESSAGES = {
     history: "History", close: "Close", lang: "中文", levelNames: {1: "Level I", 2: "Level II", 3: "Level III", 4: "Level IV"},
     kinds: {call: "Call button", smoke: "Smoke", gas: "Gas", air: "Air", water: "Water", power: "Circuit", gateway: "Gateway"},
     value: "Value", gateways: "Gateways", online: "online", offline: "offline",
+    denied: "Your role cannot view alarms. The alarm board is for duty operators, supervisors and administrators.",
+    roles: {operator: "operator", supervisor: "supervisor", installer: "installer", admin: "admin"},
   },
 };
 let LANG = localStorage.getItem("lang") || "zh";
