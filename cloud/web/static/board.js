@@ -4,6 +4,7 @@ const alarms = new Map();
 const shownReported = new Set();
 const outcomes = new Map(); // the outcome an operator picked per alarm, kept across re-renders
 let soundEnabled = false;
+let denied = false; // this role may not view alarms (the API said 403)
 let audio = null;
 
 const $ = (sel) => document.querySelector(sel);
@@ -33,15 +34,16 @@ function render() {
       <td><div>${esc(a.device)}</div><div class="sub">${esc(a.gateway)}</div></td>
       <td class="waited" data-since="${a.received_at}">${since(a.received_at)}</td>
       <td>${esc(t(a.state))}${a.accepted_by ? `<div class="sub">${esc(a.accepted_by)}</div>` : ""}</td>
-      <td class="actions">
+      <td><div class="actions">
         ${a.state === "active" ? `<button class="accept" data-act="accept">${t("accept")}</button>` : ""}
         <select data-outcome>${["handled", "false_alarm", "test"].map((o) => `<option value="${o}"${outcomes.get(a.id) === o ? " selected" : ""}>${t(o)}</option>`).join("")}</select>
         <button class="resolve" data-act="resolve">${t("resolve")}</button>
         <button class="link" data-act="open">${t("timeline")}</button>
-      </td>
+      </div></td>
     </tr>`).join("");
-  $("#empty").hidden = rows.length > 0;
-  for (const a of rows) {
+  $("#empty").hidden = denied || rows.length > 0;
+  // "shown to an operator" only when the page is actually on screen (not a background tab)
+  for (const a of document.visibilityState === "visible" ? rows : []) {
     if (!a.shown_at && !shownReported.has(a.id)) {
       shownReported.add(a.id);
       fetch(`/api/alarms/${a.id}/shown`, {method: "POST"});
@@ -117,8 +119,8 @@ async function openCase(id) {
   const fmt = (iso) => iso ? new Date(iso).toLocaleString(LANG === "zh" ? "zh-CN" : "en-GB", {hour12: false}) + `.${String(new Date(iso).getMilliseconds()).padStart(3, "0")}` : "—";
   const steps = ["device_ts", "received_at", "stored_at", "pushed_at", "shown_at", "accepted_at", "resolved_at"];
   $("#case-body").innerHTML = `<h2>${esc(LANG === "zh" ? alarm.title_zh : alarm.title_en)} · ${esc(alarm.building)} ${esc(alarm.home)}</h2>
-    <h3>${t("timeline")}</h3><ol class="timeline">${steps.map((s) => `<li data-step="${s}">${t(s)}：${fmt(alarm[s])}</li>`).join("")}</ol>
-    <h3>${t("history")}</h3><ol>${history.map((h) => `<li>${fmt(h.at)} ${esc(h.actor)} ${esc(h.action)} ${esc(h.detail)}</li>`).join("")}</ol>`;
+    <h3>${t("timeline")}</h3><ol class="timeline">${steps.map((s) => `<li data-step="${s}">${t(s)}${t("colon")}${fmt(alarm[s])}</li>`).join("")}</ol>
+    <h3>${t("history")}</h3><ol>${history.map((h) => `<li>${fmt(h.at)} ${esc(h.actor === "system" ? t("system") : h.actor)} ${esc(MESSAGES[LANG].logActions[h.action] || h.action)} ${esc(h.detail)}</li>`).join("")}</ol>`;
   $("#case").showModal();
 }
 
@@ -130,8 +132,10 @@ $("#board").addEventListener("click", (ev) => {
   const btn = ev.target.closest("button[data-act]");
   if (!btn) return;
   const row = btn.closest("tr");
-  act(Number(row.dataset.id), btn.dataset.act, row);
+  if (btn.dataset.act !== "open") btn.disabled = true; // a double click must not act twice
+  act(Number(row.dataset.id), btn.dataset.act, row).finally(() => { btn.disabled = false; });
 });
+document.addEventListener("visibilitychange", () => { if (document.visibilityState === "visible") render(); });
 $("#sound").onclick = () => setSound(!soundEnabled);
 $("#case-close").onclick = () => $("#case").close();
 function showUser() {
@@ -149,6 +153,7 @@ async function mayView() {
   try { resp = await fetch("/api/alarms"); } catch { return true; } // network down: keep retrying
   if (resp.status === 401) { location.href = "/login"; return false; }
   if (resp.status === 403) {
+    denied = true;
     $("#board").hidden = true; $("#empty").hidden = true; $("#sound").hidden = true; $("#conn").hidden = true;
     $("#denied").hidden = false;
     return false;

@@ -1,0 +1,169 @@
+"""Real-browser fixtures: Debian's Chromium driven by Playwright, against a running cloud.
+
+Playwright's own browser download is never used: the tests launch /usr/bin/chromium.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.async_api import BrowserContext, Page, async_playwright, expect
+
+from tests.cloud.conftest import (  # noqa: F401  (fixtures re-exported for the e2e tests)
+    PASSWORDS,
+    Publisher,
+    RunningCloud,
+    cloud,
+    gw1,
+    operator,
+)
+from tests.servers import Mosquitto
+
+CHROMIUM = os.environ.get("SC_CHROMIUM", "/usr/bin/chromium")
+HAVE_CHROMIUM = Path(CHROMIUM).exists()
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+VIEWPORT = {"width": 1280, "height": 800}
+
+expect.set_options(timeout=8_000)
+
+
+@pytest.fixture
+async def browser_context(tmp_path: Path) -> AsyncIterator[BrowserContext]:
+    """A fresh Chromium profile per test, as a duty-room PC in Beijing time would have it."""
+    if not HAVE_CHROMIUM:
+        pytest.skip(f"no Chromium at {CHROMIUM} (Debian package `chromium`)")
+    async with async_playwright() as pw:
+        context = await pw.chromium.launch_persistent_context(
+            tmp_path / "chromium-profile",
+            executable_path=CHROMIUM,
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport=VIEWPORT,
+            locale="zh-CN",
+            timezone_id="Asia/Shanghai",
+        )
+        try:
+            yield context
+        finally:
+            await context.close()
+
+
+@pytest.fixture
+async def page(browser_context: BrowserContext) -> Page:
+    return browser_context.pages[0] if browser_context.pages else await browser_context.new_page()
+
+
+@pytest.fixture
+def gw2(mosquitto: Mosquitto) -> Iterator[Publisher]:
+    pub = Publisher(mosquitto, "gw-ld02")
+    yield pub
+    pub.close()
+
+
+async def publish(gateway: Publisher, channel: str, body: dict[str, Any]) -> None:
+    """Publish as the gateway through the real broker, off the event loop (the cloud and the
+    browser driver share it)."""
+    await asyncio.to_thread(gateway.publish, f"sc/v1/{body['gateway']}/{channel}", body)
+
+
+async def sign_in(page: Page, base_url: str, user: str) -> None:
+    """Sign in through the form, as a person would (labels in Chinese by default)."""
+    await page.goto(f"{base_url}/login")
+    await page.get_by_label("用户名").fill(user)
+    await page.get_by_label("密码").fill(PASSWORDS[user])
+    await page.get_by_role("button", name="登录").click()
+    await expect(page).to_have_url(re.compile(r"/$"))
+
+
+async def board_live(page: Page, base_url: str, user: str = "op") -> None:
+    """Signed in and the live stream connected (its first snapshot drawn)."""
+    await sign_in(page, base_url, user)
+    await expect(page.locator("#conn")).to_have_text("实时连接正常")
+
+
+class CuttableLink:
+    """A TCP relay between the browser and the cloud that can be cut like a network outage:
+    open connections are reset and new ones refused until it is restored. (Chromium's own
+    offline emulation leaves an open event stream alone, so it cannot stand in for a blip.)"""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.down = False
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._open: set[asyncio.StreamWriter] = set()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        self.cut()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    def cut(self) -> None:
+        self.down = True
+        for writer in list(self._open):
+            writer.transport.abort()
+        self._open.clear()
+
+    def restore(self) -> None:
+        self.down = False
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.down:
+            writer.transport.abort()
+            return
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        except OSError:
+            writer.transport.abort()
+            return
+        self._open |= {writer, up_writer}
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(OSError, ConnectionError):
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+
+        await asyncio.wait(
+            [
+                asyncio.create_task(pipe(reader, up_writer)),
+                asyncio.create_task(pipe(up_reader, writer)),
+            ],
+            return_when=asyncio.FIRST_COMPLETED,
+        )
+        for w in (writer, up_writer):
+            self._open.discard(w)
+            w.transport.abort()
+
+
+@pytest.fixture
+async def link(cloud: RunningCloud) -> AsyncIterator[CuttableLink]:
+    relay = CuttableLink(int(cloud.url.rsplit(":", 1)[1]))
+    await relay.start()
+    yield relay
+    await relay.stop()
