@@ -11,12 +11,16 @@ from pydantic import BaseModel, Field
 
 from cloud.alarms import Alarm, AlarmError, LogEntry, Outcome
 from cloud.ingest import alarm_message
+from cloud.users import DUTY_ROLES
 from cloud.web.deps import CloudDep, DutyUser
 from contract.models import Command, utc_now
 
 router = APIRouter(prefix="/api/alarms", tags=["alarms"])
 
 KEEPALIVE_S = 15.0
+#: A stream ends after this long; the page reconnects at once (its session cookie is checked
+#: again) and starts from a fresh snapshot, so nothing is missed.
+STREAM_MAX_S = 300.0
 
 
 class AlarmCase(BaseModel):
@@ -40,15 +44,21 @@ async def stream(cloud: CloudDep, user: DutyUser) -> AsyncIterator[ServerSentEve
     """Live updates. The first message is a snapshot of all unresolved alarms, so a page that
     reconnects (network blip, server restart) is whole again at once."""
     sub = cloud.hub.subscribe()
+    loop = asyncio.get_running_loop()
+    ends = loop.time() + STREAM_MAX_S
     try:
         snapshot = await cloud.book.active()
         yield ServerSentEvent(
             event="snapshot", data=[a.model_dump(mode="json") for a in snapshot], retry=2000
         )
-        while not sub.overflowed:
+        while not sub.overflowed and loop.time() < ends:
             try:
                 message = await asyncio.wait_for(sub.queue.get(), timeout=KEEPALIVE_S)
             except TimeoutError:
+                # the account may have been removed or changed role since the stream opened
+                now = await cloud.users.get(user.name)
+                if now is None or now.role not in DUTY_ROLES:
+                    return
                 yield ServerSentEvent(comment="keepalive")
                 continue
             yield ServerSentEvent(event=message["type"], data=message)
