@@ -123,7 +123,12 @@ def run(settings: GatewaySettings) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    agent.start()
+    try:
+        agent.start()
+    except Exception as exc:  # e.g. no GPIO here (run with --simulate off the Pi)
+        log.exception("agent could not start error=%r", str(exc))
+        agent.close()
+        return 1
     if runner is not None:
         runner.start()
     while not stop.wait(0.5):

@@ -89,6 +89,13 @@ class Outbox:
                 raise
             return deleted
 
+    def last_row(self) -> int:
+        """The newest row id in the outbox (0 if empty)."""
+        with self._lock:
+            return int(
+                self._conn().execute("SELECT COALESCE(MAX(row), 0) FROM outbox").fetchone()[0]
+            )
+
     def count(self) -> int:
         with self._lock:
             return int(self._conn().execute("SELECT COUNT(*) FROM outbox").fetchone()[0])

@@ -4,6 +4,10 @@
     - {at: 1.0, do: trip_smoke, device: smoke-0102}
     - {at: 2.0, do: set_gas, device: gas-0101, pct_lel: 35}
     - {at: 2.5, do: set_air, device: air-0201, pm1: 10, pm25: 35, pm10: 50}
+    - {at: 3.0, do: gas_relay, device: gas-0101, alarm: true}
+    - {at: 3.5, do: smoke_fault, device: smoke-0102, fault: true}
+
+(No argument is called `on`: YAML 1.1 reads that key as the boolean true.)
 
 `at` is seconds after the agent started; steps run one after another in file order.
 """
@@ -31,33 +35,54 @@ class _Step(BaseModel):
     at: float = Field(ge=0, le=86400)
     device: DeviceId
 
+    def apply(self, hardware: SimulatedHardware) -> None:
+        raise NotImplementedError
+
 
 class PressCall(_Step):
     do: Literal["press_call"]
     hold_s: float = Field(0.2, gt=0, le=60)
 
+    def apply(self, hardware: SimulatedHardware) -> None:
+        hardware.press_call(self.device, self.hold_s)
+
 
 class TripSmoke(_Step):
     do: Literal["trip_smoke"]
+
+    def apply(self, hardware: SimulatedHardware) -> None:
+        hardware.trip_smoke(self.device)
 
 
 class ClearSmoke(_Step):
     do: Literal["clear_smoke"]
 
+    def apply(self, hardware: SimulatedHardware) -> None:
+        hardware.clear_smoke(self.device)
+
 
 class SmokeFault(_Step):
     do: Literal["smoke_fault"]
-    on: bool = True
+    fault: bool = True
+
+    def apply(self, hardware: SimulatedHardware) -> None:
+        hardware.smoke_fault(self.device, self.fault)
 
 
 class GasRelay(_Step):
     do: Literal["gas_relay"]
-    on: bool
+    alarm: bool
+
+    def apply(self, hardware: SimulatedHardware) -> None:
+        hardware.gas_relay(self.device, self.alarm)
 
 
 class SetGas(_Step):
     do: Literal["set_gas"]
     pct_lel: float = Field(ge=0, le=100)
+
+    def apply(self, hardware: SimulatedHardware) -> None:
+        hardware.set_gas(self.device, self.pct_lel)
 
 
 class SetAir(_Step):
@@ -65,6 +90,9 @@ class SetAir(_Step):
     pm1: float = Field(ge=0, le=10000)
     pm25: float = Field(ge=0, le=10000)
     pm10: float = Field(ge=0, le=10000)
+
+    def apply(self, hardware: SimulatedHardware) -> None:
+        hardware.set_air(self.device, self.pm1, self.pm25, self.pm10)
 
 
 Step = Annotated[
@@ -87,11 +115,6 @@ def load_script(path: Path, hardware: SimulatedHardware | None = None) -> list[S
             except KeyError as exc:
                 raise ConfigFileError(f"{path}: {index}.device: {exc.args[0]}") from None
     return steps
-
-
-def apply(hardware: SimulatedHardware, step: Step) -> None:
-    args = step.model_dump(exclude={"at", "do", "device"})
-    getattr(hardware, step.do)(step.device, **args)
 
 
 class ScriptRunner:
@@ -122,7 +145,7 @@ class ScriptRunner:
                     return
                 log.info("script step index=%d do=%s device=%s", index, step.do, step.device)
                 try:
-                    apply(self.hardware, step)
+                    step.apply(self.hardware)
                 except Exception:
                     log.exception("script step failed index=%d", index)
             log.info("script done steps=%d", len(self.steps))

@@ -11,6 +11,8 @@ How it keeps the outbox promise:
   it starts again from the oldest unacknowledged row: everything not acknowledged is sent
   again, in order. paho's callbacks only put items on the sender's queue; all bookkeeping
   happens on the sender thread (paho calls `on_publish` holding its own lock).
+- Rows that waited for an uplink (stored during an outage, or left by an earlier run) go
+  through the replay hook when sent (the agent marks such events `replayed: true`).
 - At least once: a message whose PUBACK was lost with the connection is sent twice; the
   event `id` is the idempotency key the cloud dedups on. Nothing else is ever sent twice.
 """
@@ -59,9 +61,6 @@ class UplinkOptions:
     backoff_min_s: float = 0.25
     backoff_max_s: float = 30.0
     drain_s: float = 1.0  # on stop, how long to wait for outstanding acknowledgements
-    #: a row stored this long before the connection that sends it came up waited for an
-    #: uplink: it goes through the replay hook (events get `replayed: true`)
-    replay_after_s: float = 1.0
 
 
 @dataclass
@@ -81,6 +80,7 @@ class _Conn:
     gen: int
     client: mqtt.Client
     since: float  # UNIX time the connection was established
+    replay_upto: int = 0  # rows up to this one waited for an uplink (or were sent before)
     inflight: dict[int, int] = field(default_factory=dict)  # paho mid → outbox row
     cursor: int = 0  # highest row published on this connection
     broken: bool = False
@@ -112,8 +112,21 @@ class Uplink:
         self._end_session = threading.Event()
         self._lock = threading.Lock()
         self._gen = 0
+        # Rows already there (from before a restart) are replays; so is anything stored
+        # during an outage (a failed connect or a dropped connection): see `_sender`.
+        self._replay_upto = outbox.last_row()
+        self._outage = False
         self._session_thread: threading.Thread | None = None
         self._sender_thread: threading.Thread | None = None
+        if broker.username is not None and broker.username != gateway_id:
+            # Mosquitto acknowledges a publish its ACL denies, and drops it: with the ACL we
+            # ship (`sc/v1/%u/...`) every event would be deleted from the outbox unseen.
+            log.warning(
+                "broker user is not the gateway id; the shipped ACL will drop everything "
+                "username=%s gateway=%s",
+                broker.username,
+                gateway_id,
+            )
 
     # -- public ------------------------------------------------------------------------------
 
@@ -233,6 +246,7 @@ class Uplink:
             try:
                 client.connect(self.broker.host, self.broker.port, self.broker.keepalive)
             except (OSError, ValueError) as exc:
+                self._outage = True
                 self.stats.connect_failures += 1
                 log.info("uplink connect failed broker=%s error=%r retry_s=%.2f", where, exc, delay)
                 self._stopping.wait(_jitter(delay))
@@ -245,6 +259,8 @@ class Uplink:
                     self._close(client)
                     break
             client.loop_stop()
+            if not self._end_session.is_set():
+                self._outage = True
             if up.is_set():
                 self.stats.disconnects += 1
                 delay = self.options.backoff_min_s
@@ -285,6 +301,10 @@ class Uplink:
                 kind = item[0]
                 if kind == "up":
                     conn = _Conn(gen=item[1], client=item[2], since=item[3])
+                    if self._outage:
+                        self._outage = False
+                        self._replay_upto = max(self._replay_upto, self.outbox.last_row())
+                    conn.replay_upto = self._replay_upto
                     log.info(
                         "uplink connected broker=%s:%d backlog=%d",
                         self.broker.host,
@@ -334,7 +354,7 @@ class Uplink:
 
     def _publish(self, conn: _Conn, entry: Entry) -> bool:
         payload = entry.payload
-        if self._on_replay is not None and entry.created < conn.since - self.options.replay_after_s:
+        if self._on_replay is not None and entry.row <= conn.replay_upto:
             try:
                 payload = self._on_replay(entry.topic, payload)
             except Exception:

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from gpiozero import LED, MCP3008, Buzzer, Device, DigitalInputDevice, InputDevice, OutputDevice
@@ -44,11 +45,13 @@ class Edge:
 class DigitalInput:
     """A debounced contact on a GPIO.
 
-    An edge (on gpiozero's thread) is handed to the scheduler; the new level counts only if
-    it is still there `bounce_s` after the last edge. `on_change(asserted, edge)` then runs on
-    the scheduler thread with the time of that last edge. Chatter shorter than `bounce_s`
-    never reaches the driver. (gpiozero's own bounce_time is not implemented by its mock pins,
-    and we want the same behaviour on the bench and on the board.)
+    Each edge is stamped on gpiozero's thread (time and new level) and handed to the
+    scheduler. A level counts once it lasted `bounce_s` before the next edge; shorter
+    levels (contact bounce, glitches) never reach the driver. The decision is made from the
+    stamped edges, not by re-reading the pin, so a scheduler that runs late still sees a
+    short press, with its true times. `on_change(asserted, edge)` runs on the scheduler
+    thread with the time of the edge that began the new level. (gpiozero's own bounce_time
+    is not implemented by its mock pins; this behaves the same on the bench and the board.)
     """
 
     def __init__(
@@ -69,37 +72,53 @@ class DigitalInput:
         self._scheduler = scheduler
         self._on_change = on_change
         self._dev = DigitalInputDevice(pin, pull_up=pull_up, pin_factory=pin_factory)
+        self._edges: list[tuple[Edge, bool]] = []  # not yet settled (scheduler thread)
         self._confirm: Timer | None = None
-        self._last_edge = Edge.now()
         self.asserted = False
 
     def start(self) -> bool:
         """Begin watching; returns whether the contact is asserted now."""
-        self._dev.when_activated = self._edge
-        self._dev.when_deactivated = self._edge
+        self._dev.when_activated = partial(self._edge, True)
+        self._dev.when_deactivated = partial(self._edge, False)
         self.asserted = self.read()
         return self.asserted
 
     def read(self) -> bool:
         """The contact's state right now (not debounced)."""
-        high = bool(self._dev.value) != self._pull_up
+        return self._asserted(bool(self._dev.value))
+
+    def _asserted(self, active: bool) -> bool:
+        high = active != self._pull_up  # gpiozero: active = low with a pull-up
         return high != self._active_low
 
-    def _edge(self) -> None:  # gpiozero's thread
-        self._scheduler.call_soon(self._on_edge, Edge.now())
+    def _edge(self, active: bool) -> None:  # gpiozero's thread
+        self._scheduler.call_soon(self._on_edge, Edge.now(), self._asserted(active))
 
-    def _on_edge(self, edge: Edge) -> None:
-        self._last_edge = edge
-        if self._confirm is not None:
-            self._confirm.cancel()
-        self._confirm = self._scheduler.call_later(self._bounce_s, self._settle)
+    def _on_edge(self, edge: Edge, asserted: bool) -> None:
+        self._edges.append((edge, asserted))
+        self._settle()
 
     def _settle(self) -> None:
-        self._confirm = None
-        now = self.read()
-        if now != self.asserted:
-            self.asserted = now
-            self._on_change(now, self._last_edge)
+        now = self._scheduler.clock()
+        edges = self._edges
+        while edges:
+            edge, asserted = edges[0]
+            end = edges[1][0].mono if len(edges) > 1 else now
+            if end - edge.mono < self._bounce_s:
+                if len(edges) == 1:
+                    break  # the newest level has not lasted long enough yet
+                del edges[0]  # a glitch: the level did not last
+                continue
+            del edges[0]
+            if asserted != self.asserted:
+                self.asserted = asserted
+                self._on_change(asserted, edge)
+        if self._confirm is not None:
+            self._confirm.cancel()
+            self._confirm = None
+        if edges:
+            wait = edges[-1][0].mono + self._bounce_s - now
+            self._confirm = self._scheduler.call_later(wait, self._settle)
 
     def close(self) -> None:
         if self._confirm is not None:

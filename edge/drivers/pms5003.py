@@ -15,6 +15,7 @@ the parser resynchronises on the start bytes.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import struct
 import threading
@@ -180,6 +181,7 @@ class AirSensor:
         self._open_serial = open_serial
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._port: Any = None
         #: set once the port is open (bytes sent before that are discarded by the open)
         self.port_open = threading.Event()
 
@@ -193,6 +195,11 @@ class AirSensor:
 
     def close(self) -> None:
         self._stop.set()
+        port = self._port
+        if port is not None and hasattr(port, "cancel_read"):
+            # Wake the blocked read at once (the reader may be closing the port right now).
+            with contextlib.suppress(OSError, serial.SerialException):
+                port.cancel_read()
         if self._thread is not None:
             self._thread.join(5)
             self._thread = None
@@ -219,6 +226,7 @@ class AirSensor:
                     self._fault(f"cannot open {self.port}: {exc}")
                     self._stop.wait(2.0)
                     continue
+                self._port = port
                 self.port_open.set()
             try:
                 data = port.read(1)
@@ -227,6 +235,7 @@ class AirSensor:
             except (OSError, serial.SerialException) as exc:
                 self._fault(f"reading {self.port} failed: {exc}")
                 self.port_open.clear()
+                self._port = None
                 port.close()
                 port = None
                 continue
@@ -250,6 +259,7 @@ class AirSensor:
                     self._sink.sample(Sample(self.device_id, Kind.AIR, values))
             if now - last_good > self.model.silent_fault_s:
                 self._fault(f"no valid frame for {self.model.silent_fault_s:g} s")
+        self._port = None
         if port is not None:
             port.close()
 

@@ -104,9 +104,11 @@ def test_call_accepted_shows_help_is_coming_and_closes_the_call(rig_factory):
     assert not button(rig).call_open
     # "help is coming": the LED blinks (0.5 s on / 0.5 s off) instead of staying on.
     changes = rig.sink.wait(
-        lambda: [lvl for _, lvl in rig.hw.history(BUTTON, "led")[1:]][:3]
-        if len(rig.hw.history(BUTTON, "led")) >= 4
-        else None,
+        lambda: (
+            [lvl for _, lvl in rig.hw.history(BUTTON, "led")[1:]][:3]
+            if len(rig.hw.history(BUTTON, "led")) >= 4
+            else None
+        ),
         timeout=3,
     )
     assert changes == [False, True, False]
@@ -151,3 +153,12 @@ def test_button_held_at_start_is_ignored_until_released(rig_factory):
     assert rig.sink.of(BUTTON) == []
     rig.hw.press_call(BUTTON)
     rig.sink.wait(lambda: rig.sink.of(BUTTON, EventType.PRESS))
+
+
+def test_a_press_is_not_lost_when_the_driver_thread_runs_late(rig_factory):
+    rig = rig_factory()
+    rig.scheduler.call_soon(time.sleep, 0.6)  # e.g. a slow SD card holding the thread
+    rig.hw.press_call(BUTTON, hold_s=0.2)
+    (event,) = rig.sink.wait(lambda: rig.sink.of(BUTTON))
+    assert event.type is EventType.PRESS
+    assert 150 <= event.values.press_ms <= 350, "timed from the edges, not from the late check"

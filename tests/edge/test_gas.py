@@ -31,9 +31,7 @@ def test_adc_voltage_becomes_the_calibrated_reading(rig_factory):
     # one MCP3008 step is 3.3 V / 1023 = 3.2 mV = 0.2 %LEL on this calibration
     assert sample.values.ch4_pct_lel == pytest.approx(50.0, abs=0.25)
     rig.hw.set_gas(GAS, 12.5)
-    rig.sink.wait(
-        lambda: abs(rig.sink.samples_of(GAS)[-1].values.ch4_pct_lel - 12.5) < 0.25
-    )
+    rig.sink.wait(lambda: abs(rig.sink.samples_of(GAS)[-1].values.ch4_pct_lel - 12.5) < 0.25)
 
 
 def test_nothing_is_sent_during_warmup(rig_factory):

@@ -17,9 +17,7 @@ AIR = "air-0201"
 #   0B B8 03 84 00 C8 00 14 00 05 00 01   particles >0.3..>10 µm per 0.1 L
 #   97 00               reserved (version 0x97, error code 0)
 #   04 33               checksum = sum of the 30 bytes before it
-DATASHEET_FRAME = bytes.fromhex(
-    "424d001c" "001100220031" "001000210030" "0bb8038400c8001400050001" "9700" "0433"
-)
+DATASHEET_FRAME = bytes.fromhex("424d001c0011002200310010002100300bb8038400c800140005000197000433")
 # Sensor left to the test: no periodic frames, every valid frame is a reading.
 QUIET = {"frame_interval_s": 3600.0, "air_pms5003": {"sample_period_s": 0.05}}
 

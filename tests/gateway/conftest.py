@@ -37,9 +37,7 @@ def make_agent(tmp_path: Path) -> Iterator[Callable[..., GatewayAgent]]:
             config = config.with_model(name, **changes)
         agent = GatewayAgent(
             config,
-            broker=BrokerParams(
-                port=broker.port, username=gateway, password=broker.users[gateway]
-            ),
+            broker=BrokerParams(port=broker.port, username=gateway, password=broker.users[gateway]),
             outbox_path=tmp_path / f"{gateway}-{len(agents)}.sqlite3",
             simulate=True,
             options=options,

@@ -133,6 +133,12 @@ class AgentProcess:
             stderr=self._err,
         )
 
+    def alive(self) -> bool:
+        """True while running; fails the test with its log if it has exited."""
+        if self.proc.poll() is not None:
+            raise AssertionError(f"agent exited {self.proc.returncode}:\n{self.log_text()}")
+        return True
+
     def kill9(self) -> None:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(10)
