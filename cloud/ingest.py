@@ -10,7 +10,6 @@ crash of this process between receipt and storage makes the broker deliver it ag
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import socket
 import time
@@ -37,6 +36,7 @@ from contract.models import (
     Kind,
     Status,
     Telemetry,
+    decode,
     encode,
 )
 from contract.topics import Channel, TopicError
@@ -125,17 +125,12 @@ class Ingest:
             detail = f"{len(payload)} bytes, the limit for {parsed.channel} is {limit}"
             return await self.rejects.reject(topic, payload, Reason.OVERSIZE, detail, received_at)
         try:
-            raw = json.loads(payload)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            return await self.rejects.reject(
-                topic, payload, Reason.MALFORMED_JSON, str(exc), received_at
-            )
-        try:
-            message = model.model_validate(raw)
+            # strict: JSON types must be the contract's ("5" is not a number, 1763784900 not a time)
+            message = decode(model, payload)
         except ValidationError as exc:
-            return await self.rejects.reject(
-                topic, payload, Reason.INVALID, _describe(exc), received_at
-            )
+            malformed = any(err["type"] == "json_invalid" for err in exc.errors())
+            reason = Reason.MALFORMED_JSON if malformed else Reason.INVALID
+            return await self.rejects.reject(topic, payload, reason, _describe(exc), received_at)
         if message.gateway != parsed.gateway:
             detail = f"payload says gateway {message.gateway!r}, topic says {parsed.gateway!r}"
             return await self.rejects.reject(

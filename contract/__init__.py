@@ -12,6 +12,7 @@ from contract.models import (
     Status,
     Telemetry,
     Values,
+    decode,
     encode,
     utc_now,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "Status",
     "Telemetry",
     "Values",
+    "decode",
     "encode",
     "utc_now",
 ]

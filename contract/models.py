@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
@@ -204,6 +204,15 @@ class Reply(BaseModel):
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def decode(model: type[M], payload: bytes | str) -> M:
+    """Read a message off the wire, strictly: JSON types must be the contract's own ("5" is
+    not a number, 1763784900 is not a time, "yes" is not a boolean). Raises ValidationError."""
+    return model.model_validate_json(payload, strict=True)
 
 
 def encode(message: BaseModel) -> bytes:

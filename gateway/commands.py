@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 
 from pydantic import ValidationError
 
-from contract.models import Command, Reply
+from contract.models import Command, Reply, decode
 from edge.drivers.base import Driver
 from edge.drivers.call_button import CallButton
 
@@ -59,7 +59,7 @@ def execute(
         return Reply(id=command_id, gateway=gateway_id, ok=ok, detail=detail[:500])
 
     try:
-        command = Command.model_validate_json(payload)
+        command = decode(Command, payload)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc']) or 'payload'}: {e['msg']}" for e in exc.errors()

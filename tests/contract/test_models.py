@@ -18,6 +18,7 @@ from contract.models import (
     Status,
     Telemetry,
     Values,
+    decode,
     encode,
 )
 
@@ -63,7 +64,7 @@ def telemetry_data(**changes: Any) -> dict[str, Any]:
 def refusal(model: type[BaseModel], data: dict[str, Any]) -> str:
     """The reason a message off the wire is refused (it must be refused)."""
     with pytest.raises(ValidationError) as caught:
-        model.model_validate_json(json.dumps(data))
+        decode(model, json.dumps(data))
     return str(caught.value)
 
 
@@ -231,12 +232,6 @@ def test_values_are_frozen() -> None:
         values.co2_ppm = 900  # type: ignore[misc]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="contract models validate in pydantic's lax mode: JSON strings and numbers are "
-    "coerced (seq '5' -> 5, ts 1763784900 -> a time, 'yes' -> true), which the JSON Schema "
-    "and protocol.md forbid. Remove this mark once contract/models.py is strict.",
-)
 @pytest.mark.parametrize(
     "changes",
     [
