@@ -17,6 +17,16 @@ from gateway.settings import GatewaySettings
 from tests.gateway.helpers import DEMO_SITE
 
 
+@pytest.fixture(autouse=True)
+def _restore_root_logging():
+    """main() points the root logger at this test's captured stderr; put it back after."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
 def test_settings_from_environment_and_arguments(monkeypatch, tmp_path):
     monkeypatch.setenv("SC_GW_SITE", str(DEMO_SITE))
     monkeypatch.setenv("SC_GW_GATEWAY", "gw-ld02")
