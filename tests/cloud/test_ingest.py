@@ -220,3 +220,43 @@ async def test_events_sent_while_the_cloud_is_down_arrive_when_it_returns(
             await client.aclose()
     assert {a["rule"] for a in alarms} == {"smoke_alarm", "call_for_help"}
     assert before[0]["id"] in {a["id"] for a in alarms}  # stored alarms survive the restart
+
+
+async def test_readings_reach_an_influxdb_server_through_ingest(
+    tmp_path: Any, mosquitto: Mosquitto, influxdb: Any, gw1: Publisher
+) -> None:
+    from tests.cloud.conftest import cloud_settings, running_cloud, signed_in
+
+    port = influxdb.url.rsplit(":", 1)[1]
+    settings = cloud_settings(
+        tmp_path, mosquitto, telemetry_url=f"influx://127.0.0.1:{port}/ingest_test"
+    )
+    async with running_cloud(settings) as running:
+        client = await signed_in(running.url, "op")
+        try:
+            readings = [
+                {
+                    "device": "air-0201",
+                    "ts": datetime.now(UTC).isoformat(),
+                    "kind": "air",
+                    "values": {"pm25_ugm3": 35.0, "pm10_ugm3": 60.0, "co2_ppm": 650},
+                }
+            ]
+            gw1.publish(
+                "sc/v1/gw-ld01/telemetry",
+                {
+                    "id": str(uuid.uuid4()),
+                    "gateway": "gw-ld01",
+                    "boot": "b",
+                    "seq": 1,
+                    "readings": readings,
+                },
+            )
+            params = {"gateway": "gw-ld01", "device": "air-0201", "field": "co2_ppm"}
+            points = await eventually(
+                lambda: _json(client.get("/api/telemetry", params=params), lambda p: p)
+            )
+        finally:
+            await client.aclose()
+    assert [p["value"] for p in points] == [650.0]
+    assert running.cloud.ingest.counts["samples_stored"] == 3
