@@ -21,20 +21,29 @@ from tests.conftest import DEMO_SITE
 from tests.servers import Mosquitto
 
 
-@pytest.fixture
-def gateway(tmp_path: Path, mosquitto: Mosquitto) -> Iterator[GatewayAgent]:
-    agent = GatewayAgent(
-        load_gateway_config(DEMO_SITE, "gw-ld01"),
+def simulated_gw_ld01(
+    mosquitto: Mosquitto, outbox: Path, *, gas_warmup_s: float | None = None
+) -> GatewayAgent:
+    config = load_gateway_config(DEMO_SITE, "gw-ld01")
+    if gas_warmup_s is not None:
+        config = config.with_model("gas_mcp3008", warmup_s=gas_warmup_s)
+    return GatewayAgent(
+        config,
         broker=BrokerParams(
             host="127.0.0.1",
             port=mosquitto.port,
             username="gw-ld01",
             password=mosquitto.users["gw-ld01"],
         ),
-        outbox_path=tmp_path / "outbox.sqlite3",
+        outbox_path=outbox,
         simulate=True,
-        options=AgentOptions(heartbeat_s=3600, telemetry_period_s=0.5),
+        options=AgentOptions(heartbeat_s=3600, telemetry_period_s=0.3),
     )
+
+
+@pytest.fixture
+def gateway(tmp_path: Path, mosquitto: Mosquitto) -> Iterator[GatewayAgent]:
+    agent = simulated_gw_ld01(mosquitto, tmp_path / "outbox.sqlite3")
     agent.start()
     assert agent.wait_connected(10)
     yield agent
@@ -83,19 +92,7 @@ async def test_a_long_press_is_a_test_not_an_emergency(
 async def test_gas_readings_from_the_adc_become_a_graded_alarm_and_a_stored_series(
     cloud: RunningCloud, operator: httpx.AsyncClient, tmp_path: Path, mosquitto: Mosquitto
 ) -> None:
-    config = load_gateway_config(DEMO_SITE, "gw-ld01").with_model("gas_mcp3008", warmup_s=0)
-    agent = GatewayAgent(
-        config,
-        broker=BrokerParams(
-            host="127.0.0.1",
-            port=mosquitto.port,
-            username="gw-ld01",
-            password=mosquitto.users["gw-ld01"],
-        ),
-        outbox_path=tmp_path / "gas-outbox.sqlite3",
-        simulate=True,
-        options=AgentOptions(heartbeat_s=3600, telemetry_period_s=0.3),
-    )
+    agent = simulated_gw_ld01(mosquitto, tmp_path / "gas-outbox.sqlite3", gas_warmup_s=0)
     agent.start()
     try:
         assert agent.wait_connected(10) and agent.hardware is not None
