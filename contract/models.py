@@ -23,6 +23,10 @@ MAX_EVENT_BYTES = 4 * 1024
 MAX_TELEMETRY_BYTES = 256 * 1024
 MAX_STATUS_BYTES = 1024
 MAX_READINGS_PER_BATCH = 1000
+#: Largest `Command.document` (characters), e.g. the YAML config pushed by `cmd/config`.
+MAX_COMMAND_DOCUMENT = 64 * 1024
+#: Longest outage `offline_s` can state (ten years, in seconds).
+MAX_OFFLINE_S = 10 * 366 * 86400
 
 _ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 
@@ -76,6 +80,7 @@ class EventType(StrEnum):
     CLEAR = "clear"  # a detector left alarm
     TEST = "test"  # a test press / test mode; never an emergency
     FAULT = "fault"  # the device reports a fault (or fell silent)
+    RESTORE = "restore"  # a fault ended: the device reports again, a fault contact closed again
     BATTERY_LOW = "battery_low"
     TAMPER = "tamper"
     HEARTBEAT = "heartbeat"
@@ -100,6 +105,12 @@ class Values(BaseModel):
     current_a: float | None = Field(None, ge=0, le=1000, description="Circuit current, A")
     residual_ma: float | None = Field(None, ge=0, le=10000, description="Residual current, mA")
     press_ms: float | None = Field(None, ge=0, le=600000, description="How long a button was held")
+    offline_s: float | None = Field(
+        None,
+        ge=0,
+        le=MAX_OFFLINE_S,
+        description="How long the gateway's uplink (or a device) was out of contact, s",
+    )
 
     def present(self) -> dict[str, float]:
         """The values that were sent, by unit name."""
@@ -188,6 +199,11 @@ class Command(BaseModel):
     ts: UtcTime
     device: DeviceId | None = None
     args: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    document: str | None = Field(
+        None,
+        max_length=MAX_COMMAND_DOCUMENT,
+        description="A text document the command carries, e.g. the YAML config of cmd/config",
+    )
 
 
 class Reply(BaseModel):

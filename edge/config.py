@@ -1,11 +1,14 @@
 """Device models and gateway hardware profiles: what the edge needs to know to drive a device.
 
 - `firmware_configs/models/{model}.yaml`: one device model (driver family + its options:
-  contacts, debounce, calibration, sampling). One strict union, discriminated on `driver`.
+  contacts, debounce, calibration, sampling, the expected report interval for supervision,
+  the Zigbee message table). One strict union, discriminated on `driver`.
 - `firmware_configs/profiles/{profile}.yaml`: one gateway board (which GPIOs exist, which are
-  reserved, where the MCP3008 sits, which serial ports exist).
+  reserved, where the MCP3008 sits, which serial ports exist, the board's own alarm lamp and
+  sounder, a Zigbee coordinator).
 - `validate_gateway()` checks a site's `GatewaySpec` against its profile and models: every
-  required pin role bound, no unknown roles, an ADC channel for gas, a port for air.
+  required pin role bound, no unknown roles, an ADC channel for gas, a port for UART sensors,
+  a coordinator for Zigbee devices.
 
 Operators write these files, so everything is strict (unknown keys are errors) and every error
 names the file and the field.
@@ -21,7 +24,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, model_validator
 
-from contract.models import Kind
+from contract.models import EventType, Kind, Values
 from contract.site import ConfigFileError, DeviceSpec, GatewaySpec, load_site, load_yaml_model
 
 #: The repository's `firmware_configs/` folder (models/, profiles/, sites/).
@@ -62,10 +65,20 @@ class DeviceModelBase(_Strict):
     kind: ClassVar[Kind]
     #: pin role → required?
     roles: ClassVar[dict[str, bool]] = {}
+    #: at least one of these pin roles must be wired (when not empty)
+    any_of_roles: ClassVar[tuple[str, ...]] = ()
     needs_adc: ClassVar[bool] = False
     needs_port: ClassVar[bool] = False
 
     description: str = Field("", max_length=200)
+    report_interval_s: float | None = Field(
+        None,
+        gt=0,
+        le=7 * 86400,
+        description="Supervision: the device must be heard from at least this often, or a "
+        "fault is raised (and a restore once it reports again). None: not supervised this "
+        "way (a wired contact is supervised by its fault contact)",
+    )
 
     def contact(self, role: str) -> Contact:
         """The contact settings of an input role."""
@@ -98,16 +111,64 @@ class CallButtonModel(DeviceModelBase):
         return self
 
 
-class SmokeModel(DeviceModelBase):
-    """A smoke alarm with an alarm contact and (optionally wired) a fault contact."""
+class ContactDetectorModel(DeviceModelBase):
+    """A detector with dry-contact outputs: alarm input(s) and optional fault, low-battery
+    and tamper contacts (what the model exposes and the installer wired)."""
+
+    #: the pin roles that mean "in alarm" (any asserted = alarm, all released = clear)
+    alarm_roles: ClassVar[tuple[str, ...]] = ("alarm",)
+
+    fault: Contact = Field(
+        Contact(active_low=False), description="Normally closed: opens on a fault or a cut wire"
+    )
+    battery_low: Contact = Contact(active_low=True)
+    tamper: Contact = Field(
+        Contact(active_low=False), description="Normally closed: opens when the cover is off"
+    )
+    bounce_s: float = Field(0.1, ge=0.001, le=5.0)
+
+
+class SmokeModel(ContactDetectorModel):
+    """A smoke alarm with an alarm contact and, where the model exposes them, fault, test,
+    low-battery and tamper outputs. The alarm contact closes during a self-test too: with the
+    test output wired, that is reported as a test, never an alarm."""
 
     kind: ClassVar[Kind] = Kind.SMOKE
-    roles: ClassVar[dict[str, bool]] = {"alarm": True, "fault": False}
+    roles: ClassVar[dict[str, bool]] = {
+        "alarm": True,
+        "fault": False,
+        "test": False,
+        "battery_low": False,
+        "tamper": False,
+    }
 
     driver: Literal["smoke_dry_contact"]
     alarm: Contact = Contact(active_low=True)
-    fault: Contact = Contact(active_low=False)
-    bounce_s: float = Field(0.1, ge=0.001, le=5.0)
+    test: Contact = Contact(active_low=True)
+
+
+class WaterModel(ContactDetectorModel):
+    """A water-leak detector (probe + relay output) on a GPIO."""
+
+    kind: ClassVar[Kind] = Kind.WATER
+    roles: ClassVar[dict[str, bool]] = {"alarm": True, "fault": False, "tamper": False}
+
+    driver: Literal["water_dry_contact"]
+    alarm: Contact = Contact(active_low=True)
+
+
+class PowerModel(ContactDetectorModel):
+    """An electrical-circuit monitor: the over-current and residual-current (leakage) trip
+    indications of a circuit's protective device, as dry contacts; at least one is wired."""
+
+    kind: ClassVar[Kind] = Kind.POWER
+    roles: ClassVar[dict[str, bool]] = {"overcurrent": False, "residual": False, "fault": False}
+    any_of_roles: ClassVar[tuple[str, ...]] = ("overcurrent", "residual")
+    alarm_roles: ClassVar[tuple[str, ...]] = ("overcurrent", "residual")
+
+    driver: Literal["power_dry_contact"]
+    overcurrent: Contact = Contact(active_low=True)
+    residual: Contact = Contact(active_low=True)
 
 
 class CalibrationPoint(_Strict):
@@ -178,11 +239,69 @@ class AirModel(DeviceModelBase):
     driver: Literal["air_pms5003"]
     baudrate: Literal[9600] = 9600
     sample_period_s: float = Field(10.0, ge=0.05, le=3600)
-    silent_fault_s: float = Field(30.0, ge=1, le=3600)
+
+
+class Co2Model(DeviceModelBase):
+    """A Senseair S8 CO2 sensor on a UART, polled over Modbus RTU (9600 8N1)."""
+
+    kind: ClassVar[Kind] = Kind.AIR
+    needs_port: ClassVar[bool] = True
+
+    driver: Literal["co2_senseair_s8"]
+    baudrate: Literal[9600] = 9600
+    address: int = Field(0xFE, ge=1, le=0xFE, description="Modbus address (0xFE: any sensor)")
+    sample_period_s: float = Field(10.0, ge=0.05, le=3600)
+    reply_timeout_s: float = Field(0.5, gt=0, le=5)
+    max_ppm: int = Field(10000, gt=0, le=100000, description="Above this a reading is bogus")
+
+
+class ZigbeeBinary(_Strict):
+    """What a true/false property of a zigbee2mqtt message means. (Not `on`/`off`: YAML 1.1
+    reads those keys as booleans.)"""
+
+    when_true: EventType = Field(description="The event when it becomes true")
+    when_false: EventType | None = Field(None, description="The event when it becomes false")
+
+
+class ZigbeeModel(DeviceModelBase):
+    """A Zigbee device behind a local zigbee2mqtt: how its messages map to our events.
+
+    zigbee2mqtt publishes the device's state as JSON on `{base_topic}/{friendly_name}` and its
+    availability on `{base_topic}/{friendly_name}/availability`; the friendly name is our
+    device id. `binary` maps true/false properties to events (sent when the value changes),
+    `actions` maps values of the `action` property (button presses) to events, `values` maps
+    numeric properties to our units (sent as readings, and with the events).
+    """
+
+    kind: Kind  # type: ignore[misc]  # per model file here, not per class
+
+    driver: Literal["zigbee2mqtt"]
+    binary: dict[str, ZigbeeBinary] = Field(default_factory=dict)
+    actions: dict[str, EventType] = Field(default_factory=dict)
+    values: dict[str, str] = Field(default_factory=dict, description="property → unit name")
+
+    @model_validator(mode="after")
+    def _maps_something_known(self) -> ZigbeeModel:
+        if not (self.binary or self.actions):
+            raise ValueError("a zigbee model needs 'binary' or 'actions' (or both)")
+        for prop, unit in self.values.items():
+            if unit not in Values.model_fields:
+                raise ValueError(f"values.{prop}: unknown unit name {unit!r}")
+        if self.kind is Kind.GATEWAY:
+            raise ValueError("kind 'gateway' is the gateway itself, not a device")
+        return self
 
 
 DeviceModel = Annotated[
-    CallButtonModel | SmokeModel | GasModel | AirModel, Field(discriminator="driver")
+    CallButtonModel
+    | SmokeModel
+    | WaterModel
+    | PowerModel
+    | GasModel
+    | AirModel
+    | Co2Model
+    | ZigbeeModel,
+    Field(discriminator="driver"),
 ]
 
 
@@ -207,6 +326,31 @@ class AdcConfig(_Strict):
         }
 
 
+class LocalAlarmConfig(_Strict):
+    """The gateway's own sounder and lamp (in the stairwell or on the box): they react to a
+    life-safety event at once, whether or not the uplink is there."""
+
+    led: int = Field(ge=2, le=27, description="BCM GPIO of the alarm lamp / LED")
+    buzzer: int | None = Field(None, ge=2, le=27, description="BCM GPIO of the sounder")
+    led_active_high: bool = True
+    buzzer_active_high: bool = True
+    sound_s: float = Field(30.0, gt=0, le=3600, description="How long one alarm sounds")
+    beep_s: float = Field(0.25, gt=0, le=5, description="On and off time of the sounder")
+    call_s: float = Field(600.0, gt=0, le=86400, description="Lamp time for a call")
+
+    def pins(self) -> dict[int, str]:
+        pins = {self.led: "local alarm LED"}
+        if self.buzzer is not None:
+            pins[self.buzzer] = "local alarm buzzer"
+        return pins
+
+
+class ZigbeeConfig(_Strict):
+    """A Zigbee coordinator on this board, run by a local zigbee2mqtt (see deploy/zigbee/)."""
+
+    base_topic: str = Field("zigbee2mqtt", pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
+
+
 class Profile(_Strict):
     """A file in `firmware_configs/profiles/`: one gateway board."""
 
@@ -215,6 +359,8 @@ class Profile(_Strict):
     reserved: dict[int, str] = Field(default_factory=dict, description="GPIO → what uses it")
     adc: AdcConfig | None = None
     serial_ports: list[str] = Field(default_factory=list)
+    local_alarm: LocalAlarmConfig | None = None
+    zigbee: ZigbeeConfig | None = None
 
     @model_validator(mode="after")
     def _reserved_exist(self) -> Profile:
@@ -225,13 +371,25 @@ class Profile(_Strict):
             for pin in self.adc.pins():
                 if pin not in self.gpio:
                     raise ValueError(f"adc: SPI pin GPIO{pin} is not in gpio")
+        if self.local_alarm is not None:
+            if self.local_alarm.buzzer == self.local_alarm.led:
+                raise ValueError("local_alarm: led and buzzer are the same GPIO")
+            for pin, what in self.local_alarm.pins().items():
+                if pin not in self.gpio:
+                    raise ValueError(f"local_alarm: GPIO{pin} is not in gpio")
+                if pin in self.reserved or (self.adc is not None and pin in self.adc.pins()):
+                    raise ValueError(f"local_alarm: GPIO{pin} ({what}) is reserved")
         return self
 
     def reserved_pins(self) -> dict[int, str]:
-        """Every GPIO a device may not use: the listed ones and the ADC's SPI bus."""
+        """Every GPIO a device may not use: the listed ones, the ADC's SPI bus, the local
+        alarm's LED and buzzer."""
         pins = dict(self.reserved)
         if self.adc is not None:
             for pin, what in self.adc.pins().items():
+                pins.setdefault(pin, what)
+        if self.local_alarm is not None:
+            for pin, what in self.local_alarm.pins().items():
                 pins.setdefault(pin, what)
         return pins
 
@@ -279,6 +437,26 @@ class GatewayConfig:
     def model_of(self, device_id: str) -> DeviceModelBase:
         return self.models[self.device(device_id).model]
 
+    def unchanged(self, other: GatewayConfig) -> frozenset[str]:
+        """Ids of the devices that are the same in `other`: same binding, same model."""
+        return frozenset(
+            d.id
+            for d in other.spec.devices
+            if d.id in self._by_id
+            and self._by_id[d.id] == d
+            and self.models[d.model] == other.models[d.model]
+        )
+
+    def only(self, device_ids: frozenset[str] | set[str]) -> GatewayConfig | None:
+        """The same gateway with only these devices (None if that leaves none)."""
+        devices = [d for d in self.spec.devices if d.id in device_ids]
+        if not devices:
+            return None
+        spec = self.spec.model_copy(update={"devices": devices})
+        return GatewayConfig(
+            spec=spec, profile=self.profile, models=self.models, source=self.source
+        )
+
     def with_model(self, name: str, **changes: object) -> GatewayConfig:
         """A copy with some options of one model changed (validated again)."""
         models = dict(self.models)
@@ -315,6 +493,16 @@ def validate_gateway(
         for role, required in model.roles.items():
             if required and role not in device.pins:
                 problems.append(f"{where}.pins: no pin for role {role!r} required by {what}")
+        if model.any_of_roles and not set(model.any_of_roles) & set(device.pins):
+            problems.append(
+                f"{where}.pins: {what} needs a pin for at least one of "
+                f"{', '.join(repr(r) for r in model.any_of_roles)}"
+            )
+        if isinstance(model, ZigbeeModel) and profile.zigbee is None:
+            problems.append(
+                f"{where}.model: {what} is a Zigbee device and profile {spec.profile!r} has no "
+                "zigbee coordinator"
+            )
         for role, pin in device.pins.items():
             if role not in model.roles:
                 known = ", ".join(sorted(model.roles)) or "none"

@@ -7,26 +7,52 @@
 - PMS5003: a pseudo-terminal per sensor; the driver opens the slave side with pyserial, the
   simulator writes byte-exact datasheet frames to the master side (about one a second, like
   the sensor in active mode, and at once on `set_air`).
+- Senseair S8: a pseudo-terminal per sensor with a Modbus RTU slave on the master side: it
+  checks each request's CRC and answers a read of IR4 with the datasheet's reply frame (or,
+  on demand, a corrupt one, an exception, or nothing).
+- Zigbee: a zigbee2mqtt stand-in (`Zigbee2MqttFeed`) that publishes zigbee2mqtt-shaped JSON
+  to the local broker, as zigbee2mqtt itself would.
 """
 
 from __future__ import annotations
 
 import fcntl
+import json
+import logging
 import os
+import select
 import threading
 import time
 import tty
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.config import (
     AirModel,
     CallButtonModel,
+    Co2Model,
     DeviceModelBase,
     GasModel,
     GatewayConfig,
+    PowerModel,
     SmokeModel,
+    WaterModel,
+    ZigbeeModel,
 )
 from edge.drivers.gpio import MockMcp3008, SimBoard
 from edge.drivers.pms5003 import encode_frame
+from edge.drivers.senseair_s8 import (
+    CO2_REGISTER,
+    READ_INPUT_REGISTERS,
+    encode_exception,
+    encode_reply,
+    parse_request,
+)
+from edge.drivers.zigbee import ZigbeeBroker
+
+log = logging.getLogger(__name__)
 
 
 class PtyPort:
@@ -54,6 +80,23 @@ class PtyPort:
             self.dropped_bytes += len(data) - written
             return written
 
+    def read(self, limit: int = 256) -> bytes:
+        """What the driver wrote since the last read (b"" if nothing)."""
+        with self._lock:
+            if self._closed:
+                return b""
+            try:
+                return os.read(self._master, limit)
+            except (BlockingIOError, OSError):
+                return b""
+
+    def fileno(self) -> int:
+        return self._master
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def close(self) -> None:
         with self._lock:
             if not self._closed:
@@ -62,24 +105,124 @@ class PtyPort:
                 os.close(self._slave)
 
 
+class MockS8:
+    """The slave side of a Senseair S8: answers Modbus RTU requests on a pseudo-terminal."""
+
+    def __init__(self, port: PtyPort, *, address: int = 0xFE, ppm: int = 450):
+        self.port = port
+        self.address = address
+        self.ppm = ppm
+        self.requests = 0
+        self.bad_requests = 0
+        #: what the next replies do: "ok", "bad_crc", "exception", "silent", "garbage"
+        self.faults: list[str] = []
+        self.silent = False  # the sensor is dead: no reply at all
+        self._buf = bytearray()
+
+    def on_bytes(self, data: bytes) -> None:
+        self._buf += data
+        while len(self._buf) >= 8:
+            request = parse_request(bytes(self._buf[:8]))
+            if request is None:
+                self.bad_requests += 1
+                del self._buf[:1]  # resynchronise
+                continue
+            del self._buf[:8]
+            self.requests += 1
+            self._answer(*request)
+
+    def _answer(self, address: int, function: int, register: int, count: int) -> None:
+        if self.silent or address not in (self.address, 0xFE):
+            return
+        mode = self.faults.pop(0) if self.faults else "ok"
+        if mode == "silent":
+            return
+        if function != READ_INPUT_REGISTERS or register != CO2_REGISTER or count != 1:
+            self.port.write(encode_exception(2, address=self.address))  # illegal address
+            return
+        if mode == "exception":
+            self.port.write(encode_exception(4, address=self.address))  # device failure
+        elif mode == "bad_crc":
+            good = encode_reply(self.ppm, address=self.address)
+            self.port.write(good[:-2] + bytes([good[-2] ^ 0xFF, good[-1]]))
+        elif mode == "garbage":
+            self.port.write(b"\x13\x37\x00")
+        else:
+            self.port.write(encode_reply(self.ppm, address=self.address))
+
+
+class Zigbee2MqttFeed:
+    """Publishes what zigbee2mqtt would, for simulated Zigbee devices, to the local broker."""
+
+    def __init__(self, broker: ZigbeeBroker, *, base_topic: str = "zigbee2mqtt"):
+        self.base_topic = base_topic
+        self._connected = threading.Event()
+        self._client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=f"sim-zigbee2mqtt-{os.urandom(3).hex()}",
+            protocol=mqtt.MQTTv311,
+        )
+        if broker.username is not None:
+            self._client.username_pw_set(broker.username, broker.password)
+        self._client.on_connect = lambda *_: self._connected.set()
+        self._client.connect_async(broker.host, broker.port)
+        self._client.loop_start()
+
+    def wait_connected(self, timeout: float = 5.0) -> bool:
+        return self._connected.wait(timeout)
+
+    def publish(self, topic: str, payload: Any, *, retain: bool = False) -> None:
+        data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        if not self._connected.wait(5):
+            raise RuntimeError("the simulated zigbee2mqtt is not connected to the local broker")
+        self._client.publish(topic, data, qos=1, retain=retain).wait_for_publish(5)
+
+    def state(self, name: str, state: dict[str, Any], *, retain: bool = False) -> None:
+        self.publish(f"{self.base_topic}/{name}", state, retain=retain)
+
+    def availability(self, name: str, online: bool) -> None:
+        state = {"state": "online" if online else "offline"}
+        self.publish(f"{self.base_topic}/{name}/availability", state, retain=True)
+
+    def close(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+
+
 class SimulatedHardware:
     """The devices of one gateway, simulated; pass it to `GatewayAgent(hardware=...)`."""
 
-    def __init__(self, config: GatewayConfig, *, frame_interval_s: float = 1.0):
+    def __init__(
+        self,
+        config: GatewayConfig,
+        *,
+        frame_interval_s: float = 1.0,
+        zigbee: ZigbeeBroker | None = None,
+    ):
         self.config = config
         self.board = SimBoard()
         self.frame_interval_s = frame_interval_s
+        self.zigbee_broker = zigbee
         self._ports: dict[str, PtyPort] = {}
         self._air: dict[str, tuple[int, int, int]] = {}
+        self._s8: dict[str, MockS8] = {}
         self._adcs: dict[str, tuple[MockMcp3008, int]] = {}
+        self._zigbee: Zigbee2MqttFeed | None = None
         self._stop = threading.Event()
         self._feeder: threading.Thread | None = None
+        self._responder: threading.Thread | None = None
         self._closed = False
+        self._wire(config)
+
+    def _wire(self, config: GatewayConfig, keep: frozenset[str] = frozenset()) -> None:
+        """Wire the devices of `config` (those in `keep` are wired already)."""
         for device in config.spec.devices:
+            if device.id in keep:
+                continue
             model = config.models[device.model]
             for role in device.pins:
                 if _is_input(model, role):
-                    self._set_input(device.id, role, False)
+                    self._set_input(device.id, role, False, config)
             if isinstance(model, GasModel):
                 adc_config = config.profile.adc
                 assert adc_config is not None and device.adc_channel is not None
@@ -91,6 +234,27 @@ class SimulatedHardware:
             if isinstance(model, AirModel):
                 self._ports[device.id] = PtyPort()
                 self._air[device.id] = (5, 8, 12)
+            if isinstance(model, Co2Model):
+                self._ports[device.id] = PtyPort()
+                self._s8[device.id] = MockS8(self._ports[device.id], address=model.address)
+
+    def reconfigure(self, config: GatewayConfig) -> None:
+        """A new configuration for the same board (`cmd/config`): devices that stay keep
+        their wiring and state; new ones are wired; removed ones are unplugged."""
+        same = self.config.unchanged(config)
+        for device in self.config.spec.devices:
+            if device.id not in same:
+                self._air.pop(device.id, None)
+                self._s8.pop(device.id, None)
+                self._adcs.pop(device.id, None)
+                port = self._ports.pop(device.id, None)
+                if port is not None:
+                    port.close()
+        self.config = config
+        self._wire(config, keep=same)
+        if self._feeder is not None or self._responder is not None:
+            self.stop()
+            self.start()
 
     # -- what the drivers see (edge.drivers.base.Hardware) -----------------------------------
 
@@ -104,23 +268,32 @@ class SimulatedHardware:
     # -- lifetime ----------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start the sensors that talk by themselves (the PMS5003s). Idempotent."""
-        if self._feeder is None and self._ports and not self._closed:
-            self._stop.clear()
+        """Start the sensors that talk by themselves (PMS5003s) or answer (S8s). Idempotent."""
+        if self._closed:
+            return
+        self._stop.clear()
+        if self._feeder is None and self._air:
             self._feeder = threading.Thread(target=self._feed, name="sim-pms5003", daemon=True)
             self._feeder.start()
+        if self._responder is None and self._s8:
+            self._responder = threading.Thread(target=self._respond, name="sim-s8", daemon=True)
+            self._responder.start()
 
     def stop(self) -> None:
         self._stop.set()
-        if self._feeder is not None:
-            self._feeder.join(5)
-            self._feeder = None
+        for thread in (self._feeder, self._responder):
+            if thread is not None:
+                thread.join(5)
+        self._feeder = self._responder = None
 
     def close(self) -> None:
         self.stop()
         self._closed = True
         for port in self._ports.values():
             port.close()
+        if self._zigbee is not None:
+            self._zigbee.close()
+            self._zigbee = None
         self.board.close()
 
     # -- the world acting on the devices -----------------------------------------------------
@@ -174,6 +347,44 @@ class SimulatedHardware:
         self.config.device(device)
         self._set_input(device, role, asserted)
 
+    def water_leak(self, device: str, leaking: bool = True) -> None:
+        self._model(device, WaterModel)
+        self._set_input(device, "alarm", leaking)
+
+    def circuit_trip(self, device: str, role: str = "overcurrent", tripped: bool = True) -> None:
+        """A circuit monitor's `overcurrent` or `residual` (leakage) trip indication."""
+        self._model(device, PowerModel)
+        self._set_input(device, role, tripped)
+
+    def set_co2(self, device: str, ppm: float) -> None:
+        """The CO2 concentration the S8 reports from its next reply on."""
+        self._model(device, Co2Model)
+        self._s8[device].ppm = round(ppm)
+
+    def s8(self, device: str) -> MockS8:
+        """The simulated S8 itself (to make it answer wrongly, or not at all)."""
+        self._model(device, Co2Model)
+        return self._s8[device]
+
+    def zigbee(self) -> Zigbee2MqttFeed:
+        """The simulated zigbee2mqtt (made on first use; needs the local broker)."""
+        if self._zigbee is None:
+            if self.zigbee_broker is None or self.config.profile.zigbee is None:
+                raise ValueError("this simulated gateway has no local zigbee2mqtt broker")
+            self._zigbee = Zigbee2MqttFeed(
+                self.zigbee_broker, base_topic=self.config.profile.zigbee.base_topic
+            )
+        return self._zigbee
+
+    def zigbee_state(self, device: str, **state: Any) -> None:
+        """Publish a Zigbee device's state as zigbee2mqtt does, e.g. `smoke=True`."""
+        self._model(device, ZigbeeModel)
+        self.zigbee().state(device, state)
+
+    def zigbee_availability(self, device: str, online: bool) -> None:
+        self._model(device, ZigbeeModel)
+        self.zigbee().availability(device, online)
+
     # -- what the devices show -----------------------------------------------------------------
 
     def pin(self, device: str, role: str) -> int:
@@ -199,9 +410,12 @@ class SimulatedHardware:
             raise ValueError(f"{device} is a {type(model).__name__}, not a {kind.__name__}")
         return model
 
-    def _set_input(self, device: str, role: str, asserted: bool) -> None:
-        spec = self.config.device(device)
-        contact = self.config.models[spec.model].contact(role)
+    def _set_input(
+        self, device: str, role: str, asserted: bool, config: GatewayConfig | None = None
+    ) -> None:
+        config = config or self.config
+        spec = config.device(device)
+        contact = config.models[spec.model].contact(role)
         if role not in spec.pins:
             raise ValueError(f"{device} has no {role!r} contact wired")
         level = asserted != contact.active_low
@@ -212,6 +426,22 @@ class SimulatedHardware:
         while not self._stop.wait(self.frame_interval_s):
             for device, values in list(self._air.items()):
                 self._ports[device].write(encode_frame(*values))
+
+    def _respond(self) -> None:
+        while not self._stop.is_set():
+            sensors = {s.port.fileno(): s for s in list(self._s8.values()) if not s.port.closed}
+            if not sensors:
+                self._stop.wait(0.1)
+                continue
+            try:
+                ready, _, _ = select.select(list(sensors), [], [], 0.1)
+            except (OSError, ValueError):
+                continue  # a port closed under us (reconfigure); look again
+            for fd in ready:
+                sensor = sensors[fd]
+                data = sensor.port.read()
+                if data:
+                    sensor.on_bytes(data)
 
 
 def _is_input(model: DeviceModelBase, role: str) -> bool:

@@ -11,6 +11,18 @@ Every device event becomes a contract Event (uuid4 `id`, this start's random `bo
 counting from 1 per boot, `ts` when the device changed) written to the outbox before it is
 sent. Readings are batched into Telemetry every `telemetry_period_s` (own `seq` counter).
 A heartbeat event (kind gateway) goes out at start and every `heartbeat_s`.
+
+Around that:
+- drivers report through the `Supervisor` (edge/supervision.py): a device silent past its
+  model's `report_interval_s` is a `fault`, and a `restore` when it reports again;
+- a life-safety event lights and sounds the board's local alarm (edge/local.py) before it is
+  even stored: the uplink plays no part in it;
+- when the uplink returns after an outage, a `restore` event of kind gateway says how long
+  it was away (`offline_s`), after the events stored meanwhile;
+- `cmd/config` replaces the device configuration while running (gateway/config_store.py):
+  validated first, kept with the previous one; the outbox and the uplink are not touched;
+- a wall clock that steps back does not make event times go back within a boot: such an
+  event keeps the latest time already used and says `clock_synced: false`.
 """
 
 from __future__ import annotations
@@ -18,34 +30,46 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from pydantic import ValidationError
 
 from contract import topics
 from contract.models import (
+    MAX_OFFLINE_S,
     MAX_READINGS_PER_BATCH,
+    Command,
     Event,
     EventType,
     Kind,
     Reading,
     Reply,
     Telemetry,
+    Values,
     encode,
 )
 from edge.config import GatewayConfig
 from edge.drivers import build_drivers
 from edge.drivers.base import DeviceEvent, Driver, Hardware, RealHardware, Sample
+from edge.drivers.zigbee import ZigbeeBroker
+from edge.local import LocalAlarm
 from edge.scheduler import Scheduler
 from edge.sim import SimulatedHardware
+from edge.supervision import Supervisor, report_intervals
 from gateway import commands
+from gateway.config_store import ConfigRefused, ConfigStore, Pushed, document_of, parse
 from gateway.outbox import Outbox
 from gateway.uplink import BrokerParams, Uplink, UplinkOptions
 
 log = logging.getLogger(__name__)
 
 _TIMESYNC = Path("/run/systemd/timesync")
+#: An event time this far behind the latest one of the boot means the wall clock stepped
+#: back (smaller inversions are real: two devices' changes reach the agent out of order).
+CLOCK_STEP_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -53,6 +77,14 @@ class AgentOptions:
     heartbeat_s: float = 60.0
     telemetry_period_s: float = 5.0
     uplink: UplinkOptions = field(default_factory=UplinkOptions)
+    #: the outbox's disk budget (telemetry is thinned oldest first beyond it)
+    outbox_budget_bytes: int | None = 64 * 1024 * 1024
+    #: the local broker of zigbee2mqtt (needed when the gateway has Zigbee devices)
+    zigbee: ZigbeeBroker | None = None
+    #: where pushed configurations are kept (default: `config/` beside the outbox)
+    config_dir: Path | None = None
+    #: the firmware_configs/ folder pushed configurations take their files from
+    configs_dir: Path | None = None
 
 
 @dataclass
@@ -62,6 +94,9 @@ class AgentStats:
     readings: int = 0
     rejected: int = 0  # observations that did not fit the contract (logged, not sent)
     commands: int = 0
+    clock_steps: int = 0  # events whose time was held because the wall clock stepped back
+    configs_applied: int = 0
+    configs_refused: int = 0
 
 
 class GatewayAgent:
@@ -76,16 +111,24 @@ class GatewayAgent:
         hardware: SimulatedHardware | None = None,
         simulate: bool = False,
         options: AgentOptions | None = None,
+        clock_synced: Callable[[], bool] | None = None,
     ):
         self.config = config
         self.gateway_id = config.gateway_id
         self.broker = broker
         self.outbox_path = Path(outbox_path)
         self.options = options or AgentOptions()
+        self.config_store = ConfigStore(
+            self.options.config_dir or self.outbox_path.parent / "config",
+            configs_dir=self.options.configs_dir,
+        )
+        self._clock_synced = clock_synced or _clock_synced
         self._owns_hardware = hardware is None and simulate
         #: The simulated devices (None on a real board).
         self.hardware: SimulatedHardware | None = (
-            SimulatedHardware(config) if self._owns_hardware else hardware
+            SimulatedHardware(config, zigbee=self.options.zigbee)
+            if self._owns_hardware
+            else hardware
         )
         self._hw: Hardware = self.hardware if self.hardware is not None else RealHardware()
         self.stats = AgentStats()
@@ -94,6 +137,11 @@ class GatewayAgent:
         self.outbox: Outbox | None = None
         self.uplink: Uplink | None = None
         self.scheduler: Scheduler | None = None
+        self.supervisor: Supervisor | None = None
+        self.local_alarm: LocalAlarm | None = None
+        self._latest_ts: datetime | None = None
+        self._reading_ts: dict[str, datetime] = {}
+        self._config_lock = threading.Lock()  # one configuration change at a time
         self._seq = 0
         self._telemetry_seq = 0
         self._lock = threading.Lock()  # seq numbers and outbox order
@@ -115,7 +163,9 @@ class GatewayAgent:
                 return
             self.boot = uuid.uuid4().hex[:16]
             self._seq = self._telemetry_seq = 0
-            self.outbox = Outbox(self.outbox_path)
+            self._latest_ts = None
+            self._reading_ts = {}
+            self.outbox = Outbox(self.outbox_path, budget_bytes=self.options.outbox_budget_bytes)
             self.uplink = Uplink(
                 self.gateway_id,
                 self.broker,
@@ -123,18 +173,21 @@ class GatewayAgent:
                 boot=self.boot,
                 on_command=self._on_command,
                 on_replay=self._mark_replayed,
+                on_restored=self._uplink_restored,
                 options=self.options.uplink,
             )
             if self.hardware is not None:
                 self.hardware.start()
             self.scheduler = Scheduler(self.gateway_id)
             self.scheduler.start()
+            self.supervisor = Supervisor(self)
             try:
-                self.drivers = build_drivers(
-                    self.config, hardware=self._hw, scheduler=self.scheduler, sink=self
-                )
-                for driver in self.drivers.values():
-                    self.scheduler.run_sync(driver.start)
+                local = self.config.profile.local_alarm
+                if local is not None:
+                    self.local_alarm = LocalAlarm(
+                        local, scheduler=self.scheduler, pin_factory=self._hw.pin_factory
+                    )
+                self._start_drivers(self.config)
             except Exception:
                 self._teardown()
                 raise
@@ -160,15 +213,40 @@ class GatewayAgent:
             self._teardown()
             log.info("agent stopped gateway=%s boot=%s", self.gateway_id, self.boot)
 
-    def _teardown(self) -> None:
-        if self.scheduler is not None:
-            self.scheduler.stop()
-        for driver in self.drivers.values():
+    def _start_drivers(self, config: GatewayConfig, keep: frozenset[str] = frozenset()) -> None:
+        """Start the drivers of `config`, but for those in `keep` (running already)."""
+        assert self.scheduler is not None and self.supervisor is not None
+        new = config.only({d.id for d in config.spec.devices} - keep)
+        made: dict[str, Driver] = {}
+        if new is not None:
+            made = build_drivers(
+                new,
+                hardware=self._hw,
+                scheduler=self.scheduler,
+                sink=self.supervisor,
+                zigbee=self.options.zigbee,
+            )
+        self.drivers.update(made)
+        self.supervisor.watch(report_intervals(config))
+        self.supervisor.start(self.scheduler)
+        for driver in made.values():
+            self.scheduler.run_sync(driver.start)
+
+    def _close_drivers(self) -> None:
+        drivers, self.drivers = self.drivers, {}
+        for driver in drivers.values():
             try:
                 driver.close()
             except Exception:
                 log.exception("driver close failed device=%s", driver.device_id)
-        self.drivers = {}
+
+    def _teardown(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.stop()
+        self._close_drivers()
+        if self.local_alarm is not None:
+            self.local_alarm.close()
+            self.local_alarm = None
         if self.outbox is not None:
             self._flush_telemetry()
         if self.uplink is not None:
@@ -198,11 +276,18 @@ class GatewayAgent:
     # -- the drivers' sink (any thread) ----------------------------------------------------------
 
     def event(self, event: DeviceEvent) -> None:
+        local = self.local_alarm
+        if local is not None:
+            try:
+                local.react(event)  # first: it must not wait for anything
+            except Exception:
+                log.exception("local alarm failed device=%s", event.device)
         outbox = self.outbox
         if outbox is None:
             return
         try:
             with self._lock:
+                ts, stepped = self._event_time(event.ts)
                 self._seq += 1
                 message = Event(
                     id=str(uuid.uuid4()),
@@ -210,11 +295,11 @@ class GatewayAgent:
                     device=event.device,
                     boot=self.boot,
                     seq=self._seq,
-                    ts=event.ts,
+                    ts=ts,
                     kind=event.kind,
                     type=event.type,
                     values=event.values,
-                    clock_synced=_clock_synced(),
+                    clock_synced=self._clock_synced() and not stepped,
                 )
                 row = outbox.put(topics.event(self.gateway_id), encode(message), 1)
         except ValidationError as exc:
@@ -235,21 +320,51 @@ class GatewayAgent:
             self.uplink.wake()
 
     def sample(self, sample: Sample) -> None:
-        try:
-            reading = Reading(
-                device=sample.device, ts=sample.ts, kind=sample.kind, values=sample.values
-            )
-        except ValidationError as exc:
-            self.stats.rejected += 1
-            log.error("reading rejected device=%s error=%r", sample.device, str(exc))
-            return
         with self._readings_lock:
+            ts = sample.ts
+            latest = self._reading_ts.get(sample.device)
+            if latest is not None and ts < latest:
+                ts = latest  # a device's readings never go back in time
+            self._reading_ts[sample.device] = ts
+            try:
+                reading = Reading(
+                    device=sample.device, ts=ts, kind=sample.kind, values=sample.values
+                )
+            except ValidationError as exc:
+                self.stats.rejected += 1
+                log.error("reading rejected device=%s error=%r", sample.device, str(exc))
+                return
             self._readings.append(reading)
+
+    def _event_time(self, ts: datetime) -> tuple[datetime, bool]:
+        """The time to put on an event (lock held), and whether the clock stepped back."""
+        latest = self._latest_ts
+        if latest is not None and ts < latest - timedelta(seconds=CLOCK_STEP_S):
+            self.stats.clock_steps += 1
+            log.warning(
+                "clock stepped back: event time held behind=%.3f",
+                (latest - ts).total_seconds(),
+            )
+            return latest, True
+        self._latest_ts = ts if latest is None else max(latest, ts)
+        return ts, False
 
     # -- periodic work (scheduler thread) -----------------------------------------------------
 
     def _heartbeat(self) -> None:
         self.event(DeviceEvent(self.gateway_id, Kind.GATEWAY, EventType.HEARTBEAT))
+
+    def _uplink_restored(self, offline_s: float) -> None:
+        """The uplink is back (sender thread): say how long the gateway was away."""
+        self.event(
+            DeviceEvent(
+                self.gateway_id,
+                Kind.GATEWAY,
+                EventType.RESTORE,
+                Values(offline_s=round(min(offline_s, MAX_OFFLINE_S), 1)),
+                detail="uplink back",
+            )
+        )
 
     def _flush_telemetry(self) -> None:
         with self._readings_lock:
@@ -279,9 +394,98 @@ class GatewayAgent:
 
     def _on_command(self, name: str, payload: bytes, retained: bool) -> None:
         self.stats.commands += 1
-        reply = commands.execute(self.gateway_id, name, payload, self.drivers, retained=retained)
+        if name == "config" and not retained:
+            # Restarting drivers takes a moment: not on paho's thread.
+            threading.Thread(
+                target=self._run_command, args=(name, payload, retained), name="cmd-config"
+            ).start()
+            return
+        self._run_command(name, payload, retained)
+
+    def _run_command(self, name: str, payload: bytes, retained: bool) -> None:
+        reply = commands.execute(
+            self.gateway_id,
+            name,
+            payload,
+            self.drivers,
+            retained=retained,
+            extra={"config": self._config_command},
+        )
         log.info("command name=%s id=%s ok=%s detail=%r", name, reply.id, reply.ok, reply.detail)
+        if name == "call_accepted" and reply.ok and self.local_alarm is not None:
+            device = commands.command_device(payload)
+            if device is not None:
+                self.local_alarm.accepted(device)
         self._send_reply(reply)
+
+    # -- configuration ------------------------------------------------------------------------
+
+    def _config_command(self, command: Command, _drivers: object) -> str:
+        if not command.document:
+            raise commands.CommandError("config needs the configuration in 'document' (YAML)")
+        try:
+            pushed = parse(command.document, self.gateway_id, configs_dir=self.options.configs_dir)
+        except ConfigRefused as exc:
+            self.stats.configs_refused += 1
+            raise commands.CommandError(f"config refused, nothing changed: {exc}") from None
+        return self.apply_config(pushed)
+
+    def apply_config(self, pushed: Pushed) -> str:
+        """Run a validated configuration: keep it (the previous one too), restart the drivers
+        with it. If its drivers cannot start, the previous configuration runs again."""
+        with self._config_lock, self._life:
+            if not self._running:
+                raise commands.CommandError("the agent is not running")
+            old = self.config
+            self.config_store.keep(pushed, running=document_of(old))
+            try:
+                self._swap(pushed.config)
+            except Exception as exc:
+                log.exception("new config failed to start; back to the previous one")
+                self.config_store.restore_previous()
+                self._swap(old)
+                self.stats.configs_refused += 1
+                raise commands.CommandError(
+                    f"config {pushed.document.version or '(no version)'} failed to start, "
+                    f"the previous one runs again: {exc!r}"
+                ) from None
+            self.stats.configs_applied += 1
+        version = pushed.document.version or "(no version)"
+        log.info("config applied version=%s devices=%d", version, len(pushed.config.spec.devices))
+        return (
+            f"config {version} applied: {len(pushed.config.spec.devices)} devices; "
+            "the previous one is kept"
+        )
+
+    def reload(self, config: GatewayConfig) -> None:
+        """Run the configuration files again as they are now (SIGHUP), already validated.
+        Only the drivers restart; the outbox, the uplink and the boot stay."""
+        with self._config_lock, self._life:
+            if not self._running:
+                return
+            old = self.config
+            try:
+                self._swap(config)
+            except Exception:
+                self._swap(old)
+                raise
+        log.info("config reloaded source=%s devices=%d", config.source, len(config.spec.devices))
+
+    def _swap(self, config: GatewayConfig) -> None:
+        """Run `config`: devices it leaves as they were keep their drivers (a detector in
+        alarm is not reported again); the others are closed, and the new ones started."""
+        keep = self.config.unchanged(config)
+        for device_id in list(self.drivers):
+            if device_id not in keep:
+                driver = self.drivers.pop(device_id)
+                try:
+                    driver.close()
+                except Exception:
+                    log.exception("driver close failed device=%s", device_id)
+        if self.hardware is not None:
+            self.hardware.reconfigure(config)
+        self.config = config
+        self._start_drivers(config, keep)
 
     def _send_reply(self, reply: Reply) -> None:
         outbox = self.outbox

@@ -14,8 +14,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from contract.site import ConfigFileError
-from edge.config import load_gateway_config
+from edge.config import GatewayConfig, load_gateway_config
 from gateway.agent import AgentOptions, GatewayAgent
+from gateway.config_store import ConfigStore
 from gateway.logs import setup_logging
 from gateway.script import ScriptRunner, load_script
 from gateway.settings import GatewaySettings
@@ -46,6 +47,12 @@ def _parser() -> argparse.ArgumentParser:
         cmd.add_argument("--username")
         cmd.add_argument("--password")
         cmd.add_argument("--outbox", type=Path, help="SQLite outbox file")
+        cmd.add_argument("--outbox-budget-mb", type=float)
+        cmd.add_argument("--config-dir", type=Path, help="where pushed configs are kept")
+        cmd.add_argument("--zigbee-host")
+        cmd.add_argument("--zigbee-port", type=int)
+        cmd.add_argument("--zigbee-username")
+        cmd.add_argument("--zigbee-password")
         cmd.add_argument("--simulate", action="store_const", const=True)
         cmd.add_argument("--script", type=Path, help="timed simulator steps (YAML)")
         cmd.add_argument("--heartbeat-s", type=float)
@@ -84,11 +91,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run(settings)
 
 
+def load_config(settings: GatewaySettings) -> GatewayConfig:
+    """The configuration to run: the one the cloud pushed last (kept in the state folder),
+    else this gateway's entry of the site file. Raises ConfigFileError."""
+    store = ConfigStore(settings.state_dir(), configs_dir=settings.configs_dir)
+    pushed = store.load(settings.gateway)
+    if pushed is not None:
+        log.info(
+            "running the pushed config path=%s version=%s",
+            store.current,
+            pushed.document.version or "(none)",
+        )
+        return pushed.config
+    return load_gateway_config(settings.site, settings.gateway, configs_dir=settings.configs_dir)
+
+
 def run(settings: GatewaySettings) -> int:
     try:
-        config = load_gateway_config(
-            settings.site, settings.gateway, configs_dir=settings.configs_dir
-        )
+        config = load_config(settings)
     except ConfigFileError as exc:
         log.error("bad configuration error=%r", str(exc))
         print(exc, file=sys.stderr)
@@ -102,6 +122,10 @@ def run(settings: GatewaySettings) -> int:
             heartbeat_s=settings.heartbeat_s,
             telemetry_period_s=settings.telemetry_period_s,
             uplink=UplinkOptions(backoff_max_s=settings.backoff_max_s),
+            outbox_budget_bytes=int(settings.outbox_budget_mb * 1024 * 1024),
+            zigbee=settings.zigbee_broker(),
+            config_dir=settings.state_dir(),
+            configs_dir=settings.configs_dir,
         ),
     )
     runner: ScriptRunner | None = None
@@ -116,13 +140,18 @@ def run(settings: GatewaySettings) -> int:
         runner = ScriptRunner(steps, agent.hardware)
 
     stop = threading.Event()
+    reload = threading.Event()
 
     def on_signal(signum: int, _frame: Any) -> None:
         log.info("signal received signal=%s", signal.Signals(signum).name)
         stop.set()
 
+    def on_hup(_signum: int, _frame: Any) -> None:
+        reload.set()
+
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGHUP, on_hup)
     try:
         agent.start()
     except Exception as exc:  # e.g. no GPIO here (run with --simulate off the Pi)
@@ -132,8 +161,24 @@ def run(settings: GatewaySettings) -> int:
     if runner is not None:
         runner.start()
     while not stop.wait(0.5):
-        pass
+        if reload.is_set():
+            reload.clear()
+            _reload(agent, settings)
     if runner is not None:
         runner.stop()
     agent.close()
     return 0
+
+
+def _reload(agent: GatewayAgent, settings: GatewaySettings) -> None:
+    """SIGHUP (`systemctl reload sc-gateway`): read the configuration files again; a bad one
+    is logged and the running one stays. The outbox is not touched."""
+    try:
+        config = load_config(settings)
+    except ConfigFileError as exc:
+        log.error("reload refused, the running config stays error=%r", str(exc))
+        return
+    try:
+        agent.reload(config)
+    except Exception:
+        log.exception("reload failed")

@@ -13,9 +13,10 @@ from collections.abc import Callable, Mapping
 
 from pydantic import ValidationError
 
-from contract.models import Command, Reply, decode
+from contract.models import Command, Kind, Reply, decode
 from edge.drivers.base import Driver
 from edge.drivers.call_button import CallButton
+from edge.drivers.zigbee import ZigbeeDevice
 
 log = logging.getLogger(__name__)
 
@@ -34,12 +35,16 @@ def _call_accepted(command: Command, drivers: Mapping[str, Driver]) -> str:
     driver = drivers.get(command.device)
     if driver is None:
         raise CommandError(f"no device {command.device!r} on this gateway")
-    if not isinstance(driver, CallButton):
-        raise CommandError(f"device {command.device!r} is not a call button")
-    return driver.accept()
+    if isinstance(driver, CallButton) or (
+        isinstance(driver, ZigbeeDevice) and driver.kind is Kind.CALL
+    ):
+        return driver.accept()
+    raise CommandError(f"device {command.device!r} is not a call button")
 
 
-HANDLERS: dict[str, Callable[[Command, Mapping[str, Driver]], str]] = {
+Handler = Callable[[Command, Mapping[str, Driver]], str]
+
+HANDLERS: dict[str, Handler] = {
     "call_accepted": _call_accepted,
 }
 
@@ -51,8 +56,10 @@ def execute(
     drivers: Mapping[str, Driver],
     *,
     retained: bool = False,
+    extra: Mapping[str, Handler] | None = None,
 ) -> Reply:
-    """Carry out one command and say how it went."""
+    """Carry out one command and say how it went (`extra`: the agent's own handlers, such
+    as `config`)."""
     command_id = _command_id(payload)
 
     def reply(ok: bool, detail: str) -> Reply:
@@ -67,9 +74,10 @@ def execute(
         return reply(False, f"invalid command {name!r}: {problems}")
     if retained:
         return reply(False, "retained commands are not carried out (publish with retain=false)")
-    handler = HANDLERS.get(name)
+    handlers = {**HANDLERS, **(extra or {})}
+    handler = handlers.get(name)
     if handler is None:
-        return reply(False, f"unknown command {name!r} (supported: {', '.join(sorted(HANDLERS))})")
+        return reply(False, f"unknown command {name!r} (supported: {', '.join(sorted(handlers))})")
     try:
         return reply(True, handler(command, drivers))
     except CommandError as exc:
@@ -77,6 +85,15 @@ def execute(
     except Exception as exc:
         log.exception("command failed name=%s id=%s", name, command_id)
         return reply(False, f"command failed: {exc!r}")
+
+
+def command_device(payload: bytes) -> str | None:
+    """The `device` of a command payload already carried out (None if it has none)."""
+    try:
+        value = json.loads(payload).get("device")
+    except (ValueError, AttributeError, UnicodeDecodeError):
+        return None
+    return value if isinstance(value, str) else None
 
 
 def _command_id(payload: bytes) -> str:

@@ -5,16 +5,34 @@ returned for; a restarted agent sends what is left, oldest first.
 SQLite in WAL mode with `synchronous=FULL`, so a committed `put` survives a power cut, not
 just a process crash. Row ids are AUTOINCREMENT: never reused, so id order is put order
 across restarts. One connection, one lock: safe to call from any thread.
+
+A disk budget (`budget_bytes`, counted as topic + payload + a fixed overhead per row) bounds
+it through a long outage: once a `put` takes it over the budget, **telemetry** is thinned,
+oldest first, down to 90 % of it. Events (alarms, calls, faults, …) and replies are never
+dropped: if they alone exceed the budget, the outbox grows past it (and says so in the log).
+The same thinning runs when the disk itself is full (SQLite's SQLITE_FULL) before the write is
+tried again. A small `meta` table keeps state that must survive a restart (the uplink's
+outage start).
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+#: What a row costs besides its topic and payload (row id, qos, time, b-tree), for the budget.
+ROW_OVERHEAD = 48
+#: Thinning frees telemetry down to this share of the budget, so it does not run every put.
+LOW_WATER = 0.9
+_SIZE = f"LENGTH(payload) + LENGTH(topic) + {ROW_OVERHEAD}"
+_TELEMETRY = "topic LIKE '%/telemetry'"
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,10 +44,20 @@ class Entry:
     created: float  # UNIX seconds when it was put
 
 
+@dataclass
+class OutboxStats:
+    thinned_rows: int = 0  # telemetry batches dropped to keep to the budget
+    thinned_bytes: int = 0
+    over_budget: int = 0  # puts that left it over budget (nothing left to thin)
+    disk_full: int = 0
+
+
 class Outbox:
-    def __init__(self, path: Path | str):
+    def __init__(self, path: Path | str, *, budget_bytes: int | None = None):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.budget_bytes = budget_bytes
+        self.stats = OutboxStats()
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = sqlite3.connect(
             self.path, isolation_level=None, check_same_thread=False, timeout=30
@@ -45,21 +73,89 @@ class Outbox:
                 created REAL NOT NULL
             )"""
         )
+        self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+        self._bytes = int(
+            self._db.execute(f"SELECT COALESCE(SUM({_SIZE}), 0) FROM outbox").fetchone()[0]
+        )
 
     def _conn(self) -> sqlite3.Connection:
         if self._db is None:
             raise RuntimeError(f"outbox {self.path} is closed")
         return self._db
 
+    @property
+    def size_bytes(self) -> int:
+        """What the stored messages count against the budget."""
+        with self._lock:
+            return self._bytes
+
     def put(self, topic: str, payload: bytes, qos: int = 1) -> int:
         """Store one message durably; returns its row id (the send order)."""
+        size = len(payload) + len(topic.encode()) + ROW_OVERHEAD
         with self._lock:
-            cur = self._conn().execute(
+            db = self._conn()
+            insert = (
                 "INSERT INTO outbox (topic, payload, qos, created) VALUES (?, ?, ?, ?)",
                 (topic, payload, qos, time.time()),
             )
+            try:
+                cur = db.execute(*insert)
+            except sqlite3.OperationalError as exc:
+                if "full" not in str(exc):
+                    raise
+                # The disk (or the database's page limit) is full: make room, then try again.
+                self.stats.disk_full += 1
+                freed = self._thin(max(size * 64, self._bytes // 10))
+                log.error("outbox disk full error=%r thinned_bytes=%d", str(exc), freed)
+                cur = db.execute(*insert)
             assert cur.lastrowid is not None
+            self._bytes += size
+            if self.budget_bytes is not None and self._bytes > self.budget_bytes:
+                self._thin(self._bytes - int(self.budget_bytes * LOW_WATER))
+                if self._bytes > self.budget_bytes:
+                    self.stats.over_budget += 1
+                    if self.stats.over_budget == 1 or self.stats.over_budget % 1000 == 0:
+                        log.warning(
+                            "outbox over budget with no telemetry left to thin "
+                            "size_bytes=%d budget_bytes=%d",
+                            self._bytes,
+                            self.budget_bytes,
+                        )
             return cur.lastrowid
+
+    def _thin(self, goal: int) -> int:
+        """Drop the oldest telemetry until `goal` bytes are freed (lock held); returns freed."""
+        db = self._conn()
+        freed = 0
+        while freed < goal:
+            rows = db.execute(
+                f"SELECT row, {_SIZE} FROM outbox WHERE {_TELEMETRY} ORDER BY row LIMIT 256"
+            ).fetchall()
+            if not rows:
+                break
+            take: list[tuple[int]] = []
+            for row, size in rows:
+                take.append((row,))
+                freed += size
+                if freed >= goal:
+                    break
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.executemany("DELETE FROM outbox WHERE row = ?", take)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            self.stats.thinned_rows += len(take)
+        self._bytes -= freed
+        self.stats.thinned_bytes += freed
+        if freed:
+            log.warning(
+                "outbox thinned telemetry oldest first thinned_bytes=%d size_bytes=%d",
+                freed,
+                self._bytes,
+            )
+        return freed
 
     def pending(self, limit: int = 100, after: int = 0) -> list[Entry]:
         """Up to `limit` unacknowledged messages with row id > `after`, oldest first."""
@@ -80,13 +176,19 @@ class Outbox:
             db = self._conn()
             db.execute("BEGIN IMMEDIATE")
             try:
-                before = db.total_changes
-                db.executemany("DELETE FROM outbox WHERE row = ?", ids)
-                deleted = db.total_changes - before
+                freed = deleted = 0
+                for (row,) in ids:
+                    found = db.execute(f"SELECT {_SIZE} FROM outbox WHERE row = ?", (row,))
+                    size = found.fetchone()
+                    if size is not None:
+                        db.execute("DELETE FROM outbox WHERE row = ?", (row,))
+                        freed += size[0]
+                        deleted += 1
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
+            self._bytes -= freed
             return deleted
 
     def last_row(self) -> int:
@@ -99,6 +201,32 @@ class Outbox:
     def count(self) -> int:
         with self._lock:
             return int(self._conn().execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+
+    def count_events(self) -> int:
+        """Messages on event topics (alarms, calls, faults, …) still to send."""
+        with self._lock:
+            return int(
+                self._conn()
+                .execute("SELECT COUNT(*) FROM outbox WHERE topic LIKE '%/event'")
+                .fetchone()[0]
+            )
+
+    # -- meta: small state that must survive a restart -----------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        with self._lock:
+            row = self._conn().execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+            return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str | None) -> None:
+        """Set (or with None delete) a value, durably."""
+        with self._lock:
+            if value is None:
+                self._conn().execute("DELETE FROM meta WHERE key = ?", (key,))
+            else:
+                self._conn().execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value)
+                )
 
     def close(self) -> None:
         with self._lock:

@@ -6,6 +6,9 @@
     - {at: 2.5, do: set_air, device: air-0201, pm1: 10, pm25: 35, pm10: 50}
     - {at: 3.0, do: gas_relay, device: gas-0101, alarm: true}
     - {at: 3.5, do: smoke_fault, device: smoke-0102, fault: true}
+    - {at: 4.0, do: water_leak, device: water-0101, leaking: true}
+    - {at: 4.5, do: circuit_trip, device: power-0101, contact: residual, tripped: true}
+    - {at: 5.0, do: set_co2, device: co2-0201, ppm: 1450}
 
 (No argument is called `on`: YAML 1.1 reads that key as the boolean true.)
 
@@ -95,8 +98,42 @@ class SetAir(_Step):
         hardware.set_air(self.device, self.pm1, self.pm25, self.pm10)
 
 
+class WaterLeak(_Step):
+    do: Literal["water_leak"]
+    leaking: bool = True
+
+    def apply(self, hardware: SimulatedHardware) -> None:
+        hardware.water_leak(self.device, self.leaking)
+
+
+class CircuitTrip(_Step):
+    do: Literal["circuit_trip"]
+    contact: Literal["overcurrent", "residual"] = "overcurrent"
+    tripped: bool = True
+
+    def apply(self, hardware: SimulatedHardware) -> None:
+        hardware.circuit_trip(self.device, self.contact, self.tripped)
+
+
+class SetCo2(_Step):
+    do: Literal["set_co2"]
+    ppm: float = Field(ge=0, le=100000)
+
+    def apply(self, hardware: SimulatedHardware) -> None:
+        hardware.set_co2(self.device, self.ppm)
+
+
 Step = Annotated[
-    PressCall | TripSmoke | ClearSmoke | SmokeFault | GasRelay | SetGas | SetAir,
+    PressCall
+    | TripSmoke
+    | ClearSmoke
+    | SmokeFault
+    | GasRelay
+    | SetGas
+    | SetAir
+    | WaterLeak
+    | CircuitTrip
+    | SetCo2,
     Field(discriminator="do"),
 ]
 

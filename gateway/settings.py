@@ -9,6 +9,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contract.models import GatewayId
+from edge.drivers.zigbee import ZigbeeBroker
 from gateway.uplink import BrokerParams
 
 
@@ -23,6 +24,16 @@ class GatewaySettings(BaseSettings):
     username: str | None = Field(None, description="Broker user (default: the gateway id)")
     password: SecretStr | None = None
     outbox: Path = Path("/var/lib/smart-community/outbox.sqlite3")
+    outbox_budget_mb: float = Field(
+        64.0, gt=0, le=100_000, description="Disk budget; beyond it telemetry is thinned"
+    )
+    config_dir: Path | None = Field(
+        None, description="Pushed configurations (default: config/ beside the outbox)"
+    )
+    zigbee_host: str = Field("127.0.0.1", description="The local broker of zigbee2mqtt")
+    zigbee_port: int = Field(1883, ge=1, le=65535)
+    zigbee_username: str | None = "sc-gateway"
+    zigbee_password: SecretStr | None = None
     simulate: bool = False
     script: Path | None = Field(None, description="Timed simulator steps (needs simulate)")
     heartbeat_s: float = Field(60.0, gt=0)
@@ -35,6 +46,17 @@ class GatewaySettings(BaseSettings):
         if self.script is not None and not self.simulate:
             raise ValueError("script needs simulate (it drives the simulated devices)")
         return self
+
+    def zigbee_broker(self) -> ZigbeeBroker:
+        return ZigbeeBroker(
+            host=self.zigbee_host,
+            port=self.zigbee_port,
+            username=self.zigbee_username,
+            password=self.zigbee_password.get_secret_value() if self.zigbee_password else None,
+        )
+
+    def state_dir(self) -> Path:
+        return self.config_dir or self.outbox.parent / "config"
 
     def broker_params(self) -> BrokerParams:
         return BrokerParams(

@@ -15,6 +15,11 @@ How it keeps the outbox promise:
   through the replay hook when sent (the agent marks such events `replayed: true`).
 - At least once: a message whose PUBACK was lost with the connection is sent twice; the
   event `id` is the idempotency key the cloud dedups on. Nothing else is ever sent twice.
+- Outages: an outage begins with the first failed connect or a dropped connection, and is
+  kept in the outbox's `meta` (so one that spans a restart is measured whole). When a
+  connection is up again, `on_restored(offline_s)` is called once, after the backlog has been
+  queued for sending. Within a process the length is measured on the monotonic clock; only
+  the part before a restart depends on the wall clock (and is never counted negative).
 """
 
 from __future__ import annotations
@@ -43,6 +48,11 @@ log = logging.getLogger(__name__)
 CommandHandler = Callable[[str, bytes, bool], None]
 #: (topic, payload) → payload to send for a row that waited in the outbox for an uplink.
 ReplayHook = Callable[[str, bytes], bytes]
+#: (seconds offline) → None; called on the sender thread when an outage ends.
+RestoredHook = Callable[[float], None]
+
+#: outbox meta key: UNIX time the current outage began (absent while connected)
+DOWN_SINCE = "uplink_down_since"
 
 
 @dataclass(frozen=True)
@@ -96,6 +106,7 @@ class Uplink:
         boot: str,
         on_command: CommandHandler | None = None,
         on_replay: ReplayHook | None = None,
+        on_restored: RestoredHook | None = None,
         options: UplinkOptions | None = None,
     ):
         self.gateway_id = gateway_id
@@ -106,6 +117,14 @@ class Uplink:
         self.stats = UplinkStats()
         self._on_command = on_command
         self._on_replay = on_replay
+        self._on_restored = on_restored
+        self._down_lock = threading.Lock()
+        self._down_since: float | None = None  # monotonic
+        persisted = outbox.get_meta(DOWN_SINCE)
+        if persisted is not None:
+            # An outage that began before this process: its earlier part by the wall clock.
+            before = max(0.0, time.time() - float(persisted))
+            self._down_since = time.monotonic() - before
         self._queue: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
         self._connected = threading.Event()
         self._stopping = threading.Event()
@@ -134,7 +153,37 @@ class Uplink:
     def connected(self) -> bool:
         return self._connected.is_set()
 
+    def offline_s(self) -> float | None:
+        """How long the current outage has lasted (None while connected)."""
+        with self._down_lock:
+            if self._down_since is None:
+                return None
+            return time.monotonic() - self._down_since
+
+    def _went_down(self) -> None:
+        with self._down_lock:
+            if self._down_since is not None:
+                return
+            self._down_since = time.monotonic()
+        self.outbox.set_meta(DOWN_SINCE, repr(time.time()))
+        log.warning("uplink outage began broker=%s:%d", self.broker.host, self.broker.port)
+
+    def _came_back(self) -> None:
+        with self._down_lock:
+            since, self._down_since = self._down_since, None
+        if since is None:
+            return
+        offline = max(0.0, time.monotonic() - since)
+        self.outbox.set_meta(DOWN_SINCE, None)
+        log.info("uplink outage ended offline_s=%.1f", offline)
+        if self._on_restored is not None:
+            try:
+                self._on_restored(offline)
+            except Exception:
+                log.exception("uplink restored hook failed")
+
     def wait_connected(self, timeout: float) -> bool:
+        """Until connected and subscribed to this gateway's commands (or the timeout)."""
         return self._connected.wait(timeout)
 
     def wake(self) -> None:
@@ -208,10 +257,14 @@ class Uplink:
                 client.subscribe(topics.subscription(Channel.CMD, self.gateway_id), qos=1)
                 up.set()
                 self.stats.connects += 1
-                self._connected.set()
                 self._queue.put(("up", gen, client, time.time()))
             except Exception:
                 log.exception("uplink on_connect failed")
+
+        def on_subscribe(_c: Any, _u: Any, _mid: Any, _codes: Any, _p: Any) -> None:
+            # Connected *and* listening for commands (a command sent before the broker had
+            # our subscription would be lost: commands are not queued for a gateway).
+            self._connected.set()
 
         def on_disconnect(_c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
             self._connected.clear()
@@ -231,6 +284,7 @@ class Uplink:
                 log.exception("uplink command handler failed topic=%s", msg.topic)
 
         client.on_connect = on_connect
+        client.on_subscribe = on_subscribe
         client.on_disconnect = on_disconnect
         client.on_publish = on_publish
         client.on_message = on_message
@@ -247,6 +301,7 @@ class Uplink:
                 client.connect(self.broker.host, self.broker.port, self.broker.keepalive)
             except (OSError, ValueError) as exc:
                 self._outage = True
+                self._went_down()
                 self.stats.connect_failures += 1
                 log.info("uplink connect failed broker=%s error=%r retry_s=%.2f", where, exc, delay)
                 self._stopping.wait(_jitter(delay))
@@ -261,6 +316,7 @@ class Uplink:
             client.loop_stop()
             if not self._end_session.is_set():
                 self._outage = True
+                self._went_down()
             if up.is_set():
                 self.stats.disconnects += 1
                 delay = self.options.backoff_min_s
@@ -311,6 +367,7 @@ class Uplink:
                         self.broker.port,
                         self.outbox.count(),
                     )
+                    self._came_back()
                 elif kind == "down":
                     if conn is not None and conn.gen == item[1]:
                         conn = None

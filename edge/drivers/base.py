@@ -35,12 +35,21 @@ class Sample:
     ts: datetime = field(default_factory=utc_now)
 
 
-class Sink(Protocol):
-    """Where drivers report. Called from driver threads: implementations must be thread-safe."""
+class Reports(Protocol):
+    """Where observations go. Called from driver threads: implementations must be
+    thread-safe."""
 
     def event(self, event: DeviceEvent) -> None: ...
 
     def sample(self, sample: Sample) -> None: ...
+
+
+class Sink(Reports, Protocol):
+    """What drivers report to: observations, and `alive(device)` whenever the device was
+    heard from without anything to report (a valid frame, a reply, a radio message), which
+    is what supervision counts (see `edge.supervision`)."""
+
+    def alive(self, device: str) -> None: ...
 
 
 class Hardware(Protocol):

@@ -3,7 +3,8 @@
 - Relay → alarm / clear (with the latest trusted %LEL reading, if any).
 - ADC sampled every `sample_period_s`, volts → %LEL by the model's calibration → a reading
   `ch4_pct_lel`. Nothing is sent during `warmup_s` after start (the sensor head is heating).
-- Below `fault_below_v` the current loop is broken: one fault event, no reading.
+- Below `fault_below_v` the current loop is broken: one fault event, no reading; a
+  `restore` once the loop is back.
 """
 
 from __future__ import annotations
@@ -106,6 +107,14 @@ class GasDetector:
         if self.faulted:
             log.info("gas analogue output back device=%s volts=%.2f", self.device_id, volts)
             self.faulted = False
+            self._sink.event(
+                DeviceEvent(
+                    self.device_id,
+                    Kind.GAS,
+                    EventType.RESTORE,
+                    detail=f"analogue output back ({volts:.2f} V)",
+                )
+            )
         pct = round(self.model.pct_lel(volts), 2)
         self.last_pct_lel = pct
         self._sink.sample(Sample(self.device_id, Kind.GAS, Values(ch4_pct_lel=pct)))

@@ -158,6 +158,13 @@ class Beeper:
     def chirp(self, n: int = 1, on_s: float = 0.08, off_s: float = 0.08) -> None:
         self._buzzer.beep(on_time=on_s, off_time=off_s, n=n, background=True)
 
+    def off(self) -> None:
+        self._buzzer.off()
+
+    @property
+    def is_active(self) -> bool:
+        return bool(self._buzzer.is_active)
+
     def close(self) -> None:
         self._buzzer.close()
 

@@ -156,8 +156,9 @@ class FrameParser:
 class AirSensor:
     """Reads a PMS5003 on a serial port (a thread); one reading per `sample_period_s`.
 
-    No valid frame for `silent_fault_s` (or a port that cannot be opened) is one fault
-    event, re-armed once frames come again.
+    Every valid frame tells the sink the sensor is alive (supervision, `edge.supervision`,
+    raises the fault when frames stop). A port that cannot be opened or read is one fault
+    event, and a `restore` once valid frames come again.
     """
 
     def __init__(
@@ -175,7 +176,7 @@ class AirSensor:
         self.port = port
         self.parser = FrameParser()
         self.last_frame: Pms5003Frame | None = None
-        self.silent = False
+        self.port_fault = False
         self._sink = sink
         self._clock = clock
         self._open_serial = open_serial
@@ -216,8 +217,7 @@ class AirSensor:
 
     def _run(self) -> None:
         port: Any = None
-        last_good = self._clock()
-        next_due = last_good
+        next_due = self._clock()
         while not self._stop.is_set():
             if port is None:
                 try:
@@ -244,11 +244,10 @@ class AirSensor:
             if not data:
                 self.parser.idle(now)
             for frame in frames:
-                last_good = now
                 self.last_frame = frame
-                if self.silent:
-                    log.info("pms5003 frames again device=%s", self.device_id)
-                    self.silent = False
+                self._sink.alive(self.device_id)
+                if self.port_fault:
+                    self._restore()
                 if now >= next_due:
                     try:
                         values = frame.values()
@@ -257,14 +256,19 @@ class AirSensor:
                         continue
                     next_due = now + self.model.sample_period_s
                     self._sink.sample(Sample(self.device_id, Kind.AIR, values))
-            if now - last_good > self.model.silent_fault_s:
-                self._fault(f"no valid frame for {self.model.silent_fault_s:g} s")
         self._port = None
         if port is not None:
             port.close()
 
     def _fault(self, detail: str) -> None:
-        if not self.silent:
-            self.silent = True
+        if not self.port_fault:
+            self.port_fault = True
             log.warning("pms5003 fault device=%s detail=%r", self.device_id, detail)
             self._sink.event(DeviceEvent(self.device_id, Kind.AIR, EventType.FAULT, detail=detail))
+
+    def _restore(self) -> None:
+        self.port_fault = False
+        log.info("pms5003 frames again device=%s", self.device_id)
+        self._sink.event(
+            DeviceEvent(self.device_id, Kind.AIR, EventType.RESTORE, detail="frames again")
+        )

@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from tests.edge.helpers import Rig, make_rig
+from tests.edge.helpers import LocalBroker, Rig, make_rig
 
 
 @pytest.fixture
@@ -21,3 +21,14 @@ def rig_factory() -> Iterator[Callable[..., Rig]]:
     yield make
     for rig in made:
         rig.close()
+
+
+@pytest.fixture
+def local_broker() -> Iterator[LocalBroker]:
+    """The gateway's local broker (zigbee2mqtt's), started, with its two accounts."""
+    broker = LocalBroker()
+    broker.add_user("zigbee2mqtt")
+    broker.add_user("sc-gateway")
+    broker.start()
+    yield broker
+    broker.cleanup()

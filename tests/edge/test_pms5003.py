@@ -8,6 +8,7 @@ import pytest
 
 from contract.models import EventType, Kind
 from edge.drivers.pms5003 import FrameParser, Pms5003Frame, encode_frame
+from tests.edge.helpers import settle
 
 AIR = "air-0201"
 # A frame written out byte by byte from the datasheet layout (big-endian words):
@@ -94,13 +95,28 @@ def test_corrupt_frames_on_the_wire_are_counted_and_skipped(rig_factory):
     assert stats.garbage_bytes >= 7
 
 
-def test_silent_sensor_is_one_fault(rig_factory):
+def test_silent_sensor_is_one_fault_then_a_restore(rig_factory):
     rig = rig_factory(
-        frame_interval_s=3600.0, air_pms5003={"sample_period_s": 0.05, "silent_fault_s": 1}
+        frame_interval_s=3600.0, air_pms5003={"sample_period_s": 0.05, "report_interval_s": 0.4}
     )
     (fault,) = rig.sink.wait(lambda: rig.sink.of(AIR, EventType.FAULT), timeout=3)
-    assert "no valid frame" in fault.detail
+    assert "silent" in fault.detail
+    settle(0.3)
+    assert len(rig.sink.of(AIR, EventType.FAULT)) == 1, "one fault, not one per check"
     rig.hw.set_air(AIR, 1, 2, 3)
     rig.sink.wait(lambda: rig.sink.samples_of(AIR))
-    assert not rig.drivers[AIR].silent
-    assert len(rig.sink.of(AIR, EventType.FAULT)) == 1
+    assert rig.sink.types(AIR) == [EventType.FAULT, EventType.RESTORE]
+    assert rig.sink.of(AIR, EventType.RESTORE)[0].values.offline_s >= 0.4
+
+
+def test_every_valid_frame_is_a_sign_of_life(rig_factory):
+    rig = rig_factory(frame_interval_s=3600.0, air_pms5003={"sample_period_s": 3600})
+    for _ in range(3):
+        rig.hw.write_serial(AIR, DATASHEET_FRAME)
+        time.sleep(0.05)
+    rig.hw.write_serial(AIR, encode_frame(1, 2, 3, checksum=0x1234))
+    stats = rig.drivers[AIR].parser.stats
+    rig.sink.wait(lambda: stats.frames == 3 and stats.bad_checksum == 1)
+    assert len(rig.sink.samples_of(AIR)) == 1  # one reading per sample period
+    # heard: each valid frame (alive) and the reading; never the corrupt frame
+    assert rig.supervisor.heard[AIR] == 3 + 1

@@ -9,7 +9,7 @@ import pytest
 from edge.config import load_gateway_config
 from gateway.agent import AgentOptions, GatewayAgent
 from gateway.uplink import BrokerParams, UplinkOptions
-from tests.gateway.helpers import DEMO_SITE, CloudClient
+from tests.gateway.helpers import DEMO_SITE, CloudClient, clear_retained_status
 from tests.servers import Mosquitto
 
 #: Fast timings for tests: one heartbeat at start, quick telemetry, quick reconnects.
@@ -24,6 +24,7 @@ FAST = AgentOptions(
 def make_agent(tmp_path: Path) -> Iterator[Callable[..., GatewayAgent]]:
     """In-process agents on simulated hardware; closed after the test."""
     agents: list[GatewayAgent] = []
+    used: list[tuple[Mosquitto, str]] = []
 
     def make(
         broker: Mosquitto,
@@ -43,11 +44,15 @@ def make_agent(tmp_path: Path) -> Iterator[Callable[..., GatewayAgent]]:
             options=options,
         )
         agents.append(agent)
+        if not any(b is broker and g == gateway for b, g in used):
+            used.append((broker, gateway))
         return agent
 
     yield make
     for agent in agents:
         agent.close()
+    for broker, gateway in used:
+        clear_retained_status(broker, gateway)
 
 
 @pytest.fixture

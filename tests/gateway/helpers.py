@@ -156,3 +156,33 @@ class AgentProcess:
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
+
+
+def clear_retained_status(broker: Mosquitto, *gateways: str) -> None:
+    """Remove the retained status a test's agent left on a shared broker (a zero-length
+    retained message), so later tests that subscribe to it see only their own."""
+    if broker.proc is None or broker.proc.poll() is not None:
+        return
+    for gateway in gateways:
+        subprocess.run(
+            [
+                "mosquitto_pub",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(broker.port),
+                "-u",
+                "cloud",
+                "-P",
+                broker.users["cloud"],
+                "-q",
+                "1",
+                "-r",
+                "-n",
+                "-t",
+                f"sc/v1/{gateway}/status",
+            ],
+            check=True,
+            timeout=10,
+            capture_output=True,
+        )

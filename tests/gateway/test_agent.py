@@ -194,16 +194,20 @@ def test_events_raised_while_the_broker_is_down_arrive_after_it_returns(
     broker.add_user(GW, gateway_password)
     broker.reload()
 
-    events = cloud.wait(lambda: len(cloud.events()) >= 4 and cloud.events())
+    events = cloud.wait(lambda: len(cloud.events()) >= 5 and cloud.events())
     assert [(e.seq, e.type) for e in events] == [
         (1, EventType.HEARTBEAT),
         (2, EventType.ALARM),
         (3, EventType.CLEAR),
         (4, EventType.PRESS),
+        (5, EventType.RESTORE),  # the uplink is back: how long it was away, after the backlog
     ]
-    assert [e.replayed for e in events] == [False, False, True, True]
+    assert [e.replayed for e in events] == [False, False, True, True, False]
+    back = events[-1]
+    assert (back.kind, back.device) == (Kind.GATEWAY, GW)
+    assert back.values.offline_s > 0.1
     time.sleep(0.3)
-    assert len(cloud.events()) == 4, "nothing doubled"
+    assert len(cloud.events()) == 5, "nothing doubled"
     wait_until(lambda: agent.outbox.count() == 0 or _only_telemetry(agent), 5, "acks")
 
 

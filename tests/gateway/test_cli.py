@@ -11,10 +11,13 @@ from contract.site import ConfigFileError
 from edge.config import load_gateway_config
 from edge.sim import SimulatedHardware
 from gateway.cli import main
+from gateway.footprint import measure
 from gateway.logs import KeyValueFormatter
-from gateway.script import GasRelay, PressCall, load_script
+from gateway.script import GasRelay, PressCall, ScriptRunner, load_script
 from gateway.settings import GatewaySettings
+from tests.edge.helpers import FIELD_SITE
 from tests.gateway.helpers import DEMO_SITE
+from tests.servers import free_port
 
 
 @pytest.fixture(autouse=True)
@@ -93,3 +96,41 @@ def test_log_lines_are_key_value_on_one_line():
 
         record.exc_info = sys.exc_info()
     assert "\n" not in KeyValueFormatter().format(record)
+
+
+def test_script_steps_for_the_field_devices(tmp_path):
+    hardware = SimulatedHardware(load_gateway_config(FIELD_SITE, "gw-field"))
+    try:
+        path = tmp_path / "s.yaml"
+        path.write_text(
+            "- {at: 0, do: water_leak, device: water-0101}\n"
+            "- {at: 0, do: circuit_trip, device: power-0101, contact: residual}\n"
+            "- {at: 0, do: set_co2, device: co2-0201, ppm: 1450}\n"
+        )
+        runner = ScriptRunner(load_script(path, hardware), hardware)
+        runner.start()
+        assert runner.done.wait(5)
+        assert hardware.s8("co2-0201").ppm == 1450
+        assert hardware.level("water-0101", "alarm") is False  # active low: closed = low
+    finally:
+        hardware.close()
+
+
+def test_the_footprint_tool_measures_a_real_agent(tmp_path):
+    figures = measure(
+        [
+            "--site",
+            str(DEMO_SITE),
+            "--gateway",
+            "gw-ld01",
+            "--simulate",
+            "--broker-port",
+            str(free_port()),  # no broker: it keeps trying, which is fine here
+            "--outbox",
+            str(tmp_path / "o.sqlite3"),
+        ],
+        seconds=1.0,
+        settle_s=1.5,
+    )
+    assert 10 < figures["rss_mb_median"] < 500
+    assert figures["cpu_pct_of_one_core"] >= 0 and figures["exit_code"] == 0

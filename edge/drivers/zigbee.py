@@ -1,0 +1,305 @@
+"""Zigbee devices through a local zigbee2mqtt: one MQTT session to the gateway's local broker
+(`ZigbeeBridge`, paho), and one driver per device (`ZigbeeDevice`) that maps its messages to
+our events with the device model's table (`firmware_configs/models/zigbee_*.yaml`).
+
+zigbee2mqtt publishes, for a device whose friendly name is our device id:
+
+- `{base}/{name}`: the device's state as a JSON object, e.g.
+  `{"smoke": true, "battery_low": false, "tamper": false, "battery": 87, "linkquality": 120}`
+  or `{"action": "emergency"}` for a button. True/false properties in the model's `binary`
+  table become events when they change (`smoke` true → `alarm`, false → `clear`); values
+  of `action` in its `actions` table become events every time; numbers in its `values`
+  table (e.g. `battery` → `battery_pct`) go with those events and out as readings.
+- `{base}/{name}/availability`: `{"state": "online"}` or `{"state": "offline"}` (or the
+  bare word, as older versions send it): offline → `fault`, online again → `restore`.
+
+Device messages are read leniently (unknown properties are ignored; a value out of range is
+dropped, not the message); what is not a JSON object is counted and skipped. Every message
+from a device tells the sink it is alive (supervision). A retained state message (zigbee2mqtt
+can retain device state) only sets what the device was last known to say: an alarm it
+reported before the gateway started is not raised again at every restart.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from pydantic import ValidationError
+
+from contract.models import EventType, Kind, Values
+from contract.site import DeviceSpec
+from edge.config import ZigbeeModel
+from edge.drivers.base import DeviceEvent, Sample, Sink
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ZigbeeBroker:
+    """The local broker zigbee2mqtt publishes to (on the gateway itself, see deploy/zigbee/)."""
+
+    host: str = "127.0.0.1"
+    port: int = 1883
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    base_topic: str = "zigbee2mqtt"
+    keepalive: int = 30
+
+
+@dataclass
+class BridgeStats:
+    messages: int = 0
+    unreadable: int = 0  # not a JSON object
+    unknown_device: int = 0
+    connects: int = 0
+
+
+class ZigbeeBridge:
+    """One MQTT session to the local broker, shared by every Zigbee device of a gateway.
+
+    Devices register with `add()`; the session starts with the first and stops with the last.
+    paho reconnects by itself and every (re)connect subscribes again.
+    """
+
+    def __init__(self, broker: ZigbeeBroker, *, client_id: str | None = None):
+        self.broker = broker
+        self.stats = BridgeStats()
+        self.connected = threading.Event()
+        self._client_id = client_id or f"sc-zigbee-{os.getpid()}-{os.urandom(3).hex()}"
+        self._devices: dict[str, ZigbeeDevice] = {}
+        self._lock = threading.Lock()
+        self._client: mqtt.Client | None = None
+        self._live = False  # connected, and the devices known then are subscribed
+
+    # -- devices -------------------------------------------------------------------------------
+
+    def add(self, device: ZigbeeDevice) -> None:
+        # Under the lock with `_on_connect`: either it sees this device, or this sees it
+        # connected and subscribes itself.
+        with self._lock:
+            self._devices[device.device_id] = device
+            client = self._client
+            live = self._live
+        if client is None:
+            self._start()
+        elif live:
+            client.subscribe(self._filters(device.device_id))
+
+    def remove(self, device: ZigbeeDevice) -> None:
+        with self._lock:
+            if self._devices.get(device.device_id) is device:
+                del self._devices[device.device_id]
+            client = self._client if not self._devices else None
+            if client is not None:
+                self._client = None
+        if client is not None:
+            self._stop(client)
+        elif self._client is not None and self.connected.is_set():
+            self._client.unsubscribe([f for f, _ in self._filters(device.device_id)])
+
+    def _filters(self, name: str) -> list[tuple[str, int]]:
+        base = self.broker.base_topic
+        return [(f"{base}/{name}", 1), (f"{base}/{name}/availability", 1)]
+
+    # -- the session -----------------------------------------------------------------------------
+
+    def _start(self) -> None:
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=self._client_id,
+            protocol=mqtt.MQTTv311,
+            clean_session=True,
+        )
+        if self.broker.username is not None:
+            client.username_pw_set(self.broker.username, self.broker.password)
+        client.reconnect_delay_set(0.1, 5)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        with self._lock:
+            self._client = client
+        # connect_async: the gateway starts even when the local broker is not up yet.
+        client.connect_async(self.broker.host, self.broker.port, self.broker.keepalive)
+        client.loop_start()
+
+    def _stop(self, client: mqtt.Client) -> None:
+        client.disconnect()
+        client.loop_stop()
+        with self._lock:
+            self._live = False
+        self.connected.clear()
+
+    def close(self) -> None:
+        with self._lock:
+            client, self._client = self._client, None
+            self._devices.clear()
+        if client is not None:
+            self._stop(client)
+
+    def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        if reason.is_failure:
+            log.warning("zigbee broker refused the bridge reason=%r", str(reason))
+            return
+        with self._lock:
+            names = list(self._devices)
+            filters = [f for name in names for f in self._filters(name)]
+            if filters:
+                client.subscribe(filters)
+            self._live = True
+        self.stats.connects += 1
+        self.connected.set()
+        log.info(
+            "zigbee bridge connected broker=%s:%d devices=%d",
+            self.broker.host,
+            self.broker.port,
+            len(names),
+        )
+
+    def _on_disconnect(self, *_: Any) -> None:
+        with self._lock:
+            self._live = False
+        if self.connected.is_set():
+            log.warning(
+                "zigbee bridge disconnected broker=%s:%d", self.broker.host, self.broker.port
+            )
+        self.connected.clear()
+
+    def _on_message(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        try:
+            self.stats.messages += 1
+            rest = msg.topic[len(self.broker.base_topic) + 1 :]
+            name, _, sub = rest.partition("/")
+            with self._lock:
+                device = self._devices.get(name)
+            if device is None or sub not in ("", "availability"):
+                self.stats.unknown_device += 1
+                return
+            if sub == "availability":
+                online = _availability(msg.payload)
+                if online is None:
+                    self.stats.unreadable += 1
+                    log.info("zigbee availability unreadable device=%s", name)
+                    return
+                device.on_availability(online)
+                return
+            try:
+                state = json.loads(msg.payload)
+            except (ValueError, UnicodeDecodeError):
+                state = None
+            if not isinstance(state, dict):
+                self.stats.unreadable += 1
+                log.info("zigbee message is not a JSON object device=%s", name)
+                return
+            device.on_state(state, retained=bool(msg.retain))
+        except Exception:
+            log.exception("zigbee message handling failed topic=%s", msg.topic)
+
+
+def _availability(payload: bytes) -> bool | None:
+    text = payload.decode("utf-8", errors="replace").strip()
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = text
+    if isinstance(value, dict):
+        value = value.get("state")
+    if value in ("online", "offline"):
+        return value == "online"
+    return None
+
+
+class ZigbeeDevice:
+    """One Zigbee device (a Driver): maps its zigbee2mqtt messages by its model's table."""
+
+    def __init__(self, spec: DeviceSpec, model: ZigbeeModel, *, bridge: ZigbeeBridge, sink: Sink):
+        self.device_id = spec.id
+        self.model = model
+        self.kind: Kind = model.kind
+        self.state: dict[str, bool] = {}
+        self.online: bool | None = None
+        self._bridge = bridge
+        self._sink = sink
+        self._lock = threading.Lock()  # paho's thread only, but state is read by tests
+
+    def start(self) -> None:
+        self._bridge.add(self)
+
+    def close(self) -> None:
+        self._bridge.remove(self)
+
+    def accept(self) -> str:
+        """The duty room accepted a call from this device (it has no indicator to light)."""
+        return "call accepted; this Zigbee device has no indicator"
+
+    # -- paho's thread ---------------------------------------------------------------------------
+
+    def on_availability(self, online: bool) -> None:
+        with self._lock:
+            before, self.online = self.online, online
+        if online:
+            self._sink.alive(self.device_id)
+            if before is False:
+                self._emit(EventType.RESTORE, Values(), "zigbee2mqtt: online again")
+        elif before is not False:
+            self._emit(EventType.FAULT, Values(), "zigbee2mqtt: device offline")
+
+    def on_state(self, state: dict[str, Any], *, retained: bool = False) -> None:
+        values = self._values(state)
+        events: list[tuple[EventType, str]] = []
+        with self._lock:
+            for prop, meaning in self.model.binary.items():
+                value = state.get(prop)
+                if not isinstance(value, bool):
+                    continue
+                before = self.state.get(prop)
+                self.state[prop] = value
+                if retained or value == before:
+                    continue
+                if before is None and not value:
+                    continue  # the first message says all is well: nothing to report
+                type_ = meaning.when_true if value else meaning.when_false
+                if type_ is not None:
+                    events.append((type_, f"{prop}={str(value).lower()}"))
+            action = state.get("action")
+            if not retained and isinstance(action, str) and action:
+                type_ = self.model.actions.get(action)
+                if type_ is not None:
+                    events.append((type_, f"action={action}"))
+                else:
+                    log.debug(
+                        "zigbee action not mapped device=%s action=%s", self.device_id, action
+                    )
+        if retained:
+            log.info("zigbee retained state taken as known device=%s", self.device_id)
+            return
+        self._sink.alive(self.device_id)
+        for type_, detail in events:
+            self._emit(type_, values, detail)
+        if values.present():
+            self._sink.sample(Sample(self.device_id, self.kind, values))
+
+    def _values(self, state: dict[str, Any]) -> Values:
+        found: dict[str, float] = {}
+        for prop, unit in self.model.values.items():
+            value = state.get(prop)
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                found[unit] = float(value)
+        for unit in list(found):
+            try:
+                Values(**{unit: found[unit]})
+            except ValidationError:
+                log.info(
+                    "zigbee value out of range device=%s %s=%s", self.device_id, unit, found[unit]
+                )
+                del found[unit]
+        return Values(**found)
+
+    def _emit(self, type_: EventType, values: Values, detail: str) -> None:
+        self._sink.event(DeviceEvent(self.device_id, self.kind, type_, values, detail=detail))
