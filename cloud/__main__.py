@@ -1,6 +1,8 @@
 """Run the cloud: ingest from the broker, the rules core, the alarm book and the web app.
 
-Configuration comes from the environment (`SC_CLOUD_*`, see cloud/settings.py).
+Configuration comes from the environment (`SC_CLOUD_*`, see cloud/settings.py). SIGHUP
+re-reads the rules file (validated first; a bad file is refused and logged, the rules in force
+stay), like `POST /api/rules/reload`.
 """
 
 from __future__ import annotations
@@ -13,9 +15,14 @@ import sys
 
 from pydantic import ValidationError
 
-from cloud.service import open_cloud, serve
+from cloud.service import Cloud, open_cloud, serve
 from cloud.settings import CloudSettings
 from contract.site import ConfigFileError
+
+
+async def _reload(cloud: Cloud) -> None:
+    with contextlib.suppress(ConfigFileError):  # refused: logged and audited by the reloader
+        await cloud.reloader.reload("sighup")
 
 
 async def _main(settings: CloudSettings) -> None:
@@ -25,6 +32,14 @@ async def _main(settings: CloudSettings) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, task.cancel)
+        reloads: set[asyncio.Task[None]] = set()
+
+        def on_hangup() -> None:
+            reload = asyncio.create_task(_reload(cloud))
+            reloads.add(reload)
+            reload.add_done_callback(reloads.discard)
+
+        loop.add_signal_handler(signal.SIGHUP, on_hangup)
         waiter = asyncio.create_task(started.wait())
         await asyncio.wait({waiter, task}, return_when=asyncio.FIRST_COMPLETED)
         if waiter.done():

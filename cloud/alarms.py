@@ -1,9 +1,18 @@
 """The alarm book: the system of record for events and alarms, with every alarm's timeline
 and an audit log of every change (who, when, what).
 
-Idempotent by construction: an event id is stored once (a redelivered message finds it and
-makes nothing), and there is at most one open alarm per device and rule (repeats are counted
-on it). An alarm is committed here before anyone is told about it.
+Idempotent by construction: an event id (or a telemetry batch id) is stored once, and the
+rules are asked about it only when it is new, in the same transaction that stores what they
+decide — a redelivered message finds its id and makes nothing. There is at most one open
+alarm per device and rule (a unique `open_key`; repeats are counted on it). An alarm is
+committed here before anyone is told about it.
+
+The timeline follows the brief's "四个第一": at the device, received, stored, pushed, shown
+to an operator, accepted, dispatched, (feedback), resolved, verified by a supervisor; the
+cloud adds cleared (the condition ended) and escalated (the acceptance budget ran out).
+
+Alarms from devices under a walk test or a maintenance window are recorded with that mode;
+they are never on the duty-room board, never pushed and never escalated.
 """
 
 from __future__ import annotations
@@ -19,7 +28,7 @@ import aiosqlite
 from pydantic import BaseModel
 
 from cloud.registry import Registry
-from cloud.rules import AlarmDraft
+from cloud.rules import AlarmDraft, Clear, Decision, Evaluation, Key
 from contract.models import Event, Status
 
 LEVEL_NAMES = {1: "I", 2: "II", 3: "III", 4: "IV"}
@@ -35,10 +44,34 @@ class Outcome(StrEnum):
     HANDLED = "handled"  # real case, dealt with
     FALSE_ALARM = "false_alarm"  # 误报
     TEST = "test"  # someone was testing
+    CLEARED = "cleared"  # closed by the system: the condition ended before anyone accepted
+
+
+class Mode(StrEnum):
+    LIVE = "live"  # the duty room's
+    WALK_TEST = "walk_test"  # an installer is testing the devices
+    MAINTENANCE = "maintenance"  # a planned window of work on the devices
 
 
 class AlarmError(Exception):
     """An action that the alarm's current state does not allow, or an unknown alarm."""
+
+
+_TIMES = (
+    "device_ts",
+    "received_at",
+    "stored_at",
+    "pushed_at",
+    "shown_at",
+    "accepted_at",
+    "dispatched_at",
+    "feedback_at",
+    "resolved_at",
+    "verified_at",
+    "cleared_at",
+    "escalated_at",
+    "notify_due_at",
+)
 
 
 class Alarm(BaseModel):
@@ -66,6 +99,11 @@ class Alarm(BaseModel):
     last_event_id: str | None
     repeats: int
     state: AlarmState
+    mode: Mode = Mode.LIVE
+    window_id: int | None = None
+    life_safety: bool = False
+    group_key: str | None = None
+    policy: str | None = None
     device_ts: datetime
     received_at: datetime
     stored_at: datetime
@@ -73,8 +111,20 @@ class Alarm(BaseModel):
     shown_at: datetime | None
     accepted_at: datetime | None
     accepted_by: str | None
+    dispatched_at: datetime | None = None
+    dispatched_by: str | None = None
+    dispatched_to: str | None = None
+    feedback_at: datetime | None = None
+    feedback_by: str | None = None
     resolved_at: datetime | None
     resolved_by: str | None
+    verified_at: datetime | None = None
+    verified_by: str | None = None
+    cleared_at: datetime | None = None
+    escalations: int = 0
+    escalated_at: datetime | None = None
+    notify_step: int | None = None
+    notify_due_at: datetime | None = None
     outcome: Outcome | None
     note: str | None
 
@@ -83,16 +133,9 @@ class Alarm(BaseModel):
         data = dict(row)
         data.pop("open_key", None)
         data["level_name"] = LEVEL_NAMES[data["level"]]
-        for key in (
-            "device_ts",
-            "received_at",
-            "stored_at",
-            "pushed_at",
-            "shown_at",
-            "accepted_at",
-            "resolved_at",
-        ):
-            if data[key] is not None:
+        data["life_safety"] = bool(data.get("life_safety"))
+        for key in _TIMES:
+            if data.get(key) is not None:
                 data[key] = datetime.fromtimestamp(data[key], UTC)
         return cls.model_validate(data)
 
@@ -105,13 +148,21 @@ class LogEntry(BaseModel):
 
 
 class Raised(BaseModel):
-    """One alarm touched by an incoming event: newly raised, or a repeat on an open one."""
+    """One alarm touched by a decision: newly raised, a repeat, or cleared."""
 
     alarm: Alarm
     new: bool
+    change: str = "raised"  # raised, repeat, cleared (closed), noted (a latched alarm's clear)
 
 
 SYSTEM = "system"
+
+Decide = Callable[[], Evaluation]
+
+
+def open_key(gateway: str, device: str, rule: str, mode: str, window: int | None) -> str:
+    base = f"{gateway}/{device}/{rule}"
+    return base if mode == Mode.LIVE else f"{mode}:{window}:{base}"
 
 
 class AlarmBook:
@@ -125,16 +176,19 @@ class AlarmBook:
         self.db = db
         self.registry = registry
         self.clock = clock
-        # One unit of work at a time on the shared connection (ingest and web both write).
+        # One unit of work at a time on the shared connection (ingest, web, escalation).
         self.lock = asyncio.Lock()
 
-    async def record_event(
-        self, event: Event, received_at: float, drafts: Iterable[AlarmDraft]
-    ) -> list[Raised] | None:
-        """Store the event and the alarms it raises, in one transaction.
+    # ---- recording what arrives -----------------------------------------------------------
 
-        Returns None if this event id was already stored (a redelivery: nothing happens).
-        """
+    async def record_event(
+        self,
+        event: Event,
+        received_at: float,
+        decide: Decide | Iterable[Decision],
+    ) -> list[Raised] | None:
+        """Store the event and what the rules decide about it, in one transaction. The rules
+        are asked only if the event is new. Returns None for a redelivery (nothing happens)."""
         async with self.lock:
             cursor = await self.db.execute(
                 "INSERT OR IGNORE INTO events (id, gateway, device, boot, seq, ts, kind, type,"
@@ -157,59 +211,108 @@ class AlarmBook:
             if cursor.rowcount == 0:
                 await self.db.commit()
                 return None
-            raised = [await self._raise(d, received_at) for d in drafts]
+            try:
+                raised = await self._apply(_evaluate(decide), received_at)
+            except BaseException:
+                await self.db.rollback()  # the event is not stored either: it comes again
+                raise
             await self.db.commit()
             return raised
 
-    async def record_batch(self, batch_id: str, gateway: str, readings: int, at: float) -> bool:
-        """Remember a telemetry batch id; False if it was seen before (a redelivery)."""
+    async def record_batch(
+        self,
+        batch_id: str,
+        gateway: str,
+        readings: int,
+        at: float,
+        decide: Decide | Iterable[Decision] = (),
+    ) -> list[Raised] | None:
+        """Remember a telemetry batch id and store what the rules decide about its readings,
+        in one transaction; None if the batch was seen before (a redelivery)."""
         async with self.lock:
             cursor = await self.db.execute(
                 "INSERT OR IGNORE INTO telemetry_batches VALUES (?,?,?,?)",
                 (batch_id, gateway, readings, at),
             )
-            await self.db.commit()
-            return cursor.rowcount == 1
-
-    async def raise_drafts(self, drafts: Iterable[AlarmDraft], received_at: float) -> list[Raised]:
-        """Alarms from telemetry readings (no event row of their own)."""
-        async with self.lock:
-            raised = [await self._raise(d, received_at) for d in drafts]
+            if cursor.rowcount == 0:
+                await self.db.commit()
+                return None
+            try:
+                raised = await self._apply(_evaluate(decide), at)
+            except BaseException:
+                await self.db.rollback()
+                raise
             await self.db.commit()
             return raised
 
+    async def apply(self, decide: Decide | Iterable[Decision], at: float) -> list[Raised]:
+        """Decisions with no message of their own (ticks, gateway status)."""
+        async with self.lock:
+            raised = await self._apply(_evaluate(decide), at)
+            await self.db.commit()
+            return raised
+
+    async def raise_drafts(self, drafts: Iterable[AlarmDraft], received_at: float) -> list[Raised]:
+        return await self.apply(list(drafts), received_at)
+
+    async def _apply(self, evaluation: Evaluation, received_at: float) -> list[Raised]:
+        out: list[Raised] = []
+        for decision in evaluation.decisions:
+            if isinstance(decision, Clear):
+                cleared = await self._clear(decision)
+                if cleared is not None:
+                    out.append(cleared)
+            else:
+                out.append(await self._raise(decision, received_at))
+        for source, muted in evaluation.inhibited:
+            await self._note_inhibited(source, muted)
+        return out
+
     async def _raise(self, draft: AlarmDraft, received_at: float) -> Raised:
-        open_key = f"{draft.gateway}/{draft.device}/{draft.rule}"
-        row = await self._fetch_one("SELECT * FROM alarms WHERE open_key = ?", (open_key,))
+        key = open_key(draft.gateway, draft.device, draft.rule, draft.mode, draft.window)
+        row = await self._fetch_one("SELECT * FROM alarms WHERE open_key = ?", (key,))
         now = self.clock()
         if row is not None:
             alarm_id = row["id"]
             level = min(row["level"], draft.level)
+            latched = bool(row["life_safety"]) or draft.life_safety
             await self.db.execute(
                 "UPDATE alarms SET repeats = repeats + 1, level = ?, value = COALESCE(?, value),"
-                " last_event_id = COALESCE(?, last_event_id) WHERE id = ?",
-                (level, draft.value, draft.event_id, alarm_id),
+                " last_event_id = COALESCE(?, last_event_id), life_safety = ?,"
+                " group_key = CASE WHEN ? THEN NULL ELSE group_key END, cleared_at = NULL"
+                " WHERE id = ?",
+                (level, draft.value, draft.event_id, int(latched), int(latched), alarm_id),
             )
-            detail = f"level {LEVEL_NAMES[draft.level]}"
-            if draft.value is not None:
-                detail += f", value {draft.value}"
-            if level < row["level"]:
-                detail += f"; raised from level {LEVEL_NAMES[row['level']]}"
-            await self._log(alarm_id, SYSTEM, "repeat", detail, now)
+            # Every repeated event is logged; a reading that stays beyond a bound is counted,
+            # and logged only when it makes the alarm more severe.
+            if draft.event_id is not None or level < row["level"]:
+                detail = f"level {LEVEL_NAMES[draft.level]}"
+                if draft.value is not None:
+                    detail += f", value {draft.value}"
+                if level < row["level"]:
+                    detail += f"; raised from level {LEVEL_NAMES[row['level']]}"
+                if latched and not row["life_safety"]:
+                    detail += "; life safety now: latched, an operator closes it"
+                await self.add_log(alarm_id, SYSTEM, "repeat", detail, now)
             updated = await self._fetch_one("SELECT * FROM alarms WHERE id = ?", (alarm_id,))
             assert updated is not None
-            return Raised(alarm=Alarm.from_row(updated), new=False)
+            return Raised(alarm=Alarm.from_row(updated), new=False, change="repeat")
 
         info = self.registry.device(draft.gateway, draft.device)
         place = info.place if info else self.registry.gateway_place(draft.gateway)
         if place is None:  # ingest checks the registry first; this is a programming error
             raise AlarmError(f"no place for {draft.gateway}/{draft.device}")
+        live = draft.mode == Mode.LIVE
+        group_key = (
+            None if draft.life_safety else f"{place.building_id}/{draft.group or draft.kind}"
+        )
         cursor = await self.db.execute(
             "INSERT INTO alarms (rule, level, kind, gateway, device, model, street_id,"
             " community_id, community, grid_id, grid, building_id, building, home_id, home,"
             " title_zh, title_en, value, first_event_id, last_event_id, state, open_key,"
-            " device_ts, received_at, stored_at)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " device_ts, received_at, stored_at, mode, window_id, life_safety, group_key,"
+            " notify_step, notify_due_at)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 draft.rule,
                 draft.level,
@@ -232,29 +335,165 @@ class AlarmBook:
                 draft.event_id,
                 draft.event_id,
                 AlarmState.ACTIVE.value,
-                open_key,
+                key,
                 draft.device_ts.timestamp(),
                 received_at,
                 now,
+                draft.mode,
+                draft.window,
+                int(draft.life_safety),
+                group_key,
+                # the escalator runs step 0 (the first notifications) at once
+                0 if live else None,
+                now if live else None,
             ),
         )
         alarm_id = cursor.lastrowid
         assert alarm_id is not None
-        await self._log(alarm_id, SYSTEM, "raised", f"level {LEVEL_NAMES[draft.level]}", now)
+        detail = f"level {LEVEL_NAMES[draft.level]}"
+        if not live:
+            detail += (
+                f"; {draft.mode} #{draft.window}: recorded as a test, not sent to the duty room"
+            )
+        await self.add_log(alarm_id, SYSTEM, "raised", detail, now)
         row = await self._fetch_one("SELECT * FROM alarms WHERE id = ?", (alarm_id,))
         assert row is not None
         return Raised(alarm=Alarm.from_row(row), new=True)
 
-    async def mark_pushed(self, alarm_ids: Iterable[int], at: float) -> None:
+    async def _clear(self, clear: Clear) -> Raised | None:
+        key = open_key(clear.gateway, clear.device, clear.rule, clear.mode, clear.window)
+        row = await self._fetch_one("SELECT * FROM alarms WHERE open_key = ?", (key,))
+        if row is None:
+            return None
+        now = self.clock()
+        alarm_id = row["id"]
+        if row["life_safety"]:
+            # latched: the device clearing never closes the case
+            await self.db.execute(
+                "UPDATE alarms SET cleared_at = COALESCE(cleared_at, ?) WHERE id = ?",
+                (now, alarm_id),
+            )
+            await self.add_log(
+                alarm_id,
+                SYSTEM,
+                "device_cleared",
+                f"{clear.reason}; latched: an operator closes it",
+                now,
+            )
+            change = "noted"
+        elif row["state"] == AlarmState.ACTIVE:
+            await self.db.execute(
+                "UPDATE alarms SET state = ?, open_key = NULL, resolved_at = ?, resolved_by = ?,"
+                " outcome = ?, note = ?, cleared_at = ?, notify_due_at = NULL WHERE id = ?",
+                (
+                    AlarmState.RESOLVED.value,
+                    now,
+                    SYSTEM,
+                    Outcome.CLEARED.value,
+                    clear.reason,
+                    now,
+                    alarm_id,
+                ),
+            )
+            await self.add_log(alarm_id, SYSTEM, "cleared", clear.reason, now)
+            change = "cleared"
+        else:
+            # accepted: the operator working on it closes it
+            await self.db.execute(
+                "UPDATE alarms SET cleared_at = COALESCE(cleared_at, ?) WHERE id = ?",
+                (now, alarm_id),
+            )
+            await self.add_log(
+                alarm_id,
+                SYSTEM,
+                "device_cleared",
+                f"{clear.reason}; accepted: the operator closes it",
+                now,
+            )
+            change = "noted"
+        updated = await self._fetch_one("SELECT * FROM alarms WHERE id = ?", (alarm_id,))
+        assert updated is not None
+        return Raised(alarm=Alarm.from_row(updated), new=False, change=change)
+
+    async def _note_inhibited(self, source: Key, muted: AlarmDraft) -> None:
+        row = await self._fetch_one(
+            "SELECT id FROM alarms WHERE open_key = ?", (open_key(*source, Mode.LIVE, None),)
+        )
+        if row is not None:
+            await self.add_log(
+                row["id"],
+                SYSTEM,
+                "inhibited",
+                f"{muted.rule} of {muted.gateway}/{muted.device} muted while this is open",
+                self.clock(),
+            )
+
+    async def open_keys(self) -> list[Key]:
+        """(gateway, device, rule) of every open alarm, for the rules core after a restart."""
+        async with self.lock:
+            rows = await self._fetch_all(
+                "SELECT gateway, device, rule FROM alarms WHERE open_key IS NOT NULL", ()
+            )
+        return [(r["gateway"], r["device"], r["rule"]) for r in rows]
+
+    async def close_window(self, window_id: int, actor: str) -> list[Alarm]:
+        """A walk test or maintenance window ended: its open test alarms close as tests."""
+        async with self.lock:
+            rows = await self._fetch_all(
+                "SELECT id FROM alarms WHERE window_id = ? AND open_key IS NOT NULL", (window_id,)
+            )
+            now = self.clock()
+            for row in rows:
+                await self.db.execute(
+                    "UPDATE alarms SET state = ?, open_key = NULL, resolved_at = ?,"
+                    " resolved_by = ?, outcome = ? WHERE id = ?",
+                    (AlarmState.RESOLVED.value, now, actor, Outcome.TEST.value, row["id"]),
+                )
+                await self.add_log(
+                    row["id"], actor, "resolved", f"test: window #{window_id} ended", now
+                )
+            await self.db.commit()
+            return [await self._get(r["id"]) for r in rows]
+
+    async def mark_pushed(self, alarm_ids: Iterable[int], at: float, pages: int = 0) -> None:
+        """The first live push went out (to `pages` open duty-room pages): on the timeline and
+        in the notification log, as the duty room's delivery of step 0."""
         ids = list(alarm_ids)
         if not ids:
             return
+        status, detail = (
+            ("delivered", f"{pages} page(s) open")
+            if pages
+            else (
+                "failed",
+                "no duty-room page open; shown on the next page that opens",
+            )
+        )
         async with self.lock:
             await self.db.executemany(
                 "UPDATE alarms SET pushed_at = ? WHERE id = ? AND pushed_at IS NULL",
                 [(at, i) for i in ids],
             )
+            await self.db.executemany(
+                "INSERT OR IGNORE INTO notifications (alarm_id, key, step, reason, target, name,"
+                " channel, status, attempts, created_at, delivered_at, detail)"
+                " VALUES (?,?,0,'notify','duty_room','',?,?,1,?,?,?)",
+                [
+                    (
+                        i,
+                        f"{i}/0/duty_room/-/push",
+                        "push",
+                        status,
+                        at,
+                        at if pages else None,
+                        detail,
+                    )
+                    for i in ids
+                ],
+            )
             await self.db.commit()
+
+    # ---- the operator's actions -----------------------------------------------------------
 
     async def mark_shown(self, alarm_id: int, actor: str) -> Alarm:
         """The operator's browser reports that it drew the alarm (the first time counts)."""
@@ -265,7 +504,7 @@ class AlarmBook:
                 await self.db.execute(
                     "UPDATE alarms SET shown_at = ? WHERE id = ?", (now, alarm_id)
                 )
-                await self._log(alarm_id, actor, "shown", "", now)
+                await self.add_log(alarm_id, actor, "shown", "", now)
                 await self.db.commit()
                 alarm = await self._get(alarm_id)
             return alarm
@@ -278,10 +517,42 @@ class AlarmBook:
             now = self.clock()
             await self.db.execute(
                 "UPDATE alarms SET state = ?, accepted_at = ?, accepted_by = ?,"
-                " shown_at = COALESCE(shown_at, ?) WHERE id = ?",
+                " shown_at = COALESCE(shown_at, ?), notify_due_at = NULL WHERE id = ?",
                 (AlarmState.ACCEPTED.value, now, actor, now, alarm_id),
             )
-            await self._log(alarm_id, actor, "accepted", "", now)
+            await self.add_log(alarm_id, actor, "accepted", "", now)
+            await self.db.commit()
+            return await self._get(alarm_id)
+
+    async def dispatch(self, alarm_id: int, actor: str, to: str, note: str) -> Alarm:
+        """Send someone (grid worker, property company, 119/120) to an accepted case."""
+        async with self.lock:
+            alarm = await self._get(alarm_id)
+            if alarm.state is not AlarmState.ACCEPTED:
+                raise AlarmError(f"alarm {alarm_id} is {alarm.state}; accept it before dispatching")
+            now = self.clock()
+            sent_to = f"{alarm.dispatched_to}; {to}" if alarm.dispatched_to else to
+            await self.db.execute(
+                "UPDATE alarms SET dispatched_at = COALESCE(dispatched_at, ?),"
+                " dispatched_by = COALESCE(dispatched_by, ?), dispatched_to = ? WHERE id = ?",
+                (now, actor, sent_to[:500], alarm_id),
+            )
+            await self.add_log(alarm_id, actor, "dispatched", f"{to}: {note}".strip(": "), now)
+            await self.db.commit()
+            return await self._get(alarm_id)
+
+    async def feedback(self, alarm_id: int, actor: str, note: str) -> Alarm:
+        """Record what happened, for the resident and the record (情况反馈)."""
+        async with self.lock:
+            alarm = await self._get(alarm_id)
+            if alarm.state is AlarmState.ACTIVE:
+                raise AlarmError(f"alarm {alarm_id} is not accepted yet; accept it first")
+            now = self.clock()
+            await self.db.execute(
+                "UPDATE alarms SET feedback_at = ?, feedback_by = ? WHERE id = ?",
+                (now, actor, alarm_id),
+            )
+            await self.add_log(alarm_id, actor, "feedback", note, now)
             await self.db.commit()
             return await self._get(alarm_id)
 
@@ -294,8 +565,8 @@ class AlarmBook:
             accepted = alarm.accepted_at.timestamp() if alarm.accepted_at else now
             await self.db.execute(
                 "UPDATE alarms SET state = ?, open_key = NULL, resolved_at = ?, resolved_by = ?,"
-                " outcome = ?, note = ?, accepted_at = ?, accepted_by = COALESCE(accepted_by, ?)"
-                " WHERE id = ?",
+                " outcome = ?, note = ?, accepted_at = ?, accepted_by = COALESCE(accepted_by, ?),"
+                " notify_due_at = NULL WHERE id = ?",
                 (
                     AlarmState.RESOLVED.value,
                     now,
@@ -307,23 +578,52 @@ class AlarmBook:
                     alarm_id,
                 ),
             )
-            await self._log(alarm_id, actor, "resolved", f"{outcome.value}: {note}".strip(), now)
+            await self.add_log(alarm_id, actor, "resolved", f"{outcome.value}: {note}".strip(), now)
+            await self.db.commit()
+            return await self._get(alarm_id)
+
+    async def verify(self, alarm_id: int, actor: str, note: str) -> Alarm:
+        """A supervisor confirms that a resolved case is really closed (督办落实)."""
+        async with self.lock:
+            alarm = await self._get(alarm_id)
+            if alarm.state is not AlarmState.RESOLVED:
+                raise AlarmError(
+                    f"alarm {alarm_id} is {alarm.state}; only a resolved case is verified"
+                )
+            if alarm.verified_at is not None:
+                raise AlarmError(f"alarm {alarm_id} was already verified by {alarm.verified_by}")
+            now = self.clock()
+            await self.db.execute(
+                "UPDATE alarms SET verified_at = ?, verified_by = ? WHERE id = ?",
+                (now, actor, alarm_id),
+            )
+            await self.add_log(alarm_id, actor, "verified", note, now)
             await self.db.commit()
             return await self._get(alarm_id)
 
     async def note(self, alarm_id: int, actor: str, action: str, detail: str) -> None:
         """Add a line to an alarm's log (e.g. a command sent to the gateway)."""
         async with self.lock:
-            await self._log(alarm_id, actor, action, detail, self.clock())
+            await self.add_log(alarm_id, actor, action, detail, self.clock())
             await self.db.commit()
 
+    # ---- reading ----------------------------------------------------------------------------
+
     async def active(self) -> list[Alarm]:
-        """Unresolved alarms, most severe first, then unaccepted before accepted, oldest first."""
+        """The duty room's unresolved alarms, most severe first, then unaccepted before
+        accepted, oldest first. Tests and maintenance are not the duty room's."""
         async with self.lock:
             rows = await self._fetch_all(
-                "SELECT * FROM alarms WHERE state != ? ORDER BY level ASC,"
+                "SELECT * FROM alarms WHERE state != ? AND mode = ? ORDER BY level ASC,"
                 " (state = 'accepted') ASC, received_at ASC",
-                (AlarmState.RESOLVED.value,),
+                (AlarmState.RESOLVED.value, Mode.LIVE.value),
+            )
+        return [Alarm.from_row(r) for r in rows]
+
+    async def in_window(self, window_id: int) -> list[Alarm]:
+        async with self.lock:
+            rows = await self._fetch_all(
+                "SELECT * FROM alarms WHERE window_id = ? ORDER BY id", (window_id,)
             )
         return [Alarm.from_row(r) for r in rows]
 
@@ -351,6 +651,16 @@ class AlarmBook:
         async with self.lock:
             row = await self._fetch_one("SELECT count(*) AS n FROM events", ())
         return int(row["n"]) if row else 0
+
+    async def events_of(self, gateway: str, since: float, until: float) -> list[dict[str, object]]:
+        """Events of one gateway received in a time range (a walk test's report)."""
+        async with self.lock:
+            rows = await self._fetch_all(
+                "SELECT device, kind, type, ts, received_at FROM events WHERE gateway = ?"
+                " AND received_at >= ? AND received_at <= ? ORDER BY received_at",
+                (gateway, since, until),
+            )
+        return [dict(r) for r in rows]
 
     async def record_status(self, status: Status, at: float) -> str | None:
         """Track a gateway's online/offline state; returns the previous state if it changed."""
@@ -387,17 +697,19 @@ class AlarmBook:
             for r in rows
         ]
 
+    # ---- for the units of work of others (the caller holds `lock` and commits) ------------
+
+    async def add_log(self, alarm_id: int, actor: str, action: str, detail: str, at: float) -> None:
+        await self.db.execute(
+            "INSERT INTO alarm_log (alarm_id, at, actor, action, detail) VALUES (?,?,?,?,?)",
+            (alarm_id, at, actor, action, detail),
+        )
+
     async def _get(self, alarm_id: int) -> Alarm:
         row = await self._fetch_one("SELECT * FROM alarms WHERE id = ?", (alarm_id,))
         if row is None:
             raise AlarmError(f"no alarm {alarm_id}")
         return Alarm.from_row(row)
-
-    async def _log(self, alarm_id: int, actor: str, action: str, detail: str, at: float) -> None:
-        await self.db.execute(
-            "INSERT INTO alarm_log (alarm_id, at, actor, action, detail) VALUES (?,?,?,?,?)",
-            (alarm_id, at, actor, action, detail),
-        )
 
     async def _fetch_one(self, sql: str, args: tuple[object, ...]) -> aiosqlite.Row | None:
         async with self.db.execute(sql, args) as cursor:
@@ -406,3 +718,9 @@ class AlarmBook:
     async def _fetch_all(self, sql: str, args: tuple[object, ...]) -> list[aiosqlite.Row]:
         async with self.db.execute(sql, args) as cursor:
             return list(await cursor.fetchall())
+
+
+def _evaluate(decide: Decide | Iterable[Decision]) -> Evaluation:
+    if callable(decide):
+        return decide()
+    return Evaluation(decisions=list(decide))

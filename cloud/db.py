@@ -1,5 +1,8 @@
-"""The cloud's system of record in SQLite: events, alarms and their audit log, rejected input,
-gateway status and users. One connection, one writer, never on the event loop's thread.
+"""The cloud's system of record in SQLite: events, alarms and their audit log, notifications
+and their delivery, maintenance windows and walk tests, rejected input, gateway status, users
+and the audit of every change. One connection, one writer, never on the event loop's thread.
+
+A database made by an older version gains the new columns when it is opened (`_migrate`).
 """
 
 from __future__ import annotations
@@ -82,6 +85,42 @@ CREATE TABLE IF NOT EXISTS alarm_log (
 );
 CREATE INDEX IF NOT EXISTS alarm_log_by_alarm ON alarm_log (alarm_id, at);
 
+CREATE TABLE IF NOT EXISTS notifications (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    alarm_id INTEGER NOT NULL REFERENCES alarms (id),
+    -- alarm/step/target/person/channel: a step that is fired again makes no second row
+    key TEXT NOT NULL UNIQUE,
+    step INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    target TEXT NOT NULL,
+    name TEXT NOT NULL DEFAULT '',
+    phone TEXT,
+    channel TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL,
+    next_attempt_at REAL,
+    delivered_at REAL,
+    detail TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS notifications_pending ON notifications (status, next_attempt_at);
+CREATE INDEX IF NOT EXISTS notifications_by_alarm ON notifications (alarm_id, id);
+
+CREATE TABLE IF NOT EXISTS maintenance (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    mode TEXT NOT NULL,
+    gateway TEXT NOT NULL,
+    devices TEXT NOT NULL DEFAULT '[]',
+    starts_at REAL NOT NULL,
+    ends_at REAL NOT NULL,
+    note TEXT NOT NULL DEFAULT '',
+    created_by TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    ended_at REAL,
+    ended_by TEXT
+);
+CREATE INDEX IF NOT EXISTS maintenance_open ON maintenance (ended_at, ends_at);
+
 CREATE TABLE IF NOT EXISTS rejected (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     at REAL NOT NULL,
@@ -116,6 +155,45 @@ CREATE TABLE IF NOT EXISTS audit (
 """
 
 
+#: Columns added to `alarms` after the first version: name → declaration.
+ALARM_COLUMNS = {
+    # live (the duty room), walk_test or maintenance (recorded as tests, never pushed)
+    "mode": "TEXT NOT NULL DEFAULT 'live'",
+    "window_id": "INTEGER",
+    "life_safety": "INTEGER NOT NULL DEFAULT 0",
+    # building/category for grouping a storm on the board; NULL for life-safety alarms,
+    # which are never folded into a group
+    "group_key": "TEXT",
+    "policy": "TEXT",
+    "cleared_at": "REAL",
+    "dispatched_at": "REAL",
+    "dispatched_by": "TEXT",
+    "dispatched_to": "TEXT",
+    "feedback_at": "REAL",
+    "feedback_by": "TEXT",
+    "verified_at": "REAL",
+    "verified_by": "TEXT",
+    # escalation: the next step of the policy's plan and when it is due (NULL: nothing due)
+    "notify_step": "INTEGER",
+    "notify_due_at": "REAL",
+    "escalations": "INTEGER NOT NULL DEFAULT 0",
+    "escalated_at": "REAL",
+}
+
+
+async def _migrate(db: aiosqlite.Connection) -> None:
+    async with db.execute("PRAGMA table_info(alarms)") as cursor:
+        have = {row[1] for row in await cursor.fetchall()}
+    for name, declaration in ALARM_COLUMNS.items():
+        if name not in have:
+            await db.execute(f"ALTER TABLE alarms ADD COLUMN {name} {declaration}")
+    await db.execute(
+        "CREATE INDEX IF NOT EXISTS alarms_due ON alarms (notify_due_at) WHERE notify_due_at"
+        " IS NOT NULL"
+    )
+    await db.execute("CREATE INDEX IF NOT EXISTS alarms_by_window ON alarms (window_id)")
+
+
 async def open_database(path: Path | str) -> aiosqlite.Connection:
     if str(path) != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -126,5 +204,6 @@ async def open_database(path: Path | str) -> aiosqlite.Connection:
     await db.execute("PRAGMA synchronous=FULL")
     await db.execute("PRAGMA foreign_keys=ON")
     await db.executescript(SCHEMA)
+    await _migrate(db)
     await db.commit()
     return db

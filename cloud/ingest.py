@@ -1,5 +1,10 @@
 """Ingest: every message from the broker is checked, stored, evaluated and announced.
 
+Evaluation is the rules core's (`cloud/rules/`); what it decides passes the maintenance gate
+(devices under a walk test or in a maintenance window make test alarms) and is stored by the
+alarm book in the same transaction as the message id, so a redelivery is never evaluated
+twice. Time-driven rules (clear holds, silence, expiring walk tests) run on a tick.
+
 `Ingest.handle()` is the whole path for one message and never raises: bad input is rejected
 with a reason (counted, kept), and even a bug in our own code is caught, recorded as an
 `internal_error` rejection and the loop goes on. `Ingest.run()` owns the aiomqtt session and
@@ -10,6 +15,7 @@ crash of this process between receipt and storage makes the broker deliver it ag
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import socket
 import time
@@ -20,11 +26,12 @@ from typing import Any
 import aiomqtt
 from pydantic import ValidationError
 
-from cloud.alarms import Alarm, AlarmBook, Raised
+from cloud.alarms import Alarm, AlarmBook, Mode, Raised
 from cloud.hub import LiveHub
+from cloud.maintenance import Maintenance
 from cloud.registry import Registry
 from cloud.rejects import Reason, RejectLog
-from cloud.rules import AlarmDraft, Rules
+from cloud.rules import Evaluation, RulesCore
 from cloud.store.base import Sample, TelemetryStore
 from contract import topics
 from contract.models import (
@@ -33,6 +40,7 @@ from contract.models import (
     MAX_TELEMETRY_BYTES,
     Command,
     Event,
+    GatewayState,
     Kind,
     Status,
     Telemetry,
@@ -71,17 +79,23 @@ class Ingest:
         self,
         *,
         registry: Registry,
-        rules: Rules,
+        core: RulesCore,
         book: AlarmBook,
         store: TelemetryStore,
         hub: LiveHub,
         rejects: RejectLog,
+        maintenance: Maintenance | None = None,
+        on_new_alarms: Callable[[], None] | None = None,
         flush_interval_s: float = 0.2,
+        tick_s: float = 1.0,
         max_pending_samples: int = 1_000_000,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.registry = registry
-        self.rules = rules
+        self.core = core
+        self.maintenance = maintenance
+        self.on_new_alarms = on_new_alarms
+        self.tick_s = tick_s
         self.book = book
         self.store = store
         self.hub = hub
@@ -96,6 +110,7 @@ class Ingest:
         self.broker_dropped: int | None = None
         self._pending: list[Sample] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._ticker: asyncio.Task[None] | None = None
 
     # ---- the path of one message -------------------------------------------------------
 
@@ -160,8 +175,9 @@ class Ingest:
             return await self.rejects.reject(
                 topic, payload, Reason.UNKNOWN_DEVICE, detail, received_at
             )
-        drafts = self.rules.for_event(event)
-        raised = await self.book.record_event(event, received_at, drafts)
+        raised = await self.book.record_event(
+            event, received_at, lambda: self._gate(self.core.event(event, received_at), received_at)
+        )
         if raised is None:
             self.counts["duplicates"] += 1
             return
@@ -177,13 +193,19 @@ class Ingest:
             return await self.rejects.reject(
                 topic, payload, Reason.UNKNOWN_DEVICE, detail, received_at
             )
-        if not await self.book.record_batch(
-            batch.id, batch.gateway, len(batch.readings), received_at
-        ):
+        raised = await self.book.record_batch(
+            batch.id,
+            batch.gateway,
+            len(batch.readings),
+            received_at,
+            lambda: self._gate(
+                self.core.readings(batch.gateway, batch.readings, received_at), received_at
+            ),
+        )
+        if raised is None:
             self.counts["duplicates"] += 1
             return
         self.counts["telemetry_batches"] += 1
-        drafts: list[AlarmDraft] = []
         for reading in batch.readings:
             for unit, value in reading.values.present().items():
                 self._pending.append(
@@ -196,10 +218,8 @@ class Ingest:
                         value=value,
                     )
                 )
-            drafts.extend(self.rules.for_reading(batch.gateway, reading))
         self.counts["readings"] += len(batch.readings)
-        if drafts:
-            await self._announce(await self.book.raise_drafts(drafts, received_at))
+        await self._announce(raised)
 
     async def _status(self, status: Status, received_at: float) -> None:
         previous = await self.book.record_status(status, received_at)
@@ -207,14 +227,73 @@ class Ingest:
         if previous is not None:
             log.info("gateway=%s state=%s was=%s", status.gateway, status.state, previous)
         self.hub.publish({"type": "gateway", "gateway": status.gateway, "state": status.state})
+        online = status.state is GatewayState.ONLINE
+        await self._announce(
+            await self.book.apply(
+                lambda: self._gate(
+                    self.core.status(status.gateway, online, received_at), received_at
+                ),
+                received_at,
+            )
+        )
+
+    def _gate(self, evaluation: Evaluation, at: float) -> Evaluation:
+        """Devices under a walk test or in a maintenance window: their alarms are tests."""
+        self.counts["inhibited"] += evaluation.muted
+        if self.maintenance is None or not self.maintenance.active:
+            return evaluation
+        gated = []
+        for decision in evaluation.decisions:
+            mode, window = self.maintenance.mode_for(decision.gateway, decision.device, at)
+            if mode is not Mode.LIVE:
+                decision = dataclasses.replace(decision, mode=mode.value, window=window)
+            gated.append(decision)
+        return Evaluation(gated, evaluation.inhibited, evaluation.muted)
 
     async def _announce(self, raised: list[Raised]) -> None:
         if not raised:
             return
+        new_live: list[int] = []
         for item in raised:
-            self.counts["alarms_raised" if item.new else "alarm_repeats"] += 1
-            self.hub.publish(alarm_message(item.alarm))
-        await self.book.mark_pushed([r.alarm.id for r in raised if r.new], self.clock())
+            alarm = item.alarm
+            if alarm.mode is not Mode.LIVE:
+                self.counts["test_alarms" if item.new else "test_alarm_updates"] += 1
+                continue
+            if item.new:
+                self.counts["alarms_raised"] += 1
+                new_live.append(alarm.id)
+            elif item.change == "cleared":
+                self.counts["alarms_cleared"] += 1
+            else:
+                self.counts["alarm_repeats"] += 1
+            self.hub.publish(alarm_message(alarm))
+        if new_live:
+            await self.book.mark_pushed(new_live, self.clock(), self.hub.listeners)
+            if self.on_new_alarms is not None:
+                self.on_new_alarms()
+
+    # ---- time-driven rules ----------------------------------------------------------------
+
+    async def tick(self) -> None:
+        """Clear holds, silence, gateways that stopped talking, walk tests that ran out."""
+        now = self.clock()
+        if self.maintenance is not None:
+            for window in await self.maintenance.expire(now):
+                closed = await self.book.close_window(window.id, "system")
+                log.info(
+                    "%s #%d ended; %d test alarm(s) closed", window.mode, window.id, len(closed)
+                )
+        evaluation = self.core.tick(now)
+        if evaluation.decisions or evaluation.inhibited or evaluation.muted:
+            await self._announce(await self.book.apply(lambda: self._gate(evaluation, now), now))
+
+    async def _tick_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.tick_s)
+            try:
+                await self.tick()
+            except Exception:
+                log.exception("rules tick failed")
 
     # ---- telemetry writes, batched off the message path ----------------------------------
 
@@ -255,6 +334,7 @@ class Ingest:
     ) -> None:
         """Consume until cancelled, reconnecting with backoff when the broker goes away."""
         self._flusher = asyncio.create_task(self._flush_forever())
+        self._ticker = asyncio.create_task(self._tick_forever())
         delay = reconnect_s
         try:
             while True:
@@ -270,6 +350,7 @@ class Ingest:
                     delay = reconnect_s
         finally:
             self._flusher.cancel()
+            self._ticker.cancel()
             await self.flush()
 
     async def _session(

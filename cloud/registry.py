@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from contract.site import Building, Community, Grid, Home, Site
+from contract.site import Building, Community, Grid, Home, Site, Worker
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +46,9 @@ class Registry:
                     self._buildings[building.id] = (community, grid, building)
                     for home in building.homes:
                         self._homes[home.id] = (community, grid, building, home)
+        self._grids: dict[str, Grid] = {
+            grid.id: grid for community in site.communities for grid in community.grids
+        }
         self._gateways = {gw.id: gw for gw in site.gateways}
         self._devices: dict[tuple[str, str], DeviceInfo] = {}
         for gw in site.gateways:
@@ -102,3 +105,11 @@ class Registry:
 
     def gateways(self) -> list[str]:
         return list(self._gateways)
+
+    def devices(self) -> dict[tuple[str, str], str]:
+        """(gateway, device) → model of every registered device."""
+        return {key: info.model for key, info in self._devices.items()}
+
+    def grid_worker(self, grid_id: str) -> Worker | None:
+        grid = self._grids.get(grid_id)
+        return grid.worker if grid else None

@@ -1,10 +1,12 @@
-"""Wiring of the cloud process: database, registry, rules, alarm book, store, ingest, web."""
+"""Wiring of the cloud process: database, registry, the rules core and its reloader, alarm
+book, maintenance windows, telemetry store, ingest, escalation and its channels, web."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -12,12 +14,17 @@ import aiosqlite
 import uvicorn
 
 from cloud.alarms import AlarmBook
+from cloud.audit import Audit
 from cloud.db import open_database
+from cloud.escalation import Escalator
 from cloud.hub import LiveHub
-from cloud.ingest import Ingest
+from cloud.ingest import Ingest, alarm_message
+from cloud.maintenance import Maintenance
+from cloud.notify import Channel, PushChannel, WebhookChannel
 from cloud.registry import Registry
 from cloud.rejects import RejectLog
-from cloud.rules import Rules, load_rules
+from cloud.reload import RulesReloader, check_against_site
+from cloud.rules import RulesCore, load_rules_with_digest
 from cloud.settings import CloudSettings
 from cloud.store import open_store
 from cloud.store.base import TelemetryStore
@@ -27,13 +34,17 @@ from contract.site import load_site
 log = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Cloud:
     settings: CloudSettings
     db: aiosqlite.Connection
     registry: Registry
-    rules: Rules
+    core: RulesCore
+    reloader: RulesReloader
     book: AlarmBook
+    audit: Audit
+    maintenance: Maintenance
+    escalator: Escalator
     store: TelemetryStore
     hub: LiveHub
     rejects: RejectLog
@@ -46,28 +57,74 @@ class Cloud:
 async def open_cloud(settings: CloudSettings) -> AsyncIterator[Cloud]:
     """Open every part of the cloud (not yet consuming); closes them on exit."""
     registry = Registry(load_site(settings.site_file))
-    rules = Rules(load_rules(settings.rules_file))
+    loaded = load_rules_with_digest(settings.rules_file)
+    check_against_site(loaded, registry)
     db = await open_database(settings.database)
     store = open_store(settings.telemetry_url)
+    webhook: WebhookChannel | None = None
     try:
         await store.ping()
         book = AlarmBook(db, registry)
+        audit = Audit(db, book.lock)
         rejects = RejectLog(db, book.lock, keep=settings.keep_rejected)
         users = Users(db, book.lock)
         for name, (role, password) in settings.bootstrap_users.items():
             await users.ensure(name, Role(role), password.get_secret_value())
+        maintenance = Maintenance(db, book.lock, audit)
+        await maintenance.load()
+        core = RulesCore(
+            loaded.config, devices=registry.devices(), gateways=registry.gateways(), now=time.time()
+        )
+        core.restore(await book.open_keys())  # open alarms can still clear after a restart
+        reloader = RulesReloader(settings.rules_file, loaded, core, registry, audit)
         hub = LiveHub()
+        channels: dict[str, Channel] = {"push": PushChannel(hub)}
+        if settings.webhook_url:
+            secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
+            webhook = WebhookChannel(
+                settings.webhook_url, secret=secret, timeout_s=settings.webhook_timeout_s
+            )
+            channels["webhook"] = webhook
+        else:
+            log.warning("no SC_CLOUD_WEBHOOK_URL: notifications by webhook are recorded as skipped")
+        escalator = Escalator(
+            book=book,
+            registry=registry,
+            rules=lambda: core.config,
+            channels=channels,
+            on_change=lambda alarm: hub.publish(alarm_message(alarm)),
+        )
         ingest = Ingest(
             registry=registry,
-            rules=rules,
+            core=core,
             book=book,
             store=store,
             hub=hub,
             rejects=rejects,
+            maintenance=maintenance,
+            on_new_alarms=escalator.wake,
             flush_interval_s=settings.telemetry_flush_s,
+            tick_s=settings.tick_s,
         )
-        yield Cloud(settings, db, registry, rules, book, store, hub, rejects, users, ingest)
+        yield Cloud(
+            settings=settings,
+            db=db,
+            registry=registry,
+            core=core,
+            reloader=reloader,
+            book=book,
+            audit=audit,
+            maintenance=maintenance,
+            escalator=escalator,
+            store=store,
+            hub=hub,
+            rejects=rejects,
+            users=users,
+            ingest=ingest,
+        )
     finally:
+        if webhook is not None:
+            await webhook.close()
         await store.close()
         await db.close()
 
@@ -78,6 +135,7 @@ async def serve(cloud: Cloud, *, started: asyncio.Event | None = None) -> None:
 
     settings = cloud.settings
     password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
+    escalation = asyncio.create_task(cloud.escalator.run(), name="escalation")
     consumer = asyncio.create_task(
         cloud.ingest.run(
             host=settings.mqtt_host,
@@ -106,12 +164,15 @@ async def serve(cloud: Cloud, *, started: asyncio.Event | None = None) -> None:
         await asyncio.wait_for(cloud.ingest.connected.wait(), timeout=30)
         if started is not None:
             started.set()
-        await asyncio.gather(consumer, web)
+        await asyncio.gather(consumer, web, escalation)
     finally:
         server.should_exit = True
         consumer.cancel()
+        escalation.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await consumer
+        with contextlib.suppress(asyncio.CancelledError):
+            await escalation
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.wait_for(web, timeout=5)
 

@@ -39,6 +39,12 @@ class CloudSettings(BaseSettings):
     bootstrap_users: dict[str, tuple[str, SecretStr]] = Field(default_factory=dict)
 
     telemetry_flush_s: float = Field(0.2, gt=0, le=10)
+    tick_s: float = Field(1.0, gt=0, le=60, description="How often time-driven rules run")
+
+    # The outbound webhook channel (e.g. an SMS or voice gateway); off when no URL is set.
+    webhook_url: str | None = Field(None, pattern=r"^https?://")
+    webhook_secret: SecretStr | None = Field(None, description="Signs each POST (HMAC-SHA256)")
+    webhook_timeout_s: float = Field(5.0, gt=0, le=60)
     keep_rejected: int = Field(10000, ge=100, description="Rejected messages kept for inspection")
 
     @model_validator(mode="after")

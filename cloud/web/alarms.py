@@ -1,9 +1,13 @@
-"""Alarms for the duty room: the live stream, the list, one case, and the operator's actions."""
+"""Alarms for the duty room: the live stream, the list, groups, one case with its timeline and
+notifications, and the actions on a case — accept, dispatch, feedback, resolve, and verify (a
+supervisor's). Each action is in the alarm's log with who and when."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
 
 from fastapi import APIRouter, HTTPException, status
 from fastapi.sse import EventSourceResponse, ServerSentEvent
@@ -12,7 +16,7 @@ from pydantic import BaseModel, Field
 from cloud.alarms import Alarm, AlarmError, LogEntry, Outcome
 from cloud.ingest import alarm_message
 from cloud.users import DUTY_ROLES
-from cloud.web.deps import CloudDep, DutyUser
+from cloud.web.deps import CloudDep, DutyUser, SupervisorUser
 from contract.models import Command, utc_now
 
 router = APIRouter(prefix="/api/alarms", tags=["alarms"])
@@ -23,14 +27,58 @@ KEEPALIVE_S = 15.0
 STREAM_MAX_S = 300.0
 
 
+class NotificationRecord(BaseModel):
+    key: str
+    step: int
+    reason: str
+    target: str
+    name: str
+    channel: str
+    status: str  # pending, delivered, failed, skipped, cancelled
+    attempts: int
+    created_at: datetime
+    delivered_at: datetime | None
+    detail: str
+
+
 class AlarmCase(BaseModel):
     alarm: Alarm
     history: list[LogEntry]
+    notifications: list[NotificationRecord] = []
+
+
+class AlarmGroup(BaseModel):
+    """Open alarms of one building and category, for a storm; a life-safety alarm is always
+    a group of its own (`key` null), so grouping can never hide one."""
+
+    key: str | None
+    building_id: str
+    building: str
+    category: str | None
+    level: int
+    count: int
+    unaccepted: int
+    life_safety: bool
+    alarm_ids: list[int]
+    oldest_received_at: datetime
 
 
 class Resolution(BaseModel):
     outcome: Outcome
     note: str = Field("", max_length=1000)
+
+
+class Dispatch(BaseModel):
+    to: str = Field(min_length=1, max_length=100, description="e.g. 网格员, 物业, 119, 120")
+    note: str = Field("", max_length=1000)
+
+
+class Note(BaseModel):
+    note: str = Field("", max_length=1000)
+
+
+class Feedback(BaseModel):
+    note: str = Field(min_length=1, max_length=2000)
 
 
 @router.get("", response_model=list[Alarm])
@@ -66,6 +114,35 @@ async def stream(cloud: CloudDep, user: DutyUser) -> AsyncIterator[ServerSentEve
         cloud.hub.unsubscribe(sub)
 
 
+@router.get("/groups", response_model=list[AlarmGroup])
+async def groups(cloud: CloudDep, user: DutyUser) -> list[AlarmGroup]:
+    """The open alarms grouped by building and category, most severe group first."""
+    grouped: dict[str, list[Alarm]] = {}
+    for alarm in await cloud.book.active():
+        key = alarm.group_key if alarm.group_key and not alarm.life_safety else f"#{alarm.id}"
+        grouped.setdefault(key, []).append(alarm)
+    out = []
+    for key, alarms in grouped.items():
+        first = alarms[0]
+        single = key.startswith("#")
+        out.append(
+            AlarmGroup(
+                key=None if single else key,
+                building_id=first.building_id,
+                building=first.building,
+                category=None if single else key.split("/", 1)[-1],
+                level=min(a.level for a in alarms),
+                count=len(alarms),
+                unaccepted=sum(a.state == "active" for a in alarms),
+                life_safety=any(a.life_safety for a in alarms),
+                alarm_ids=[a.id for a in alarms],
+                oldest_received_at=min(a.received_at for a in alarms),
+            )
+        )
+    out.sort(key=lambda g: (g.level, not g.life_safety, g.oldest_received_at))
+    return out
+
+
 def _not_found_or_conflict(exc: AlarmError) -> HTTPException:
     text = str(exc)
     code = status.HTTP_404_NOT_FOUND if text.startswith("no alarm") else status.HTTP_409_CONFLICT
@@ -78,7 +155,20 @@ async def one_alarm(alarm_id: int, cloud: CloudDep, user: DutyUser) -> AlarmCase
         alarm = await cloud.book.get(alarm_id)
     except AlarmError as exc:
         raise _not_found_or_conflict(exc) from None
-    return AlarmCase(alarm=alarm, history=await cloud.book.history(alarm_id))
+    notes = await cloud.escalator.notifications(alarm_id)
+    return AlarmCase(
+        alarm=alarm,
+        history=await cloud.book.history(alarm_id),
+        notifications=[NotificationRecord.model_validate(_times(n)) for n in notes],
+    )
+
+
+def _times(row: dict[str, Any]) -> dict[str, Any]:
+    out = dict(row)
+    for key in ("created_at", "delivered_at"):
+        if out[key] is not None:
+            out[key] = datetime.fromtimestamp(out[key], UTC)
+    return out
 
 
 @router.post("/{alarm_id}/shown", response_model=Alarm)
@@ -120,3 +210,34 @@ async def resolve(alarm_id: int, resolution: Resolution, cloud: CloudDep, user: 
         raise _not_found_or_conflict(exc) from None
     cloud.hub.publish(alarm_message(alarm))
     return alarm
+
+
+@router.post("/{alarm_id}/dispatch", response_model=Alarm)
+async def dispatch(alarm_id: int, body: Dispatch, cloud: CloudDep, user: DutyUser) -> Alarm:
+    """Someone is sent to an accepted case (grid worker, property company, 119/120)."""
+    try:
+        alarm = await cloud.book.dispatch(alarm_id, user.name, body.to, body.note)
+    except AlarmError as exc:
+        raise _not_found_or_conflict(exc) from None
+    cloud.hub.publish(alarm_message(alarm))
+    return alarm
+
+
+@router.post("/{alarm_id}/feedback", response_model=Alarm)
+async def feedback(alarm_id: int, body: Feedback, cloud: CloudDep, user: DutyUser) -> Alarm:
+    """What happened, for the resident and the record (情况反馈); may be given more than once."""
+    try:
+        alarm = await cloud.book.feedback(alarm_id, user.name, body.note)
+    except AlarmError as exc:
+        raise _not_found_or_conflict(exc) from None
+    cloud.hub.publish(alarm_message(alarm))
+    return alarm
+
+
+@router.post("/{alarm_id}/verify", response_model=Alarm)
+async def verify(alarm_id: int, body: Note, cloud: CloudDep, user: SupervisorUser) -> Alarm:
+    """A supervisor confirms that a resolved case is really closed (督办落实)."""
+    try:
+        return await cloud.book.verify(alarm_id, user.name, body.note)
+    except AlarmError as exc:
+        raise _not_found_or_conflict(exc) from None

@@ -10,7 +10,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 
 from cloud.service import Cloud
-from cloud.web import alarms, auth, status
+from cloud.web import alarms, auth, maintenance, rules, status
 
 STATIC = Path(__file__).resolve().parent / "static"
 
@@ -34,6 +34,8 @@ def create_app(cloud: Cloud) -> FastAPI:
     app.include_router(status.router)
     app.include_router(auth.router)
     app.include_router(alarms.router)
+    app.include_router(rules.router)
+    app.include_router(maintenance.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/", include_in_schema=False)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 
 from cloud.service import Cloud
-from cloud.users import DUTY_ROLES, User
+from cloud.users import DUTY_ROLES, Role, User
 
 
 def get_cloud(request: Request) -> Cloud:
@@ -35,3 +36,27 @@ async def duty_user(user: CurrentUser) -> User:
 
 
 DutyUser = Annotated[User, Depends(duty_user)]
+
+
+def _roles(*roles: Role, what: str) -> Callable[[User], Awaitable[User]]:
+    async def check(user: CurrentUser) -> User:
+        if user.role not in roles:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, f"role {user.role} cannot {what}")
+        return user
+
+    return check
+
+
+#: Supervisors verify closed cases (督办落实); admins may do anything.
+SupervisorUser = Annotated[User, Depends(_roles(Role.SUPERVISOR, Role.ADMIN, what="verify cases"))]
+AdminUser = Annotated[User, Depends(_roles(Role.ADMIN, what="change the rules"))]
+#: Installers run walk tests on site; admins may too.
+InstallerUser = Annotated[User, Depends(_roles(Role.INSTALLER, Role.ADMIN, what="run walk tests"))]
+#: Maintenance windows are planned by supervisors and admins.
+PlannerUser = Annotated[
+    User, Depends(_roles(Role.SUPERVISOR, Role.ADMIN, what="plan maintenance windows"))
+]
+#: Reading the rules in force and the audit: supervisors and admins.
+ReaderUser = Annotated[
+    User, Depends(_roles(Role.SUPERVISOR, Role.ADMIN, what="read the rules and the audit"))
+]

@@ -33,6 +33,9 @@ class Stats(BaseModel):
     broker_dropped: int | None = Field(
         description="The broker's count of messages it dropped (Mosquitto $SYS); must stay 0"
     )
+    escalation: dict[str, int] = Field(
+        default_factory=dict, description="Steps fired and notifications by outcome"
+    )
 
 
 @router.get("/api/stats", response_model=Stats)
@@ -42,6 +45,7 @@ async def stats(cloud: CloudDep, user: CurrentUser) -> Stats:
         rejected=dict(cloud.rejects.counts),
         live_listeners=cloud.hub.listeners,
         broker_dropped=cloud.ingest.broker_dropped,
+        escalation=dict(cloud.escalator.counts),
     )
 
 

@@ -18,10 +18,11 @@ from pydantic import SecretStr
 
 from cloud.service import Cloud, open_cloud, serve
 from cloud.settings import CloudSettings
+from tests.cloud.helpers import WebhookReceiver
 from tests.servers import Mosquitto
 
-PASSWORDS = {"op": "op-pass-1", "sup": "sup-pass-1", "inst": "inst-pass-1"}
-ROLES = {"op": "operator", "sup": "supervisor", "inst": "installer"}
+PASSWORDS = {"op": "op-pass-1", "sup": "sup-pass-1", "inst": "inst-pass-1", "adm": "adm-pass-1"}
+ROLES = {"op": "operator", "sup": "supervisor", "inst": "installer", "adm": "admin"}
 
 
 def cloud_settings(tmp: Path, broker: Mosquitto, **overrides: Any) -> CloudSettings:
@@ -69,8 +70,21 @@ async def running_cloud(settings: CloudSettings) -> AsyncIterator[RunningCloud]:
                 await task
 
 
+def forget_gateway_status(broker: Mosquitto) -> None:
+    """Remove the retained `status` of the demo gateways from the shared broker: a gateway
+    agent stopped by an earlier test leaves `offline` behind, which a new cloud would rightly
+    raise as a gateway_offline alarm."""
+    for gateway in ("gw-ld01", "gw-ld02"):
+        pub = Publisher(broker, gateway)
+        try:
+            pub.publish(f"sc/v1/{gateway}/status", b"", qos=1, retain=True)
+        finally:
+            pub.close()
+
+
 @pytest.fixture
 async def cloud(tmp_path: Path, mosquitto: Mosquitto) -> AsyncIterator[RunningCloud]:
+    forget_gateway_status(mosquitto)
     async with running_cloud(cloud_settings(tmp_path, mosquitto)) as running:
         yield running
 
@@ -100,16 +114,30 @@ class Publisher:
         self.client.connect("127.0.0.1", broker.port)
         self.client.loop_start()
 
-    def publish(self, topic: str, payload: bytes | str | dict[str, Any], qos: int = 1) -> None:
+    def publish(
+        self,
+        topic: str,
+        payload: bytes | str | dict[str, Any],
+        qos: int = 1,
+        retain: bool = False,
+    ) -> None:
         if isinstance(payload, dict):
             payload = json.dumps(payload)
-        info = self.client.publish(topic, payload, qos=qos)
+        info = self.client.publish(topic, payload, qos=qos, retain=retain)
         info.wait_for_publish(timeout=5)
         assert info.is_published()
 
     def close(self) -> None:
+        self.client.disconnect()  # first: it wakes the network loop, so loop_stop is quick
         self.client.loop_stop()
-        self.client.disconnect()
+
+
+@pytest.fixture
+def webhook() -> Iterator[WebhookReceiver]:
+    receiver = WebhookReceiver()
+    receiver.start()
+    yield receiver
+    receiver.stop()
 
 
 @pytest.fixture

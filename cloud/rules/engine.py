@@ -1,0 +1,476 @@
+"""Rule evaluation: events and readings in, decisions out (raise or repeat an alarm, clear it).
+
+Pure and synchronous: no I/O; time comes in with the data (a reading's or event's own time for
+windows, holds and rates) or as an argument (`now`, the cloud's clock, for clear holds that
+must run out while nothing arrives). The state is per device and rule: whether the condition
+is firing, since when a bound or a clear has held, the running windows. The alarm book turns
+decisions into alarms and is idempotent, so a repeat for an alarm an operator already closed
+opens a new one, and a clear for an alarm that is not open does nothing.
+
+Hysteresis is explicit: a rising rule fires at its lowest bound and clears only under its
+`clear_below` (and after `clear_hold_s`), so a value wobbling between the two never flaps.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TypeVar
+
+from cloud.rules.config import (
+    INERT,
+    CountRule,
+    EventRule,
+    RateRule,
+    RulesFile,
+    ThresholdRule,
+)
+from contract.models import Event, Reading
+
+Key = tuple[str, str, str]  # gateway, device, rule
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmDraft:
+    """A rule fired (or still fires): the alarm book raises an alarm or repeats the open one."""
+
+    rule: str
+    level: int
+    kind: str
+    gateway: str
+    device: str
+    title_zh: str
+    title_en: str
+    device_ts: datetime
+    value: float | None = None
+    event_id: str | None = None
+    life_safety: bool = False
+    group: str = ""
+    #: set by the maintenance gate: live, walk_test or maintenance
+    mode: str = "live"
+    window: int | None = None
+
+    @property
+    def key(self) -> Key:
+        return (self.gateway, self.device, self.rule)
+
+
+@dataclass(frozen=True, slots=True)
+class Clear:
+    """The condition is over: a non-latched open alarm closes, a latched one only notes it."""
+
+    rule: str
+    gateway: str
+    device: str
+    at: datetime
+    reason: str
+    event_id: str | None = None
+    mode: str = "live"
+    window: int | None = None
+
+    @property
+    def key(self) -> Key:
+        return (self.gateway, self.device, self.rule)
+
+
+Decision = AlarmDraft | Clear
+
+
+@dataclass(slots=True)
+class _Condition:
+    firing: bool = False
+    pending_since: float | None = None  # beyond a bound since (reading time), for hold_s
+    clear_since: float | None = None  # beyond the clear bound since (reading time)
+    clear_due: float | None = None  # an event rule's clear takes effect then (cloud time)
+
+
+class MeanWindow:
+    """A running mean over a time span, kept in at most ~240 buckets however many readings
+    arrive (a 24 h mean of 10-second readings stays small). A bucket straddling the horizon is
+    kept whole, so the mean can include up to one bucket width more than the span."""
+
+    __slots__ = ("_buckets", "_count", "_latest", "_sum", "span", "width")
+
+    def __init__(self, span_s: float) -> None:
+        self.span = span_s
+        self.width = max(span_s / 240.0, 1.0)
+        self._buckets: deque[list[float]] = deque()  # [start, sum, count]
+        self._sum = 0.0
+        self._count = 0
+        self._latest = -math.inf
+
+    def add(self, ts: float, value: float) -> float:
+        start = math.floor(ts / self.width) * self.width
+        buckets = self._buckets
+        if buckets and buckets[-1][0] == start:
+            buckets[-1][1] += value
+            buckets[-1][2] += 1
+        elif not buckets or start > buckets[-1][0]:
+            buckets.append([start, value, 1])
+        else:  # an older reading (a replay): find or insert its bucket
+            for i in range(len(buckets) - 1, -1, -1):
+                if buckets[i][0] == start:
+                    buckets[i][1] += value
+                    buckets[i][2] += 1
+                    break
+                if buckets[i][0] < start:
+                    buckets.insert(i + 1, [start, value, 1])
+                    break
+            else:
+                buckets.appendleft([start, value, 1])
+        self._sum += value
+        self._count += 1
+        self._latest = max(self._latest, ts)
+        horizon = self._latest - self.span
+        while buckets and buckets[0][0] + self.width <= horizon:
+            _, gone_sum, gone_count = buckets.popleft()
+            self._sum -= gone_sum
+            self._count -= int(gone_count)
+        return self._sum / self._count
+
+
+R = TypeVar("R", EventRule, ThresholdRule, RateRule, CountRule)
+
+
+def _variants(rules: Sequence[R]) -> dict[str, list[R]]:
+    by_id: dict[str, list[R]] = {}
+    for rule in rules:
+        by_id.setdefault(rule.rule, []).append(rule)
+    return by_id
+
+
+def _pick(variants: list[R], model: str | None) -> R | None:
+    """The model-specific variant of a rule if there is one for this model, else the generic."""
+    generic = None
+    for rule in variants:
+        if rule.models is None:
+            generic = rule
+        elif model is not None and model in rule.models:
+            return rule
+    return generic
+
+
+def _utc(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+class Rules:
+    """Evaluates events and readings against one rules file, keeping per-device state."""
+
+    def __init__(self, config: RulesFile) -> None:
+        self.config = config
+        self._events = _variants(config.events)
+        self._thresholds = _variants(config.thresholds)
+        self._rates = _variants(config.rates)
+        self._counts = _variants(config.counts)
+        self._state: dict[Key, _Condition] = {}
+        self._means: dict[Key, MeanWindow] = {}
+        self._rises: dict[Key, deque[tuple[float, float]]] = {}
+        self._seen: dict[Key, deque[float]] = {}
+        self._firing_on: Counter[tuple[str, str]] = Counter()  # (gateway, rule) → firing keys
+        self._clears_due: set[Key] = set()
+
+    # ---- state --------------------------------------------------------------------------
+
+    def _cond(self, key: Key) -> _Condition:
+        cond = self._state.get(key)
+        if cond is None:
+            cond = self._state[key] = _Condition()
+        return cond
+
+    def _set_firing(self, key: Key, cond: _Condition, firing: bool) -> None:
+        if cond.firing != firing:
+            cond.firing = firing
+            self._firing_on[(key[0], key[2])] += 1 if firing else -1
+        if not firing:
+            cond.clear_due = None
+            self._clears_due.discard(key)
+
+    def restore(self, keys: Iterable[Key]) -> None:
+        """After a restart: these (gateway, device, rule) have an open alarm, so the rule is
+        firing (a clear must be able to close them)."""
+        for key in keys:
+            self._set_firing(key, self._cond(key), True)
+
+    def firing(self, key: Key) -> bool:
+        cond = self._state.get(key)
+        return bool(cond and cond.firing)
+
+    def firing_on(self, gateway: str, rule: str) -> Key | None:
+        """The key of a firing condition of this rule on this gateway, if any."""
+        if self._firing_on[(gateway, rule)] <= 0:
+            return None
+        for key, cond in self._state.items():
+            if cond.firing and key[0] == gateway and key[2] == rule:
+                return key
+        return None
+
+    def unfire(self, key: Key) -> None:
+        """A draft was muted (inhibited): as if the rule had not fired."""
+        cond = self._state.get(key)
+        if cond is not None:
+            self._set_firing(key, cond, False)
+
+    def reconfigure(self, config: RulesFile) -> Rules:
+        """A new engine for a new rules file, carrying the state of this one: a rule whose
+        definition is unchanged keeps everything (windows, holds); a changed rule keeps only
+        whether it is firing (so its open alarms can still clear); a removed rule is dropped."""
+        new = Rules(config)
+        old_defs = self._definitions()
+        new_defs = new._definitions()
+        for key, cond in self._state.items():
+            rule = key[2]
+            if rule not in new_defs:
+                continue
+            if old_defs.get(rule) == new_defs[rule]:
+                copy = _Condition(cond.firing, cond.pending_since, cond.clear_since, cond.clear_due)
+                new._state[key] = copy
+                if copy.firing:
+                    new._firing_on[(key[0], rule)] += 1
+                if copy.clear_due is not None:
+                    new._clears_due.add(key)
+            elif cond.firing:
+                new._set_firing(key, new._cond(key), True)
+        for mine, theirs in (
+            (self._means, new._means),
+            (self._rises, new._rises),
+            (self._seen, new._seen),
+        ):
+            for key, value in mine.items():
+                if key[2] in new_defs and old_defs.get(key[2]) == new_defs[key[2]]:
+                    theirs[key] = value  # type: ignore[index]
+        return new
+
+    def _definitions(self) -> dict[str, object]:
+        defs: dict[str, object] = {}
+        for table in (self._events, self._thresholds, self._rates, self._counts):
+            for rule_id, variants in table.items():
+                defs[rule_id] = tuple(variants)
+        return defs
+
+    # ---- events ---------------------------------------------------------------------------
+
+    def on_event(self, event: Event, model: str | None = None, now: float = 0.0) -> list[Decision]:
+        """Decisions for one event. `now` (the cloud's clock) starts clear holds."""
+        if event.type.value in INERT:
+            return []  # tests and heartbeats neither raise nor clear anything
+        out: list[Decision] = []
+        ts = event.ts.timestamp()
+        for variants in self._events.values():
+            rule = _pick(variants, model)
+            if rule is None or (rule.kind is not None and rule.kind is not event.kind):
+                continue
+            key = (event.gateway, event.device, rule.rule)
+            if event.type is rule.type:
+                cond = self._cond(key)
+                cond.clear_due = None
+                self._clears_due.discard(key)
+                self._set_firing(key, cond, True)
+                out.append(self._draft(rule, event, rule.level, rule.life_safety))
+            elif event.type in rule.clear_on:
+                cond = self._state.get(key)
+                if cond is None or not cond.firing:
+                    continue
+                if rule.clear_hold_s <= 0:
+                    self._set_firing(key, cond, False)
+                    out.append(
+                        Clear(
+                            rule.rule,
+                            event.gateway,
+                            event.device,
+                            event.ts,
+                            f"{event.type} from the device",
+                            event.id,
+                        )
+                    )
+                elif cond.clear_due is None:
+                    cond.clear_due = now + rule.clear_hold_s
+                    self._clears_due.add(key)
+        for variants in self._counts.values():
+            count = _pick(variants, model)
+            if count is None or count.type is not event.type:
+                continue
+            if count.kind is not None and count.kind is not event.kind:
+                continue
+            key = (event.gateway, event.device, count.rule)
+            seen = self._seen.setdefault(key, deque())
+            seen.append(ts)
+            while seen and seen[0] < ts - count.within_s:
+                seen.popleft()
+            if len(seen) >= count.at_least:
+                seen.clear()  # the next alarm (or repeat) needs as many again
+                self._set_firing(key, self._cond(key), True)
+                out.append(self._draft(count, event, count.level, False))
+        return out
+
+    def _draft(
+        self, rule: EventRule | CountRule, event: Event, level: int, life_safety: bool
+    ) -> AlarmDraft:
+        present = event.values.present()
+        return AlarmDraft(
+            rule=rule.rule,
+            level=level,
+            kind=event.kind.value,
+            gateway=event.gateway,
+            device=event.device,
+            title_zh=rule.zh,
+            title_en=rule.en,
+            device_ts=event.ts,
+            value=next(iter(present.values())) if present else None,
+            event_id=event.id,
+            life_safety=life_safety,
+            group=rule.group or event.kind.value,
+        )
+
+    # ---- readings -------------------------------------------------------------------------
+
+    def on_reading(
+        self, gateway: str, reading: Reading, model: str | None = None
+    ) -> list[Decision]:
+        values = reading.values.present()
+        ts = reading.ts.timestamp()
+        out: list[Decision] = []
+        for variants in self._thresholds.values():
+            rule = _pick(variants, model)
+            if rule is None or rule.kind is not reading.kind or rule.field not in values:
+                continue
+            self._threshold(rule, gateway, reading, ts, values[rule.field], out)
+        for variants in self._rates.values():
+            rate = _pick(variants, model)
+            if rate is None or rate.kind is not reading.kind or rate.field not in values:
+                continue
+            self._rate(rate, gateway, reading, ts, values[rate.field], out)
+        return out
+
+    def _threshold(
+        self,
+        rule: ThresholdRule,
+        gateway: str,
+        reading: Reading,
+        ts: float,
+        value: float,
+        out: list[Decision],
+    ) -> None:
+        key = (gateway, reading.device, rule.rule)
+        if rule.window_s:
+            window = self._means.get(key)
+            if window is None:
+                window = self._means[key] = MeanWindow(rule.window_s)
+            value = window.add(ts, value)
+        cond = self._cond(key)
+        level = rule.level_of(value)
+        if level is not None:
+            cond.clear_since = None
+            if not cond.firing:
+                if rule.hold_s > 0:
+                    if cond.pending_since is None:
+                        cond.pending_since = ts
+                    if ts - cond.pending_since < rule.hold_s:
+                        return
+                cond.pending_since = None
+                self._set_firing(key, cond, True)
+            latched = rule.life_safety_at_level is not None and level <= rule.life_safety_at_level
+            out.append(
+                AlarmDraft(
+                    rule=rule.rule,
+                    level=level,
+                    kind=reading.kind.value,
+                    gateway=gateway,
+                    device=reading.device,
+                    title_zh=rule.zh,
+                    title_en=rule.en,
+                    device_ts=reading.ts,
+                    value=round(value, 3),
+                    life_safety=latched,
+                    group=rule.group or reading.kind.value,
+                )
+            )
+            return
+        cond.pending_since = None
+        if not cond.firing:
+            return
+        if not rule.cleared(value):
+            cond.clear_since = None  # inside the hysteresis band: nothing changes
+            return
+        if rule.clear_hold_s > 0:
+            if cond.clear_since is None:
+                cond.clear_since = ts
+            if ts - cond.clear_since < rule.clear_hold_s:
+                return
+        cond.clear_since = None
+        self._set_firing(key, cond, False)
+        out.append(
+            Clear(rule.rule, gateway, reading.device, reading.ts, f"{rule.field} {round(value, 3)}")
+        )
+
+    def _rate(
+        self,
+        rule: RateRule,
+        gateway: str,
+        reading: Reading,
+        ts: float,
+        value: float,
+        out: list[Decision],
+    ) -> None:
+        key = (gateway, reading.device, rule.rule)
+        points = self._rises.setdefault(key, deque())
+        points.append((ts, value))
+        while points and points[0][0] < ts - rule.within_s:
+            points.popleft()
+        rise = value - min(v for _, v in points)
+        cond = self._cond(key)
+        if rise >= rule.rise:
+            self._set_firing(key, cond, True)
+            out.append(
+                AlarmDraft(
+                    rule=rule.rule,
+                    level=rule.level,
+                    kind=reading.kind.value,
+                    gateway=gateway,
+                    device=reading.device,
+                    title_zh=rule.zh,
+                    title_en=rule.en,
+                    device_ts=reading.ts,
+                    value=round(rise, 3),
+                    group=rule.group or reading.kind.value,
+                )
+            )
+        elif cond.firing and rise < rule.clear_bound:
+            self._set_firing(key, cond, False)
+            out.append(
+                Clear(
+                    rule.rule,
+                    gateway,
+                    reading.device,
+                    reading.ts,
+                    f"{rule.field} rise {round(rise, 3)} within {rule.within_s:g} s",
+                )
+            )
+
+    # ---- time -----------------------------------------------------------------------------
+
+    def tick(self, now: float) -> list[Clear]:
+        """Clears whose hold ran out by `now` (the cloud's clock)."""
+        out: list[Clear] = []
+        for key in sorted(self._clears_due):
+            cond = self._state[key]
+            if cond.clear_due is not None and cond.clear_due <= now:
+                self._set_firing(key, cond, False)
+                out.append(Clear(key[2], key[0], key[1], _utc(now), "clear held"))
+        return out
+
+    # ---- the first core's interface (drafts only) ---------------------------------------
+
+    def for_event(self, event: Event, model: str | None = None) -> list[AlarmDraft]:
+        return [d for d in self.on_event(event, model) if isinstance(d, AlarmDraft)]
+
+    def for_reading(
+        self, gateway: str, reading: Reading, model: str | None = None
+    ) -> list[AlarmDraft]:
+        return [d for d in self.on_reading(gateway, reading, model) if isinstance(d, AlarmDraft)]
+
+
+__all__ = ["AlarmDraft", "Clear", "Decision", "Key", "MeanWindow", "Rules"]
