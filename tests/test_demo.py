@@ -48,7 +48,10 @@ def test_demo_raises_the_scripted_alarms_and_shuts_down_cleanly_on_ctrl_c(tmp_pa
     assert "gateway gw-ld01: online" in out and "gateway gw-ld02: online" in out
     assert "stopped cleanly" in out
 
-    assert _alarms(tmp_path / "cloud.db") == expected
+    raised = _alarms(tmp_path / "cloud.db")
+    assert expected <= raised
+    # the dusty air may also push the PM10 24 h mean over its limit; nothing else may page
+    assert {rule for rule, _, _ in raised - expected} <= {"pm10_24h"}
     with sqlite3.connect(tmp_path / "cloud.db") as db:
         assert db.execute("SELECT count(*) FROM rejected").fetchone() == (0,)
 
