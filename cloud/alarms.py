@@ -19,14 +19,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
 import aiosqlite
 from pydantic import BaseModel
 
+from cloud.db import run_on_db_thread
 from cloud.registry import Registry
 from cloud.rules import AlarmDraft, Clear, Decision, Evaluation, Key
 from contract.models import Event, Status
@@ -129,7 +132,7 @@ class Alarm(BaseModel):
     note: str | None
 
     @classmethod
-    def from_row(cls, row: aiosqlite.Row) -> Alarm:
+    def from_row(cls, row: aiosqlite.Row | sqlite3.Row) -> Alarm:
         data = dict(row)
         data.pop("open_key", None)
         data["level_name"] = LEVEL_NAMES[data["level"]]
@@ -180,6 +183,11 @@ class AlarmBook:
         self.lock = asyncio.Lock()
 
     # ---- recording what arrives -----------------------------------------------------------
+    #
+    # The hot path costs two round trips to the database thread per *batch* of messages, not
+    # several per message: one to learn which ids are already stored, then (after the rules,
+    # on the event loop, decided about the new ones) one synchronous function that stores
+    # every message with what was decided about it and commits once (`_store_sync`).
 
     async def record_event(
         self,
@@ -189,35 +197,7 @@ class AlarmBook:
     ) -> list[Raised] | None:
         """Store the event and what the rules decide about it, in one transaction. The rules
         are asked only if the event is new. Returns None for a redelivery (nothing happens)."""
-        async with self.lock:
-            cursor = await self.db.execute(
-                "INSERT OR IGNORE INTO events (id, gateway, device, boot, seq, ts, kind, type,"
-                ' "values", clock_synced, replayed, received_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)',
-                (
-                    event.id,
-                    event.gateway,
-                    event.device,
-                    event.boot,
-                    event.seq,
-                    event.ts.timestamp(),
-                    event.kind.value,
-                    event.type.value,
-                    json.dumps(event.values.present()),
-                    int(event.clock_synced),
-                    int(event.replayed),
-                    received_at,
-                ),
-            )
-            if cursor.rowcount == 0:
-                await self.db.commit()
-                return None
-            try:
-                raised = await self._apply(_evaluate(decide), received_at)
-            except BaseException:
-                await self.db.rollback()  # the event is not stored either: it comes again
-                raise
-            await self.db.commit()
-            return raised
+        return _unwrap(await self.record_many([event_arrival(event, received_at, decide)]))
 
     async def record_batch(
         self,
@@ -229,54 +209,125 @@ class AlarmBook:
     ) -> list[Raised] | None:
         """Remember a telemetry batch id and store what the rules decide about its readings,
         in one transaction; None if the batch was seen before (a redelivery)."""
+        return _unwrap(
+            await self.record_many([batch_arrival(batch_id, gateway, readings, at, decide)])
+        )
+
+    async def record_many(
+        self, arrivals: Sequence[Arrival]
+    ) -> list[list[Raised] | Exception | None]:
+        """Group commit: store many messages in order, in ONE transaction with ONE commit.
+
+        For each arrival, in order: None if its id was stored before (or earlier in this
+        batch) — the rules are not asked; else the rules decide and what they decide is
+        stored with the id. One that fails (the rules or the storing raise) gets its exception
+        back instead and leaves nothing behind (a savepoint is rolled back), without spoiling
+        the others. If the commit itself fails, nothing is stored and the error is raised."""
+        if not arrivals:
+            return []
         async with self.lock:
-            cursor = await self.db.execute(
-                "INSERT OR IGNORE INTO telemetry_batches VALUES (?,?,?,?)",
-                (batch_id, gateway, readings, at),
-            )
-            if cursor.rowcount == 0:
-                await self.db.commit()
-                return None
-            try:
-                raised = await self._apply(_evaluate(decide), at)
-            except BaseException:
-                await self.db.rollback()
-                raise
-            await self.db.commit()
-            return raised
+            known = await run_on_db_thread(self.db, lambda c: _known_ids(c, arrivals))
+            plans: list[tuple[Arrival, Evaluation] | Exception | None] = []
+            seen: set[tuple[str, str]] = set()
+            for arrival in arrivals:
+                key = (arrival.table, arrival.id)
+                if key in known or key in seen:
+                    plans.append(None)
+                    continue
+                try:
+                    evaluation = _evaluate(arrival.decide)
+                except Exception as exc:  # not stored: the message is reported, not lost quietly
+                    plans.append(exc)
+                    continue
+                seen.add(key)
+                plans.append((arrival, evaluation))
+            if all(p is None or isinstance(p, Exception) for p in plans):
+                return list(plans)  # type: ignore[arg-type]
+            return await run_on_db_thread(self.db, lambda c: self._store_sync(c, plans))
 
     async def apply(self, decide: Decide | Iterable[Decision], at: float) -> list[Raised]:
         """Decisions with no message of their own (ticks, gateway status)."""
         async with self.lock:
-            raised = await self._apply(_evaluate(decide), at)
-            await self.db.commit()
-            return raised
+            evaluation = _evaluate(decide)
+            if not evaluation.decisions and not evaluation.inhibited:
+                return []
+            return await run_on_db_thread(self.db, lambda c: self._apply_commit(c, evaluation, at))
 
     async def raise_drafts(self, drafts: Iterable[AlarmDraft], received_at: float) -> list[Raised]:
         return await self.apply(list(drafts), received_at)
 
-    async def _apply(self, evaluation: Evaluation, received_at: float) -> list[Raised]:
+    # ---- on the database thread (synchronous; the caller holds `lock`) ---------------------
+
+    def _store_sync(
+        self,
+        conn: sqlite3.Connection,
+        plans: Sequence[tuple[Arrival, Evaluation] | Exception | None],
+    ) -> list[list[Raised] | Exception | None]:
+        out: list[list[Raised] | Exception | None] = []
+        if not conn.in_transaction:
+            conn.execute("BEGIN")
+        try:
+            for plan in plans:
+                if plan is None or isinstance(plan, Exception):
+                    out.append(plan)
+                    continue
+                arrival, evaluation = plan
+                conn.execute("SAVEPOINT arrival")
+                try:
+                    cursor = conn.execute(arrival.sql, arrival.params)
+                    raised = (
+                        self._apply_sync(conn, evaluation, arrival.at) if cursor.rowcount else None
+                    )
+                except Exception as exc:  # this message only: the others go on
+                    conn.execute("ROLLBACK TO arrival")
+                    conn.execute("RELEASE arrival")
+                    out.append(exc)
+                    continue
+                conn.execute("RELEASE arrival")
+                out.append(raised)
+            conn.commit()
+        except BaseException:
+            conn.rollback()  # nothing of the batch is stored: it is not acknowledged either
+            raise
+        return out
+
+    def _apply_commit(
+        self, conn: sqlite3.Connection, evaluation: Evaluation, at: float
+    ) -> list[Raised]:
+        try:
+            raised = self._apply_sync(conn, evaluation, at)
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
+        return raised
+
+    def _apply_sync(
+        self, conn: sqlite3.Connection, evaluation: Evaluation, received_at: float
+    ) -> list[Raised]:
         out: list[Raised] = []
         for decision in evaluation.decisions:
             if isinstance(decision, Clear):
-                cleared = await self._clear(decision)
+                cleared = self._clear_sync(conn, decision)
                 if cleared is not None:
                     out.append(cleared)
             else:
-                out.append(await self._raise(decision, received_at))
+                out.append(self._raise_sync(conn, decision, received_at))
         for source, muted in evaluation.inhibited:
-            await self._note_inhibited(source, muted)
+            self._note_inhibited_sync(conn, source, muted)
         return out
 
-    async def _raise(self, draft: AlarmDraft, received_at: float) -> Raised:
+    def _raise_sync(
+        self, conn: sqlite3.Connection, draft: AlarmDraft, received_at: float
+    ) -> Raised:
         key = open_key(draft.gateway, draft.device, draft.rule, draft.mode, draft.window)
-        row = await self._fetch_one("SELECT * FROM alarms WHERE open_key = ?", (key,))
+        row = conn.execute("SELECT * FROM alarms WHERE open_key = ?", (key,)).fetchone()
         now = self.clock()
         if row is not None:
             alarm_id = row["id"]
             level = min(row["level"], draft.level)
             latched = bool(row["life_safety"]) or draft.life_safety
-            await self.db.execute(
+            conn.execute(
                 "UPDATE alarms SET repeats = repeats + 1, level = ?, value = COALESCE(?, value),"
                 " last_event_id = COALESCE(?, last_event_id), life_safety = ?,"
                 " group_key = CASE WHEN ? THEN NULL ELSE group_key END, cleared_at = NULL"
@@ -293,10 +344,8 @@ class AlarmBook:
                     detail += f"; raised from level {LEVEL_NAMES[row['level']]}"
                 if latched and not row["life_safety"]:
                     detail += "; life safety now: latched, an operator closes it"
-                await self.add_log(alarm_id, SYSTEM, "repeat", detail, now)
-            updated = await self._fetch_one("SELECT * FROM alarms WHERE id = ?", (alarm_id,))
-            assert updated is not None
-            return Raised(alarm=Alarm.from_row(updated), new=False, change="repeat")
+                _log_sync(conn, alarm_id, SYSTEM, "repeat", detail, now)
+            return Raised(alarm=_alarm_sync(conn, alarm_id), new=False, change="repeat")
 
         info = self.registry.device(draft.gateway, draft.device)
         place = info.place if info else self.registry.gateway_place(draft.gateway)
@@ -306,7 +355,7 @@ class AlarmBook:
         group_key = (
             None if draft.life_safety else f"{place.building_id}/{draft.group or draft.kind}"
         )
-        cursor = await self.db.execute(
+        cursor = conn.execute(
             "INSERT INTO alarms (rule, level, kind, gateway, device, model, street_id,"
             " community_id, community, grid_id, grid, building_id, building, home_id, home,"
             " title_zh, title_en, value, first_event_id, last_event_id, state, open_key,"
@@ -355,25 +404,24 @@ class AlarmBook:
             detail += (
                 f"; {draft.mode} #{draft.window}: recorded as a test, not sent to the duty room"
             )
-        await self.add_log(alarm_id, SYSTEM, "raised", detail, now)
-        row = await self._fetch_one("SELECT * FROM alarms WHERE id = ?", (alarm_id,))
-        assert row is not None
-        return Raised(alarm=Alarm.from_row(row), new=True)
+        _log_sync(conn, alarm_id, SYSTEM, "raised", detail, now)
+        return Raised(alarm=_alarm_sync(conn, alarm_id), new=True)
 
-    async def _clear(self, clear: Clear) -> Raised | None:
+    def _clear_sync(self, conn: sqlite3.Connection, clear: Clear) -> Raised | None:
         key = open_key(clear.gateway, clear.device, clear.rule, clear.mode, clear.window)
-        row = await self._fetch_one("SELECT * FROM alarms WHERE open_key = ?", (key,))
+        row = conn.execute("SELECT * FROM alarms WHERE open_key = ?", (key,)).fetchone()
         if row is None:
             return None
         now = self.clock()
         alarm_id = row["id"]
         if row["life_safety"]:
             # latched: the device clearing never closes the case
-            await self.db.execute(
+            conn.execute(
                 "UPDATE alarms SET cleared_at = COALESCE(cleared_at, ?) WHERE id = ?",
                 (now, alarm_id),
             )
-            await self.add_log(
+            _log_sync(
+                conn,
                 alarm_id,
                 SYSTEM,
                 "device_cleared",
@@ -382,7 +430,7 @@ class AlarmBook:
             )
             change = "noted"
         elif row["state"] == AlarmState.ACTIVE:
-            await self.db.execute(
+            conn.execute(
                 "UPDATE alarms SET state = ?, open_key = NULL, resolved_at = ?, resolved_by = ?,"
                 " outcome = ?, note = ?, cleared_at = ?, notify_due_at = NULL WHERE id = ?",
                 (
@@ -395,15 +443,16 @@ class AlarmBook:
                     alarm_id,
                 ),
             )
-            await self.add_log(alarm_id, SYSTEM, "cleared", clear.reason, now)
+            _log_sync(conn, alarm_id, SYSTEM, "cleared", clear.reason, now)
             change = "cleared"
         else:
             # accepted: the operator working on it closes it
-            await self.db.execute(
+            conn.execute(
                 "UPDATE alarms SET cleared_at = COALESCE(cleared_at, ?) WHERE id = ?",
                 (now, alarm_id),
             )
-            await self.add_log(
+            _log_sync(
+                conn,
                 alarm_id,
                 SYSTEM,
                 "device_cleared",
@@ -411,16 +460,17 @@ class AlarmBook:
                 now,
             )
             change = "noted"
-        updated = await self._fetch_one("SELECT * FROM alarms WHERE id = ?", (alarm_id,))
-        assert updated is not None
-        return Raised(alarm=Alarm.from_row(updated), new=False, change=change)
+        return Raised(alarm=_alarm_sync(conn, alarm_id), new=False, change=change)
 
-    async def _note_inhibited(self, source: Key, muted: AlarmDraft) -> None:
-        row = await self._fetch_one(
+    def _note_inhibited_sync(
+        self, conn: sqlite3.Connection, source: Key, muted: AlarmDraft
+    ) -> None:
+        row = conn.execute(
             "SELECT id FROM alarms WHERE open_key = ?", (open_key(*source, Mode.LIVE, None),)
-        )
+        ).fetchone()
         if row is not None:
-            await self.add_log(
+            _log_sync(
+                conn,
                 row["id"],
                 SYSTEM,
                 "inhibited",
@@ -718,6 +768,96 @@ class AlarmBook:
     async def _fetch_all(self, sql: str, args: tuple[object, ...]) -> list[aiosqlite.Row]:
         async with self.db.execute(sql, args) as cursor:
             return list(await cursor.fetchall())
+
+
+@dataclass(frozen=True, slots=True)
+class Arrival:
+    """A message to store once by its id (an event or a telemetry batch), with the rules'
+    decision about it, asked only if the id is new."""
+
+    table: str  # events or telemetry_batches
+    id: str
+    sql: str
+    params: tuple[object, ...]
+    at: float
+    decide: Decide | Iterable[Decision]
+
+
+def event_arrival(event: Event, received_at: float, decide: Decide | Iterable[Decision]) -> Arrival:
+    return Arrival(
+        "events",
+        event.id,
+        "INSERT OR IGNORE INTO events (id, gateway, device, boot, seq, ts, kind, type,"
+        ' "values", clock_synced, replayed, received_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)',
+        (
+            event.id,
+            event.gateway,
+            event.device,
+            event.boot,
+            event.seq,
+            event.ts.timestamp(),
+            event.kind.value,
+            event.type.value,
+            json.dumps(event.values.present()),
+            int(event.clock_synced),
+            int(event.replayed),
+            received_at,
+        ),
+        received_at,
+        decide,
+    )
+
+
+def batch_arrival(
+    batch_id: str,
+    gateway: str,
+    readings: int,
+    at: float,
+    decide: Decide | Iterable[Decision] = (),
+) -> Arrival:
+    return Arrival(
+        "telemetry_batches",
+        batch_id,
+        "INSERT OR IGNORE INTO telemetry_batches VALUES (?,?,?,?)",
+        (batch_id, gateway, readings, at),
+        at,
+        decide,
+    )
+
+
+def _known_ids(conn: sqlite3.Connection, arrivals: Sequence[Arrival]) -> set[tuple[str, str]]:
+    """(table, id) of the arrivals that are stored already (on the database thread)."""
+    known: set[tuple[str, str]] = set()
+    for table in ("events", "telemetry_batches"):
+        ids = list({a.id for a in arrivals if a.table == table})
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in conn.execute(f"SELECT id FROM {table} WHERE id IN ({marks})", chunk):
+                known.add((table, row[0]))
+    return known
+
+
+def _log_sync(
+    conn: sqlite3.Connection, alarm_id: int, actor: str, action: str, detail: str, at: float
+) -> None:
+    conn.execute(
+        "INSERT INTO alarm_log (alarm_id, at, actor, action, detail) VALUES (?,?,?,?,?)",
+        (alarm_id, at, actor, action, detail),
+    )
+
+
+def _alarm_sync(conn: sqlite3.Connection, alarm_id: int) -> Alarm:
+    row = conn.execute("SELECT * FROM alarms WHERE id = ?", (alarm_id,)).fetchone()
+    assert row is not None
+    return Alarm.from_row(row)
+
+
+def _unwrap(results: list[list[Raised] | Exception | None]) -> list[Raised] | None:
+    [result] = results
+    if isinstance(result, Exception):
+        raise result
+    return result
 
 
 def _evaluate(decide: Decide | Iterable[Decision]) -> Evaluation:

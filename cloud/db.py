@@ -7,9 +7,14 @@ A database made by an older version gains the new columns when it is opened (`_m
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import aiosqlite
+
+T = TypeVar("T")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -192,6 +197,19 @@ async def _migrate(db: aiosqlite.Connection) -> None:
         " IS NOT NULL"
     )
     await db.execute("CREATE INDEX IF NOT EXISTS alarms_by_window ON alarms (window_id)")
+
+
+async def run_on_db_thread(db: aiosqlite.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
+    """Run `fn(connection)` synchronously on the connection's own thread: ONE round trip for a
+    whole unit of work (e.g. a batch of events, its alarms and the commit) instead of one per
+    statement (~0.1-0.15 ms each through aiosqlite's queue).
+
+    This uses aiosqlite's private `Connection._execute` (and `_conn`), the queue its own public
+    methods go through; pyproject.toml pins aiosqlite's version range for that reason. `fn`
+    runs on the database thread: it must touch only the connection and its arguments (no
+    asyncio, no state that the event loop changes meanwhile).
+    """
+    return await db._execute(lambda: fn(db._conn))
 
 
 async def open_database(path: Path | str) -> aiosqlite.Connection:

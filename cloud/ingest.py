@@ -5,11 +5,14 @@ Evaluation is the rules core's (`cloud/rules/`); what it decides passes the main
 alarm book in the same transaction as the message id, so a redelivery is never evaluated
 twice. Time-driven rules (clear holds, silence, expiring walk tests) run on a tick.
 
-`Ingest.handle()` is the whole path for one message and never raises: bad input is rejected
-with a reason (counted, kept), and even a bug in our own code is caught, recorded as an
-`internal_error` rejection and the loop goes on. `Ingest.run()` owns the aiomqtt session and
-its reconnect loop; the message is acknowledged to the broker only after it was handled, so a
-crash of this process between receipt and storage makes the broker deliver it again.
+`Ingest.handle_many()` is the whole path for a batch of messages (`handle()` for one) and
+never raises: bad input is rejected with a reason (counted, kept), and even a bug in our own
+code is caught, recorded as an `internal_error` rejection and the loop goes on. `Ingest.run()`
+owns the aiomqtt session and its reconnect loop. It works in group commits: the first message
+and whatever else is already queued (up to `max_batch`) are checked, then stored with ONE
+commit (`AlarmBook.record_many`), then acknowledged to the broker, then announced. So a crash
+of this process between receipt and storage makes the broker deliver the batch again, and
+nobody hears of an alarm that is not stored.
 """
 
 from __future__ import annotations
@@ -20,13 +23,14 @@ import logging
 import socket
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import aiomqtt
 from pydantic import ValidationError
 
-from cloud.alarms import Alarm, AlarmBook, Mode, Raised
+from cloud.alarms import Alarm, AlarmBook, Arrival, Mode, Raised, batch_arrival, event_arrival
 from cloud.hub import LiveHub
 from cloud.maintenance import Maintenance
 from cloud.registry import Registry
@@ -89,6 +93,7 @@ class Ingest:
         flush_interval_s: float = 0.2,
         tick_s: float = 1.0,
         max_pending_samples: int = 1_000_000,
+        max_batch: int = 500,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.registry = registry
@@ -103,6 +108,8 @@ class Ingest:
         self.clock = clock
         self.flush_interval_s = flush_interval_s
         self.max_pending_samples = max_pending_samples
+        #: At most this many messages in one group commit.
+        self.max_batch = max_batch
         self.counts: Counter[str] = Counter()
         self.connected = asyncio.Event()
         self._client: aiomqtt.Client | None = None
@@ -112,99 +119,170 @@ class Ingest:
         self._flusher: asyncio.Task[None] | None = None
         self._ticker: asyncio.Task[None] | None = None
 
-    # ---- the path of one message -------------------------------------------------------
+    # ---- the path of the messages -------------------------------------------------------
 
     async def handle(self, topic: str, payload: bytes, received_at: float | None = None) -> None:
+        """The whole path of one message: checked, stored, evaluated, announced."""
         received_at = self.clock() if received_at is None else received_at
-        self.counts["messages"] += 1
+        await self._announce(await self.handle_many([(topic, payload, received_at)]))
+
+    async def handle_many(self, messages: Sequence[tuple[str, bytes, float]]) -> list[Raised]:
+        """Check and store a batch of messages (topic, payload, received_at), in order, with
+        ONE commit for all the events and telemetry batches among them; returns what is to be
+        announced (`_announce`) once they are stored — and, in `run()`, acknowledged.
+
+        Never raises: a bad message is rejected with its reason and the others go on; an
+        internal error in one (the rules or the storing) is recorded as an `internal_error`
+        rejection for that one; if the group commit itself fails, the batch is handled again
+        message by message. A status message is a boundary: what came before it is stored
+        first, so the rules see every message in the order the broker delivered them."""
+        self.counts["messages"] += len(messages)
+        announce: list[Raised] = []
+        group: list[_Accepted] = []
+        for topic, payload, received_at in messages:
+            try:
+                message = await self._check(topic, payload, received_at)
+                if message is None:
+                    continue
+                if isinstance(message, Status):
+                    announce += await self._store(group)
+                    group = []
+                    announce += await self._status(message, received_at)
+                else:
+                    group.append(self._accept(topic, payload, message, received_at))
+            except Exception as exc:  # never let one message stop ingest
+                await self._internal_error(topic, payload, exc, received_at)
+        announce += await self._store(group)
+        return announce
+
+    async def _internal_error(
+        self, topic: str, payload: bytes, exc: BaseException, received_at: float
+    ) -> None:
+        log.error("internal error handling %s", topic, exc_info=exc)
         try:
-            await self._handle(topic, payload, received_at)
-        except Exception as exc:  # never let one message stop ingest
-            log.exception("internal error handling %s", topic)
             await self.rejects.reject(
                 topic, payload, Reason.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}", received_at
             )
+        except Exception:
+            log.exception("could not record the internal error of %s", topic)
 
-    async def _handle(self, topic: str, payload: bytes, received_at: float) -> None:
+    async def _check(
+        self, topic: str, payload: bytes, received_at: float
+    ) -> Event | Telemetry | Status | None:
+        """The message, or None if it is not ingest's business or was rejected (recorded)."""
         try:
             parsed = topics.parse(topic)
         except TopicError as exc:
-            return await self.rejects.reject(
-                topic, payload, Reason.BAD_TOPIC, str(exc), received_at
-            )
+            await self.rejects.reject(topic, payload, Reason.BAD_TOPIC, str(exc), received_at)
+            return None
         model = _MODELS.get(parsed.channel)
         if model is None:
-            return  # replies and our own commands: not ingest's business
+            return None  # replies and our own commands: not ingest's business
         limit = _LIMITS[parsed.channel]
         if len(payload) > limit:
             detail = f"{len(payload)} bytes, the limit for {parsed.channel} is {limit}"
-            return await self.rejects.reject(topic, payload, Reason.OVERSIZE, detail, received_at)
+            await self.rejects.reject(topic, payload, Reason.OVERSIZE, detail, received_at)
+            return None
         try:
             # strict: JSON types must be the contract's ("5" is not a number, 1763784900 not a time)
             message = decode(model, payload)
         except ValidationError as exc:
             malformed = any(err["type"] == "json_invalid" for err in exc.errors())
             reason = Reason.MALFORMED_JSON if malformed else Reason.INVALID
-            return await self.rejects.reject(topic, payload, reason, _describe(exc), received_at)
+            await self.rejects.reject(topic, payload, reason, _describe(exc), received_at)
+            return None
         if message.gateway != parsed.gateway:
             detail = f"payload says gateway {message.gateway!r}, topic says {parsed.gateway!r}"
-            return await self.rejects.reject(
-                topic, payload, Reason.GATEWAY_MISMATCH, detail, received_at
-            )
+            await self.rejects.reject(topic, payload, Reason.GATEWAY_MISMATCH, detail, received_at)
+            return None
         if not self.registry.has_gateway(parsed.gateway):
             detail = f"gateway {parsed.gateway!r} is not registered"
-            return await self.rejects.reject(
-                topic, payload, Reason.UNKNOWN_GATEWAY, detail, received_at
-            )
+            await self.rejects.reject(topic, payload, Reason.UNKNOWN_GATEWAY, detail, received_at)
+            return None
         if isinstance(message, Event):
-            await self._event(topic, payload, message, received_at)
+            unknown = self._unknown_devices(message.gateway, {message.device})
+            if unknown or (message.kind is not Kind.GATEWAY and message.device == message.gateway):
+                detail = (
+                    f"device {message.device!r} is not registered on gateway {message.gateway!r}"
+                )
+                await self.rejects.reject(
+                    topic, payload, Reason.UNKNOWN_DEVICE, detail, received_at
+                )
+                return None
         elif isinstance(message, Telemetry):
-            await self._telemetry(topic, payload, message, received_at)
-        else:
-            await self._status(message, received_at)
+            unknown = self._unknown_devices(message.gateway, {r.device for r in message.readings})
+            if unknown:
+                detail = f"devices {unknown} are not registered on gateway {message.gateway!r}"
+                await self.rejects.reject(
+                    topic, payload, Reason.UNKNOWN_DEVICE, detail, received_at
+                )
+                return None
+        return message
 
     def _unknown_devices(self, gateway: str, devices: set[str]) -> list[str]:
         return sorted(
             d for d in devices if d != gateway and self.registry.device(gateway, d) is None
         )
 
-    async def _event(self, topic: str, payload: bytes, event: Event, received_at: float) -> None:
-        unknown = self._unknown_devices(event.gateway, {event.device})
-        if unknown or (event.kind is not Kind.GATEWAY and event.device == event.gateway):
-            detail = f"device {event.device!r} is not registered on gateway {event.gateway!r}"
-            return await self.rejects.reject(
-                topic, payload, Reason.UNKNOWN_DEVICE, detail, received_at
+    def _accept(
+        self, topic: str, payload: bytes, message: Event | Telemetry, received_at: float
+    ) -> _Accepted:
+        """A checked event or telemetry batch, ready for the group commit; the rules are asked
+        about it (in order, on the event loop) only if its id is new."""
+        if isinstance(message, Event):
+            event = message
+            arrival = event_arrival(
+                event,
+                received_at,
+                lambda: self._gate(self.core.event(event, received_at), received_at),
             )
-        raised = await self.book.record_event(
-            event, received_at, lambda: self._gate(self.core.event(event, received_at), received_at)
-        )
-        if raised is None:
-            self.counts["duplicates"] += 1
-            return
-        self.counts["events"] += 1
-        await self._announce(raised)
+        else:
+            batch = message
+            arrival = batch_arrival(
+                batch.id,
+                batch.gateway,
+                len(batch.readings),
+                received_at,
+                lambda: self._gate(
+                    self.core.readings(batch.gateway, batch.readings, received_at), received_at
+                ),
+            )
+        return _Accepted(topic, payload, message, received_at, arrival)
 
-    async def _telemetry(
-        self, topic: str, payload: bytes, batch: Telemetry, received_at: float
-    ) -> None:
-        unknown = self._unknown_devices(batch.gateway, {r.device for r in batch.readings})
-        if unknown:
-            detail = f"devices {unknown} are not registered on gateway {batch.gateway!r}"
-            return await self.rejects.reject(
-                topic, payload, Reason.UNKNOWN_DEVICE, detail, received_at
-            )
-        raised = await self.book.record_batch(
-            batch.id,
-            batch.gateway,
-            len(batch.readings),
-            received_at,
-            lambda: self._gate(
-                self.core.readings(batch.gateway, batch.readings, received_at), received_at
-            ),
-        )
-        if raised is None:
-            self.counts["duplicates"] += 1
-            return
+    async def _store(self, group: list[_Accepted]) -> list[Raised]:
+        """Store a group of checked messages with one commit; what to announce."""
+        if not group:
+            return []
+        try:
+            results = await self.book.record_many([item.arrival for item in group])
+        except Exception as exc:
+            if len(group) == 1:
+                item = group[0]
+                await self._internal_error(item.topic, item.payload, exc, item.received_at)
+                return []
+            # nothing of the group is stored: try each on its own, so one cannot spoil the rest
+            log.exception("group commit of %d messages failed; storing one by one", len(group))
+            self.counts["group_fallbacks"] += 1
+            out: list[Raised] = []
+            for item in group:
+                out += await self._store([item])
+            return out
+        self.counts["group_commits"] += 1
+        out = []
+        for item, result in zip(group, results, strict=True):
+            if isinstance(result, Exception):
+                await self._internal_error(item.topic, item.payload, result, item.received_at)
+            elif result is None:
+                self.counts["duplicates"] += 1
+            else:
+                if isinstance(item.message, Event):
+                    self.counts["events"] += 1
+                else:
+                    self._stored_telemetry(item.message)
+                out += result
+        return out
+
+    def _stored_telemetry(self, batch: Telemetry) -> None:
         self.counts["telemetry_batches"] += 1
         for reading in batch.readings:
             for unit, value in reading.values.present().items():
@@ -219,22 +297,17 @@ class Ingest:
                     )
                 )
         self.counts["readings"] += len(batch.readings)
-        await self._announce(raised)
 
-    async def _status(self, status: Status, received_at: float) -> None:
+    async def _status(self, status: Status, received_at: float) -> list[Raised]:
         previous = await self.book.record_status(status, received_at)
         self.counts["status"] += 1
         if previous is not None:
             log.info("gateway=%s state=%s was=%s", status.gateway, status.state, previous)
         self.hub.publish({"type": "gateway", "gateway": status.gateway, "state": status.state})
         online = status.state is GatewayState.ONLINE
-        await self._announce(
-            await self.book.apply(
-                lambda: self._gate(
-                    self.core.status(status.gateway, online, received_at), received_at
-                ),
-                received_at,
-            )
+        return await self.book.apply(
+            lambda: self._gate(self.core.status(status.gateway, online, received_at), received_at),
+            received_at,
         )
 
     def _gate(self, evaluation: Evaluation, at: float) -> Evaluation:
@@ -251,9 +324,13 @@ class Ingest:
         return Evaluation(gated, evaluation.inhibited, evaluation.muted)
 
     async def _announce(self, raised: list[Raised]) -> None:
+        """Tell the duty room about stored alarms (never before they are stored). A new live
+        alarm's message carries the time it is pushed, which is also put on its timeline."""
         if not raised:
             return
         new_live: list[int] = []
+        pushed_at = self.clock()
+        pushed = datetime.fromtimestamp(pushed_at, UTC)
         for item in raised:
             alarm = item.alarm
             if alarm.mode is not Mode.LIVE:
@@ -262,13 +339,15 @@ class Ingest:
             if item.new:
                 self.counts["alarms_raised"] += 1
                 new_live.append(alarm.id)
+                if alarm.pushed_at is None:
+                    alarm = alarm.model_copy(update={"pushed_at": pushed})
             elif item.change == "cleared":
                 self.counts["alarms_cleared"] += 1
             else:
                 self.counts["alarm_repeats"] += 1
             self.hub.publish(alarm_message(alarm))
         if new_live:
-            await self.book.mark_pushed(new_live, self.clock(), self.hub.listeners)
+            await self.book.mark_pushed(new_live, pushed_at, self.hub.listeners)
             if self.on_new_alarms is not None:
                 self.on_new_alarms()
 
@@ -378,14 +457,26 @@ class Ingest:
             await client.subscribe(BROKER_DROPPED, qos=0)
             self.connected.set()
             log.info("ingest connected to %s:%d", host, port)
-            async for message in client.messages:
-                topic = str(message.topic)
-                if topic == BROKER_DROPPED:
-                    self._broker_dropped(_payload_bytes(message.payload))
-                else:
-                    await self.handle(topic, _payload_bytes(message.payload))
-                if message.qos > 0:
-                    client._client.ack(message.mid, message.qos)
+            async for first in client.messages:
+                # Group commit: the first message and whatever else is waiting already (never
+                # waiting for more), stored with one commit, then acknowledged, then announced.
+                batch = [first]
+                queue = client._queue  # what len(client.messages) counts; no await to drain it
+                while len(batch) < self.max_batch and not queue.empty():
+                    batch.append(queue.get_nowait())
+                received_at = self.clock()
+                work: list[tuple[str, bytes, float]] = []
+                for message in batch:
+                    topic = str(message.topic)
+                    if topic == BROKER_DROPPED:
+                        self._broker_dropped(_payload_bytes(message.payload))
+                    else:
+                        work.append((topic, _payload_bytes(message.payload), received_at))
+                announce = await self.handle_many(work) if work else []
+                for message in batch:  # only once stored (or rejected, recorded)
+                    if message.qos > 0:
+                        client._client.ack(message.mid, message.qos)
+                await self._announce(announce)
 
     def _broker_dropped(self, payload: bytes) -> None:
         """Mosquitto drops QoS 1 messages silently when a consumer lags: watch its counter."""
@@ -414,6 +505,15 @@ class Ingest:
             log.warning("command %s to %s not sent: %s", name, gateway, exc)
             return False
         return True
+
+
+@dataclasses.dataclass(slots=True)
+class _Accepted:
+    topic: str
+    payload: bytes
+    message: Event | Telemetry
+    received_at: float
+    arrival: Arrival
 
 
 def alarm_message(alarm: Alarm) -> dict[str, Any]:

@@ -63,6 +63,10 @@ class Users:
         self.db = db
         self.lock = lock
         self._failures: dict[str, deque[float]] = defaultdict(deque)
+        # Every API request looks its user up (`get`): from memory, so authentication never
+        # queues behind ingest's writes on the shared connection. Accounts change only through
+        # this class (`ensure`), which empties the cache.
+        self._cache: dict[str, User | None] = {}
 
     async def ensure(self, name: str, role: Role, password: str) -> None:
         """Create the account, or reset its role and password (bootstrap from settings)."""
@@ -75,6 +79,7 @@ class Users:
                 (name, role.value, hashed, time.time()),
             )
             await self.db.commit()
+            self._cache.clear()
 
     def _check_limit(self, key: str) -> None:
         window = self._failures[key]
@@ -107,9 +112,13 @@ class Users:
         return User(name=row["name"], role=Role(row["role"]))
 
     async def get(self, name: str) -> User | None:
+        if name in self._cache:
+            return self._cache[name]
         async with (
             self.lock,
             self.db.execute("SELECT name, role FROM users WHERE name = ?", (name,)) as cur,
         ):
             row = await cur.fetchone()
-        return User(name=row["name"], role=Role(row["role"])) if row else None
+            user = User(name=row["name"], role=Role(row["role"])) if row else None
+            self._cache[name] = user  # under the lock: `ensure` cannot slip in between
+        return user

@@ -20,6 +20,10 @@ function since(iso) {
   const m = Math.floor(s / 60), h = Math.floor(m / 60);
   return h ? `${h}:${String(m % 60).padStart(2, "0")}:${String(s % 60).padStart(2, "0")}` : `${m}:${String(s % 60).padStart(2, "0")}`;
 }
+// An alarm nobody accepted within its budget has been escalated up the chain: say so.
+function budget(a) {
+  return a.state === "active" && a.escalations ? `<div class="sub overdue">${t("escalated")} ×${a.escalations}</div>` : "";
+}
 function esc(text) { const d = document.createElement("div"); d.textContent = text ?? ""; return d.innerHTML; }
 
 function render() {
@@ -32,7 +36,7 @@ function render() {
           <div class="sub">${esc(MESSAGES[LANG].kinds[a.kind] || a.kind)}${a.value != null ? ` · ${t("value")} ${a.value}` : ""}${a.repeats ? ` · ${t("repeats")} ×${a.repeats}` : ""}</div></td>
       <td><div>${esc(a.building)} ${esc(a.home)}</div><div class="sub">${esc(a.community)} · ${esc(a.grid)}</div></td>
       <td><div>${esc(a.device)}</div><div class="sub">${esc(a.gateway)}</div></td>
-      <td class="waited" data-since="${a.received_at}">${since(a.received_at)}</td>
+      <td><div class="waited" data-since="${a.received_at}">${since(a.received_at)}</div>${budget(a)}</td>
       <td>${esc(t(a.state))}${a.accepted_by ? `<div class="sub">${esc(a.accepted_by)}</div>` : ""}</td>
       <td><div class="actions">
         ${a.state === "active" ? `<button class="accept" data-act="accept">${t("accept")}</button>` : ""}
@@ -66,7 +70,7 @@ function beep() {
   osc.start(); osc.stop(audio.currentTime + 0.35);
 }
 setInterval(beep, 1500);
-setInterval(() => document.querySelectorAll("td.waited").forEach((td) => { td.textContent = since(td.dataset.since); }), 1000);
+setInterval(() => document.querySelectorAll(".waited").forEach((td) => { td.textContent = since(td.dataset.since); }), 1000);
 
 function setSound(on) {
   soundEnabled = on;
@@ -117,11 +121,29 @@ async function openCase(id) {
   if (!resp.ok) return;
   const {alarm, history} = await resp.json();
   const fmt = (iso) => iso ? new Date(iso).toLocaleString(LANG === "zh" ? "zh-CN" : "en-GB", {hour12: false}) + `.${String(new Date(iso).getMilliseconds()).padStart(3, "0")}` : "—";
-  const steps = ["device_ts", "received_at", "stored_at", "pushed_at", "shown_at", "accepted_at", "resolved_at"];
+  const steps = ["device_ts", "received_at", "stored_at", "pushed_at", "shown_at", "accepted_at",
+    "dispatched_at", "feedback_at", "resolved_at", "verified_at"];
+  for (const extra of ["escalated_at", "cleared_at"]) if (alarm[extra]) steps.splice(steps.indexOf("resolved_at"), 0, extra);
+  const open = alarm.state !== "resolved";
   $("#case-body").innerHTML = `<h2>${esc(LANG === "zh" ? alarm.title_zh : alarm.title_en)} · ${esc(alarm.building)} ${esc(alarm.home)}</h2>
     <h3>${t("timeline")}</h3><ol class="timeline">${steps.map((s) => `<li data-step="${s}">${t(s)}${t("colon")}${fmt(alarm[s])}</li>`).join("")}</ol>
+    ${open ? `<form id="dispatch" class="case-form"><h3>${t("dispatch")}</h3>
+      <input name="to" required maxlength="100" placeholder="${esc(t("dispatchTo"))}">
+      <input name="note" maxlength="1000" placeholder="${esc(t("note"))}"><button>${t("send")}</button></form>
+    <form id="feedback" class="case-form"><h3>${t("feedback")}</h3>
+      <input name="note" required maxlength="1000" placeholder="${esc(t("note"))}"><button>${t("send")}</button></form>` : ""}
     <h3>${t("history")}</h3><ol>${history.map((h) => `<li>${fmt(h.at)} ${esc(h.actor === "system" ? t("system") : h.actor)} ${esc(MESSAGES[LANG].logActions[h.action] || h.action)} ${esc(h.detail)}</li>`).join("")}</ol>`;
-  $("#case").showModal();
+  for (const form of document.querySelectorAll("#case-body form")) {
+    form.onsubmit = async (ev) => {
+      ev.preventDefault();
+      const body = Object.fromEntries(new FormData(form));
+      const resp = await fetch(`/api/alarms/${id}/${form.id}`, {method: "POST",
+        headers: {"Content-Type": "application/json"}, body: JSON.stringify(body)});
+      if (!resp.ok) { alert(`${resp.status}: ${(await resp.json()).detail}`); return; }
+      const a = await resp.json(); alarms.set(a.id, a); render(); openCase(id);
+    };
+  }
+  if (!$("#case").open) $("#case").showModal();
 }
 
 $("#board").addEventListener("change", (ev) => {
