@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 from contract.models import Event, EventType, Kind, Telemetry, Values, utc_now
@@ -51,6 +52,10 @@ def test_events_say_when_the_clock_is_not_synchronised(private_broker, make_agen
     agent = make_agent(private_broker)
     agent._clock_synced = lambda: False  # e.g. after a power cut, before NTP
     agent.start()
+    # the start-up heartbeat is written by the agent's own thread: wait for it (no broker)
+    deadline = time.monotonic() + 10
+    while not outbox_rows(agent.outbox_path) and time.monotonic() < deadline:
+        time.sleep(0.02)
     agent.stop()
     (heartbeat,) = [Event.model_validate_json(p) for _, p in outbox_rows(agent.outbox_path)]
     assert heartbeat.type is EventType.HEARTBEAT and heartbeat.clock_synced is False
