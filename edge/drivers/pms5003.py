@@ -15,7 +15,6 @@ the parser resynchronises on the start bytes.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import struct
 import threading
@@ -31,6 +30,7 @@ from contract.models import EventType, Kind, Values
 from contract.site import DeviceSpec
 from edge.config import AirModel
 from edge.drivers.base import DeviceEvent, Sample, Sink
+from edge.drivers.serial_port import SerialDevice
 
 log = logging.getLogger(__name__)
 
@@ -153,13 +153,15 @@ class FrameParser:
             frames.append(Pms5003Frame(*struct.unpack(">13H", frame[4:30])))
 
 
-class AirSensor:
+class AirSensor(SerialDevice):
     """Reads a PMS5003 on a serial port (a thread); one reading per `sample_period_s`.
 
     Every valid frame tells the sink the sensor is alive (supervision, `edge.supervision`,
     raises the fault when frames stop). A port that cannot be opened or read is one fault
     event, and a `restore` once valid frames come again.
     """
+
+    thread_prefix = "pms5003"
 
     def __init__(
         self,
@@ -173,47 +175,16 @@ class AirSensor:
     ):
         self.device_id = spec.id
         self.model = model
-        self.port = port
+        self._init_serial(
+            port, baudrate=model.baudrate, read_timeout_s=0.25, open_serial=open_serial
+        )
         self.parser = FrameParser()
         self.last_frame: Pms5003Frame | None = None
         self.port_fault = False
         self._sink = sink
         self._clock = clock
-        self._open_serial = open_serial
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._port: Any = None
         #: set once the port is open (bytes sent before that are discarded by the open)
         self.port_open = threading.Event()
-
-    def start(self) -> None:
-        if self._thread is None:
-            self._stop.clear()
-            self._thread = threading.Thread(
-                target=self._run, name=f"pms5003-{self.device_id}", daemon=True
-            )
-            self._thread.start()
-
-    def close(self) -> None:
-        self._stop.set()
-        port = self._port
-        if port is not None and hasattr(port, "cancel_read"):
-            # Wake the blocked read at once (the reader may be closing the port right now).
-            with contextlib.suppress(OSError, serial.SerialException):
-                port.cancel_read()
-        if self._thread is not None:
-            self._thread.join(5)
-            self._thread = None
-
-    def _open(self) -> Any:
-        return self._open_serial(
-            self.port,
-            baudrate=self.model.baudrate,
-            bytesize=serial.EIGHTBITS,
-            parity=serial.PARITY_NONE,
-            stopbits=serial.STOPBITS_ONE,
-            timeout=0.25,
-        )
 
     def _run(self) -> None:
         port: Any = None

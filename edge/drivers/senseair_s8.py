@@ -18,10 +18,8 @@ stop); a port that cannot be opened or read is one fault, and a `restore` once r
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import struct
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, fields
@@ -33,6 +31,7 @@ from contract.models import EventType, Kind, Values
 from contract.site import DeviceSpec
 from edge.config import Co2Model
 from edge.drivers.base import DeviceEvent, Sample, Sink
+from edge.drivers.serial_port import SerialDevice
 
 log = logging.getLogger(__name__)
 
@@ -128,8 +127,10 @@ def read_reply(port: Any, timeout_s: float, clock: Callable[[], float] = time.mo
     return bytes(frame)
 
 
-class Co2Sensor:
+class Co2Sensor(SerialDevice):
     """Polls an S8 on a serial port (a thread) every `sample_period_s`."""
+
+    thread_prefix = "s8"
 
     def __init__(
         self,
@@ -142,44 +143,17 @@ class Co2Sensor:
     ):
         self.device_id = spec.id
         self.model = model
-        self.port = port
+        self._init_serial(
+            port,
+            baudrate=model.baudrate,
+            read_timeout_s=min(0.1, model.reply_timeout_s),
+            open_serial=open_serial,
+        )
         self.stats = ReplyStats()
         self.last_ppm: int | None = None
         self.port_fault = False
         self._sink = sink
-        self._open_serial = open_serial
         self._request = read_request(model.address)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._port: Any = None
-
-    def start(self) -> None:
-        if self._thread is None:
-            self._stop.clear()
-            self._thread = threading.Thread(
-                target=self._run, name=f"s8-{self.device_id}", daemon=True
-            )
-            self._thread.start()
-
-    def close(self) -> None:
-        self._stop.set()
-        port = self._port
-        if port is not None and hasattr(port, "cancel_read"):
-            with contextlib.suppress(OSError, serial.SerialException):
-                port.cancel_read()
-        if self._thread is not None:
-            self._thread.join(5)
-            self._thread = None
-
-    def _open(self) -> Any:
-        return self._open_serial(
-            self.port,
-            baudrate=self.model.baudrate,
-            bytesize=serial.EIGHTBITS,
-            parity=serial.PARITY_NONE,
-            stopbits=serial.STOPBITS_ONE,
-            timeout=min(0.1, self.model.reply_timeout_s),
-        )
 
     def _run(self) -> None:
         port: Any = None
