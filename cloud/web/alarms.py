@@ -5,7 +5,7 @@ supervisor's). Each action is in the alarm's log with who and when."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 
 from cloud.alarms import Alarm, AlarmError, LogEntry, Outcome
 from cloud.ingest import alarm_message
+from cloud.service import Cloud
 from cloud.users import DUTY_ROLES
 from cloud.web.deps import CloudDep, DutyUser, SupervisorUser
 from contract.models import Command, utc_now
@@ -171,22 +172,27 @@ def _times(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+async def _change(cloud: Cloud, action: Awaitable[Alarm], *, announce: bool = True) -> Alarm:
+    """Run one state change of the alarm book; refusals become 404/409; the change is pushed
+    to every open board."""
+    try:
+        alarm = await action
+    except AlarmError as exc:
+        raise _not_found_or_conflict(exc) from None
+    if announce:
+        cloud.hub.publish(alarm_message(alarm))
+    return alarm
+
+
 @router.post("/{alarm_id}/shown", response_model=Alarm)
 async def shown(alarm_id: int, cloud: CloudDep, user: DutyUser) -> Alarm:
     """The page reports that it drew this alarm: the 'shown to an operator' time."""
-    try:
-        return await cloud.book.mark_shown(alarm_id, user.name)
-    except AlarmError as exc:
-        raise _not_found_or_conflict(exc) from None
+    return await _change(cloud, cloud.book.mark_shown(alarm_id, user.name), announce=False)
 
 
 @router.post("/{alarm_id}/accept", response_model=Alarm)
 async def accept(alarm_id: int, cloud: CloudDep, user: DutyUser) -> Alarm:
-    try:
-        alarm = await cloud.book.accept(alarm_id, user.name)
-    except AlarmError as exc:
-        raise _not_found_or_conflict(exc) from None
-    cloud.hub.publish(alarm_message(alarm))
+    alarm = await _change(cloud, cloud.book.accept(alarm_id, user.name))
     if alarm.kind == "call":
         # light "help is coming" at the resident's button
         command = Command(
@@ -204,40 +210,24 @@ async def accept(alarm_id: int, cloud: CloudDep, user: DutyUser) -> Alarm:
 
 @router.post("/{alarm_id}/resolve", response_model=Alarm)
 async def resolve(alarm_id: int, resolution: Resolution, cloud: CloudDep, user: DutyUser) -> Alarm:
-    try:
-        alarm = await cloud.book.resolve(alarm_id, user.name, resolution.outcome, resolution.note)
-    except AlarmError as exc:
-        raise _not_found_or_conflict(exc) from None
-    cloud.hub.publish(alarm_message(alarm))
-    return alarm
+    return await _change(
+        cloud, cloud.book.resolve(alarm_id, user.name, resolution.outcome, resolution.note)
+    )
 
 
 @router.post("/{alarm_id}/dispatch", response_model=Alarm)
 async def dispatch(alarm_id: int, body: Dispatch, cloud: CloudDep, user: DutyUser) -> Alarm:
     """Someone is sent to an accepted case (grid worker, property company, 119/120)."""
-    try:
-        alarm = await cloud.book.dispatch(alarm_id, user.name, body.to, body.note)
-    except AlarmError as exc:
-        raise _not_found_or_conflict(exc) from None
-    cloud.hub.publish(alarm_message(alarm))
-    return alarm
+    return await _change(cloud, cloud.book.dispatch(alarm_id, user.name, body.to, body.note))
 
 
 @router.post("/{alarm_id}/feedback", response_model=Alarm)
 async def feedback(alarm_id: int, body: Feedback, cloud: CloudDep, user: DutyUser) -> Alarm:
     """What happened, for the resident and the record (情况反馈); may be given more than once."""
-    try:
-        alarm = await cloud.book.feedback(alarm_id, user.name, body.note)
-    except AlarmError as exc:
-        raise _not_found_or_conflict(exc) from None
-    cloud.hub.publish(alarm_message(alarm))
-    return alarm
+    return await _change(cloud, cloud.book.feedback(alarm_id, user.name, body.note))
 
 
 @router.post("/{alarm_id}/verify", response_model=Alarm)
 async def verify(alarm_id: int, body: Note, cloud: CloudDep, user: SupervisorUser) -> Alarm:
     """A supervisor confirms that a resolved case is really closed (督办落实)."""
-    try:
-        return await cloud.book.verify(alarm_id, user.name, body.note)
-    except AlarmError as exc:
-        raise _not_found_or_conflict(exc) from None
+    return await _change(cloud, cloud.book.verify(alarm_id, user.name, body.note), announce=False)
