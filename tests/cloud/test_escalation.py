@@ -5,9 +5,11 @@ a clock the test moves for the restarts, and the whole cloud on the real clock a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
+import sqlite3
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -288,6 +290,9 @@ async def test_stopping_and_starting_the_cloud_mid_escalation(
     async with running_cloud(settings):
         gw1.publish("sc/v1/gw-ld01/event", event(device="call-0101", kind="call", type="press"))
         await eventually(lambda: len(webhook.received) >= 2)  # notify, then the supervisor
+        # stop only once both deliveries are recorded: a stop between a webhook's answer and
+        # its record sends it again (same Idempotency-Key), which is at-least-once, by design
+        await eventually(lambda: _delivered(settings.database) >= 2)
     # the cloud is down while step 2 falls due
     await asyncio.sleep(1.8)
     assert webhook.steps() == [(0, "grid_worker"), (1, "street_supervisor")]
@@ -300,6 +305,12 @@ async def test_stopping_and_starting_the_cloud_mid_escalation(
         (2, "emergency_contacts"),
     ]
     assert all(n == 1 for n in webhook.keys().values())
+
+
+def _delivered(database: Path) -> int:
+    with contextlib.closing(sqlite3.connect(database)) as db:
+        row = db.execute("SELECT count(*) FROM notifications WHERE status = 'delivered'").fetchone()
+    return int(row[0])
 
 
 async def _alarms(client: httpx.AsyncClient) -> list[dict[str, object]]:
