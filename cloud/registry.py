@@ -59,6 +59,11 @@ class Registry:
 
     def _place(self, home_id: str) -> Place:
         community, grid, building, home = self._homes[home_id]
+        return self._chain(community, grid, building, home)
+
+    def _chain(
+        self, community: Community, grid: Grid, building: Building, home: Home | None
+    ) -> Place:
         street = self.site.street
         return Place(
             street_id=street.id,
@@ -69,8 +74,8 @@ class Registry:
             grid=grid.name,
             building_id=building.id,
             building=building.name,
-            home_id=home.id,
-            home=home.name,
+            home_id=home.id if home else "",
+            home=home.name if home else "",
         )
 
     def has_gateway(self, gateway: str) -> bool:
@@ -85,19 +90,7 @@ class Registry:
         if spec is None:
             return None
         community, grid, building = self._buildings[spec.building]
-        street = self.site.street
-        return Place(
-            street_id=street.id,
-            street=street.name,
-            community_id=community.id,
-            community=community.name,
-            grid_id=grid.id,
-            grid=grid.name,
-            building_id=building.id,
-            building=building.name,
-            home_id="",
-            home="",
-        )
+        return self._chain(community, grid, building, None)
 
     def home(self, home_id: str) -> Home | None:
         entry = self._homes.get(home_id)

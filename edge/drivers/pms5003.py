@@ -15,7 +15,6 @@ the parser resynchronises on the start bytes.
 
 from __future__ import annotations
 
-import logging
 import struct
 import threading
 import time
@@ -26,13 +25,11 @@ from typing import Any
 import serial
 from pydantic import ValidationError
 
-from contract.models import EventType, Kind, Values
+from contract.models import Kind, Values
 from contract.site import DeviceSpec
 from edge.config import AirModel
-from edge.drivers.base import DeviceEvent, Sample, Sink
+from edge.drivers.base import Sample, Sink
 from edge.drivers.serial_port import SerialDevice
-
-log = logging.getLogger(__name__)
 
 START = b"\x42\x4d"
 FRAME_BYTES = 32
@@ -162,6 +159,7 @@ class AirSensor(SerialDevice):
     """
 
     thread_prefix = "pms5003"
+    restore_detail = "frames again"
 
     def __init__(
         self,
@@ -230,16 +228,3 @@ class AirSensor(SerialDevice):
         self._port = None
         if port is not None:
             port.close()
-
-    def _fault(self, detail: str) -> None:
-        if not self.port_fault:
-            self.port_fault = True
-            log.warning("pms5003 fault device=%s detail=%r", self.device_id, detail)
-            self._sink.event(DeviceEvent(self.device_id, Kind.AIR, EventType.FAULT, detail=detail))
-
-    def _restore(self) -> None:
-        self.port_fault = False
-        log.info("pms5003 frames again device=%s", self.device_id)
-        self._sink.event(
-            DeviceEvent(self.device_id, Kind.AIR, EventType.RESTORE, detail="frames again")
-        )

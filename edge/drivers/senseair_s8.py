@@ -27,10 +27,10 @@ from typing import Any
 
 import serial
 
-from contract.models import EventType, Kind, Values
+from contract.models import Kind, Values
 from contract.site import DeviceSpec
 from edge.config import Co2Model
-from edge.drivers.base import DeviceEvent, Sample, Sink
+from edge.drivers.base import Sample, Sink
 from edge.drivers.serial_port import SerialDevice
 
 log = logging.getLogger(__name__)
@@ -131,6 +131,7 @@ class Co2Sensor(SerialDevice):
     """Polls an S8 on a serial port (a thread) every `sample_period_s`."""
 
     thread_prefix = "s8"
+    restore_detail = "replies again"
 
     def __init__(
         self,
@@ -210,16 +211,3 @@ class Co2Sensor(SerialDevice):
             return
         self.last_ppm = ppm
         self._sink.sample(Sample(self.device_id, Kind.AIR, Values(co2_ppm=float(ppm))))
-
-    def _fault(self, detail: str) -> None:
-        if not self.port_fault:
-            self.port_fault = True
-            log.warning("s8 fault device=%s detail=%r", self.device_id, detail)
-            self._sink.event(DeviceEvent(self.device_id, Kind.AIR, EventType.FAULT, detail=detail))
-
-    def _restore(self) -> None:
-        self.port_fault = False
-        log.info("s8 replies again device=%s", self.device_id)
-        self._sink.event(
-            DeviceEvent(self.device_id, Kind.AIR, EventType.RESTORE, detail="replies again")
-        )

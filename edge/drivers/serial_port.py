@@ -4,18 +4,28 @@ can be opened again after a fault and whose blocked read can be woken to stop at
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 from collections.abc import Callable
 from typing import Any
 
 import serial
 
+from contract.models import EventType, Kind
+from edge.drivers.base import DeviceEvent, Sink
+
+log = logging.getLogger(__name__)
+
 
 class SerialDevice:
     """Base of a driver that reads one serial port on its own thread; subclasses do `_run`."""
 
     thread_prefix = "serial"
+    #: what a `restore` event says when the sensor talks again after a fault
+    restore_detail = "talking again"
     device_id: str
+    port_fault: bool
+    _sink: Sink
 
     def _init_serial(
         self,
@@ -64,3 +74,17 @@ class SerialDevice:
 
     def _run(self) -> None:
         raise NotImplementedError
+
+    def _fault(self, detail: str) -> None:
+        """The port cannot be opened or read: one fault event until it recovers."""
+        if not self.port_fault:
+            self.port_fault = True
+            log.warning("%s fault device=%s detail=%r", self.thread_prefix, self.device_id, detail)
+            self._sink.event(DeviceEvent(self.device_id, Kind.AIR, EventType.FAULT, detail=detail))
+
+    def _restore(self) -> None:
+        self.port_fault = False
+        log.info("%s %s device=%s", self.thread_prefix, self.restore_detail, self.device_id)
+        self._sink.event(
+            DeviceEvent(self.device_id, Kind.AIR, EventType.RESTORE, detail=self.restore_detail)
+        )
