@@ -47,6 +47,22 @@ class CloudSettings(BaseSettings):
     webhook_timeout_s: float = Field(5.0, gt=0, le=60)
     keep_rejected: int = Field(10000, ge=100, description="Rejected messages kept for inspection")
 
+    # TLS (issue 6): to the broker, and for the web app / API itself.
+    mqtt_tls_ca_file: Path | None = Field(None, description="CA to trust for MQTT over TLS")
+    web_tls_cert_file: Path | None = Field(None, description="Serve HTTPS with this certificate")
+    web_tls_key_file: Path | None = None
+
+    # The broker's account files the cloud keeps in step with the registry (Mosquitto).
+    broker_passwd_file: Path | None = Field(None, description="Mosquitto password_file to write")
+    broker_acl_file: Path | None = Field(None, description="Mosquitto acl_file to write")
+    broker_pid_file: Path | None = Field(None, description="Mosquitto's pid, signalled to reload")
+
+    # Provisioning (issue 6): what a claimed gateway is told, and how long a claim code lives.
+    gateway_mqtt_host: str | None = Field(None, description="Broker address for gateways")
+    gateway_mqtt_port: int | None = Field(None, ge=1, le=65535)
+    gateway_mqtt_ca_file: Path | None = Field(None, description="CA the gateways must trust")
+    claim_code_ttl_s: int = Field(15 * 60, ge=60, le=7 * 24 * 3600)
+
     @model_validator(mode="after")
     def _no_placeholder_secrets_in_production(self) -> CloudSettings:
         if self.environment == "production":

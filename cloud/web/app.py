@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -13,6 +14,25 @@ from cloud.service import Cloud
 from cloud.web import alarms, auth, maintenance, rules, status
 
 STATIC = Path(__file__).resolve().parent / "static"
+#: The pages (static files that call the API); each needs a session, the API checks the role.
+PAGES = {
+    "/": "board.html",
+    "/ledger": "ledger.html",
+    "/report": "report.html",
+    "/devices": "devices.html",
+    "/trends": "trends.html",
+    "/site": "site.html",
+    "/install": "install.html",
+}
+
+
+def _page(name: str) -> Callable[[Request], Awaitable[Response]]:
+    async def page(request: Request) -> Response:
+        if not request.session.get("user"):
+            return RedirectResponse("/login", status_code=303)
+        return FileResponse(STATIC / name)
+
+    return page
 
 
 def create_app(cloud: Cloud) -> FastAPI:
@@ -38,11 +58,8 @@ def create_app(cloud: Cloud) -> FastAPI:
     app.include_router(maintenance.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
-    @app.get("/", include_in_schema=False)
-    async def board(request: Request) -> Response:
-        if not request.session.get("user"):
-            return RedirectResponse("/login", status_code=303)
-        return FileResponse(STATIC / "board.html")
+    for path, page in PAGES.items():
+        app.add_api_route(path, _page(page), methods=["GET"], include_in_schema=False)
 
     @app.get("/login", include_in_schema=False)
     async def login_page() -> Response:

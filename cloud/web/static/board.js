@@ -164,7 +164,7 @@ function showUser() {
   const el = $("#user");
   if (el.dataset.name) el.textContent = `${el.dataset.name} (${MESSAGES[LANG].roles[el.dataset.role] || el.dataset.role})`;
 }
-$("#lang").onclick = () => { setLang(LANG === "zh" ? "en" : "zh"); applyStatic(); setSound(soundEnabled); showUser(); render(); };
+$("#lang").onclick = () => { setLang(LANG === "zh" ? "en" : "zh"); applyStatic(); setSound(soundEnabled); showUser(); renderNav($("#user").dataset.role, "board"); render(); };
 $("#logout").onclick = async () => { await fetch("/api/logout", {method: "POST"}); location.href = "/login"; };
 
 // Whether this session may watch alarms: a lapsed session goes back to the sign-in page, a
@@ -191,5 +191,6 @@ async function mayView() {
   $("#user").dataset.role = user.role;
   $("#user").dataset.name = user.name;
   showUser();
+  renderNav(user.role, "board");
   if (await mayView()) connect();
 })();
