@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 
 import aiosqlite
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from cloud.db import run_on_db_thread
 from cloud.registry import Registry
@@ -48,6 +48,17 @@ class Outcome(StrEnum):
     FALSE_ALARM = "false_alarm"  # 误报
     TEST = "test"  # someone was testing
     CLEARED = "cleared"  # closed by the system: the condition ended before anyone accepted
+
+
+class FalseAlarmCause(StrEnum):
+    """Why a false alarm was one: required when a case is closed as a false alarm, so the
+    false-alarm rate can be followed per cause, device model and building."""
+
+    MISTOUCH = "mistouch"  # 误触: pressed by mistake
+    DEVICE_FAULT = "device_fault"  # 设备故障
+    COOKING = "cooking"  # 烹饪油烟: cooking fumes or steam
+    UNANNOUNCED_TEST = "unannounced_test"  # 测试未报备: a test nobody announced
+    OTHER = "other"  # 其他: the note says what
 
 
 class Mode(StrEnum):
@@ -74,6 +85,7 @@ _TIMES = (
     "cleared_at",
     "escalated_at",
     "notify_due_at",
+    "accept_by",
 )
 
 
@@ -128,7 +140,13 @@ class Alarm(BaseModel):
     escalated_at: datetime | None = None
     notify_step: int | None = None
     notify_due_at: datetime | None = None
+    accept_by: datetime | None = Field(
+        None,
+        description="The acceptance budget: received_at + its policy's budget_s (None for"
+        " tests, maintenance, and alarms the cloud has no budget for)",
+    )
     outcome: Outcome | None
+    cause: FalseAlarmCause | None = None
     note: str | None
 
     @classmethod
@@ -175,10 +193,13 @@ class AlarmBook:
         registry: Registry,
         *,
         clock: Callable[[], float] = time.time,
+        budget_for: Callable[[str, int], float | None] | None = None,
     ) -> None:
         self.db = db
         self.registry = registry
         self.clock = clock
+        #: (rule, level) → the acceptance budget in seconds of the policy in force
+        self.budget_for = budget_for
         # One unit of work at a time on the shared connection (ingest, web, escalation).
         self.lock = asyncio.Lock()
 
@@ -327,12 +348,26 @@ class AlarmBook:
             alarm_id = row["id"]
             level = min(row["level"], draft.level)
             latched = bool(row["life_safety"]) or draft.life_safety
+            accept_by = row["accept_by"]
+            if level < row["level"] and row["mode"] == Mode.LIVE:
+                # more severe now: the budget of the new level, if that is shorter
+                tighter = self._accept_by(draft.rule, level, row["received_at"])
+                if tighter is not None:
+                    accept_by = tighter if accept_by is None else min(accept_by, tighter)
             conn.execute(
                 "UPDATE alarms SET repeats = repeats + 1, level = ?, value = COALESCE(?, value),"
                 " last_event_id = COALESCE(?, last_event_id), life_safety = ?,"
-                " group_key = CASE WHEN ? THEN NULL ELSE group_key END, cleared_at = NULL"
-                " WHERE id = ?",
-                (level, draft.value, draft.event_id, int(latched), int(latched), alarm_id),
+                " group_key = CASE WHEN ? THEN NULL ELSE group_key END, cleared_at = NULL,"
+                " accept_by = ? WHERE id = ?",
+                (
+                    level,
+                    draft.value,
+                    draft.event_id,
+                    int(latched),
+                    int(latched),
+                    accept_by,
+                    alarm_id,
+                ),
             )
             # Every repeated event is logged; a reading that stays beyond a bound is counted,
             # and logged only when it makes the alarm more severe.
@@ -360,8 +395,8 @@ class AlarmBook:
             " community_id, community, grid_id, grid, building_id, building, home_id, home,"
             " title_zh, title_en, value, first_event_id, last_event_id, state, open_key,"
             " device_ts, received_at, stored_at, mode, window_id, life_safety, group_key,"
-            " notify_step, notify_due_at)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " notify_step, notify_due_at, accept_by)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 draft.rule,
                 draft.level,
@@ -395,6 +430,7 @@ class AlarmBook:
                 # the escalator runs step 0 (the first notifications) at once
                 0 if live else None,
                 now if live else None,
+                self._accept_by(draft.rule, draft.level, received_at) if live else None,
             ),
         )
         alarm_id = cursor.lastrowid
@@ -406,6 +442,32 @@ class AlarmBook:
             )
         _log_sync(conn, alarm_id, SYSTEM, "raised", detail, now)
         return Raised(alarm=_alarm_sync(conn, alarm_id), new=True)
+
+    def _accept_by(self, rule: str, level: int, received_at: float) -> float | None:
+        budget = self.budget_for(rule, level) if self.budget_for is not None else None
+        return None if budget is None else received_at + budget
+
+    async def use_budgets(self, budget_for: Callable[[str, int], float | None]) -> int:
+        """Take acceptance budgets from the policies in force from now on, and give one to
+        every open live alarm that has none yet (stored by a version without budgets);
+        returns how many were given one. A budget once set stays: a restart or a reload of
+        the rules does not move it."""
+        self.budget_for = budget_for
+        async with self.lock:
+            rows = await self._fetch_all(
+                "SELECT id, rule, level, received_at FROM alarms WHERE accept_by IS NULL"
+                " AND state != ? AND mode = ?",
+                (AlarmState.RESOLVED.value, Mode.LIVE.value),
+            )
+            filled = [
+                (at, r["id"])
+                for r in rows
+                if (at := self._accept_by(r["rule"], r["level"], r["received_at"])) is not None
+            ]
+            if filled:
+                await self.db.executemany("UPDATE alarms SET accept_by = ? WHERE id = ?", filled)
+                await self.db.commit()
+        return len(filled)
 
     def _clear_sync(self, conn: sqlite3.Connection, clear: Clear) -> Raised | None:
         key = open_key(clear.gateway, clear.device, clear.rule, clear.mode, clear.window)
@@ -559,6 +621,35 @@ class AlarmBook:
                 alarm = await self._get(alarm_id)
             return alarm
 
+    async def mark_shown_many(self, alarm_ids: Iterable[int], actor: str) -> list[int]:
+        """`mark_shown` for many alarms in one transaction (a board opening on a thousand
+        alarms reports them at once); returns the ids whose first showing this was."""
+        ids = sorted(set(alarm_ids))
+        if not ids:
+            return []
+        async with self.lock:
+            first: list[int] = []
+            for i in range(0, len(ids), 500):
+                chunk = ids[i : i + 500]
+                marks = ",".join("?" * len(chunk))
+                rows = await self._fetch_all(
+                    f"SELECT id FROM alarms WHERE shown_at IS NULL AND id IN ({marks})",
+                    tuple(chunk),
+                )
+                first.extend(r["id"] for r in rows)
+            if first:
+                now = self.clock()
+                await self.db.executemany(
+                    "UPDATE alarms SET shown_at = ? WHERE id = ?", [(now, i) for i in first]
+                )
+                await self.db.executemany(
+                    "INSERT INTO alarm_log (alarm_id, at, actor, action, detail)"
+                    " VALUES (?,?,?,'shown','')",
+                    [(i, now, actor) for i in first],
+                )
+                await self.db.commit()
+            return first
+
     async def accept(self, alarm_id: int, actor: str) -> Alarm:
         async with self.lock:
             alarm = await self._get(alarm_id)
@@ -606,7 +697,22 @@ class AlarmBook:
             await self.db.commit()
             return await self._get(alarm_id)
 
-    async def resolve(self, alarm_id: int, actor: str, outcome: Outcome, note: str) -> Alarm:
+    async def resolve(
+        self,
+        alarm_id: int,
+        actor: str,
+        outcome: Outcome,
+        note: str,
+        cause: FalseAlarmCause | None = None,
+    ) -> Alarm:
+        """Close a case (办结). A false alarm needs its cause (and "other" a note); a cause
+        is refused with any other outcome."""
+        if outcome is Outcome.FALSE_ALARM and cause is None:
+            raise AlarmError("a false alarm needs its cause")
+        if outcome is not Outcome.FALSE_ALARM and cause is not None:
+            raise AlarmError(f"a cause is given only for a false alarm, not for {outcome.value}")
+        if cause is FalseAlarmCause.OTHER and not note.strip():
+            raise AlarmError("a false alarm of cause 'other' needs a note saying what it was")
         async with self.lock:
             alarm = await self._get(alarm_id)
             if alarm.state is AlarmState.RESOLVED:
@@ -615,20 +721,22 @@ class AlarmBook:
             accepted = alarm.accepted_at.timestamp() if alarm.accepted_at else now
             await self.db.execute(
                 "UPDATE alarms SET state = ?, open_key = NULL, resolved_at = ?, resolved_by = ?,"
-                " outcome = ?, note = ?, accepted_at = ?, accepted_by = COALESCE(accepted_by, ?),"
-                " notify_due_at = NULL WHERE id = ?",
+                " outcome = ?, cause = ?, note = ?, accepted_at = ?,"
+                " accepted_by = COALESCE(accepted_by, ?), notify_due_at = NULL WHERE id = ?",
                 (
                     AlarmState.RESOLVED.value,
                     now,
                     actor,
                     outcome.value,
+                    cause.value if cause else None,
                     note,
                     accepted,
                     actor,
                     alarm_id,
                 ),
             )
-            await self.add_log(alarm_id, actor, "resolved", f"{outcome.value}: {note}".strip(), now)
+            what = f"{outcome.value} ({cause.value})" if cause else outcome.value
+            await self.add_log(alarm_id, actor, "resolved", f"{what}: {note}".strip(": "), now)
             await self.db.commit()
             return await self._get(alarm_id)
 
@@ -667,6 +775,17 @@ class AlarmBook:
                 "SELECT * FROM alarms WHERE state != ? AND mode = ? ORDER BY level ASC,"
                 " (state = 'accepted') ASC, received_at ASC",
                 (AlarmState.RESOLVED.value, Mode.LIVE.value),
+            )
+        return [Alarm.from_row(r) for r in rows]
+
+    async def awaiting_verification(self, since: float, limit: int = 100) -> list[Alarm]:
+        """Live cases resolved since `since` that no supervisor has verified yet, the most
+        recently resolved first (督办: the supervisor's list)."""
+        async with self.lock:
+            rows = await self._fetch_all(
+                "SELECT * FROM alarms WHERE state = ? AND mode = ? AND verified_at IS NULL"
+                " AND resolved_at >= ? ORDER BY resolved_at DESC LIMIT ?",
+                (AlarmState.RESOLVED.value, Mode.LIVE.value, since, limit),
             )
         return [Alarm.from_row(r) for r in rows]
 

@@ -79,6 +79,8 @@ CREATE TABLE IF NOT EXISTS alarms (
     note TEXT
 );
 CREATE INDEX IF NOT EXISTS alarms_by_state ON alarms (state, level, received_at);
+-- the ledger: cases by when they were received, newest first
+CREATE INDEX IF NOT EXISTS alarms_by_received ON alarms (received_at);
 
 CREATE TABLE IF NOT EXISTS alarm_log (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -157,6 +159,70 @@ CREATE TABLE IF NOT EXISTS audit (
     action TEXT NOT NULL,
     detail TEXT NOT NULL DEFAULT ''
 );
+
+-- per-gateway broker credentials (cloud/credentials.py): the current one of each gateway;
+-- only the hash the broker checks, never the password; history is in the audit
+CREATE TABLE IF NOT EXISTS gateway_credentials (
+    gateway TEXT PRIMARY KEY,
+    username TEXT NOT NULL UNIQUE,
+    broker_hash TEXT NOT NULL,
+    issued_at REAL NOT NULL,
+    issued_by TEXT NOT NULL,
+    revoked_at REAL,
+    revoked_by TEXT
+);
+
+-- the site registry (cloud/site_store.py): every saved version of the whole site document
+-- (JSON); the newest is in force. Version 1 is seeded from the site file on first start.
+CREATE TABLE IF NOT EXISTS site_versions (
+    version INTEGER PRIMARY KEY,
+    saved_at REAL NOT NULL,
+    saved_by TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    -- set when the version came from a file: its path and sha256 (seed or re-import)
+    source_file TEXT,
+    source_sha256 TEXT,
+    document TEXT NOT NULL
+);
+
+-- a failed device replaced by a new unit, same id, home and history (cloud/site_edit.py)
+CREATE TABLE IF NOT EXISTS device_replacements (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    gateway TEXT NOT NULL,
+    device TEXT NOT NULL,
+    at REAL NOT NULL,
+    actor TEXT NOT NULL,
+    old_serial TEXT,
+    new_serial TEXT,
+    note TEXT NOT NULL DEFAULT '',
+    version INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS device_replacements_by_device ON device_replacements (gateway, device);
+
+-- one-time claim codes (cloud/claims.py): only a keyed hash of the code is kept
+CREATE TABLE IF NOT EXISTS claim_codes (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    gateway TEXT NOT NULL,
+    code_hash TEXT NOT NULL UNIQUE,
+    created_by TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    expires_at REAL NOT NULL,
+    used_at REAL,
+    used_from TEXT,
+    voided_at REAL
+);
+CREATE INDEX IF NOT EXISTS claim_codes_by_gateway ON claim_codes (gateway, used_at);
+
+-- every refused claim code, with the client's address: the guess limits count these
+CREATE TABLE IF NOT EXISTS claim_failures (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at REAL NOT NULL,
+    client TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    gateway TEXT
+);
+CREATE INDEX IF NOT EXISTS claim_failures_by_time ON claim_failures (at);
+CREATE INDEX IF NOT EXISTS claim_failures_by_client ON claim_failures (client, at);
 """
 
 
@@ -183,6 +249,10 @@ ALARM_COLUMNS = {
     "notify_due_at": "REAL",
     "escalations": "INTEGER NOT NULL DEFAULT 0",
     "escalated_at": "REAL",
+    # the acceptance budget: received_at + the policy's budget_s, set when it is raised
+    "accept_by": "REAL",
+    # why a false alarm was one (误触, 设备故障, …): required with outcome false_alarm
+    "cause": "TEXT",
 }
 
 

@@ -21,10 +21,12 @@ import asyncio
 import dataclasses
 import logging
 import socket
+import ssl
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import aiomqtt
@@ -410,15 +412,17 @@ class Ingest:
         password: str | None,
         client_id: str,
         reconnect_s: float = 1.0,
+        tls_ca_file: Path | None = None,
     ) -> None:
-        """Consume until cancelled, reconnecting with backoff when the broker goes away."""
+        """Consume until cancelled, reconnecting with backoff when the broker goes away.
+        With `tls_ca_file`, over TLS (1.2+) trusting that CA and checking the broker's name."""
         self._flusher = asyncio.create_task(self._flush_forever())
         self._ticker = asyncio.create_task(self._tick_forever())
         delay = reconnect_s
         try:
             while True:
                 try:
-                    await self._session(host, port, username, password, client_id)
+                    await self._session(host, port, username, password, client_id, tls_ca_file)
                 except aiomqtt.MqttError as exc:
                     self.connected.clear()
                     self._client = None
@@ -433,8 +437,18 @@ class Ingest:
             await self.flush()
 
     async def _session(
-        self, host: str, port: int, username: str | None, password: str | None, client_id: str
+        self,
+        host: str,
+        port: int,
+        username: str | None,
+        password: str | None,
+        client_id: str,
+        tls_ca_file: Path | None = None,
     ) -> None:
+        tls = None
+        if tls_ca_file is not None:
+            tls = ssl.create_default_context(cafile=str(tls_ca_file))
+            tls.minimum_version = ssl.TLSVersion.TLSv1_2
         client = aiomqtt.Client(
             host,
             port,
@@ -446,6 +460,7 @@ class Ingest:
             clean_session=False,
             keepalive=15,
             socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
+            tls_context=tls,
         )
         client.pending_calls_threshold = 1000
         # Acknowledge only after handling (paho's manual ack; aiomqtt does not wrap it).

@@ -1,14 +1,16 @@
 """Who and where: every gateway and device placed in street → community → grid → building → home.
 
-Built from a site file (`firmware_configs/sites/`). Ingest asks it whether a gateway and device
-exist and belong together; alarms take their routing chain from it.
+Built from the site document in force (stored in the cloud database, seeded from a site file in
+`firmware_configs/sites/`; see cloud/site_store.py). Ingest asks it whether a gateway and device
+exist and belong together; alarms take their routing chain from it. Edits while the cloud runs
+(cloud/site_edit.py) swap in a whole new site with `replace()`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from contract.site import Building, Community, Grid, Home, Site, Worker
+from contract.site import Building, Community, DeviceSpec, GatewaySpec, Grid, Home, Site, Worker
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,74 +37,125 @@ class DeviceInfo:
     place: Place
 
 
+@dataclass(frozen=True, slots=True)
+class _Maps:
+    """Every lookup of one site, built together: a registry swaps the whole set at once."""
+
+    site: Site
+    version: int
+    homes: dict[str, tuple[Community, Grid, Building, Home]]
+    buildings: dict[str, tuple[Community, Grid, Building]]
+    grids: dict[str, Grid]
+    gateways: dict[str, GatewaySpec]
+    devices: dict[tuple[str, str], DeviceInfo]
+
+
+def _chain(
+    site: Site, community: Community, grid: Grid, building: Building, home: Home | None
+) -> Place:
+    street = site.street
+    return Place(
+        street_id=street.id,
+        street=street.name,
+        community_id=community.id,
+        community=community.name,
+        grid_id=grid.id,
+        grid=grid.name,
+        building_id=building.id,
+        building=building.name,
+        home_id=home.id if home else "",
+        home=home.name if home else "",
+    )
+
+
+def _build(site: Site, version: int) -> _Maps:
+    homes: dict[str, tuple[Community, Grid, Building, Home]] = {}
+    buildings: dict[str, tuple[Community, Grid, Building]] = {}
+    grids: dict[str, Grid] = {}
+    for community in site.communities:
+        for grid in community.grids:
+            grids[grid.id] = grid
+            for building in grid.buildings:
+                buildings[building.id] = (community, grid, building)
+                for home in building.homes:
+                    homes[home.id] = (community, grid, building, home)
+    devices: dict[tuple[str, str], DeviceInfo] = {}
+    for gw in site.gateways:
+        for spec in gw.devices:
+            devices[(gw.id, spec.id)] = DeviceInfo(
+                gateway=gw.id,
+                device=spec.id,
+                model=spec.model,
+                place=_chain(site, *homes[spec.home]),
+            )
+    return _Maps(
+        site=site,
+        version=version,
+        homes=homes,
+        buildings=buildings,
+        grids=grids,
+        gateways={gw.id: gw for gw in site.gateways},
+        devices=devices,
+    )
+
+
 class Registry:
-    def __init__(self, site: Site) -> None:
-        self.site = site
-        self._homes: dict[str, tuple[Community, Grid, Building, Home]] = {}
-        self._buildings: dict[str, tuple[Community, Grid, Building]] = {}
-        for community in site.communities:
-            for grid in community.grids:
-                for building in grid.buildings:
-                    self._buildings[building.id] = (community, grid, building)
-                    for home in building.homes:
-                        self._homes[home.id] = (community, grid, building, home)
-        self._grids: dict[str, Grid] = {
-            grid.id: grid for community in site.communities for grid in community.grids
-        }
-        self._gateways = {gw.id: gw for gw in site.gateways}
-        self._devices: dict[tuple[str, str], DeviceInfo] = {}
-        for gw in site.gateways:
-            for spec in gw.devices:
-                self._devices[(gw.id, spec.id)] = DeviceInfo(
-                    gateway=gw.id, device=spec.id, model=spec.model, place=self._place(spec.home)
-                )
+    """One shared object for the cloud's lifetime; `replace()` swaps in a new site in one
+    assignment, so every holder (ingest, the rules, the alarm book, escalation, the web app)
+    sees the new site from then on, and a lookup never sees half of each."""
 
-    def _place(self, home_id: str) -> Place:
-        community, grid, building, home = self._homes[home_id]
-        return self._chain(community, grid, building, home)
+    def __init__(self, site: Site, version: int = 0) -> None:
+        self._m = _build(site, version)
 
-    def _chain(
-        self, community: Community, grid: Grid, building: Building, home: Home | None
-    ) -> Place:
-        street = self.site.street
-        return Place(
-            street_id=street.id,
-            street=street.name,
-            community_id=community.id,
-            community=community.name,
-            grid_id=grid.id,
-            grid=grid.name,
-            building_id=building.id,
-            building=building.name,
-            home_id=home.id if home else "",
-            home=home.name if home else "",
-        )
+    def replace(self, site: Site, version: int) -> None:
+        """Make `site` (already validated; saved as `version`) the registry's site."""
+        self._m = _build(site, version)  # built first, then the one assignment
+
+    @property
+    def site(self) -> Site:
+        return self._m.site
+
+    @property
+    def version(self) -> int:
+        """The stored version of the site in force (0: not from the database)."""
+        return self._m.version
 
     def has_gateway(self, gateway: str) -> bool:
-        return gateway in self._gateways
+        return gateway in self._m.gateways
 
     def device(self, gateway: str, device: str) -> DeviceInfo | None:
-        return self._devices.get((gateway, device))
+        return self._m.devices.get((gateway, device))
+
+    def device_spec(self, gateway: str, device: str) -> DeviceSpec | None:
+        """The device as installed (model, home, pins), or None."""
+        spec = self._m.gateways.get(gateway)
+        if spec is None:
+            return None
+        return next((d for d in spec.devices if d.id == device), None)
+
+    def gateway_spec(self, gateway: str) -> GatewaySpec | None:
+        return self._m.gateways.get(gateway)
 
     def gateway_place(self, gateway: str) -> Place | None:
         """A gateway's building, as a Place whose home is the building itself."""
-        spec = self._gateways.get(gateway)
+        m = self._m
+        spec = m.gateways.get(gateway)
         if spec is None:
             return None
-        community, grid, building = self._buildings[spec.building]
-        return self._chain(community, grid, building, None)
+        community, grid, building = m.buildings[spec.building]
+        return _chain(m.site, community, grid, building, None)
 
     def home(self, home_id: str) -> Home | None:
-        entry = self._homes.get(home_id)
+        entry = self._m.homes.get(home_id)
         return entry[3] if entry else None
 
     def gateways(self) -> list[str]:
-        return list(self._gateways)
+        return list(self._m.gateways)
 
     def devices(self) -> dict[tuple[str, str], str]:
         """(gateway, device) → model of every registered device."""
-        return {key: info.model for key, info in self._devices.items()}
+        return {key: info.model for key, info in self._m.devices.items()}
 
     def grid_worker(self, grid_id: str) -> Worker | None:
-        grid = self._grids.get(grid_id)
+        grid = self._m.grids.get(grid_id)
         return grid.worker if grid else None

@@ -15,6 +15,9 @@ import uvicorn
 
 from cloud.alarms import AlarmBook
 from cloud.audit import Audit
+from cloud.broker_accounts import broker_accounts
+from cloud.claims import Claims
+from cloud.credentials import GatewayCredentials
 from cloud.db import open_database
 from cloud.escalation import Escalator
 from cloud.hub import LiveHub
@@ -26,10 +29,11 @@ from cloud.rejects import RejectLog
 from cloud.reload import RulesReloader, check_against_site
 from cloud.rules import RulesCore, load_rules_with_digest
 from cloud.settings import CloudSettings
+from cloud.site_service import SiteService
+from cloud.site_store import SiteStore, load_or_seed
 from cloud.store import open_store
 from cloud.store.base import TelemetryStore
 from cloud.users import Role, Users
-from contract.site import load_site
 
 log = logging.getLogger(__name__)
 
@@ -49,20 +53,25 @@ class Cloud:
     hub: LiveHub
     rejects: RejectLog
     users: Users
+    credentials: GatewayCredentials
+    claims: Claims
     ingest: Ingest
+    site: SiteService
     web_url: str = ""
 
 
 @contextlib.asynccontextmanager
 async def open_cloud(settings: CloudSettings) -> AsyncIterator[Cloud]:
     """Open every part of the cloud (not yet consuming); closes them on exit."""
-    registry = Registry(load_site(settings.site_file))
     loaded = load_rules_with_digest(settings.rules_file)
-    check_against_site(loaded, registry)
     db = await open_database(settings.database)
     store = open_store(settings.telemetry_url)
     webhook: WebhookChannel | None = None
     try:
+        # the site registry: the newest version in the database; the site file seeds it once
+        site, site_version = await load_or_seed(db, settings.site_file)
+        registry = Registry(site, site_version.version)
+        check_against_site(loaded, registry)
         await store.ping()
         book = AlarmBook(db, registry)
         audit = Audit(db, book.lock)
@@ -72,10 +81,23 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[Cloud]:
             await users.ensure(name, Role(role), password.get_secret_value())
         maintenance = Maintenance(db, book.lock, audit)
         await maintenance.load()
+        credentials = GatewayCredentials(
+            db, book.lock, audit, broker_accounts(settings), service_user=settings.mqtt_username
+        )
+        await credentials.sync()
+        claims = Claims(
+            db,
+            book.lock,
+            audit,
+            secret=settings.session_secret.get_secret_value().encode(),
+            ttl_s=settings.claim_code_ttl_s,
+        )
         core = RulesCore(
             loaded.config, devices=registry.devices(), gateways=registry.gateways(), now=time.time()
         )
         core.restore(await book.open_keys())  # open alarms can still clear after a restart
+        # acceptance budgets (accept_by) from the policies in force, also after a reload
+        await book.use_budgets(lambda rule, level: core.config.policy_for(rule, level).budget_s)
         reloader = RulesReloader(settings.rules_file, loaded, core, registry, audit)
         hub = LiveHub()
         channels: dict[str, Channel] = {"push": PushChannel(hub)}
@@ -120,7 +142,18 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[Cloud]:
             hub=hub,
             rejects=rejects,
             users=users,
+            credentials=credentials,
+            claims=claims,
             ingest=ingest,
+            site=SiteService(
+                store=SiteStore(db, book.lock, audit),
+                registry=registry,
+                core=core,
+                reloader=reloader,
+                book=book,
+                hub=hub,
+                site_file=settings.site_file,
+            ),
         )
     finally:
         if webhook is not None:
@@ -143,6 +176,7 @@ async def serve(cloud: Cloud, *, started: asyncio.Event | None = None) -> None:
             username=settings.mqtt_username,
             password=password,
             client_id=settings.mqtt_client_id,
+            tls_ca_file=settings.mqtt_tls_ca_file,
         ),
         name="ingest",
     )
@@ -152,6 +186,9 @@ async def serve(cloud: Cloud, *, started: asyncio.Event | None = None) -> None:
         port=settings.web_port,
         log_level="warning",
         lifespan="off",
+        # HTTPS when a certificate is configured (cloud.web_url then starts with https://)
+        ssl_certfile=settings.web_tls_cert_file,
+        ssl_keyfile=settings.web_tls_key_file,
     )
     server = uvicorn.Server(config)
     web = asyncio.create_task(server.serve(), name="web")
@@ -160,7 +197,8 @@ async def serve(cloud: Cloud, *, started: asyncio.Event | None = None) -> None:
             if web.done():
                 await web  # raises the start-up error (e.g. port in use)
             await asyncio.sleep(0.02)
-        cloud.web_url = f"http://{settings.web_host}:{bound_port(server)}"
+        scheme = "https" if settings.web_tls_cert_file else "http"
+        cloud.web_url = f"{scheme}://{settings.web_host}:{bound_port(server)}"
         await asyncio.wait_for(cloud.ingest.connected.wait(), timeout=30)
         if started is not None:
             started.set()

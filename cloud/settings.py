@@ -28,7 +28,11 @@ class CloudSettings(BaseSettings):
     telemetry_url: str = Field(
         "sqlite:///var/telemetry.db", description="sqlite:///FILE or influx://HOST:PORT/DB"
     )
-    site_file: Path = DEFAULT_SITE
+    site_file: Path = Field(
+        DEFAULT_SITE,
+        description="Seeds the site registry on the first start only (the database's"
+        " newest version is in force after that; docs/site-registry.md)",
+    )
     rules_file: Path = DEFAULT_RULES
 
     web_host: str = "127.0.0.1"
@@ -56,6 +60,9 @@ class CloudSettings(BaseSettings):
     broker_passwd_file: Path | None = Field(None, description="Mosquitto password_file to write")
     broker_acl_file: Path | None = Field(None, description="Mosquitto acl_file to write")
     broker_pid_file: Path | None = Field(None, description="Mosquitto's pid, signalled to reload")
+    broker_service_passwd_file: Path | None = Field(
+        None, description="Service accounts (mosquitto_passwd) merged into broker_passwd_file"
+    )
 
     # Provisioning (issue 6): what a claimed gateway is told, and how long a claim code lives.
     gateway_mqtt_host: str | None = Field(None, description="Broker address for gateways")

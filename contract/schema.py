@@ -12,6 +12,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from contract.models import Command, Event, Reply, Status, Telemetry
+from contract.provisioning import ProvisioningBundle
 
 MESSAGES: dict[str, type[BaseModel]] = {
     "event": Event,
@@ -21,7 +22,13 @@ MESSAGES: dict[str, type[BaseModel]] = {
     "reply": Reply,
 }
 
+#: Documents served over HTTPS rather than MQTT (their schemas go to docs/schema/https/).
+HTTPS_DOCUMENTS: dict[str, type[BaseModel]] = {
+    "provisioning-bundle": ProvisioningBundle,
+}
+
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "docs" / "schema"
+HTTPS_SCHEMA_DIR = SCHEMA_DIR / "https"
 
 
 def render(model: type[BaseModel]) -> str:
@@ -34,6 +41,12 @@ def main(out: Path = SCHEMA_DIR) -> int:
     out.mkdir(parents=True, exist_ok=True)
     for name, model in MESSAGES.items():
         path = out / f"{name}.schema.json"
+        path.write_text(render(model), encoding="utf-8")
+        print(f"wrote {path}")
+    https = out / HTTPS_SCHEMA_DIR.name
+    https.mkdir(parents=True, exist_ok=True)
+    for name, model in HTTPS_DOCUMENTS.items():
+        path = https / f"{name}.schema.json"
         path.write_text(render(model), encoding="utf-8")
         print(f"wrote {path}")
     return 0

@@ -50,7 +50,19 @@ class Building(_Strict):
     id: Slug
     name: Name
     address: str = Field("", max_length=200)
-    homes: list[Home] = Field(min_length=1)
+    homes: list[Home] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_home_names(self) -> Building:
+        seen: dict[str, str] = {}
+        for home in self.homes:
+            if home.name in seen:
+                raise ValueError(
+                    f"duplicate home name {home.name!r} in building {self.id} "
+                    f"(homes {seen[home.name]} and {home.id})"
+                )
+            seen[home.name] = home.id
+        return self
 
 
 class Worker(_Strict):
@@ -68,7 +80,7 @@ class Grid(_Strict):
 class Community(_Strict):
     id: Slug
     name: Name
-    grids: list[Grid] = Field(min_length=1)
+    grids: list[Grid] = Field(default_factory=list)
 
 
 class Street(_Strict):
@@ -85,6 +97,9 @@ class DeviceSpec(_Strict):
     pins: dict[str, int] = Field(default_factory=dict, description="role → BCM GPIO number")
     adc_channel: int | None = Field(None, ge=0, le=7, description="MCP3008 channel")
     port: str | None = Field(None, description="Serial port, e.g. /dev/serial0")
+    serial: str | None = Field(
+        None, min_length=1, max_length=64, description="The unit's serial number, if recorded"
+    )
 
     @model_validator(mode="after")
     def _pins_in_range(self) -> DeviceSpec:
@@ -98,7 +113,8 @@ class GatewaySpec(_Strict):
     id: GatewayId
     building: Slug
     profile: Slug = Field(description="A file in firmware_configs/profiles/, without .yaml")
-    devices: list[DeviceSpec] = Field(min_length=1)
+    # empty while a new gateway is installed and before its devices are bound
+    devices: list[DeviceSpec] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _unique_devices_and_pins(self) -> GatewaySpec:
@@ -106,7 +122,7 @@ class GatewaySpec(_Strict):
         used: dict[int, str] = {}
         for device in self.devices:
             if device.id in seen:
-                raise ValueError(f"device id {device.id!r} appears twice")
+                raise ValueError(f"duplicate device {device.id} on gateway {self.id}")
             seen.add(device.id)
             for role, pin in device.pins.items():
                 if pin in used:
@@ -124,34 +140,37 @@ class Site(_Strict):
 
     @model_validator(mode="after")
     def _references_resolve(self) -> Site:
-        ids: dict[str, str] = {}
+        # every id is unique across the site; a message names the thing and where it is
+        where: dict[str, str] = {}  # id → "home in building ld-01", ...
 
-        def claim(kind: str, ident: str) -> None:
-            if ident in ids:
-                raise ValueError(f"{kind} id {ident!r} is already used by a {ids[ident]}")
-            ids[ident] = kind
+        def claim(kind: str, ident: str, place: str) -> None:
+            if ident in where:
+                raise ValueError(f"duplicate {kind} {ident}{place} (already a {where[ident]})")
+            where[ident] = f"{kind}{place}"
 
         homes: dict[str, str] = {}  # home id → building id
+        buildings: set[str] = set()
         for community in self.communities:
-            claim("community", community.id)
+            claim("community", community.id, "")
             for grid in community.grids:
-                claim("grid", grid.id)
+                claim("grid", grid.id, f" in community {community.id}")
                 for building in grid.buildings:
-                    claim("building", building.id)
+                    claim("building", building.id, f" in grid {grid.id}")
+                    buildings.add(building.id)
                     for home in building.homes:
-                        claim("home", home.id)
+                        claim("home", home.id, f" in building {building.id}")
                         homes[home.id] = building.id
         for gateway in self.gateways:
-            claim("gateway", gateway.id)
-            if ids.get(gateway.building) != "building":
-                raise ValueError(f"gateway {gateway.id}: unknown building {gateway.building!r}")
+            claim("gateway", gateway.id, f" in building {gateway.building}")
+            if gateway.building not in buildings:
+                raise ValueError(f"gateway {gateway.id}: unknown building {gateway.building}")
             for device in gateway.devices:
                 if device.home not in homes:
-                    raise ValueError(f"device {device.id}: unknown home {device.home!r}")
+                    raise ValueError(f"device {device.id}: unknown home {device.home}")
                 if homes[device.home] != gateway.building:
                     raise ValueError(
-                        f"device {device.id}: home {device.home!r} is not in building "
-                        f"{gateway.building!r} of gateway {gateway.id}"
+                        f"device {device.id}: home {device.home} is not in building "
+                        f"{gateway.building} of gateway {gateway.id}"
                     )
         return self
 

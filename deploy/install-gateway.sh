@@ -4,6 +4,11 @@
 #   sudo deploy/install-gateway.sh --gateway gw-ld01 --site firmware_configs/sites/demo.yaml \
 #        --broker-host broker.community.lan --password 'this-gateways-password' [--zigbee]
 #
+# or, with a one-time claim code from the web app's installer page (docs/provisioning.md):
+#
+#   sudo deploy/install-gateway.sh --cloud https://cloud.street.lan:8443 --code 7KQM-3XWP \
+#        [--cloud-ca /path/to/ca.pem] [--zigbee]
+#
 # Run it from a checkout of the repository. It is safe to run again (an upgrade): it never
 # touches the outbox (/var/lib/smart-community) and keeps an existing gateway.env unless
 # --password/--broker-host are given again.
@@ -13,7 +18,9 @@
 #      with --zigbee also mosquitto (the local broker zigbee2mqtt talks to).
 #   2. a system user sc-gateway in the groups gpio, spi, dialout (GPIO, MCP3008, UARTs).
 #   3. the code in /opt/smart-community with its own venv (pip install '.[gateway]').
-#   4. /etc/smart-community/gateway.env (mode 0640, root:sc-gateway) from the arguments.
+#   4. /etc/smart-community/gateway.env (mode 0640, root:sc-gateway) from the arguments;
+#      with --code instead: `python -m gateway claim`, which fetches the gateway's
+#      credentials and config over HTTPS into /var/lib/smart-community (gateway.env 0600).
 #   5. `python -m gateway check` on the configuration: a bad one stops the install here.
 #   6. the systemd unit sc-gateway.service, enabled and (re)started.
 #   7. with --zigbee: the local Mosquitto (deploy/zigbee/), loopback only, with accounts
@@ -34,9 +41,12 @@ BROKER_PORT=1883
 PASSWORD=""
 ZIGBEE=0
 NO_START=0
+CLOUD=""
+CODE=""
+CLOUD_CA=""
 
 usage() {
-    sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'
     exit "${1:-0}"
 }
 
@@ -48,6 +58,9 @@ while [[ $# -gt 0 ]]; do
         --broker-port) BROKER_PORT="$2"; shift 2 ;;
         --password) PASSWORD="$2"; shift 2 ;;
         --zigbee) ZIGBEE=1; shift ;;
+        --cloud) CLOUD="$2"; shift 2 ;;
+        --code) CODE="$2"; shift 2 ;;
+        --cloud-ca) CLOUD_CA="$2"; shift 2 ;;
         --no-start) NO_START=1; shift ;;
         -h|--help) usage 0 ;;
         *) echo "unknown argument: $1" >&2; usage 2 ;;
@@ -57,10 +70,15 @@ done
 die() { echo "install-gateway: $*" >&2; exit 1; }
 
 [[ $EUID -eq 0 ]] || die "run as root (sudo)"
+if [[ -n "$CODE" ]]; then
+    [[ -n "$CLOUD" ]] || die "--code needs --cloud https://HOST:PORT (the cloud's web app)"
+    [[ -z "$CLOUD_CA" || -f "$CLOUD_CA" ]] || die "no CA file $CLOUD_CA"
+else
 [[ -n "$GATEWAY" ]] || die "--gateway is required (this gateway's id in the site file)"
 [[ "$GATEWAY" =~ ^[a-z0-9][a-z0-9_-]{0,62}$ ]] || die "bad gateway id: $GATEWAY"
 [[ -n "$SITE" ]] || die "--site is required (the site file, e.g. firmware_configs/sites/x.yaml)"
 [[ -f "$SITE" ]] || die "no site file $SITE"
+fi
 SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 [[ -f "$SRC/pyproject.toml" && -d "$SRC/gateway" ]] || die "run it from the repository ($SRC)"
 
@@ -96,6 +114,17 @@ fi
 
 echo "== configuration in $ETC"
 install -d -m 0755 "$ETC"
+ENV_FILE="$ETC/gateway.env"
+if [[ -n "$CODE" ]]; then
+    echo "== claiming this gateway at $CLOUD"
+    install -d -m 0750 -o "$USER_NAME" -g "$USER_NAME" "$STATE"
+    "$PREFIX/.venv/bin/python" -m gateway claim --cloud "$CLOUD" --code "$CODE" \
+        ${CLOUD_CA:+--ca-file "$CLOUD_CA"} --state-dir "$STATE" \
+        --configs-dir "$PREFIX/firmware_configs" || die "the claim did not succeed (see above)"
+    # the claimed settings; ENV_FILE (if any) stays for what they do not set (e.g. zigbee)
+    touch "$ENV_FILE"
+    ENV_FILE_CLAIMED="$STATE/gateway.env"
+else
 SITE_DEST="$ETC/site.yaml"
 install -m 0644 "$SITE" "$SITE_DEST"
 ENV_FILE="$ETC/gateway.env"
@@ -115,6 +144,7 @@ if [[ ! -f "$ENV_FILE" || -n "$PASSWORD" || -n "$BROKER_HOST" ]]; then
     } >"$ENV_FILE.new"
     umask 022
     mv "$ENV_FILE.new" "$ENV_FILE"
+fi
 fi
 chown root:"$USER_NAME" "$ENV_FILE"
 chmod 0640 "$ENV_FILE"
@@ -149,9 +179,13 @@ echo "== checking the configuration"
 set -a
 # shellcheck source=/dev/null
 . "$ENV_FILE"
+if [[ -n "${ENV_FILE_CLAIMED:-}" ]]; then
+    # shellcheck source=/dev/null
+    . "$ENV_FILE_CLAIMED"
+fi
 set +a
 "$PREFIX/.venv/bin/python" -m gateway check --site "$SC_GW_SITE" --gateway "$SC_GW_GATEWAY" \
-    --configs-dir "$SC_GW_CONFIGS_DIR"
+    --configs-dir "$SC_GW_CONFIGS_DIR" ${SC_GW_CONFIG_DIR:+--config-dir "$SC_GW_CONFIG_DIR"}
 
 echo "== systemd unit"
 install -m 0644 "$SRC/deploy/systemd/sc-gateway.service" "$UNIT"

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from contract.site import ConfigFileError
 from edge.config import GatewayConfig, load_gateway_config
 from gateway.agent import AgentOptions, GatewayAgent
-from gateway.config_store import ConfigStore
+from gateway.config_store import CURRENT, ConfigRefused, ConfigStore, parse
 from gateway.logs import setup_logging
 from gateway.script import ScriptRunner, load_script
 from gateway.settings import GatewaySettings
@@ -41,9 +41,13 @@ def _parser() -> argparse.ArgumentParser:
         cmd.add_argument("--gateway")
         cmd.add_argument("--configs-dir", type=Path, help="firmware_configs/ folder")
         if name == "check":
+            cmd.add_argument(
+                "--config-dir", type=Path, help="also check the stored (claimed/pushed) config"
+            )
             continue
         cmd.add_argument("--broker-host")
         cmd.add_argument("--broker-port", type=int)
+        cmd.add_argument("--broker-ca-file", type=Path, help="MQTT over TLS, trusting this CA")
         cmd.add_argument("--username")
         cmd.add_argument("--password")
         cmd.add_argument("--outbox", type=Path, help="SQLite outbox file")
@@ -59,11 +63,50 @@ def _parser() -> argparse.ArgumentParser:
         cmd.add_argument("--telemetry-period-s", type=float)
         cmd.add_argument("--backoff-max-s", type=float)
         cmd.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    _claim_parser(sub)
     return parser
+
+
+def _claim_parser(sub: Any) -> None:
+    cmd = sub.add_parser(
+        "claim", help="provision this gateway with a one-time claim code (over HTTPS)"
+    )
+    cmd.add_argument("--cloud", required=True, help="the cloud, https://HOST:PORT")
+    cmd.add_argument("--code", required=True, help="the claim code shown to the installer")
+    cmd.add_argument("--ca-file", type=Path, help="CA for the cloud's HTTPS (default: system's)")
+    cmd.add_argument("--state-dir", type=Path, help="default /var/lib/smart-community")
+    cmd.add_argument("--env-file", type=Path, help="default STATE_DIR/gateway.env")
+    cmd.add_argument("--configs-dir", type=Path, help="firmware_configs/ folder")
+    cmd.add_argument("--gateway", help="refuse a code that is for another gateway")
+    cmd.add_argument("--insecure-http", action="store_true", help="allow plain http (a lab only)")
+
+
+def _check_stored(folder: Path, gateway: str, configs_dir: Path | None) -> int:
+    """`check --config-dir`: the stored config (claimed or pushed), validated as at start."""
+    current = folder / CURRENT
+    if not current.exists():
+        print(f"{current}: no stored config (the site file's entry is run)")
+        return 0
+    try:
+        pushed = parse(
+            current.read_text(encoding="utf-8"),
+            gateway,
+            configs_dir=configs_dir,
+            source=str(current),
+        )
+    except (OSError, ConfigRefused) as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    print(f"{current}: gateway {gateway}: {len(pushed.document.devices)} devices ok")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "claim":
+        from gateway.claim import main as claim_main
+
+        return claim_main(args)
     given: dict[str, Any] = {
         k: v for k, v in vars(args).items() if v is not None and k != "command"
     }
@@ -81,6 +124,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(
             f"{config.source}: gateway {config.gateway_id}: {len(config.spec.devices)} devices ok"
         )
+        if "config_dir" in given:
+            return _check_stored(given["config_dir"], given["gateway"], given.get("configs_dir"))
         return 0
     try:
         settings = GatewaySettings(**given)

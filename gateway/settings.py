@@ -21,6 +21,7 @@ class GatewaySettings(BaseSettings):
     configs_dir: Path | None = Field(None, description="firmware_configs/ (default: the repo's)")
     broker_host: str = "127.0.0.1"
     broker_port: int = Field(1883, ge=1, le=65535)
+    broker_ca_file: Path | None = Field(None, description="MQTT over TLS, trusting this CA")
     username: str | None = Field(None, description="Broker user (default: the gateway id)")
     password: SecretStr | None = None
     outbox: Path = Path("/var/lib/smart-community/outbox.sqlite3")
@@ -64,4 +65,5 @@ class GatewaySettings(BaseSettings):
             port=self.broker_port,
             username=self.username or self.gateway,
             password=self.password.get_secret_value() if self.password else None,
+            ca_file=self.broker_ca_file,
         )

@@ -28,10 +28,12 @@ import logging
 import queue
 import random
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -63,6 +65,7 @@ class BrokerParams:
     password: str | None = field(default=None, repr=False)
     keepalive: int = 30
     client_id: str | None = None  # default: the gateway id
+    ca_file: Path | None = None  # MQTT over TLS, trusting this CA (None: plain MQTT)
 
 
 @dataclass(frozen=True)
@@ -234,6 +237,8 @@ class Uplink:
         )
         if self.broker.username is not None:
             client.username_pw_set(self.broker.username, self.broker.password)
+        if self.broker.ca_file is not None:
+            client.tls_set_context(tls_context(self.broker.ca_file))
         client.will_set(
             topics.status(self.gateway_id),
             self._status(GatewayState.OFFLINE),
@@ -437,6 +442,13 @@ class Uplink:
 
 def _jitter(delay: float) -> float:
     return delay * random.uniform(0.8, 1.2)
+
+
+def tls_context(ca_file: Path) -> ssl.SSLContext:
+    """TLS 1.2 or newer, the broker's certificate checked against `ca_file` and its name."""
+    context = ssl.create_default_context(cafile=str(ca_file))
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
 
 
 def _set_nodelay(client: mqtt.Client) -> None:

@@ -25,6 +25,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _broker_gid() -> int:
+    """The group Mosquitto runs as after dropping root (ours when not root)."""
+    try:
+        import grp
+
+        return grp.getgrnam("mosquitto").gr_gid if os.geteuid() == 0 else os.getegid()
+    except KeyError:
+        return os.getegid()
+
+
 def _stop(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         proc.terminate()
@@ -35,9 +45,22 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(timeout=10)
 
 
+@dataclass(frozen=True)
+class TlsFiles:
+    """PEM files of a TLS listener: the CA clients trust, the server's certificate and key."""
+
+    ca: Path
+    cert: Path
+    key: Path
+
+
 @dataclass
 class Mosquitto:
-    """A Mosquitto broker with password and ACL files, like the one we ship."""
+    """A Mosquitto broker with password and ACL files, like the one we ship.
+
+    With `tls`, a second listener (`tls_port`) speaks MQTT over TLS 1.2+ with those files.
+    Mosquitto writes its pid to `pid_file`, which the cloud signals to reload it.
+    """
 
     # Mosquitto drops to user `mosquitto` when started as root, so its files live in a
     # world-readable folder of their own rather than under pytest's private tmp folder.
@@ -45,6 +68,20 @@ class Mosquitto:
     users: dict[str, str] = field(default_factory=dict)
     port: int = 0
     proc: subprocess.Popen[bytes] | None = None
+    tls: TlsFiles | None = None
+    tls_port: int = 0
+
+    @property
+    def passwd_file(self) -> Path:
+        return self.workdir / "passwd"
+
+    @property
+    def acl_file(self) -> Path:
+        return self.workdir / "acl"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.workdir / "mosquitto.pid"
 
     def add_user(self, name: str, password: str | None = None) -> str:
         """Add (or change) an account; returns its password. Takes effect on reload()."""
@@ -75,9 +112,13 @@ class Mosquitto:
         log = self.workdir / "mosquitto.log"
         log.touch()
         log.chmod(0o666)
+        # written by Mosquitto after it dropped to user `mosquitto` (when started as root)
+        self.pid_file.touch()
+        self.pid_file.chmod(0o666)
         conf = self.workdir / "mosquitto.conf"
         conf.write_text(
-            f"""per_listener_settings false
+            f"""pid_file {self.pid_file}
+per_listener_settings false
 allow_anonymous false
 password_file {self.workdir / "passwd"}
 acl_file {self.workdir / "acl"}
@@ -93,11 +134,31 @@ log_type error
 log_type warning
 log_type notice
 """
+            + self._tls_listener()
         )
         self.proc = subprocess.Popen(
             ["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
         self._wait_ready()
+
+    def _tls_listener(self) -> str:
+        if self.tls is None:
+            return ""
+        self.tls_port = self.tls_port or free_port()
+        for name, source in (("ca.pem", self.tls.ca), ("cert.pem", self.tls.cert)):
+            shutil.copy(source, self.workdir / name)
+            (self.workdir / name).chmod(0o644)
+        # the key readable by the broker's user only (root here; it drops to `mosquitto`)
+        shutil.copy(self.tls.key, self.workdir / "key.pem")
+        os.chown(self.workdir / "key.pem", -1, _broker_gid())
+        (self.workdir / "key.pem").chmod(0o640)
+        return f"""
+listener {self.tls_port} 127.0.0.1
+cafile {self.workdir / "ca.pem"}
+certfile {self.workdir / "cert.pem"}
+keyfile {self.workdir / "key.pem"}
+tls_version tlsv1.2
+"""
 
     def _wait_ready(self, timeout: float = 10.0) -> None:
         deadline = time.monotonic() + timeout

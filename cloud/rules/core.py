@@ -50,6 +50,16 @@ class RulesCore:
         self.watchdog.reconfigure(config.supervision)
         self.rules = rules  # one assignment: evaluation sees the old file or the new one
 
+    def update_registry(
+        self, devices: Mapping[tuple[str, str], str], gateways: Iterable[str], now: float
+    ) -> list[Decision]:
+        """The site registry changed (cloud/site_edit.py): the devices and gateways to
+        supervise and their models. Unchanged devices keep their state; what returns are
+        Clears for supervision alarms of removed devices and gateways."""
+        decisions = self.watchdog.update(devices, gateways, now)
+        self._models = dict(devices)
+        return decisions
+
     def restore(self, keys: Iterable[Key]) -> None:
         keys = list(keys)
         self.rules.restore(keys)

@@ -62,6 +62,34 @@ class Watchdog:
     def reconfigure(self, config: Supervision) -> None:
         self.config = config
 
+    def update(
+        self, devices: Mapping[tuple[str, str], str], gateways: Iterable[str], now: float
+    ) -> list[Decision]:
+        """The registry changed: watch these devices and gateways from now on. Unchanged ones
+        keep their state (when last heard, whether firing); new ones start a grace period
+        at `now`; for removed ones that were firing, a Clear (nobody is left to clear it)."""
+        out: list[Decision] = []
+        at, why = _utc(now), "removed from the registry"
+        kept_devices: dict[tuple[str, str], _Device] = {}
+        for key, model in devices.items():
+            dev = self._devices.get(key)
+            if dev is None:
+                dev = _Device(model, None, now)
+            dev.model = model
+            kept_devices[key] = dev
+        for key, dev in self._devices.items():
+            if key not in kept_devices and dev.firing:
+                out.append(Clear(DEVICE_SILENT, key[0], key[1], at, why))
+        kept_gateways = {gw: self._gateways.get(gw) or _Gateway(now) for gw in gateways}
+        for gateway, gw in self._gateways.items():
+            if gateway not in kept_gateways and gw.firing:
+                out.append(Clear(GATEWAY_OFFLINE, gateway, gateway, at, why))
+        by_gateway: dict[str, list[tuple[str, str]]] = {}
+        for key in kept_devices:
+            by_gateway.setdefault(key[0], []).append(key)
+        self._devices, self._gateways, self._by_gateway = kept_devices, kept_gateways, by_gateway
+        return out
+
     def _silent_after(self, device: _Device) -> float | None:
         cfg = self.config.device_silent
         if device.model in cfg.models:

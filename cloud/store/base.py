@@ -65,6 +65,17 @@ class Sample:
         object.__setattr__(self, "value", value)
 
 
+@dataclass(frozen=True, slots=True)
+class Latest:
+    """The newest point of one field of one device."""
+
+    gateway: str
+    device: str
+    field: str
+    ts: datetime
+    value: float
+
+
 class TelemetryStore(Protocol):
     async def write(self, samples: Sequence[Sample]) -> None:
         """Store the samples (an empty sequence does nothing); raises StoreError."""
@@ -88,6 +99,11 @@ class TelemetryStore(Protocol):
         self, *, gateway: str, device: str, field: str, start: datetime, end: datetime
     ) -> float | None:
         """The mean over `start <= ts < end`, or None when there is no point."""
+        ...
+
+    async def latest(self, *, since: datetime) -> list[Latest]:
+        """The newest point of every (gateway, device, field) that has one at or after
+        `since`: what the device health page shows as last seen, battery and signal."""
         ...
 
     async def ping(self) -> None:

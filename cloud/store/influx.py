@@ -29,7 +29,8 @@ from typing import Any
 
 import httpx
 
-from cloud.store.base import Sample, StoreError, every_ms, from_ms, to_ms
+from cloud.store.base import Latest, Sample, StoreError, every_ms, from_ms, to_ms
+from contract.models import Values
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +135,47 @@ class InfluxStore:
             if value is not None:
                 return float(value)
         return None
+
+    async def latest(self, *, since: datetime) -> list[Latest]:
+        """One `last()` per field of the contract, grouped by gateway and device, in one
+        request (InfluxQL statements separated by `;`)."""
+        lo = to_ms(since) * _NS_PER_MS
+        names = list(Values.model_fields)
+        statement = ";".join(
+            f"SELECT last({quote_ident(name)}::field) FROM {quote_ident(MEASUREMENT)}"
+            f" WHERE time >= {lo} GROUP BY {quote_ident('gateway')}, {quote_ident('device')}"
+            for name in names
+        )
+        await self._ensure_database()
+        params = {"db": self.database, "epoch": "ms"}
+        response = await self._request(
+            "latest", "POST", "/query", params=params, data={"q": statement}
+        )
+        if not response.is_success:
+            raise StoreError(f"{self!r}: query refused: {_problem(response)}")
+        try:
+            results = response.json().get("results", [])
+        except ValueError as exc:
+            raise StoreError(f"{self!r}: query answer is not JSON: {exc}") from exc
+        out: list[Latest] = []
+        for result in results:
+            if "error" in result:
+                raise StoreError(f"{self!r}: query failed: {result['error']} (latest)")
+            name = names[int(result.get("statement_id", 0))]
+            for series in result.get("series", []):
+                tags = series.get("tags", {})
+                for ts, value in series.get("values", []):
+                    if value is not None:
+                        out.append(
+                            Latest(
+                                tags["gateway"],
+                                tags["device"],
+                                name,
+                                from_ms(int(ts)),
+                                float(value),
+                            )
+                        )
+        return out
 
     async def ping(self) -> None:
         """The database exists (or is created), accepts a write (an empty one, which 1.x checks

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import aiosqlite
 
-from cloud.store.base import Sample, StoreError, every_ms, from_ms, to_ms
+from cloud.store.base import Latest, Sample, StoreError, every_ms, from_ms, to_ms
 
 SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -153,6 +153,24 @@ class SqliteStore:
                 raise self._error("mean", exc) from exc
         value = next(iter(rows))[0]
         return None if value is None else float(value)
+
+    async def latest(self, *, since: datetime) -> list[Latest]:
+        lo = to_ms(since)
+        async with self._lock:
+            db = await self._connect()
+            try:
+                # two primary-key seeks per series (its newest time, then that point);
+                # CROSS JOIN keeps SQLite from scanning every point instead (6,000 series of
+                # 100 points: 13 ms this way, 160 ms with a plain JOIN)
+                rows = await db.execute_fetchall(
+                    "SELECT s.gateway, s.device, s.field, p.ts, p.value FROM series s"
+                    " CROSS JOIN point p ON p.series = s.id"
+                    " AND p.ts = (SELECT max(ts) FROM point WHERE series = s.id) WHERE p.ts >= ?",
+                    (lo,),
+                )
+            except sqlite3.Error as exc:
+                raise self._error("latest", exc) from exc
+        return [Latest(g, d, f, from_ms(ts), float(v)) for g, d, f, ts, v in rows]
 
     async def ping(self) -> None:
         """A real write (one row of `store_ping`) and a real read."""

@@ -1,24 +1,31 @@
 """Alarms for the duty room: the live stream, the list, groups, one case with its timeline and
-notifications, and the actions on a case — accept, dispatch, feedback, resolve, and verify (a
-supervisor's). Each action is in the alarm's log with who and when."""
+notifications, and the actions on a case — accept, dispatch, feedback, resolve (a false alarm
+with its cause), and verify (a supervisor's, with the list of cases awaiting it). Each action is
+in the alarm's log with who and when.
+
+The resident's profile behind an alarm (name, age, conditions, emergency contacts) is for the
+duty-room roles only, and every read of it is in the audit: who read whose, when, for which
+alarm."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Awaitable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Self
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, HTTPException, Query, status
 from fastapi.sse import EventSourceResponse, ServerSentEvent
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
-from cloud.alarms import Alarm, AlarmError, LogEntry, Outcome
+from cloud.alarms import Alarm, AlarmError, FalseAlarmCause, LogEntry, Outcome
 from cloud.ingest import alarm_message
 from cloud.service import Cloud
 from cloud.users import DUTY_ROLES
 from cloud.web.deps import CloudDep, DutyUser, SupervisorUser
 from contract.models import Command, utc_now
+from contract.site import Resident
 
 router = APIRouter(prefix="/api/alarms", tags=["alarms"])
 
@@ -66,7 +73,37 @@ class AlarmGroup(BaseModel):
 
 class Resolution(BaseModel):
     outcome: Outcome
+    cause: FalseAlarmCause | None = Field(
+        None,
+        description="Required when the outcome is false_alarm (and only then): 误触 mistouch,"
+        " 设备故障 device_fault, 烹饪油烟 cooking, 测试未报备 unannounced_test, 其他 other"
+        " (then the note says what)",
+    )
     note: str = Field("", max_length=1000)
+
+    @model_validator(mode="after")
+    def _cause_with_false_alarm(self) -> Self:
+        if self.outcome is Outcome.CLEARED:
+            raise ValueError("cleared is the system's outcome; an operator resolves otherwise")
+        if self.outcome is Outcome.FALSE_ALARM and self.cause is None:
+            raise ValueError("a false alarm needs its cause (cause)")
+        if self.outcome is not Outcome.FALSE_ALARM and self.cause is not None:
+            raise ValueError(f"a cause is given only for a false alarm, not {self.outcome.value}")
+        if self.cause is FalseAlarmCause.OTHER and not self.note.strip():
+            raise ValueError("cause 'other' needs a note saying what it was")
+        return self
+
+
+class ResidentProfile(BaseModel):
+    """Who lives in the home an alarm came from, for the responders: read only by duty
+    roles, every read audited."""
+
+    alarm_id: int
+    home_id: str
+    home: str
+    building: str
+    community: str
+    residents: list[Resident]
 
 
 class Dispatch(BaseModel):
@@ -83,9 +120,29 @@ class Feedback(BaseModel):
 
 
 @router.get("", response_model=list[Alarm])
-async def active_alarms(cloud: CloudDep, user: DutyUser) -> list[Alarm]:
+async def active_alarms(
+    cloud: CloudDep,
+    user: DutyUser,
+    limit: int | None = Query(None, ge=1, le=100000, description="At most this many, first"),
+) -> list[Alarm]:
     """Unresolved alarms, most severe first, then unaccepted, then oldest."""
-    return await cloud.book.active()
+    alarms = await cloud.book.active()
+    return alarms if limit is None else alarms[:limit]
+
+
+class ShownIds(BaseModel):
+    ids: list[int] = Field(min_length=1, max_length=5000)
+
+
+class ShownResult(BaseModel):
+    first_shown: list[int] = Field(description="The ids whose first showing this was")
+
+
+@router.post("/shown", response_model=ShownResult)
+async def shown_many(body: ShownIds, cloud: CloudDep, user: DutyUser) -> ShownResult:
+    """The page reports that it drew these alarms (one request for a whole board): the
+    'shown to an operator' time of each that had none; unknown ids are ignored."""
+    return ShownResult(first_shown=await cloud.book.mark_shown_many(body.ids, user.name))
 
 
 @router.get("/stream", response_class=EventSourceResponse)
@@ -144,6 +201,17 @@ async def groups(cloud: CloudDep, user: DutyUser) -> list[AlarmGroup]:
     return out
 
 
+@router.get("/unverified", response_model=list[Alarm])
+async def awaiting_verification(
+    cloud: CloudDep,
+    user: SupervisorUser,
+    hours: int = Query(24, ge=1, le=24 * 31, description="Resolved within this many hours"),
+    limit: int = Query(100, ge=1, le=1000),
+) -> list[Alarm]:
+    """Cases resolved recently that no supervisor has verified yet (督办), newest first."""
+    return await cloud.book.awaiting_verification(time.time() - hours * 3600, limit)
+
+
 def _not_found_or_conflict(exc: AlarmError) -> HTTPException:
     text = str(exc)
     code = status.HTTP_404_NOT_FOUND if text.startswith("no alarm") else status.HTTP_409_CONFLICT
@@ -161,6 +229,36 @@ async def one_alarm(alarm_id: int, cloud: CloudDep, user: DutyUser) -> AlarmCase
         alarm=alarm,
         history=await cloud.book.history(alarm_id),
         notifications=[NotificationRecord.model_validate(_times(n)) for n in notes],
+    )
+
+
+@router.get("/{alarm_id}/resident", response_model=ResidentProfile)
+async def resident(alarm_id: int, cloud: CloudDep, user: DutyUser) -> ResidentProfile:
+    """The residents of the alarm's home (name, age, conditions that matter to responders,
+    emergency contacts), from the site registry as it is now. Duty roles only; every read is
+    audited (action `resident_read`)."""
+    try:
+        alarm = await cloud.book.get(alarm_id)
+    except AlarmError as exc:
+        raise _not_found_or_conflict(exc) from None
+    home = cloud.registry.home(alarm.home_id) if alarm.home_id else None
+    if home is None:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, f"alarm {alarm_id} is not from a home on file"
+        )
+    names = ", ".join(r.name for r in home.residents) or "nobody on file"
+    await cloud.audit.record(
+        user.name,
+        "resident_read",
+        f"alarm {alarm_id}: home {home.id} ({alarm.building} {home.name}): {names}",
+    )
+    return ResidentProfile(
+        alarm_id=alarm_id,
+        home_id=home.id,
+        home=home.name,
+        building=alarm.building,
+        community=alarm.community,
+        residents=list(home.residents),
     )
 
 
@@ -210,8 +308,12 @@ async def accept(alarm_id: int, cloud: CloudDep, user: DutyUser) -> Alarm:
 
 @router.post("/{alarm_id}/resolve", response_model=Alarm)
 async def resolve(alarm_id: int, resolution: Resolution, cloud: CloudDep, user: DutyUser) -> Alarm:
+    """Close the case (办结) with its outcome; a false alarm needs its cause (422 without)."""
     return await _change(
-        cloud, cloud.book.resolve(alarm_id, user.name, resolution.outcome, resolution.note)
+        cloud,
+        cloud.book.resolve(
+            alarm_id, user.name, resolution.outcome, resolution.note, resolution.cause
+        ),
     )
 
 

@@ -6,12 +6,17 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from fastapi import FastAPI, Request
-from fastapi.responses import FileResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 
 from cloud.service import Cloud
-from cloud.web import alarms, auth, maintenance, rules, status
+from cloud.web import alarms, auth, ledger, maintenance, rules, status
+from cloud.web import devices as devices_api
+from cloud.web import install as install_api
+from cloud.web import site as site_api
+from cloud.web import trends as trends_api
+from cloud.web.deps import CurrentUser
 
 STATIC = Path(__file__).resolve().parent / "static"
 #: The pages (static files that call the API); each needs a session, the API checks the role.
@@ -40,7 +45,15 @@ def create_app(cloud: Cloud) -> FastAPI:
     app = FastAPI(
         title="Smart community duty room / 街道值班室",
         version="1",
-        description="Alarms from call buttons, smoke, gas and air sensors, for the duty room.",
+        description=(
+            "Alarms from call buttons, smoke, gas and air sensors, for the duty room. Every "
+            "route but /health, sign-in and a gateway's claim (its one-time code is the "
+            "credential) needs a session; each checks the caller's role."
+        ),
+        # The document is served to signed-in users only (below); no CDN-hosted viewers.
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.cloud = cloud
     app.add_middleware(
@@ -56,7 +69,16 @@ def create_app(cloud: Cloud) -> FastAPI:
     app.include_router(alarms.router)
     app.include_router(rules.router)
     app.include_router(maintenance.router)
+    app.include_router(ledger.router)
+    app.include_router(devices_api.router)
+    app.include_router(trends_api.router)
+    app.include_router(install_api.router)
+    app.include_router(site_api.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/openapi.json", include_in_schema=False)
+    async def openapi(user: CurrentUser) -> JSONResponse:
+        return JSONResponse(app.openapi())
 
     for path, page in PAGES.items():
         app.add_api_route(path, _page(page), methods=["GET"], include_in_schema=False)

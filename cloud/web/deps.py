@@ -52,9 +52,26 @@ SupervisorUser = Annotated[User, Depends(_roles(Role.SUPERVISOR, Role.ADMIN, wha
 AdminUser = Annotated[User, Depends(_roles(Role.ADMIN, what="change the rules"))]
 #: Installers run walk tests on site; admins may too.
 InstallerUser = Annotated[User, Depends(_roles(Role.INSTALLER, Role.ADMIN, what="run walk tests"))]
+#: Installers claim gateways on site (claim codes); admins may too.
+ProvisionerUser = Annotated[
+    User, Depends(_roles(Role.INSTALLER, Role.ADMIN, what="provision gateways"))
+]
 #: Maintenance windows are planned by supervisors and admins.
 PlannerUser = Annotated[
     User, Depends(_roles(Role.SUPERVISOR, Role.ADMIN, what="plan maintenance windows"))
+]
+#: Device health and trends: the duty room and the installers.
+DeviceReader = Annotated[
+    User,
+    Depends(
+        _roles(
+            Role.OPERATOR,
+            Role.SUPERVISOR,
+            Role.ADMIN,
+            Role.INSTALLER,
+            what="read device health and trends",
+        )
+    ),
 ]
 #: Reading the rules in force and the audit: supervisors and admins.
 ReaderUser = Annotated[

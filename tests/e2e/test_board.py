@@ -149,10 +149,16 @@ async def test_most_urgent_alarm_is_on_top_and_choices_survive_updates(
     # the redraw kept the choice made on the fault row
     await expect(fault_row.locator("select[data-outcome]")).to_have_value("false_alarm")
     fault_id = int(await fault_row.get_attribute("data-id") or 0)
+    # a false alarm is closed with its cause: the case opens at that short form
     await fault_row.get_by_role("button", name="办结").click()
+    resolve = page.locator("#case form#resolve")
+    await expect(resolve.locator("select[name=outcome]")).to_have_value("false_alarm")
+    await resolve.locator("select[name=cause]").select_option(label="设备故障")
+    await resolve.get_by_role("button", name="办结").click()
     await expect(rows(page)).to_have_count(1)
     resp = await operator.get(f"/api/alarms/{fault_id}")
     assert resp.json()["alarm"]["outcome"] == "false_alarm"
+    assert resp.json()["alarm"]["cause"] == "device_fault"
 
 
 async def test_alarm_raised_during_a_network_cut_appears_on_reconnect(

@@ -1,60 +1,154 @@
 // The live board: a snapshot then updates over server-sent events; reconnects by itself
 // (EventSource retries) and every (re)connection starts with a fresh snapshot.
+//
+// Drawing: updates are coalesced to one render per animation frame, and a render touches
+// only the rows whose alarm changed (each row is kept with the alarm object it was drawn
+// from), so a thousand open alarms do not mean a thousand rows rebuilt per message.
+Object.assign(MESSAGES.zh, {
+  budgetLeft: "剩余", overdue: "超时", accept_by: "受理时限", outcome: "办结结果",
+  cause: "误报原因", causePick: "请选择误报原因…", causeRequired: "误报必须选择原因",
+  otherNeedsNote: "原因选“其他”时，请在说明中写明", causes: {mistouch: "误触", device_fault: "设备故障", cooking: "烹饪油烟", unannounced_test: "测试未报备", other: "其他"},
+  verify: "督办核实", verifyNote: "核实说明（如：已电话回访，属实）", awaiting: "近期办结、待督办核实",
+  noneAwaiting: "没有待核实的案件", resolvedBy: "办结人", review: "查看并核实", verifiedBy: "核实人",
+  resident: "住户信息", residentPrivate: "仅值班人员可见，每次查看均记入审计", age: "年龄", ageUnit: "岁",
+  conditions: "需注意", contacts: "紧急联系人", noResident: "档案中没有该户的住户信息", residentDenied: "无权查看住户信息",
+  readings: "近一小时读数", noReadings: "近一小时没有读数", readingsFailed: "读数暂时无法获取",
+  limit: "限值", caseDevice: "设备", model: "型号", gateway: "网关", acceptNow: "受理",
+  noteOptional: "说明（可选）", actionsTitle: "处置", time: "时间",
+});
+Object.assign(MESSAGES.en, {
+  budgetLeft: "left", overdue: "overdue", accept_by: "Accept by", outcome: "Outcome",
+  cause: "Cause", causePick: "Choose the cause…", causeRequired: "A false alarm needs its cause",
+  otherNeedsNote: "For “other”, say what it was in the note", causes: {mistouch: "Pressed by mistake", device_fault: "Device fault", cooking: "Cooking fumes", unannounced_test: "Unannounced test", other: "Other"},
+  verify: "Verify", verifyNote: "Note (e.g. called back, confirmed)", awaiting: "Recently resolved, awaiting verification",
+  noneAwaiting: "Nothing awaits verification", resolvedBy: "Resolved by", review: "Review and verify", verifiedBy: "Verified by",
+  resident: "Resident", residentPrivate: "Duty roles only; every view is audited", age: "Age", ageUnit: "",
+  conditions: "Take note", contacts: "Emergency contacts", noResident: "No resident on file for this home", residentDenied: "Not allowed to view the resident",
+  readings: "Readings, last hour", noReadings: "No readings in the last hour", readingsFailed: "Readings are not available now",
+  limit: "limit", caseDevice: "Device", model: "Model", gateway: "Gateway", acceptNow: "Accept",
+  noteOptional: "Note (optional)", actionsTitle: "Actions", time: "Time",
+});
+Object.assign(MESSAGES.zh.logActions, {dispatched: "派单", feedback: "情况反馈", verified: "督办核实", notify: "通知", escalate: "升级", remind: "提醒", cleared: "设备解除", device_cleared: "设备已解除", inhibited: "抑制", delivered: "已送达", notify_failed: "通知失败", notify_skipped: "未通知", notify_pending: "待重试", notify_cancelled: "通知取消"});
+Object.assign(MESSAGES.en.logActions, {dispatched: "dispatched", feedback: "feedback", verified: "verified", notify: "notified", escalate: "escalated", remind: "reminded", cleared: "cleared", device_cleared: "device cleared", inhibited: "inhibited", delivered: "delivered", notify_failed: "notification failed", notify_skipped: "not notified", notify_pending: "to retry", notify_cancelled: "notification cancelled"});
+const FIELDS = {
+  gas: ["ch4_pct_lel"], air: ["pm25_ugm3", "pm10_ugm3", "co2_ppm", "temp_c"], smoke: ["temp_c", "battery_pct"],
+  call: ["battery_pct", "rssi_dbm"], power: ["current_a", "residual_ma"], water: ["battery_pct"],
+};
+const FIELD_NAMES = {
+  zh: {ch4_pct_lel: "甲烷 %LEL", pm25_ugm3: "PM2.5 µg/m³", pm10_ugm3: "PM10 µg/m³", co2_ppm: "CO₂ ppm", temp_c: "温度 °C", battery_pct: "电量 %", rssi_dbm: "信号 dBm", current_a: "电流 A", residual_ma: "剩余电流 mA"},
+  en: {ch4_pct_lel: "Methane %LEL", pm25_ugm3: "PM2.5 µg/m³", pm10_ugm3: "PM10 µg/m³", co2_ppm: "CO₂ ppm", temp_c: "Temperature °C", battery_pct: "Battery %", rssi_dbm: "Signal dBm", current_a: "Current A", residual_ma: "Residual mA"},
+};
+// Limits drawn as a line on the chart (the default rules: methane level II at 10 % LEL).
+const LIMITS = {ch4_pct_lel: 10, pm25_ugm3: 50, pm10_ugm3: 100};
+// Alarms from a home where someone may need help to get out: the resident's profile is shown.
+const RESIDENT_KINDS = new Set(["call", "smoke", "gas"]);
+const CAUSES = ["mistouch", "device_fault", "cooking", "unannounced_test", "other"];
+
 const alarms = new Map();
+const rowCache = new Map(); // id → {alarm, tr}: the alarm object each row was drawn from
 const shownReported = new Set();
 const outcomes = new Map(); // the outcome an operator picked per alarm, kept across re-renders
 let soundEnabled = false;
 let denied = false; // this role may not view alarms (the API said 403)
 let audio = null;
+let ROLE = "";
+let renderPending = false;
+// For the benchmark (bench/board_load.py): snapshot parse and draw times.
+window.boardPerf = {snapshots: []};
 
 const $ = (sel) => document.querySelector(sel);
+const now = () => performance.timeOrigin + performance.now();
 
 function sortKey(a) { return [a.level, a.state === "active" ? 0 : 1, Date.parse(a.received_at)]; }
 function compare(a, b) {
   const x = sortKey(a), y = sortKey(b);
   for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return x[i] - y[i];
-  return 0;
+  return a.id - b.id;
 }
-function since(iso) {
-  const s = Math.max(0, Math.floor((Date.now() - Date.parse(iso)) / 1000));
+function clock(seconds) {
+  const s = Math.max(0, Math.floor(seconds));
   const m = Math.floor(s / 60), h = Math.floor(m / 60);
   return h ? `${h}:${String(m % 60).padStart(2, "0")}:${String(s % 60).padStart(2, "0")}` : `${m}:${String(s % 60).padStart(2, "0")}`;
 }
+function since(iso) { return clock((Date.now() - Date.parse(iso)) / 1000); }
+// The acceptance budget counting down; once spent, how long it is overdue.
+function budgetText(iso) {
+  const left = (Date.parse(iso) - Date.now()) / 1000;
+  return left > 0 ? [`${t("budgetLeft")} ${clock(Math.ceil(left))}`, false] : [`${t("overdue")} ${clock(-left)}`, true];
+}
+function budgetCell(a) {
+  if (a.state !== "active" || !a.accept_by) return "";
+  const [text, over] = budgetText(a.accept_by);
+  return `<div class="budget${over ? " overdue" : ""}" data-by="${a.accept_by}">${text}</div>`;
+}
 // An alarm nobody accepted within its budget has been escalated up the chain: say so.
-function budget(a) {
+function escalated(a) {
   return a.state === "active" && a.escalations ? `<div class="sub overdue">${t("escalated")} ×${a.escalations}</div>` : "";
 }
-function esc(text) { const d = document.createElement("div"); d.textContent = text ?? ""; return d.innerHTML; }
+function esc(text) { return String(text ?? "").replace(/[&<>"']/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"})[c]); }
+function title(a) { return LANG === "zh" ? a.title_zh : a.title_en; }
 
-function render() {
-  const rows = [...alarms.values()].filter((a) => a.state !== "resolved").sort(compare);
-  const body = $("#board tbody");
-  body.innerHTML = rows.map((a) => `
-    <tr class="level-${a.level} state-${a.state}" data-id="${a.id}" data-level="${a.level}" data-state="${a.state}">
-      <td><span class="badge l${a.level}">${esc(MESSAGES[LANG].levelNames[a.level])}</span></td>
-      <td><div class="title">${esc(LANG === "zh" ? a.title_zh : a.title_en)}</div>
+function rowHtml(a) {
+  return `<td><span class="badge l${a.level}">${esc(MESSAGES[LANG].levelNames[a.level])}</span></td>
+      <td><div class="title">${esc(title(a))}</div>
           <div class="sub">${esc(MESSAGES[LANG].kinds[a.kind] || a.kind)}${a.value != null ? ` · ${t("value")} ${a.value}` : ""}${a.repeats ? ` · ${t("repeats")} ×${a.repeats}` : ""}</div></td>
       <td><div>${esc(a.building)} ${esc(a.home)}</div><div class="sub">${esc(a.community)} · ${esc(a.grid)}</div></td>
       <td><div>${esc(a.device)}</div><div class="sub">${esc(a.gateway)}</div></td>
-      <td><div class="waited" data-since="${a.received_at}">${since(a.received_at)}</div>${budget(a)}</td>
+      <td><div class="waited" data-since="${a.received_at}">${since(a.received_at)}</div>${budgetCell(a)}${escalated(a)}</td>
       <td>${esc(t(a.state))}${a.accepted_by ? `<div class="sub">${esc(a.accepted_by)}</div>` : ""}</td>
       <td><div class="actions">
         ${a.state === "active" ? `<button class="accept" data-act="accept">${t("accept")}</button>` : ""}
         <select data-outcome>${["handled", "false_alarm", "test"].map((o) => `<option value="${o}"${outcomes.get(a.id) === o ? " selected" : ""}>${t(o)}</option>`).join("")}</select>
         <button class="resolve" data-act="resolve">${t("resolve")}</button>
         <button class="link" data-act="open">${t("timeline")}</button>
-      </div></td>
-    </tr>`).join("");
+      </div></td>`;
+}
+
+function rowFor(a) {
+  const cached = rowCache.get(a.id);
+  if (cached && cached.alarm === a) return cached.tr;
+  const tr = cached ? cached.tr : document.createElement("tr");
+  tr.className = `level-${a.level} state-${a.state}`;
+  tr.dataset.id = a.id; tr.dataset.level = a.level; tr.dataset.state = a.state;
+  tr.innerHTML = rowHtml(a);
+  rowCache.set(a.id, {alarm: a, tr});
+  return tr;
+}
+
+function scheduleRender() {
+  if (renderPending) return;
+  renderPending = true;
+  // a background tab gets no animation frames: draw anyway (the alert state must be right)
+  const later = document.visibilityState === "visible" ? requestAnimationFrame : (fn) => setTimeout(fn, 0);
+  later(() => { renderPending = false; render(); });
+}
+
+function render() {
+  const rows = [...alarms.values()].filter((a) => a.state !== "resolved").sort(compare);
+  const body = $("#board tbody");
+  const keep = new Set(rows.map((a) => a.id));
+  for (const [id, {tr}] of rowCache) if (!keep.has(id)) { tr.remove(); rowCache.delete(id); }
+  let node = body.firstChild;
+  for (const a of rows) {
+    const tr = rowFor(a);
+    if (tr === node) node = node.nextSibling;
+    else body.insertBefore(tr, node);
+  }
   $("#empty").hidden = denied || rows.length > 0;
-  // "shown to an operator" only when the page is actually on screen (not a background tab)
+  // "shown to an operator" only when the page is actually on screen (not a background tab);
+  // one request for all the rows drawn now (a board opening on a thousand alarms)
+  const fresh = [];
   for (const a of document.visibilityState === "visible" ? rows : []) {
-    if (!a.shown_at && !shownReported.has(a.id)) {
-      shownReported.add(a.id);
-      fetch(`/api/alarms/${a.id}/shown`, {method: "POST"});
-    }
+    if (!a.shown_at && !shownReported.has(a.id)) { shownReported.add(a.id); fresh.push(a.id); }
+  }
+  for (let i = 0; i < fresh.length; i += 5000) {
+    fetch("/api/alarms/shown", {method: "POST", headers: {"Content-Type": "application/json"},
+      body: JSON.stringify({ids: fresh.slice(i, i + 5000)})});
   }
   updateAlerting();
 }
+
+function redrawAll() { rowCache.forEach(({tr}) => tr.remove()); rowCache.clear(); render(); }
 
 function updateAlerting() {
   const alerting = [...alarms.values()].some((a) => a.level === 1 && a.state === "active");
@@ -70,7 +164,15 @@ function beep() {
   osc.start(); osc.stop(audio.currentTime + 0.35);
 }
 setInterval(beep, 1500);
-setInterval(() => document.querySelectorAll(".waited").forEach((td) => { td.textContent = since(td.dataset.since); }), 1000);
+function tick() {
+  document.querySelectorAll(".waited").forEach((el) => { el.textContent = since(el.dataset.since); });
+  document.querySelectorAll(".budget").forEach((el) => {
+    const [text, over] = budgetText(el.dataset.by);
+    if (el.textContent !== text) el.textContent = text;
+    el.classList.toggle("overdue", over);
+  });
+}
+setInterval(tick, 1000);
 
 function setSound(on) {
   soundEnabled = on;
@@ -81,11 +183,16 @@ function setSound(on) {
   if (on) { audio = audio || new AudioContext(); audio.resume(); }
 }
 
+function setConn(up) {
+  const el = $("#conn");
+  el.className = `conn ${up ? "up" : "down"}`; el.dataset.t = up ? "connected" : "reconnecting"; el.textContent = t(el.dataset.t);
+}
+
 function connect() {
   const source = new EventSource("/api/alarms/stream");
-  source.addEventListener("open", () => { $("#conn").className = "conn up"; $("#conn").dataset.t = "connected"; $("#conn").textContent = t("connected"); });
+  source.addEventListener("open", () => setConn(true));
   source.addEventListener("error", async () => {
-    $("#conn").className = "conn down"; $("#conn").dataset.t = "reconnecting"; $("#conn").textContent = t("reconnecting");
+    setConn(false);
     if (source.readyState === EventSource.CLOSED) {
       // the server refused the stream (not a network blip): find out why before retrying
       source.close();
@@ -93,58 +200,273 @@ function connect() {
     }
   });
   source.addEventListener("snapshot", (ev) => {
+    const t0 = now();
+    const list = JSON.parse(ev.data);
+    const t1 = now();
     alarms.clear();
-    for (const a of JSON.parse(ev.data)) alarms.set(a.id, a);
+    for (const a of list) alarms.set(a.id, a);
     render();
+    window.boardPerf.snapshots.push({rows: list.length, parse_ms: t1 - t0, draw_ms: now() - t1});
+    refreshAwaiting();
   });
   source.addEventListener("alarm", (ev) => {
     const a = JSON.parse(ev.data).alarm;
     alarms.set(a.id, a);
-    render();
+    updateAlerting();
+    scheduleRender();
+    if (a.state === "resolved") { alarms.delete(a.id); refreshAwaiting(); }
+    if ($("#case").open && Number($("#case").dataset.id) === a.id) openCase(a.id, {}, true);
   });
 }
 
-async function act(id, action, row) {
-  let resp;
-  if (action === "accept") resp = await fetch(`/api/alarms/${id}/accept`, {method: "POST"});
-  else if (action === "resolve") {
-    const outcome = row.querySelector("[data-outcome]").value;
-    resp = await fetch(`/api/alarms/${id}/resolve`, {method: "POST", headers: {"Content-Type": "application/json"},
-      body: JSON.stringify({outcome, note: ""})});
-  } else if (action === "open") return openCase(id);
-  if (resp && resp.ok) { const a = await resp.json(); alarms.set(a.id, a); if (a.state === "resolved") outcomes.delete(a.id); render(); }
-  else if (resp) alert(`${resp.status}: ${(await resp.json()).detail}`);
+async function post(url, body) {
+  const init = {method: "POST"};
+  if (body !== undefined) { init.headers = {"Content-Type": "application/json"}; init.body = JSON.stringify(body); }
+  const resp = await fetch(url, init);
+  if (!resp.ok) {
+    let detail = resp.statusText;
+    try { detail = (await resp.json()).detail; } catch { /* not JSON */ }
+    if (typeof detail !== "string") detail = detail.map((d) => d.msg).join("; ");
+    alert(`${resp.status}: ${detail}`);
+    return null;
+  }
+  const a = await resp.json();
+  if (a.state === "resolved") { alarms.delete(a.id); outcomes.delete(a.id); } else alarms.set(a.id, a);
+  scheduleRender();
+  return a;
 }
 
-async function openCase(id) {
-  const resp = await fetch(`/api/alarms/${id}`);
-  if (!resp.ok) return;
-  const {alarm, history} = await resp.json();
-  const fmt = (iso) => iso ? new Date(iso).toLocaleString(LANG === "zh" ? "zh-CN" : "en-GB", {hour12: false}) + `.${String(new Date(iso).getMilliseconds()).padStart(3, "0")}` : "—";
+async function act(id, action, row) {
+  if (action === "open") return openCase(id);
+  if (action === "accept") return post(`/api/alarms/${id}/accept`);
+  if (action === "resolve") {
+    const outcome = row.querySelector("[data-outcome]").value;
+    // a false alarm needs its cause: the case opens at the short form for it
+    if (outcome === "false_alarm") return openCase(id, {outcome});
+    return post(`/api/alarms/${id}/resolve`, {outcome, note: ""});
+  }
+}
+
+// ---- the case ------------------------------------------------------------------------------
+
+let caseExtras = null; // {id, resident, readings}: read once per opening of the dialog
+
+function fmt(iso) {
+  if (!iso) return "—";
+  const d = new Date(iso);
+  return d.toLocaleString(LANG === "zh" ? "zh-CN" : "en-GB", {hour12: false}) + `.${String(d.getMilliseconds()).padStart(3, "0")}`;
+}
+
+function loadScript(src) {
+  return new Promise((resolve, reject) => {
+    const el = document.createElement("script");
+    el.src = src; el.onload = resolve; el.onerror = reject;
+    document.head.append(el);
+  });
+}
+let uplotReady = null;
+function loadUplot() {
+  if (!uplotReady) {
+    const css = document.createElement("link");
+    css.rel = "stylesheet"; css.href = "/static/vendor/uPlot.min.css";
+    document.head.append(css);
+    uplotReady = loadScript("/static/vendor/uPlot.iife.min.js");
+  }
+  return uplotReady;
+}
+
+// The device's recent readings: the first of its kind's fields that has any.
+async function readingsOf(alarm) {
+  for (const field of FIELDS[alarm.kind] || []) {
+    const q = new URLSearchParams({gateway: alarm.gateway, device: alarm.device, field, minutes: "60"});
+    const resp = await fetch(`/api/telemetry?${q}`);
+    if (!resp.ok) return {error: true};
+    const points = await resp.json();
+    if (points.length) return {field, points};
+  }
+  return {points: []};
+}
+
+async function residentOf(alarm) {
+  if (!RESIDENT_KINDS.has(alarm.kind) || !alarm.home_id) return null;
+  const resp = await fetch(`/api/alarms/${alarm.id}/resident`);
+  if (resp.status === 403) return {denied: true};
+  if (!resp.ok) return {residents: []};
+  return resp.json();
+}
+
+function residentHtml(profile) {
+  if (!profile) return "";
+  let inner;
+  if (profile.denied) inner = `<p class="sub">${t("residentDenied")}</p>`;
+  else if (!profile.residents.length) inner = `<p class="sub">${t("noResident")}</p>`;
+  else inner = profile.residents.map((r) => `<div class="person">
+      <div class="who"><strong>${esc(r.name)}</strong>${r.age != null ? ` · ${t("age")} ${r.age}${t("ageUnit")}` : ""}</div>
+      ${r.conditions ? `<div class="conditions">${t("conditions")}${t("colon")}${esc(r.conditions)}</div>` : ""}
+      ${r.contacts.length ? `<div>${t("contacts")}${t("colon")}${r.contacts.map((c) => `<span class="contact">${esc(c.name)}${c.relation ? `（${esc(c.relation)}）` : ""} <a href="tel:${esc(c.phone.replace(/\s/g, ""))}">${esc(c.phone)}</a></span>`).join("、")}</div>` : ""}
+    </div>`).join("");
+  return `<section id="resident" class="panel"><h3>${t("resident")}</h3><p class="sub private">${t("residentPrivate")}</p>${inner}</section>`;
+}
+
+async function drawReadings(el, readings) {
+  if (readings.error) { el.innerHTML = `<p class="sub">${t("readingsFailed")}</p>`; return; }
+  if (!readings.points.length) { el.innerHTML = `<p class="sub">${t("noReadings")}</p>`; return; }
+  const xs = readings.points.map((p) => Date.parse(p.ts) / 1000);
+  const ys = readings.points.map((p) => p.value);
+  const name = FIELD_NAMES[LANG][readings.field] || readings.field;
+  el.innerHTML = `<div class="sub">${esc(name)}</div>`;
+  await loadUplot();
+  const series = [{label: t("time")}, {label: name, stroke: "#1976d2", width: 2, points: {show: xs.length < 60}}];
+  const data = [xs, ys];
+  const limit = LIMITS[readings.field];
+  if (limit != null) { series.push({label: t("limit"), stroke: "#d32f2f", dash: [6, 4], width: 1.5, points: {show: false}}); data.push(xs.map(() => limit)); }
+  const chart = new uPlot({width: Math.max(300, el.clientWidth || 420), height: 160, series,
+    scales: {x: {time: true}}, legend: {show: true}, cursor: {drag: {x: false, y: false}}}, data, el);
+  el.dataset.points = String(xs.length);
+  return chart;
+}
+
+function timelineHtml(alarm) {
   const steps = ["device_ts", "received_at", "stored_at", "pushed_at", "shown_at", "accepted_at",
     "dispatched_at", "feedback_at", "resolved_at", "verified_at"];
   for (const extra of ["escalated_at", "cleared_at"]) if (alarm[extra]) steps.splice(steps.indexOf("resolved_at"), 0, extra);
+  return `<ol class="timeline">${steps.map((s) => `<li data-step="${s}">${t(s)}${t("colon")}${fmt(alarm[s])}${
+    s === "resolved_at" && alarm.outcome ? ` · ${esc(t(alarm.outcome))}${alarm.cause ? `（${esc(MESSAGES[LANG].causes[alarm.cause] || alarm.cause)}）` : ""}${alarm.resolved_by ? ` · ${esc(alarm.resolved_by)}` : ""}` : ""}${
+    s === "verified_at" && alarm.verified_by ? ` · ${esc(alarm.verified_by)}` : ""}</li>`).join("")}</ol>`;
+}
+
+function actionsHtml(alarm, preset) {
   const open = alarm.state !== "resolved";
-  $("#case-body").innerHTML = `<h2>${esc(LANG === "zh" ? alarm.title_zh : alarm.title_en)} · ${esc(alarm.building)} ${esc(alarm.home)}</h2>
-    <h3>${t("timeline")}</h3><ol class="timeline">${steps.map((s) => `<li data-step="${s}">${t(s)}${t("colon")}${fmt(alarm[s])}</li>`).join("")}</ol>
-    ${open ? `<form id="dispatch" class="case-form"><h3>${t("dispatch")}</h3>
+  const supervisor = ROLE === "supervisor" || ROLE === "admin";
+  let html = "";
+  if (alarm.state === "active") html += `<button id="case-accept" class="accept">${t("acceptNow")}</button>`;
+  if (open) {
+    const outcome = preset.outcome || "handled";
+    html += `<form id="dispatch" class="case-form"><h3>${t("dispatch")}</h3>
       <input name="to" required maxlength="100" placeholder="${esc(t("dispatchTo"))}">
       <input name="note" maxlength="1000" placeholder="${esc(t("note"))}"><button>${t("send")}</button></form>
     <form id="feedback" class="case-form"><h3>${t("feedback")}</h3>
-      <input name="note" required maxlength="1000" placeholder="${esc(t("note"))}"><button>${t("send")}</button></form>` : ""}
-    <h3>${t("history")}</h3><ol>${history.map((h) => `<li>${fmt(h.at)} ${esc(h.actor === "system" ? t("system") : h.actor)} ${esc(MESSAGES[LANG].logActions[h.action] || h.action)} ${esc(h.detail)}</li>`).join("")}</ol>`;
+      <input name="note" required maxlength="1000" placeholder="${esc(t("note"))}"><button>${t("send")}</button></form>
+    <form id="resolve" class="case-form" novalidate><h3>${t("resolve")}</h3>
+      <select name="outcome" aria-label="${esc(t("outcome"))}">${["handled", "false_alarm", "test"].map((o) => `<option value="${o}"${o === outcome ? " selected" : ""}>${t(o)}</option>`).join("")}</select>
+      <select name="cause" aria-label="${esc(t("cause"))}"${outcome === "false_alarm" ? "" : " hidden"}><option value="">${t("causePick")}</option>${CAUSES.map((c) => `<option value="${c}">${esc(MESSAGES[LANG].causes[c])}</option>`).join("")}</select>
+      <input name="note" maxlength="1000" placeholder="${esc(t("noteOptional"))}"><button>${t("resolve")}</button>
+      <p class="form-error" role="alert" hidden></p></form>`;
+  } else if (supervisor && !alarm.verified_at) {
+    html += `<form id="verify" class="case-form"><h3>${t("verify")}</h3>
+      <input name="note" maxlength="1000" placeholder="${esc(t("verifyNote"))}"><button>${t("verify")}</button></form>`;
+  }
+  return html ? `<section class="panel actions-panel"><h3 class="visually-hidden">${t("actionsTitle")}</h3>${html}</section>` : "";
+}
+
+function infoHtml(alarm) {
+  const budget = alarm.state === "active" && alarm.accept_by ? (() => { const [text, over] = budgetText(alarm.accept_by); return `<div>${t("accept_by")}${t("colon")}${fmt(alarm.accept_by)} <span class="budget${over ? " overdue" : ""}" data-by="${alarm.accept_by}">${text}</span></div>`; })() : "";
+  return `<div>${esc(alarm.community)} · ${esc(alarm.grid)} · <strong>${esc(t(alarm.state))}</strong></div>${budget}
+    <div>${t("caseDevice")}${t("colon")}${esc(alarm.device)} · ${t("model")} ${esc(alarm.model)} · ${t("gateway")} ${esc(alarm.gateway)}</div>`;
+}
+function historyHtml(history) {
+  return history.map((h) => `<li>${fmt(h.at)} ${esc(h.actor === "system" ? t("system") : h.actor)} ${esc(MESSAGES[LANG].logActions[h.action] || h.action)} ${esc(h.detail)}</li>`).join("");
+}
+
+// Opens (or redraws) the case dialog. `live`: an update pushed while it is open — the forms
+// are left alone (someone may be typing in them) unless the case changed state.
+async function openCase(id, preset = {}, live = false) {
+  const resp = await fetch(`/api/alarms/${id}`);
+  if (!resp.ok) return;
+  const {alarm, history} = await resp.json();
+  const dialog = $("#case");
+  const stateKey = `${alarm.state}/${alarm.verified_at ? 1 : 0}`;
+  if (live && dialog.open && Number(dialog.dataset.id) === id && dialog.dataset.state === stateKey) {
+    $("#case-info").innerHTML = infoHtml(alarm);
+    $("#case-timeline").innerHTML = timelineHtml(alarm);
+    $("#case-history").innerHTML = historyHtml(history);
+    return;
+  }
+  if (!caseExtras || caseExtras.id !== id || !dialog.open) {
+    caseExtras = {id, resident: residentOf(alarm), readings: readingsOf(alarm)};
+  }
+  dialog.dataset.id = id;
+  dialog.dataset.state = stateKey;
+  $("#case-body").innerHTML = `<h2><span class="badge l${alarm.level}">${esc(MESSAGES[LANG].levelNames[alarm.level])}</span> ${esc(title(alarm))} · ${esc(alarm.building)} ${esc(alarm.home)}</h2>
+    <div class="case-grid">
+      <div>
+        <section class="panel" id="case-info">${infoHtml(alarm)}</section>
+        <div id="case-actions">${actionsHtml(alarm, preset)}</div>
+        <section class="panel"><h3>${t("timeline")}</h3><div id="case-timeline">${timelineHtml(alarm)}</div></section>
+      </div>
+      <div>
+        <div id="resident-slot"></div>
+        <section class="panel"><h3>${t("readings")}</h3><div id="readings"></div></section>
+        <section class="panel"><h3>${t("history")}</h3><ol class="history" id="case-history">${historyHtml(history)}</ol></section>
+      </div>
+    </div>`;
+  wireCase(id);
+  if (!dialog.open) dialog.showModal();
+  const extras = caseExtras;
+  extras.resident.then((profile) => { if (caseExtras === extras && $("#resident-slot")) $("#resident-slot").innerHTML = residentHtml(profile); });
+  extras.readings.then((readings) => { if (caseExtras === extras && $("#readings")) drawReadings($("#readings"), readings); });
+}
+
+function wireCase(id) {
+  const accept = $("#case-accept");
+  if (accept) accept.onclick = async () => { accept.disabled = true; if (await post(`/api/alarms/${id}/accept`)) openCase(id); else accept.disabled = false; };
+  const resolve = $("#resolve");
+  if (resolve) {
+    const outcome = resolve.elements.outcome, cause = resolve.elements.cause;
+    outcome.onchange = () => { cause.hidden = outcome.value !== "false_alarm"; };
+  }
   for (const form of document.querySelectorAll("#case-body form")) {
     form.onsubmit = async (ev) => {
       ev.preventDefault();
       const body = Object.fromEntries(new FormData(form));
-      const resp = await fetch(`/api/alarms/${id}/${form.id}`, {method: "POST",
-        headers: {"Content-Type": "application/json"}, body: JSON.stringify(body)});
-      if (!resp.ok) { alert(`${resp.status}: ${(await resp.json()).detail}`); return; }
-      const a = await resp.json(); alarms.set(a.id, a); render(); openCase(id);
+      if (form.id === "resolve") {
+        const error = form.querySelector(".form-error");
+        const problem = body.outcome !== "false_alarm" ? "" : !body.cause ? "causeRequired" : body.cause === "other" && !body.note.trim() ? "otherNeedsNote" : "";
+        error.hidden = !problem; error.textContent = problem ? t(problem) : "";
+        if (problem) { (body.cause ? form.elements.note : form.elements.cause).focus(); return; }
+        if (body.outcome !== "false_alarm") delete body.cause;
+      }
+      const button = form.querySelector("button");
+      button.disabled = true;
+      const a = await post(`/api/alarms/${id}/${form.id}`, body);
+      button.disabled = false;
+      if (!a) return;
+      if (form.id === "resolve" || form.id === "verify") refreshAwaiting();
+      openCase(id);
     };
   }
-  if (!$("#case").open) $("#case").showModal();
 }
+
+// ---- supervisors: resolved cases awaiting verification (督办) --------------------------------
+
+let awaitingTimer = null;
+function refreshAwaiting() {
+  if (ROLE !== "supervisor" && ROLE !== "admin") return;
+  clearTimeout(awaitingTimer);
+  awaitingTimer = setTimeout(loadAwaiting, 300);
+}
+let awaitingList = [];
+async function loadAwaiting() {
+  const resp = await fetch("/api/alarms/unverified");
+  if (!resp.ok) return;
+  awaitingList = await resp.json();
+  drawAwaiting();
+}
+function drawAwaiting() {
+  const section = $("#awaiting");
+  section.hidden = !(ROLE === "supervisor" || ROLE === "admin") || denied;
+  $("#awaiting-empty").hidden = awaitingList.length > 0;
+  $("#awaiting tbody").innerHTML = awaitingList.map((a) => `<tr data-id="${a.id}">
+      <td><span class="badge l${a.level}">${esc(MESSAGES[LANG].levelNames[a.level])}</span></td>
+      <td><div class="title">${esc(title(a))}</div><div class="sub">${esc(a.building)} ${esc(a.home)}</div></td>
+      <td>${esc(t(a.outcome))}${a.cause ? `<div class="sub">${esc(MESSAGES[LANG].causes[a.cause] || a.cause)}</div>` : ""}</td>
+      <td>${fmt(a.resolved_at)}<div class="sub">${t("resolvedBy")} ${esc(a.resolved_by)}</div></td>
+      <td><button data-review>${t("review")}</button></td></tr>`).join("");
+}
+$("#awaiting").addEventListener("click", (ev) => {
+  const btn = ev.target.closest("button[data-review]");
+  if (btn) openCase(Number(btn.closest("tr").dataset.id));
+});
 
 $("#board").addEventListener("change", (ev) => {
   if (!ev.target.matches("select[data-outcome]")) return;
@@ -155,16 +477,21 @@ $("#board").addEventListener("click", (ev) => {
   if (!btn) return;
   const row = btn.closest("tr");
   if (btn.dataset.act !== "open") btn.disabled = true; // a double click must not act twice
-  act(Number(row.dataset.id), btn.dataset.act, row).finally(() => { btn.disabled = false; });
+  Promise.resolve(act(Number(row.dataset.id), btn.dataset.act, row)).finally(() => { btn.disabled = false; });
 });
 document.addEventListener("visibilitychange", () => { if (document.visibilityState === "visible") render(); });
 $("#sound").onclick = () => setSound(!soundEnabled);
 $("#case-close").onclick = () => $("#case").close();
+$("#case").addEventListener("close", () => { caseExtras = null; });
 function showUser() {
   const el = $("#user");
   if (el.dataset.name) el.textContent = `${el.dataset.name} (${MESSAGES[LANG].roles[el.dataset.role] || el.dataset.role})`;
 }
-$("#lang").onclick = () => { setLang(LANG === "zh" ? "en" : "zh"); applyStatic(); setSound(soundEnabled); showUser(); renderNav($("#user").dataset.role, "board"); render(); };
+$("#lang").onclick = () => {
+  setLang(LANG === "zh" ? "en" : "zh"); applyStatic(); setSound(soundEnabled); showUser(); renderNav(ROLE, "board");
+  setConn($("#conn").classList.contains("up")); redrawAll(); drawAwaiting();
+  if ($("#case").open) openCase(Number($("#case").dataset.id));
+};
 $("#logout").onclick = async () => { await fetch("/api/logout", {method: "POST"}); location.href = "/login"; };
 
 // Whether this session may watch alarms: a lapsed session goes back to the sign-in page, a
@@ -172,11 +499,12 @@ $("#logout").onclick = async () => { await fetch("/api/logout", {method: "POST"}
 // that would look like "no alarms".
 async function mayView() {
   let resp;
-  try { resp = await fetch("/api/alarms"); } catch { return true; } // network down: keep retrying
+  try { resp = await fetch("/api/alarms?limit=1"); } catch { return true; } // network down: keep retrying
   if (resp.status === 401) { location.href = "/login"; return false; }
   if (resp.status === 403) {
     denied = true;
     $("#board").hidden = true; $("#empty").hidden = true; $("#sound").hidden = true; $("#conn").hidden = true;
+    $("#awaiting").hidden = true;
     $("#denied").hidden = false;
     return false;
   }
@@ -188,9 +516,10 @@ async function mayView() {
   const me = await fetch("/api/me");
   if (!me.ok) { location.href = "/login"; return; }
   const user = await me.json();
+  ROLE = user.role;
   $("#user").dataset.role = user.role;
   $("#user").dataset.name = user.name;
   showUser();
   renderNav(user.role, "board");
-  if (await mayView()) connect();
+  if (await mayView()) { drawAwaiting(); connect(); }
 })();

@@ -1,0 +1,18 @@
+"""Device health for the duty room and the installers: `GET /api/devices/health`."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from cloud.device_health import HealthReport, health_report
+from cloud.web.deps import CloudDep, DeviceReader
+
+router = APIRouter(prefix="/api/devices", tags=["devices"])
+
+
+@router.get("/health", response_model=HealthReport)
+async def device_health(cloud: CloudDep, user: DeviceReader) -> HealthReport:
+    """Every registered device with its state (online, silent, faulty, low battery, under
+    test), last seen, battery and signal; every gateway online since / offline since; grouped
+    by community, grid and building, with counts per state."""
+    return await health_report(cloud)

@@ -1,0 +1,286 @@
+"""`python -m gateway claim` as the installer runs it on the box, against the real cloud
+served over HTTPS (a trustme certificate) and a Mosquitto whose accounts the cloud keeps:
+the files it writes and their modes, `python -m gateway check` accepting them, the agent
+running from them over MQTT/TLS, and the readable refusals (wrong CA, expired code, http)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from tests.cloud.conftest import PASSWORDS, RunningCloud, eventually, running_cloud
+from tests.security.conftest import (  # noqa: F401  (fixtures: a broker the cloud manages)
+    Certs,
+    broker,
+    certs,
+    managed_settings,
+)
+from tests.security.helpers import can_connect, trusting
+from tests.servers import REPO, Mosquitto
+
+
+@pytest.fixture
+async def https_cloud(
+    tmp_path: Path, broker: Mosquitto, certs: Certs
+) -> AsyncIterator[RunningCloud]:
+    """The cloud on HTTPS; it tells gateways to use the broker's TLS listener and its CA."""
+    settings = managed_settings(
+        tmp_path / "cloud",
+        broker,
+        web_tls_cert_file=certs.files.cert,
+        web_tls_key_file=certs.files.key,
+        gateway_mqtt_port=broker.tls_port,
+        gateway_mqtt_ca_file=certs.files.ca,
+    )
+    async with running_cloud(settings) as running:
+        assert running.url.startswith("https://")
+        yield running
+
+
+async def installer(cloud: RunningCloud, ca: Path) -> httpx.AsyncClient:
+    client = httpx.AsyncClient(base_url=cloud.url, verify=trusting(ca), timeout=10)
+    resp = await client.post("/api/login", json={"username": "inst", "password": PASSWORDS["inst"]})
+    resp.raise_for_status()
+    return client
+
+
+async def new_code(cloud: RunningCloud, ca: Path, gateway: str = "gw-ld01") -> str:
+    client = await installer(cloud, ca)
+    try:
+        resp = await client.post("/api/provision/codes", json={"gateway": gateway})
+        resp.raise_for_status()
+        return str(resp.json()["code"])
+    finally:
+        await client.aclose()
+
+
+async def gateway_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "gateway", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def read_env(path: Path) -> dict[str, str]:
+    env = {}
+    for line in path.read_text().splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            env[key] = value
+    return env
+
+
+async def test_claim_stores_a_config_check_accepts_and_the_agent_runs_on_it(
+    https_cloud: RunningCloud, broker: Mosquitto, certs: Certs, tmp_path: Path
+) -> None:
+    state = tmp_path / "state"
+    code = await new_code(https_cloud, certs.files.ca)
+    done = await gateway_cli(
+        "claim",
+        "--cloud",
+        https_cloud.url,
+        "--code",
+        code,
+        "--ca-file",
+        str(certs.files.ca),
+        "--state-dir",
+        str(state),
+    )
+    assert done.returncode == 0, done.stderr
+    assert "claimed gateway gw-ld01" in done.stdout
+    assert "已认领网关" in done.stdout
+    assert "systemctl restart sc-gateway" in done.stdout
+
+    # the files, with modes: secrets readable by the owner only
+    env_file, credentials = state / "gateway.env", state / "credentials.json"
+    assert mode(env_file) == 0o600
+    assert mode(credentials) == 0o600
+    assert (state / "config" / "current.yaml").exists()
+    assert (state / "broker-ca.pem").read_text() == certs.files.ca.read_text()
+    env = read_env(env_file)
+    assert env["SC_GW_GATEWAY"] == "gw-ld01"
+    assert env["SC_GW_SITE"] == str(state / "site.yaml")
+    assert env["SC_GW_BROKER_PORT"] == str(broker.tls_port)
+    assert env["SC_GW_BROKER_CA_FILE"] == str(state / "broker-ca.pem")
+    assert env["SC_GW_CONFIG_DIR"] == str(state / "config")
+    assert env["SC_GW_USERNAME"] == "gw-ld01"
+    password = env["SC_GW_PASSWORD"]
+    assert yaml.safe_load(credentials.read_text())["password"] == password
+    assert password not in done.stdout + done.stderr  # never printed
+    assert "王秀英" not in (state / "site.yaml").read_text()  # no residents on the box
+
+    # `check` accepts the site file and the stored config, as at start-up
+    checked = await gateway_cli(
+        "check",
+        "--site",
+        env["SC_GW_SITE"],
+        "--gateway",
+        "gw-ld01",
+        "--config-dir",
+        env["SC_GW_CONFIG_DIR"],
+    )
+    assert checked.returncode == 0, checked.stderr
+    assert f"{state / 'config' / 'current.yaml'}: gateway gw-ld01: 4 devices ok" in checked.stdout
+
+    # the credentials log in over TLS with the stored CA
+    tls = trusting(state / "broker-ca.pem")
+    assert await eventually(lambda: can_connect(broker.tls_port, "gw-ld01", password, tls=tls))
+
+    # and the agent runs from the env file alone (as sc-gateway.service does): online
+    log = tmp_path / "agent.log"
+    with log.open("wb") as err:
+        agent = await asyncio.to_thread(
+            subprocess.Popen,
+            [sys.executable, "-m", "gateway", "run", "--simulate", "--heartbeat-s", "3600"],
+            cwd=REPO,
+            env={**os.environ, **env},
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+    try:
+
+        async def online() -> bool:
+            assert agent.poll() is None, log.read_text()
+            states = {g["id"]: g["state"] for g in await https_cloud.cloud.book.gateways()}
+            return states.get("gw-ld01") == "online"
+
+        assert await eventually(online, timeout=30)
+        assert "running the pushed config" in log.read_text()
+    finally:
+        agent.terminate()
+        await asyncio.to_thread(agent.wait, 15)
+
+
+async def test_a_wrong_ca_fails_readably_and_writes_nothing(
+    https_cloud: RunningCloud, certs: Certs, tmp_path: Path
+) -> None:
+    code = await new_code(https_cloud, certs.files.ca)
+    state = tmp_path / "state"
+    done = await gateway_cli(
+        "claim",
+        "--cloud",
+        https_cloud.url,
+        "--code",
+        code,
+        "--ca-file",
+        str(certs.other_ca),
+        "--state-dir",
+        str(state),
+    )
+    assert done.returncode == 1
+    assert "the cloud's certificate is not trusted" in done.stderr
+    assert "check --ca-file" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not state.exists()
+    # the code was never sent, so it still works with the right CA
+    again = await gateway_cli(
+        "claim",
+        "--cloud",
+        https_cloud.url,
+        "--code",
+        code,
+        "--ca-file",
+        str(certs.files.ca),
+        "--state-dir",
+        str(state),
+    )
+    assert again.returncode == 0, again.stderr
+
+
+async def test_an_expired_code_prints_why_and_exits_non_zero(
+    https_cloud: RunningCloud, certs: Certs, tmp_path: Path
+) -> None:
+    code = await new_code(https_cloud, certs.files.ca)
+    ttl = https_cloud.cloud.settings.claim_code_ttl_s
+    https_cloud.cloud.claims.clock = lambda: time.time() + ttl + 1
+    state = tmp_path / "state"
+    done = await gateway_cli(
+        "claim",
+        "--cloud",
+        https_cloud.url,
+        "--code",
+        code,
+        "--ca-file",
+        str(certs.files.ca),
+        "--state-dir",
+        str(state),
+    )
+    assert done.returncode == 1
+    assert "claim code expired — ask for a new one" in done.stderr
+    assert "认领码已过期" in done.stderr
+    assert not state.exists()
+
+
+async def test_reuse_and_wrong_codes_print_why(
+    https_cloud: RunningCloud, certs: Certs, tmp_path: Path
+) -> None:
+    code = await new_code(https_cloud, certs.files.ca)
+    common = ("--cloud", https_cloud.url, "--ca-file", str(certs.files.ca))
+    first = await gateway_cli("claim", *common, "--code", code, "--state-dir", str(tmp_path / "a"))
+    assert first.returncode == 0, first.stderr
+    second = await gateway_cli("claim", *common, "--code", code, "--state-dir", str(tmp_path / "b"))
+    assert second.returncode == 1
+    assert "claim code already used — ask for a new one" in second.stderr
+    wrong = await gateway_cli(
+        "claim", *common, "--code", "2345-6789", "--state-dir", str(tmp_path / "c")
+    )
+    assert wrong.returncode == 1
+    assert "claim code not recognised" in wrong.stderr
+    other = await gateway_cli(
+        "claim",
+        *common,
+        "--code",
+        await new_code(https_cloud, certs.files.ca, "gw-ld02"),
+        "--gateway",
+        "gw-ld01",
+        "--state-dir",
+        str(tmp_path / "d"),
+    )
+    assert other.returncode == 1
+    assert "the code is for gateway gw-ld02, not gw-ld01" in other.stderr
+    assert not (tmp_path / "d").exists()
+
+
+async def test_plain_http_is_refused_unless_asked_for(tmp_path: Path) -> None:
+    done = await gateway_cli(
+        "claim",
+        "--cloud",
+        "http://127.0.0.1:9",
+        "--code",
+        "2345-6789",
+        "--state-dir",
+        str(tmp_path / "s"),
+    )
+    assert done.returncode == 1
+    assert "refusing plain http" in done.stderr
+    assert "--insecure-http" in done.stderr
+    lab = await gateway_cli(
+        "claim",
+        "--cloud",
+        "http://127.0.0.1:9",
+        "--code",
+        "2345-6789",
+        "--insecure-http",
+        "--state-dir",
+        str(tmp_path / "s"),
+    )
+    assert lab.returncode == 1
+    assert "cannot reach the cloud at http://127.0.0.1:9" in lab.stderr
