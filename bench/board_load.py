@@ -293,7 +293,21 @@ async def measure(
             }
             say(f"all {len(filler)} rows in the DOM {all_drawn - nav:.0f} ms after navigation")
 
+            say(f"\n== idle: {opts.idle_s:g} s with nothing new (the clocks tick)")
+            await page.evaluate("window.__longTasks = []")
+            await asyncio.sleep(opts.idle_s)
+            idle: list[list[float]] = await page.evaluate("window.__longTasks")
+            results["idle"] = {
+                "seconds": opts.idle_s,
+                "long_tasks": len(idle),
+                "long_task_ms": sum(d for _, d in idle),
+                "long_task_max_ms": max((d for _, d in idle), default=0.0),
+            }
+
             say(f"\n== 3. raise {len(fresh)} alarms at {opts.rate:g}/s, one at a time")
+            cdp = await context.new_cdp_session(page)
+            await cdp.send("Performance.enable")
+            before = await _metrics(cdp)
             await page.evaluate("window.__longTasks = []")
             base = await page.evaluate("window.__rows")
             sent: dict[str, float] = {}
@@ -307,6 +321,7 @@ async def measure(
             want = base + len(fresh)
             await page.wait_for_function(f"window.__rows >= {want}", timeout=120_000)
             drawn: dict[str, float] = await page.evaluate("window.__drawn")
+            after = await _metrics(cdp)
             long_tasks: list[list[float]] = await page.evaluate("window.__longTasks")
             alarms = {a["last_event_id"]: a for a in await open_alarms(http)}
         finally:
@@ -335,8 +350,18 @@ async def measure(
         "long_tasks": len(long_tasks),
         "long_task_ms": sum(d for _, d in long_tasks),
         "long_task_max_ms": max((d for _, d in long_tasks), default=0.0),
+        # the renderer's own account of where the main thread's time went (CDP Performance)
+        "main_thread_s": {k: after[k] - before[k] for k in MAIN_THREAD if k in after},
     }
     return results
+
+
+MAIN_THREAD = ("TaskDuration", "ScriptDuration", "RecalcStyleDuration", "LayoutDuration")
+
+
+async def _metrics(cdp: Any) -> dict[str, float]:
+    got = await cdp.send("Performance.getMetrics")
+    return {m["name"]: float(m["value"]) for m in got["metrics"]}
 
 
 def login_body() -> dict[str, str]:
@@ -396,6 +421,14 @@ def report(results: dict[str, Any], opts: argparse.Namespace) -> None:
             ],
         )
     )
+    idle = results["idle"]
+    say(
+        f"\nidle {idle['seconds']:g} s with {results['filler']:,} rows: {idle['long_tasks']} long"
+        f" tasks on the main thread ({idle['long_task_ms']:.0f} ms in all, longest"
+        f" {idle['long_task_max_ms']:.0f} ms)"
+    )
+    spent = ", ".join(f"{k} {v:.2f} s" for k, v in raised["main_thread_s"].items())
+    say(f"main thread while raising (CDP): {spent}")
     share = ratio(raised["pushed_to_drawn_ms"]["p50"], raised["stored_to_drawn_ms"]["p50"])
     say(
         f"\npushed → drawn is {100 * (share or 0):.0f} % of stored → drawn at p50; "
@@ -413,6 +446,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--alarms", type=int, default=300, help="alarms raised onto the full board")
     parser.add_argument("--rate", type=float, default=10.0, help="of the raised alarms, per second")
+    parser.add_argument("--idle-s", type=float, default=10.0, help="idle phase, seconds")
     parser.add_argument("--gateways", type=int, default=40)
     parser.add_argument("--devices-per-gateway", type=int, default=12)
     parser.add_argument("--seed", type=int, default=5)

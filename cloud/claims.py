@@ -176,23 +176,67 @@ class Claims:
 
     # ---- redeeming --------------------------------------------------------------------------
 
-    async def check_limit(self, client: str) -> None:
-        """Raise ClaimLimited if this address, or everyone, has guessed wrong too often."""
+    async def redeem(self, code: str, client: str) -> Redeemed:
+        """Use a code: returns its gateway, or raises ClaimRefused (recorded as a failure) or
+        ClaimLimited (not recorded). The limit check, the look-up and the record of a failure
+        are one unit under the database lock, so a burst of simultaneous guesses gets no more
+        tries than the same guesses one after the other."""
+        raw = normalise(code)
         now = self.clock()
-        since = now - WINDOW_S
         async with self.lock:
-            async with self.db.execute(
-                "SELECT COUNT(*) AS n, MIN(at) AS first FROM claim_failures WHERE at > ?"
-                " AND client = ?",
-                (since, client),
-            ) as cursor:
-                mine = await cursor.fetchone()
-            async with self.db.execute(
-                "SELECT COUNT(*) AS n, MIN(at) AS first FROM"
-                " (SELECT at FROM claim_failures WHERE at > ? ORDER BY at DESC LIMIT ?)",
-                (since, GLOBAL_FAILURES),
-            ) as cursor:
-                everyone = await cursor.fetchone()
+            await self._check_limit(client, now)
+            row: aiosqlite.Row | None = None
+            if raw is None:
+                refusal: Refusal | None = Refusal.MALFORMED
+            else:
+                async with self.db.execute(
+                    "SELECT * FROM claim_codes WHERE code_hash = ?", (self._hash(raw),)
+                ) as cursor:
+                    row = await cursor.fetchone()
+                refusal = _refusal(row, now)
+            if refusal is None:
+                assert row is not None
+                cursor = await self.db.execute(
+                    "UPDATE claim_codes SET used_at = ?, used_from = ? WHERE id = ?"
+                    " AND used_at IS NULL AND voided_at IS NULL",
+                    (now, client, row["id"]),
+                )
+                await cursor.close()
+                await self.audit.add(
+                    f"claim:{client}",
+                    "claim.code_used",
+                    f"gateway={row['gateway']} code by {row['created_by']}",
+                )
+                await self.db.commit()
+                log.info("claim code used gateway=%s client=%s", row["gateway"], client)
+                return Redeemed(row["id"], row["gateway"], row["created_by"])
+            await self.db.execute(
+                "INSERT INTO claim_failures (at, client, reason, gateway) VALUES (?,?,?,?)",
+                (now, client, refusal.value, row["gateway"] if row is not None else None),
+            )
+            await self.db.execute(
+                "DELETE FROM claim_failures WHERE at < ?", (now - KEEP_FAILURES_S,)
+            )
+            await self.db.commit()
+        log.warning("claim code refused client=%s reason=%s", client, refusal.value)
+        raise ClaimRefused(refusal, _MESSAGES[refusal])
+
+    async def _check_limit(self, client: str, now: float) -> None:
+        """Raise ClaimLimited if this address, or everyone, has guessed wrong too often
+        (the caller holds the lock)."""
+        since = now - WINDOW_S
+        async with self.db.execute(
+            "SELECT COUNT(*) AS n, MIN(at) AS first FROM claim_failures WHERE at > ?"
+            " AND client = ?",
+            (since, client),
+        ) as cursor:
+            mine = await cursor.fetchone()
+        async with self.db.execute(
+            "SELECT COUNT(*) AS n, MIN(at) AS first FROM"
+            " (SELECT at FROM claim_failures WHERE at > ? ORDER BY at DESC LIMIT ?)",
+            (since, GLOBAL_FAILURES),
+        ) as cursor:
+            everyone = await cursor.fetchone()
         assert mine is not None and everyone is not None
         if mine["n"] >= ADDRESS_FAILURES:
             wait = _retry_after(mine["first"], now)
@@ -206,45 +250,6 @@ class Claims:
                 f"too many wrong claim codes were tried lately; try again in {wait} s", wait
             )
 
-    async def redeem(self, code: str, client: str) -> Redeemed:
-        """Use a code: returns its gateway, or raises ClaimRefused (recorded as a failure)."""
-        raw = normalise(code)
-        if raw is None:
-            await self._fail(client, Refusal.MALFORMED, None)
-            raise ClaimRefused(
-                Refusal.MALFORMED,
-                f"a claim code is {CLAIM_CODE_LENGTH} letters and digits, like 7KQM-3XWP",
-            )
-        now = self.clock()
-        async with self.lock:
-            async with self.db.execute(
-                "SELECT * FROM claim_codes WHERE code_hash = ?", (self._hash(raw),)
-            ) as cursor:
-                row = await cursor.fetchone()
-            refusal = _refusal(row, now)
-            if refusal is None:
-                assert row is not None
-                cursor = await self.db.execute(
-                    "UPDATE claim_codes SET used_at = ?, used_from = ? WHERE id = ?"
-                    " AND used_at IS NULL AND voided_at IS NULL",
-                    (now, client, row["id"]),
-                )
-                taken = cursor.rowcount == 1
-                await cursor.close()
-                if taken:
-                    await self.audit.add(
-                        f"claim:{client}",
-                        "claim.code_used",
-                        f"gateway={row['gateway']} code by {row['created_by']}",
-                    )
-                    await self.db.commit()
-                    log.info("claim code used gateway=%s client=%s", row["gateway"], client)
-                    return Redeemed(row["id"], row["gateway"], row["created_by"])
-                refusal = Refusal.USED
-        gateway = row["gateway"] if row is not None else None
-        await self._fail(client, refusal, gateway)
-        raise ClaimRefused(refusal, _MESSAGES[refusal])
-
     async def release(self, redeemed: Redeemed, why: str) -> None:
         """Make a used code usable again (the claim could not be completed, e.g. the broker
         could not be told); the code keeps its expiry."""
@@ -257,19 +262,6 @@ class Claims:
                 "system", "claim.code_released", f"gateway={redeemed.gateway}: {why}"
             )
             await self.db.commit()
-
-    async def _fail(self, client: str, reason: Refusal, gateway: str | None) -> None:
-        now = self.clock()
-        async with self.lock:
-            await self.db.execute(
-                "INSERT INTO claim_failures (at, client, reason, gateway) VALUES (?,?,?,?)",
-                (now, client, reason.value, gateway),
-            )
-            await self.db.execute(
-                "DELETE FROM claim_failures WHERE at < ?", (now - KEEP_FAILURES_S,)
-            )
-            await self.db.commit()
-        log.warning("claim code refused client=%s reason=%s", client, reason.value)
 
     # ---- reading ----------------------------------------------------------------------------
 
@@ -326,6 +318,7 @@ class Claims:
 
 
 _MESSAGES = {
+    Refusal.MALFORMED: f"a claim code is {CLAIM_CODE_LENGTH} letters and digits, like 7KQM-3XWP",
     Refusal.UNKNOWN: "claim code not recognised — check it, or ask for a new one",
     Refusal.EXPIRED: "claim code expired — ask for a new one",
     Refusal.USED: "claim code already used — ask for a new one",

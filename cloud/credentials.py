@@ -120,10 +120,12 @@ class GatewayCredentials:
         # One change at a time from database to broker, so the broker ends as the last write.
         self._sync = asyncio.Lock()
 
-    def _check(self, gateway: str) -> None:
+    async def _check(self, gateway: str) -> None:
         if not GATEWAY_ID.fullmatch(gateway):
             raise InvalidGateway(f"{gateway!r} is not a gateway id (a-z 0-9 _ -, 1-63)")
-        reserved = {self.service_user} | (self.broker.reserved() if self.broker else set())
+        reserved = {self.service_user}
+        if self.broker is not None:
+            reserved |= await asyncio.to_thread(self.broker.reserved)  # reads a file
         if gateway in reserved:
             raise InvalidGateway(f"{gateway!r} is the name of a service account")
 
@@ -131,7 +133,7 @@ class GatewayCredentials:
         """A new random password for the gateway; any earlier one is revoked (and its session
         cut); the broker is updated before this returns (BrokerNotUpdated if it cannot be:
         the credential is recorded all the same)."""
-        self._check(gateway)
+        await self._check(gateway)
         password = new_password()
         hashed = await asyncio.to_thread(mosquitto_hash, password)
         async with self._sync:
@@ -169,7 +171,7 @@ class GatewayCredentials:
         without a live credential is recorded and otherwise does nothing. BrokerNotUpdated if
         the broker cannot be told (the revocation stands in the database, and in the broker's
         files when only the reload failed)."""
-        self._check(gateway)
+        await self._check(gateway)
         async with self._sync:
             now = self.clock()
             async with self.lock:

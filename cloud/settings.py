@@ -78,3 +78,9 @@ class CloudSettings(BaseSettings):
             if self.mqtt_password is None:
                 raise ValueError("SC_CLOUD_MQTT_PASSWORD must be set in production")
         return self
+
+    @model_validator(mode="after")
+    def _tls_key_needs_its_certificate(self) -> CloudSettings:
+        if self.web_tls_key_file is not None and self.web_tls_cert_file is None:
+            raise ValueError("SC_CLOUD_WEB_TLS_KEY_FILE is set without SC_CLOUD_WEB_TLS_CERT_FILE")
+        return self

@@ -17,6 +17,7 @@ from cloud.web import install as install_api
 from cloud.web import site as site_api
 from cloud.web import trends as trends_api
 from cloud.web.deps import CurrentUser
+from cloud.web.openapi import document
 
 STATIC = Path(__file__).resolve().parent / "static"
 #: The pages (static files that call the API); each needs a session, the API checks the role.
@@ -78,7 +79,7 @@ def create_app(cloud: Cloud) -> FastAPI:
 
     @app.get("/openapi.json", include_in_schema=False)
     async def openapi(user: CurrentUser) -> JSONResponse:
-        return JSONResponse(app.openapi())
+        return JSONResponse(document(app))
 
     for path, page in PAGES.items():
         app.add_api_route(path, _page(page), methods=["GET"], include_in_schema=False)

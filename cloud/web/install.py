@@ -160,11 +160,9 @@ async def claim(
     recorded; wrong codes are limited per client address and for everyone together."""
     client = request.client.host if request.client else "unknown"
     try:
-        await cloud.claims.check_limit(client)
+        redeemed = await cloud.claims.redeem(body.code, client)
     except ClaimLimited as exc:
         return _refused(exc.reason, exc.message, {"Retry-After": str(exc.retry_after_s)})
-    try:
-        redeemed = await cloud.claims.redeem(body.code, client)
     except ClaimRefused as exc:
         return _refused(exc.reason, exc.message)
     gateway = redeemed.gateway

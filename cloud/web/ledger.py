@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, HTTPException, Query, status
 from fastapi.responses import Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from cloud import ledger
 from cloud.alarms import LEVEL_NAMES, AlarmState, Outcome
@@ -42,7 +42,7 @@ class LedgerOptions(BaseModel):
     levels: list[Choice]
     outcomes: list[str]
     states: list[str]
-    export_max_rows: int
+    export_max_rows: dict[str, int] = Field(description="Per format: csv, xlsx")
 
 
 @router.get("", response_model=LedgerPage)
@@ -62,7 +62,7 @@ async def options(cloud: CloudDep, user: DutyUser) -> LedgerOptions:
         levels=[Choice(value=str(n), label=name) for n, name in LEVEL_NAMES.items()],
         outcomes=[o.value for o in Outcome],
         states=[s.value for s in AlarmState],
-        export_max_rows=ledger.EXPORT_MAX_ROWS,
+        export_max_rows=dict(ledger.EXPORT_MAX_ROWS),
     )
 
 
@@ -79,10 +79,11 @@ async def report(
 
 async def _export(cloud: Cloud, user: User, query: ExportQuery, fmt: str) -> Response:
     total = await ledger.count(cloud.db, query)
-    if total > ledger.EXPORT_MAX_ROWS:
+    limit = ledger.EXPORT_MAX_ROWS[fmt]
+    if total > limit:
         raise HTTPException(
             status.HTTP_413_CONTENT_TOO_LARGE,
-            f"{total} cases match; an export holds at most {ledger.EXPORT_MAX_ROWS}:"
+            f"{total} cases match; a {fmt} export holds at most {limit}:"
             " narrow the date range or the filter",
         )
     now = cloud.book.clock()

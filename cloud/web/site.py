@@ -16,6 +16,7 @@ form: python-multipart is not installed.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
@@ -246,12 +247,15 @@ async def site_tree(cloud: CloudDep, user: CurrentUser) -> SiteTree:
     site, version = registry.site, registry.version
     street, communities = _tree(site)
     hardware = cloud.site.hardware
+    models, profiles = await asyncio.to_thread(
+        lambda: (hardware.models_available(), hardware.profiles_available())
+    )
     return SiteTree(
         street=street,
         version=version,
         communities=communities,
-        models=hardware.models_available(),
-        profiles=hardware.profiles_available(),
+        models=models,
+        profiles=profiles,
         file_differs=await cloud.site.file_differs(),
     )
 

@@ -19,6 +19,7 @@ import httpx
 import pytest
 from openpyxl import load_workbook
 
+from cloud import ledger as ledger_module
 from cloud.alarms import FalseAlarmCause, Outcome
 from cloud.ledger import percentile
 from cloud.rules import AlarmDraft, Clear
@@ -460,6 +461,25 @@ async def known_cases(
     forget_gateway_status(mosquitto)
     async with running_cloud(cloud_settings(tmp_path, mosquitto)) as running:
         yield running, made
+
+
+async def test_an_export_too_large_is_refused_with_the_count(
+    known_cases: tuple[RunningCloud, dict[str, int]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    running, _ = known_cases
+    monkeypatch.setitem(ledger_module.EXPORT_MAX_ROWS, "xlsx", 5)
+    client = await signed_in(running.url, "op")
+    try:
+        refused = await client.get("/api/ledger/export.xlsx")
+        assert refused.status_code == 413
+        assert refused.json()["detail"].startswith("9 cases match; a xlsx export holds at most 5")
+        narrowed = await client.get("/api/ledger/export.xlsx", params={"level": "I"})
+        assert narrowed.status_code == 200
+        assert (await client.get("/api/ledger/export.csv")).status_code == 200
+    finally:
+        await client.aclose()
+    exports = await running.cloud.audit.recent(10, "ledger_export")
+    assert [json.loads(e.detail)["rows"] for e in exports] == [9, 4]  # the refusal is not one
 
 
 def test_nearest_rank_percentiles_against_hand_computed_values() -> None:

@@ -6,6 +6,7 @@ installers and admins may ask for codes."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 import re
 import time
@@ -188,6 +189,18 @@ async def test_wrong_codes_are_refused_recorded_and_limited_per_address(
     assert len(mine) == ADDRESS_FAILURES
     assert {f["reason"] for f in mine} == {"unknown"}
     assert (await installer.get("/api/provision/failures")).status_code == 403
+
+
+async def test_a_burst_of_simultaneous_guesses_gets_no_more_tries(
+    managed: RunningCloud, installer: httpx.AsyncClient
+) -> None:
+    await new_code(installer)
+    async with from_address(managed, "127.0.0.5") as client:
+        answers = await asyncio.gather(
+            *(client.post("/api/provision/claim", json={"code": c}) for c in _codes(20))
+        )
+    statuses = sorted(a.status_code for a in answers)
+    assert statuses == [403] * ADDRESS_FAILURES + [429] * (20 - ADDRESS_FAILURES)
 
 
 async def test_a_guess_spread_over_many_addresses_hits_the_global_limit(

@@ -5,6 +5,7 @@ history, and who may read and change what."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from pathlib import Path
 from typing import Any
@@ -586,3 +587,18 @@ async def test_versions_persist_across_a_restart_and_the_site_file_does_not_over
         finally:
             await admin.aclose()
             await installer.aclose()
+
+
+async def test_changes_made_at_the_same_time_are_both_kept(
+    cloud: RunningCloud, installer: httpx.AsyncClient, admin: httpx.AsyncClient
+) -> None:
+    """One change at a time: two people adding a building each at once lose nothing."""
+    first, second = await asyncio.gather(
+        installer.post("/api/site/buildings", json={"grid": "wg-01", "id": "ld-05", "name": "5栋"}),
+        admin.post("/api/site/buildings", json={"grid": "wg-02", "id": "ld-06", "name": "6栋"}),
+    )
+    assert (first.status_code, second.status_code) == (201, 201)
+    assert {first.json()["version"], second.json()["version"]} == {2, 3}
+    tree = (await installer.get("/api/site")).json()
+    ids = {b["id"] for g in tree["communities"][0]["grids"] for b in g["buildings"]}
+    assert {"ld-05", "ld-06"} <= ids and tree["version"] == 3

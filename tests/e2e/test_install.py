@@ -6,9 +6,11 @@ nothing. No resident's name or phone appears on the page."""
 
 from __future__ import annotations
 
+import os
 import re
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 from playwright.async_api import Page, expect
@@ -18,6 +20,7 @@ from tests.cloud.conftest import Publisher, RunningCloud
 from tests.cloud.test_ingest import event
 from tests.e2e.conftest import publish, sign_in
 
+REPO = Path(__file__).resolve().parents[2]
 CODE = re.compile(rf"^[{CLAIM_ALPHABET}]{{4}}-[{CLAIM_ALPHABET}]{{4}}$")
 
 
@@ -34,8 +37,10 @@ def reading(device: str, kind: str, **values: float) -> dict[str, object]:
 
 
 async def test_installer_claims_and_walk_tests_a_gateway(
-    cloud: RunningCloud, gw1: Publisher, operator: httpx.AsyncClient, page: Page
+    cloud: RunningCloud, gw1: Publisher, operator: httpx.AsyncClient, page: Page, tmp_path: Path
 ) -> None:
+    # pictures for docs/provisioning.md: written to docs/screenshots/ with SC_SCREENSHOTS=1
+    shots = REPO / "docs" / "screenshots" if os.environ.get("SC_SCREENSHOTS") else tmp_path
     await sign_in(page, cloud.url, "inst")
     await page.goto(f"{cloud.url}/install")
     await expect(page.locator("#nav a[aria-current=page]")).to_have_text("安装调试")
@@ -55,13 +60,14 @@ async def test_installer_claims_and_walk_tests_a_gateway(
         re.compile(r"^gw-ld01 · 有效期剩余 1[45]:\d\d$")
     )
     await expect(page.locator("#code-cmd")).to_contain_text(f"--code {code}")
+    await page.screenshot(path=shots / "install-code.png", animations="disabled", caret="hide")
     assert await code_box.evaluate("el => parseFloat(getComputedStyle(el).fontSize)") >= 36
 
     # the code claims the gateway (as `python -m gateway claim` does); the page shows it
     async with httpx.AsyncClient(base_url=cloud.url) as box:
         resp = await box.post("/api/provision/claim", json={"code": code})
         assert resp.status_code == 200, resp.text
-    await page.reload()
+    await expect(page.locator("#code-expiry")).to_have_text("gw-ld01 · 认领码已使用，网关已认领")
     await expect(info.locator("[data-field=credential]")).to_contain_text("已认领")
     await expect(info.locator("[data-field=credential]")).to_contain_text("由 inst")
 
@@ -103,6 +109,9 @@ async def test_installer_claims_and_walk_tests_a_gateway(
     await expect(never).not_to_contain_text("call-0101")
     await expect(page.locator("tr[data-device=smoke-0102] .seen-cell")).to_have_text("未触发")
     await expect(page.locator("#walk-status")).to_contain_text("已触发 2/4")
+    await page.screenshot(
+        path=shots / "install-walktest.png", animations="disabled", caret="hide", full_page=True
+    )
 
     # 结束测试: who tested what
     await page.get_by_role("button", name="结束测试").click()

@@ -184,3 +184,18 @@ async def test_a_revocation_while_the_broker_is_down_holds_when_it_comes_back(
     broker.start()  # reads the files the cloud wrote
     assert not await can_connect(broker.port, "gw-ld01", issued.password)
     assert await can_connect(broker.port, "cloud", broker.users["cloud"])
+
+
+async def test_service_accounts_are_kept_by_hand_and_merged_in(
+    managed: RunningCloud, broker: Mosquitto
+) -> None:
+    service = broker.workdir / "service-passwd"
+    subprocess.run(["mosquitto_passwd", "-b", str(service), "monitor", "m0n"], check=True)
+
+    with pytest.raises(InvalidGateway, match="service account"):
+        await managed.cloud.credentials.issue("monitor", "inst")  # no gateway may take it
+
+    issued = await managed.cloud.credentials.issue("gw-ld01", "inst")  # the next change
+    assert await eventually(lambda: can_connect(broker.port, "monitor", "m0n"))
+    assert await can_connect(broker.port, "gw-ld01", issued.password)
+    assert await can_connect(broker.port, "cloud", broker.users["cloud"])

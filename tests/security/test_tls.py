@@ -10,7 +10,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pydantic import ValidationError
 
+from cloud.settings import CloudSettings
 from edge.config import load_gateway_config
 from gateway.agent import AgentOptions, GatewayAgent
 from gateway.settings import GatewaySettings
@@ -132,3 +134,8 @@ def test_the_gateway_reads_its_ca_file_from_the_environment(
     assert settings.broker_params().ca_file == certs.files.ca
     monkeypatch.delenv("SC_GW_BROKER_CA_FILE")
     assert GatewaySettings(site=DEMO_SITE, gateway="gw-ld01").broker_params().ca_file is None
+
+
+def test_a_web_key_without_its_certificate_is_refused(certs: Certs) -> None:
+    with pytest.raises(ValidationError, match="WEB_TLS_KEY_FILE is set without"):
+        CloudSettings(web_tls_key_file=certs.files.key)

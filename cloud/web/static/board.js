@@ -104,10 +104,19 @@ function rowHtml(a) {
       </div></td>`;
 }
 
+// The clocks of the rows on screen tick; the others are brought up to date when scrolled to.
+const onScreen = new Set();
+const visibility = new IntersectionObserver((entries) => {
+  for (const e of entries) {
+    if (e.isIntersecting) { onScreen.add(e.target); tickRow(e.target); } else onScreen.delete(e.target);
+  }
+});
+
 function rowFor(a) {
   const cached = rowCache.get(a.id);
   if (cached && cached.alarm === a) return cached.tr;
   const tr = cached ? cached.tr : document.createElement("tr");
+  if (!cached) visibility.observe(tr);
   tr.className = `level-${a.level} state-${a.state}`;
   tr.dataset.id = a.id; tr.dataset.level = a.level; tr.dataset.state = a.state;
   tr.innerHTML = rowHtml(a);
@@ -127,7 +136,7 @@ function render() {
   const rows = [...alarms.values()].filter((a) => a.state !== "resolved").sort(compare);
   const body = $("#board tbody");
   const keep = new Set(rows.map((a) => a.id));
-  for (const [id, {tr}] of rowCache) if (!keep.has(id)) { tr.remove(); rowCache.delete(id); }
+  for (const [id, {tr}] of rowCache) if (!keep.has(id)) forget(id, tr);
   let node = body.firstChild;
   for (const a of rows) {
     const tr = rowFor(a);
@@ -148,7 +157,8 @@ function render() {
   updateAlerting();
 }
 
-function redrawAll() { rowCache.forEach(({tr}) => tr.remove()); rowCache.clear(); render(); }
+function forget(id, tr) { visibility.unobserve(tr); onScreen.delete(tr); tr.remove(); rowCache.delete(id); }
+function redrawAll() { rowCache.forEach(({tr}, id) => forget(id, tr)); render(); }
 
 function updateAlerting() {
   const alerting = [...alarms.values()].some((a) => a.level === 1 && a.state === "active");
@@ -164,13 +174,21 @@ function beep() {
   osc.start(); osc.stop(audio.currentTime + 0.35);
 }
 setInterval(beep, 1500);
+function tickBudget(el) {
+  const [text, over] = budgetText(el.dataset.by);
+  if (el.textContent !== text) el.textContent = text;
+  if (el.classList.contains("overdue") !== over) el.classList.toggle("overdue", over);
+}
+function tickRow(tr) {
+  const waited = tr.querySelector(".waited");
+  if (waited) waited.textContent = since(waited.dataset.since);
+  const budget = tr.querySelector(".budget");
+  if (budget) tickBudget(budget);
+}
+// Only the rows on screen: a thousand clocks redrawn every second would keep the page busy.
 function tick() {
-  document.querySelectorAll(".waited").forEach((el) => { el.textContent = since(el.dataset.since); });
-  document.querySelectorAll(".budget").forEach((el) => {
-    const [text, over] = budgetText(el.dataset.by);
-    if (el.textContent !== text) el.textContent = text;
-    el.classList.toggle("overdue", over);
-  });
+  onScreen.forEach(tickRow);
+  document.querySelectorAll("#case .budget").forEach(tickBudget);
 }
 setInterval(tick, 1000);
 

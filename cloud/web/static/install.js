@@ -9,7 +9,7 @@ Object.assign(MESSAGES.zh, {
   instDenied: "当前账号无权使用安装调试。此页面仅供安装人员和管理员使用。",
   instPick: "选择网关", instGateway: "网关", instClaim: "认领网关",
   instClaimHelp: "在网关上运行下面的命令并输入认领码。认领码只能使用一次，过期后需重新生成；重新认领会更换网关的密码，旧设备的密码随即失效。",
-  instMakeCode: "生成认领码", instCodeLeft: "有效期剩余", instCodeExpired: "认领码已过期，请重新生成",
+  instMakeCode: "生成认领码", instCodeLeft: "有效期剩余", instCodeExpired: "认领码已过期，请重新生成", instCodeUsed: "认领码已使用，网关已认领",
   instRunOnGateway: "在网关上运行：",
   instWalk: "巡检测试", instWalkHelp: "测试期间触发的告警只记为测试，不会推送给值班室。逐个触发设备，确认每台设备都出现在下表中。",
   instMinutes: "时长（分钟）", instStart: "开始测试", instEnd: "结束测试",
@@ -30,7 +30,7 @@ Object.assign(MESSAGES.en, {
   instDenied: "Your role cannot use the installation page. It is for installers and administrators.",
   instPick: "Pick a gateway", instGateway: "Gateway", instClaim: "Claim the gateway",
   instClaimHelp: "Run the command below on the gateway with the claim code. A code works once and expires; claiming again gives the gateway a new password and the old box's password stops working.",
-  instMakeCode: "Generate claim code", instCodeLeft: "Expires in", instCodeExpired: "The claim code expired — generate a new one",
+  instMakeCode: "Generate claim code", instCodeLeft: "Expires in", instCodeExpired: "The claim code expired — generate a new one", instCodeUsed: "code used: the gateway is claimed",
   instRunOnGateway: "Run on the gateway:",
   instWalk: "Walk test", instWalkHelp: "Alarms during the test are recorded as tests and not sent to the duty room. Trigger each device and check that it appears below.",
   instMinutes: "Minutes", instStart: "Start walk test", instEnd: "End walk test",
@@ -93,8 +93,17 @@ async function loadGateways() {
   setConn(true);
   const select = $("#gw-select");
   const keep = select.value || new URLSearchParams(location.search).get("gateway") || "";
-  select.innerHTML = gateways.map((g) => `<option value="${esc(g.gateway)}">${esc(g.gateway)} · ${esc(g.building)}</option>`).join("");
-  if (gateways.some((g) => g.gateway === keep)) select.value = keep;
+  const options = gateways.map((g) => `<option value="${esc(g.gateway)}">${esc(g.gateway)} · ${esc(g.building)}</option>`).join("");
+  if (select.dataset.options !== options) { // rebuilt only when the list changed (an open picker stays open)
+    select.innerHTML = options;
+    select.dataset.options = options;
+    if (gateways.some((g) => g.gateway === keep)) select.value = keep;
+  }
+  if (code) { // the code shown has been used: the gateway was claimed with it
+    const g = gateways.find((x) => x.gateway === code.gateway);
+    code.used = Boolean(g && !g.pending_code && g.last_claimed_at && Date.parse(g.last_claimed_at) >= Date.parse(code.expires_at) - code.ttl_s * 1000);
+    drawCode();
+  }
   renderInfo();
   return true;
 }
@@ -135,12 +144,14 @@ async function makeCode() {
 function drawCode() {
   if (!code) return;
   const left = (Date.parse(code.expires_at) - Date.now()) / 1000;
-  const expired = left <= 0;
+  const expired = left <= 0 || code.used;
   $("#code").textContent = code.code;
   $("#code").classList.toggle("expired", expired);
   $("#code-box").dataset.gateway = code.gateway;
-  $("#code-expiry").textContent = expired ? t("instCodeExpired") : `${code.gateway} · ${t("instCodeLeft")} ${clock(left)}`;
-  $("#code-expiry").classList.toggle("expired", expired);
+  $("#code-expiry").textContent = code.used ? `${code.gateway} · ${t("instCodeUsed")}` : expired ? t("instCodeExpired") : `${code.gateway} · ${t("instCodeLeft")} ${clock(left)}`;
+  $("#code-expiry").classList.toggle("expired", expired && !code.used);
+  $("#code-expiry").classList.toggle("used", Boolean(code.used));
+  $("#code").classList.toggle("used", Boolean(code.used));
   $("#code-cmd").textContent = `${t("instRunOnGateway")} sudo /opt/smart-community/.venv/bin/python -m gateway claim --cloud ${location.origin} --code ${code.code}`;
 }
 
@@ -279,5 +290,7 @@ $("#gw-select").onchange = pickGateway;
   if (!(await loadGateways())) return;
   await pickGateway();
   setInterval(drawCode, 1000);
-  setInterval(() => { if (!walk) loadGateways(); }, 10000);
+  // the gateways' state: every 3 s while a fresh code waits to be used, else every 12 s
+  let ticks = 0;
+  setInterval(() => { ticks += 1; if (!walk && ((code && !code.used) || ticks % 4 === 0)) loadGateways(); }, 3000);
 })();
