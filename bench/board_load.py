@@ -17,11 +17,14 @@ publishing over MQTT, and the board page in Debian's Chromium driven by Playwrig
    into stored → pushed (the cloud) and pushed → drawn (the stream, the browser, the page's
    drawing), with the main thread's long tasks while it ran.
 
-`--board-js FILE` serves another board.js in place of the cloud's (e.g. an older version, for
-a before/after comparison of the same run conditions).
+`--board-js FILE` and `--board-css FILE` serve another board.js / board.css in place of the
+cloud's (e.g. an older version, for a before/after comparison under the same conditions).
 
     .venv/bin/python -m bench.board_load
-    .venv/bin/python -m bench.board_load --board-js /tmp/board-before.js
+    git show f5a69c1:cloud/web/static/board.js > /tmp/board-before.js
+    git show f5a69c1:cloud/web/static/board.css > /tmp/board-before.css
+    .venv/bin/python -m bench.board_load --board-js /tmp/board-before.js \
+        --board-css /tmp/board-before.css
 """
 
 from __future__ import annotations
@@ -256,13 +259,8 @@ async def measure(
         )
         try:
             await context.request.post(f"{url}/api/login", data=login_body())
-            if opts.board_js_source is not None:
-                source = opts.board_js_source
-
-                async def serve_js(route: Any) -> None:
-                    await route.fulfill(body=source, content_type="text/javascript")
-
-                await context.route("**/static/board.js", serve_js)
+            for name, (body, kind) in opts.replaced.items():
+                await context.route(f"**/static/{name}", _serve(body, kind))
             page = await context.new_page()
             await page.add_init_script(OBSERVER + f"\nwindow.__expect = {len(filler)};")
             weight = Weight()
@@ -364,6 +362,13 @@ async def _metrics(cdp: Any) -> dict[str, float]:
     return {m["name"]: float(m["value"]) for m in got["metrics"]}
 
 
+def _serve(body: str, kind: str) -> Any:
+    async def fulfil(route: Any) -> None:
+        await route.fulfill(body=body, content_type=kind)
+
+    return fulfil
+
+
 def login_body() -> dict[str, str]:
     return {"username": BENCH_USER, "password": BENCH_PASSWORD}
 
@@ -381,7 +386,7 @@ def _ts(iso: str) -> float:
 
 def report(results: dict[str, Any], opts: argparse.Namespace) -> None:
     opened, raised = results["open"], results["raise"]
-    board = "cloud/web/static/board.js" if not opts.board_js else opts.board_js
+    board = ", ".join([opts.board_js or "cloud/web/static/board.js", opts.board_css or "board.css"])
     say(f"\n## Board with {results['filler']:,} open alarms ({board})")
     snap = opened["board_snapshot"]
     say(
@@ -451,12 +456,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--devices-per-gateway", type=int, default=12)
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--board-js", help="serve this file as /static/board.js")
+    parser.add_argument("--board-css", help="serve this file as /static/board.css")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
     opts = parser.parse_args(argv)
-    opts.board_js_source = (
-        Path(opts.board_js).read_text(encoding="utf-8") if opts.board_js else None
-    )
+    opts.replaced = {
+        name: (Path(path).read_text(encoding="utf-8"), kind)
+        for name, path, kind in (
+            ("board.js", opts.board_js, "text/javascript"),
+            ("board.css", opts.board_css, "text/css"),
+        )
+        if path
+    }
     if not Path(CHROMIUM).exists():
         say(f"no Chromium at {CHROMIUM} (Debian package `chromium`)")
         return 2

@@ -46,7 +46,7 @@ WINDOW_S = 600.0
 KEEP_FAILURES_S = 30 * 86400.0
 
 
-class Refusal(StrEnum):
+class ClaimRefusal(StrEnum):
     """Why a claim code was refused (also the `X-Claim-Error` header of the answer)."""
 
     MALFORMED = "malformed"
@@ -58,7 +58,7 @@ class Refusal(StrEnum):
 
 
 class ClaimRefused(Exception):
-    def __init__(self, reason: Refusal, message: str) -> None:
+    def __init__(self, reason: ClaimRefusal, message: str) -> None:
         super().__init__(message)
         self.reason = reason
         self.message = message
@@ -66,7 +66,7 @@ class ClaimRefused(Exception):
 
 class ClaimLimited(ClaimRefused):
     def __init__(self, message: str, retry_after_s: int) -> None:
-        super().__init__(Refusal.RATE_LIMITED, message)
+        super().__init__(ClaimRefusal.RATE_LIMITED, message)
         self.retry_after_s = retry_after_s
 
 
@@ -91,7 +91,7 @@ class PendingCode(BaseModel):
 class ClaimFailure(BaseModel):
     at: datetime
     client: str
-    reason: Refusal
+    reason: ClaimRefusal
     gateway: str | None
 
 
@@ -187,7 +187,7 @@ class Claims:
             await self._check_limit(client, now)
             row: aiosqlite.Row | None = None
             if raw is None:
-                refusal: Refusal | None = Refusal.MALFORMED
+                refusal: ClaimRefusal | None = ClaimRefusal.MALFORMED
             else:
                 async with self.db.execute(
                     "SELECT * FROM claim_codes WHERE code_hash = ?", (self._hash(raw),)
@@ -310,7 +310,7 @@ class Claims:
             ClaimFailure(
                 at=_dt(r["at"]),
                 client=r["client"],
-                reason=Refusal(r["reason"]),
+                reason=ClaimRefusal(r["reason"]),
                 gateway=r["gateway"],
             )
             for r in rows
@@ -318,23 +318,25 @@ class Claims:
 
 
 _MESSAGES = {
-    Refusal.MALFORMED: f"a claim code is {CLAIM_CODE_LENGTH} letters and digits, like 7KQM-3XWP",
-    Refusal.UNKNOWN: "claim code not recognised — check it, or ask for a new one",
-    Refusal.EXPIRED: "claim code expired — ask for a new one",
-    Refusal.USED: "claim code already used — ask for a new one",
-    Refusal.REPLACED: "claim code was replaced by a newer one — use the newest code",
+    ClaimRefusal.MALFORMED: (
+        f"a claim code is {CLAIM_CODE_LENGTH} letters and digits, like 7KQM-3XWP"
+    ),
+    ClaimRefusal.UNKNOWN: "claim code not recognised — check it, or ask for a new one",
+    ClaimRefusal.EXPIRED: "claim code expired — ask for a new one",
+    ClaimRefusal.USED: "claim code already used — ask for a new one",
+    ClaimRefusal.REPLACED: "claim code was replaced by a newer one — use the newest code",
 }
 
 
-def _refusal(row: aiosqlite.Row | None, now: float) -> Refusal | None:
+def _refusal(row: aiosqlite.Row | None, now: float) -> ClaimRefusal | None:
     if row is None:
-        return Refusal.UNKNOWN
+        return ClaimRefusal.UNKNOWN
     if row["used_at"] is not None:
-        return Refusal.USED
+        return ClaimRefusal.USED
     if row["voided_at"] is not None:
-        return Refusal.REPLACED
+        return ClaimRefusal.REPLACED
     if row["expires_at"] <= now:
-        return Refusal.EXPIRED
+        return ClaimRefusal.EXPIRED
     return None
 
 

@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from cloud.alarms import Mode
-from cloud.claims import ClaimFailure, ClaimLimited, ClaimRefused, IssuedCode, Refusal
+from cloud.claims import ClaimFailure, ClaimLimited, ClaimRefusal, ClaimRefused, IssuedCode
 from cloud.credentials import BrokerNotUpdated, CredentialInfo, InvalidGateway
 from cloud.maintenance import Window, WindowError
 from cloud.provisioning import MODELS_DIR, BundleError, prepare
@@ -117,16 +117,18 @@ async def failures(cloud: CloudDep, user: ReaderUser) -> list[ClaimFailure]:
 
 
 _STATUS = {
-    Refusal.MALFORMED: status.HTTP_422_UNPROCESSABLE_CONTENT,
-    Refusal.UNKNOWN: status.HTTP_403_FORBIDDEN,
-    Refusal.EXPIRED: status.HTTP_410_GONE,
-    Refusal.USED: status.HTTP_410_GONE,
-    Refusal.REPLACED: status.HTTP_410_GONE,
-    Refusal.RATE_LIMITED: status.HTTP_429_TOO_MANY_REQUESTS,
+    ClaimRefusal.MALFORMED: status.HTTP_422_UNPROCESSABLE_CONTENT,
+    ClaimRefusal.UNKNOWN: status.HTTP_403_FORBIDDEN,
+    ClaimRefusal.EXPIRED: status.HTTP_410_GONE,
+    ClaimRefusal.USED: status.HTTP_410_GONE,
+    ClaimRefusal.REPLACED: status.HTTP_410_GONE,
+    ClaimRefusal.RATE_LIMITED: status.HTTP_429_TOO_MANY_REQUESTS,
 }
 
 
-def _refused(reason: Refusal, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+def _refused(
+    reason: ClaimRefusal, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
     return JSONResponse(
         {"detail": message, "reason": reason.value},
         status_code=_STATUS[reason],
@@ -136,7 +138,7 @@ def _refused(reason: Refusal, message: str, headers: dict[str, str] | None = Non
 
 class Refused(BaseModel):
     detail: str
-    reason: Refusal
+    reason: ClaimRefusal
 
 
 @router.post(

@@ -83,7 +83,7 @@ async def _export(cloud: Cloud, user: User, query: ExportQuery, fmt: str) -> Res
     if total > limit:
         raise HTTPException(
             status.HTTP_413_CONTENT_TOO_LARGE,
-            f"{total} cases match; a {fmt} export holds at most {limit}:"
+            f"{total} cases match; an export as {fmt} holds at most {limit}:"
             " narrow the date range or the filter",
         )
     now = cloud.book.clock()

@@ -11,8 +11,9 @@ from typing import Any
 
 from fastapi import FastAPI
 
+NAME = "ErrorDetail"
 REFUSAL = {
-    "title": "Refusal",
+    "title": NAME,
     "type": "object",
     "properties": {"detail": {"type": "string", "title": "Detail"}},
     "required": ["detail"],
@@ -22,14 +23,17 @@ REFUSAL = {
 def document(app: FastAPI) -> dict[str, Any]:
     if app.openapi_schema is None:
         schema = app.openapi()
-        schema.setdefault("components", {}).setdefault("schemas", {})["Refusal"] = REFUSAL
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        if components.get(NAME, REFUSAL) != REFUSAL:
+            raise RuntimeError(f"a model named {NAME} clashes with the refusals' schema")
+        components[NAME] = REFUSAL
         for operations in schema.get("paths", {}).values():
             for operation in operations.values():
                 response = operation.get("responses", {}).get("422")
                 content = (response or {}).get("content", {}).get("application/json")
                 if content and "schema" in content:
                     content["schema"] = {
-                        "anyOf": [content["schema"], {"$ref": "#/components/schemas/Refusal"}]
+                        "anyOf": [content["schema"], {"$ref": f"#/components/schemas/{NAME}"}]
                     }
         app.openapi_schema = schema
     return app.openapi_schema

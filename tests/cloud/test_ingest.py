@@ -256,6 +256,8 @@ async def test_readings_reach_an_influxdb_server_through_ingest(
             points = await eventually(
                 lambda: _json(client.get("/api/telemetry", params=params), lambda p: p)
             )
+            # the points can be readable a moment before ingest counts the write as done
+            await eventually(lambda: running.cloud.ingest.counts["samples_stored"] == 3)
         finally:
             await client.aclose()
     assert [p["value"] for p in points] == [650.0]

@@ -472,7 +472,9 @@ async def test_an_export_too_large_is_refused_with_the_count(
     try:
         refused = await client.get("/api/ledger/export.xlsx")
         assert refused.status_code == 413
-        assert refused.json()["detail"].startswith("9 cases match; a xlsx export holds at most 5")
+        assert refused.json()["detail"].startswith(
+            "9 cases match; an export as xlsx holds at most 5"
+        )
         narrowed = await client.get("/api/ledger/export.xlsx", params={"level": "I"})
         assert narrowed.status_code == 200
         assert (await client.get("/api/ledger/export.csv")).status_code == 200

@@ -164,6 +164,28 @@ async def test_claim_stores_a_config_check_accepts_and_the_agent_runs_on_it(
 
         assert await eventually(online, timeout=30)
         assert "running the pushed config" in log.read_text()
+
+        # the box fails and a new one is claimed (same gateway id, a new code): the old box's
+        # password stops working at once, the new one's works
+        new_state = tmp_path / "new-box"
+        again = await gateway_cli(
+            "claim",
+            "--cloud",
+            https_cloud.url,
+            "--code",
+            await new_code(https_cloud, certs.files.ca),
+            "--ca-file",
+            str(certs.files.ca),
+            "--state-dir",
+            str(new_state),
+        )
+        assert again.returncode == 0, again.stderr
+        new_password = read_env(new_state / "gateway.env")["SC_GW_PASSWORD"]
+        assert new_password != password
+        assert await eventually(
+            lambda: can_connect(broker.tls_port, "gw-ld01", new_password, tls=tls)
+        )
+        assert not await can_connect(broker.tls_port, "gw-ld01", password, tls=tls)
     finally:
         agent.terminate()
         await asyncio.to_thread(agent.wait, 15)
