@@ -24,7 +24,7 @@ import socket
 import ssl
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -48,6 +48,7 @@ from contract.models import (
     Event,
     GatewayState,
     Kind,
+    Reply,
     Status,
     Telemetry,
     decode,
@@ -119,6 +120,8 @@ class Ingest:
         self.broker_dropped: int | None = None
         self._pending: list[Sample] = []
         self._flusher: asyncio.Task[None] | None = None
+        #: Gateways' answers to commands go here (cloud/config_push.py sets it).
+        self.on_reply: Callable[[Reply], Awaitable[None]] | None = None
         self._ticker: asyncio.Task[None] | None = None
 
     # ---- the path of the messages -------------------------------------------------------
@@ -177,9 +180,12 @@ class Ingest:
         except TopicError as exc:
             await self.rejects.reject(topic, payload, Reason.BAD_TOPIC, str(exc), received_at)
             return None
+        if parsed.channel is Channel.REPLY:
+            await self._reply(topic, parsed.gateway, payload, received_at)
+            return None
         model = _MODELS.get(parsed.channel)
         if model is None:
-            return None  # replies and our own commands: not ingest's business
+            return None  # our own commands: not ingest's business
         limit = _LIMITS[parsed.channel]
         if len(payload) > limit:
             detail = f"{len(payload)} bytes, the limit for {parsed.channel} is {limit}"
@@ -220,6 +226,27 @@ class Ingest:
                 )
                 return None
         return message
+
+    async def _reply(self, topic: str, gateway: str, payload: bytes, received_at: float) -> None:
+        """A gateway's answer to a command: checked like any message, then handed on."""
+        if len(payload) > MAX_STATUS_BYTES:
+            detail = f"{len(payload)} bytes, the limit for reply is {MAX_STATUS_BYTES}"
+            await self.rejects.reject(topic, payload, Reason.OVERSIZE, detail, received_at)
+            return
+        try:
+            reply = decode(Reply, payload)
+        except ValidationError as exc:
+            malformed = any(err["type"] == "json_invalid" for err in exc.errors())
+            reason = Reason.MALFORMED_JSON if malformed else Reason.INVALID
+            await self.rejects.reject(topic, payload, reason, _describe(exc), received_at)
+            return
+        if reply.gateway != gateway:
+            detail = f"payload says gateway {reply.gateway!r}, topic says {gateway!r}"
+            await self.rejects.reject(topic, payload, Reason.GATEWAY_MISMATCH, detail, received_at)
+            return
+        self.counts["replies"] += 1
+        if self.on_reply is not None:
+            await self.on_reply(reply)
 
     def _unknown_devices(self, gateway: str, devices: set[str]) -> list[str]:
         return sorted(
@@ -467,7 +494,7 @@ class Ingest:
         client._client.manual_ack_set(True)
         async with client:
             self._client = client
-            for channel in (Channel.STATUS, Channel.EVENT, Channel.TELEMETRY):
+            for channel in (Channel.STATUS, Channel.EVENT, Channel.TELEMETRY, Channel.REPLY):
                 await client.subscribe(topics.subscription(channel), qos=1)
             await client.subscribe(BROKER_DROPPED, qos=0)
             self.connected.set()

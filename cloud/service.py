@@ -17,6 +17,7 @@ from cloud.alarms import AlarmBook
 from cloud.audit import Audit
 from cloud.broker_accounts import broker_accounts
 from cloud.claims import Claims
+from cloud.config_push import ConfigPush
 from cloud.credentials import GatewayCredentials
 from cloud.db import open_database
 from cloud.escalation import Escalator
@@ -57,6 +58,7 @@ class Cloud:
     claims: Claims
     ingest: Ingest
     site: SiteService
+    config_push: ConfigPush
     web_url: str = ""
 
 
@@ -128,6 +130,19 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[Cloud]:
             flush_interval_s=settings.telemetry_flush_s,
             tick_s=settings.tick_s,
         )
+        site = SiteService(
+            store=SiteStore(db, book.lock, audit),
+            registry=registry,
+            core=core,
+            reloader=reloader,
+            book=book,
+            hub=hub,
+            site_file=settings.site_file,
+        )
+        # a device bound, moved or removed reaches its gateway as cmd/config
+        config_push = ConfigPush(registry.site, ingest.send_command, audit)
+        site.listeners.append(config_push.on_site)
+        ingest.on_reply = config_push.on_reply
         yield Cloud(
             settings=settings,
             db=db,
@@ -145,15 +160,8 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[Cloud]:
             credentials=credentials,
             claims=claims,
             ingest=ingest,
-            site=SiteService(
-                store=SiteStore(db, book.lock, audit),
-                registry=registry,
-                core=core,
-                reloader=reloader,
-                book=book,
-                hub=hub,
-                site_file=settings.site_file,
-            ),
+            site=site,
+            config_push=config_push,
         )
     finally:
         if webhook is not None:

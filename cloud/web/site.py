@@ -24,6 +24,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from pydantic import BaseModel, Field
 
+from cloud.config_push import ConfigPushState
 from cloud.site_csv import MAX_ROWS, CsvRejected, HomePlanned, RowError, plan_import
 from cloud.site_edit import (
     Change,
@@ -258,6 +259,12 @@ async def site_tree(cloud: CloudDep, user: CurrentUser) -> SiteTree:
         profiles=profiles,
         file_differs=await cloud.site.file_differs(),
     )
+
+
+@router.get("/config-pushes", response_model=list[ConfigPushState])
+async def config_pushes(cloud: CloudDep, user: CurrentUser) -> list[ConfigPushState]:
+    """Per gateway: the last configuration sent after a site change, and its answer."""
+    return cloud.config_push.states()
 
 
 @router.get("/versions", response_model=list[SiteVersion])

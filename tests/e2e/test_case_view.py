@@ -252,8 +252,10 @@ async def test_the_case_charts_the_devices_recent_readings(
     chart = page.locator("#case #readings")
     await expect(chart.locator(".uplot canvas")).to_have_count(1)
     await expect(chart).to_have_attribute("data-points", str(len(values)))
-    await expect(chart).to_contain_text("甲烷 %LEL")
-    await expect(chart).to_contain_text("限值")
+    await expect(chart).to_contain_text("甲烷 (%LEL)")
+    # the limits of the rules in force, as dashed lines named in the legend
+    await expect(chart.locator(".u-legend")).to_contain_text("≥10 %LEL Ⅱ级")
+    await expect(chart.locator(".u-legend")).to_contain_text("≥25 %LEL Ⅰ级")
     # a call button sends no readings: the case says so instead of an empty chart
     await page.get_by_role("button", name="关闭").click()
     await publish(gw1, "event", event(device="call-0101", kind="call", type="press"))

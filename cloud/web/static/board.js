@@ -13,8 +13,8 @@ Object.assign(MESSAGES.zh, {
   resident: "住户信息", residentPrivate: "仅值班人员可见，每次查看均记入审计", age: "年龄", ageUnit: "岁",
   conditions: "需注意", contacts: "紧急联系人", noResident: "档案中没有该户的住户信息", residentDenied: "无权查看住户信息",
   readings: "近一小时读数", noReadings: "近一小时没有读数", readingsFailed: "读数暂时无法获取",
-  limit: "限值", caseDevice: "设备", model: "型号", gateway: "网关", acceptNow: "受理",
-  noteOptional: "说明（可选）", actionsTitle: "处置", time: "时间",
+  caseDevice: "设备", model: "型号", gateway: "网关", acceptNow: "受理",
+  noteOptional: "说明（可选）", actionsTitle: "处置",
 });
 Object.assign(MESSAGES.en, {
   budgetLeft: "left", overdue: "overdue", accept_by: "Accept by", outcome: "Outcome",
@@ -25,8 +25,8 @@ Object.assign(MESSAGES.en, {
   resident: "Resident", residentPrivate: "Duty roles only; every view is audited", age: "Age", ageUnit: "",
   conditions: "Take note", contacts: "Emergency contacts", noResident: "No resident on file for this home", residentDenied: "Not allowed to view the resident",
   readings: "Readings, last hour", noReadings: "No readings in the last hour", readingsFailed: "Readings are not available now",
-  limit: "limit", caseDevice: "Device", model: "Model", gateway: "Gateway", acceptNow: "Accept",
-  noteOptional: "Note (optional)", actionsTitle: "Actions", time: "Time",
+  caseDevice: "Device", model: "Model", gateway: "Gateway", acceptNow: "Accept",
+  noteOptional: "Note (optional)", actionsTitle: "Actions",
 });
 Object.assign(MESSAGES.zh.logActions, {dispatched: "派单", feedback: "情况反馈", verified: "督办核实", notify: "通知", escalate: "升级", remind: "提醒", cleared: "设备解除", device_cleared: "设备已解除", inhibited: "抑制", delivered: "已送达", notify_failed: "通知失败", notify_skipped: "未通知", notify_pending: "待重试", notify_cancelled: "通知取消"});
 Object.assign(MESSAGES.en.logActions, {dispatched: "dispatched", feedback: "feedback", verified: "verified", notify: "notified", escalate: "escalated", remind: "reminded", cleared: "cleared", device_cleared: "device cleared", inhibited: "inhibited", delivered: "delivered", notify_failed: "notification failed", notify_skipped: "not notified", notify_pending: "to retry", notify_cancelled: "notification cancelled"});
@@ -34,12 +34,6 @@ const FIELDS = {
   gas: ["ch4_pct_lel"], air: ["pm25_ugm3", "pm10_ugm3", "co2_ppm", "temp_c"], smoke: ["temp_c", "battery_pct"],
   call: ["battery_pct", "rssi_dbm"], power: ["current_a", "residual_ma"], water: ["battery_pct"],
 };
-const FIELD_NAMES = {
-  zh: {ch4_pct_lel: "甲烷 %LEL", pm25_ugm3: "PM2.5 µg/m³", pm10_ugm3: "PM10 µg/m³", co2_ppm: "CO₂ ppm", temp_c: "温度 °C", battery_pct: "电量 %", rssi_dbm: "信号 dBm", current_a: "电流 A", residual_ma: "剩余电流 mA"},
-  en: {ch4_pct_lel: "Methane %LEL", pm25_ugm3: "PM2.5 µg/m³", pm10_ugm3: "PM10 µg/m³", co2_ppm: "CO₂ ppm", temp_c: "Temperature °C", battery_pct: "Battery %", rssi_dbm: "Signal dBm", current_a: "Current A", residual_ma: "Residual mA"},
-};
-// Limits drawn as a line on the chart (the default rules: methane level II at 10 % LEL).
-const LIMITS = {ch4_pct_lel: 10, pm25_ugm3: 50, pm10_ugm3: 100};
 // Alarms from a home where someone may need help to get out: the resident's profile is shown.
 const RESIDENT_KINDS = new Set(["call", "smoke", "gas"]);
 const CAUSES = ["mistouch", "device_fault", "cooking", "unannounced_test", "other"];
@@ -282,27 +276,30 @@ function loadScript(src) {
     document.head.append(el);
   });
 }
-let uplotReady = null;
-function loadUplot() {
-  if (!uplotReady) {
+// The chart code (uPlot and the trends page's drawSeries) is loaded when a case is first
+// opened, not with the board.
+let chartReady = null;
+function loadChart() {
+  if (!chartReady) {
     const css = document.createElement("link");
     css.rel = "stylesheet"; css.href = "/static/vendor/uPlot.min.css";
     document.head.append(css);
-    uplotReady = loadScript("/static/vendor/uPlot.iife.min.js");
+    chartReady = loadScript("/static/vendor/uPlot.iife.min.js").then(() => loadScript("/static/trends-chart.js"));
   }
-  return uplotReady;
+  return chartReady;
 }
 
-// The device's recent readings: the first of its kind's fields that has any.
+// The device's readings of the last hour (1-minute means, with the limits of the rules in
+// force): the first of its kind's fields that has any.
 async function readingsOf(alarm) {
   for (const field of FIELDS[alarm.kind] || []) {
-    const q = new URLSearchParams({gateway: alarm.gateway, device: alarm.device, field, minutes: "60"});
-    const resp = await fetch(`/api/telemetry?${q}`);
+    const q = new URLSearchParams({gateway: alarm.gateway, device: alarm.device, field, range: "1h"});
+    const resp = await fetch(`/api/trends?${q}`);
     if (!resp.ok) return {error: true};
-    const points = await resp.json();
-    if (points.length) return {field, points};
+    const trend = await resp.json();
+    if (trend.series.some((line) => line.values.some((v) => v != null))) return {trend};
   }
-  return {points: []};
+  return {trend: null};
 }
 
 async function residentOf(alarm) {
@@ -328,20 +325,14 @@ function residentHtml(profile) {
 
 async function drawReadings(el, readings) {
   if (readings.error) { el.innerHTML = `<p class="sub">${t("readingsFailed")}</p>`; return; }
-  if (!readings.points.length) { el.innerHTML = `<p class="sub">${t("noReadings")}</p>`; return; }
-  const xs = readings.points.map((p) => Date.parse(p.ts) / 1000);
-  const ys = readings.points.map((p) => p.value);
-  const name = FIELD_NAMES[LANG][readings.field] || readings.field;
-  el.innerHTML = `<div class="sub">${esc(name)}</div>`;
-  await loadUplot();
-  const series = [{label: t("time")}, {label: name, stroke: "#1976d2", width: 2, points: {show: xs.length < 60}}];
-  const data = [xs, ys];
-  const limit = LIMITS[readings.field];
-  if (limit != null) { series.push({label: t("limit"), stroke: "#d32f2f", dash: [6, 4], width: 1.5, points: {show: false}}); data.push(xs.map(() => limit)); }
-  const chart = new uPlot({width: Math.max(300, el.clientWidth || 420), height: 160, series,
-    scales: {x: {time: true}}, legend: {show: true}, cursor: {drag: {x: false, y: false}}}, data, el);
-  el.dataset.points = String(xs.length);
-  return chart;
+  const trend = readings.trend;
+  if (!trend) { el.innerHTML = `<p class="sub">${t("noReadings")}</p>`; return; }
+  await loadChart();
+  if (!el.isConnected) return;
+  el.innerHTML = `<div class="sub">${esc(LANG === "zh" ? trend.name_zh : trend.name_en)} (${esc(trend.unit)})</div><div class="chart"></div>`;
+  const chart = el.querySelector(".chart");
+  drawSeries(chart, trend, {height: 170, width: Math.max(300, el.clientWidth || 420), lang: LANG});
+  el.dataset.points = String(trend.series[0].values.filter((v) => v != null).length);
 }
 
 function timelineHtml(alarm) {
