@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Path, Request, status
 
 from cloud.service import Cloud
 from cloud.users import DUTY_ROLES, Role, User
@@ -16,6 +16,10 @@ def get_cloud(request: Request) -> Cloud:
 
 
 CloudDep = Annotated[Cloud, Depends(get_cloud)]
+
+#: A row number in a path (alarm, window): SQLite's integers end at 2**63 - 1, so a larger one
+#: is refused as invalid rather than reaching the database.
+RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
 async def current_user(request: Request, cloud: CloudDep) -> User:

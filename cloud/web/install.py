@@ -25,7 +25,7 @@ from cloud.maintenance import Window, WindowError
 from cloud.provisioning import MODELS_DIR, BundleError, prepare
 from cloud.service import Cloud
 from cloud.store.base import StoreError
-from cloud.web.deps import CloudDep, InstallerUser, ProvisionerUser, ReaderUser
+from cloud.web.deps import CloudDep, InstallerUser, ProvisionerUser, ReaderUser, RowId
 from cloud.web.maintenance import TestAlarm
 from contract.models import GatewayId, Kind
 from contract.provisioning import ClaimRequest, ProvisioningBundle
@@ -271,7 +271,7 @@ async def _readings(
 
 
 @router.get("/walktests/{window_id}/live", response_model=WalkTestLive)
-async def walk_test_live(window_id: int, cloud: CloudDep, user: InstallerUser) -> WalkTestLive:
+async def walk_test_live(window_id: RowId, cloud: CloudDep, user: InstallerUser) -> WalkTestLive:
     """What the installer watches during a walk test (poll it every few seconds): every
     device of the test, whether it was heard since the test began, its latest event and its
     latest reading, battery and signal (from events and telemetry)."""

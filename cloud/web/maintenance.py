@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from cloud.alarms import Alarm, Mode
 from cloud.maintenance import Window, WindowError
 from cloud.service import Cloud
-from cloud.web.deps import CloudDep, InstallerUser, PlannerUser
+from cloud.web.deps import CloudDep, InstallerUser, PlannerUser, RowId
 
 router = APIRouter(prefix="/api", tags=["maintenance"])
 
@@ -85,7 +85,9 @@ async def walk_tests(cloud: CloudDep, user: InstallerUser, open_only: bool = Tru
 
 
 @router.get("/walktests/{window_id}", response_model=WalkTestReport)
-async def walk_test_report(window_id: int, cloud: CloudDep, user: InstallerUser) -> WalkTestReport:
+async def walk_test_report(
+    window_id: RowId, cloud: CloudDep, user: InstallerUser
+) -> WalkTestReport:
     window = await _get(cloud, window_id)
     until = (window.ended_at or window.ends_at).timestamp()
     events = await cloud.book.events_of(window.gateway, window.starts_at.timestamp(), until)
@@ -118,7 +120,7 @@ async def walk_test_report(window_id: int, cloud: CloudDep, user: InstallerUser)
 
 
 @router.post("/walktests/{window_id}/end", response_model=Window)
-async def end_walk_test(window_id: int, cloud: CloudDep, user: InstallerUser) -> Window:
+async def end_walk_test(window_id: RowId, cloud: CloudDep, user: InstallerUser) -> Window:
     window = await _get(cloud, window_id)
     if window.mode is not Mode.WALK_TEST:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"#{window_id} is not a walk test")
@@ -147,7 +149,7 @@ async def windows(cloud: CloudDep, user: PlannerUser, open_only: bool = True) ->
 
 
 @router.post("/maintenance/{window_id}/end", response_model=Window)
-async def end_window(window_id: int, cloud: CloudDep, user: PlannerUser) -> Window:
+async def end_window(window_id: RowId, cloud: CloudDep, user: PlannerUser) -> Window:
     return await _end(cloud, window_id, user.name)
 
 
