@@ -109,24 +109,11 @@ async function load() {
   }
 }
 
-function showUser() {
-  const el = $("#user");
-  if (el.dataset.name) el.textContent = `${el.dataset.name} (${MESSAGES[LANG].roles[el.dataset.role] || el.dataset.role})`;
-}
-
-$("#lang").onclick = () => { setLang(LANG === "zh" ? "en" : "zh"); applyStatic(); showUser(); renderNav(role, "devices"); render(); if (report) $("#conn").textContent = `${t("devUpdated")} ${when(report.at)}`; };
-$("#logout").onclick = async () => { await fetch("/api/logout", {method: "POST"}); location.href = "/login"; };
 
 (async () => {
-  applyStatic();
-  const me = await fetch("/api/me");
-  if (!me.ok) { location.href = "/login"; return; }
-  const user = await me.json();
+  const user = await startPage("devices", {onLang: () => { render(); if (report) $("#conn").textContent = `${t("devUpdated")} ${when(report.at)}`; }});
+  if (!user) return;
   role = user.role;
-  $("#user").dataset.role = user.role;
-  $("#user").dataset.name = user.name;
-  showUser();
-  renderNav(role, "devices");
   await load();
   setInterval(load, REFRESH_MS);
 })();

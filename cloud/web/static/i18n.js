@@ -65,3 +65,27 @@ function renderNav(role, active) {
     .map(([key, href]) => `<a href="${href}" data-page="${key}"${key === active ? ' aria-current="page"' : ""}>${MESSAGES[LANG].nav[key]}</a>`)
     .join("");
 }
+
+// The header every page shares: who is signed in (a lapsed session goes to the sign-in page),
+// the nav, the language switch and sign-out. `title` is the page's title key; `onLang` redraws
+// the page's own text after a switch. Resolves to the user ({name, role}), or null when the
+// visitor is sent to sign in.
+async function startPage(key, {title = "title", onLang = () => {}} = {}) {
+  const label = () => { applyStatic(); document.title = t(title); };
+  label();
+  const me = await fetch("/api/me");
+  if (!me.ok) { location.href = "/login"; return null; }
+  const user = await me.json();
+  const who = document.getElementById("user");
+  const showUser = () => { if (who) who.textContent = `${user.name} (${MESSAGES[LANG].roles[user.role] || user.role})`; };
+  if (who) { who.dataset.name = user.name; who.dataset.role = user.role; }
+  showUser();
+  renderNav(user.role, key);
+  document.getElementById("lang").onclick = () => {
+    setLang(LANG === "zh" ? "en" : "zh"); label(); showUser(); renderNav(user.role, key); onLang();
+  };
+  document.getElementById("logout").onclick = async () => {
+    await fetch("/api/logout", {method: "POST"}); location.href = "/login";
+  };
+  return user;
+}

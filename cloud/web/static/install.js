@@ -262,31 +262,15 @@ async function pickGateway() {
   if (open) follow(open.id);
 }
 
-function showUser() {
-  const el = $("#user");
-  if (el.dataset.name) el.textContent = `${el.dataset.name} (${MESSAGES[LANG].roles[el.dataset.role] || el.dataset.role})`;
-}
-
-$("#lang").onclick = () => {
-  setLang(LANG === "zh" ? "en" : "zh"); applyStatic(); showUser(); renderNav(role, "install");
-  renderInfo(); drawCode(); if (walk && walk.window.ends_at) drawWalk(); drawSummary();
-};
-$("#logout").onclick = async () => { await fetch("/api/logout", {method: "POST"}); location.href = "/login"; };
 $("#make-code").onclick = makeCode;
 $("#start-test").onclick = startTest;
 $("#end-test").onclick = endTest;
 $("#gw-select").onchange = pickGateway;
 
 (async () => {
-  applyStatic();
-  const me = await fetch("/api/me");
-  if (!me.ok) { location.href = "/login"; return; }
-  const user = await me.json();
+  const user = await startPage("install", {onLang: () => { renderInfo(); drawCode(); if (walk && walk.window.ends_at) drawWalk(); drawSummary(); }});
+  if (!user) return;
   role = user.role;
-  $("#user").dataset.role = user.role;
-  $("#user").dataset.name = user.name;
-  showUser();
-  renderNav(role, "install");
   if (!(await loadGateways())) return;
   await pickGateway();
   setInterval(drawCode, 1000);

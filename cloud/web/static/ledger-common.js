@@ -116,20 +116,10 @@ function clearError() { $("#error").hidden = true; }
 // Returns false if this role may not see the ledger (the page says so). `submit` runs when
 // the filter is submitted, `relabel` after a change of language.
 async function initPage(key, submit, relabel) {
-  applyStatic(); document.title = t(`${key}Title`);
-  const me = await fetch("/api/me");
-  if (!me.ok) { location.href = "/login"; return false; }
-  const user = await me.json();
-  const showUser = () => { $("#user").textContent = `${user.name} (${words("roles")[user.role] || user.role})`; };
-  showUser(); renderNav(user.role, key);
-  $("#logout").onclick = async () => { await fetch("/api/logout", {method: "POST"}); location.href = "/login"; };
+  const user = await startPage(key, {title: `${key}Title`, onLang: () => { if (filterOptions) { renderFilter(submit); relabel(); } }});
+  if (!user) return false;
   const resp = await fetch("/api/ledger/options");
   if (resp.status === 401) { location.href = "/login"; return false; }
-  $("#lang").onclick = () => {
-    setLang(LANG === "zh" ? "en" : "zh"); applyStatic(); document.title = t(`${key}Title`);
-    showUser(); renderNav(user.role, key);
-    if (filterOptions) { renderFilter(submit); relabel(); }
-  };
   if (resp.status === 403) {
     $("#denied").hidden = false; $("#content").hidden = true; $("#filter").hidden = true;
     return false;

@@ -258,21 +258,10 @@ async function importCsv(dryRun) {
 
 // ---- the page -------------------------------------------------------------------------------
 
-function showUser(user) {
-  const el = $("#user");
-  el.textContent = `${user.name} (${MESSAGES[LANG].roles[user.role] || user.role})`;
-}
-
 (async () => {
-  applyStatic(); document.title = t("siteTitle");
-  const me = await fetch("/api/me");
-  if (!me.ok) { location.href = "/login"; return; }
-  const user = await me.json();
+  const user = await startPage("site", {title: "siteTitle", onLang: () => { if (site) renderTree(); }});
+  if (!user) return;
   role = user.role;
-  showUser(user);
-  renderNav(role, "site");
-  $("#lang").onclick = () => { setLang(LANG === "zh" ? "en" : "zh"); applyStatic(); document.title = t("siteTitle"); showUser(user); renderNav(role, "site"); if (site) renderTree(); };
-  $("#logout").onclick = async () => { await fetch("/api/logout", {method: "POST"}); location.href = "/login"; };
   if (EDITORS.includes(role)) {
     $("#forms").hidden = false;
     wireForms();

@@ -97,30 +97,17 @@ function fromAddress() {
   }
 }
 
-function showUser() {
-  const el = $("#user");
-  if (el.dataset.name) el.textContent = `${el.dataset.name} (${MESSAGES[LANG].roles[el.dataset.role] || el.dataset.role})`;
-}
-
 $("#building").onchange = (e) => { choice.building = e.target.value; choice.home = ""; choice.device = ""; fillPickers(); load(); };
 $("#home").onchange = (e) => { choice.home = e.target.value; choice.device = ""; fillPickers(); load(); };
 $("#device").onchange = (e) => { choice.device = e.target.value; load(); };
 $("#field").onchange = (e) => { choice.field = e.target.value; load(); };
 document.querySelectorAll("[data-range]").forEach((b) => { b.onclick = () => { choice.range = b.dataset.range; fillPickers(); load(); }; });
-$("#lang").onclick = () => { setLang(LANG === "zh" ? "en" : "zh"); applyStatic(); showUser(); renderNav(role, "trends"); if (targets) fillPickers(); draw(lastTrend); };
-$("#logout").onclick = async () => { await fetch("/api/logout", {method: "POST"}); location.href = "/login"; };
 window.addEventListener("resize", () => { if (chart) chart.setSize({width: $("#chart").clientWidth - 20, height: 380}); });
 
 (async () => {
-  applyStatic();
-  const me = await fetch("/api/me");
-  if (!me.ok) { location.href = "/login"; return; }
-  const user = await me.json();
+  const user = await startPage("trends", {onLang: () => { if (targets) fillPickers(); draw(lastTrend); }});
+  if (!user) return;
   role = user.role;
-  $("#user").dataset.role = user.role;
-  $("#user").dataset.name = user.name;
-  showUser();
-  renderNav(role, "trends");
   const resp = await fetch("/api/trends/targets");
   if (resp.status === 401) { location.href = "/login"; return; }
   targets = await resp.json();
