@@ -13,7 +13,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable
 from datetime import UTC, datetime
-from typing import Any, Self
+from typing import Annotated, Any, Self
 
 from fastapi import APIRouter, HTTPException, Query, status
 from fastapi.sse import EventSourceResponse, ServerSentEvent
@@ -23,11 +23,13 @@ from cloud.alarms import Alarm, AlarmError, FalseAlarmCause, LogEntry, Outcome
 from cloud.ingest import alarm_message
 from cloud.service import Cloud
 from cloud.users import DUTY_ROLES
-from cloud.web.deps import CloudDep, DutyUser, SupervisorUser
+from cloud.web.deps import CloudDep, DutyUser, RowId, SupervisorUser
 from contract.models import Command, utc_now
 from contract.site import Resident
 
 router = APIRouter(prefix="/api/alarms", tags=["alarms"])
+
+_MAX_ID = 2**63 - 1  # SQLite's INTEGER (as RowId)
 
 KEEPALIVE_S = 15.0
 #: A stream ends after this long; the page reconnects at once (its session cookie is checked
@@ -131,7 +133,7 @@ async def active_alarms(
 
 
 class ShownIds(BaseModel):
-    ids: list[int] = Field(min_length=1, max_length=5000)
+    ids: list[Annotated[int, Field(ge=1, le=_MAX_ID)]] = Field(min_length=1, max_length=5000)
 
 
 class ShownResult(BaseModel):
@@ -219,7 +221,7 @@ def _not_found_or_conflict(exc: AlarmError) -> HTTPException:
 
 
 @router.get("/{alarm_id}", response_model=AlarmCase)
-async def one_alarm(alarm_id: int, cloud: CloudDep, user: DutyUser) -> AlarmCase:
+async def one_alarm(alarm_id: RowId, cloud: CloudDep, user: DutyUser) -> AlarmCase:
     try:
         alarm = await cloud.book.get(alarm_id)
     except AlarmError as exc:
@@ -233,7 +235,7 @@ async def one_alarm(alarm_id: int, cloud: CloudDep, user: DutyUser) -> AlarmCase
 
 
 @router.get("/{alarm_id}/resident", response_model=ResidentProfile)
-async def resident(alarm_id: int, cloud: CloudDep, user: DutyUser) -> ResidentProfile:
+async def resident(alarm_id: RowId, cloud: CloudDep, user: DutyUser) -> ResidentProfile:
     """The residents of the alarm's home (name, age, conditions that matter to responders,
     emergency contacts), from the site registry as it is now. Duty roles only; every read is
     audited (action `resident_read`)."""
@@ -283,13 +285,13 @@ async def _change(cloud: Cloud, action: Awaitable[Alarm], *, announce: bool = Tr
 
 
 @router.post("/{alarm_id}/shown", response_model=Alarm)
-async def shown(alarm_id: int, cloud: CloudDep, user: DutyUser) -> Alarm:
+async def shown(alarm_id: RowId, cloud: CloudDep, user: DutyUser) -> Alarm:
     """The page reports that it drew this alarm: the 'shown to an operator' time."""
     return await _change(cloud, cloud.book.mark_shown(alarm_id, user.name), announce=False)
 
 
 @router.post("/{alarm_id}/accept", response_model=Alarm)
-async def accept(alarm_id: int, cloud: CloudDep, user: DutyUser) -> Alarm:
+async def accept(alarm_id: RowId, cloud: CloudDep, user: DutyUser) -> Alarm:
     alarm = await _change(cloud, cloud.book.accept(alarm_id, user.name))
     if alarm.kind == "call":
         # light "help is coming" at the resident's button
@@ -307,7 +309,9 @@ async def accept(alarm_id: int, cloud: CloudDep, user: DutyUser) -> Alarm:
 
 
 @router.post("/{alarm_id}/resolve", response_model=Alarm)
-async def resolve(alarm_id: int, resolution: Resolution, cloud: CloudDep, user: DutyUser) -> Alarm:
+async def resolve(
+    alarm_id: RowId, resolution: Resolution, cloud: CloudDep, user: DutyUser
+) -> Alarm:
     """Close the case (办结) with its outcome; a false alarm needs its cause (422 without)."""
     return await _change(
         cloud,
@@ -318,18 +322,18 @@ async def resolve(alarm_id: int, resolution: Resolution, cloud: CloudDep, user: 
 
 
 @router.post("/{alarm_id}/dispatch", response_model=Alarm)
-async def dispatch(alarm_id: int, body: Dispatch, cloud: CloudDep, user: DutyUser) -> Alarm:
+async def dispatch(alarm_id: RowId, body: Dispatch, cloud: CloudDep, user: DutyUser) -> Alarm:
     """Someone is sent to an accepted case (grid worker, property company, 119/120)."""
     return await _change(cloud, cloud.book.dispatch(alarm_id, user.name, body.to, body.note))
 
 
 @router.post("/{alarm_id}/feedback", response_model=Alarm)
-async def feedback(alarm_id: int, body: Feedback, cloud: CloudDep, user: DutyUser) -> Alarm:
+async def feedback(alarm_id: RowId, body: Feedback, cloud: CloudDep, user: DutyUser) -> Alarm:
     """What happened, for the resident and the record (情况反馈); may be given more than once."""
     return await _change(cloud, cloud.book.feedback(alarm_id, user.name, body.note))
 
 
 @router.post("/{alarm_id}/verify", response_model=Alarm)
-async def verify(alarm_id: int, body: Note, cloud: CloudDep, user: SupervisorUser) -> Alarm:
+async def verify(alarm_id: RowId, body: Note, cloud: CloudDep, user: SupervisorUser) -> Alarm:
     """A supervisor confirms that a resolved case is really closed (督办落实)."""
     return await _change(cloud, cloud.book.verify(alarm_id, user.name, body.note), announce=False)

@@ -6,7 +6,8 @@ resident's profile — for duty roles only, every read in the audit."""
 from __future__ import annotations
 
 import sqlite3
-from datetime import datetime, timedelta
+import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -258,3 +259,38 @@ async def test_a_board_reports_what_it_drew_in_one_request(
     [top] = (await operator.get("/api/alarms", params={"limit": 1})).json()
     assert top["id"] == call["id"]  # the most severe
     assert (await operator.get("/api/alarms", params={"limit": 0})).status_code == 422
+
+
+async def test_an_alarm_made_more_severe_gets_the_shorter_budget_of_its_new_level(
+    cloud: RunningCloud, operator: httpx.AsyncClient, gw1: Publisher
+) -> None:
+    def methane(value: float) -> dict[str, Any]:
+        return {
+            "id": str(uuid.uuid4()),
+            "gateway": "gw-ld01",
+            "boot": "boot1",
+            "seq": 1,
+            "readings": [
+                {
+                    "device": "gas-0101",
+                    "ts": datetime.now(UTC).isoformat(),
+                    "kind": "gas",
+                    "values": {"ch4_pct_lel": value},
+                }
+            ],
+        }
+
+    gw1.publish("sc/v1/gw-ld01/telemetry", methane(14.5))  # level II: five minutes
+    alarm = await one_alarm(operator, "gas-0101")
+    assert alarm["level"] == 2
+    assert stamp(alarm, "accept_by") - stamp(alarm, "received_at") == timedelta(seconds=300)
+
+    gw1.publish("sc/v1/gw-ld01/telemetry", methane(30.0))  # level I now: a minute
+
+    async def raised() -> dict[str, Any] | None:
+        now = await one_alarm(operator, "gas-0101")
+        return now if now["level"] == 1 else None
+
+    worse = await eventually(raised)
+    assert worse["id"] == alarm["id"] and worse["received_at"] == alarm["received_at"]
+    assert stamp(worse, "accept_by") - stamp(worse, "received_at") == timedelta(seconds=60)

@@ -492,16 +492,11 @@ document.addEventListener("visibilitychange", () => { if (document.visibilitySta
 $("#sound").onclick = () => setSound(!soundEnabled);
 $("#case-close").onclick = () => $("#case").close();
 $("#case").addEventListener("close", () => { caseExtras = null; });
-function showUser() {
-  const el = $("#user");
-  if (el.dataset.name) el.textContent = `${el.dataset.name} (${MESSAGES[LANG].roles[el.dataset.role] || el.dataset.role})`;
-}
-$("#lang").onclick = () => {
-  setLang(LANG === "zh" ? "en" : "zh"); applyStatic(); setSound(soundEnabled); showUser(); renderNav(ROLE, "board");
-  setConn($("#conn").classList.contains("up")); redrawAll(); drawAwaiting();
+// After a language switch (the shared header, i18n.js startPage, relabels the rest).
+function relabel() {
+  setSound(soundEnabled); setConn($("#conn").classList.contains("up")); redrawAll(); drawAwaiting();
   if ($("#case").open) openCase(Number($("#case").dataset.id));
-};
-$("#logout").onclick = async () => { await fetch("/api/logout", {method: "POST"}); location.href = "/login"; };
+}
 
 // Whether this session may watch alarms: a lapsed session goes back to the sign-in page, a
 // role without duty rights (e.g. an installer) gets a plain message instead of an empty board
@@ -521,14 +516,9 @@ async function mayView() {
 }
 
 (async () => {
-  applyStatic(); setSound(false);
-  const me = await fetch("/api/me");
-  if (!me.ok) { location.href = "/login"; return; }
-  const user = await me.json();
+  setSound(false);
+  const user = await startPage("board", {onLang: relabel});
+  if (!user) return;
   ROLE = user.role;
-  $("#user").dataset.role = user.role;
-  $("#user").dataset.name = user.name;
-  showUser();
-  renderNav(user.role, "board");
   if (await mayView()) { drawAwaiting(); connect(); }
 })();
