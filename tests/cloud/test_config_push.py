@@ -11,10 +11,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from contract.models import Reply, encode
 from edge.config import load_gateway_config
 from gateway.agent import AgentOptions, GatewayAgent
 from gateway.uplink import BrokerParams, UplinkOptions
 from tests.cloud.conftest import (
+    Publisher,
     RunningCloud,
     cloud_settings,
     eventually,
@@ -136,3 +138,16 @@ async def cloud_admin_audit(cloud: RunningCloud) -> dict[str, list[str]]:
     for entry in entries:
         found.setdefault(entry["action"], []).append(entry["detail"])
     return found
+
+
+async def test_a_bad_reply_is_rejected_with_its_reason_and_kept(
+    cloud: RunningCloud, gw1: Publisher, operator: httpx.AsyncClient
+) -> None:
+    gw1.publish("sc/v1/gw-ld01/reply", b"{not json")
+    lie = Reply(id="cfg-gw-ld02-v1", gateway="gw-ld02", ok=True, detail="")
+    gw1.publish("sc/v1/gw-ld01/reply", encode(lie))
+    counts = cloud.cloud.rejects.counts
+    await eventually(lambda: counts["malformed_json"] == 1 and counts["gateway_mismatch"] == 1)
+    kept = (await operator.get("/api/rejected")).json()
+    assert {k["topic"] for k in kept} == {"sc/v1/gw-ld01/reply"}
+    assert cloud.cloud.ingest.counts["replies"] == 0

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 import pytest
 
 from cloud.credentials import IssuedCredential
+from contract.models import Reply, encode
 from tests.cloud.conftest import RunningCloud, eventually
 from tests.security.helpers import Session, can_connect, open_session
 from tests.servers import Mosquitto
@@ -61,10 +62,13 @@ async def test_a_gateway_cannot_publish_into_another_gateways_subtree(
 ) -> None:
     # Mosquitto acknowledges a denied publish and drops it; the marker published after it on
     # the same connection arrives, so had the spoof been passed on it would have come first.
+    # (the marker is a well-formed reply: the cloud reads replies too)
+    marker = encode(Reply(id=str(uuid.uuid4()), gateway="gw-ld01", ok=True, detail="marker"))
     await asyncio.to_thread(gw1.publish, "sc/v1/gw-ld02/event", event("gw-ld02", "smoke-0201"))
-    await asyncio.to_thread(gw1.publish, "sc/v1/gw-ld01/reply", b"marker")
+    await asyncio.to_thread(gw1.publish, "sc/v1/gw-ld01/reply", marker)
     topic, payload = await asyncio.to_thread(listener.next_message)
-    assert (topic, payload) == ("sc/v1/gw-ld01/reply", b"marker")
+    assert (topic, payload) == ("sc/v1/gw-ld01/reply", marker)
+    await eventually(lambda: managed.cloud.ingest.counts["replies"] == 1)
     assert listener.messages.empty()
     assert not gw1.gone.is_set()  # refused silently, not disconnected
     # and the cloud neither raised an alarm for gw-ld02 nor saw anything to reject
