@@ -110,6 +110,34 @@ async def gateways(cloud: CloudDep, user: ProvisionerUser) -> list[GatewayProvis
     return out
 
 
+class Problem(BaseModel):
+    detail: str
+
+
+@router.post(
+    "/provision/gateways/{gateway_id}/revoke",
+    response_model=CredentialInfo,
+    responses={404: {"model": Problem}, 503: {"model": Problem}},
+    summary="Revoke a gateway's broker credential (a lost or stolen box)",
+)
+async def revoke(gateway_id: str, cloud: CloudDep, user: ProvisionerUser) -> CredentialInfo:
+    """The gateway can no longer connect and a connected session is cut; its history and
+    device bindings stay. Claiming it again with a new code gives it a new credential."""
+    if not cloud.registry.has_gateway(gateway_id):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no gateway {gateway_id!r}")
+    try:
+        await cloud.credentials.revoke(gateway_id, user.name)
+    except BrokerNotUpdated as exc:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            f"revoked in the registry, but the broker could not be told yet: {exc}",
+        ) from None
+    info = await cloud.credentials.info(gateway_id)
+    if info is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"gateway {gateway_id!r} was never claimed")
+    return info
+
+
 @router.get("/provision/failures", response_model=list[ClaimFailure])
 async def failures(cloud: CloudDep, user: ReaderUser) -> list[ClaimFailure]:
     """Refused claim codes, newest first (supervisors and admins)."""

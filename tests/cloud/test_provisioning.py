@@ -27,7 +27,7 @@ from tests.security.conftest import (  # noqa: F401  (fixtures: a broker the clo
     certs,
     managed,
 )
-from tests.security.helpers import can_connect
+from tests.security.helpers import Session, can_connect, open_session
 from tests.servers import Mosquitto
 
 CODE = re.compile(rf"^[{CLAIM_ALPHABET}]{{4}}-[{CLAIM_ALPHABET}]{{4}}$")
@@ -313,3 +313,37 @@ def _seconds_until(iso: str) -> float:
 
 def _role(user: str) -> str:
     return {"op": "operator", "sup": "supervisor", "inst": "installer", "adm": "admin"}[user]
+
+
+async def test_revoking_a_lost_gateway_cuts_it_off_until_it_is_claimed_again(
+    managed: RunningCloud, broker: Mosquitto, installer: httpx.AsyncClient
+) -> None:
+    resp = await claim(managed, await new_code(installer))
+    password = resp.json()["broker"]["password"]
+    session = await eventually(lambda: _session_if_accepted(broker, password))
+    try:
+        resp = await installer.post("/api/provision/gateways/gw-ld01/revoke")
+        assert resp.status_code == 200, resp.text
+        assert resp.json()["revoked_at"] is not None and resp.json()["gateway"] == "gw-ld01"
+        await eventually(session.gone.is_set)  # the connected box is cut off
+        assert not await can_connect(broker.port, "gw-ld01", password)
+    finally:
+        await asyncio.to_thread(session.close)
+    # history and bindings stay: a new claim brings the gateway back
+    resp = await claim(managed, await new_code(installer))
+    renewed = resp.json()["broker"]["password"]
+    assert await eventually(lambda: can_connect(broker.port, "gw-ld01", renewed))
+    assert (await installer.post("/api/provision/gateways/gw-nowhere/revoke")).status_code == 404
+    operator = await signed_in(managed.url, "op")
+    try:
+        assert (await operator.post("/api/provision/gateways/gw-ld01/revoke")).status_code == 403
+    finally:
+        await operator.aclose()
+
+
+async def _session_if_accepted(broker: Mosquitto, password: str) -> Session | None:
+    session = await open_session(broker.port, "gw-ld01", password)
+    if session.accepted:
+        return session
+    await asyncio.to_thread(session.close)
+    return None

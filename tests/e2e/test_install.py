@@ -133,6 +133,13 @@ async def test_installer_claims_and_walk_tests_a_gateway(
     for private in ("王秀英", "王建国", "139 0000", "高血压"):
         assert private not in text
 
+    # the box goes missing: its credential is revoked from the page (after a confirmation)
+    page.once("dialog", lambda dialog: dialog.accept())
+    await info.get_by_role("button", name="吊销凭据（设备丢失/被盗）").click()
+    await expect(info.locator("[data-field=credential]")).to_contain_text("已吊销")
+    creds = await cloud.cloud.credentials.info("gw-ld01")
+    assert creds is not None and creds.revoked_at is not None
+
     # English on request
     await page.locator("#lang").click()
     await expect(summary.locator("[data-field=who]")).to_contain_text("started by inst")

@@ -19,7 +19,7 @@ Object.assign(MESSAGES.zh, {
   instAllSeen: "所有设备均已触发", instRunning: "测试进行中", instStartedBy: "开始人", instEndsIn: "剩余",
   instSummary: "测试结果", instEndedBy: "结束人", instEndedAt: "结束于", instStartedAt: "开始于",
   instSeenCount: "已触发", instTestAlarms: "测试告警（未推送值班室）", instNoTestAlarms: "无测试告警",
-  instBuilding: "楼栋", instDevices: "台设备", instCredential: "网关凭据", instClaimed: "已认领",
+  instBuilding: "楼栋", instDevices: "台设备", instCredential: "网关凭据", instRevoke: "吊销凭据（设备丢失/被盗）", instRevokeConfirm: "吊销网关 {gateway} 的凭据？它将立即断开且无法再连接，直到用新的认领码重新认领。", instClaimed: "已认领",
   instNotClaimed: "尚未认领", instRevoked: "已吊销", instPending: "有未使用的认领码，有效至",
   instBy: "由", instState: "网关状态", instNoStatus: "未上报", instEvents: "次",
   eventTypes: {press: "按下呼叫", cancel: "取消", alarm: "报警", clear: "解除", test: "测试", fault: "故障", restore: "恢复", battery_low: "低电量", tamper: "防拆", heartbeat: "心跳"},
@@ -40,7 +40,7 @@ Object.assign(MESSAGES.en, {
   instAllSeen: "Every device has been seen", instRunning: "Walk test running", instStartedBy: "started by", instEndsIn: "ends in",
   instSummary: "Walk test result", instEndedBy: "ended by", instEndedAt: "ended", instStartedAt: "started",
   instSeenCount: "Seen", instTestAlarms: "Test alarms (not sent to the duty room)", instNoTestAlarms: "No test alarms",
-  instBuilding: "Building", instDevices: "devices", instCredential: "Credential", instClaimed: "claimed",
+  instBuilding: "Building", instDevices: "devices", instCredential: "Credential", instRevoke: "Revoke (box lost or stolen)", instRevokeConfirm: "Revoke the credential of gateway {gateway}? It is cut off at once and cannot connect until it is claimed again with a new code.", instClaimed: "claimed",
   instNotClaimed: "not claimed yet", instRevoked: "revoked", instPending: "an unused claim code, valid until",
   instBy: "by", instState: "Gateway", instNoStatus: "no status yet", instEvents: "events",
   eventTypes: {press: "call pressed", cancel: "cancel", alarm: "alarm", clear: "clear", test: "test", fault: "fault", restore: "restore", battery_low: "low battery", tamper: "tamper", heartbeat: "heartbeat"},
@@ -124,10 +124,23 @@ function renderInfo() {
   const state = g.state ? `${g.state === "online" ? t("online") : t("offline")} · ${when(g.last_seen)}` : t("instNoStatus");
   $("#gw-info").innerHTML = `
     <div><b>${esc(t("instBuilding"))}</b> ${esc(g.community)} · ${esc(g.grid)} · ${esc(g.building)} · ${g.devices} ${esc(t("instDevices"))}</div>
-    <div data-field="credential" class="${cred && !cred.revoked_at ? "ok" : "muted"}"><b>${esc(t("instCredential"))}</b> ${esc(credText)}</div>
+    <div data-field="credential" class="${cred && !cred.revoked_at ? "ok" : "muted"}"><b>${esc(t("instCredential"))}</b> ${esc(credText)}
+      ${cred && !cred.revoked_at ? `<button id="revoke" class="link">${esc(t("instRevoke"))}</button>` : ""}</div>
     <div data-field="state"><b>${esc(t("instState"))}</b> <span class="gw-state ${esc(g.state || "unknown")}">${esc(state)}</span></div>
     ${g.pending_code ? `<div data-field="pending" class="muted">${esc(t("instPending"))} ${when(g.pending_code.expires_at)} (${esc(g.pending_code.created_by)})</div>` : ""}`;
 }
+
+// A lost or stolen box: its broker credential is revoked (a connected session is cut);
+// claiming the gateway again with a new code brings it back.
+async function revokeCredential() {
+  if (!confirm(fmtGateway(t("instRevokeConfirm")))) return;
+  showError("#claim-error", "");
+  const resp = await fetch(`/api/provision/gateways/${encodeURIComponent(selected())}/revoke`, {method: "POST"});
+  if (!resp.ok) showError("#claim-error", await detail(resp));
+  await loadGateways();
+}
+function fmtGateway(text) { return text.replace("{gateway}", selected()); }
+$("#gw-info").addEventListener("click", (ev) => { if (ev.target.id === "revoke") revokeCredential(); });
 
 // ---- claim codes ---------------------------------------------------------------------------
 
