@@ -8,6 +8,7 @@ from pathlib import Path
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES, GZipMiddleware
 from starlette.middleware.sessions import SessionMiddleware
 
 from cloud.service import Cloud
@@ -64,6 +65,13 @@ def create_app(cloud: Cloud) -> FastAPI:
         max_age=settings.session_max_age_s,
         same_site="strict",
         https_only=settings.environment == "production",
+    )
+    # pages, scripts and JSON go compressed (a duty-room PC may sit on a thin line); the live
+    # stream is left alone (Starlette never buffers text/event-stream), as are xlsx (a zip)
+    app.add_middleware(
+        GZipMiddleware,
+        minimum_size=1024,
+        exclude_content_types=(*DEFAULT_EXCLUDED_CONTENT_TYPES, ledger.XLSX),
     )
     app.include_router(status.router)
     app.include_router(auth.router)

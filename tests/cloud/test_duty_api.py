@@ -163,3 +163,16 @@ async def test_stats_report_the_brokers_dropped_counter(
 async def _json_if(coro: Any, predicate: Any) -> Any:
     value = (await coro).json()
     return value if predicate(value) else None
+
+
+async def test_pages_and_json_travel_compressed_and_the_live_stream_is_not_held_back(
+    cloud: RunningCloud, operator: httpx.AsyncClient
+) -> None:
+    async with httpx.AsyncClient(base_url=cloud.url) as anon:
+        script = await anon.get("/static/board.js", headers={"Accept-Encoding": "gzip"})
+    assert script.headers["content-encoding"] == "gzip"
+    assert "EventSource" in script.text  # httpx undoes the gzip: the script itself came
+    async with operator.stream("GET", "/api/alarms/stream") as stream:
+        assert "content-encoding" not in stream.headers
+        lines = stream.aiter_lines()
+        assert await anext(lines) == "event: snapshot"  # arrives at once, not buffered
