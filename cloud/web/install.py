@@ -281,21 +281,23 @@ async def _events(
 
 
 async def _readings(
-    cloud: Cloud, gateway: str, device: str, kind: Kind | None, start: datetime, end: datetime
-) -> dict[str, tuple[datetime, float]]:
-    fields = (*FIELDS.get(kind, ()), *COMMON_FIELDS) if kind else (*COMMON_FIELDS,)
-    latest: dict[str, tuple[datetime, float]] = {}
-    for field in fields:
-        try:
-            points = await cloud.store.query(
-                gateway=gateway, device=device, field=field, start=start, end=end
-            )
-        except StoreError as exc:
-            log.warning("walk test: telemetry not read device=%s error=%r", device, str(exc))
-            return latest
-        if points:
-            latest[field] = points[-1]
-    return latest
+    cloud: Cloud, gateway: str, start: datetime, end: datetime
+) -> dict[str, dict[str, tuple[datetime, float]]]:
+    """device → field → the newest reading since the test began: one query for the gateway."""
+    try:
+        points = await cloud.store.latest(since=start)
+    except StoreError as exc:
+        log.warning("walk test: telemetry not read gateway=%s error=%r", gateway, str(exc))
+        return {}
+    found: dict[str, dict[str, tuple[datetime, float]]] = {}
+    for point in points:
+        if point.gateway == gateway and point.ts <= end:
+            found.setdefault(point.device, {})[point.field] = (point.ts, point.value)
+    return found
+
+
+def _fields(kind: Kind | None) -> tuple[str, ...]:
+    return (*FIELDS.get(kind, ()), *COMMON_FIELDS) if kind else (*COMMON_FIELDS,)
 
 
 @router.get("/walktests/{window_id}/live", response_model=WalkTestLive)
@@ -316,6 +318,7 @@ async def walk_test_live(window_id: RowId, cloud: CloudDep, user: InstallerUser)
     for event in events:
         by_device.setdefault(str(event["device"]), []).append(event)
     registry = cloud.registry
+    latest = await _readings(cloud, window.gateway, start, end + timedelta(seconds=1))
     devices: list[LiveDevice] = []
     for (gateway, device), model in sorted(registry.devices().items()):
         if gateway != window.gateway or (window.devices and device not in window.devices):
@@ -329,7 +332,8 @@ async def walk_test_live(window_id: RowId, cloud: CloudDep, user: InstallerUser)
             for name, value in json.loads(str(event["values"]) or "{}").items():
                 if value is not None:
                     values[name] = (at, float(value))
-        readings = await _readings(cloud, gateway, device, kind, start, end + timedelta(seconds=1))
+        wanted = _fields(kind)
+        readings = {f: v for f, v in latest.get(device, {}).items() if f in wanted}
         for name, (at, value) in readings.items():
             if name not in values or values[name][0] <= at:
                 values[name] = (at, value)
