@@ -3,6 +3,7 @@ the ACL the cloud generates) runs on the real Mosquitto with only paths and port
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import ssl
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.security.conftest import Certs, broker_group
-from tests.security.helpers import can_connect, trusting
+from tests.security.helpers import can_connect, open_session, trusting
 from tests.servers import REPO, Mosquitto, _stop, free_port
 
 DEPLOY = REPO / "deploy" / "mosquitto"
@@ -79,3 +80,29 @@ async def test_the_shipped_configuration_serves_plain_and_tls_with_accounts(
         old.minimum_version = old.maximum_version = ssl.TLSVersion.TLSv1_1
     with pytest.raises(ssl.SSLError):
         await can_connect(shipped.tls_port, "cloud", password, tls=old)
+
+
+async def test_no_client_can_take_over_another_accounts_session(
+    shipped: Mosquitto, certs: Certs
+) -> None:
+    """A gateway that connects with the cloud's client id must not cut the cloud off (nor, with
+    a clean session, erase what the broker queued for the cloud) — on either listener."""
+    gateway_password = shipped.add_user("gw-ld01")
+    shipped.reload()
+    for port, tls in ((shipped.port, None), (shipped.tls_port, trusting(certs.files.ca))):
+        cloud = await open_session(
+            port, "cloud", shipped.users["cloud"], client_id="sc-cloud-ingest", tls=tls
+        )
+        try:
+            assert cloud.accepted
+            intruder = await open_session(
+                port, "gw-ld01", gateway_password, client_id="sc-cloud-ingest", tls=tls
+            )
+            try:
+                assert intruder.accepted  # it may connect — as itself
+                await asyncio.sleep(0.5)
+                assert not cloud.gone.is_set(), f"the cloud's session was taken over ({port})"
+            finally:
+                await asyncio.to_thread(intruder.close)
+        finally:
+            await asyncio.to_thread(cloud.close)
