@@ -233,8 +233,11 @@ class Claims:
             mine = await cursor.fetchone()
         async with self.db.execute(
             "SELECT COUNT(*) AS n, MIN(at) AS first FROM"
-            " (SELECT at FROM claim_failures WHERE at > ? ORDER BY at DESC LIMIT ?)",
-            (since, GLOBAL_FAILURES),
+            " (SELECT at FROM claim_failures WHERE at > ? AND reason != ?"
+            " ORDER BY at DESC LIMIT ?)",
+            # a malformed code guesses nothing: it counts against its address, not everyone's
+            # (else a few addresses sending junk could keep every installer out)
+            (since, ClaimRefusal.MALFORMED.value, GLOBAL_FAILURES),
         ) as cursor:
             everyone = await cursor.fetchone()
         assert mine is not None and everyone is not None

@@ -188,6 +188,18 @@ class GatewayCredentials:
             await self._push(cut=[gateway])
         log.info("credential revoked gateway=%s by=%s", gateway, actor)
 
+    async def revoke_missing(self, registered: set[str], actor: str) -> list[str]:
+        """Revoke the live credential of every gateway no longer in the registry (a site
+        listener: the broker must not keep an account the registry dropped)."""
+        gone = [
+            info.gateway
+            for info in await self.all()
+            if info.revoked_at is None and info.gateway not in registered
+        ]
+        for gateway in gone:
+            await self.revoke(gateway, actor)
+        return gone
+
     async def info(self, gateway: str) -> CredentialInfo | None:
         async with (
             self.lock,

@@ -121,9 +121,29 @@ class Prepared:
         )
 
 
+def _check_broker_access(settings: CloudSettings) -> None:
+    """In production a bundle must point the gateway at the broker's real address, over TLS:
+    the cloud's own MQTT address is usually loopback, which no gateway can reach, and a
+    password sent in the clear on a building's network is a password given away."""
+    if settings.environment != "production":
+        return
+    host = settings.gateway_mqtt_host
+    if host is None or host in {"localhost", "::1"} or host.startswith("127."):
+        raise BundleError(
+            "SC_CLOUD_GATEWAY_MQTT_HOST must name the broker as the gateways reach it "
+            f"(it is {host!r}): no bundle is issued until it does"
+        )
+    if settings.gateway_mqtt_ca_file is None:
+        raise BundleError(
+            "SC_CLOUD_GATEWAY_MQTT_CA_FILE is not set: in production gateways connect over "
+            "TLS (port 8883), so a bundle carries the CA they must trust"
+        )
+
+
 async def prepare(settings: CloudSettings, site: Site, gateway: str) -> Prepared:
     """The bundle's documents for the gateway as the registry has it now; BundleError if not
     possible."""
+    _check_broker_access(settings)
     version = f"claim-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
     config, site_text = await asyncio.to_thread(_documents, site, gateway, version)
     ca_pem: str | None = None

@@ -31,10 +31,11 @@ from cloud.reload import RulesReloader, check_against_site
 from cloud.rules import RulesCore, load_rules_with_digest
 from cloud.settings import CloudSettings
 from cloud.site_service import SiteService
-from cloud.site_store import SiteStore, load_or_seed
+from cloud.site_store import SiteStore, SiteVersion, load_or_seed
 from cloud.store import open_store
 from cloud.store.base import TelemetryStore
 from cloud.users import Role, Users
+from contract.site import Site
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[Cloud]:
         book = AlarmBook(db, registry)
         audit = Audit(db, book.lock)
         rejects = RejectLog(db, book.lock, keep=settings.keep_rejected)
-        users = Users(db, book.lock)
+        users = Users(db, book.lock, audit)
         for name, (role, password) in settings.bootstrap_users.items():
             await users.ensure(name, Role(role), password.get_secret_value())
         maintenance = Maintenance(db, book.lock, audit)
@@ -142,6 +143,13 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[Cloud]:
         # a device bound, moved or removed reaches its gateway as cmd/config
         config_push = ConfigPush(registry.site, ingest.send_command, audit)
         site.listeners.append(config_push.on_site)
+
+        async def revoke_removed(new_site: Site, version: SiteVersion) -> None:
+            registered = {gw.id for gw in new_site.gateways}
+            actor = f"system (site v{version.version})"
+            await credentials.revoke_missing(registered, actor)
+
+        site.listeners.append(revoke_removed)
         ingest.on_reply = config_push.on_reply
         yield Cloud(
             settings=settings,

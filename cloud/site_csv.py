@@ -90,10 +90,13 @@ class _Errors:
 
 def decode(raw: bytes) -> str:
     """UTF-8 (BOM or not), UTF-16 with a BOM, else GBK (as GB18030, its superset)."""
-    if raw.startswith(b"\xef\xbb\xbf"):
-        return raw[3:].decode("utf-8")
-    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return raw.decode("utf-16")
+    try:
+        if raw.startswith(b"\xef\xbb\xbf"):
+            return raw[3:].decode("utf-8")
+        if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+            return raw.decode("utf-16")
+    except UnicodeDecodeError:
+        raise _unreadable() from None  # a byte-order mark, then something else
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -101,15 +104,19 @@ def decode(raw: bytes) -> str:
     try:
         return raw.decode("gb18030")
     except UnicodeDecodeError:
-        raise CsvRejected(
-            [
-                RowError(
-                    row=0,
-                    zh="无法识别文件编码：请另存为 UTF-8 或 GBK 编码的 CSV",
-                    en="cannot read the file's encoding: save it as CSV in UTF-8 or GBK",
-                )
-            ]
-        ) from None
+        raise _unreadable() from None
+
+
+def _unreadable() -> CsvRejected:
+    return CsvRejected(
+        [
+            RowError(
+                row=0,
+                zh="无法识别文件编码：请另存为 UTF-8 或 GBK 编码的 CSV",
+                en="cannot read the file's encoding: save it as CSV in UTF-8 or GBK",
+            )
+        ]
+    )
 
 
 def _slug(value: str) -> str:

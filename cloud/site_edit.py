@@ -320,7 +320,9 @@ def rename_home(site: Site, home_id: str, name: str) -> Change:
     return Change(validated(tree), "site_home_changed", f"home {home_id} renamed {old} → {name}")
 
 
-def remove_home(site: Site, home_id: str) -> Change:
+def remove_home(site: Site, home_id: str, *, drop_residents: bool = False) -> Change:
+    """Remove a home with nothing bound to it; residents on file go only with
+    `drop_residents` (an admin's call)."""
     tree = _tree(site)
     building, home = _home(tree, home_id)
     bound = [
@@ -333,6 +335,11 @@ def remove_home(site: Site, home_id: str) -> Change:
         raise SiteEditError(
             f"房屋 {home_id} 还绑定着设备 {'、'.join(bound)}：请先移走或拆除这些设备",
             f"home {home_id} has devices bound ({', '.join(bound)}): move or remove them first",
+        )
+    if home.get("residents") and not drop_residents:
+        raise SiteEditError(
+            f"房屋 {home_id} 登记有住户信息：只有管理员可以删除",
+            f"home {home_id} has residents on file: only an admin may remove it",
         )
     building["homes"].remove(home)
     reason = f"home {home_id} ({home['name']}) removed from building {building['id']}"

@@ -117,16 +117,20 @@ class Problem(BaseModel):
 @router.post(
     "/provision/gateways/{gateway_id}/revoke",
     response_model=CredentialInfo,
-    responses={404: {"model": Problem}, 503: {"model": Problem}},
+    responses={404: {"model": Problem}, 409: {"model": Problem}, 503: {"model": Problem}},
     summary="Revoke a gateway's broker credential (a lost or stolen box)",
 )
 async def revoke(gateway_id: str, cloud: CloudDep, user: ProvisionerUser) -> CredentialInfo:
     """The gateway can no longer connect and a connected session is cut; its history and
     device bindings stay. Claiming it again with a new code gives it a new credential."""
-    if not cloud.registry.has_gateway(gateway_id):
+    # a gateway gone from the registry may still hold a credential: that one can be revoked
+    known = await cloud.credentials.info(gateway_id) is not None
+    if not known and not cloud.registry.has_gateway(gateway_id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no gateway {gateway_id!r}")
     try:
         await cloud.credentials.revoke(gateway_id, user.name)
+    except InvalidGateway as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
     except BrokerNotUpdated as exc:
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE,
@@ -200,6 +204,8 @@ async def claim(
     try:
         prepared = await prepare(cloud.settings, cloud.registry.site, gateway)
     except BundleError as exc:
+        # nothing was issued: the code stays usable once the cause is mended
+        await cloud.claims.release(redeemed, f"no bundle: {exc}")
         await cloud.audit.record(actor, "claim.failed", f"gateway={gateway}: {exc}")
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
     try:

@@ -46,7 +46,7 @@ from cloud.site_edit import (
     set_residents,
 )
 from cloud.site_store import Replacement, SiteVersion
-from cloud.users import Role, User
+from cloud.users import DUTY_ROLES, Role, User
 from cloud.web.deps import AdminUser, CloudDep, CurrentUser, DutyUser
 from contract.models import GatewayId
 from contract.site import DeviceSpec, Name, Resident, Site, Slug, Street, Worker
@@ -153,7 +153,8 @@ class SiteTree(BaseModel):
     )
 
 
-def _tree(site: Site) -> tuple[Street, list[CommunityView]]:
+def _tree(site: Site, *, workers: bool) -> tuple[Street, list[CommunityView]]:
+    """`workers`: with the grid workers (name and phone) — duty roles only."""
     names = {
         home.id: home.name
         for community in site.communities
@@ -193,7 +194,7 @@ def _tree(site: Site) -> tuple[Street, list[CommunityView]]:
                 GridView(
                     id=g.id,
                     name=g.name,
-                    worker=g.worker,
+                    worker=g.worker if workers else None,
                     buildings=[
                         BuildingView(
                             id=b.id,
@@ -246,7 +247,7 @@ async def site_tree(cloud: CloudDep, user: CurrentUser) -> SiteTree:
     """The whole registry as a tree, without resident data (for every role)."""
     registry = cloud.registry
     site, version = registry.site, registry.version
-    street, communities = _tree(site)
+    street, communities = _tree(site, workers=user.role in DUTY_ROLES)
     hardware = cloud.site.hardware
     models, profiles = await asyncio.to_thread(
         lambda: (hardware.models_available(), hardware.profiles_available())
@@ -334,6 +335,7 @@ async def rename_a_community(
 
 @router.post("/grids", response_model=SiteChanged, status_code=status.HTTP_201_CREATED)
 async def new_grid(body: NewGrid, cloud: CloudDep, user: EditorUser) -> SiteChanged:
+    _may_set_worker(user, body.worker)
     return await _apply(
         cloud, user, lambda s: add_grid(s, body.community, body.id, body.name, body.worker)
     )
@@ -343,7 +345,18 @@ async def new_grid(body: NewGrid, cloud: CloudDep, user: EditorUser) -> SiteChan
 async def change_a_grid(
     grid_id: str, body: GridChange, cloud: CloudDep, user: EditorUser
 ) -> SiteChanged:
+    _may_set_worker(user, body.worker)
     return await _apply(cloud, user, lambda s: change_grid(s, grid_id, body.name, body.worker))
+
+
+def _may_set_worker(user: User, worker: Worker | None) -> None:
+    """The grid worker is told of every alarm of the grid and first in escalations: who that
+    is (and their phone) is the duty room's decision, not an installer's."""
+    if worker is not None and user.role is not Role.ADMIN:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            f"role {user.role} cannot set the grid worker (alarms go to that phone): an admin does",
+        )
 
 
 @router.post("/buildings", response_model=SiteChanged, status_code=status.HTTP_201_CREATED)
@@ -377,8 +390,10 @@ async def rename_a_home(
 
 @router.delete("/homes/{home_id}", response_model=SiteChanged)
 async def delete_home(home_id: str, cloud: CloudDep, user: EditorUser) -> SiteChanged:
-    """Refused (422) while devices are bound to the home."""
-    return await _apply(cloud, user, lambda s: remove_home(s, home_id))
+    """Refused (422) while devices are bound to the home, and for an installer while
+    residents are on file (their data is the duty room's: an admin removes it)."""
+    drop = user.role is Role.ADMIN
+    return await _apply(cloud, user, lambda s: remove_home(s, home_id, drop_residents=drop))
 
 
 # ---- residents (duty-room data) -------------------------------------------------------------

@@ -9,23 +9,29 @@ from __future__ import annotations
 import asyncio
 import math
 import re
+import shutil
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from datetime import datetime
+from pathlib import Path
 
 import httpx
 import pytest
 import yaml
+from pydantic import SecretStr
 
 from cloud.claims import ADDRESS_FAILURES, GLOBAL_FAILURES, WINDOW_S
+from cloud.provisioning import BundleError, prepare
+from cloud.settings import DEFAULT_SITE, CloudSettings
 from contract.provisioning import CLAIM_ALPHABET, CLAIM_CODE_LENGTH, ProvisioningBundle
-from contract.site import Site
+from contract.site import Site, load_site
 from gateway.config_store import parse
-from tests.cloud.conftest import RunningCloud, eventually, signed_in
+from tests.cloud.conftest import RunningCloud, eventually, running_cloud, signed_in
 from tests.security.conftest import (  # noqa: F401  (fixtures: a broker the cloud manages)
     broker,
     certs,
     managed,
+    managed_settings,
 )
 from tests.security.helpers import Session, can_connect, open_session
 from tests.servers import Mosquitto
@@ -236,6 +242,18 @@ async def test_malformed_codes_count_as_failures(
     assert (await claim(managed, "AAAA-AAAC", "127.0.0.4")).status_code == 429
 
 
+async def test_junk_from_many_addresses_does_not_lock_everyone_out(
+    managed: RunningCloud, installer: httpx.AsyncClient
+) -> None:
+    # malformed codes cannot guess anything: they count per address only
+    addresses = [f"127.0.3.{n}" for n in range(1, GLOBAL_FAILURES // 4 + 3)]
+    for address in addresses:
+        for _ in range(4):
+            assert (await claim(managed, "x", address)).status_code == 422
+    resp = await claim(managed, await new_code(installer), "127.0.4.1")
+    assert resp.status_code == 200, resp.text
+
+
 async def test_a_claim_while_the_broker_is_down_keeps_the_code_for_another_try(
     managed: RunningCloud, broker: Mosquitto, installer: httpx.AsyncClient
 ) -> None:
@@ -347,3 +365,64 @@ async def _session_if_accepted(broker: Mosquitto, password: str) -> Session | No
         return session
     await asyncio.to_thread(session.close)
     return None
+
+
+async def test_a_gateway_dropped_from_the_registry_loses_its_broker_account(
+    tmp_path: Path, broker: Mosquitto
+) -> None:
+    site_file = tmp_path / "site.yaml"
+    shutil.copy(DEFAULT_SITE, site_file)
+    settings = managed_settings(tmp_path, broker, site_file=site_file)
+    async with running_cloud(settings) as running:
+        admin = await signed_in(running.url, "adm")
+        try:
+            password = (await claim(running, await new_code(admin, "gw-ld02"))).json()
+            password = password["broker"]["password"]
+            assert await eventually(lambda: can_connect(broker.port, "gw-ld02", password))
+            # the street office's file no longer has gw-ld02; an admin re-imports it
+            site = yaml.safe_load(site_file.read_text(encoding="utf-8"))
+            site["gateways"] = [g for g in site["gateways"] if g["id"] != "gw-ld02"]
+            site_file.write_text(yaml.safe_dump(site, allow_unicode=True), encoding="utf-8")
+            assert (await admin.post("/api/site/reimport")).status_code == 200
+            info = await running.cloud.credentials.info("gw-ld02")
+            assert info is not None and info.revoked_at is not None
+            assert await eventually(lambda: _refused(can_connect(broker.port, "gw-ld02", password)))
+            # and it can still be revoked by hand (nothing to do now, but not a 404)
+            resp = await admin.post("/api/provision/gateways/gw-ld02/revoke")
+            assert resp.status_code == 200
+        finally:
+            await admin.aclose()
+
+
+async def _refused(connecting: Awaitable[bool]) -> bool:
+    return not await connecting
+
+
+@pytest.mark.parametrize(
+    ("host", "ca", "says"),
+    [
+        (None, True, "SC_CLOUD_GATEWAY_MQTT_HOST must name the broker"),
+        ("127.0.0.1", True, "SC_CLOUD_GATEWAY_MQTT_HOST must name the broker"),
+        ("broker.community.lan", False, "SC_CLOUD_GATEWAY_MQTT_CA_FILE is not set"),
+    ],
+)
+async def test_in_production_no_bundle_points_a_gateway_at_loopback_or_plain_mqtt(
+    tmp_path: Path, host: str | None, ca: bool, says: str
+) -> None:
+    ca_file = tmp_path / "ca.pem"
+    ca_file.write_text("-----BEGIN CERTIFICATE-----\n", encoding="ascii")
+    settings = CloudSettings(
+        environment="production",
+        session_secret=SecretStr("s" * 32),
+        mqtt_password=SecretStr("p"),
+        gateway_mqtt_host=host,
+        gateway_mqtt_ca_file=ca_file if ca else None,
+    )
+    site = load_site(DEFAULT_SITE)
+    with pytest.raises(BundleError, match=says):
+        await prepare(settings, site, "gw-ld01")
+    good = settings.model_copy(
+        update={"gateway_mqtt_host": "broker.community.lan", "gateway_mqtt_ca_file": ca_file}
+    )
+    prepared = await prepare(good, site, "gw-ld01")
+    assert (prepared.host, prepared.ca_pem) == ("broker.community.lan", ca_file.read_text())

@@ -32,8 +32,9 @@ from cloud.site_edit import (
     remove_device,
     remove_home,
     replace_device,
+    set_residents,
 )
-from contract.site import DeviceSpec, Site, Worker, load_site
+from contract.site import DeviceSpec, Resident, Site, Worker, load_site
 from tests.cloud.conftest import (
     Publisher,
     RunningCloud,
@@ -265,6 +266,17 @@ def test_english_headers_are_accepted(site: Site) -> None:
     )
     _, plan = plan_import(site, text.encode())
     assert [h.id for h in plan.homes] == ["h-07-0201"]
+
+
+@pytest.mark.parametrize(
+    "raw", [b"\xff\xfeA", b"\xef\xbb\xbf\xff\xfe\xfd", b"\xfe\xff\xd8\x00"], ids=str
+)
+def test_a_file_that_is_no_text_is_refused_with_a_reason(site: Site, raw: bytes) -> None:
+    # a byte-order mark followed by what it does not announce (found in review: was a 500)
+    with pytest.raises(CsvRejected) as caught:
+        plan_import(site, raw)
+    assert [e.row for e in caught.value.errors] == [0]
+    assert "UTF-8 or GBK" in caught.value.errors[0].en
 
 
 def test_a_bad_csv_lists_every_problem_by_row_and_applies_nothing(site: Site) -> None:
@@ -602,3 +614,38 @@ async def test_changes_made_at_the_same_time_are_both_kept(
     tree = (await installer.get("/api/site")).json()
     ids = {b["id"] for g in tree["communities"][0]["grids"] for b in g["buildings"]}
     assert {"ld-05", "ld-06"} <= ids and tree["version"] == 3
+
+
+# ---- found in review: what installers may not do --------------------------------------------
+
+
+def test_a_home_with_residents_on_file_is_removed_only_by_an_admins_call(site: Site) -> None:
+    resident = Resident(name="李桂兰", age=80, conditions="", contacts=[])
+    site = set_residents(site, "h-07-0101", [resident]).site
+    error = _refused(lambda: remove_home(site, "h-07-0101"))
+    assert "only an admin may remove it" in error.en
+    after = remove_home(site, "h-07-0101", drop_residents=True).site
+    assert Registry(after).home("h-07-0101") is None
+
+
+async def test_only_an_admin_sets_the_grid_worker_and_installers_never_see_the_phone(
+    cloud: RunningCloud, installer: httpx.AsyncClient, admin: httpx.AsyncClient
+) -> None:
+    worker = {"name": "钱网格", "phone": "138 0000 0099"}
+    grid = {"community": "sq-hongxing", "id": "wg-31", "name": "第三十一网格"}
+    resp = await installer.post("/api/site/grids", json={**grid, "worker": worker})
+    assert resp.status_code == 403 and "grid worker" in resp.json()["detail"]
+    resp = await installer.patch("/api/site/grids/wg-01", json={"worker": worker})
+    assert resp.status_code == 403
+    assert (await installer.post("/api/site/grids", json=grid)).status_code == 201
+    resp = await admin.patch("/api/site/grids/wg-31", json={"worker": worker})
+    assert resp.status_code == 200, resp.text
+    assert cloud.cloud.registry.grid_worker("wg-31") is not None
+
+    def workers(tree: dict[str, Any]) -> list[Any]:
+        return [g["worker"] for c in tree["communities"] for g in c["grids"]]
+
+    assert not any(workers((await installer.get("/api/site")).json()))
+    assert {"name": "钱网格", "phone": "138 0000 0099"} in workers(
+        (await admin.get("/api/site")).json()
+    )

@@ -59,7 +59,6 @@ let walk = null; // the live report of the walk test shown
 let summary = null; // the last ended walk test's report
 let pollTimer = null;
 
-function esc(text) { const d = document.createElement("div"); d.textContent = text ?? ""; return d.innerHTML; }
 function msg(group, key) { return (MESSAGES[LANG][group] || {})[key] ?? key; }
 function when(iso) {
   if (!iso) return "—";

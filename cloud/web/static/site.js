@@ -49,7 +49,6 @@ const EDITORS = ["installer", "admin"];
 let site = null; // the tree from GET /api/site
 let role = "";
 
-function esc(text) { const d = document.createElement("div"); d.textContent = text ?? ""; return d.innerHTML; }
 function fmt(key, values) { return t(key).replace(/\{(\w+)\}/g, (_, k) => values[k]); }
 
 // A refusal from the API, readable: our own detail strings, CSV row errors, or pydantic's list.
