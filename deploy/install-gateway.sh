@@ -2,7 +2,10 @@
 # Install the gateway agent on a Raspberry Pi (Raspberry Pi OS bookworm, Python 3.11).
 #
 #   sudo deploy/install-gateway.sh --gateway gw-ld01 --site firmware_configs/sites/demo.yaml \
-#        --broker-host broker.community.lan --password 'this-gateways-password' [--zigbee]
+#        --broker-host broker.community.lan --password-file - [--zigbee] <<<'its-password'
+#
+# (--password-file FILE reads the gateway's broker password from FILE's first line, `-` from
+# stdin; --password PASSWORD works too but shows it in `ps` and the shell's history.)
 #
 # or, with a one-time claim code from the web app's installer page (docs/provisioning.md):
 #
@@ -11,7 +14,7 @@
 #
 # Run it from a checkout of the repository. It is safe to run again (an upgrade): it never
 # touches the outbox (/var/lib/smart-community) and keeps an existing gateway.env unless
-# --password/--broker-host are given again.
+# --password(-file)/--broker-host are given again.
 #
 # What it does:
 #   1. apt: python3-venv, python3-lgpio (gpiozero's pin library on a Pi 5 / bookworm);
@@ -20,7 +23,8 @@
 #   3. the code in /opt/smart-community with its own venv (pip install '.[gateway]').
 #   4. /etc/smart-community/gateway.env (mode 0640, root:sc-gateway) from the arguments;
 #      with --code instead: `python -m gateway claim`, which fetches the gateway's
-#      credentials and config over HTTPS into /var/lib/smart-community (gateway.env 0600).
+#      credentials and config over HTTPS: the config into /var/lib/smart-community, the
+#      secrets into /etc/smart-community (credentials.json, claimed.env: 0600, root's).
 #   5. `python -m gateway check` on the configuration: a bad one stops the install here.
 #   6. the systemd unit sc-gateway.service, enabled and (re)started.
 #   7. with --zigbee: the local Mosquitto (deploy/zigbee/), loopback only, with accounts
@@ -39,6 +43,7 @@ SITE=""
 BROKER_HOST=""
 BROKER_PORT=1883
 PASSWORD=""
+PASSWORD_FILE=""
 ZIGBEE=0
 NO_START=0
 CLOUD=""
@@ -46,7 +51,7 @@ CODE=""
 CLOUD_CA=""
 
 usage() {
-    sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//'
     exit "${1:-0}"
 }
 
@@ -57,6 +62,7 @@ while [[ $# -gt 0 ]]; do
         --broker-host) BROKER_HOST="$2"; shift 2 ;;
         --broker-port) BROKER_PORT="$2"; shift 2 ;;
         --password) PASSWORD="$2"; shift 2 ;;
+        --password-file) PASSWORD_FILE="$2"; shift 2 ;;
         --zigbee) ZIGBEE=1; shift ;;
         --cloud) CLOUD="$2"; shift 2 ;;
         --code) CODE="$2"; shift 2 ;;
@@ -81,6 +87,24 @@ else
 fi
 SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 [[ -f "$SRC/pyproject.toml" && -d "$SRC/gateway" ]] || die "run it from the repository ($SRC)"
+# env_value, read_env_file: env files written and read without the shell running them
+# shellcheck source=deploy/lib/env-file.sh disable=SC1091
+. "$SRC/deploy/lib/env-file.sh"
+if [[ -n "$PASSWORD_FILE" ]]; then
+    [[ -z "$PASSWORD" ]] || die "give --password or --password-file, not both"
+    if [[ "$PASSWORD_FILE" == "-" ]]; then
+        IFS= read -r PASSWORD || [[ -n "$PASSWORD" ]] || die "no password on stdin"
+    else
+        [[ -r "$PASSWORD_FILE" ]] || die "cannot read $PASSWORD_FILE"
+        IFS= read -r PASSWORD <"$PASSWORD_FILE" || [[ -n "$PASSWORD" ]] \
+            || die "no password in $PASSWORD_FILE"
+    fi
+    PASSWORD="${PASSWORD%$'\r'}"
+    [[ -n "$PASSWORD" ]] || die "the password in ${PASSWORD_FILE/#-/stdin} is empty"
+elif [[ -n "$PASSWORD" ]]; then
+    echo "install-gateway: note: --password shows it in ps and the shell's history;" \
+        "--password-file FILE (or - for stdin) does not" >&2
+fi
 
 echo "== packages"
 apt-get update -qq
@@ -118,29 +142,34 @@ ENV_FILE="$ETC/gateway.env"
 if [[ -n "$CODE" ]]; then
     echo "== claiming this gateway at $CLOUD"
     install -d -m 0750 -o "$USER_NAME" -g "$USER_NAME" "$STATE"
+    # the state folder is the agent's; the secrets go to root's $ETC (docs/provisioning.md)
     "$PREFIX/.venv/bin/python" -m gateway claim --cloud "$CLOUD" --code "$CODE" \
-        ${CLOUD_CA:+--ca-file "$CLOUD_CA"} --state-dir "$STATE" \
+        ${CLOUD_CA:+--ca-file "$CLOUD_CA"} --state-dir "$STATE" --secrets-dir "$ETC" \
         --configs-dir "$PREFIX/firmware_configs" || die "the claim did not succeed (see above)"
     # the claimed settings; ENV_FILE (if any) stays for what they do not set (e.g. zigbee)
     touch "$ENV_FILE"
-    ENV_FILE_CLAIMED="$STATE/gateway.env"
+    ENV_FILE_CLAIMED="$ETC/claimed.env"
 else
 SITE_DEST="$ETC/site.yaml"
 install -m 0644 "$SITE" "$SITE_DEST"
 ENV_FILE="$ETC/gateway.env"
 if [[ ! -f "$ENV_FILE" || -n "$PASSWORD" || -n "$BROKER_HOST" ]]; then
-    [[ -n "$PASSWORD" ]] || die "--password is required on the first install"
+    [[ -n "$PASSWORD" ]] || die "--password-file (or --password) is required on the first install"
     [[ -n "$BROKER_HOST" ]] || die "--broker-host is required on the first install"
-    umask 027
+    [[ "$BROKER_PORT" =~ ^[0-9]{1,5}$ ]] || die "bad --broker-port: $BROKER_PORT"
+    # quoted as gateway/claim.py quotes them: read back the same by systemd and bash
+    password_value="$(env_value "$PASSWORD")" || die "the password has a line break"
+    host_value="$(env_value "$BROKER_HOST")" || die "--broker-host has a line break"
+    umask 077
     {
         echo "# written by deploy/install-gateway.sh; see deploy/env/gateway.env.example"
-        echo "SC_GW_SITE=$SITE_DEST"
+        echo "SC_GW_SITE=$(env_value "$SITE_DEST")"
         echo "SC_GW_GATEWAY=$GATEWAY"
-        echo "SC_GW_CONFIGS_DIR=$PREFIX/firmware_configs"
-        echo "SC_GW_BROKER_HOST=$BROKER_HOST"
+        echo "SC_GW_CONFIGS_DIR=$(env_value "$PREFIX/firmware_configs")"
+        echo "SC_GW_BROKER_HOST=$host_value"
         echo "SC_GW_BROKER_PORT=$BROKER_PORT"
-        echo "SC_GW_PASSWORD=$PASSWORD"
-        echo "SC_GW_OUTBOX=$STATE/outbox.sqlite3"
+        echo "SC_GW_PASSWORD=$password_value"
+        echo "SC_GW_OUTBOX=$(env_value "$STATE/outbox.sqlite3")"
     } >"$ENV_FILE.new"
     umask 022
     mv "$ENV_FILE.new" "$ENV_FILE"
@@ -176,14 +205,16 @@ if [[ $ZIGBEE -eq 1 ]]; then
 fi
 
 echo "== checking the configuration"
-set -a
-# shellcheck source=/dev/null
-. "$ENV_FILE"
-if [[ -n "${ENV_FILE_CLAIMED:-}" ]]; then
-    # shellcheck source=/dev/null
-    . "$ENV_FILE_CLAIMED"
+# read, never sourced: only these keys, nothing in a value is run (deploy/lib/env-file.sh)
+SC_GW_SITE="" SC_GW_GATEWAY="" SC_GW_CONFIGS_DIR="" SC_GW_CONFIG_DIR=""
+for env_file in "$ENV_FILE" ${ENV_FILE_CLAIMED:+"$ENV_FILE_CLAIMED"}; do
+    read_env_file "$env_file" SC_GW_SITE SC_GW_GATEWAY SC_GW_CONFIGS_DIR SC_GW_CONFIG_DIR \
+        || die "cannot read $env_file"
+done
+if [[ -f "$STATE/gateway.env" ]]; then
+    echo "   note: $STATE/gateway.env (an earlier claim's) is no longer read by" \
+        "sc-gateway.service; the claim now writes $ETC/claimed.env — claim again (--code)"
 fi
-set +a
 "$PREFIX/.venv/bin/python" -m gateway check --site "$SC_GW_SITE" --gateway "$SC_GW_GATEWAY" \
     --configs-dir "$SC_GW_CONFIGS_DIR" ${SC_GW_CONFIG_DIR:+--config-dir "$SC_GW_CONFIG_DIR"}
 

@@ -3,28 +3,34 @@
 The installer is shown a one-time code on the web app's installer page (安装调试 → 生成认领码)
 and types it here. The gateway fetches its bundle once over HTTPS (standard library only:
 urllib and ssl, nothing more to install on the Pi), validates it exactly as a pushed config
-(gateway/config_store.py) and stores it in the state folder (default /var/lib/smart-community):
+(gateway/config_store.py) and stores it: what the agent runs in the state folder
+(--state-dir, default /var/lib/smart-community, the agent's own), the secrets in root's
+folder (--secrets-dir, default /etc/smart-community), where the agent cannot replace them:
 
-    config/current.yaml   the configuration the agent runs (its site entry, models inline)
-    site.yaml             its building's chain and its entry (SC_GW_SITE; no residents)
-    broker-ca.pem         the CA for MQTT over TLS, when the cloud gives one
-    credentials.json      its broker account (mode 0600)
-    gateway.env           SC_GW_* for sc-gateway.service's EnvironmentFile (mode 0600)
+    STATE/config/current.yaml  the configuration the agent runs (its site entry, models inline)
+    STATE/site.yaml            its building's chain and its entry (SC_GW_SITE; no residents)
+    STATE/broker-ca.pem        the CA for MQTT over TLS, when the cloud gives one
+    SECRETS/credentials.json   its broker account (mode 0600)
+    SECRETS/claimed.env        SC_GW_* for sc-gateway.service's EnvironmentFile (mode 0600)
 
-Nothing is written unless the whole bundle is valid. Progress and errors are printed in
+Nothing is written unless the whole bundle is valid. No symbolic link in the state folder is
+followed (see `store`). Progress and errors are printed in
 Chinese and English; the exit status is 0 when claimed, 1 when refused or unreachable, 2 on
 bad arguments. Plain http is refused unless `--insecure-http` (a lab without TLS).
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import secrets
 import ssl
 import sys
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,9 +42,12 @@ from pydantic import ValidationError
 
 from contract.provisioning import ClaimRequest, ProvisioningBundle
 from contract.site import Site
-from gateway.config_store import ConfigRefused, ConfigStore, Pushed, parse
+from gateway.config_store import CURRENT, PREVIOUS, ConfigRefused, Pushed, parse
 
 DEFAULT_STATE_DIR = Path("/var/lib/smart-community")
+#: root's: the broker account and the env file systemd reads (the agent cannot swap them)
+DEFAULT_SECRETS_DIR = Path("/etc/smart-community")
+CLAIMED_ENV = "claimed.env"
 TIMEOUT_S = 30.0
 
 #: What the installer reads for each refusal the cloud names (X-Claim-Error).
@@ -174,58 +183,72 @@ def store(
     pushed: Pushed,
     *,
     state_dir: Path,
+    secrets_dir: Path = DEFAULT_SECRETS_DIR,
     env_file: Path | None = None,
     configs_dir: Path | None = None,
     cloud: str = "",
 ) -> Stored:
-    """Write everything (each file whole or not at all) and return where it went."""
-    state_dir.mkdir(parents=True, exist_ok=True)
+    """Write everything (each file whole or not at all) and return where it went.
+
+    Run as root, the state folder may belong to the agent's user, who could have planted
+    symbolic links in it: every file is made under a fresh random name that cannot exist yet
+    (O_EXCL|O_NOFOLLOW, inside an already opened folder), given its mode and owner through
+    its descriptor, then renamed over the name (a rename replaces a link, never its target).
+    Nothing is chowned or chmodded by path. The secrets go to `secrets_dir` (root's)."""
     config_dir = state_dir / "config"
-    ConfigStore(config_dir, configs_dir=configs_dir).keep(pushed)
-    site_path = state_dir / "site.yaml"
-    _write(site_path, bundle.site, 0o644)
-    ca_path: Path | None = None
-    if bundle.broker.ca_pem:
-        ca_path = state_dir / "broker-ca.pem"
-        _write(ca_path, bundle.broker.ca_pem, 0o644)
-    credentials = state_dir / "credentials.json"
-    record = {
-        "gateway": bundle.gateway,
-        "username": bundle.broker.username,
-        "password": bundle.broker.password,
-        "broker_host": bundle.broker.host,
-        "broker_port": bundle.broker.port,
-        "issued_at": bundle.issued_at.isoformat(),
-        "claimed_at": datetime.now(UTC).isoformat(),
-        "cloud": cloud,
-    }
-    _write(credentials, json.dumps(record, indent=2) + "\n", 0o600)
-    env: dict[str, str] = {
-        "SC_GW_GATEWAY": bundle.gateway,
-        "SC_GW_SITE": str(site_path),
-        "SC_GW_BROKER_HOST": bundle.broker.host,
-        "SC_GW_BROKER_PORT": str(bundle.broker.port),
-        "SC_GW_USERNAME": bundle.broker.username,
-        "SC_GW_PASSWORD": bundle.broker.password,
-        "SC_GW_OUTBOX": str(state_dir / "outbox.sqlite3"),
-        "SC_GW_CONFIG_DIR": str(config_dir),
-    }
-    if ca_path is not None:
-        env["SC_GW_BROKER_CA_FILE"] = str(ca_path)
-    if configs_dir is not None:
-        env["SC_GW_CONFIGS_DIR"] = str(configs_dir)
-    env_path = env_file or state_dir / "gateway.env"
-    lines = [
-        f"# written by `python -m gateway claim` for {bundle.gateway} at "
-        f"{datetime.now(UTC).isoformat()}; claiming again replaces it",
-        *(f"{key}={_env_value(value)}" for key, value in env.items()),
-    ]
-    env_path.parent.mkdir(parents=True, exist_ok=True)
-    _write(env_path, "\n".join(lines) + "\n", 0o600)
-    _hand_over(state_dir, config_dir)
+    env_path = env_file or secrets_dir / CLAIMED_ENV
+    with _Folder.opened(state_dir) as state, _Folder.opened(secrets_dir) as vault:
+        owner = state.agent()
+        vault.check_private()
+        env_folder = vault if env_file is None else _Folder.opened(env_path.parent)
+        try:
+            env_folder.check_private()
+            with state.subfolder("config", owner=owner) as config:
+                config.keep(CURRENT, PREVIOUS, pushed.text, 0o644, owner=owner)
+            site_path = state_dir / "site.yaml"
+            state.write("site.yaml", bundle.site, 0o644, owner=owner)
+            ca_path: Path | None = None
+            if bundle.broker.ca_pem:
+                ca_path = state_dir / "broker-ca.pem"
+                state.write("broker-ca.pem", bundle.broker.ca_pem, 0o644)
+            credentials = secrets_dir / "credentials.json"
+            record = {
+                "gateway": bundle.gateway,
+                "username": bundle.broker.username,
+                "password": bundle.broker.password,
+                "broker_host": bundle.broker.host,
+                "broker_port": bundle.broker.port,
+                "issued_at": bundle.issued_at.isoformat(),
+                "claimed_at": datetime.now(UTC).isoformat(),
+                "cloud": cloud,
+            }
+            vault.write("credentials.json", json.dumps(record, indent=2) + "\n", 0o600)
+            env: dict[str, str] = {
+                "SC_GW_GATEWAY": bundle.gateway,
+                "SC_GW_SITE": str(site_path),
+                "SC_GW_BROKER_HOST": bundle.broker.host,
+                "SC_GW_BROKER_PORT": str(bundle.broker.port),
+                "SC_GW_USERNAME": bundle.broker.username,
+                "SC_GW_PASSWORD": bundle.broker.password,
+                "SC_GW_OUTBOX": str(state_dir / "outbox.sqlite3"),
+                "SC_GW_CONFIG_DIR": str(config_dir),
+            }
+            if ca_path is not None:
+                env["SC_GW_BROKER_CA_FILE"] = str(ca_path)
+            if configs_dir is not None:
+                env["SC_GW_CONFIGS_DIR"] = str(configs_dir)
+            lines = [
+                f"# written by `python -m gateway claim` for {bundle.gateway} at "
+                f"{datetime.now(UTC).isoformat()}; claiming again replaces it",
+                *(f"{key}={_env_value(value)}" for key, value in env.items()),
+            ]
+            env_folder.write(env_path.name, "\n".join(lines) + "\n", 0o600)
+        finally:
+            if env_folder is not vault:
+                env_folder.close()
     return Stored(
         gateway=bundle.gateway,
-        config=config_dir / "current.yaml",
+        config=config_dir / CURRENT,
         site=site_path,
         credentials=credentials,
         env_file=env_path,
@@ -240,6 +263,7 @@ def claim(
     *,
     ca_file: Path | None = None,
     state_dir: Path = DEFAULT_STATE_DIR,
+    secrets_dir: Path = DEFAULT_SECRETS_DIR,
     env_file: Path | None = None,
     configs_dir: Path | None = None,
     expect_gateway: str | None = None,
@@ -260,6 +284,7 @@ def claim(
             bundle,
             pushed,
             state_dir=state_dir,
+            secrets_dir=secrets_dir,
             env_file=env_file,
             configs_dir=configs_dir,
             cloud=cloud,
@@ -286,6 +311,7 @@ def main(args: Any) -> int:
             args.code,
             ca_file=args.ca_file,
             state_dir=args.state_dir or DEFAULT_STATE_DIR,
+            secrets_dir=args.secrets_dir or DEFAULT_SECRETS_DIR,
             env_file=args.env_file,
             configs_dir=args.configs_dir,
             expect_gateway=args.gateway,
@@ -307,29 +333,101 @@ def _env_value(value: str) -> str:
     return f'"{value}"'
 
 
-def _write(path: Path, text: str, mode: int) -> None:
-    """Whole or not at all, with `mode` from the start (no moment of a wider mode)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+class _Folder:
+    """A folder opened once. Its files are made and renamed relative to its descriptor, so
+    neither a symbolic link planted at a file's name (or at the temporary name) nor a folder
+    swapped after the check is ever followed."""
 
+    def __init__(self, fd: int, path: Path) -> None:
+        self.fd = fd
+        self.path = path
 
-def _hand_over(state_dir: Path, config_dir: Path) -> None:
-    """Run as root into a state folder owned by the agent's user: give the config folder to
-    that user, so the agent can replace it on `cmd/config` (secrets stay root's)."""
-    if os.geteuid() != 0:
-        return
-    owner = state_dir.stat()
-    if owner.st_uid == 0:
-        return
-    for path in (config_dir, *config_dir.iterdir(), state_dir / "site.yaml"):
-        os.chown(path, owner.st_uid, owner.st_gid)
+    @classmethod
+    def opened(cls, path: Path) -> _Folder:
+        """The folder `path` (made when missing): chosen by whoever runs the claim."""
+        path.mkdir(mode=0o755, parents=True, exist_ok=True)
+        return cls(os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC), path)
+
+    def __enter__(self) -> _Folder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            try:
+                os.fsync(self.fd)
+            finally:
+                os.close(self.fd)
+                self.fd = -1
+
+    def agent(self) -> tuple[int, int] | None:
+        """Run as root into a folder of another user (the agent's): that user and group,
+        who get the files the agent replaces itself (config/, site.yaml)."""
+        if os.geteuid() != 0:
+            return None
+        st = os.fstat(self.fd)
+        return None if st.st_uid == 0 else (st.st_uid, st.st_gid)
+
+    def check_private(self) -> None:
+        """Run as root, secrets go only where no other user can rename or replace them."""
+        if os.geteuid() != 0:
+            return
+        st = os.fstat(self.fd)
+        if st.st_uid != 0 or st.st_mode & 0o022:
+            raise ClaimFailed(
+                f"{self.path} 不属于 root 或其他用户可写，凭据不写入此处 / {self.path} is not "
+                "root's alone (another user owns it or may write in it): the credentials are "
+                "not written there — use a folder of root's (--secrets-dir, --env-file)"
+            )
+
+    def subfolder(self, name: str, *, owner: tuple[int, int] | None) -> _Folder:
+        """`name` inside this folder, made when missing; a link or a file there is refused."""
+        with suppress(FileExistsError):
+            os.mkdir(name, 0o755, dir_fd=self.fd)
+        try:
+            fd = os.open(
+                name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=self.fd
+            )
+        except OSError as exc:
+            if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+                raise
+            raise ClaimFailed(
+                f"{self.path / name} 不是文件夹（符号链接？），拒绝写入 / {self.path / name} is "
+                "not a folder (a symbolic link?): refusing to write through it — remove it "
+                "and claim again"
+            ) from exc
+        folder = _Folder(fd, self.path / name)
+        if owner is not None:
+            os.fchown(fd, *owner)
+        return folder
+
+    def write(
+        self, name: str, text: str, mode: int, *, owner: tuple[int, int] | None = None
+    ) -> None:
+        """`name` whole or not at all, with `mode` (and `owner`) before it has any content."""
+        tmp = f".{name}.{secrets.token_hex(8)}.tmp"
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(tmp, flags, 0o600, dir_fd=self.fd)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                if owner is not None:
+                    os.fchown(out.fileno(), *owner)
+                os.fchmod(out.fileno(), mode)
+                out.write(text)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, name, src_dir_fd=self.fd, dst_dir_fd=self.fd)
+        except BaseException:
+            with suppress(OSError):
+                os.unlink(tmp, dir_fd=self.fd)
+            raise
+
+    def keep(
+        self, current: str, previous: str, text: str, mode: int, *, owner: tuple[int, int] | None
+    ) -> None:
+        """As ConfigStore.keep: the file in force (whatever it is) becomes the previous one."""
+        with suppress(FileNotFoundError):
+            os.replace(current, previous, src_dir_fd=self.fd, dst_dir_fd=self.fd)
+        self.write(current, text, mode, owner=owner)

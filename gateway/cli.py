@@ -75,7 +75,10 @@ def _claim_parser(sub: Any) -> None:
     cmd.add_argument("--code", required=True, help="the claim code shown to the installer")
     cmd.add_argument("--ca-file", type=Path, help="CA for the cloud's HTTPS (default: system's)")
     cmd.add_argument("--state-dir", type=Path, help="default /var/lib/smart-community")
-    cmd.add_argument("--env-file", type=Path, help="default STATE_DIR/gateway.env")
+    cmd.add_argument(
+        "--secrets-dir", type=Path, help="root's folder for the credentials (/etc/smart-community)"
+    )
+    cmd.add_argument("--env-file", type=Path, help="default SECRETS_DIR/claimed.env")
     cmd.add_argument("--configs-dir", type=Path, help="firmware_configs/ folder")
     cmd.add_argument("--gateway", help="refuse a code that is for another gateway")
     cmd.add_argument("--insecure-http", action="store_true", help="allow plain http (a lab only)")

@@ -1,7 +1,8 @@
 """`python -m gateway claim` as the installer runs it on the box, against the real cloud
 served over HTTPS (a trustme certificate) and a Mosquitto whose accounts the cloud keeps:
 the files it writes and their modes, `python -m gateway check` accepting them, the agent
-running from them over MQTT/TLS, and the readable refusals (wrong CA, expired code, http)."""
+running from them over MQTT/TLS, the readable refusals (wrong CA, expired code, http), and,
+run as root into a folder the agent owns, symbolic links planted there never followed."""
 
 from __future__ import annotations
 
@@ -91,7 +92,7 @@ def read_env(path: Path) -> dict[str, str]:
 async def test_claim_stores_a_config_check_accepts_and_the_agent_runs_on_it(
     https_cloud: RunningCloud, broker: Mosquitto, certs: Certs, tmp_path: Path
 ) -> None:
-    state = tmp_path / "state"
+    state, vault = tmp_path / "state", tmp_path / "etc"
     code = await new_code(https_cloud, certs.files.ca)
     done = await gateway_cli(
         "claim",
@@ -103,17 +104,21 @@ async def test_claim_stores_a_config_check_accepts_and_the_agent_runs_on_it(
         str(certs.files.ca),
         "--state-dir",
         str(state),
+        "--secrets-dir",
+        str(vault),
     )
     assert done.returncode == 0, done.stderr
     assert "claimed gateway gw-ld01" in done.stdout
     assert "已认领网关" in done.stdout
     assert "systemctl restart sc-gateway" in done.stdout
 
-    # the files, with modes: secrets readable by the owner only
-    env_file, credentials = state / "gateway.env", state / "credentials.json"
+    # the files, with modes: secrets readable by the owner only, outside the state folder
+    env_file, credentials = vault / "claimed.env", vault / "credentials.json"
     assert mode(env_file) == 0o600
     assert mode(credentials) == 0o600
-    assert (state / "config" / "current.yaml").exists()
+    assert mode(state / "config" / "current.yaml") == 0o644
+    assert mode(state / "site.yaml") == 0o644
+    assert sorted(p.name for p in state.iterdir()) == ["broker-ca.pem", "config", "site.yaml"]
     assert (state / "broker-ca.pem").read_text() == certs.files.ca.read_text()
     env = read_env(env_file)
     assert env["SC_GW_GATEWAY"] == "gw-ld01"
@@ -178,9 +183,11 @@ async def test_claim_stores_a_config_check_accepts_and_the_agent_runs_on_it(
             str(certs.files.ca),
             "--state-dir",
             str(new_state),
+            "--secrets-dir",
+            str(new_state / "etc"),
         )
         assert again.returncode == 0, again.stderr
-        new_password = read_env(new_state / "gateway.env")["SC_GW_PASSWORD"]
+        new_password = read_env(new_state / "etc" / "claimed.env")["SC_GW_PASSWORD"]
         assert new_password != password
         assert await eventually(
             lambda: can_connect(broker.tls_port, "gw-ld01", new_password, tls=tls)
@@ -223,6 +230,8 @@ async def test_a_wrong_ca_fails_readably_and_writes_nothing(
         str(certs.files.ca),
         "--state-dir",
         str(state),
+        "--secrets-dir",
+        str(tmp_path / "etc"),
     )
     assert again.returncode == 0, again.stderr
 
@@ -255,7 +264,10 @@ async def test_reuse_and_wrong_codes_print_why(
     https_cloud: RunningCloud, certs: Certs, tmp_path: Path
 ) -> None:
     code = await new_code(https_cloud, certs.files.ca)
-    common = ("--cloud", https_cloud.url, "--ca-file", str(certs.files.ca))
+    common = (
+        *("--cloud", https_cloud.url, "--ca-file", str(certs.files.ca)),
+        *("--secrets-dir", str(tmp_path / "etc")),
+    )
     first = await gateway_cli("claim", *common, "--code", code, "--state-dir", str(tmp_path / "a"))
     assert first.returncode == 0, first.stderr
     second = await gateway_cli("claim", *common, "--code", code, "--state-dir", str(tmp_path / "b"))
@@ -306,3 +318,156 @@ async def test_plain_http_is_refused_unless_asked_for(tmp_path: Path) -> None:
     )
     assert lab.returncode == 1
     assert "cannot reach the cloud at http://127.0.0.1:9" in lab.stderr
+
+
+AGENT = (65534, 65534)  # nobody: the agent's user owning the state folder, as on the box
+as_root = pytest.mark.skipif(os.geteuid() != 0, reason="the claim runs as root on the box")
+
+
+def precious(folder: Path, name: str) -> Path:
+    """A root-only file outside the state folder that a planted link points at."""
+    folder.mkdir(exist_ok=True)
+    path = folder / name
+    path.write_text(f"{name}: root's, never to be touched\n")
+    path.chmod(0o600)
+    return path
+
+
+def untouched(path: Path) -> bool:
+    st = path.stat()
+    return (
+        path.read_text() == f"{path.name}: root's, never to be touched\n"
+        and stat.S_IMODE(st.st_mode) == 0o600
+        and (st.st_uid, st.st_gid) == (0, 0)
+    )
+
+
+async def claim_into(
+    cloud: RunningCloud, certs: Certs, state: Path, vault: Path
+) -> subprocess.CompletedProcess[str]:
+    return await gateway_cli(
+        "claim",
+        "--cloud",
+        cloud.url,
+        "--code",
+        await new_code(cloud, certs.files.ca),
+        "--ca-file",
+        str(certs.files.ca),
+        "--state-dir",
+        str(state),
+        "--secrets-dir",
+        str(vault),
+    )
+
+
+@as_root
+async def test_links_planted_in_the_agents_state_folder_are_not_followed(
+    https_cloud: RunningCloud, certs: Certs, tmp_path: Path
+) -> None:
+    """The agent's user owns the state folder and plants links at the names the claim writes,
+    at the temporary names it used to write through, and in config/: root neither writes,
+    truncates, chmods nor chowns what they point at; it replaces the links themselves."""
+    outside = tmp_path / "outside"
+    state, vault = tmp_path / "state", tmp_path / "etc"
+    (state / "config").mkdir(parents=True)
+    links = {
+        state / "site.yaml": precious(outside, "shadow"),
+        state / ".site.yaml.tmp": precious(outside, "passwd"),
+        state / "broker-ca.pem": precious(outside, "sudoers"),
+        state / "config" / "current.yaml": precious(outside, "crontab"),
+        state / "config" / ".current.yaml.tmp": precious(outside, "hosts"),
+        state / "config" / "x": precious(outside, "root-key"),
+    }
+    for link, target in links.items():
+        link.symlink_to(target)
+    for path in (state, state / "config"):
+        os.chown(path, *AGENT)
+
+    done = await claim_into(https_cloud, certs, state, vault)
+    assert done.returncode == 0, done.stderr
+
+    for target in links.values():
+        assert untouched(target), target
+    # the names the claim writes are now its own regular files, with the intended modes;
+    # the agent's user gets what it replaces itself, root keeps the rest
+    for path, want_mode, owner in (
+        (state / "site.yaml", 0o644, AGENT),
+        (state / "config" / "current.yaml", 0o644, AGENT),
+        (state / "broker-ca.pem", 0o644, (0, 0)),
+        (vault / "credentials.json", 0o600, (0, 0)),
+        (vault / "claimed.env", 0o600, (0, 0)),
+    ):
+        st = path.lstat()
+        assert stat.S_ISREG(st.st_mode), path
+        assert (stat.S_IMODE(st.st_mode), (st.st_uid, st.st_gid)) == (want_mode, owner), path
+    assert "\nid: gw-ld01\n" in (state / "config" / "current.yaml").read_text()
+    assert certs.files.ca.read_text() == (state / "broker-ca.pem").read_text()
+    # the link that was current.yaml became previous.yaml, still a link, its target unread
+    assert (state / "config" / "previous.yaml").readlink() == outside / "crontab"
+    # the planted links at the old temporary names are left as they were, and none of ours
+    assert (state / ".site.yaml.tmp").is_symlink()
+    leftovers = {p.name for p in (*state.iterdir(), *(state / "config").iterdir())}
+    assert leftovers == {
+        "site.yaml",
+        ".site.yaml.tmp",
+        "broker-ca.pem",
+        "config",
+        "current.yaml",
+        ".current.yaml.tmp",
+        "previous.yaml",
+        "x",
+    }
+    # what was stored is what `check` accepts
+    checked = await gateway_cli(
+        "check",
+        "--site",
+        str(state / "site.yaml"),
+        "--gateway",
+        "gw-ld01",
+        "--config-dir",
+        str(state / "config"),
+    )
+    assert checked.returncode == 0, checked.stderr
+
+
+@as_root
+async def test_a_link_for_config_or_a_secrets_folder_others_may_write_is_refused_clearly(
+    https_cloud: RunningCloud, certs: Certs, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside"
+    kept = precious(outside, "kept")
+
+    # config/ → a folder of root's: refused, nothing written there or anywhere
+    state, vault = tmp_path / "state", tmp_path / "etc"
+    state.mkdir()
+    (state / "config").symlink_to(outside)
+    os.chown(state, *AGENT)
+    done = await claim_into(https_cloud, certs, state, vault)
+    assert done.returncode == 1
+    assert f"{state / 'config'} is not a folder (a symbolic link?)" in done.stderr
+    assert "refusing to write through it" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert sorted(p.name for p in outside.iterdir()) == ["kept"]
+    assert untouched(kept)
+    assert sorted(p.name for p in state.iterdir()) == ["config"]
+    assert list(vault.iterdir()) == []
+
+    # the secrets folder belongs to the agent's user: the credentials are not written there
+    state2, vault2 = tmp_path / "state2", tmp_path / "etc2"
+    vault2.mkdir()
+    os.chown(vault2, *AGENT)
+    done = await claim_into(https_cloud, certs, state2, vault2)
+    assert done.returncode == 1
+    assert f"{vault2} is not root's alone" in done.stderr
+    assert "--secrets-dir" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert list(vault2.iterdir()) == []
+    assert list(state2.iterdir()) == []
+
+    # nor in a folder of root's that everyone may write in
+    vault2.chmod(0o777)
+    os.chown(vault2, 0, 0)
+    done = await claim_into(https_cloud, certs, state2, vault2)
+    assert done.returncode == 1
+    assert f"{vault2} is not root's alone" in done.stderr
+    assert list(vault2.iterdir()) == []
