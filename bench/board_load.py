@@ -7,8 +7,9 @@ publishing over MQTT, and the board page in Debian's Chromium driven by Playwrig
    gas alarms, faults, tampering and low batteries over a generated street — and left open.
 2. Open: an operator signs in and opens the board. Measured: from navigation to the last of
    the snapshot's rows in the DOM, the board's own parse/draw time of the snapshot, and the
-   page weight (bytes of every response of the page load as served — the cloud serves no
-   gzip; the gzip size is given for reference — apart from the live stream).
+   page weight (bytes of every response of the page load as served — the cloud gzips pages,
+   scripts and JSON — apart from the live stream; each body's own gzip -6 size is given for
+   reference).
 3. Raise: `--alarms` more (default 300) are published at `--rate` per second, one at a time,
    through the broker. For each, the page notes when a row with its id first appears in the
    DOM (a MutationObserver added before the page's own scripts, on the browser's clock:

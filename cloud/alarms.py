@@ -177,6 +177,8 @@ class Raised(BaseModel):
 
 
 SYSTEM = "system"
+#: The states of an open case, as SQL literals (a literal list lets SQLite use an index).
+_OPEN_STATES = f"'{AlarmState.ACTIVE.value}', '{AlarmState.ACCEPTED.value}'"
 
 Decide = Callable[[], Evaluation]
 
@@ -741,7 +743,8 @@ class AlarmBook:
             return await self._get(alarm_id)
 
     async def verify(self, alarm_id: int, actor: str, note: str) -> Alarm:
-        """A supervisor confirms that a resolved case is really closed (督办落实)."""
+        """A supervisor confirms that a resolved case is really closed (督办落实). Never the
+        one who resolved it (an administrator neither): a check of one's own work is none."""
         async with self.lock:
             alarm = await self._get(alarm_id)
             if alarm.state is not AlarmState.RESOLVED:
@@ -750,6 +753,10 @@ class AlarmBook:
                 )
             if alarm.verified_at is not None:
                 raise AlarmError(f"alarm {alarm_id} was already verified by {alarm.verified_by}")
+            if alarm.resolved_by == actor:
+                raise AlarmError(
+                    f"alarm {alarm_id} was resolved by {actor}: another supervisor verifies it"
+                )
             now = self.clock()
             await self.db.execute(
                 "UPDATE alarms SET verified_at = ?, verified_by = ? WHERE id = ?",
@@ -767,25 +774,31 @@ class AlarmBook:
 
     # ---- reading ----------------------------------------------------------------------------
 
-    async def active(self) -> list[Alarm]:
+    async def active(self, limit: int | None = None) -> list[Alarm]:
         """The duty room's unresolved alarms, most severe first, then unaccepted before
-        accepted, oldest first. Tests and maintenance are not the duty room's."""
+        accepted, oldest first (at most `limit`). Tests and maintenance are not the duty
+        room's. The open states are named (not `!= resolved`) so that the index on state
+        finds the few open rows instead of a scan of the whole book."""
         async with self.lock:
             rows = await self._fetch_all(
-                "SELECT * FROM alarms WHERE state != ? AND mode = ? ORDER BY level ASC,"
-                " (state = 'accepted') ASC, received_at ASC",
-                (AlarmState.RESOLVED.value, Mode.LIVE.value),
+                f"SELECT * FROM alarms WHERE state IN ({_OPEN_STATES}) AND mode = ?"
+                " ORDER BY level ASC, (state = 'accepted') ASC, received_at ASC LIMIT ?",
+                (Mode.LIVE.value, -1 if limit is None else limit),
             )
         return [Alarm.from_row(r) for r in rows]
 
     async def awaiting_verification(self, since: float, limit: int = 100) -> list[Alarm]:
-        """Live cases resolved since `since` that no supervisor has verified yet, the most
-        recently resolved first (督办: the supervisor's list)."""
+        """Live cases resolved by a person since `since` that no supervisor has verified yet,
+        the most recently resolved first (督办: the supervisor's list). Cases the system
+        closed itself (outcome cleared) are not there: nobody's work to check. A case has a
+        resolved_at once resolved, and only then; the query reads the partial index
+        alarms_unverified (cloud.db) newest first and stops at `limit` (a term on `state`
+        would make SQLite prefer the index on state, i.e. every resolved case)."""
         async with self.lock:
             rows = await self._fetch_all(
-                "SELECT * FROM alarms WHERE state = ? AND mode = ? AND verified_at IS NULL"
-                " AND resolved_at >= ? ORDER BY resolved_at DESC LIMIT ?",
-                (AlarmState.RESOLVED.value, Mode.LIVE.value, since, limit),
+                "SELECT * FROM alarms WHERE verified_at IS NULL AND resolved_at >= ?"
+                " AND mode = ? AND outcome != ? ORDER BY resolved_at DESC LIMIT ?",
+                (since, Mode.LIVE.value, Outcome.CLEARED.value, limit),
             )
         return [Alarm.from_row(r) for r in rows]
 

@@ -223,6 +223,17 @@ CREATE TABLE IF NOT EXISTS claim_failures (
 );
 CREATE INDEX IF NOT EXISTS claim_failures_by_time ON claim_failures (at);
 CREATE INDEX IF NOT EXISTS claim_failures_by_client ON claim_failures (client, at);
+
+-- sign-in attempts (cloud/users.py): recorded before the password is checked, removed when it
+-- was right; the sign-in limits count these. Rows older than the window are deleted.
+CREATE TABLE IF NOT EXISTS login_failures (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at REAL NOT NULL,
+    client TEXT NOT NULL,
+    name TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS login_failures_by_client ON login_failures (client, at);
+CREATE INDEX IF NOT EXISTS login_failures_by_name ON login_failures (name, at);
 """
 
 
@@ -255,6 +266,16 @@ ALARM_COLUMNS = {
     "cause": "TEXT",
 }
 
+#: Columns added to `users` after the first version (cloud/users.py): name → declaration.
+USER_COLUMNS = {
+    "disabled": "INTEGER NOT NULL DEFAULT 0",
+    # random; in every session cookie; a new one ends the account's sessions
+    "session_key": "TEXT NOT NULL DEFAULT ''",
+    "created_by": "TEXT NOT NULL DEFAULT 'bootstrap'",
+    "password_changed_at": "REAL",
+    "sessions_ended_at": "REAL",
+}
+
 
 async def _migrate(db: aiosqlite.Connection) -> None:
     async with db.execute("PRAGMA table_info(alarms)") as cursor:
@@ -267,6 +288,19 @@ async def _migrate(db: aiosqlite.Connection) -> None:
         " IS NOT NULL"
     )
     await db.execute("CREATE INDEX IF NOT EXISTS alarms_by_window ON alarms (window_id)")
+    # the supervisor's list (AlarmBook.awaiting_verification): resolved, not verified yet
+    await db.execute(
+        "CREATE INDEX IF NOT EXISTS alarms_unverified ON alarms (resolved_at)"
+        " WHERE verified_at IS NULL AND resolved_at IS NOT NULL"
+    )
+    async with db.execute("PRAGMA table_info(users)") as cursor:
+        have = {row[1] for row in await cursor.fetchall()}
+    for name, declaration in USER_COLUMNS.items():
+        if name not in have:
+            await db.execute(f"ALTER TABLE users ADD COLUMN {name} {declaration}")
+    await db.execute(
+        "UPDATE users SET session_key = lower(hex(randomblob(16))) WHERE session_key = ''"
+    )
 
 
 async def run_on_db_thread(db: aiosqlite.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:

@@ -89,7 +89,9 @@ class DeviceHealth(BaseModel):
     rssi_at: datetime | None
     test_mode: Mode | None = Field(None, description="walk_test or maintenance, if under test")
     test_window: int | None = None
-    alarms: list[AlarmRef] = Field(description="Its open live alarms")
+    alarms: list[AlarmRef] = Field(
+        description="Its open live alarms (duty roles only: empty for others)"
+    )
 
 
 class GatewayHealth(BaseModel):
@@ -117,6 +119,9 @@ class HealthReport(BaseModel):
     counts: dict[DeviceState, int] = Field(description="Devices per (most important) state")
     gateway_counts: dict[GatewayState, int]
     low_battery_pct: float = Field(description="The battery level counted as low")
+    alarms_shown: bool = Field(
+        True, description="false: the open alarms are left out (a role outside the duty room)"
+    )
     store_error: str | None = Field(None, description="The telemetry store could not answer")
     buildings: list[BuildingHealth]
 
@@ -203,8 +208,8 @@ class _Records:
 def _read_records(conn: sqlite3.Connection, keys: list[tuple[str, str]]) -> _Records:
     records = _Records()
     conn_rows = conn.execute(
-        "SELECT id, rule, level, gateway, device, title_zh, title_en, received_at, device_ts"
-        " FROM alarms WHERE state != 'resolved' AND mode = ?",
+        "SELECT id, rule, level, gateway, device, title_zh, title_en, received_at, device_ts,"
+        " cleared_at FROM alarms WHERE state IN ('active', 'accepted') AND mode = ?",
         (Mode.LIVE.value,),
     ).fetchall()
     records.alarms = list(conn_rows)
@@ -235,8 +240,16 @@ def _ref(row: sqlite3.Row) -> AlarmRef:
 # ---- the report -------------------------------------------------------------------------------
 
 
-async def health_report(cloud: Cloud, now: float | None = None) -> HealthReport:
-    """Every registered device and gateway with its state, grouped by building."""
+async def health_report(
+    cloud: Cloud, now: float | None = None, *, with_alarms: bool = True
+) -> HealthReport:
+    """Every registered device and gateway with its state, grouped by building. Without
+    `with_alarms` (a reader outside the duty room) the open alarms themselves are left out:
+    their titles name residents' homes; the states and reasons (rule names) stay.
+
+    An open alarm whose condition the device has since cleared (cleared_at: an accepted case
+    the operator has yet to close) is a case, not a state of the device: it is listed but
+    decides nothing."""
     now = cloud.ingest.clock() if now is None else now
     registry = cloud.registry  # read afresh: the registry can be edited while running
     config = cloud.core.config
@@ -262,8 +275,12 @@ async def health_report(cloud: Cloud, now: float | None = None) -> HealthReport:
         store_error = str(exc)
 
     open_by_device: dict[tuple[str, str], list[sqlite3.Row]] = {}
+    firing_by_device: dict[tuple[str, str], list[sqlite3.Row]] = {}  # not cleared since
     for row in records.alarms:
-        open_by_device.setdefault((row["gateway"], row["device"]), []).append(row)
+        key = (row["gateway"], row["device"])
+        open_by_device.setdefault(key, []).append(row)
+        if row["cleared_at"] is None:
+            firing_by_device.setdefault(key, []).append(row)
 
     def last_seen(key: tuple[str, str]) -> float | None:
         seen = [records.last_event.get(key)]
@@ -275,8 +292,10 @@ async def health_report(cloud: Cloud, now: float | None = None) -> HealthReport:
     gateway_health: dict[str, GatewayHealth] = {}
     for gw in gateways:
         gateway_health[gw] = _gateway(
-            gw, statuses.get(gw), open_by_device.get((gw, gw), []), last_seen((gw, gw))
+            gw, statuses.get(gw), firing_by_device.get((gw, gw), []), last_seen((gw, gw))
         )
+        if not with_alarms:
+            gateway_health[gw].alarm = None
 
     # devices, by building
     buildings: dict[str, BuildingHealth] = {}
@@ -305,7 +324,7 @@ async def health_report(cloud: Cloud, now: float | None = None) -> HealthReport:
         battery = readings.get("battery_pct")
         rssi = readings.get("rssi_dbm")
         alarms = open_by_device.get(key, [])
-        rules_open = {row["rule"] for row in alarms}
+        rules_open = {row["rule"] for row in firing_by_device.get(key, [])}
         mode, window = cloud.maintenance.mode_for(gw, dev, now)
         seen = last_seen(key)
 
@@ -356,7 +375,7 @@ async def health_report(cloud: Cloud, now: float | None = None) -> HealthReport:
                 rssi_at=rssi[0] if rssi else None,
                 test_mode=None if mode is Mode.LIVE else mode,
                 test_window=window,
-                alarms=[_ref(row) for row in alarms],
+                alarms=[_ref(row) for row in alarms] if with_alarms else [],
             )
         )
 
@@ -386,6 +405,7 @@ async def health_report(cloud: Cloud, now: float | None = None) -> HealthReport:
         counts=counts,
         gateway_counts=gateway_counts,
         low_battery_pct=rules.low_battery_pct,
+        alarms_shown=with_alarms,
         store_error=store_error,
         buildings=ordered,
     )
@@ -400,6 +420,14 @@ def _gateway(
     """Online since / offline since: from its retained status (birth, last will) and its open
     gateway_offline alarm (which also covers a gateway that went quiet without a will)."""
     alarm = next((row for row in offline_alarms if row["rule"] == GATEWAY_OFFLINE), None)
+    if (
+        alarm is not None
+        and status is not None
+        and status["state"] == GatewayState.ONLINE.value
+        and isinstance(status["since"], datetime)
+        and status["since"].timestamp() >= alarm["received_at"]
+    ):
+        alarm = None  # back online since the alarm was raised (its clear not in yet)
     status_seen = status["last_seen"] if status else None
     seen_at = _ts(seen) if seen is not None else None
     if isinstance(status_seen, datetime) and (seen_at is None or status_seen > seen_at):

@@ -15,6 +15,7 @@ import asyncio
 import csv
 import io
 import math
+import re
 import sqlite3
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -131,6 +132,9 @@ class LedgerFilter(BaseModel):
     include_tests: bool = Field(
         False, description="Also alarms recorded during walk tests and maintenance windows"
     )
+    verified: bool | None = Field(
+        None, description="true: only cases a supervisor verified (督办核实); false: the others"
+    )
 
     @model_validator(mode="after")
     def _range(self) -> LedgerFilter:
@@ -167,6 +171,8 @@ class LedgerFilter(BaseModel):
             if values:
                 clauses.append(f"{column} IN ({','.join('?' * len(values))})")
                 args.extend(values)
+        if self.verified is not None:
+            clauses.append(f"verified_at IS {'NOT ' if self.verified else ''}NULL")
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
 
     def describe(self) -> dict[str, Any]:
@@ -247,11 +253,7 @@ class LedgerPage(BaseModel):
 def policy_of(alarm: Alarm, rules: RulesFile) -> Policy:
     """The policy whose budget applies: the one the escalator recorded on the alarm (if the
     rules in force still have it), else the one the rules choose for its rule and level."""
-    if alarm.policy:
-        for policy in rules.policies:
-            if policy.name == alarm.policy:
-                return policy
-    return rules.policy_for(alarm.rule, alarm.level)
+    return _policy(alarm.policy, alarm.rule, alarm.level, rules)
 
 
 def _seconds(start: datetime, end: datetime | None) -> float | None:
@@ -262,23 +264,60 @@ def _seconds(start: datetime, end: datetime | None) -> float | None:
 _SHARED = (set(LedgerRow.model_fields) & set(Alarm.model_fields)) - {"policy"}
 
 
-def ledger_row(alarm: Alarm, feedback: Sequence[str], rules: RulesFile, now: float) -> LedgerRow:
-    live = alarm.mode is Mode.LIVE
-    policy = policy_of(alarm, rules) if live else None
+def _policy(name: str | None, rule: str, level: int, rules: RulesFile) -> Policy:
+    """See policy_of (from the alarm's columns)."""
+    if name:
+        for policy in rules.policies:
+            if policy.name == name:
+                return policy
+    return rules.policy_for(rule, level)
+
+
+def _budget_and_within(
+    *,
+    live: bool,
+    policy: Policy | None,
+    received: float,
+    accept_by: float | None,
+    tta: float | None,
+    resolved: float | None,
+    now: float,
+) -> tuple[float | None, bool | None]:
+    """The acceptance budget (live alarms only) and whether the case kept it (None: not
+    decided yet, or nobody had to accept it). Times in epoch seconds; tta: time to accept."""
     budget: float | None = None
-    if live and alarm.accept_by is not None:  # fixed when raised: a later reload does not move it
-        budget = round((alarm.accept_by - alarm.received_at).total_seconds(), 3)
+    if live and accept_by is not None:  # fixed when raised: a later reload does not move it
+        budget = round(accept_by - received, 3)
     elif policy is not None:
         budget = policy.budget_s
-    tta = _seconds(alarm.received_at, alarm.accepted_at)
     within: bool | None = None
     if budget is not None:
         if tta is not None:
             within = tta <= budget
         else:  # never accepted: late once the budget ran out while it waited
-            waited_until = alarm.resolved_at.timestamp() if alarm.resolved_at else now
-            if waited_until - alarm.received_at.timestamp() > budget:
+            waited_until = resolved if resolved is not None else now
+            if waited_until - received > budget:
                 within = False
+    return budget, within
+
+
+def _ts(moment: datetime | None) -> float | None:
+    return None if moment is None else moment.timestamp()
+
+
+def ledger_row(alarm: Alarm, feedback: Sequence[str], rules: RulesFile, now: float) -> LedgerRow:
+    live = alarm.mode is Mode.LIVE
+    policy = policy_of(alarm, rules) if live else None
+    tta = _seconds(alarm.received_at, alarm.accepted_at)
+    budget, within = _budget_and_within(
+        live=live,
+        policy=policy,
+        received=alarm.received_at.timestamp(),
+        accept_by=_ts(alarm.accept_by),
+        tta=tta,
+        resolved=_ts(alarm.resolved_at),
+        now=now,
+    )
     return LedgerRow(
         **alarm.model_dump(include=_SHARED),
         time_to_accept_s=tta,
@@ -359,6 +398,97 @@ async def rows(
     only fetches; the rows become cases on a worker thread, off the event loop."""
     found = await run_on_db_thread(db, lambda c: _select(c, filt, None, 0))
     return await asyncio.to_thread(found.cases, rules, now)
+
+
+# ---- the report's cases: a few columns of each, not the whole row ------------------------------
+
+#: A report covers at most this many cases; a wider filter is refused with the count.
+REPORT_MAX_ROWS = 200_000
+_REPORT_COLUMNS = (
+    "level, rule, mode, policy, state, outcome, cause, received_at, accept_by, accepted_at,"
+    " resolved_at, model, building_id, community, building"
+)
+
+
+class TooMany(Exception):
+    """More cases match than a report or an export may hold."""
+
+    def __init__(self, total: int, limit: int) -> None:
+        super().__init__(f"{total} cases match; at most {limit}")
+        self.total = total
+        self.limit = limit
+
+
+@dataclass(frozen=True, slots=True)
+class ReportCase:
+    """What the report needs of a case (the same names and meanings as in LedgerRow)."""
+
+    level: int
+    state: AlarmState
+    outcome: Outcome | None
+    cause: FalseAlarmCause | None
+    accepted_at: float | None
+    time_to_accept_s: float | None
+    time_to_resolve_s: float | None
+    budget_s: float | None
+    within_budget: bool | None
+    model: str
+    building_id: str
+    community: str
+    building: str
+
+
+def _at(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+def report_case(row: sqlite3.Row, rules: RulesFile, now: float) -> ReportCase:
+    live = row["mode"] == Mode.LIVE.value
+    policy = _policy(row["policy"], row["rule"], row["level"], rules) if live else None
+    # times through datetimes, exactly as the ledger's rows compute them
+    received = datetime.fromtimestamp(row["received_at"], UTC)
+    tta = _seconds(received, _at(row["accepted_at"]))
+    budget, within = _budget_and_within(
+        live=live,
+        policy=policy,
+        received=received.timestamp(),
+        accept_by=row["accept_by"],
+        tta=tta,
+        resolved=row["resolved_at"],
+        now=now,
+    )
+    return ReportCase(
+        level=row["level"],
+        state=AlarmState(row["state"]),
+        outcome=Outcome(row["outcome"]) if row["outcome"] else None,
+        cause=FalseAlarmCause(row["cause"]) if row["cause"] else None,
+        accepted_at=row["accepted_at"],
+        time_to_accept_s=tta,
+        time_to_resolve_s=_seconds(received, _at(row["resolved_at"])),
+        budget_s=budget,
+        within_budget=within,
+        model=row["model"],
+        building_id=row["building_id"],
+        community=row["community"],
+        building=row["building"],
+    )
+
+
+def _select_for_report(conn: sqlite3.Connection, filt: LedgerFilter) -> list[sqlite3.Row]:
+    where, args = filt.where()
+    total = int(conn.execute(f"SELECT count(*) FROM alarms{where}", args).fetchone()[0])
+    if total > REPORT_MAX_ROWS:
+        raise TooMany(total, REPORT_MAX_ROWS)
+    return list(conn.execute(f"SELECT {_REPORT_COLUMNS} FROM alarms{where}", args))
+
+
+async def report_cases(
+    db: aiosqlite.Connection, filt: LedgerFilter, rules: RulesFile, now: float
+) -> list[ReportCase]:
+    """The matching cases as the report reads them: fifteen columns a case, no log; raises
+    TooMany past REPORT_MAX_ROWS. The rows become cases on a worker thread."""
+    found = await run_on_db_thread(db, lambda c: _select_for_report(c, filt))
+    return await asyncio.to_thread(lambda: [report_case(r, rules, now) for r in found])
 
 
 # ---- the report -------------------------------------------------------------------------------
@@ -444,7 +574,11 @@ def _pct(part: int, whole: int) -> float | None:
     return round(100 * part / whole, 2) if whole else None
 
 
-def _level_report(level: int | None, cases: Sequence[LedgerRow]) -> LevelReport:
+#: A case as the report reads it: a ledger row, or the report's slimmer copy.
+Case = LedgerRow | ReportCase
+
+
+def _level_report(level: int | None, cases: Sequence[Case]) -> LevelReport:
     resolved = [c for c in cases if c.state is AlarmState.RESOLVED]
     within = sum(c.within_budget is True for c in cases)
     missed = sum(c.within_budget is False for c in cases)
@@ -477,9 +611,7 @@ def _level_report(level: int | None, cases: Sequence[LedgerRow]) -> LevelReport:
     )
 
 
-def _rates(
-    cases: Sequence[LedgerRow], key: Callable[[LedgerRow], tuple[str, str]]
-) -> list[FalseAlarmRate]:
+def _rates(cases: Sequence[Case], key: Callable[[Case], tuple[str, str]]) -> list[FalseAlarmRate]:
     counts: dict[str, list[Any]] = {}
     for case in cases:
         if case.state is not AlarmState.RESOLVED:
@@ -496,9 +628,9 @@ def _rates(
     return out
 
 
-def report(cases: Sequence[LedgerRow], filt: LedgerFilter, now: float) -> Report:
+def report(cases: Sequence[Case], filt: LedgerFilter, now: float) -> Report:
     """Pure: the report of the given cases (CPU only; run it off the event loop)."""
-    by_level: dict[int, list[LedgerRow]] = {n: [] for n in LEVEL_NAMES}
+    by_level: dict[int, list[Case]] = {n: [] for n in LEVEL_NAMES}
     for case in cases:
         by_level[case.level].append(case)
     return Report(
@@ -513,7 +645,7 @@ def report(cases: Sequence[LedgerRow], filt: LedgerFilter, now: float) -> Report
     )
 
 
-def _causes(cases: Sequence[LedgerRow]) -> list[CauseCount]:
+def _causes(cases: Sequence[Case]) -> list[CauseCount]:
     causes = Counter(
         c.cause.value if c.cause else "unknown" for c in cases if c.outcome is Outcome.FALSE_ALARM
     )
@@ -665,22 +797,46 @@ def _cells(row: LedgerRow, lang: str) -> list[Any]:
     return out
 
 
+#: A spreadsheet reads a cell starting with one of these as a formula (=HYPERLINK(…), +cmd…,
+#: -2+3, @SUM(…); a tab or carriage return ahead of them), full-width forms included.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+
+
+#: The control characters a workbook cannot hold (as openpyxl's ILLEGAL_CHARACTERS_RE, which
+#: raises on them; openpyxl itself is imported only when a workbook is written).
+ILLEGAL_CHARACTERS_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+def clean_text(text: str) -> str:
+    """Text as a workbook can hold it: control characters (other than tab, newline and
+    carriage return) removed; openpyxl refuses a cell with one."""
+    return ILLEGAL_CHARACTERS_RE.sub("", text)
+
+
+def is_formula_like(text: str) -> bool:
+    return text.startswith(FORMULA_START)
+
+
+def _csv_value(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, str):
+        value = clean_text(value)
+        # an apostrophe makes a spreadsheet show the text as typed instead of running it
+        return "'" + value if is_formula_like(value) else value
+    return value
+
+
 def to_csv(cases: Iterable[LedgerRow], lang: str) -> bytes:
-    """UTF-8 with a byte-order mark (so Excel reads the Chinese right), CRLF line ends."""
+    """UTF-8 with a byte-order mark (so Excel reads the Chinese right), CRLF line ends. Text
+    that a spreadsheet would run as a formula starts with an apostrophe."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(headers(lang))
     for case in cases:
-        writer.writerow(
-            [
-                ""
-                if v is None
-                else v.strftime("%Y-%m-%d %H:%M:%S")
-                if isinstance(v, datetime)
-                else v
-                for v in _cells(case, lang)
-            ]
-        )
+        writer.writerow([_csv_value(v) for v in _cells(case, lang)])
     return buffer.getvalue().encode("utf-8-sig")
 
 
@@ -723,6 +879,14 @@ def to_xlsx(
                 cell = WriteOnlyCell(sheet, value=value)
                 cell.number_format = "yyyy-mm-dd hh:mm:ss"
                 out.append(cell)
+            elif isinstance(value, str):
+                text = clean_text(value)
+                if is_formula_like(text):  # text as typed, never a formula
+                    cell = WriteOnlyCell(sheet, value=text)
+                    cell.data_type = "s"
+                    out.append(cell)
+                else:
+                    out.append(text)
             else:
                 out.append(value)
         sheet.append(out)

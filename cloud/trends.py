@@ -14,6 +14,7 @@ week, as bucket means from the telemetry store, with the limit lines of the rule
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -298,8 +299,15 @@ async def trend(
         target_name=target.name,
         times=times,
         series=series,
-        limits=limit_lines(config, field),
+        limits=limits_for(limit_lines(config, field), target.devices),
     )
+
+
+def limits_for(lines: Iterable[LimitLine], devices: Iterable[DeviceInfo]) -> list[LimitLine]:
+    """The limit lines that apply to these devices: a rule restricted to certain models
+    (LimitLine.models) only where one of the devices is of such a model."""
+    models = {info.model for info in devices}
+    return [line for line in lines if line.models is None or models & set(line.models)]
 
 
 class TargetDevice(BaseModel):

@@ -10,6 +10,7 @@ alarm."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable
 from datetime import UTC, datetime
@@ -17,7 +18,7 @@ from typing import Annotated, Any, Self
 
 from fastapi import APIRouter, HTTPException, Query, status
 from fastapi.sse import EventSourceResponse, ServerSentEvent
-from pydantic import BaseModel, Field, model_validator
+from pydantic import AfterValidator, BaseModel, Field, model_validator
 
 from cloud.alarms import Alarm, AlarmError, FalseAlarmCause, LogEntry, Outcome
 from cloud.ingest import alarm_message
@@ -31,10 +32,30 @@ router = APIRouter(prefix="/api/alarms", tags=["alarms"])
 
 _MAX_ID = 2**63 - 1  # SQLite's INTEGER (as RowId)
 
+#: The supervisor's list covers cases resolved within a week (a case left a weekend is there).
+UNVERIFIED_HOURS = 7 * 24
 KEEPALIVE_S = 15.0
 #: A stream ends after this long; the page reconnects at once (its session cookie is checked
 #: again) and starts from a fresh snapshot, so nothing is missed.
 STREAM_MAX_S = 300.0
+
+
+#: Control characters (other than tab, newline, carriage return) and DEL: nothing a person
+#: types; a spreadsheet cannot hold them.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _typed_text(text: str) -> str:
+    if found := _CONTROL.search(text):
+        raise ValueError(
+            f"control character U+{ord(found.group()):04X} at position {found.start()}:"
+            " only printable text, tabs and line breaks"
+        )
+    return text
+
+
+#: Text an operator types (a note, feedback, whom a case went to).
+TypedText = Annotated[str, AfterValidator(_typed_text)]
 
 
 class NotificationRecord(BaseModel):
@@ -81,7 +102,7 @@ class Resolution(BaseModel):
         " 设备故障 device_fault, 烹饪油烟 cooking, 测试未报备 unannounced_test, 其他 other"
         " (then the note says what)",
     )
-    note: str = Field("", max_length=1000)
+    note: TypedText = Field("", max_length=1000)
 
     @model_validator(mode="after")
     def _cause_with_false_alarm(self) -> Self:
@@ -109,16 +130,16 @@ class ResidentProfile(BaseModel):
 
 
 class Dispatch(BaseModel):
-    to: str = Field(min_length=1, max_length=100, description="e.g. 网格员, 物业, 119, 120")
-    note: str = Field("", max_length=1000)
+    to: TypedText = Field(min_length=1, max_length=100, description="e.g. 网格员, 物业, 119, 120")
+    note: TypedText = Field("", max_length=1000)
 
 
 class Note(BaseModel):
-    note: str = Field("", max_length=1000)
+    note: TypedText = Field("", max_length=1000)
 
 
 class Feedback(BaseModel):
-    note: str = Field(min_length=1, max_length=2000)
+    note: TypedText = Field(min_length=1, max_length=2000)
 
 
 @router.get("", response_model=list[Alarm])
@@ -128,8 +149,7 @@ async def active_alarms(
     limit: int | None = Query(None, ge=1, le=100000, description="At most this many, first"),
 ) -> list[Alarm]:
     """Unresolved alarms, most severe first, then unaccepted, then oldest."""
-    alarms = await cloud.book.active()
-    return alarms if limit is None else alarms[:limit]
+    return await cloud.book.active(limit)
 
 
 class ShownIds(BaseModel):
@@ -207,10 +227,13 @@ async def groups(cloud: CloudDep, user: DutyUser) -> list[AlarmGroup]:
 async def awaiting_verification(
     cloud: CloudDep,
     user: SupervisorUser,
-    hours: int = Query(24, ge=1, le=24 * 31, description="Resolved within this many hours"),
+    hours: int = Query(
+        UNVERIFIED_HOURS, ge=1, le=24 * 31, description="Resolved within this many hours"
+    ),
     limit: int = Query(100, ge=1, le=1000),
 ) -> list[Alarm]:
-    """Cases resolved recently that no supervisor has verified yet (督办), newest first."""
+    """Cases resolved by a person recently (a week unless told) that no supervisor has
+    verified yet (督办), newest first; cases the system closed itself are not listed."""
     return await cloud.book.awaiting_verification(time.time() - hours * 3600, limit)
 
 

@@ -17,8 +17,10 @@ from cloud.web import devices as devices_api
 from cloud.web import install as install_api
 from cloud.web import site as site_api
 from cloud.web import trends as trends_api
-from cloud.web.deps import CurrentUser
+from cloud.web import users as users_api
+from cloud.web.deps import CurrentUser, session_user
 from cloud.web.openapi import document
+from cloud.web.security_headers import SecurityHeadersMiddleware
 
 STATIC = Path(__file__).resolve().parent / "static"
 #: The pages (static files that call the API); each needs a session, the API checks the role.
@@ -30,12 +32,13 @@ PAGES = {
     "/trends": "trends.html",
     "/site": "site.html",
     "/install": "install.html",
+    "/users": "users.html",
 }
 
 
 def _page(name: str) -> Callable[[Request], Awaitable[Response]]:
     async def page(request: Request) -> Response:
-        if not request.session.get("user"):
+        if await session_user(request, request.app.state.cloud) is None:
             return RedirectResponse("/login", status_code=303)
         return FileResponse(STATIC / name)
 
@@ -73,6 +76,7 @@ def create_app(cloud: Cloud) -> FastAPI:
         minimum_size=1024,
         exclude_content_types=(*DEFAULT_EXCLUDED_CONTENT_TYPES, ledger.XLSX),
     )
+    app.add_middleware(SecurityHeadersMiddleware)
     app.include_router(status.router)
     app.include_router(auth.router)
     app.include_router(alarms.router)
@@ -83,6 +87,7 @@ def create_app(cloud: Cloud) -> FastAPI:
     app.include_router(trends_api.router)
     app.include_router(install_api.router)
     app.include_router(site_api.router)
+    app.include_router(users_api.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/openapi.json", include_in_schema=False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Request, status
 from pydantic import BaseModel, Field
 
-from cloud.users import SignInLimited, User
+from cloud.users import AccountDisabled, SignInLimited, User
 from cloud.web.deps import CloudDep, CurrentUser
 
 router = APIRouter(prefix="/api", tags=["auth"])
@@ -20,20 +20,35 @@ class Credentials(BaseModel):
 async def login(credentials: Credentials, request: Request, cloud: CloudDep) -> User:
     client = request.client.host if request.client else "unknown"
     try:
-        user = await cloud.users.authenticate(credentials.username, credentials.password, client)
-    except SignInLimited:
+        signed = await cloud.users.authenticate(credentials.username, credentials.password, client)
+    except SignInLimited as limited:
         raise HTTPException(
-            status.HTTP_429_TOO_MANY_REQUESTS, "too many failed sign-ins; wait five minutes"
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            limited.message,
+            headers={"Retry-After": str(limited.retry_after_s)},
         ) from None
-    if user is None:
+    except AccountDisabled:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, "this account is disabled; ask an administrator"
+        ) from None
+    if signed is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong user name or password")
     request.session.clear()
-    request.session["user"] = user.name
-    return user
+    request.session["user"] = signed.user.name
+    request.session["key"] = signed.session_key
+    return signed.user
 
 
 @router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
 async def logout(request: Request) -> None:
+    """Sign this browser out (its cookie is cleared)."""
+    request.session.clear()
+
+
+@router.post("/logout/everywhere", status_code=status.HTTP_204_NO_CONTENT)
+async def logout_everywhere(request: Request, user: CurrentUser, cloud: CloudDep) -> None:
+    """Sign out on every device: every session of this account ends, this one too."""
+    await cloud.users.end_sessions(user.name, actor=user.name)
     request.session.clear()
 
 

@@ -22,9 +22,22 @@ CloudDep = Annotated[Cloud, Depends(get_cloud)]
 RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
+async def session_user(request: Request, cloud: Cloud) -> User | None:
+    """The user of this request's session cookie; None (and the cookie cleared) if there is
+    none or it was ended: signed out everywhere, password reset, account disabled."""
+    name, key = request.session.get("user"), request.session.get("key")
+    user = (
+        await cloud.users.session_user(name, key)
+        if isinstance(name, str) and isinstance(key, str)
+        else None
+    )
+    if user is None and request.session:
+        request.session.clear()
+    return user
+
+
 async def current_user(request: Request, cloud: CloudDep) -> User:
-    name = request.session.get("user")
-    user = await cloud.users.get(name) if isinstance(name, str) else None
+    user = await session_user(request, cloud)
     if user is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "sign in first")
     return user
@@ -54,6 +67,8 @@ def _roles(*roles: Role, what: str) -> Callable[[User], Awaitable[User]]:
 #: Supervisors verify closed cases (督办落实); admins may do anything.
 SupervisorUser = Annotated[User, Depends(_roles(Role.SUPERVISOR, Role.ADMIN, what="verify cases"))]
 AdminUser = Annotated[User, Depends(_roles(Role.ADMIN, what="change the rules"))]
+#: Managing the duty-room accounts: admins only.
+AccountAdmin = Annotated[User, Depends(_roles(Role.ADMIN, what="manage accounts"))]
 #: Installers run walk tests on site; admins may too.
 InstallerUser = Annotated[User, Depends(_roles(Role.INSTALLER, Role.ADMIN, what="run walk tests"))]
 #: Installers claim gateways on site (claim codes); admins may too.

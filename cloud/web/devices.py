@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from cloud.device_health import HealthReport, health_report
+from cloud.users import DUTY_ROLES
 from cloud.web.deps import CloudDep, DeviceReader
 
 router = APIRouter(prefix="/api/devices", tags=["devices"])
@@ -14,5 +15,6 @@ router = APIRouter(prefix="/api/devices", tags=["devices"])
 async def device_health(cloud: CloudDep, user: DeviceReader) -> HealthReport:
     """Every registered device with its state (online, silent, faulty, low battery, under
     test), last seen, battery and signal; every gateway online since / offline since; grouped
-    by community, grid and building, with counts per state."""
-    return await health_report(cloud)
+    by community, grid and building, with counts per state. The open alarms (their titles
+    name residents' homes) are for the duty roles only, as /api/alarms is."""
+    return await health_report(cloud, with_alarms=user.role in DUTY_ROLES)

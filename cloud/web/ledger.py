@@ -66,14 +66,25 @@ async def options(cloud: CloudDep, user: DutyUser) -> LedgerOptions:
     )
 
 
-@router.get("/report", response_model=Report)
+@router.get(
+    "/report",
+    response_model=Report,
+    responses={413: {"description": "More cases match than a report covers"}},
+)
 async def report(
     query: Annotated[LedgerFilter, Query()], cloud: CloudDep, user: DutyUser
 ) -> Report:
     """Per level: time to accept and to resolve (p50/p90/p99, nearest rank), acceptance
     within the policy's budget; false-alarm rate per device model and per building."""
     now = cloud.book.clock()
-    cases = await ledger.rows(cloud.db, query, cloud.core.config, now)
+    try:
+        cases = await ledger.report_cases(cloud.db, query, cloud.core.config, now)
+    except ledger.TooMany as too_many:
+        raise HTTPException(
+            status.HTTP_413_CONTENT_TOO_LARGE,
+            f"{too_many.total} cases match; a report covers at most {too_many.limit}:"
+            " narrow the date range or the filter",
+        ) from None
     return await asyncio.to_thread(ledger.report, cases, query, now)
 
 

@@ -14,7 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from cloud.rules import load_rules
+from cloud.alarms import Outcome
+from cloud.rules import Clear, load_rules
 from cloud.settings import DEFAULT_RULES
 from tests.cloud.conftest import (
     Publisher,
@@ -25,7 +26,9 @@ from tests.cloud.conftest import (
     running_cloud,
     signed_in,
 )
+from tests.cloud.helpers import FakeClock, book_parts
 from tests.cloud.test_ingest import active, event
+from tests.cloud.test_ledger import draft
 from tests.servers import Mosquitto
 
 
@@ -294,3 +297,100 @@ async def test_an_alarm_made_more_severe_gets_the_shorter_budget_of_its_new_leve
     worse = await eventually(raised)
     assert worse["id"] == alarm["id"] and worse["received_at"] == alarm["received_at"]
     assert stamp(worse, "accept_by") - stamp(worse, "received_at") == timedelta(seconds=60)
+
+
+@pytest.mark.parametrize("resolver", ["sup", "adm"])
+async def test_nobody_verifies_a_case_they_resolved_themselves(
+    cloud: RunningCloud, operator: httpx.AsyncClient, gw1: Publisher, resolver: str
+) -> None:
+    gw1.publish("sc/v1/gw-ld01/event", event(device="call-0101", kind="call", type="press"))
+    alarm = await one_alarm(operator, "call-0101")
+    url = f"/api/alarms/{alarm['id']}"
+    own = await signed_in(cloud.url, resolver)
+    other = await signed_in(cloud.url, "adm" if resolver == "sup" else "sup")
+    try:
+        done = await own.post(f"{url}/resolve", json={"outcome": "handled", "note": "已上门"})
+        assert done.status_code == 200
+        refused = await own.post(f"{url}/verify", json={"note": "属实"})
+        assert refused.status_code == 409
+        assert f"resolved by {resolver}" in refused.json()["detail"]
+        case = (await operator.get(url)).json()
+        assert case["alarm"]["verified_at"] is None
+        assert "verified" not in [h["action"] for h in case["history"]]
+        verified = await other.post(f"{url}/verify", json={"note": "电话回访属实"})
+        assert verified.status_code == 200
+    finally:
+        await own.aclose()
+        await other.aclose()
+
+
+@pytest.mark.parametrize(
+    ("field", "body"),
+    [
+        ("note", {"outcome": "handled", "note": "门铃\x0b坏了"}),
+        ("to", {"to": "网格员\x1b[31m"}),
+        ("note", {"note": "已送医\x00"}),
+    ],
+)
+async def test_control_characters_in_typed_text_are_refused_with_the_reason(
+    cloud: RunningCloud,
+    operator: httpx.AsyncClient,
+    gw1: Publisher,
+    field: str,
+    body: dict[str, str],
+) -> None:
+    gw1.publish("sc/v1/gw-ld01/event", event(device="call-0101", kind="call", type="press"))
+    alarm = await one_alarm(operator, "call-0101")
+    url = f"/api/alarms/{alarm['id']}"
+    assert (await operator.post(f"{url}/accept")).status_code == 200
+    action = "resolve" if "outcome" in body else "dispatch" if "to" in body else "feedback"
+    refused = await operator.post(f"{url}/{action}", json=body)
+    assert refused.status_code == 422
+    [problem] = refused.json()["detail"]
+    assert problem["loc"][-1] == field and "control character U+" in problem["msg"]
+    # line breaks and tabs are text
+    fine = {**body, field: "第一行\n第二行\t完"}
+    assert (await operator.post(f"{url}/{action}", json=fine)).status_code == 200
+    supervisor = await signed_in(cloud.url, "sup")
+    try:
+        if action != "resolve":
+            await operator.post(f"{url}/resolve", json={"outcome": "handled"})
+        bad_note = await supervisor.post(f"{url}/verify", json={"note": "ok\x07"})
+        assert bad_note.status_code == 422
+    finally:
+        await supervisor.aclose()
+
+
+async def test_the_supervisors_list_covers_a_week_of_cases_people_resolved(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    """Resolved 3 days ago (a weekend): listed; 10 days ago: not; closed by the system when
+    the device recovered (outcome cleared): nobody's work to verify, not listed."""
+    now = datetime.now(UTC).timestamp()
+    clock = FakeClock(now - 10 * 86400)
+    made: dict[str, int] = {}
+    async with book_parts(tmp_path / "cloud.db", clock) as parts:
+        for name, days in (("old", 10), ("weekend", 3)):
+            clock.now = at = now - days * 86400
+            [raised] = await parts.book.apply(
+                [draft("call_for_help", 1, "call", "gw-ld01", "call-0101", at)], at
+            )
+            made[name] = raised.alarm.id
+            await parts.book.resolve(raised.alarm.id, "op", Outcome.HANDLED, "已上门")
+        clock.now = at = now - 2 * 86400
+        d = draft("device_fault", 3, "gas", "gw-ld01", "gas-0101", at)
+        [raised] = await parts.book.apply([d], at)
+        made["cleared"] = raised.alarm.id
+        clear = Clear(d.rule, d.gateway, d.device, datetime.fromtimestamp(at + 5, UTC), "ok")
+        [closed] = await parts.book.apply([clear], at + 5)
+        assert closed.alarm.outcome == "cleared"
+    forget_gateway_status(mosquitto)
+    async with running_cloud(cloud_settings(tmp_path, mosquitto)) as running:
+        supervisor = await signed_in(running.url, "sup")
+        try:
+            listed = (await supervisor.get("/api/alarms/unverified")).json()
+            assert [a["id"] for a in listed] == [made["weekend"]]
+            fortnight = await supervisor.get("/api/alarms/unverified", params={"hours": 24 * 14})
+            assert [a["id"] for a in fortnight.json()] == [made["weekend"], made["old"]]
+        finally:
+            await supervisor.aclose()

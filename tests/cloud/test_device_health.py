@@ -324,3 +324,72 @@ async def test_with_the_telemetry_store_down_the_report_still_comes_and_says_so(
                 await client.aclose()
     finally:
         server.stop()
+
+
+async def test_a_device_and_a_gateway_back_after_their_accepted_alarm_are_online_again(
+    quick: RunningCloud, gw1: Publisher, mosquitto: Mosquitto
+) -> None:
+    """The operator accepted the device_silent and gateway_offline alarms; the device and the
+    gateway then came back (the cases stay open until the operator closes them, marked
+    cleared): the page says online, not silent/offline, and still lists the open cases."""
+    client = await signed_in(quick.url, "op")
+    gw2 = Publisher(mosquitto, "gw-ld02")
+    key = ("gw-ld01", "gas-0101")
+    try:
+        gw1.publish("sc/v1/gw-ld01/status", status("gw-ld01", "online"), retain=True)
+        gw1.publish("sc/v1/gw-ld01/telemetry", telemetry(*key, "gas", ch4_pct_lel=1.5))
+        silent = await eventually(lambda: _silent_since_reading(client, key))
+        [alarm] = [a for a in silent["alarms"] if a["rule"] == "device_silent"]
+        assert (await client.post(f"/api/alarms/{alarm['id']}/accept")).status_code == 200
+
+        gw2.publish("sc/v1/gw-ld02/status", status("gw-ld02", "offline"), retain=True)
+        down = await eventually(lambda: _gateway_when(client, "gw-ld02", "offline", True))
+        assert (await client.post(f"/api/alarms/{down['alarm']['id']}/accept")).status_code == 200
+        gw2.publish("sc/v1/gw-ld02/status", status("gw-ld02", "online"), retain=True)
+
+        async def reporting() -> None:  # the gas monitor reports again, well within its 1 s
+            while True:
+                gw1.publish("sc/v1/gw-ld01/telemetry", telemetry(*key, "gas", ch4_pct_lel=1.2))
+                await asyncio.sleep(0.2)
+
+        task = asyncio.create_task(reporting())
+        try:
+            back = await eventually(lambda: device_when(client, key, "online"))
+            assert back["reasons"] == []
+            assert [a["id"] for a in back["alarms"]] == [alarm["id"]]  # the case is still open
+            case = (await client.get(f"/api/alarms/{alarm['id']}")).json()["alarm"]
+            assert case["state"] == "accepted" and case["cleared_at"] is not None
+        finally:
+            task.cancel()
+        up = await eventually(lambda: _gateway_when(client, "gw-ld02", "online"))
+        assert up["alarm"] is None
+        report = await health(client)
+        assert {d["state"] for (gw, _), d in devices(report).items() if gw == "gw-ld02"} != {
+            "silent"
+        }
+    finally:
+        gw2.close()
+        await client.aclose()
+
+
+async def test_installers_see_device_states_but_not_the_alarms_behind_them(
+    cloud: RunningCloud, operator: httpx.AsyncClient, gw1: Publisher
+) -> None:
+    """/api/alarms is the duty room's; the health page must not show installers the open
+    alarms' titles (a resident's home) either: the states and reasons stay."""
+    gw1.publish("sc/v1/gw-ld01/event", event(device="gas-0101", kind="gas", type="fault"))
+    key = ("gw-ld01", "gas-0101")
+    duty = await eventually(lambda: device_when(operator, key, "faulty"))
+    assert [a["title_zh"] for a in duty["alarms"]] and (await health(operator))["alarms_shown"]
+    installer = await signed_in(cloud.url, "inst")
+    try:
+        assert (await installer.get("/api/alarms")).status_code == 403
+        report = await health(installer)
+        seen = devices(report)[key]
+        assert (seen["state"], seen["reasons"]) == ("faulty", duty["reasons"])
+        assert report["alarms_shown"] is False
+        assert all(d["alarms"] == [] for d in devices(report).values())
+        assert all(g["alarm"] is None for g in gateways(report).values())
+        assert "title_zh" not in json.dumps(report)
+    finally:
+        await installer.aclose()

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from typing import Any
 
 import httpx
 import paho.mqtt.client as mqtt
 
+from cloud.db import run_on_db_thread
 from tests.cloud.conftest import PASSWORDS, Publisher, RunningCloud, eventually, signed_in
 from tests.cloud.test_ingest import active, event
 from tests.servers import Mosquitto
@@ -176,3 +178,45 @@ async def test_pages_and_json_travel_compressed_and_the_live_stream_is_not_held_
         assert "content-encoding" not in stream.headers
         lines = stream.aiter_lines()
         assert await anext(lines) == "event: snapshot"  # arrives at once, not buffered
+
+
+async def test_open_alarms_and_the_supervisors_list_are_read_through_indexes(
+    cloud: RunningCloud, operator: httpx.AsyncClient, gw1: Publisher
+) -> None:
+    """The book lock is held while these run: each must find its rows through an index
+    (never a scan of every case ever), and `limit` is the database's, not a slice."""
+    gw1.publish("sc/v1/gw-ld01/event", event(device="smoke-0102", type="fault"))  # level III
+    gw1.publish("sc/v1/gw-ld01/event", event(device="call-0101", kind="call", type="press"))
+    await eventually(lambda: _when(active(operator), 2))
+    statements: list[str] = []
+    await run_on_db_thread(cloud.cloud.db, lambda c: c.set_trace_callback(statements.append))
+    supervisor = await signed_in(cloud.url, "sup")
+    try:
+        first = (await operator.get("/api/alarms", params={"limit": 1})).json()
+        assert [a["rule"] for a in first] == ["call_for_help"]
+        assert (await supervisor.get("/api/alarms/unverified")).status_code == 200
+    finally:
+        await run_on_db_thread(cloud.cloud.db, lambda c: c.set_trace_callback(None))
+        await supervisor.aclose()
+    reads = [s for s in statements if s.startswith("SELECT * FROM alarms WHERE")]
+    assert any("LIMIT 1" in s and "state IN" in s for s in reads), reads
+    assert any("verified_at IS NULL" in s for s in reads), reads
+
+    def plans(conn: sqlite3.Connection) -> list[list[str]]:
+        return [[row[-1] for row in conn.execute(f"EXPLAIN QUERY PLAN {s}")] for s in reads]
+
+    for sql, plan in zip(reads, await run_on_db_thread(cloud.cloud.db, plans), strict=True):
+        assert plan[0].startswith("SEARCH alarms USING "), (sql, plan)  # never SCAN alarms
+
+
+async def test_every_response_carries_the_content_security_policy(cloud: RunningCloud) -> None:
+    async with httpx.AsyncClient(base_url=cloud.url) as anon:
+        for path in ("/login", "/static/board.js", "/health", "/api/alarms"):
+            resp = await anon.get(path)
+            policy = resp.headers.get("content-security-policy", "")
+            assert "script-src 'self'" in policy, path
+            for directive in ("object-src 'none'", "base-uri 'none'", "frame-ancestors 'none'"):
+                assert directive in policy, (path, directive)
+            assert resp.headers["x-content-type-options"] == "nosniff"
+        login = (await anon.get("/login")).text
+    assert "<script>" not in login and "onsubmit=" not in login  # no inline script to allow

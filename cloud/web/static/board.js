@@ -14,7 +14,8 @@ Object.assign(MESSAGES.zh, {
   conditions: "需注意", contacts: "紧急联系人", noResident: "档案中没有该户的住户信息", residentDenied: "无权查看住户信息",
   readings: "近一小时读数", noReadings: "近一小时没有读数", readingsFailed: "读数暂时无法获取",
   caseDevice: "设备", model: "型号", gateway: "网关", acceptNow: "受理",
-  noteOptional: "说明（可选）", actionsTitle: "处置",
+  noteOptional: "说明（可选）", actionsTitle: "处置", alertTitle: "【新告警】",
+  acceptFirst: "受理后可派单和反馈情况",
 });
 Object.assign(MESSAGES.en, {
   budgetLeft: "left", overdue: "overdue", accept_by: "Accept by", outcome: "Outcome",
@@ -26,7 +27,8 @@ Object.assign(MESSAGES.en, {
   conditions: "Take note", contacts: "Emergency contacts", noResident: "No resident on file for this home", residentDenied: "Not allowed to view the resident",
   readings: "Readings, last hour", noReadings: "No readings in the last hour", readingsFailed: "Readings are not available now",
   caseDevice: "Device", model: "Model", gateway: "Gateway", acceptNow: "Accept",
-  noteOptional: "Note (optional)", actionsTitle: "Actions",
+  noteOptional: "Note (optional)", actionsTitle: "Actions", alertTitle: "[ALARM] ",
+  acceptFirst: "Accept the case to dispatch and give feedback",
 });
 Object.assign(MESSAGES.zh.logActions, {dispatched: "派单", feedback: "情况反馈", verified: "督办核实", notify: "通知", escalate: "升级", remind: "提醒", cleared: "设备解除", device_cleared: "设备已解除", inhibited: "抑制", delivered: "已送达", notify_failed: "通知失败", notify_skipped: "未通知", notify_pending: "待重试", notify_cancelled: "通知取消"});
 Object.assign(MESSAGES.en.logActions, {dispatched: "dispatched", feedback: "feedback", verified: "verified", notify: "notified", escalate: "escalated", remind: "reminded", cleared: "cleared", device_cleared: "device cleared", inhibited: "inhibited", delivered: "delivered", notify_failed: "notification failed", notify_skipped: "not notified", notify_pending: "to retry", notify_cancelled: "notification cancelled"});
@@ -144,30 +146,77 @@ function render() {
   for (const a of document.visibilityState === "visible" ? rows : []) {
     if (!a.shown_at && !shownReported.has(a.id)) { shownReported.add(a.id); fresh.push(a.id); }
   }
-  for (let i = 0; i < fresh.length; i += 5000) {
-    fetch("/api/alarms/shown", {method: "POST", headers: {"Content-Type": "application/json"},
-      body: JSON.stringify({ids: fresh.slice(i, i + 5000)})});
-  }
+  for (let i = 0; i < fresh.length; i += 5000) reportShown(fresh.slice(i, i + 5000));
   updateAlerting();
+}
+// A report that did not arrive (network, server restarting) is forgotten, so the next render
+// sends it again.
+async function reportShown(ids) {
+  let ok = false;
+  try {
+    const resp = await fetch("/api/alarms/shown", {method: "POST", headers: {"Content-Type": "application/json"},
+      body: JSON.stringify({ids})});
+    ok = resp.ok;
+  } catch { /* network down */ }
+  if (!ok) for (const id of ids) shownReported.delete(id);
 }
 
 function forget(id, tr) { visibility.unobserve(tr); onScreen.delete(tr); tr.remove(); rowCache.delete(id); }
 function redrawAll() { rowCache.forEach(({tr}, id) => forget(id, tr)); render(); }
 
-function updateAlerting() {
-  const alerting = [...alarms.values()].some((a) => a.level === 1 && a.state === "active");
-  document.body.dataset.alerting = alerting ? "true" : "false";
-}
+// ---- the alert: beeps on the audio clock, and a flashing tab title in a background tab ----
+// A background tab's timers may run once a minute, the audio clock does not slow down: the
+// beeps are scheduled BEEP_AHEAD_S ahead on it, and topped up whenever a timer or a message
+// runs. A new unaccepted level-I alarm beeps at once; acceptance silences the queue at once.
+const BEEP_EVERY_S = 1.5, BEEP_AHEAD_S = 90;
+let beepsUntil = 0; // audio time up to which beeps are scheduled
+let queued = []; // the scheduled oscillators (stopped when the alert ends)
+const alertingIds = new Set(); // the unaccepted level-I alarms the page knows of
 
-function beep() {
-  if (!soundEnabled || document.body.dataset.alerting !== "true") return;
-  audio = audio || new AudioContext();
+function updateAlerting() {
+  const waiting = [...alarms.values()].filter((a) => a.level === 1 && a.state === "active").map((a) => a.id);
+  const fresh = waiting.some((id) => !alertingIds.has(id));
+  alertingIds.clear(); waiting.forEach((id) => alertingIds.add(id));
+  document.body.dataset.alerting = waiting.length ? "true" : "false";
+  if (!waiting.length) stopBeeps();
+  else if (fresh) { stopBeeps(); scheduleBeeps(); } // a new one: beep now, not at the next slot
+  flashTitle();
+}
+function beepAt(when) {
   const osc = audio.createOscillator(), gain = audio.createGain();
   osc.frequency.value = 880; osc.type = "square"; gain.gain.value = 0.15;
   osc.connect(gain).connect(audio.destination);
-  osc.start(); osc.stop(audio.currentTime + 0.35);
+  osc.onended = () => { queued = queued.filter((o) => o !== osc); };
+  osc.start(when); osc.stop(when + 0.35);
+  queued.push(osc);
 }
-setInterval(beep, 1500);
+function scheduleBeeps() {
+  if (!soundEnabled || !audio || document.body.dataset.alerting !== "true") return;
+  const at = audio.currentTime;
+  if (beepsUntil < at) beepsUntil = at; // nothing pending: the first one now
+  while (beepsUntil < at + BEEP_AHEAD_S) { beepAt(beepsUntil); beepsUntil += BEEP_EVERY_S; }
+}
+function stopBeeps() {
+  for (const osc of queued) { osc.onended = null; try { osc.stop(); } catch { /* never started */ } osc.disconnect(); }
+  queued = []; beepsUntil = 0;
+}
+setInterval(scheduleBeeps, 5000);
+
+// The tab's title alternates with a warning while a level-I alarm waits and the page is not
+// on screen (on screen, the pulsing row says it).
+let titleTimer = null, plainTitle = "";
+function flashTitle() {
+  const flash = document.body.dataset.alerting === "true" && document.visibilityState === "hidden";
+  if (flash && !titleTimer) {
+    plainTitle = document.title;
+    let on = false;
+    const toggle = () => { on = !on; document.title = on ? `${t("alertTitle")}${plainTitle}` : plainTitle; };
+    toggle();
+    titleTimer = setInterval(toggle, 1000);
+  } else if (!flash && titleTimer) {
+    clearInterval(titleTimer); titleTimer = null; document.title = plainTitle;
+  }
+}
 function tickBudget(el) {
   const [text, over] = budgetText(el.dataset.by);
   if (el.textContent !== text) el.textContent = text;
@@ -192,7 +241,7 @@ function setSound(on) {
   btn.className = `sound ${on ? "on" : "off"}`;
   btn.dataset.t = on ? "soundOn" : "soundOff";
   btn.textContent = t(btn.dataset.t);
-  if (on) { audio = audio || new AudioContext(); audio.resume(); }
+  if (on) { audio = audio || new AudioContext(); audio.resume(); scheduleBeeps(); } else stopBeeps();
 }
 
 function setConn(up) {
@@ -231,15 +280,23 @@ function connect() {
   });
 }
 
+// The API's reason for a refusal as it gave it (its words are the same in either language):
+// a string, a list of field problems, or nothing usable (then the status text).
+async function refusal(resp) {
+  let detail = null;
+  try { detail = (await resp.json()).detail; } catch { /* not JSON */ }
+  if (typeof detail === "string" && detail) return detail;
+  if (Array.isArray(detail)) return detail.map((d) => (d && d.msg) || "").filter(Boolean).join("; ") || resp.statusText;
+  return resp.statusText;
+}
 async function post(url, body) {
   const init = {method: "POST"};
   if (body !== undefined) { init.headers = {"Content-Type": "application/json"}; init.body = JSON.stringify(body); }
-  const resp = await fetch(url, init);
+  let resp;
+  try { resp = await fetch(url, init); } catch { alert(t("reconnecting")); return null; }
   if (!resp.ok) {
-    let detail = resp.statusText;
-    try { detail = (await resp.json()).detail; } catch { /* not JSON */ }
-    if (typeof detail !== "string") detail = detail.map((d) => d.msg).join("; ");
-    alert(`${resp.status}: ${detail}`);
+    const detail = await refusal(resp);
+    alert(detail ? `${resp.status}: ${detail}` : `${resp.status}`);
     return null;
   }
   const a = await resp.json();
@@ -351,12 +408,14 @@ function actionsHtml(alarm, preset) {
   if (alarm.state === "active") html += `<button id="case-accept" class="accept">${t("acceptNow")}</button>`;
   if (open) {
     const outcome = preset.outcome || "handled";
-    html += `<form id="dispatch" class="case-form"><h3>${t("dispatch")}</h3>
+    // dispatch and feedback follow acceptance (the API refuses them before)
+    html += alarm.state === "accepted" ? `<form id="dispatch" class="case-form"><h3>${t("dispatch")}</h3>
       <input name="to" required maxlength="100" placeholder="${esc(t("dispatchTo"))}">
       <input name="note" maxlength="1000" placeholder="${esc(t("note"))}"><button>${t("send")}</button></form>
     <form id="feedback" class="case-form"><h3>${t("feedback")}</h3>
-      <input name="note" required maxlength="1000" placeholder="${esc(t("note"))}"><button>${t("send")}</button></form>
-    <form id="resolve" class="case-form" novalidate><h3>${t("resolve")}</h3>
+      <input name="note" required maxlength="1000" placeholder="${esc(t("note"))}"><button>${t("send")}</button></form>`
+      : `<p class="sub" id="accept-first">${t("acceptFirst")}</p>`;
+    html += `<form id="resolve" class="case-form" novalidate><h3>${t("resolve")}</h3>
       <select name="outcome" aria-label="${esc(t("outcome"))}">${["handled", "false_alarm", "test"].map((o) => `<option value="${o}"${o === outcome ? " selected" : ""}>${t(o)}</option>`).join("")}</select>
       <select name="cause" aria-label="${esc(t("cause"))}"${outcome === "false_alarm" ? "" : " hidden"}><option value="">${t("causePick")}</option>${CAUSES.map((c) => `<option value="${c}">${esc(MESSAGES[LANG].causes[c])}</option>`).join("")}</select>
       <input name="note" maxlength="1000" placeholder="${esc(t("noteOptional"))}"><button>${t("resolve")}</button>
@@ -488,7 +547,7 @@ $("#board").addEventListener("click", (ev) => {
   if (btn.dataset.act !== "open") btn.disabled = true; // a double click must not act twice
   Promise.resolve(act(Number(row.dataset.id), btn.dataset.act, row)).finally(() => { btn.disabled = false; });
 });
-document.addEventListener("visibilitychange", () => { if (document.visibilityState === "visible") render(); });
+document.addEventListener("visibilitychange", () => { flashTitle(); if (document.visibilityState === "visible") render(); });
 $("#sound").onclick = () => setSound(!soundEnabled);
 $("#case-close").onclick = () => $("#case").close();
 $("#case").addEventListener("close", () => { caseExtras = null; });

@@ -30,7 +30,8 @@ const $ = (sel) => document.querySelector(sel);
 let report = null;
 let role = "";
 
-function esc(text) { const d = document.createElement("div"); d.textContent = text ?? ""; return d.innerHTML; }
+// Escapes for text and for attribute values (quotes too).
+function esc(text) { return String(text ?? "").replace(/[&<>"']/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"})[c]); }
 function msg(group, key) { return (MESSAGES[LANG][group] || {})[key] ?? key; }
 function when(iso) {
   if (!iso) return "—";
@@ -70,7 +71,7 @@ function deviceRow(d) {
     <td class="num"><div>${when(d.last_seen)}</div><div class="sub">${ago(d.last_seen)}</div>${expected}</td>
     <td class="num">${d.battery_pct == null ? "—" : `${d.battery_pct} %`}</td>
     <td class="num">${d.rssi_dbm == null ? "—" : `${d.rssi_dbm} dBm`}</td>
-    <td>${alarms || "—"}</td></tr>`;
+    ${report.alarms_shown ? `<td>${alarms || "—"}</td>` : ""}</tr>`;
 }
 
 function render() {
@@ -86,7 +87,7 @@ function render() {
       <div class="gateways">${b.gateways.map(gatewayHtml).join("")}</div>
       ${b.devices.length ? `<table><thead><tr>
         <th>${t("devCol")}</th><th>${t("modelCol")}</th><th>${t("homeCol")}</th><th>${t("stateCol")}</th>
-        <th>${t("seenCol")}</th><th>${t("batteryCol")}</th><th>${t("signalCol")}</th><th>${t("alarmsCol")}</th>
+        <th>${t("seenCol")}</th><th>${t("batteryCol")}</th><th>${t("signalCol")}</th>${report.alarms_shown ? `<th>${t("alarmsCol")}</th>` : ""}
       </tr></thead><tbody>${b.devices.map(deviceRow).join("")}</tbody></table>` : ""}
     </section>`).join("");
 }

@@ -97,6 +97,7 @@ function fromAddress() {
   }
 }
 
+$("#pick").onsubmit = (e) => e.preventDefault();  // pickers act at once; Enter submits nothing
 $("#building").onchange = (e) => { choice.building = e.target.value; choice.home = ""; choice.device = ""; fillPickers(); load(); };
 $("#home").onchange = (e) => { choice.home = e.target.value; choice.device = ""; fillPickers(); load(); };
 $("#device").onchange = (e) => { choice.device = e.target.value; load(); };

@@ -1,0 +1,126 @@
+"""The admins manage the duty-room accounts: list, create, change role, reset a password,
+disable or enable, sign an account out everywhere. Every change is audited with who made it;
+the last active admin can be neither disabled nor demoted."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Path, Request, status
+from pydantic import BaseModel, ConfigDict, Field
+
+from cloud.users import (
+    MAX_PASSWORD,
+    MIN_PASSWORD,
+    Account,
+    AccountError,
+    Role,
+    UnknownAccount,
+)
+from cloud.web.deps import AccountAdmin, CloudDep
+
+router = APIRouter(prefix="/api/users", tags=["users"])
+
+#: Letters (any script), digits, dot, dash and underscore; what a sign-in form can carry.
+NAME_PATTERN = r"^[\w.-]+$"
+Name = Annotated[str, Field(min_length=1, max_length=64, pattern=NAME_PATTERN)]
+PathName = Annotated[str, Path(min_length=1, max_length=64, pattern=NAME_PATTERN)]
+Password = Annotated[
+    str,
+    Field(
+        min_length=MIN_PASSWORD,
+        max_length=MAX_PASSWORD,
+        description=f"at least {MIN_PASSWORD} characters",
+    ),
+]
+
+
+class NewAccount(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: Name
+    role: Role
+    password: Password
+
+
+class RoleChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    role: Role
+
+
+class PasswordReset(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    password: Password
+
+
+def _refused(exc: AccountError) -> HTTPException:
+    """404 for an unknown account; 409 for a name taken or the last active admin."""
+    code = (
+        status.HTTP_404_NOT_FOUND if isinstance(exc, UnknownAccount) else status.HTTP_409_CONFLICT
+    )
+    return HTTPException(code, str(exc))
+
+
+@router.get("", response_model=list[Account])
+async def list_accounts(cloud: CloudDep, admin: AccountAdmin) -> list[Account]:
+    """Every account, by name (no password hashes)."""
+    return await cloud.users.accounts()
+
+
+@router.post("", response_model=Account, status_code=status.HTTP_201_CREATED)
+async def create_account(body: NewAccount, cloud: CloudDep, admin: AccountAdmin) -> Account:
+    try:
+        return await cloud.users.create(body.name, body.role, body.password, actor=admin.name)
+    except AccountError as exc:
+        raise _refused(exc) from None
+
+
+@router.put("/{name}/role", response_model=Account)
+async def change_role(
+    name: PathName, body: RoleChange, cloud: CloudDep, admin: AccountAdmin
+) -> Account:
+    """Takes effect at the account's next request (its sessions stay)."""
+    try:
+        return await cloud.users.set_role(name, body.role, actor=admin.name)
+    except AccountError as exc:
+        raise _refused(exc) from None
+
+
+@router.put("/{name}/password", response_model=Account)
+async def reset_password(
+    name: PathName, body: PasswordReset, request: Request, cloud: CloudDep, admin: AccountAdmin
+) -> Account:
+    """A new password; every session of the account ends (the admin's own one goes on if
+    they reset their own password)."""
+    try:
+        account = await cloud.users.set_password(name, body.password, actor=admin.name)
+    except AccountError as exc:
+        raise _refused(exc) from None
+    if name == admin.name:
+        request.session["key"] = await cloud.users.session_key(name)
+    return account
+
+
+@router.post("/{name}/disable", response_model=Account)
+async def disable_account(name: PathName, cloud: CloudDep, admin: AccountAdmin) -> Account:
+    """The account's sessions end at once and it cannot sign in until enabled again."""
+    try:
+        return await cloud.users.set_disabled(name, True, actor=admin.name)
+    except AccountError as exc:
+        raise _refused(exc) from None
+
+
+@router.post("/{name}/enable", response_model=Account)
+async def enable_account(name: PathName, cloud: CloudDep, admin: AccountAdmin) -> Account:
+    try:
+        return await cloud.users.set_disabled(name, False, actor=admin.name)
+    except AccountError as exc:
+        raise _refused(exc) from None
+
+
+@router.delete("/{name}/sessions", response_model=Account)
+async def end_sessions(name: PathName, cloud: CloudDep, admin: AccountAdmin) -> Account:
+    """Sign the account out everywhere (e.g. a PC left signed in, a lost phone)."""
+    try:
+        return await cloud.users.end_sessions(name, actor=admin.name)
+    except AccountError as exc:
+        raise _refused(exc) from None
