@@ -250,6 +250,8 @@ async def test_installer_is_told_the_board_is_not_for_them(
     await publish(gw1, "event", event(device="call-0101", kind="call", type="press"))
     await eventually(lambda: open_alarms(operator))
     await sign_in(page, cloud.url, "inst")
+    await expect(page).to_have_url(re.compile(r"/install$"))  # where an installer starts
+    await page.goto(f"{cloud.url}/")  # and the board's address typed in by hand
     await expect(page.get_by_text("当前账号无权查看告警")).to_be_visible()
     await expect(page.locator("#user")).to_have_text("inst (安装人员)")
     await expect(page.locator("#board")).to_be_hidden()

@@ -270,6 +270,7 @@ async def test_an_installer_cannot_open_a_residents_profile(
     gw1.publish("sc/v1/gw-ld01/event", event(device="call-0101", kind="call", type="press"))
     [alarm] = await eventually(lambda: active(operator))
     await sign_in(page, cloud.url, "inst")
+    await page.goto(f"{cloud.url}/")
     await expect(page.get_by_text("当前账号无权查看告警")).to_be_visible()
     await expect(page.locator("#case")).to_be_hidden()
     await expect(page.get_by_text("王秀英")).to_have_count(0)

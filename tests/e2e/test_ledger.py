@@ -162,7 +162,8 @@ async def test_screenshots(known_cloud: RunningCloud, page: Page, tmp_path: Path
     await page.goto(f"{known_cloud.url}/ledger")
     await expect(page.locator("#ledger tbody tr")).to_have_count(9)
     await page.screenshot(path=out / "ledger.png", **shots)
-    await page.goto(f"{known_cloud.url}/report")
+    # the report opens on the last 30 days: the known cases are from 2 and 3 March 2026
+    await page.goto(f"{known_cloud.url}/report?date_from=2026-03-02&date_to=2026-03-03")
     await expect(page.locator("#levels tr[data-level='all'] [data-col=count]")).to_have_text("9")
     await expect(page.locator("#budget-chart canvas")).to_have_count(1)
     await page.screenshot(path=out / "report.png", full_page=True, **shots)

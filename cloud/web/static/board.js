@@ -158,7 +158,7 @@ async function reportShown(ids) {
       body: JSON.stringify({ids})});
     ok = resp.ok;
   } catch { /* network down */ }
-  if (!ok) for (const id of ids) shownReported.delete(id);
+  if (!ok) { for (const id of ids) shownReported.delete(id); setTimeout(scheduleRender, 3000); }
 }
 
 function forget(id, tr) { visibility.unobserve(tr); onScreen.delete(tr); tr.remove(); rowCache.delete(id); }

@@ -2,7 +2,7 @@
 const MESSAGES = {
   zh: {
     title: "街道值班室 · 告警看板", signin: "登录", username: "用户名", password: "密码",
-    signinFailed: "用户名或密码错误", signinLimited: "登录失败次数过多，请五分钟后再试",
+    signinFailed: "用户名或密码错误", signinLimited: "登录失败次数过多，请五分钟后再试", signinDisabled: "该账号已停用，请联系管理员",
     connected: "实时连接正常", reconnecting: "连接中断，正在重连…", logout: "退出",
     soundOff: "浏览器禁止自动播放声音：点击此处开启告警声音", soundOn: "告警声音已开启",
     empty: "当前没有未办结的告警", level: "级别", alarm: "告警", where: "位置", device: "设备",
@@ -22,7 +22,7 @@ const MESSAGES = {
   },
   en: {
     title: "Street duty room · Alarm board", signin: "Sign in", username: "User name", password: "Password",
-    signinFailed: "Wrong user name or password", signinLimited: "Too many failed sign-ins; wait five minutes",
+    signinFailed: "Wrong user name or password", signinLimited: "Too many failed sign-ins; wait five minutes", signinDisabled: "This account is disabled; ask an administrator",
     connected: "Live", reconnecting: "Connection lost, reconnecting…", logout: "Sign out",
     soundOff: "The browser blocks sound until you click: click here to enable alarm sound", soundOn: "Alarm sound on",
     empty: "No open alarms", level: "Level", alarm: "Alarm", where: "Where", device: "Device",

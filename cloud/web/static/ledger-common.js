@@ -16,6 +16,7 @@ Object.assign(MESSAGES.zh, {
   tta: "受理用时", ttr: "办结用时", budgetS: "受理时限", withinBudget: "时限内受理", yes: "是", no: "否",
   feedbackNotes: "情况反馈", noteCause: "处置说明", escalations: "升级次数", verifiedBy: "核实人",
   units: {h: "小时", m: "分", s: "秒"}, badFilter: "筛选条件有误：",
+  verifiedFilter: "督办核实", verifiedYes: "已核实", verifiedNo: "未核实",
   logActions: {...MESSAGES.zh.logActions, dispatched: "派单", feedback: "情况反馈", verified: "督办核实", cleared: "设备自动解除", escalate: "升级", notify: "通知", remind: "提醒", device_cleared: "设备恢复"},
 });
 Object.assign(MESSAGES.en, {
@@ -33,6 +34,7 @@ Object.assign(MESSAGES.en, {
   tta: "Time to accept", ttr: "Time to resolve", budgetS: "Acceptance budget", withinBudget: "Accepted within budget", yes: "yes", no: "no",
   feedbackNotes: "Feedback", noteCause: "Note", escalations: "Escalations", verifiedBy: "Verified by",
   units: {h: " h ", m: " min ", s: " s"}, badFilter: "Bad filter: ",
+  verifiedFilter: "Verified", verifiedYes: "verified", verifiedNo: "not verified",
   logActions: {...MESSAGES.en.logActions, dispatched: "dispatched", feedback: "feedback", verified: "verified", cleared: "cleared by the device", escalate: "escalated", notify: "notified", remind: "reminded", device_cleared: "device restored"},
 });
 
@@ -60,8 +62,12 @@ function levelName(n) { return words("levelNames")[n] || n; }
 function kindName(k) { return words("kinds")[k] || k; }
 
 // ---- the filter form --------------------------------------------------------------------------
-const FILTER_FIELDS = ["date_from", "date_to", "community", "kind", "level", "outcome", "state", "include_tests"];
+const FILTER_FIELDS = ["date_from", "date_to", "community", "kind", "level", "outcome", "state", "verified", "include_tests"];
 let filterOptions = null;
+let filterDefaults = {}; // what the form starts with when the address names no dates
+
+// A Beijing-time date `days` before today, as the date inputs take it (2027-01-15).
+function daysAgo(days) { return new Date(Date.now() - days * 86400e3).toLocaleDateString("en-CA", {timeZone: TZ}); }
 
 function currentFilter() {
   const form = $("#filter");
@@ -69,6 +75,7 @@ function currentFilter() {
   if (!form.elements.length) {  // not drawn yet: what the address says
     const given = new URLSearchParams(location.search);
     for (const key of FILTER_FIELDS) for (const v of given.getAll(key)) if (v) params.append(key, v);
+    if (!params.has("date_from") && !params.has("date_to")) for (const [k, v] of Object.entries(filterDefaults)) params.set(k, v);
     return params;
   }
   for (const key of FILTER_FIELDS) {
@@ -92,6 +99,7 @@ function renderFilter(onSubmit) {
     ${select("level", "level", o.levels.map((l) => [l.value, levelName(Number(l.value))]))}
     ${select("outcome", "outcome", o.outcomes.map((v) => [v, words("outcomeNames")[v] || v]))}
     ${select("state", "state", o.states.map((v) => [v, words("stateNames")[v] || v]))}
+    ${select("verified", "verifiedFilter", [["true", t("verifiedYes")], ["false", t("verifiedNo")]])}
     <label class="check"><input type="checkbox" name="include_tests" value="true"${values.get("include_tests") === "true" ? " checked" : ""}> ${esc(t("includeTests"))}</label>
     <button type="submit" class="primary">${esc(t("search"))}</button>
     <button type="button" id="reset">${esc(t("reset"))}</button>`;
@@ -116,7 +124,9 @@ function clearError() { $("#error").hidden = true; }
 // Signs in (or sends to the sign-in page), fills the header, loads the filter's choices.
 // Returns false if this role may not see the ledger (the page says so). `submit` runs when
 // the filter is submitted, `relabel` after a change of language.
-async function initPage(key, submit, relabel) {
+// `defaults`: the filter when the address names no dates (the report: the last 30 days).
+async function initPage(key, submit, relabel, defaults = {}) {
+  filterDefaults = defaults;
   const user = await startPage(key, {title: `${key}Title`, onLang: () => { if (filterOptions) { renderFilter(submit); relabel(); } }});
   if (!user) return false;
   const resp = await fetch("/api/ledger/options");

@@ -104,5 +104,7 @@ function render(rep) {
 }
 
 (async () => {
-  if (await initPage("report", load, () => { if (lastReport) render(lastReport); })) await load();
+  // the last 30 days unless the address says otherwise: a report of every case ever is slow
+  const recent = {date_from: daysAgo(29)};
+  if (await initPage("report", load, () => { if (lastReport) render(lastReport); }, recent)) await load();
 })();
