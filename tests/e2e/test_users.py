@@ -77,7 +77,7 @@ async def test_admin_manages_accounts_on_the_page(
     await page.get_by_label("用户名").fill("inst")
     await page.get_by_label("密码").fill(PASSWORDS["inst"])
     await page.get_by_role("button", name="登录").click()
-    await expect(page).to_have_url(re.compile(r"/$"))
+    await expect(page).to_have_url(re.compile(r"/install$"))
     await page.goto(f"{cloud.url}/users")
     await expect(page.locator("#denied")).to_be_visible()
     await expect(page.get_by_role("link", name="账号管理")).to_have_count(0)

@@ -81,7 +81,6 @@ function budgetCell(a) {
 function escalated(a) {
   return a.state === "active" && a.escalations ? `<div class="sub overdue">${t("escalated")} ×${a.escalations}</div>` : "";
 }
-function esc(text) { return String(text ?? "").replace(/[&<>"']/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"})[c]); }
 function title(a) { return LANG === "zh" ? a.title_zh : a.title_en; }
 
 function rowHtml(a) {

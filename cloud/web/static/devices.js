@@ -31,7 +31,6 @@ let report = null;
 let role = "";
 
 // Escapes for text and for attribute values (quotes too).
-function esc(text) { return String(text ?? "").replace(/[&<>"']/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"})[c]); }
 function msg(group, key) { return (MESSAGES[LANG][group] || {})[key] ?? key; }
 function when(iso) {
   if (!iso) return "—";

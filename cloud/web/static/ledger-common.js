@@ -41,7 +41,6 @@ Object.assign(MESSAGES.en, {
 const $ = (sel) => document.querySelector(sel);
 const TZ = "Asia/Shanghai";
 // Escapes for text and for attribute values (quotes too).
-function esc(text) { return String(text ?? "").replace(/[&<>"']/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"})[c]); }
 function words(key) { return MESSAGES[LANG][key]; }
 function fill(template, values) { return template.replace(/\{(\w+)\}/g, (_, k) => values[k]); }
 // A time as the duty room reads it: Beijing time, whatever the PC's own zone.
