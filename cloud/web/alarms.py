@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Awaitable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Self
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import AfterValidator, BaseModel, Field, model_validator
 
@@ -168,9 +168,12 @@ async def shown_many(body: ShownIds, cloud: CloudDep, user: DutyUser) -> ShownRe
 
 
 @router.get("/stream", response_class=EventSourceResponse)
-async def stream(cloud: CloudDep, user: DutyUser) -> AsyncIterator[ServerSentEvent]:
+async def stream(
+    request: Request, cloud: CloudDep, user: DutyUser
+) -> AsyncIterator[ServerSentEvent]:
     """Live updates. The first message is a snapshot of all unresolved alarms, so a page that
     reconnects (network blip, server restart) is whole again at once."""
+    key = request.session.get("key")
     sub = cloud.hub.subscribe()
     loop = asyncio.get_running_loop()
     ends = loop.time() + STREAM_MAX_S
@@ -183,8 +186,9 @@ async def stream(cloud: CloudDep, user: DutyUser) -> AsyncIterator[ServerSentEve
             try:
                 message = await asyncio.wait_for(sub.queue.get(), timeout=KEEPALIVE_S)
             except TimeoutError:
-                # the account may have been removed or changed role since the stream opened
-                now = await cloud.users.get(user.name)
+                # since the stream opened the account may have been disabled, changed role,
+                # had its password reset or its sessions ended: then this session is over
+                now = await cloud.users.session_user(user.name, key) if key else None
                 if now is None or now.role not in DUTY_ROLES:
                     return
                 yield ServerSentEvent(comment="keepalive")

@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from cloud.users import ADDRESS_FAILURES, PAIR_FAILURES, WINDOW_S
+from cloud.web import alarms as alarms_api
 from tests.cloud.conftest import (
     PASSWORDS,
     RunningCloud,
@@ -236,6 +237,26 @@ async def test_sign_out_everywhere_by_an_admin_or_by_the_user(
     actions = await audit_actions(admin)
     assert ("adm", "user.sessions_ended", "name=sup") in actions
     assert ("sup", "user.sessions_ended", "name=sup") in actions
+
+
+async def test_an_open_live_stream_ends_when_its_sessions_are_ended(
+    cloud: RunningCloud, admin: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(alarms_api, "KEEPALIVE_S", 0.2)  # re-check at once, not every 15 s
+    operator = await signed_in(cloud.url, "op")
+    try:
+        async with operator.stream("GET", "/api/alarms/stream") as stream:
+            lines = stream.aiter_lines()
+            assert await anext(lines) == "event: snapshot"
+            assert (await admin.delete("/api/users/op/sessions")).status_code == 200
+
+            async def drain() -> None:
+                async for _ in lines:
+                    pass
+
+            await asyncio.wait_for(drain(), timeout=10)  # the server closed the stream
+    finally:
+        await operator.aclose()
 
 
 # ---- rights and refusals --------------------------------------------------------------------
