@@ -97,6 +97,7 @@ async def run_demo(
             "duty": ("operator", SecretStr(password)),
             "leader": ("supervisor", SecretStr(password)),
             "installer": ("installer", SecretStr(password)),
+            "admin": ("admin", SecretStr(password)),
         },
     )
     agents: dict[str, GatewayAgent] = {}
@@ -114,7 +115,7 @@ async def run_demo(
                 say(f"gateway {gw}: {'online' if connected else 'NOT connected'}")
             say("")
             say(f"值班室 / duty room: {cloud.web_url}")
-            say(f"登录 / sign in: duty / {password}  (operator; also leader, installer)")
+            say(f"登录 / sign in: duty / {password}  (operator; also leader, installer, admin)")
             say("按 Ctrl-C 结束 / Ctrl-C to stop")
             say("")
             scenario = asyncio.create_task(_play(agents))
