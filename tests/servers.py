@@ -19,6 +19,25 @@ REPO = Path(__file__).resolve().parent.parent
 ACL = REPO / "deploy" / "mosquitto" / "acl"
 
 
+def free_ports(count: int, *, besides: tuple[int, ...] = ()) -> list[int]:
+    """`count` free loopback ports, all different (held open together while chosen) and none
+    of `besides`."""
+    socks: list[socket.socket] = []
+    try:
+        ports: list[int] = []
+        while len(ports) < count:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind(("127.0.0.1", 0))
+            socks.append(sock)
+            port = int(sock.getsockname()[1])
+            if port not in besides:
+                ports.append(port)
+        return ports
+    finally:
+        for sock in socks:
+            sock.close()
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -144,7 +163,7 @@ log_type notice
     def _tls_listener(self) -> str:
         if self.tls is None:
             return ""
-        self.tls_port = self.tls_port or free_port()
+        self.tls_port = self.tls_port or free_ports(1, besides=(self.port,))[0]
         for name, source in (("ca.pem", self.tls.ca), ("cert.pem", self.tls.cert)):
             shutil.copy(source, self.workdir / name)
             (self.workdir / name).chmod(0o644)
@@ -210,8 +229,7 @@ class InfluxDB:
 
     def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
-        rpc = free_port()
+        self.port, rpc = free_ports(2)
         conf = self.workdir / "influxdb.conf"
         conf.write_text(
             f"""reporting-disabled = true

@@ -82,11 +82,26 @@ def forget_gateway_status(broker: Mosquitto) -> None:
             pub.close()
 
 
+def end_session(broker: Mosquitto, client_id: str) -> None:
+    """Drop a stopped cloud's persistent session from the shared broker, which would otherwise
+    queue every later test's messages for it until the run ends."""
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True)
+    client.username_pw_set("cloud", broker.users["cloud"])
+    client.connect("127.0.0.1", broker.port)
+    client.loop_start()
+    try:
+        client.disconnect()
+    finally:
+        client.loop_stop()
+
+
 @pytest.fixture
 async def cloud(tmp_path: Path, mosquitto: Mosquitto) -> AsyncIterator[RunningCloud]:
     forget_gateway_status(mosquitto)
-    async with running_cloud(cloud_settings(tmp_path, mosquitto)) as running:
+    settings = cloud_settings(tmp_path, mosquitto)
+    async with running_cloud(settings) as running:
         yield running
+    await asyncio.to_thread(end_session, mosquitto, settings.mqtt_client_id)
 
 
 async def signed_in(base_url: str, user: str) -> httpx.AsyncClient:

@@ -135,13 +135,15 @@ async def test_cases_from_the_broker_are_found_filtered_paged_and_exported(
     assert ids(await ledger(operator, state=["resolved"], level="I")) == [call["id"]]
     assert ids(await ledger(operator, community="sq-hongxing")) == ids(everything)
     assert (await ledger(operator, community="sq-elsewhere"))["total"] == 0
-    today = datetime.now(BEIJING).date()
-    yesterday = today - timedelta(days=1)
-    assert (await ledger(operator, date_from=today.isoformat()))["total"] == 3
-    assert (await ledger(operator, date_from=today.isoformat(), date_to=today.isoformat()))[
+    # the Beijing days of the first and the last case (the same day but a few seconds a year)
+    first_day = datetime.fromisoformat(call["received_at"]).astimezone(BEIJING).date()
+    last_day = datetime.fromisoformat(smoke["received_at"]).astimezone(BEIJING).date()
+    day_before = first_day - timedelta(days=1)
+    assert (await ledger(operator, date_from=first_day.isoformat()))["total"] == 3
+    assert (await ledger(operator, date_from=first_day.isoformat(), date_to=last_day.isoformat()))[
         "total"
     ] == 3
-    assert (await ledger(operator, date_to=yesterday.isoformat()))["total"] == 0
+    assert (await ledger(operator, date_to=day_before.isoformat()))["total"] == 0
     since_fault = datetime.fromisoformat(fault["received_at"])
     assert ids(await ledger(operator, date_from=since_fault.isoformat())) == [
         smoke["id"],

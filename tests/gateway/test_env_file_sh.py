@@ -16,13 +16,15 @@ from tests.servers import REPO
 
 LIB = REPO / "deploy" / "lib" / "env-file.sh"
 KEYS = "SC_GW_SITE SC_GW_GATEWAY SC_GW_CONFIGS_DIR SC_GW_CONFIG_DIR SC_GW_PASSWORD"
+#: What a value that ran would create (unique to this test file, so no other program's file).
+INJECTED = Path("/tmp/sc-test-env-file-injected")
 TRICKY = [
     "plain-Pass_word.1",
     "with space",
     "hash#not-a-comment",
     "$HOME and ${PATH}",
     "`id`",
-    "$(touch /tmp/never)",
+    f"$(touch {INJECTED})",
     "semi;colon && pipe | amp &",
     'quote " and \\ backslash \\" end\\',
     "single ' quote",
@@ -103,6 +105,7 @@ def test_a_line_that_is_not_a_plain_or_quoted_value_stops_with_its_line_number(
 def test_a_value_comes_back_as_written_by_the_script_and_by_the_claim(
     tmp_path: Path, value: str
 ) -> None:
+    INJECTED.unlink(missing_ok=True)  # a leftover must not fail this run, nor hide one
     by_script = bash('printf "SC_GW_PASSWORD=%s\\n" "$(env_value "$1")"', value)
     assert by_script.returncode == 0, by_script.stderr
     script_file = tmp_path / "script.env"
@@ -111,7 +114,7 @@ def test_a_value_comes_back_as_written_by_the_script_and_by_the_claim(
     claim_file.write_text(f"SC_GW_PASSWORD={_env_value(value)}\n")
     assert read_back(script_file)["SC_GW_PASSWORD"] == value
     assert read_back(claim_file)["SC_GW_PASSWORD"] == value
-    assert not Path("/tmp/never").exists()
+    assert not INJECTED.exists()
 
 
 def test_a_value_with_a_line_break_is_refused() -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import queue
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -100,16 +99,16 @@ async def test_a_gateway_cannot_subscribe_to_another_gateways_commands(
         await asyncio.to_thread(sender.publish, "sc/v1/gw-ld02/cmd/ack", b"for gw-ld02")
         await asyncio.to_thread(sender.publish, "sc/v1/gw-ld02/event", b"gw-ld02's event")
         await asyncio.to_thread(sender.publish, "sc/v1/gw-ld01/cmd/ack", b"for gw-ld01")
+        # an end marker on its own commands: everything sent before it has been delivered
+        # (or withheld) once the marker has come, on every subscription it matches
+        await asyncio.to_thread(sender.publish, "sc/v1/gw-ld01/cmd/end", b"end")
     finally:
         sender.close()
+    seen: list[tuple[str, bytes]] = []
+    while not seen or seen[-1][0] != "sc/v1/gw-ld01/cmd/end":
+        # one publisher, one subscriber: the broker keeps their order, so whatever of the
+        # earlier messages was to be delivered has come before the marker
+        seen.append(await asyncio.to_thread(gw1.next_message))
     # its own command arrives (once per matching subscription), the others' never
-    first = await asyncio.to_thread(gw1.next_message)
-    assert first == ("sc/v1/gw-ld01/cmd/ack", b"for gw-ld01")
-    await asyncio.sleep(0)  # let paho's thread hand over whatever else came
-    rest = []
-    while True:
-        try:
-            rest.append(gw1.messages.get_nowait())
-        except queue.Empty:
-            break
-    assert {topic for topic, _ in rest} <= {"sc/v1/gw-ld01/cmd/ack"}
+    assert seen[0] == ("sc/v1/gw-ld01/cmd/ack", b"for gw-ld01")
+    assert {topic for topic, _ in seen} == {"sc/v1/gw-ld01/cmd/ack", "sc/v1/gw-ld01/cmd/end"}

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.cloud.conftest import eventually
 from tests.security.conftest import Certs, broker_group
 from tests.security.helpers import can_connect, open_session, trusting
-from tests.servers import REPO, Mosquitto, _stop, free_port
+from tests.servers import REPO, Mosquitto, _stop, free_ports
 
 DEPLOY = REPO / "deploy" / "mosquitto"
 
@@ -38,7 +39,7 @@ def shipped(certs: Certs) -> Iterator[Mosquitto]:
         path.chmod(0o640)
     (work / "mosquitto.log").touch()
     (work / "mosquitto.log").chmod(0o666)
-    broker.port, broker.tls_port = free_port(), free_port()
+    broker.port, broker.tls_port = free_ports(2)
     text = (DEPLOY / "mosquitto.conf").read_text() + (DEPLOY / "tls.conf").read_text()
     for shipped_text, ours in (
         ("/etc/mosquitto/sc/", f"{work}/"),
@@ -89,6 +90,7 @@ async def test_no_client_can_take_over_another_accounts_session(
     a clean session, erase what the broker queued for the cloud) — on either listener."""
     gateway_password = shipped.add_user("gw-ld01")
     shipped.reload()
+    assert await eventually(lambda: can_connect(shipped.port, "gw-ld01", gateway_password))
     for port, tls in ((shipped.port, None), (shipped.tls_port, trusting(certs.files.ca))):
         cloud = await open_session(
             port, "cloud", shipped.users["cloud"], client_id="sc-cloud-ingest", tls=tls
@@ -100,8 +102,12 @@ async def test_no_client_can_take_over_another_accounts_session(
             )
             try:
                 assert intruder.accepted  # it may connect — as itself
-                await asyncio.sleep(0.5)
-                assert not cloud.gone.is_set(), f"the cloud's session was taken over ({port})"
+                # the cloud's session still works: a message goes round through the broker
+                await asyncio.to_thread(cloud.subscribe, "sc/v1/probe/cmd/ping")
+                await asyncio.to_thread(cloud.publish, "sc/v1/probe/cmd/ping", b"still here")
+                topic, _ = await asyncio.to_thread(cloud.next_message, 5.0)
+                assert topic == "sc/v1/probe/cmd/ping", f"the cloud was taken over ({port})"
+                assert not cloud.gone.is_set()
             finally:
                 await asyncio.to_thread(intruder.close)
         finally:
