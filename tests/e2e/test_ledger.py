@@ -15,6 +15,7 @@ import httpx
 import pytest
 from playwright.async_api import Page, expect
 
+from cloud import ledger as cloud_ledger
 from tests.cloud.conftest import (
     Publisher,
     RunningCloud,
@@ -139,6 +140,22 @@ async def test_installer_is_told_the_ledger_is_not_for_them(
         await expect(page.locator("#content")).to_be_hidden()
         await expect(page.get_by_role("link", name="导出 CSV")).to_be_hidden()
     assert (await page.request.get(f"{cloud.url}/api/ledger")).status == 403
+
+
+async def test_an_export_over_its_limit_says_so_instead_of_failing_as_a_download(
+    known_cloud: RunningCloud, page: Page, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(cloud_ledger.EXPORT_MAX_ROWS, "xlsx", 2)  # the known cases are more
+    await sign_in(page, known_cloud.url, "op")
+    await page.goto(f"{known_cloud.url}/ledger?date_from=2026-03-01&date_to=2026-03-31")
+    await expect(page.locator("#ledger tbody tr").first).to_be_visible()
+    xlsx = page.get_by_role("link", name="导出 Excel")
+    await expect(xlsx).to_have_attribute("aria-disabled", "true")
+    await expect(page.get_by_role("link", name="导出 CSV")).to_have_attribute(
+        "aria-disabled", "false"
+    )
+    await xlsx.click(force=True)  # marked disabled, but a mouse can still click it
+    await expect(page.locator("#error")).to_contain_text("超过一次导出的上限 2 条")
 
 
 @pytest.fixture

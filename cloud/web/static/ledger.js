@@ -35,6 +35,14 @@ function render(data) {
     </tr>`).join("");
   $("#empty").hidden = data.items.length > 0;
   $("#total").textContent = fill(t("totalCases"), {n: data.total});
+  // an export over its limit would fail as a broken download: say so before anyone clicks
+  for (const format of ["csv", "xlsx"]) {
+    const max = filterOptions?.export_max_rows?.[format];
+    const link = $(`#${format}`);
+    const over = max != null && data.total > max;
+    link.setAttribute("aria-disabled", over ? "true" : "false");
+    link.title = over ? fill(t("exportTooMany"), {n: data.total, max}) : "";
+  }
   $("#pageinfo").textContent = fill(t("pageInfo"), {p: data.page, n: data.pages});
   $("#prev").disabled = data.page <= 1;
   $("#next").disabled = data.page >= data.pages;
@@ -65,3 +73,13 @@ $("#next").onclick = () => { pageNo += 1; load(); };
 (async () => {
   if (await initPage("ledger", () => { pageNo = 1; load(); }, load)) await load();
 })();
+for (const format of ["csv", "xlsx"]) {
+  $(`#${format}`).addEventListener("click", (ev) => {
+    const link = ev.currentTarget;
+    if (link.getAttribute("aria-disabled") !== "true") return;
+    ev.preventDefault();
+    const error = $("#error");
+    error.textContent = link.title;
+    error.hidden = false;
+  });
+}
