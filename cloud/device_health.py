@@ -33,6 +33,7 @@ from pydantic import BaseModel, Field
 
 from cloud.alarms import Mode
 from cloud.db import run_on_db_thread
+from cloud.registry import Place
 from cloud.rules.config import DEVICE_SILENT, GATEWAY_OFFLINE, RulesFile
 from cloud.service import Cloud
 from cloud.store.base import StoreError
@@ -306,18 +307,7 @@ async def health_report(
             continue
         gw, dev = key
         place = info.place
-        building = buildings.get(place.building_id)
-        if building is None:
-            building = buildings[place.building_id] = BuildingHealth(
-                community_id=place.community_id,
-                community=place.community,
-                grid_id=place.grid_id,
-                grid=place.grid,
-                building_id=place.building_id,
-                building=place.building,
-                gateways=[],
-                devices=[],
-            )
+        building = _building(buildings, place)
         model_fact = facts.get(info.model, ModelFacts(None, None))
         after = silent_after(config, info.model, model_fact)
         readings = latest.get(key, {})
@@ -385,18 +375,7 @@ async def health_report(
         place = registry.gateway_place(gw)
         if place is None:
             continue
-        building = buildings.get(place.building_id)
-        if building is None:
-            building = buildings[place.building_id] = BuildingHealth(
-                community_id=place.community_id,
-                community=place.community,
-                grid_id=place.grid_id,
-                grid=place.grid,
-                building_id=place.building_id,
-                building=place.building,
-                gateways=[],
-                devices=[],
-            )
+        building = _building(buildings, place)
         building.gateways.append(health)
 
     ordered = sorted(buildings.values(), key=lambda b: (b.community_id, b.grid_id, b.building_id))
@@ -409,6 +388,23 @@ async def health_report(
         store_error=store_error,
         buildings=ordered,
     )
+
+
+def _building(buildings: dict[str, BuildingHealth], place: Place) -> BuildingHealth:
+    """The building's entry of the report, made on first use."""
+    building = buildings.get(place.building_id)
+    if building is None:
+        building = buildings[place.building_id] = BuildingHealth(
+            community_id=place.community_id,
+            community=place.community,
+            grid_id=place.grid_id,
+            grid=place.grid,
+            building_id=place.building_id,
+            building=place.building,
+            gateways=[],
+            devices=[],
+        )
+    return building
 
 
 def _gateway(

@@ -64,11 +64,13 @@ _LIMITS = {
     Channel.EVENT: MAX_EVENT_BYTES,
     Channel.TELEMETRY: MAX_TELEMETRY_BYTES,
     Channel.STATUS: MAX_STATUS_BYTES,
+    Channel.REPLY: MAX_STATUS_BYTES,
 }
-_MODELS: dict[Channel, type[Event] | type[Telemetry] | type[Status]] = {
+_MODELS: dict[Channel, type[Event] | type[Telemetry] | type[Status] | type[Reply]] = {
     Channel.EVENT: Event,
     Channel.TELEMETRY: Telemetry,
     Channel.STATUS: Status,
+    Channel.REPLY: Reply,
 }
 
 
@@ -180,9 +182,6 @@ class Ingest:
         except TopicError as exc:
             await self.rejects.reject(topic, payload, Reason.BAD_TOPIC, str(exc), received_at)
             return None
-        if parsed.channel is Channel.REPLY:
-            await self._reply(topic, parsed.gateway, payload, received_at)
-            return None
         model = _MODELS.get(parsed.channel)
         if model is None:
             return None  # our own commands: not ingest's business
@@ -207,6 +206,11 @@ class Ingest:
             detail = f"gateway {parsed.gateway!r} is not registered"
             await self.rejects.reject(topic, payload, Reason.UNKNOWN_GATEWAY, detail, received_at)
             return None
+        if isinstance(message, Reply):  # a gateway's answer to a command: handed on
+            self.counts["replies"] += 1
+            if self.on_reply is not None:
+                await self.on_reply(message)
+            return None
         if isinstance(message, Event):
             unknown = self._unknown_devices(message.gateway, {message.device})
             if unknown or (message.kind is not Kind.GATEWAY and message.device == message.gateway):
@@ -226,27 +230,6 @@ class Ingest:
                 )
                 return None
         return message
-
-    async def _reply(self, topic: str, gateway: str, payload: bytes, received_at: float) -> None:
-        """A gateway's answer to a command: checked like any message, then handed on."""
-        if len(payload) > MAX_STATUS_BYTES:
-            detail = f"{len(payload)} bytes, the limit for reply is {MAX_STATUS_BYTES}"
-            await self.rejects.reject(topic, payload, Reason.OVERSIZE, detail, received_at)
-            return
-        try:
-            reply = decode(Reply, payload)
-        except ValidationError as exc:
-            malformed = any(err["type"] == "json_invalid" for err in exc.errors())
-            reason = Reason.MALFORMED_JSON if malformed else Reason.INVALID
-            await self.rejects.reject(topic, payload, reason, _describe(exc), received_at)
-            return
-        if reply.gateway != gateway:
-            detail = f"payload says gateway {reply.gateway!r}, topic says {gateway!r}"
-            await self.rejects.reject(topic, payload, Reason.GATEWAY_MISMATCH, detail, received_at)
-            return
-        self.counts["replies"] += 1
-        if self.on_reply is not None:
-            await self.on_reply(reply)
 
     def _unknown_devices(self, gateway: str, devices: set[str]) -> list[str]:
         return sorted(

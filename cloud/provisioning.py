@@ -22,12 +22,13 @@ from typing import Any
 import yaml
 
 from cloud.credentials import IssuedCredential
-from cloud.settings import DEFAULT_SITE, CloudSettings
+from cloud.settings import CloudSettings
 from contract.provisioning import BrokerAccess, ProvisioningBundle
 from contract.site import Building, Community, Grid, Home, Site
+from edge.config import CONFIGS_DIR
 
 #: Device model files (firmware_configs/models/), shipped with the cloud's code.
-MODELS_DIR = DEFAULT_SITE.parent.parent / "models"
+MODELS_DIR = CONFIGS_DIR / "models"
 
 
 class BundleError(Exception):

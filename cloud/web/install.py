@@ -12,7 +12,6 @@ import asyncio
 import json
 import logging
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
 
 from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import JSONResponse
@@ -21,8 +20,9 @@ from pydantic import BaseModel, Field
 from cloud.alarms import Mode
 from cloud.claims import ClaimFailure, ClaimLimited, ClaimRefusal, ClaimRefused, IssuedCode
 from cloud.credentials import BrokerNotUpdated, CredentialInfo, InvalidGateway
+from cloud.device_health import model_facts
 from cloud.maintenance import Window, WindowError
-from cloud.provisioning import MODELS_DIR, BundleError, prepare
+from cloud.provisioning import BundleError, prepare
 from cloud.service import Cloud
 from cloud.store.base import StoreError
 from cloud.web.deps import CloudDep, InstallerUser, ProvisionerUser, ReaderUser, RowId
@@ -238,16 +238,6 @@ FIELDS: dict[Kind, tuple[str, ...]] = {
 COMMON_FIELDS = ("battery_pct", "rssi_dbm")
 
 
-@lru_cache(maxsize=128)
-def _model_kind(model: str) -> Kind | None:
-    from edge.config import load_model
-
-    try:
-        return load_model(MODELS_DIR / f"{model}.yaml").kind
-    except ValueError:
-        return None
-
-
 class LiveDevice(BaseModel):
     device: str
     model: str
@@ -325,12 +315,14 @@ async def walk_test_live(window_id: RowId, cloud: CloudDep, user: InstallerUser)
         by_device.setdefault(str(event["device"]), []).append(event)
     registry = cloud.registry
     latest = await _readings(cloud, window.gateway, start, end + timedelta(seconds=1))
+    models = [m for (g, _), m in registry.devices().items() if g == window.gateway]
+    facts = await asyncio.to_thread(model_facts, models)
     devices: list[LiveDevice] = []
     for (gateway, device), model in sorted(registry.devices().items()):
         if gateway != window.gateway or (window.devices and device not in window.devices):
             continue
         info = registry.device(gateway, device)
-        kind = await asyncio.to_thread(_model_kind, model)
+        kind = Kind(facts[model].kind) if facts[model].kind else None
         mine = by_device.get(device, [])
         values: dict[str, tuple[datetime, float]] = {}
         for event in mine:

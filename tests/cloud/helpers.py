@@ -4,6 +4,7 @@ core and escalator on a database file without the rest of the cloud."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import copy
 import json
@@ -198,3 +199,25 @@ async def book_parts(
         if webhook is not None:
             await webhook.close()
         await db.close()
+
+
+async def gateway_with_last_will(
+    port: int, gateway: str, password: str, will: str
+) -> asyncio.subprocess.Process:
+    """`mosquitto_sub` connected as the gateway, subscribed to its commands, with a retained
+    last will on its status (`will`): kill it like a power cut and the broker sends the will."""
+    return await asyncio.create_subprocess_exec(
+        "mosquitto_sub",
+        "-h", "127.0.0.1",
+        "-p", str(port),
+        "-u", gateway,
+        "-P", password,
+        "-t", f"sc/v1/{gateway}/cmd/#",
+        "--will-topic", f"sc/v1/{gateway}/status",
+        "--will-payload", will,
+        "--will-retain",
+        "--will-qos", "1",
+        "-q", "1",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip

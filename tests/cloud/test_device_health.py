@@ -27,8 +27,9 @@ from tests.cloud.conftest import (
     running_cloud,
     signed_in,
 )
-from tests.cloud.helpers import rules_file
+from tests.cloud.helpers import gateway_with_last_will, rules_file
 from tests.cloud.test_ingest import event
+from tests.cloud.test_supervision import status
 from tests.servers import InfluxDB, Mosquitto
 
 
@@ -47,10 +48,6 @@ def telemetry(gateway: str, device: str, kind: str, **values: float) -> dict[str
             }
         ],
     }
-
-
-def status(gateway: str, state: str) -> dict[str, Any]:
-    return {"gateway": gateway, "state": state, "boot": "b1", "ts": datetime.now(UTC).isoformat()}
 
 
 def gas_quick_air_slow(data: dict[str, Any]) -> None:
@@ -206,21 +203,9 @@ async def test_a_gateways_last_will_makes_it_offline_since_and_its_devices_silen
         client = await signed_in(running.url, "op")
         # mosquitto_sub as gw-ld02 with a retained `offline` last will, killed like a power cut
         will = json.dumps(status("gw-ld02", "offline"))
-        proc = await asyncio.create_subprocess_exec(
-            "mosquitto_sub",
-            "-h", "127.0.0.1",
-            "-p", str(mosquitto.port),
-            "-u", "gw-ld02",
-            "-P", mosquitto.users["gw-ld02"],
-            "-t", "sc/v1/gw-ld02/cmd/#",
-            "--will-topic", "sc/v1/gw-ld02/status",
-            "--will-payload", will,
-            "--will-retain",
-            "--will-qos", "1",
-            "-q", "1",
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL,
-        )  # fmt: skip
+        proc = await gateway_with_last_will(
+            mosquitto.port, "gw-ld02", mosquitto.users["gw-ld02"], will
+        )
         cloud_client = Publisher(mosquitto, "cloud")
         gw2 = Publisher(mosquitto, "gw-ld02")
         try:

@@ -21,7 +21,7 @@ from tests.cloud.conftest import (
     running_cloud,
     signed_in,
 )
-from tests.cloud.helpers import rules_file
+from tests.cloud.helpers import gateway_with_last_will, rules_file
 from tests.cloud.test_ingest import active, event
 from tests.servers import Mosquitto
 
@@ -118,21 +118,7 @@ async def test_the_last_will_of_a_gateway_that_dies_raises_the_alarm(
 ) -> None:
     # mosquitto_sub as a gateway with a last will (retained `offline`), killed like a power cut
     will = json.dumps(status("gw-ld02", "offline"))
-    proc = await asyncio.create_subprocess_exec(
-        "mosquitto_sub",
-        "-h", "127.0.0.1",
-        "-p", str(mosquitto.port),
-        "-u", "gw-ld02",
-        "-P", mosquitto.users["gw-ld02"],
-        "-t", "sc/v1/gw-ld02/cmd/#",
-        "--will-topic", "sc/v1/gw-ld02/status",
-        "--will-payload", will,
-        "--will-retain",
-        "--will-qos", "1",
-        "-q", "1",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
+    proc = await gateway_with_last_will(mosquitto.port, "gw-ld02", mosquitto.users["gw-ld02"], will)
     cloud_client = Publisher(mosquitto, "cloud")
     try:
         # it is connected once a command sent to gw-ld02 comes out of it

@@ -17,6 +17,7 @@ from playwright.async_api import Page, expect
 
 from tests.cloud.conftest import Publisher, RunningCloud, forget_gateway_status
 from tests.cloud.test_ingest import event
+from tests.cloud.test_supervision import status
 from tests.e2e.conftest import publish, sign_in
 from tests.e2e.test_board import SCREENSHOTS, png_size
 from tests.servers import Mosquitto
@@ -29,10 +30,6 @@ def screenshots(tmp_path: Path) -> Path:
     out = SCREENSHOTS if os.environ.get("SC_SCREENSHOTS") else tmp_path
     out.mkdir(parents=True, exist_ok=True)
     return out
-
-
-def status(gateway: str, state: str) -> dict[str, Any]:
-    return {"gateway": gateway, "state": state, "boot": "b1", "ts": datetime.now(UTC).isoformat()}
 
 
 def readings(
