@@ -130,8 +130,8 @@ async def _last_import_digest(db: aiosqlite.Connection) -> str | None:
     return row["source_sha256"] if row else None
 
 
-async def _differs(db: aiosqlite.Connection, site_file: Path) -> bool:
-    last = await _last_import_digest(db)
+async def _differs(last: str | None, site_file: Path) -> bool:
+    """Whether the file's digest is not `last`, the digest of the last import."""
     try:
         digest = await asyncio.to_thread(file_digest, site_file)
     except OSError:
@@ -147,7 +147,7 @@ async def load_or_seed(
     newest = await _newest(db)
     if newest is not None:
         site, version = newest
-        if await _differs(db, site_file):
+        if await _differs(await _last_import_digest(db), site_file):
             log.warning(
                 "site file %s differs from the last one imported; the registry in the database"
                 " (version %d) stays in force. An admin re-imports the file with"
@@ -187,8 +187,9 @@ class SiteStore:
 
     async def file_differs(self, site_file: Path) -> bool:
         """Whether the site file on disk is not the one last imported (seed or re-import)."""
-        async with self.lock:
-            return await _differs(self.db, site_file)
+        async with self.lock:  # only the read: the file is hashed without holding up ingest
+            last = await _last_import_digest(self.db)
+        return await _differs(last, site_file)
 
     async def save(
         self,
