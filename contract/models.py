@@ -9,14 +9,28 @@ because a third-party device that gets the contract wrong must find out, not be 
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Literal, TypeVar
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
-#: Contract version, the `v1` in `sc/v1/...`.
+#: Topic tree version, the `v1` in `sc/v1/...`.
 VERSION = 1
+#: Newest message version. 2 adds the cloud's end-to-end acknowledgement of events
+#: (`cmd/ack`): an event with `"v": 2` is kept by its gateway until the cloud says it is
+#: committed. Version 1 events are still accepted (broker-level delivery only).
+MESSAGE_VERSION = 2
 
 #: Largest payload the cloud accepts on each topic kind (bytes). Bigger is rejected unread.
 MAX_EVENT_BYTES = 4 * 1024
@@ -48,14 +62,31 @@ EventId = Annotated[
 ]
 
 
+#: Every time in a message lies in [EARLIEST, LATEST): anything else cannot be a real time
+#: from a device of ours (a clock at 1970 is an unset clock, 9999 is junk).
+EARLIEST = datetime(2020, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+
+
 def _to_utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:  # e.g. 9999-12-31T23:59:59-14:00 is past year 9999 in UTC
+        raise ValueError("time is out of range (2020-01-01 … 2099-12-31 UTC)") from None
+    if not EARLIEST <= utc < LATEST:
+        raise ValueError(
+            f"time {utc.isoformat()} is out of range (2020-01-01 … 2099-12-31 UTC)"
+        )
+    return utc
 
 
 UtcTime = Annotated[
     AwareDatetime,
     AfterValidator(_to_utc),
-    Field(description="RFC 3339 time with an offset, e.g. 2026-11-22T04:15:00.123Z"),
+    Field(
+        description="RFC 3339 time with an offset, e.g. 2026-11-22T04:15:00.123Z, "
+        "between 2020-01-01 and 2099-12-31 UTC"
+    ),
 ]
 
 
@@ -87,9 +118,10 @@ class EventType(StrEnum):
 
 
 class Values(BaseModel):
-    """Measured values in named units. Every field is optional; unknown names are rejected."""
+    """Measured values in named units. Every field is optional; unknown names are rejected,
+    and so are NaN and ±Infinity."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     ch4_pct_lel: float | None = Field(None, ge=0, le=100, description="Methane, % of LEL")
     pm1_ugm3: float | None = Field(None, ge=0, le=10000, description="PM1.0, µg/m³")
@@ -122,7 +154,11 @@ class Event(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    v: Literal[1] = Field(1, description="Contract version")
+    v: Literal[1, 2] = Field(
+        1,
+        description="Message version: 2 = the gateway keeps the event until the cloud "
+        "acknowledges it on cmd/ack (then `seq` counts 1, 2, 3, … without holes per boot)",
+    )
     id: EventId
     gateway: GatewayId
     device: DeviceId
@@ -206,6 +242,22 @@ class Command(BaseModel):
     )
 
 
+class Ack(BaseModel):
+    """Cloud to gateway on `sc/v1/{gateway}/cmd/ack` (message version 2): every event of
+    `boot` with `seq` ≤ `upto` is committed to the system of record (stored, or refused and
+    kept with the reason), so the gateway may forget it. With `replay`, the cloud has seen
+    events after `upto` but not `upto + 1`: the gateway sends again, oldest first, what it
+    still holds of that boot after `upto`. Not answered (no Reply)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    v: Literal[2] = 2
+    boot: BootId
+    upto: int = Field(ge=0, le=2**53, description="Every seq up to this one is committed")
+    replay: bool = Field(False, description="Send again what follows `upto`")
+    ts: UtcTime
+
+
 class Reply(BaseModel):
     """Gateway's answer to a command, on `sc/v1/{gateway}/reply`."""
 
@@ -227,8 +279,49 @@ M = TypeVar("M", bound=BaseModel)
 
 def decode(model: type[M], payload: bytes | str) -> M:
     """Read a message off the wire, strictly: JSON types must be the contract's own ("5" is
-    not a number, 1763784900 is not a time, "yes" is not a boolean). Raises ValidationError."""
+    not a number, 1763784900 is not a time, "yes" is not a boolean) and no object may name a
+    key twice (`{"gateway": "a", "gateway": "b"}` is refused, not read as "b").
+    Raises ValidationError."""
+    _refuse_duplicate_keys(model, payload)
     return model.model_validate_json(payload, strict=True)
+
+
+def _refuse_duplicate_keys(model: type[BaseModel], payload: bytes | str) -> None:
+    try:
+        json.loads(payload, object_pairs_hook=_unique_pairs)
+    except _DuplicateKey as dup:
+        raise ValidationError.from_exception_data(
+            model.__name__,
+            [
+                InitErrorDetails(
+                    type=PydanticCustomError(
+                        "duplicate_key",
+                        "the key '{key}' appears more than once in one JSON object",
+                        {"key": dup.key},
+                    ),
+                    loc=(dup.key,),
+                    input=dup.key,
+                )
+            ],
+        ) from None
+    except (ValueError, RecursionError):
+        pass  # not JSON (or absurdly deep): the model's own parser says why
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+
+def _unique_pairs(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return obj
 
 
 def encode(message: BaseModel) -> bytes:

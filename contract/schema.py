@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from contract.models import Command, Event, Reply, Status, Telemetry
+from contract.models import Ack, Command, Event, Reply, Status, Telemetry
 from contract.provisioning import ProvisioningBundle
 
 MESSAGES: dict[str, type[BaseModel]] = {
@@ -20,6 +20,7 @@ MESSAGES: dict[str, type[BaseModel]] = {
     "status": Status,
     "command": Command,
     "reply": Reply,
+    "ack": Ack,
 }
 
 #: Documents served over HTTPS rather than MQTT (their schemas go to docs/schema/https/).

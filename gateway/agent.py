@@ -39,7 +39,9 @@ from pydantic import ValidationError
 
 from contract import topics
 from contract.models import (
+    EARLIEST,
     MAX_OFFLINE_S,
+    MESSAGE_VERSION,
     MAX_READINGS_PER_BATCH,
     Command,
     Event,
@@ -290,6 +292,7 @@ class GatewayAgent:
                 ts, stepped = self._event_time(event.ts)
                 self._seq += 1
                 message = Event(
+                    v=MESSAGE_VERSION,
                     id=str(uuid.uuid4()),
                     gateway=self.gateway_id,
                     device=event.device,
@@ -301,7 +304,12 @@ class GatewayAgent:
                     values=event.values,
                     clock_synced=self._clock_synced() and not stepped,
                 )
-                row = outbox.put(topics.event(self.gateway_id), encode(message), 1)
+                row = outbox.put(
+                    topics.event(self.gateway_id),
+                    encode(message),
+                    1,
+                    stream=(message.boot, message.seq),
+                )
         except ValidationError as exc:
             self.stats.rejected += 1
             log.error("event rejected device=%s error=%r", event.device, str(exc))
@@ -337,8 +345,14 @@ class GatewayAgent:
             self._readings.append(reading)
 
     def _event_time(self, ts: datetime) -> tuple[datetime, bool]:
-        """The time to put on an event (lock held), and whether the clock stepped back."""
+        """The time to put on an event (lock held), and whether it is not the clock's own: the
+        clock stepped back, or it was never set (a Pi without RTC starts at 1970, a time the
+        contract refuses; the latest time used, or the contract's earliest, goes instead)."""
         latest = self._latest_ts
+        if ts < EARLIEST:
+            self.stats.clock_steps += 1
+            log.warning("clock not set (%s): event time held", ts.isoformat())
+            return max(latest or EARLIEST, EARLIEST), True
         if latest is not None and ts < latest - timedelta(seconds=CLOCK_STEP_S):
             self.stats.clock_steps += 1
             log.warning(

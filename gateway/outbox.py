@@ -1,6 +1,14 @@
 """The durable outbox: every message is written here before it is sent, and deleted only
-after the broker acknowledged it (PUBACK). A power cut (kill -9) loses nothing that `put`
-returned for; a restarted agent sends what is left, oldest first.
+once it is delivered. A power cut (kill -9) loses nothing that `put` returned for; a
+restarted agent sends what is left, oldest first.
+
+Two kinds of delivery:
+- **Events** are put with their `(boot, seq)` and deleted only when the cloud acknowledges
+  them as committed to its system of record (`ack_stream`, from the cloud's `cmd/ack`). A
+  broker's PUBACK says only that the broker has the message, perhaps only in memory: it
+  frees the uplink's in-flight window, nothing more.
+- **Everything else** (telemetry batches, replies) is deleted on the broker's PUBACK
+  (`ack_rows`): losing a reading in a broker crash is tolerated, losing an alarm is not.
 
 SQLite in WAL mode with `synchronous=FULL`, so a committed `put` survives a power cut, not
 just a process crash. Row ids are AUTOINCREMENT: never reused, so id order is put order
@@ -42,6 +50,13 @@ class Entry:
     payload: bytes
     qos: int
     created: float  # UNIX seconds when it was put
+    boot: str | None = None  # an event's stream: kept until the cloud acknowledges it
+    seq: int | None = None
+
+    @property
+    def awaits_cloud(self) -> bool:
+        """Deleted on the cloud's acknowledgement, not on the broker's."""
+        return self.boot is not None
 
 
 @dataclass
@@ -74,6 +89,13 @@ class Outbox:
             )"""
         )
         self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(outbox)")}
+        if "boot" not in columns:  # an outbox of an agent from before the cloud's acks
+            self._db.execute("ALTER TABLE outbox ADD COLUMN boot TEXT")
+            self._db.execute("ALTER TABLE outbox ADD COLUMN seq INTEGER")
+        self._db.execute(
+            "CREATE INDEX IF NOT EXISTS outbox_stream ON outbox (boot, seq) WHERE boot IS NOT NULL"
+        )
         self._bytes = int(
             self._db.execute(f"SELECT COALESCE(SUM({_SIZE}), 0) FROM outbox").fetchone()[0]
         )
@@ -89,14 +111,19 @@ class Outbox:
         with self._lock:
             return self._bytes
 
-    def put(self, topic: str, payload: bytes, qos: int = 1) -> int:
-        """Store one message durably; returns its row id (the send order)."""
+    def put(
+        self, topic: str, payload: bytes, qos: int = 1, *, stream: tuple[str, int] | None = None
+    ) -> int:
+        """Store one message durably; returns its row id (the send order). With `stream`
+        (the event's boot and seq) it is kept until the cloud acknowledges it."""
         size = len(payload) + len(topic.encode()) + ROW_OVERHEAD
+        boot, seq = stream if stream is not None else (None, None)
         with self._lock:
             db = self._conn()
             insert = (
-                "INSERT INTO outbox (topic, payload, qos, created) VALUES (?, ?, ?, ?)",
-                (topic, payload, qos, time.time()),
+                "INSERT INTO outbox (topic, payload, qos, created, boot, seq)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (topic, payload, qos, time.time(), boot, seq),
             )
             try:
                 cur = db.execute(*insert)
@@ -158,17 +185,59 @@ class Outbox:
         return freed
 
     def pending(self, limit: int = 100, after: int = 0) -> list[Entry]:
-        """Up to `limit` unacknowledged messages with row id > `after`, oldest first."""
+        """Up to `limit` undelivered messages with row id > `after`, oldest first."""
         with self._lock:
             rows = self._conn().execute(
-                "SELECT row, topic, payload, qos, created FROM outbox WHERE row > ? "
+                "SELECT row, topic, payload, qos, created, boot, seq FROM outbox WHERE row > ? "
                 "ORDER BY row LIMIT ?",
                 (after, limit),
             )
-            return [Entry(r[0], r[1], bytes(r[2]), r[3], r[4]) for r in rows.fetchall()]
+            return [Entry(r[0], r[1], bytes(r[2]), r[3], r[4], r[5], r[6]) for r in rows.fetchall()]
 
-    def ack(self, rows: Iterable[int]) -> int:
-        """Delete acknowledged messages (one transaction); returns how many were deleted."""
+    def first_unacked(self, boot: str | None = None, after_seq: int = 0) -> int | None:
+        """The row of the oldest message that waits for the cloud's acknowledgement (of one
+        boot, past `after_seq`, if given); None if there is none."""
+        with self._lock:
+            if boot is None:
+                found = (
+                    self._conn()
+                    .execute("SELECT MIN(row) FROM outbox WHERE boot IS NOT NULL")
+                    .fetchone()
+                )
+            else:
+                found = (
+                    self._conn()
+                    .execute(
+                        "SELECT MIN(row) FROM outbox WHERE boot = ? AND seq > ?", (boot, after_seq)
+                    )
+                    .fetchone()
+                )
+            return None if found[0] is None else int(found[0])
+
+    def ack_stream(self, boot: str, upto: int) -> int:
+        """The cloud committed every event of `boot` with seq ≤ `upto`: delete them; returns
+        how many were deleted."""
+        with self._lock:
+            db = self._conn()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                freed = db.execute(
+                    f"SELECT COALESCE(SUM({_SIZE}), 0), COUNT(*) FROM outbox"
+                    " WHERE boot = ? AND seq <= ?",
+                    (boot, upto),
+                ).fetchone()
+                db.execute("DELETE FROM outbox WHERE boot = ? AND seq <= ?", (boot, upto))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            self._bytes -= int(freed[0])
+            return int(freed[1])
+
+    def ack_rows(self, rows: Iterable[int]) -> int:
+        """Delete delivered messages by row (one transaction); returns how many were
+        deleted. For what the broker's PUBACK completes (telemetry, replies) and for what can
+        never be sent; never call it for an event the cloud has not acknowledged."""
         ids = [(row,) for row in rows]
         if not ids:
             return 0
@@ -203,7 +272,7 @@ class Outbox:
             return int(self._conn().execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
 
     def count_events(self) -> int:
-        """Messages on event topics (alarms, calls, faults, …) still to send."""
+        """Messages on event topics (alarms, calls, faults, …) not yet delivered."""
         with self._lock:
             return int(
                 self._conn()

@@ -6,15 +6,19 @@ How it keeps the outbox promise:
   TCP_NODELAY, last will = retained `offline` Status), runs paho's network loop until the
   connection drops, then reconnects with exponential backoff (with jitter).
 - On connect: the retained `online` Status (birth), then a subscription to `cmd/+`.
-- The sender thread publishes outbox rows oldest first, QoS 1, at most `window` in flight,
-  and deletes a row only when its PUBACK arrives (paho's `on_publish`). After a reconnect
-  it starts again from the oldest unacknowledged row: everything not acknowledged is sent
-  again, in order. paho's callbacks only put items on the sender's queue; all bookkeeping
-  happens on the sender thread (paho calls `on_publish` holding its own lock).
+- The sender thread publishes outbox rows oldest first, QoS 1, at most `window` awaiting the
+  broker's PUBACK. The PUBACK frees the window; it deletes only what needs no more
+  (telemetry, replies). **Events stay in the outbox until the cloud acknowledges them** on
+  `cmd/ack` (`Ack`: every event of a boot up to a `seq` is committed to the cloud's system
+  of record), because a broker acknowledges what it holds only in memory and a broker crash
+  loses it. paho's callbacks only put items on the sender's queue; all bookkeeping happens
+  on the sender thread (paho calls `on_publish` holding its own lock).
+- Events the cloud has not acknowledged are sent again, oldest first: after every reconnect,
+  after `ack_timeout_s` without the cloud's acknowledgement (doubling up to
+  `ack_timeout_max_s` while nothing moves), and at once when the cloud asks for a replay
+  (it saw a gap in `seq`). The cloud's idempotency by event `id` makes this harmless.
 - Rows that waited for an uplink (stored during an outage, or left by an earlier run) go
   through the replay hook when sent (the agent marks such events `replayed: true`).
-- At least once: a message whose PUBACK was lost with the connection is sent twice; the
-  event `id` is the idempotency key the cloud dedups on. Nothing else is ever sent twice.
 - Outages: an outage begins with the first failed connect or a dropped connection, and is
   kept in the outbox's `meta` (so one that spans a restart is measured whole). When a
   connection is up again, `on_restored(offline_s)` is called once, after the backlog has been
@@ -40,7 +44,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
 from contract import topics
-from contract.models import GatewayState, Status, encode, utc_now
+from contract.models import Ack, GatewayState, Status, decode, encode, utc_now
 from contract.topics import Channel
 from gateway.outbox import Entry, Outbox
 
@@ -55,6 +59,8 @@ RestoredHook = Callable[[float], None]
 
 #: outbox meta key: UNIX time the current outage began (absent while connected)
 DOWN_SINCE = "uplink_down_since"
+#: the command the cloud acknowledges events with (`sc/v1/{gw}/cmd/ack`, an `Ack`)
+ACK_COMMAND = "ack"
 
 
 @dataclass(frozen=True)
@@ -70,10 +76,14 @@ class BrokerParams:
 
 @dataclass(frozen=True)
 class UplinkOptions:
-    window: int = 50  # outbox messages published and not yet acknowledged
+    window: int = 50  # outbox messages published and not yet acknowledged by the broker
     backoff_min_s: float = 0.25
     backoff_max_s: float = 30.0
     drain_s: float = 1.0  # on stop, how long to wait for outstanding acknowledgements
+    #: events sent and not acknowledged by the cloud this long are sent again (then the wait
+    #: doubles, up to `ack_timeout_max_s`, until the cloud acknowledges something)
+    ack_timeout_s: float = 5.0
+    ack_timeout_max_s: float = 120.0
 
 
 @dataclass
@@ -82,7 +92,10 @@ class UplinkStats:
     connect_failures: int = 0
     disconnects: int = 0
     published: int = 0
-    acked: int = 0
+    acked: int = 0  # broker PUBACKs
+    cloud_acks: int = 0  # the cloud's acknowledgements (cmd/ack)
+    cloud_acked: int = 0  # events they let us delete
+    resends: int = 0  # times unacknowledged events were sent again (timeout or replay)
     commands: int = 0
 
 
@@ -94,8 +107,9 @@ class _Conn:
     client: mqtt.Client
     since: float  # UNIX time the connection was established
     replay_upto: int = 0  # rows up to this one waited for an uplink (or were sent before)
-    inflight: dict[int, int] = field(default_factory=dict)  # paho mid → outbox row
-    cursor: int = 0  # highest row published on this connection
+    inflight: dict[int, Entry] = field(default_factory=dict)  # paho mid → outbox entry
+    inflight_rows: set[int] = field(default_factory=set)
+    cursor: int = 0  # rows up to this one were published on this connection
     broken: bool = False
 
 
@@ -281,8 +295,11 @@ class Uplink:
 
         def on_message(_c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
             try:
-                self.stats.commands += 1
                 name = msg.topic.rsplit("/", 1)[-1]
+                if name == ACK_COMMAND:
+                    self._cloud_ack(bytes(msg.payload))
+                    return
+                self.stats.commands += 1
                 if self._on_command is not None:
                     self._on_command(name, bytes(msg.payload), bool(msg.retain))
             except Exception:
@@ -352,16 +369,26 @@ class Uplink:
 
     # -- the sender ----------------------------------------------------------------------------
 
+    def _cloud_ack(self, payload: bytes) -> None:
+        """The cloud's acknowledgement (paho's thread): handed to the sender."""
+        try:
+            ack = decode(Ack, payload)
+        except ValueError as exc:
+            log.warning("uplink ignored a malformed cloud ack error=%r", str(exc)[:300])
+            return
+        self._queue.put(("cloud_ack", ack))
+
     def _sender(self) -> None:
         conn: _Conn | None = None
         drain_until: float | None = None
+        resend = _Resend(self.options)
         while True:
             items = self._take(timeout=0.5)
-            acked: list[int] = []
             for item in items:
                 kind = item[0]
                 if kind == "up":
                     conn = _Conn(gen=item[1], client=item[2], since=item[3])
+                    resend.reset()
                     if self._outage:
                         self._outage = False
                         self._replay_upto = max(self._replay_upto, self.outbox.last_row())
@@ -378,20 +405,59 @@ class Uplink:
                         conn = None
                 elif kind == "ack":
                     if conn is not None and conn.gen == item[1]:
-                        row = conn.inflight.pop(item[2], None)
-                        if row is not None:
-                            acked.append(row)
+                        self._broker_acked(conn, item[2])
+                elif kind == "cloud_ack":
+                    self._apply_cloud_ack(conn, item[1], resend)
                 elif kind == "stop" and drain_until is None:
                     drain_until = time.monotonic() + self.options.drain_s
-            if acked:
-                self.outbox.ack(acked)
-                self.stats.acked += len(acked)
             if drain_until is not None:
-                if conn is None or not conn.inflight or time.monotonic() > drain_until:
+                waiting = conn is not None and (conn.inflight or self._unacked_sent(conn))
+                if not waiting or time.monotonic() > drain_until:
                     return
                 continue
             if conn is not None and not conn.broken:
-                self._fill(conn)
+                if resend.due() and self._unacked_sent(conn):
+                    self._rewind(conn, self.outbox.first_unacked(), "no acknowledgement")
+                    resend.backoff()
+                self._fill(conn, resend)
+
+    def _broker_acked(self, conn: _Conn, mid: int) -> None:
+        """The broker's PUBACK: frees the window; deletes what needs no more than that."""
+        entry = conn.inflight.pop(mid, None)
+        if entry is None:
+            return
+        conn.inflight_rows.discard(entry.row)
+        self.stats.acked += 1
+        if not entry.awaits_cloud:
+            self.outbox.ack_rows([entry.row])
+
+    def _apply_cloud_ack(self, conn: _Conn | None, ack: Ack, resend: _Resend) -> None:
+        self.stats.cloud_acks += 1
+        deleted = self.outbox.ack_stream(ack.boot, ack.upto)
+        self.stats.cloud_acked += deleted
+        if deleted:
+            resend.progress()
+        replay = ack.replay and conn is not None and not conn.broken
+        if replay and conn is not None and resend.replay_allowed(ack.boot):
+            self._rewind(conn, self.outbox.first_unacked(ack.boot, ack.upto), "the cloud asked")
+
+    def _unacked_sent(self, conn: _Conn) -> bool:
+        """Whether events sent on this connection still wait for the cloud."""
+        first = self.outbox.first_unacked()
+        return first is not None and first <= conn.cursor
+
+    def _rewind(self, conn: _Conn, row: int | None, why: str) -> None:
+        """Send again, oldest first, from `row` on (what is in flight is not doubled)."""
+        if row is None or row > conn.cursor:
+            return  # not sent yet on this connection: it goes out in its turn
+        log.info(
+            "uplink resending unacknowledged events from row=%d to row=%d why=%s",
+            row,
+            conn.cursor,
+            why,
+        )
+        self.stats.resends += 1
+        conn.cursor = row - 1
 
     def _take(self, timeout: float) -> list[tuple[Any, ...]]:
         try:
@@ -404,15 +470,22 @@ class Uplink:
             except queue.Empty:
                 return items
 
-    def _fill(self, conn: _Conn) -> None:
+    def _fill(self, conn: _Conn, resend: _Resend) -> None:
         window = self.options.window
         while len(conn.inflight) < window:
-            rows = self.outbox.pending(limit=window - len(conn.inflight), after=conn.cursor)
+            rows = self.outbox.pending(limit=window, after=conn.cursor)
             if not rows:
                 return
             for entry in rows:
+                if len(conn.inflight) >= window:
+                    return
+                if entry.row in conn.inflight_rows:
+                    conn.cursor = entry.row  # still in flight from before a rewind
+                    continue
                 if not self._publish(conn, entry):
                     return
+                if entry.awaits_cloud:
+                    resend.sent()
 
     def _publish(self, conn: _Conn, entry: Entry) -> bool:
         payload = entry.payload
@@ -428,15 +501,59 @@ class Uplink:
             log.error(
                 "uplink dropped unsendable row=%d topic=%s error=%r", entry.row, entry.topic, exc
             )
-            self.outbox.ack([entry.row])
+            self.outbox.ack_rows([entry.row])
             conn.cursor = entry.row
             return True
         if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
             conn.broken = True  # the connection is going; the row is sent on the next one
             return False
-        conn.inflight[info.mid] = entry.row
+        conn.inflight[info.mid] = entry
+        conn.inflight_rows.add(entry.row)
         conn.cursor = entry.row
         self.stats.published += 1
+        return True
+
+
+class _Resend:
+    """When events the cloud has not acknowledged are sent again (sender thread only).
+
+    The clock starts when an event is sent while none was waiting, and again at every
+    acknowledgement that lets something go; past `ack_timeout_s` they are sent again, and the
+    wait doubles (up to `ack_timeout_max_s`) until the cloud acknowledges something."""
+
+    def __init__(self, options: UplinkOptions) -> None:
+        self.options = options
+        self.timeout = options.ack_timeout_s
+        self.waiting_since: float | None = None
+        self._replays: dict[str, float] = {}
+
+    def reset(self) -> None:
+        """A new connection: everything unacknowledged goes out again from the start."""
+        self.timeout = self.options.ack_timeout_s
+        self.waiting_since = None
+
+    def sent(self) -> None:
+        if self.waiting_since is None:
+            self.waiting_since = time.monotonic()
+
+    def progress(self) -> None:
+        self.timeout = self.options.ack_timeout_s
+        self.waiting_since = time.monotonic()
+
+    def due(self) -> bool:
+        since = self.waiting_since
+        return since is not None and time.monotonic() - since > self.timeout
+
+    def backoff(self) -> None:
+        self.timeout = min(self.timeout * 2, self.options.ack_timeout_max_s)
+        self.waiting_since = time.monotonic()
+
+    def replay_allowed(self, boot: str) -> bool:
+        """At most one replay a second per boot (the cloud may ask once per batch)."""
+        now = time.monotonic()
+        if now - self._replays.get(boot, -1e9) < 1.0:
+            return False
+        self._replays[boot] = now
         return True
 
 

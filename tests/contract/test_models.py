@@ -189,7 +189,11 @@ def test_gateway_kind_must_name_the_gateway() -> None:
 def test_unknown_kind_type_state_and_version_are_refused() -> None:
     assert "kind" in refusal(Event, event_data(kind="fire"))
     assert "type" in refusal(Event, event_data(type="ALARM"))
-    assert "v" in refusal(Event, event_data(v=2))
+    assert "v" in refusal(Event, event_data(v=3))
+    assert "v" in refusal(
+        Status,
+        {"gateway": "g", "state": "online", "boot": "b", "v": 2, "ts": "2026-11-22T04:00:00Z"},
+    )
     status = {"gateway": "g", "state": "sleeping", "boot": "b", "ts": "2026-11-22T04:00:00Z"}
     assert "state" in refusal(Status, status)
 

@@ -32,6 +32,7 @@ def make_agent(tmp_path: Path) -> Iterator[Callable[..., GatewayAgent]]:
         *,
         options: AgentOptions = FAST,
         models: dict[str, dict[str, Any]] | None = None,
+        outbox_path: Path | None = None,
     ) -> GatewayAgent:
         config = load_gateway_config(DEMO_SITE, gateway)
         for name, changes in (models or {}).items():
@@ -39,7 +40,7 @@ def make_agent(tmp_path: Path) -> Iterator[Callable[..., GatewayAgent]]:
         agent = GatewayAgent(
             config,
             broker=BrokerParams(port=broker.port, username=gateway, password=broker.users[gateway]),
-            outbox_path=tmp_path / f"{gateway}-{len(agents)}.sqlite3",
+            outbox_path=outbox_path or tmp_path / f"{gateway}-{len(agents)}.sqlite3",
             simulate=True,
             options=options,
         )

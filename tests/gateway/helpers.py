@@ -18,7 +18,8 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from contract.models import Event
+from contract import topics
+from contract.models import Ack, Event, encode, utc_now
 from tests.servers import Mosquitto
 
 REPO = Path(__file__).resolve().parents[2]
@@ -36,11 +37,24 @@ class Message:
 
 
 class CloudClient:
-    """Logs in as `cloud`, subscribes (again after every reconnect), keeps every message."""
+    """Logs in as `cloud`, subscribes (again after every reconnect), keeps every message.
 
-    def __init__(self, broker: Mosquitto, *filters: str, client_id: str | None = None):
+    Like the cloud (docs/protocol.md, "Delivery"), it acknowledges version-2 events on the
+    gateway's `cmd/ack` with the highest `seq` up to which it has every event of the boot,
+    unless `acks` is off (a cloud that never answers)."""
+
+    def __init__(
+        self,
+        broker: Mosquitto,
+        *filters: str,
+        client_id: str | None = None,
+        acks: bool = True,
+    ):
         self.filters = filters
+        self.acks = acks
         self.messages: list[Message] = []
+        self._seen: dict[tuple[str, str], set[int]] = {}
+        self._upto: dict[tuple[str, str], int] = {}
         self.subscribed = threading.Event()
         self._cond = threading.Condition()
         self.client = mqtt.Client(
@@ -62,17 +76,41 @@ class CloudClient:
         for topic in self.filters:
             client.subscribe(topic, qos=1)
 
-    def _on_message(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
+    def _on_message(self, client: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
         with self._cond:
             self.messages.append(Message(msg.topic, bytes(msg.payload), bool(msg.retain)))
             self._cond.notify_all()
+        if self.acks and msg.topic.endswith("/event"):
+            self._ack(client, bytes(msg.payload))
+
+    def _ack(self, client: mqtt.Client, payload: bytes) -> None:
+        event = Event.model_validate_json(payload)
+        if event.v < 2:
+            return
+        key = (event.gateway, event.boot)
+        seen = self._seen.setdefault(key, set())
+        seen.add(event.seq)
+        upto = self._upto.get(key, 0)
+        while upto + 1 in seen:
+            upto += 1
+        self._upto[key] = upto
+        ack = Ack(boot=event.boot, upto=upto, replay=any(s > upto for s in seen), ts=utc_now())
+        client.publish(topics.command(event.gateway, "ack"), encode(ack), qos=1)
 
     def on(self, suffix: str) -> list[Message]:
         with self._cond:
             return [m for m in self.messages if m.topic.endswith(suffix)]
 
-    def events(self) -> list[Event]:
+    def sent_events(self) -> list[Event]:
+        """Every event as it arrived, resent ones included."""
         return [Event.model_validate_json(m.payload) for m in self.on("/event")]
+
+    def events(self) -> list[Event]:
+        """Each event once (by id, as the cloud stores them), in the order first seen."""
+        unique: dict[str, Event] = {}
+        for event in self.sent_events():
+            unique.setdefault(event.id, event)
+        return list(unique.values())
 
     def wait(self, check: Callable[[], Any], timeout: float = 10.0) -> Any:
         deadline = time.monotonic() + timeout

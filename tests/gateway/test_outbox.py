@@ -21,8 +21,8 @@ def test_pending_is_oldest_first_and_ack_deletes_only_what_was_acked(tmp_path):
         assert rows == sorted(rows)
         assert [e.payload for e in box.pending(3)] == [b"m0", b"m1", b"m2"]
         assert [e.payload for e in box.pending(10, after=rows[2])] == [b"m3", b"m4"]
-        assert box.ack([rows[1], rows[3]]) == 2
-        assert box.ack([rows[1]]) == 0  # acked twice: nothing more to delete
+        assert box.ack_rows([rows[1], rows[3]]) == 2
+        assert box.ack_rows([rows[1]]) == 0  # acked twice: nothing more to delete
         assert [e.payload for e in box.pending()] == [b"m0", b"m2", b"m4"]
         entry = box.pending(1)[0]
         assert (entry.topic, entry.qos) == ("sc/v1/gw/event", 1)
@@ -32,9 +32,9 @@ def test_unacked_messages_survive_reopen_in_order_and_ids_are_not_reused(tmp_pat
     path = tmp_path / "o.sqlite3"
     box = Outbox(path)
     first = [box.put("t", bytes([i]), 1) for i in range(4)]
-    box.ack(first[:2])
+    box.ack_rows(first[:2])
     last = box.put("t", b"last", 1)
-    box.ack([last])  # the highest id acked: must not be handed out again
+    box.ack_rows([last])  # the highest id acked: must not be handed out again
     box.close()
 
     box = Outbox(path)
@@ -58,7 +58,7 @@ def test_concurrent_puts_and_acks(tmp_path):
         thread.start()
     acked = 0
     while any(t.is_alive() for t in threads) or box.count():
-        acked += box.ack(e.row for e in box.pending(20))
+        acked += box.ack_rows(e.row for e in box.pending(20))
     for thread in threads:
         thread.join()
     assert acked == 4 * per_thread
@@ -97,7 +97,7 @@ def test_over_budget_telemetry_is_thinned_oldest_first_and_events_never(tmp_path
     box.close()
     box = Outbox(tmp_path / "o.sqlite3", budget_bytes=20_000)
     assert box.size_bytes == size
-    box.ack(events)
+    box.ack_rows(events)
     assert box.size_bytes == size - sum(len(f"alarm-{i}") + len(EVENT) + 48 for i in range(60))
     box.close()
 
