@@ -74,9 +74,7 @@ def _to_utc(value: datetime) -> datetime:
     except OverflowError:  # e.g. 9999-12-31T23:59:59-14:00 is past year 9999 in UTC
         raise ValueError("time is out of range (2020-01-01 … 2099-12-31 UTC)") from None
     if not EARLIEST <= utc < LATEST:
-        raise ValueError(
-            f"time {utc.isoformat()} is out of range (2020-01-01 … 2099-12-31 UTC)"
-        )
+        raise ValueError(f"time {utc.isoformat()} is out of range (2020-01-01 … 2099-12-31 UTC)")
     return utc
 
 

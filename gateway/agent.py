@@ -41,8 +41,8 @@ from contract import topics
 from contract.models import (
     EARLIEST,
     MAX_OFFLINE_S,
-    MESSAGE_VERSION,
     MAX_READINGS_PER_BATCH,
+    MESSAGE_VERSION,
     Command,
     Event,
     EventType,
