@@ -237,7 +237,10 @@ class AlarmBook:
         )
 
     async def record_many(
-        self, arrivals: Sequence[Arrival]
+        self,
+        arrivals: Sequence[Arrival],
+        *,
+        extra: Callable[[sqlite3.Connection], None] | None = None,
     ) -> list[list[Raised] | Exception | None]:
         """Group commit: store many messages in order, in ONE transaction with ONE commit.
 
@@ -245,11 +248,17 @@ class AlarmBook:
         batch) — the rules are not asked; else the rules decide and what they decide is
         stored with the id. One that fails (the rules or the storing raise) gets its exception
         back instead and leaves nothing behind (a savepoint is rolled back), without spoiling
-        the others. If the commit itself fails, nothing is stored and the error is raised."""
-        if not arrivals:
+        the others. `extra` writes more in the same transaction (on the database thread:
+        ingest's rejections and delivery watermarks). If the commit itself (or `extra`)
+        fails, nothing is stored and the error is raised."""
+        if not arrivals and extra is None:
             return []
         async with self.lock:
-            known = await run_on_db_thread(self.db, lambda c: _known_ids(c, arrivals))
+            known = (
+                await run_on_db_thread(self.db, lambda c: _known_ids(c, arrivals))
+                if arrivals
+                else set()
+            )
             plans: list[tuple[Arrival, Evaluation] | Exception | None] = []
             seen: set[tuple[str, str]] = set()
             for arrival in arrivals:
@@ -264,9 +273,9 @@ class AlarmBook:
                     continue
                 seen.add(key)
                 plans.append((arrival, evaluation))
-            if all(p is None or isinstance(p, Exception) for p in plans):
+            if extra is None and all(p is None or isinstance(p, Exception) for p in plans):
                 return list(plans)  # type: ignore[arg-type]
-            return await run_on_db_thread(self.db, lambda c: self._store_sync(c, plans))
+            return await run_on_db_thread(self.db, lambda c: self._store_sync(c, plans, extra))
 
     async def apply(self, decide: Decide | Iterable[Decision], at: float) -> list[Raised]:
         """Decisions with no message of their own (ticks, gateway status)."""
@@ -285,11 +294,14 @@ class AlarmBook:
         self,
         conn: sqlite3.Connection,
         plans: Sequence[tuple[Arrival, Evaluation] | Exception | None],
+        extra: Callable[[sqlite3.Connection], None] | None = None,
     ) -> list[list[Raised] | Exception | None]:
         out: list[list[Raised] | Exception | None] = []
         if not conn.in_transaction:
             conn.execute("BEGIN")
         try:
+            if extra is not None:
+                extra(conn)
             for plan in plans:
                 if plan is None or isinstance(plan, Exception):
                     out.append(plan)

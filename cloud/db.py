@@ -32,6 +32,7 @@ CREATE TABLE IF NOT EXISTS events (
     received_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_by_device ON events (gateway, device, received_at);
+CREATE INDEX IF NOT EXISTS events_by_stream ON events (gateway, boot, seq);
 
 CREATE TABLE IF NOT EXISTS telemetry_batches (
     id TEXT PRIMARY KEY,
@@ -135,6 +136,24 @@ CREATE TABLE IF NOT EXISTS rejected (
     reason TEXT NOT NULL,
     detail TEXT NOT NULL,
     payload BLOB NOT NULL
+);
+
+-- counts of refused messages by gateway (from the topic; '-' if none) and reason
+CREATE TABLE IF NOT EXISTS reject_counts (
+    gateway TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (gateway, reason)
+);
+
+-- end-to-end delivery (cloud/delivery.py): per gateway boot, every event seq up to `upto` is
+-- committed (may lag the events table by a batch; the events table is the truth)
+CREATE TABLE IF NOT EXISTS event_streams (
+    gateway TEXT NOT NULL,
+    boot TEXT NOT NULL,
+    upto INTEGER NOT NULL,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (gateway, boot)
 );
 
 CREATE TABLE IF NOT EXISTS gateways (

@@ -10,17 +10,22 @@ never raises: bad input is rejected with a reason (counted, kept), and even a bu
 code is caught, recorded as an `internal_error` rejection and the loop goes on. `Ingest.run()`
 owns the aiomqtt session and its reconnect loop. It works in group commits: the first message
 and whatever else is already queued (up to `max_batch`) are checked, then stored with ONE
-commit (`AlarmBook.record_many`), then acknowledged to the broker, then announced. So a crash
-of this process between receipt and storage makes the broker deliver the batch again, and
-nobody hears of an alarm that is not stored.
+commit (`AlarmBook.record_many`, which also writes the batch's rejections), then
+acknowledged — to the broker, and to each gateway that speaks message version 2 on its
+`cmd/ack` (`cloud/delivery.py`: the gateway forgets an event only then) — then announced. So
+a crash of this process between receipt and storage makes the broker (or the gateway)
+deliver the batch again, and nobody hears of an alarm that is not stored.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import logging
+import re
 import socket
+import sqlite3
 import ssl
 import time
 from collections import Counter
@@ -33,6 +38,8 @@ import aiomqtt
 from pydantic import ValidationError
 
 from cloud.alarms import Alarm, AlarmBook, Arrival, Mode, Raised, batch_arrival, event_arrival
+from cloud.db import run_on_db_thread
+from cloud.delivery import AckDue, Delivery, StreamKey
 from cloud.hub import LiveHub
 from cloud.maintenance import Maintenance
 from cloud.registry import Registry
@@ -44,6 +51,7 @@ from contract.models import (
     MAX_EVENT_BYTES,
     MAX_STATUS_BYTES,
     MAX_TELEMETRY_BYTES,
+    Ack,
     Command,
     Event,
     GatewayState,
@@ -53,6 +61,7 @@ from contract.models import (
     Telemetry,
     decode,
     encode,
+    utc_now,
 )
 from contract.topics import Channel, TopicError
 
@@ -66,6 +75,7 @@ _LIMITS = {
     Channel.STATUS: MAX_STATUS_BYTES,
     Channel.REPLY: MAX_STATUS_BYTES,
 }
+_BOOT = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 _MODELS: dict[Channel, type[Event] | type[Telemetry] | type[Status] | type[Reply]] = {
     Channel.EVENT: Event,
     Channel.TELEMETRY: Telemetry,
@@ -99,6 +109,10 @@ class Ingest:
         tick_s: float = 1.0,
         max_pending_samples: int = 1_000_000,
         max_batch: int = 500,
+        gap_hold_s: float = 2.0,
+        gap_fault_s: float = 30.0,
+        max_clock_ahead_s: float = 600.0,
+        max_event_age_s: float = 30 * 86400.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.registry = registry
@@ -115,7 +129,13 @@ class Ingest:
         self.max_pending_samples = max_pending_samples
         #: At most this many messages in one group commit.
         self.max_batch = max_batch
+        self.max_clock_ahead_s = max_clock_ahead_s
+        self.max_event_age_s = max_event_age_s
         self.counts: Counter[str] = Counter()
+        #: version-2 events: what is committed per (gateway, boot), acks, gaps
+        self.delivery: Delivery[_Accepted] = Delivery(
+            hold_s=gap_hold_s, gap_fault_s=gap_fault_s, clock=clock
+        )
         self.connected = asyncio.Event()
         self._client: aiomqtt.Client | None = None
         #: The broker's own count of dropped messages (Mosquitto's $SYS), if it publishes one.
@@ -125,6 +145,11 @@ class Ingest:
         #: Gateways' answers to commands go here (cloud/config_push.py sets it).
         self.on_reply: Callable[[Reply], Awaitable[None]] | None = None
         self._ticker: asyncio.Task[None] | None = None
+        #: refused version-2 events (their stream is acknowledged once the refusal is kept)
+        self._refused: list[tuple[StreamKey, int]] = []
+        #: refusals per gateway since the last tick (the `invalid_input` supervision rule)
+        self._refused_by_gateway: Counter[str] = Counter()
+        self._acks_in_flight: set[asyncio.Task[None]] = set()
 
     # ---- the path of the messages -------------------------------------------------------
 
@@ -135,8 +160,9 @@ class Ingest:
 
     async def handle_many(self, messages: Sequence[tuple[str, bytes, float]]) -> list[Raised]:
         """Check and store a batch of messages (topic, payload, received_at), in order, with
-        ONE commit for all the events and telemetry batches among them; returns what is to be
-        announced (`_announce`) once they are stored — and, in `run()`, acknowledged.
+        ONE commit for all the events, telemetry batches and rejections among them; returns
+        what is to be announced (`_announce`) once they are stored — and, in `run()`,
+        acknowledged.
 
         Never raises: a bad message is rejected with its reason and the others go on; an
         internal error in one (the rules or the storing) is recorded as an `internal_error`
@@ -148,88 +174,150 @@ class Ingest:
         group: list[_Accepted] = []
         for topic, payload, received_at in messages:
             try:
-                message = await self._check(topic, payload, received_at)
+                message = self._check(topic, payload, received_at)
                 if message is None:
                     continue
-                if isinstance(message, Status):
+                if isinstance(message, Reply):  # a gateway's answer to a command: handed on
+                    self.counts["replies"] += 1
+                    if self.on_reply is not None:
+                        await self.on_reply(message)
+                elif isinstance(message, Status):
                     announce += await self._store(group)
                     group = []
                     announce += await self._status(message, received_at)
                 else:
                     group.append(self._accept(topic, payload, message, received_at))
             except Exception as exc:  # never let one message stop ingest
-                await self._internal_error(topic, payload, exc, received_at)
+                self._internal_error(topic, payload, exc, received_at)
         announce += await self._store(group)
         return announce
 
-    async def _internal_error(
+    def _internal_error(
         self, topic: str, payload: bytes, exc: BaseException, received_at: float
     ) -> None:
         log.error("internal error handling %s", topic, exc_info=exc)
         try:
-            await self.rejects.reject(
-                topic, payload, Reason.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}", received_at
+            self._reject(
+                topic,
+                payload,
+                Reason.INTERNAL_ERROR,
+                f"{type(exc).__name__}: {exc}",
+                received_at,
+                acknowledge=False,  # not kept in the record: the gateway may send it again
             )
         except Exception:
             log.exception("could not record the internal error of %s", topic)
 
-    async def _check(
+    def _reject(
+        self,
+        topic: str,
+        payload: bytes,
+        reason: Reason,
+        detail: str,
+        received_at: float,
+        *,
+        gateway: str | None = None,
+        acknowledge: bool = True,
+    ) -> None:
+        """Count and keep a refused message (written with the next commit). A refused
+        version-2 event is acknowledged once its refusal is kept, so its gateway moves on."""
+        rejection = self.rejects.note(topic, gateway, payload, reason, detail, received_at)
+        if gateway is not None:
+            self._refused_by_gateway[rejection.gateway] += 1
+            if acknowledge and topic.endswith("/event"):
+                stream = _stream_of(payload)
+                if stream is not None:
+                    self._refused.append(((gateway, stream[0]), stream[1]))
+
+    def _check(
         self, topic: str, payload: bytes, received_at: float
-    ) -> Event | Telemetry | Status | None:
-        """The message, or None if it is not ingest's business or was rejected (recorded)."""
+    ) -> Event | Telemetry | Status | Reply | None:
+        """The message, or None if it is not ingest's business or was refused (noted)."""
         try:
             parsed = topics.parse(topic)
         except TopicError as exc:
-            await self.rejects.reject(topic, payload, Reason.BAD_TOPIC, str(exc), received_at)
+            self._reject(topic, payload, Reason.BAD_TOPIC, str(exc), received_at)
             return None
         model = _MODELS.get(parsed.channel)
         if model is None:
             return None  # our own commands: not ingest's business
+        gateway = parsed.gateway
         limit = _LIMITS[parsed.channel]
         if len(payload) > limit:
             detail = f"{len(payload)} bytes, the limit for {parsed.channel} is {limit}"
-            await self.rejects.reject(topic, payload, Reason.OVERSIZE, detail, received_at)
+            self._reject(topic, payload, Reason.OVERSIZE, detail, received_at, gateway=gateway)
             return None
         try:
-            # strict: JSON types must be the contract's ("5" is not a number, 1763784900 not a time)
+            # strict: JSON types must be the contract's ("5" is not a number, 1763784900 not a
+            # time), no key twice, times in range
             message = decode(model, payload)
         except ValidationError as exc:
             malformed = any(err["type"] == "json_invalid" for err in exc.errors())
             reason = Reason.MALFORMED_JSON if malformed else Reason.INVALID
-            await self.rejects.reject(topic, payload, reason, _describe(exc), received_at)
+            self._reject(topic, payload, reason, _describe(exc), received_at, gateway=gateway)
             return None
-        if message.gateway != parsed.gateway:
-            detail = f"payload says gateway {message.gateway!r}, topic says {parsed.gateway!r}"
-            await self.rejects.reject(topic, payload, Reason.GATEWAY_MISMATCH, detail, received_at)
+        if message.gateway != gateway:
+            detail = f"payload says gateway {message.gateway!r}, topic says {gateway!r}"
+            self._reject(
+                topic, payload, Reason.GATEWAY_MISMATCH, detail, received_at, gateway=gateway
+            )
             return None
-        if not self.registry.has_gateway(parsed.gateway):
-            detail = f"gateway {parsed.gateway!r} is not registered"
-            await self.rejects.reject(topic, payload, Reason.UNKNOWN_GATEWAY, detail, received_at)
-            return None
-        if isinstance(message, Reply):  # a gateway's answer to a command: handed on
-            self.counts["replies"] += 1
-            if self.on_reply is not None:
-                await self.on_reply(message)
+        if not self.registry.has_gateway(gateway):
+            detail = f"gateway {gateway!r} is not registered"
+            self._reject(topic, payload, Reason.UNKNOWN_GATEWAY, detail, received_at)
             return None
         if isinstance(message, Event):
-            unknown = self._unknown_devices(message.gateway, {message.device})
-            if unknown or (message.kind is not Kind.GATEWAY and message.device == message.gateway):
-                detail = (
-                    f"device {message.device!r} is not registered on gateway {message.gateway!r}"
-                )
-                await self.rejects.reject(
-                    topic, payload, Reason.UNKNOWN_DEVICE, detail, received_at
+            unknown = self._unknown_devices(gateway, {message.device})
+            if unknown or (message.kind is not Kind.GATEWAY and message.device == gateway):
+                detail = f"device {message.device!r} is not registered on gateway {gateway!r}"
+                self._reject(
+                    topic, payload, Reason.UNKNOWN_DEVICE, detail, received_at, gateway=gateway
                 )
                 return None
-        elif isinstance(message, Telemetry):
-            unknown = self._unknown_devices(message.gateway, {r.device for r in message.readings})
+            return self._dated(topic, payload, message, received_at)
+        if isinstance(message, Telemetry):
+            unknown = self._unknown_devices(gateway, {r.device for r in message.readings})
             if unknown:
-                detail = f"devices {unknown} are not registered on gateway {message.gateway!r}"
-                await self.rejects.reject(
-                    topic, payload, Reason.UNKNOWN_DEVICE, detail, received_at
+                detail = f"devices {unknown} are not registered on gateway {gateway!r}"
+                self._reject(
+                    topic, payload, Reason.UNKNOWN_DEVICE, detail, received_at, gateway=gateway
                 )
                 return None
+            for reading in message.readings:
+                why = self._implausible(reading.ts.timestamp(), received_at)
+                if why is not None:
+                    detail = f"reading of {reading.device!r}: {why}"
+                    self._reject(
+                        topic,
+                        payload,
+                        Reason.IMPLAUSIBLE_TIME,
+                        detail,
+                        received_at,
+                        gateway=gateway,
+                    )
+                    return None
         return message
+
+    def _dated(self, topic: str, payload: bytes, event: Event, received_at: float) -> Event | None:
+        """An event's time against the cloud's clock. A synchronised clock far off is refused;
+        an unsynchronised one (a Pi without RTC before NTP) is dated by its arrival instead."""
+        why = self._implausible(event.ts.timestamp(), received_at)
+        if why is None:
+            return event
+        if event.clock_synced:
+            self._reject(
+                topic, payload, Reason.IMPLAUSIBLE_TIME, why, received_at, gateway=event.gateway
+            )
+            return None
+        self.counts["dated_on_arrival"] += 1
+        return event.model_copy(update={"ts": datetime.fromtimestamp(received_at, UTC)})
+
+    def _implausible(self, ts: float, received_at: float) -> str | None:
+        if ts > received_at + self.max_clock_ahead_s:
+            return f"time is {ts - received_at:.0f} s ahead of the cloud's clock"
+        if ts < received_at - self.max_event_age_s:
+            return f"time is {(received_at - ts) / 86400:.1f} days old"
+        return None
 
     def _unknown_devices(self, gateway: str, devices: set[str]) -> list[str]:
         return sorted(
@@ -241,8 +329,11 @@ class Ingest:
     ) -> _Accepted:
         """A checked event or telemetry batch, ready for the group commit; the rules are asked
         about it (in order, on the event loop) only if its id is new."""
+        stream: StreamKey | None = None
         if isinstance(message, Event):
             event = message
+            if event.v >= 2:
+                stream = (event.gateway, event.boot)
             arrival = event_arrival(
                 event,
                 received_at,
@@ -259,32 +350,71 @@ class Ingest:
                     self.core.readings(batch.gateway, batch.readings, received_at), received_at
                 ),
             )
-        return _Accepted(topic, payload, message, received_at, arrival)
+        return _Accepted(topic, payload, message, received_at, arrival, stream)
 
     async def _store(self, group: list[_Accepted]) -> list[Raised]:
-        """Store a group of checked messages with one commit; what to announce."""
-        if not group:
+        """Store a group of checked messages with one commit (with the rejections noted so
+        far); acknowledge the version-2 events to their gateways; what to announce.
+
+        Version-2 events pass `Delivery` first: one after a gap waits (held, not evaluated)
+        until the missing ones arrive or `gap_hold_s` has passed."""
+        streams = {item.stream for item in group if item.stream is not None}
+        streams |= {key for key, _ in self._refused}
+        await self._load_streams(streams)
+        ready: list[_Accepted] = []
+        for item in group:
+            if item.stream is None:
+                ready.append(item)
+            else:
+                ready += self.delivery.admit(item.stream, _seq(item), item)
+        out = await self._commit(ready)
+        for key in streams:
+            self._send_ack(self.delivery.ack(key))
+        return out
+
+    async def _commit(self, ready: list[_Accepted]) -> list[Raised]:
+        """ONE transaction: the messages, the rejections noted so far and the delivery
+        watermarks; then tell `Delivery` what is committed."""
+        if not ready and not self.rejects.has_pending and not self._refused:
             return []
+        pending = self.rejects.take()
+        refused, self._refused = self._refused, []
+        marks = self.delivery.watermarks()
+
+        def extra(conn: sqlite3.Connection) -> None:
+            self.rejects.write_sync(conn, pending)
+            _write_watermarks(conn, marks, self.clock())
+
         try:
-            results = await self.book.record_many([item.arrival for item in group])
+            results = await self.book.record_many([item.arrival for item in ready], extra=extra)
         except Exception as exc:
-            if len(group) == 1:
-                item = group[0]
-                await self._internal_error(item.topic, item.payload, exc, item.received_at)
+            self.rejects.put_back(pending)
+            self._refused[:0] = refused
+            self.delivery.remark(marks)
+            if len(ready) <= 1:
+                for item in ready:
+                    self._internal_error(item.topic, item.payload, exc, item.received_at)
+                if not ready:
+                    log.exception("writing rejections failed; kept for the next commit")
                 return []
             # nothing of the group is stored: try each on its own, so one cannot spoil the rest
-            log.exception("group commit of %d messages failed; storing one by one", len(group))
+            log.exception("group commit of %d messages failed; storing one by one", len(ready))
             self.counts["group_fallbacks"] += 1
             out: list[Raised] = []
-            for item in group:
-                out += await self._store([item])
+            for item in ready:
+                out += await self._commit([item])
             return out
         self.counts["group_commits"] += 1
+        for key, seq in refused:
+            self.delivery.committed(key, [seq])
         out = []
-        for item, result in zip(group, results, strict=True):
+        for item, result in zip(ready, results, strict=True):
             if isinstance(result, Exception):
-                await self._internal_error(item.topic, item.payload, result, item.received_at)
-            elif result is None:
+                self._internal_error(item.topic, item.payload, result, item.received_at)
+                continue
+            if item.stream is not None:
+                self.delivery.committed(item.stream, [_seq(item)])
+            if result is None:
                 self.counts["duplicates"] += 1
             else:
                 if isinstance(item.message, Event):
@@ -293,6 +423,31 @@ class Ingest:
                     self._stored_telemetry(item.message)
                 out += result
         return out
+
+    async def _load_streams(self, keys: set[StreamKey]) -> None:
+        """Streams met for the first time since the start: what the database has of them."""
+        unknown = self.delivery.unknown(keys)
+        if not unknown:
+            return
+        async with self.book.lock:
+            found = await run_on_db_thread(self.book.db, lambda c: _read_streams(c, unknown))
+        for key, (upto, above) in found.items():
+            self.delivery.load(key, upto, above)
+
+    def _send_ack(self, due: AckDue) -> None:
+        """Tell a gateway what is committed (QoS 1, not awaited: a lost one is made good by
+        the gateway sending again, which is acknowledged again)."""
+        client = self._client
+        if client is None:
+            self.counts["acks_unsent"] += 1
+            return
+        ack = Ack(boot=due.boot, upto=due.upto, replay=due.replay, ts=utc_now())
+        self.counts["acks_sent"] += 1
+        if due.replay:
+            self.counts["replays_asked"] += 1
+        task = asyncio.create_task(_publish(client, topics.command(due.gateway, "ack"), ack))
+        self._acks_in_flight.add(task)
+        task.add_done_callback(self._acks_in_flight.discard)
 
     def _stored_telemetry(self, batch: Telemetry) -> None:
         self.counts["telemetry_batches"] += 1
@@ -366,7 +521,9 @@ class Ingest:
     # ---- time-driven rules ----------------------------------------------------------------
 
     async def tick(self) -> None:
-        """Clear holds, silence, gateways that stopped talking, walk tests that ran out."""
+        """Clear holds, silence, gateways that stopped talking, walk tests that ran out; held
+        events past their wait, gaps given up on, replays to ask for; rejections to write;
+        gateways whose messages keep being refused."""
         now = self.clock()
         if self.maintenance is not None:
             for window in await self.maintenance.expire(now):
@@ -374,9 +531,32 @@ class Ingest:
                 log.info(
                     "%s #%d ended; %d test alarm(s) closed", window.mode, window.id, len(closed)
                 )
+        released, gaps, asks = self.delivery.expire()
+        announce = await self._commit(released)  # also writes rejections noted since
+        for due in asks:
+            self._send_ack(due)
         evaluation = self.core.tick(now)
+        for gap in gaps:
+            log.error(
+                "events missing gateway=%s boot=%s seq=%d..%d (asked again since %.0f s)",
+                gap.gateway,
+                gap.boot,
+                gap.first,
+                gap.last,
+                now - gap.since,
+            )
+            evaluation = _joined(
+                evaluation,
+                self.core.events_missing(
+                    gap.gateway, gap.boot, gap.first, gap.last, gap.since, now
+                ),
+            )
+        refused, self._refused_by_gateway = self._refused_by_gateway, Counter()
+        for gateway, count in refused.items():
+            evaluation = _joined(evaluation, self.core.refused(gateway, count, now))
         if evaluation.decisions or evaluation.inhibited or evaluation.muted:
-            await self._announce(await self.book.apply(lambda: self._gate(evaluation, now), now))
+            announce += await self.book.apply(lambda: self._gate(evaluation, now), now)
+        await self._announce(announce)
 
     async def _tick_forever(self) -> None:
         while True:
@@ -539,6 +719,73 @@ class _Accepted:
     message: Event | Telemetry
     received_at: float
     arrival: Arrival
+    stream: StreamKey | None = None  # (gateway, boot) of a version-2 event
+
+
+def _seq(item: _Accepted) -> int:
+    return item.message.seq
+
+
+def _stream_of(payload: bytes) -> tuple[str, int] | None:
+    """(boot, seq) of a refused event that asked for the cloud's acknowledgement (version 2),
+    if they can be read at all."""
+    try:
+        data = json.loads(payload)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(data, dict) or data.get("v") != 2:
+        return None
+    boot, seq = data.get("boot"), data.get("seq")
+    if not isinstance(boot, str) or not _BOOT.match(boot):
+        return None
+    if isinstance(seq, bool) or not isinstance(seq, int) or not 0 < seq <= 2**53:
+        return None
+    return boot, seq
+
+
+def _joined(a: Evaluation, b: Evaluation) -> Evaluation:
+    return Evaluation(a.decisions + b.decisions, a.inhibited + b.inhibited, a.muted + b.muted)
+
+
+def _read_streams(
+    conn: sqlite3.Connection, keys: set[StreamKey]
+) -> dict[StreamKey, tuple[int, list[int]]]:
+    """(upto, seqs stored past it) of each stream, on the database thread."""
+    out: dict[StreamKey, tuple[int, list[int]]] = {}
+    for gateway, boot in keys:
+        row = conn.execute(
+            "SELECT upto FROM event_streams WHERE gateway = ? AND boot = ?", (gateway, boot)
+        ).fetchone()
+        upto = int(row[0]) if row is not None else 0
+        above = [
+            int(r[0])
+            for r in conn.execute(
+                "SELECT seq FROM events WHERE gateway = ? AND boot = ? AND seq > ? ORDER BY seq"
+                " LIMIT 100000",
+                (gateway, boot, upto),
+            )
+        ]
+        out[(gateway, boot)] = (upto, above)
+    return out
+
+
+def _write_watermarks(
+    conn: sqlite3.Connection, marks: list[tuple[str, str, int]], at: float
+) -> None:
+    if marks:
+        conn.executemany(
+            "INSERT INTO event_streams (gateway, boot, upto, updated_at) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (gateway, boot) DO UPDATE SET upto = MAX(upto, excluded.upto),"
+            " updated_at = excluded.updated_at",
+            [(gw, boot, upto, at) for gw, boot, upto in marks],
+        )
+
+
+async def _publish(client: aiomqtt.Client, topic: str, message: Ack) -> None:
+    try:
+        await client.publish(topic, encode(message), qos=1)
+    except aiomqtt.MqttError as exc:
+        log.info("ack to %s not sent: %s", topic, exc)
 
 
 def alarm_message(alarm: Alarm) -> dict[str, Any]:

@@ -78,7 +78,13 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[Cloud]:
         await store.ping()
         book = AlarmBook(db, registry)
         audit = Audit(db, book.lock)
-        rejects = RejectLog(db, book.lock, keep=settings.keep_rejected)
+        rejects = RejectLog(
+            db,
+            book.lock,
+            keep=settings.keep_rejected,
+            keep_per_minute=settings.keep_rejected_per_minute,
+        )
+        await rejects.load()
         users = Users(db, book.lock, audit)
         for name, (role, password) in settings.bootstrap_users.items():
             await users.ensure(name, Role(role), password.get_secret_value())
@@ -130,6 +136,10 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[Cloud]:
             on_new_alarms=escalator.wake,
             flush_interval_s=settings.telemetry_flush_s,
             tick_s=settings.tick_s,
+            gap_hold_s=settings.gap_hold_s,
+            gap_fault_s=settings.gap_fault_s,
+            max_clock_ahead_s=settings.max_clock_ahead_s,
+            max_event_age_s=settings.max_event_age_s,
         )
         site = SiteService(
             store=SiteStore(db, book.lock, audit),

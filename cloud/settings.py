@@ -50,6 +50,22 @@ class CloudSettings(BaseSettings):
     webhook_secret: SecretStr | None = Field(None, description="Signs each POST (HMAC-SHA256)")
     webhook_timeout_s: float = Field(5.0, gt=0, le=60)
     keep_rejected: int = Field(10000, ge=100, description="Rejected messages kept for inspection")
+    keep_rejected_per_minute: int = Field(
+        100, ge=1, description="Payloads kept per gateway a minute (the rest only counted)"
+    )
+
+    # End-to-end delivery of events (cloud/delivery.py, docs/protocol.md "Delivery").
+    gap_hold_s: float = Field(
+        2.0, ge=0, le=60, description="Events after a gap wait this long for the missing ones"
+    )
+    gap_fault_s: float = Field(
+        30.0, ge=1, le=86400, description="A gap still open this long is a supervision fault"
+    )
+    # The plausible times of an event, against the cloud's clock (docs/protocol.md).
+    max_clock_ahead_s: float = Field(600, ge=0, description="An event this far ahead: refused")
+    max_event_age_s: float = Field(
+        30 * 86400, ge=3600, description="An event older than this: refused (if clock synced)"
+    )
 
     # TLS (issue 6): to the broker, and for the web app / API itself.
     mqtt_tls_ca_file: Path | None = Field(None, description="CA to trust for MQTT over TLS")

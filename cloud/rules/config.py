@@ -29,7 +29,9 @@ Seconds = Annotated[float, Field(ge=0, le=30 * 86400)]
 #: Rule ids the cloud raises itself (supervision); a rules file may not reuse them.
 DEVICE_SILENT = "device_silent"
 GATEWAY_OFFLINE = "gateway_offline"
-RESERVED = frozenset({DEVICE_SILENT, GATEWAY_OFFLINE})
+EVENTS_MISSING = "events_missing"
+INVALID_INPUT = "invalid_input"
+RESERVED = frozenset({DEVICE_SILENT, GATEWAY_OFFLINE, EVENTS_MISSING, INVALID_INPUT})
 
 #: Event types that never raise an alarm, whatever a rules file says (by value, so a type the
 #: contract adds later is covered by its name): a test, a heartbeat, and the ends of things —
@@ -279,9 +281,31 @@ class GatewayOffline(_Strict):
     )
 
 
+class EventsMissing(_Strict):
+    """Events of a gateway (message version 2) that never arrived, though the cloud asked
+    for them again: named by boot and seq range. An operator closes it."""
+
+    level: Level = 3
+    zh: str = "网关事件缺失"
+    en: str = "Events missing from a gateway"
+
+
+class InvalidInput(_Strict):
+    """A gateway whose messages keep being refused (junk, a wrong clock, a device removed
+    from the registry…): one alarm, repeated at most every `within_s`. An operator closes it."""
+
+    level: Level = 3
+    zh: str = "网关发送大量无效消息"
+    en: str = "Gateway sends many invalid messages"
+    at_least: int = Field(100, ge=1, description="refused messages within `within_s`")
+    within_s: Seconds = 60
+
+
 class Supervision(_Strict):
     device_silent: DeviceSilence = DeviceSilence()
     gateway_offline: GatewayOffline = GatewayOffline()
+    events_missing: EventsMissing = EventsMissing()
+    invalid_input: InvalidInput = InvalidInput()
 
 
 class Inhibit(_Strict):

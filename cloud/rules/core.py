@@ -92,6 +92,14 @@ class RulesCore:
     def status(self, gateway: str, online: bool, now: float) -> Evaluation:
         return self._inhibit(self.watchdog.status(gateway, online, now))
 
+    def events_missing(
+        self, gateway: str, boot: str, first: int, last: int, since: float, now: float
+    ) -> Evaluation:
+        return self._inhibit(self.watchdog.events_missing(gateway, boot, first, last, since, now))
+
+    def refused(self, gateway: str, count: int, now: float) -> Evaluation:
+        return self._inhibit(self.watchdog.refused(gateway, count, now))
+
     def tick(self, now: float) -> Evaluation:
         decisions: list[Decision] = list(self.rules.tick(now))
         decisions += self.watchdog.tick(now)

@@ -14,11 +14,18 @@ the replay from its outbox arrives before anything is called silent.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from cloud.rules.config import DEVICE_SILENT, GATEWAY_OFFLINE, Supervision
+from cloud.rules.config import (
+    DEVICE_SILENT,
+    EVENTS_MISSING,
+    GATEWAY_OFFLINE,
+    INVALID_INPUT,
+    Supervision,
+)
 from cloud.rules.engine import AlarmDraft, Clear, Decision, Key
 
 SUPERVISION_GROUP = "supervision"
@@ -37,6 +44,8 @@ class _Gateway:
     last_heard: float
     offline: bool = False  # its last status said offline
     firing: bool = False
+    refused: deque[float] = field(default_factory=deque)  # when its messages were refused
+    refused_alarm_at: float = float("-inf")
 
 
 def _utc(ts: float) -> datetime:
@@ -170,6 +179,60 @@ class Watchdog:
         elif not down and gw.firing:
             gw.firing = False
             out.append(Clear(GATEWAY_OFFLINE, gateway, gateway, _utc(now), "online again"))
+
+    def events_missing(
+        self, gateway: str, boot: str, first: int, last: int, since: float, now: float
+    ) -> list[Decision]:
+        """Events `first`…`last` of `boot` never came, though the gateway was asked again."""
+        if gateway not in self._gateways:
+            return []
+        cfg = self.config.events_missing
+        span = f"{first}" if first == last else f"{first}–{last}"
+        return [
+            AlarmDraft(
+                rule=EVENTS_MISSING,
+                level=cfg.level,
+                kind="gateway",
+                gateway=gateway,
+                device=gateway,
+                title_zh=f"{cfg.zh}：启动 {boot} 序号 {span}（{last - first + 1} 条）",
+                title_en=f"{cfg.en}: boot {boot} seq {span} ({last - first + 1})",
+                device_ts=_utc(since),
+                value=float(last - first + 1),
+                group=SUPERVISION_GROUP,
+            )
+        ]
+
+    def refused(self, gateway: str, count: int, now: float) -> list[Decision]:
+        """`count` messages of the gateway were refused at `now`: past `at_least` within
+        `within_s`, one `invalid_input` alarm (repeated at most every `within_s`)."""
+        gw = self._gateways.get(gateway)
+        if gw is None or count <= 0:
+            return []
+        cfg = self.config.invalid_input
+        times = gw.refused
+        times.extend([now] * min(count, cfg.at_least))
+        while len(times) > cfg.at_least:
+            times.popleft()
+        while times and times[0] < now - cfg.within_s:
+            times.popleft()
+        if len(times) < cfg.at_least or now - gw.refused_alarm_at < cfg.within_s:
+            return []
+        gw.refused_alarm_at = now
+        return [
+            AlarmDraft(
+                rule=INVALID_INPUT,
+                level=cfg.level,
+                kind="gateway",
+                gateway=gateway,
+                device=gateway,
+                title_zh=cfg.zh,
+                title_en=cfg.en,
+                device_ts=_utc(now),
+                value=float(len(times)),
+                group=SUPERVISION_GROUP,
+            )
+        ]
 
     # ---- time -----------------------------------------------------------------------------
 

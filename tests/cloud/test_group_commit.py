@@ -198,10 +198,10 @@ async def test_a_failed_group_commit_is_retried_message_by_message(
     async with ingest_on(tmp_path) as ingest:
         real = ingest.book.record_many
 
-        async def fail_groups(arrivals: Any) -> Any:
+        async def fail_groups(arrivals: Any, **kwargs: Any) -> Any:
             if len(arrivals) > 1:
                 raise sqlite3.OperationalError("disk I/O error")
-            return await real(arrivals)
+            return await real(arrivals, **kwargs)
 
         monkeypatch.setattr(ingest.book, "record_many", fail_groups)
         raised = await ingest.handle_many(
@@ -235,8 +235,11 @@ async def test_the_broker_is_acknowledged_only_after_the_commit(
 
     monkeypatch.setattr(mqtt.Client, "ack", ack)
     n = 300
+    now = datetime.now(UTC).isoformat()  # this cloud runs on the real clock
     infos = [
-        gw1.client.publish(EVENT_TOPIC, body(device="call-0101", kind="call", type="press"), 1)
+        gw1.client.publish(
+            EVENT_TOPIC, body(device="call-0101", kind="call", type="press", ts=now), 1
+        )
         for _ in range(n)
     ]
     for info in infos:

@@ -499,7 +499,10 @@ function wireCase(id) {
       button.disabled = false;
       if (!a) return;
       if (form.id === "resolve" || form.id === "verify") refreshAwaiting();
-      openCase(id);
+      // a redraw only where the case changed state: a dispatch or feedback leaves the other
+      // forms (and whatever is being typed in them) alone
+      form.reset();
+      openCase(id, {}, true);
     };
   }
 }
