@@ -98,7 +98,7 @@ class CloudSettings(BaseSettings):
     def _proxies(cls, proxies: list[str]) -> list[str]:
         for value in proxies:
             try:
-                ipaddress.ip_network(value, strict=False)
+                ipaddress.ip_network(value)
             except ValueError:
                 raise ValueError(f"not an IP address or network: {value!r}") from None
         return proxies
