@@ -19,7 +19,7 @@ from cloud.web import install as install_api
 from cloud.web import site as site_api
 from cloud.web import trends as trends_api
 from cloud.web import users as users_api
-from cloud.web.cross_origin import CrossOriginGuard
+from cloud.web.cross_origin import SESSION_COOKIE, CrossOriginGuard
 from cloud.web.deps import CurrentUser, session_user
 from cloud.web.openapi import document
 from cloud.web.security_headers import SecurityHeadersMiddleware
@@ -68,7 +68,7 @@ def create_app(cloud: Cloud) -> FastAPI:
     app.add_middleware(
         SessionMiddleware,
         secret_key=settings.session_secret.get_secret_value(),
-        session_cookie="sc_session",
+        session_cookie=SESSION_COOKIE,
         max_age=settings.session_max_age_s,
         same_site="strict",
         https_only=settings.environment == "production",

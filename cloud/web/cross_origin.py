@@ -9,18 +9,23 @@ checked for where the browser says it came from:
 
 1. `Origin` is the app's own (the scheme and `Host` the request was addressed to) or one of
    `SC_CLOUD_WEB_ORIGINS` (the public address behind a proxy that rewrites `Host`): allowed.
-2. `Sec-Fetch-Site` (sent by every current browser): `same-origin` or `none` (typed in by the
-   user) is allowed, `same-site` and `cross-site` are refused.
-3. Without it, a state-changing request with any other `Origin` (`null` too) is refused; with
-   no `Origin` either, its `Referer` must come from an allowed origin.
-4. With none of the three it is not from a browser (a gateway's claim, a script with its own
-   cookie): nothing ambient to abuse, allowed.
+2. `Sec-Fetch-Site`: `same-origin` or `none` (typed in by the user) is allowed, `same-site`
+   and `cross-site` are refused. Current browsers send it to HTTPS and to localhost/127.0.0.1
+   only — not to plain HTTP on a host name, where 3 decides.
+3. Without it, any other `Origin` (`null` too) is refused; with no `Origin` either, the
+   `Referer` must come from an allowed origin.
+4. With none of the three it is not from a browser's page (a gateway's claim, a script with
+   its own cookie, an address typed in): allowed.
 
 Reads of the pages themselves (`GET /`, `/login`, …) stay open to links from anywhere.
 No token: the app's pages send only `fetch` requests to their own origin, which carry
-`Origin` and `Sec-Fetch-Site` by themselves, so nothing in the pages or the session changes;
-the same choice as Go's `net/http.CrossOriginProtection`. The price: a browser too old to send
-`Sec-Fetch-Site` (before 2020-2023) whose form post carries neither `Origin` nor `Referer`.
+`Origin`, `Sec-Fetch-Site` (or at least a `Referer`: `Referrer-Policy: same-origin`) by
+themselves, so nothing in the pages or the session changes; the same choice as Go's
+`net/http.CrossOriginProtection`. What is left, over plain HTTP only (no `Sec-Fetch-Site`): a
+same-site page that hides its `Referer` can still make an API *read* (e.g. an `<img>` of an
+audited resident profile; the answer never reaches that page), and a browser too old to send
+`Origin` on a form post could be made to post. Over HTTPS every current browser says where a
+request came from.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from collections.abc import Collection
 from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers
+from starlette.requests import cookie_parser
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -39,6 +45,8 @@ from cloud.settings import normal_origin
 log = logging.getLogger(__name__)
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+#: The session cookie's name (cloud/web/app.py): whether a refused request carried it is logged.
+SESSION_COOKIE = "sc_session"
 #: Sec-Fetch-Site values of a request the app's own page (or the user) made.
 OWN_SITES = frozenset({"same-origin", "none"})
 
@@ -63,8 +71,7 @@ def refusal(
     method: str, path: str, headers: Headers, own: str | None, trusted: Collection[str]
 ) -> str | None:
     """Why this request is refused as sent from another origin; None if it may go on."""
-    unsafe = method.upper() not in SAFE_METHODS
-    if not unsafe and not is_api(path):
+    if method.upper() in SAFE_METHODS and not is_api(path):
         return None
     allowed = {*trusted, own} - {None}
     sent_origin = headers.get("origin")
@@ -73,8 +80,6 @@ def refusal(
     site = headers.get("sec-fetch-site")
     if site is not None:
         return None if site.lower() in OWN_SITES else f"Sec-Fetch-Site: {site}"
-    if not unsafe:
-        return None  # an old browser's read: it cannot be told apart
     if sent_origin is not None:
         return f"Origin: {sent_origin}"
     referer = headers.get("referer")
@@ -107,11 +112,12 @@ class CrossOriginGuard:
         self.counts["refused"] += 1
         client = scope.get("client")
         log.warning(
-            "cross-origin request refused method=%s path=%s own=%s %s client=%s",
+            "cross-origin request refused method=%s path=%s own=%s %s session_cookie=%s client=%s",
             scope["method"],
             scope["path"],
             own,
             reason,
+            "yes" if SESSION_COOKIE in cookie_parser(headers.get("cookie", "")) else "no",
             client[0] if client else "unknown",
         )
         response = JSONResponse(

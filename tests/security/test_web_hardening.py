@@ -104,12 +104,17 @@ async def test_every_state_changing_route_and_api_read_refuses_another_origin_be
     assert detail.startswith("跨站请求已拒绝") and "Cross-origin request refused" in detail
     assert "Sec-Fetch-Site: same-site" in detail
 
+    # over plain HTTP to a host name browsers send no Sec-Fetch-Site: Origin, then Referer
+    for headers in ({"Origin": other_port(cloud.url)}, {"Referer": f"{other_port(cloud.url)}/"}):
+        assert refused_as_cross_origin(await admin.get("/api/alarms", headers=headers))
+        assert refused_as_cross_origin(await admin.post("/api/rules/reload", headers=headers))
+
     # nothing happened: the admin's session (sign-out everywhere was among them) still works,
-    # and every refusal was counted
+    # a script (no browser headers) reads the API, and every refusal was counted
     me = await admin.get("/api/me")
     assert me.json() == {"name": "adm", "role": "admin"}
     stats = (await admin.get("/api/stats")).json()
-    assert stats["cross_origin_refused"] == len(routes) + 1
+    assert stats["cross_origin_refused"] == len(routes) + 1 + 4
     # a monitor's health check, and a link from another site to a page, still work
     assert (await admin.get("/health", headers=forged)).status_code == 200
     for page in PAGES:
