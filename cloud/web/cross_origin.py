@@ -79,15 +79,20 @@ def refusal(
         return None
     site = headers.get("sec-fetch-site")
     if site is not None:
-        return None if site.lower() in OWN_SITES else f"Sec-Fetch-Site: {site}"
+        return None if site.lower() in OWN_SITES else f"Sec-Fetch-Site: {_shown(site)}"
     if sent_origin is not None:
-        return f"Origin: {sent_origin}"
+        return f"Origin: {_shown(sent_origin)}"
     referer = headers.get("referer")
     if referer is not None:
         parts = urlsplit(referer)
         came_from = _origin(f"{parts.scheme}://{parts.netloc}")
-        return None if came_from in allowed else f"Referer from {came_from or referer!r}"
+        return None if came_from in allowed else f"Referer from {came_from or _shown(referer)}"
     return None
+
+
+def _shown(value: str) -> str:
+    """A header's value as it goes into the log and the answer: at most 200 characters."""
+    return value if len(value) <= 200 else f"{value[:200]}…"
 
 
 class CrossOriginGuard:
