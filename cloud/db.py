@@ -253,6 +253,15 @@ CREATE TABLE IF NOT EXISTS login_failures (
 );
 CREATE INDEX IF NOT EXISTS login_failures_by_client ON login_failures (client, at);
 CREATE INDEX IF NOT EXISTS login_failures_by_name ON login_failures (name, at);
+
+-- signed-out sessions (cloud/users.py): a cookie with one of these ids is refused, a copy too,
+-- until it would have expired anyway (forget_at: signed out + the session lifetime)
+CREATE TABLE IF NOT EXISTS ended_sessions (
+    session_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    ended_at REAL NOT NULL,
+    forget_at REAL NOT NULL
+);
 """
 
 

@@ -215,6 +215,10 @@ async def serve(cloud: Cloud, *, started: asyncio.Event | None = None) -> None:
         # HTTPS when a certificate is configured (cloud.web_url then starts with https://)
         ssl_certfile=settings.web_tls_cert_file,
         ssl_keyfile=settings.web_tls_key_file,
+        # X-Forwarded-For/-Proto only from the configured proxies (uvicorn would trust any
+        # from 127.0.0.1, so one local client could pose as many for the sign-in limits)
+        proxy_headers=bool(settings.web_trusted_proxies),
+        forwarded_allow_ips=list(settings.web_trusted_proxies),
     )
     server = uvicorn.Server(config)
     web = asyncio.create_task(server.serve(), name="web")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO = Path(__file__).resolve().parent.parent
@@ -39,6 +41,22 @@ class CloudSettings(BaseSettings):
     web_port: int = Field(8000, ge=0, le=65535)
     session_secret: SecretStr = SecretStr(_PLACEHOLDER)
     session_max_age_s: int = Field(12 * 3600, ge=60)
+    web_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins (scheme://host[:port]) besides the one a request is addressed to"
+        " whose pages may send state-changing requests: the public address behind a reverse"
+        " proxy that rewrites Host (docs/security.md, cross-origin requests)",
+    )
+    web_trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Addresses or networks of reverse proxies whose X-Forwarded-For and"
+        " X-Forwarded-Proto are believed; empty: none (the TCP peer is the client)",
+    )
+    web_behind_https: bool = Field(
+        False,
+        description="The public address is HTTPS (a TLS-terminating proxy): send HSTS in"
+        " production as when the app serves HTTPS itself",
+    )
     # name → (role, password); the demo and tests create users from here at start-up.
     bootstrap_users: dict[str, tuple[str, SecretStr]] = Field(default_factory=dict)
 
@@ -86,6 +104,21 @@ class CloudSettings(BaseSettings):
     gateway_mqtt_ca_file: Path | None = Field(None, description="CA the gateways must trust")
     claim_code_ttl_s: int = Field(15 * 60, ge=60, le=7 * 24 * 3600)
 
+    @field_validator("web_origins")
+    @classmethod
+    def _origins(cls, origins: list[str]) -> list[str]:
+        return [normal_origin(value) for value in origins]
+
+    @field_validator("web_trusted_proxies")
+    @classmethod
+    def _proxies(cls, proxies: list[str]) -> list[str]:
+        for value in proxies:
+            try:
+                ipaddress.ip_network(value)
+            except ValueError:
+                raise ValueError(f"not an IP address or network: {value!r}") from None
+        return proxies
+
     @model_validator(mode="after")
     def _no_placeholder_secrets_in_production(self) -> CloudSettings:
         if self.environment == "production":
@@ -100,3 +133,17 @@ class CloudSettings(BaseSettings):
         if self.web_tls_key_file is not None and self.web_tls_cert_file is None:
             raise ValueError("SC_CLOUD_WEB_TLS_KEY_FILE is set without SC_CLOUD_WEB_TLS_CERT_FILE")
         return self
+
+
+def normal_origin(value: str) -> str:
+    """`scheme://host[:port]` as a browser writes it in `Origin` (lower case, no default port,
+    no path); anything else is refused."""
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"not an origin (scheme://host[:port]): {value!r}")
+    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
+        raise ValueError(f"an origin has no path, query or user: {value!r}")
+    default = {"http": 80, "https": 443}[parts.scheme]
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    port = f":{parts.port}" if parts.port not in (None, default) else ""
+    return f"{parts.scheme}://{host}{port}"

@@ -17,12 +17,21 @@ are read from the table). Within `WINDOW_S`:
   their own PC still signs in, a few seconds slower. An attack from many addresses is bounded
   by the per-address limits and the minimum password length (`MIN_PASSWORD`).
 
-Sessions. The session cookie (signed by Starlette's SessionMiddleware) carries the user name
-and the account's `session_key`, a random value chosen when the account is made. Every request
-compares it with the account's current key (from memory: `current_user` in cloud/web/deps.py),
-so a new key — a password reset, "sign out everywhere", or the account disabled — ends every
-earlier session at once. Because the key is random (not a counter), a cookie made for an older
+Sessions. The session cookie (signed by Starlette's SessionMiddleware) carries the user name,
+the account's `session_key`, a random value chosen when the account is made, and the
+session's own random id, new at every sign-in (`SessionRef`). Every request compares the key
+with the account's current one (from memory: `current_user` in cloud/web/deps.py), so a new
+key — a password reset, "sign out everywhere", or the account disabled — ends every earlier
+session at once. Because the key is random (not a counter), a cookie made for an older
 database does not fit a new one that happens to reuse the name.
+
+Signing out ends one session: its id goes into `ended_sessions` (and a set in memory), and a
+cookie with that id is refused from then on, even a copy taken before. An entry is kept until
+the session could not be valid anyway: the cookie is signed with its time and re-signed on
+every answer, so a copy made at the last request before the sign-out lives at most the
+session lifetime after it (`forget_at` = signed out + `SC_CLOUD_SESSION_MAX_AGE_S`). A list of
+the ended ones rather than a table of every live session: sign-ins write nothing more, the
+list holds only the sign-outs of the last hours, and it survives a restart.
 
 Accounts from `SC_CLOUD_BOOTSTRAP_USERS` are created at start-up when they do not exist yet;
 after that the admins manage them here (settings never overwrite an admin's change, and an
@@ -100,6 +109,10 @@ def new_session_key() -> str:
     return secrets.token_hex(16)
 
 
+def new_session_id() -> str:
+    return secrets.token_urlsafe(16)
+
+
 class User(BaseModel):
     name: str
     role: Role
@@ -118,11 +131,21 @@ class Account(BaseModel):
 
 
 @dataclass(frozen=True)
+class SessionRef:
+    """What a session cookie holds: the account, its session key at sign-in, and the id of
+    this one session."""
+
+    name: str
+    key: str
+    session_id: str
+
+
+@dataclass(frozen=True)
 class SignedIn:
-    """A successful sign-in: the user and the session key to put in the cookie."""
+    """A successful sign-in: the user and the new session to put in the cookie."""
 
     user: User
-    session_key: str
+    session: SessionRef
 
 
 @dataclass(frozen=True)
@@ -182,6 +205,8 @@ class Users:
         # behind ingest's writes on the shared connection. Accounts change only through this
         # class, which drops the changed entry under the lock.
         self._cache: dict[str, _Entry | None] = {}
+        # signed-out session ids → when they may be forgotten; read from the table at first use
+        self._ended: dict[str, float] | None = None
 
     # ---- bootstrap --------------------------------------------------------------------------
 
@@ -242,7 +267,10 @@ class Users:
             await self.db.commit()
         if row["disabled"]:
             raise AccountDisabled(name)
-        return SignedIn(User(name=row["name"], role=Role(row["role"])), row["session_key"])
+        return SignedIn(
+            User(name=row["name"], role=Role(row["role"])),
+            SessionRef(row["name"], row["session_key"], new_session_id()),
+        )
 
     async def _check_limits(self, name: str, client: str, now: float) -> int:
         """Raise SignInLimited if this pair or this address failed too often; else the account's
@@ -300,15 +328,49 @@ class Users:
         entry = await self._entry(name)
         return entry.user if entry is not None and not entry.disabled else None
 
-    async def session_user(self, name: str, session_key: str) -> User | None:
-        """The user of a session cookie, or None if the session has been ended (a new key),
-        the account disabled or removed."""
-        entry = await self._entry(name)
+    async def session_user(self, session: SessionRef) -> User | None:
+        """The user of a session cookie, or None if the session has been ended (signed out,
+        or a new key: everywhere), the account disabled or removed."""
+        entry = await self._entry(session.name)
         if entry is None or entry.disabled:
             return None
-        if not hmac.compare_digest(entry.session_key.encode(), session_key.encode()):
+        if not hmac.compare_digest(entry.session_key.encode(), session.key.encode()):
+            return None
+        if session.session_id in await self._ended_sessions():
             return None
         return entry.user
+
+    async def end_session(self, session: SessionRef, *, keep_s: float) -> None:
+        """Sign this one session out: its cookie (and every copy) is refused from now on;
+        the record is kept `keep_s` (the longest a copy could still be valid)."""
+        now = self.clock()
+        ended = await self._ended_sessions()
+        async with self.lock:
+            await self.db.execute(
+                "INSERT OR REPLACE INTO ended_sessions (session_id, name, ended_at, forget_at)"
+                " VALUES (?,?,?,?)",
+                (session.session_id, session.name, now, now + keep_s),
+            )
+            await self.db.execute("DELETE FROM ended_sessions WHERE forget_at <= ?", (now,))
+            await self.db.commit()
+            ended[session.session_id] = now + keep_s
+            for gone in [sid for sid, forget_at in ended.items() if forget_at <= now]:
+                del ended[gone]
+        log.info("signed out account=%s", session.name)
+
+    async def _ended_sessions(self) -> dict[str, float]:
+        if self._ended is None:
+            async with (
+                self.lock,
+                self.db.execute(
+                    "SELECT session_id, forget_at FROM ended_sessions WHERE forget_at > ?",
+                    (self.clock(),),
+                ) as cur,
+            ):
+                rows = await cur.fetchall()
+            if self._ended is None:  # another request may have read it meanwhile
+                self._ended = {row["session_id"]: row["forget_at"] for row in rows}
+        return self._ended
 
     # ---- the admins' changes ----------------------------------------------------------------
 

@@ -24,7 +24,7 @@ from cloud.alarms import Alarm, AlarmError, FalseAlarmCause, LogEntry, Outcome
 from cloud.ingest import alarm_message
 from cloud.service import Cloud
 from cloud.users import DUTY_ROLES
-from cloud.web.deps import CloudDep, DutyUser, RowId, SupervisorUser
+from cloud.web.deps import CloudDep, DutyUser, RowId, SupervisorUser, session_ref
 from contract.models import Command, utc_now
 from contract.site import Resident
 
@@ -173,7 +173,7 @@ async def stream(
 ) -> AsyncIterator[ServerSentEvent]:
     """Live updates. The first message is a snapshot of all unresolved alarms, so a page that
     reconnects (network blip, server restart) is whole again at once."""
-    key = request.session.get("key")
+    session = session_ref(request)
     sub = cloud.hub.subscribe()
     loop = asyncio.get_running_loop()
     ends = loop.time() + STREAM_MAX_S
@@ -188,7 +188,7 @@ async def stream(
             except TimeoutError:
                 # since the stream opened the account may have been disabled, changed role,
                 # had its password reset or its sessions ended: then this session is over
-                now = await cloud.users.session_user(user.name, key) if key else None
+                now = await cloud.users.session_user(session) if session else None
                 if now is None or now.role not in DUTY_ROLES:
                     return
                 yield ServerSentEvent(comment="keepalive")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from cloud.web import install as install_api
 from cloud.web import site as site_api
 from cloud.web import trends as trends_api
 from cloud.web import users as users_api
+from cloud.web.cross_origin import SESSION_COOKIE, CrossOriginGuard
 from cloud.web.deps import CurrentUser, session_user
 from cloud.web.openapi import document
 from cloud.web.security_headers import SecurityHeadersMiddleware
@@ -53,7 +55,9 @@ def create_app(cloud: Cloud) -> FastAPI:
         description=(
             "Alarms from call buttons, smoke, gas and air sensors, for the duty room. Every "
             "route but /health, sign-in and a gateway's claim (its one-time code is the "
-            "credential) needs a session; each checks the caller's role."
+            "credential) needs a session; each checks the caller's role. A state-changing "
+            "request (or an API read) that a browser sends from another origin's page is "
+            "refused with 403 and reason cross_origin."
         ),
         # The document is served to signed-in users only (below); no CDN-hosted viewers.
         openapi_url=None,
@@ -64,7 +68,7 @@ def create_app(cloud: Cloud) -> FastAPI:
     app.add_middleware(
         SessionMiddleware,
         secret_key=settings.session_secret.get_secret_value(),
-        session_cookie="sc_session",
+        session_cookie=SESSION_COOKIE,
         max_age=settings.session_max_age_s,
         same_site="strict",
         https_only=settings.environment == "production",
@@ -76,7 +80,16 @@ def create_app(cloud: Cloud) -> FastAPI:
         minimum_size=1024,
         exclude_content_types=(*DEFAULT_EXCLUDED_CONTENT_TYPES, ledger.XLSX),
     )
-    app.add_middleware(SecurityHeadersMiddleware)
+    # a state-changing request (or an API read) sent from another origin's page is refused
+    app.state.cross_origin = Counter[str]()
+    app.add_middleware(
+        CrossOriginGuard, trusted=settings.web_origins, counts=app.state.cross_origin
+    )
+    app.add_middleware(
+        SecurityHeadersMiddleware,
+        hsts=settings.environment == "production"
+        and (settings.web_tls_cert_file is not None or settings.web_behind_https),
+    )
     app.include_router(status.router)
     app.include_router(auth.router)
     app.include_router(alarms.router)

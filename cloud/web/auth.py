@@ -1,4 +1,5 @@
-"""Sign-in and sign-out (a signed, expiring session cookie)."""
+"""Sign-in and sign-out (a signed, expiring session cookie; signing out ends the session on
+the server too, so a copy of the cookie is refused afterwards)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from fastapi import APIRouter, HTTPException, Request, status
 from pydantic import BaseModel, Field
 
 from cloud.users import AccountDisabled, SignInLimited, User
-from cloud.web.deps import CloudDep, CurrentUser
+from cloud.web.deps import CloudDep, CurrentUser, session_ref, start_session
 
 router = APIRouter(prefix="/api", tags=["auth"])
 
@@ -33,15 +34,17 @@ async def login(credentials: Credentials, request: Request, cloud: CloudDep) -> 
         ) from None
     if signed is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong user name or password")
-    request.session.clear()
-    request.session["user"] = signed.user.name
-    request.session["key"] = signed.session_key
+    start_session(request, signed.session)
     return signed.user
 
 
 @router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
-async def logout(request: Request) -> None:
-    """Sign this browser out (its cookie is cleared)."""
+async def logout(request: Request, cloud: CloudDep) -> None:
+    """Sign this browser out: the session ends on the server (a copy of the cookie is refused
+    from now on) and the cookie is cleared; the account's other sessions go on."""
+    session = session_ref(request)
+    if session is not None and await cloud.users.session_user(session) is not None:
+        await cloud.users.end_session(session, keep_s=cloud.settings.session_max_age_s)
     request.session.clear()
 
 

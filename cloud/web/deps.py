@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Path, Request, status
 
 from cloud.service import Cloud
-from cloud.users import DUTY_ROLES, Role, User
+from cloud.users import DUTY_ROLES, Role, SessionRef, User
 
 
 def get_cloud(request: Request) -> Cloud:
@@ -22,15 +22,27 @@ CloudDep = Annotated[Cloud, Depends(get_cloud)]
 RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
+def start_session(request: Request, session: SessionRef) -> None:
+    """Put a new session in the cookie (anything before in it goes)."""
+    request.session.clear()
+    request.session.update({"user": session.name, "key": session.key, "sid": session.session_id})
+
+
+def session_ref(request: Request) -> SessionRef | None:
+    """The session the cookie names (not yet checked); None without one, or for a cookie
+    made before sessions had their own ids."""
+    values = [request.session.get(k) for k in ("user", "key", "sid")]
+    if not all(isinstance(v, str) for v in values):
+        return None
+    name, key, session_id = values
+    return SessionRef(name, key, session_id)
+
+
 async def session_user(request: Request, cloud: Cloud) -> User | None:
     """The user of this request's session cookie; None (and the cookie cleared) if there is
-    none or it was ended: signed out everywhere, password reset, account disabled."""
-    name, key = request.session.get("user"), request.session.get("key")
-    user = (
-        await cloud.users.session_user(name, key)
-        if isinstance(name, str) and isinstance(key, str)
-        else None
-    )
+    none or it was ended: signed out (here or everywhere), password reset, account disabled."""
+    session = session_ref(request)
+    user = await cloud.users.session_user(session) if session is not None else None
     if user is None and request.session:
         request.session.clear()
     return user
@@ -69,6 +81,11 @@ SupervisorUser = Annotated[User, Depends(_roles(Role.SUPERVISOR, Role.ADMIN, wha
 AdminUser = Annotated[User, Depends(_roles(Role.ADMIN, what="change the rules"))]
 #: Managing the duty-room accounts: admins only.
 AccountAdmin = Annotated[User, Depends(_roles(Role.ADMIN, what="manage accounts"))]
+#: The raw payloads of rejected messages (any gateway's untrusted bytes): admins only; the
+#: counts are in /api/stats for everyone.
+RejectsReader = Annotated[
+    User, Depends(_roles(Role.ADMIN, what="read the payloads of rejected messages"))
+]
 #: Installers run walk tests on site; admins may too.
 InstallerUser = Annotated[User, Depends(_roles(Role.INSTALLER, Role.ADMIN, what="run walk tests"))]
 #: Installers claim gateways on site (claim codes); admins may too.

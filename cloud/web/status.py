@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Query, Request, status
 from pydantic import BaseModel, Field
 
 from cloud.rejects import RejectedMessage
 from cloud.store.base import StoreError
-from cloud.web.deps import CloudDep, CurrentUser, DutyUser
+from cloud.web.deps import CloudDep, CurrentUser, DutyUser, RejectsReader
 
 router = APIRouter(tags=["status"])
 
@@ -36,24 +36,29 @@ class Stats(BaseModel):
     escalation: dict[str, int] = Field(
         default_factory=dict, description="Steps fired and notifications by outcome"
     )
+    cross_origin_refused: int = Field(
+        0, description="Requests refused as sent by another origin's page since the start"
+    )
 
 
 @router.get("/api/stats", response_model=Stats)
-async def stats(cloud: CloudDep, user: CurrentUser) -> Stats:
+async def stats(request: Request, cloud: CloudDep, user: CurrentUser) -> Stats:
     return Stats(
         ingest=dict(cloud.ingest.counts),
         rejected=dict(cloud.rejects.counts),
         live_listeners=cloud.hub.listeners,
         broker_dropped=cloud.ingest.broker_dropped,
         escalation=dict(cloud.escalator.counts),
+        cross_origin_refused=request.app.state.cross_origin["refused"],
     )
 
 
 @router.get("/api/rejected", response_model=list[RejectedMessage])
 async def rejected(
-    cloud: CloudDep, user: CurrentUser, limit: int = Query(100, ge=1, le=1000)
+    cloud: CloudDep, user: RejectsReader, limit: int = Query(100, ge=1, le=1000)
 ) -> list[RejectedMessage]:
-    """The most recent rejected messages, with the reason, for inspection."""
+    """The most recent rejected messages, with the reason and the raw payload, for
+    inspection (admins only: any gateway's untrusted bytes)."""
     return await cloud.rejects.recent(limit)
 
 

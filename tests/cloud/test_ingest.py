@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from tests.cloud.conftest import Publisher, RunningCloud, eventually
+from tests.cloud.conftest import Publisher, RunningCloud, eventually, signed_in
 from tests.servers import Mosquitto
 
 
@@ -118,7 +118,9 @@ async def test_bad_input_is_rejected_with_a_reason_and_never_an_alarm(
     await eventually(lambda: dict(cloud.cloud.rejects.counts) == expected)
     assert await active(operator) == []
 
-    kept = (await operator.get("/api/rejected")).json()
+    admin = await signed_in(cloud.url, "adm")  # raw payloads: admins only
+    kept = (await admin.get("/api/rejected")).json()
+    await admin.aclose()
     assert len(kept) == len(bad)
     mismatch = next(r for r in kept if r["reason"] == "gateway_mismatch")
     assert "gw-ld02" in mismatch["detail"] and '"gateway": "gw-ld02"' in mismatch["payload"]
