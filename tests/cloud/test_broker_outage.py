@@ -1,0 +1,265 @@
+"""The cloud survives its broker: without one (at start-up or after a crash) the web app keeps
+serving and says since when the broker is missing; ingest retries with capped back-off and
+consumes again once the broker is back, starting with what waited in its persistent session.
+
+Each test has a broker of its own (real Mosquitto), which it starts late, kills (-9, by its
+pid) or keeps the cloud out of (its account removed, then restored with a reload).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from cloud.broker_link import Backoff
+from tests.cloud.conftest import (
+    Publisher,
+    RunningCloud,
+    cloud_settings,
+    eventually,
+    running_cloud,
+    signed_in,
+)
+from tests.cloud.test_duty_api import read_stream
+from tests.cloud.test_ingest import active, event
+from tests.servers import Mosquitto, free_port
+
+#: Fast retries for the tests (the default is 1 s doubling up to 30 s).
+RETRY_MIN_S, RETRY_MAX_S = 0.1, 1.0
+
+
+@pytest.fixture
+def broker() -> Iterator[Mosquitto]:
+    """A broker of this test's own, with the cloud's and one gateway's accounts, not started:
+    its port is chosen, so the cloud can be pointed at it before it exists."""
+    own = Mosquitto()
+    for user in ("cloud", "gw-ld01"):
+        own.add_user(user)
+    own.port = free_port()
+    yield own
+    own.cleanup()
+
+
+@pytest.fixture
+async def operator_of(tmp_path: Path, broker: Mosquitto) -> AsyncIterator[Any]:
+    """Starts the cloud against `broker` (without waiting for it) and signs the operator in."""
+    clients: list[httpx.AsyncClient] = []
+    async with contextlib.AsyncExitStack() as stack:
+
+        async def start(**overrides: Any) -> tuple[RunningCloud, httpx.AsyncClient]:
+            settings = cloud_settings(
+                tmp_path,
+                broker,
+                mqtt_retry_min_s=RETRY_MIN_S,
+                mqtt_retry_max_s=RETRY_MAX_S,
+                **overrides,
+            )
+            running = await stack.enter_async_context(running_cloud(settings, with_broker=False))
+            client = await signed_in(running.url, "op")
+            clients.append(client)
+            return running, client
+
+        yield start
+        for client in clients:
+            await client.aclose()
+
+
+async def broker_state(client: httpx.AsyncClient) -> dict[str, Any]:
+    resp = await client.get("/api/stats")
+    resp.raise_for_status()
+    return resp.json()["broker"]  # type: ignore[no-any-return]
+
+
+async def _broker_if(client: httpx.AsyncClient, predicate: Any) -> dict[str, Any] | None:
+    state = await broker_state(client)
+    return state if predicate(state) else None
+
+
+async def health(url: str) -> dict[str, Any]:
+    async with httpx.AsyncClient(base_url=url) as anonymous:
+        resp = await anonymous.get("/health")
+    assert resp.status_code == 200
+    return resp.json()  # type: ignore[no-any-return]
+
+
+def outage_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "cloud.broker_link" and r.levelno >= logging.WARNING
+    ]
+
+
+async def test_without_its_broker_the_cloud_serves_and_consumes_once_the_broker_comes(
+    broker: Mosquitto, operator_of: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="cloud.broker_link")
+    begun = datetime.now(UTC)
+    running, op = await operator_of()  # nothing listens at the broker's address yet
+
+    # the web app answers; /health (open to all) says only that the cloud is degraded
+    assert await health(running.url) == {"status": "degraded", "broker_connected": False}
+    down = await eventually(lambda: _broker_if(op, lambda b: b["failed_attempts"] >= 2))
+    assert down["connected"] is False
+    assert "refused" in down["last_error"].lower()
+    since = datetime.fromisoformat(down["down_since"])
+    assert begun - timedelta(seconds=1) <= since <= datetime.now(UTC)
+    assert datetime.fromisoformat(down["next_attempt_at"]) <= datetime.now(UTC) + timedelta(
+        seconds=RETRY_MAX_S
+    )
+    assert (await op.get("/api/alarms")).json() == []  # the board's API works meanwhile
+
+    # The broker starts, but keeps the cloud out for now (its account is missing), while a
+    # gateway publishes a smoke alarm, which the broker acknowledges.
+    cloud_password = broker.users["cloud"]
+    broker.remove_user("cloud")
+    broker.start()
+    gateway = Publisher(broker, "gw-ld01")
+    try:
+        gateway.publish("sc/v1/gw-ld01/event", event(device="smoke-0102"))
+        kept_out = await eventually(
+            lambda: _broker_if(op, lambda b: b["last_error"] != down["last_error"])
+        )
+        assert kept_out["connected"] is False and kept_out["down_since"] == down["down_since"]
+        assert "not authorized" in kept_out["last_error"].lower(), kept_out
+
+        broker.add_user("cloud", cloud_password)
+        broker.reload()
+        up = await eventually(lambda: _broker_if(op, lambda b: b["connected"]))
+        assert up == {
+            "connected": True,
+            "down_since": None,
+            "last_error": None,
+            "failed_attempts": 0,
+            "next_attempt_at": None,
+        }
+        assert await health(running.url) == {"status": "ok", "broker_connected": True}
+
+        gateway.publish("sc/v1/gw-ld01/event", event(device="call-0101", kind="call", type="press"))
+        alarms = await eventually(lambda: active(op))
+    finally:
+        gateway.close()
+    # The call became an alarm. The smoke alarm published before the cloud's first session at
+    # this broker did not, and never will: nothing was subscribed to keep it (a persistent
+    # session keeps messages only once it exists), and the broker had acknowledged it to the
+    # gateway. Had it been queued, it would have come first (the broker keeps the order).
+    assert [a["rule"] for a in alarms] == ["call_for_help"]
+
+    # one warning when the outage began, one when it ended — not one per retry
+    lines = outage_lines(caplog)
+    assert len(lines) == 2, lines
+    assert "unreachable" in lines[0] and "reachable again after an outage of" in lines[1]
+    retries = [r for r in caplog.records if r.name == "cloud.broker_link" and "still" in r.msg]
+    assert retries and all(r.levelno == logging.DEBUG for r in retries)
+
+
+async def test_a_killed_broker_leaves_the_board_serving_and_is_reconnected_within_the_backoff(
+    broker: Mosquitto, operator_of: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    broker.start()
+    running, op = await operator_of()
+    await eventually(lambda: running.cloud.ingest.connected.is_set())
+    gateway = Publisher(broker, "gw-ld01")
+    stream = asyncio.create_task(read_stream(op, want=7, timeout=60))
+    try:
+        await eventually(lambda: running.cloud.hub.listeners == 1)
+        gateway.publish("sc/v1/gw-ld01/event", event(device="call-0101", kind="call", type="press"))
+        call = (await eventually(lambda: active(op)))[0]
+
+        broker.kill()  # kill -9, by its pid
+        gateway.close()
+        down = await eventually(lambda: _broker_if(op, lambda b: b["failed_attempts"] >= 3))
+        assert down["connected"] is False and down["down_since"] is not None
+        assert await health(running.url) == {"status": "degraded", "broker_connected": False}
+        # the board stays usable: the open alarm is listed and can be accepted (its command
+        # to the gateway cannot be sent now, which does not stop the acceptance)
+        assert [a["id"] for a in await active(op)] == [call["id"]]
+        accepted = await op.post(f"/api/alarms/{call['id']}/accept")
+        assert accepted.status_code == 200 and accepted.json()["state"] == "accepted"
+
+        broker.start()  # the same port; a fresh broker (no persistence here)
+        back = time.monotonic()
+        await eventually(lambda: running.cloud.ingest.connected.is_set(), every=0.01)
+        waited = time.monotonic() - back
+        # the next attempt was at most RETRY_MAX_S away (capped back-off) when it came back
+        assert waited <= RETRY_MAX_S + 2.0, f"reconnected {waited:.1f} s after the broker"
+
+        gateway = Publisher(broker, "gw-ld01")
+        gateway.publish("sc/v1/gw-ld01/event", event(device="smoke-0102"))
+        alarms = await eventually(lambda: _when(active(op), 2))
+        assert {a["rule"] for a in alarms} == {"call_for_help", "smoke_alarm"}
+
+        # the live pages were told without a reload: up, down since when, up again (between
+        # the snapshot and the smoke alarm: 3 broker messages and the call's 2 alarm messages)
+        events = await stream
+    finally:
+        gateway.close()
+        stream.cancel()
+    told = [body for name, body in events if name == "broker"]
+    assert told == [
+        {"type": "broker", "connected": True, "down_since": None},
+        {"type": "broker", "connected": False, "down_since": down["down_since"]},
+        {"type": "broker", "connected": True, "down_since": None},
+    ]
+    lines = outage_lines(caplog)
+    assert len(lines) == 2, lines
+
+
+async def test_what_waited_in_the_cloud_session_arrives_after_a_broker_crash(
+    broker: Mosquitto, operator_of: Any
+) -> None:
+    """The broker saves its sessions (as the shipped config does); after a kill -9 it comes
+    back with the cloud's session from its last save, so what gateways publish before the
+    cloud is back in waits for it."""
+    broker.persistent = True
+    broker.start()
+    running, op = await operator_of()
+    await eventually(lambda: running.cloud.ingest.connected.is_set())
+    subscribed_at = time.time()
+    saved = broker.data_dir / "mosquitto.db"
+    await eventually(lambda: saved.exists() and saved.stat().st_mtime > subscribed_at)
+
+    broker.kill()
+    await eventually(lambda: _broker_if(op, lambda b: not b["connected"]))
+    cloud_password = broker.users["cloud"]
+    broker.remove_user("cloud")  # back, but the cloud cannot come in yet
+    broker.start()
+    gateway = Publisher(broker, "gw-ld01")
+    try:
+        gateway.publish("sc/v1/gw-ld01/event", event(device="smoke-0102"))
+        broker.add_user("cloud", cloud_password)
+        broker.reload()
+        alarms = await eventually(lambda: active(op))
+    finally:
+        gateway.close()
+    assert [a["rule"] for a in alarms] == ["smoke_alarm"]
+
+
+async def _when(coro: Any, n: int) -> Any:
+    value = await coro
+    return value if len(value) == n else None
+
+
+def test_backoff_doubles_with_jitter_up_to_its_cap_and_starts_again_after_a_reset() -> None:
+    draws: list[tuple[float, float]] = []
+
+    def draw(low: float, high: float) -> float:
+        draws.append((low, high))
+        return high
+
+    backoff = Backoff(0.5, 4.0, draw)
+    assert [backoff.next() for _ in range(6)] == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
+    assert draws[:2] == [(0.25, 0.5), (0.5, 1.0)]  # each wait drawn from its step's upper half
+    backoff.reset()
+    assert backoff.next() == 0.5
+    with pytest.raises(ValueError, match="first <= cap"):
+        Backoff(5.0, 1.0)
