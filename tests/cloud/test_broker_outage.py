@@ -11,6 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
@@ -29,9 +33,9 @@ from tests.cloud.conftest import (
     running_cloud,
     signed_in,
 )
-from tests.cloud.test_duty_api import read_stream
+from tests.cloud.test_duty_api import _when, read_stream
 from tests.cloud.test_ingest import active, event
-from tests.servers import Mosquitto, free_port
+from tests.servers import REPO, Mosquitto, free_port
 
 #: Fast retries for the tests (the default is 1 s doubling up to 30 s).
 RETRY_MIN_S, RETRY_MAX_S = 0.1, 1.0
@@ -244,9 +248,49 @@ async def test_what_waited_in_the_cloud_session_arrives_after_a_broker_crash(
     assert [a["rule"] for a in alarms] == ["smoke_alarm"]
 
 
-async def _when(coro: Any, n: int) -> Any:
-    value = await coro
-    return value if len(value) == n else None
+def test_the_cloud_process_prints_its_address_without_a_broker_then_when_ingest_connects(
+    tmp_path: Path, broker: Mosquitto
+) -> None:
+    """`python -m cloud` (as systemd, the benchmark and an operator run it): the address of
+    the duty room comes first, whether or not the broker is there; `ingest connected` follows
+    once it is."""
+    env = dict(
+        os.environ,
+        SC_CLOUD_MQTT_PORT=str(broker.port),
+        SC_CLOUD_MQTT_PASSWORD=broker.users["cloud"],
+        SC_CLOUD_MQTT_RETRY_MIN_S=str(RETRY_MIN_S),
+        SC_CLOUD_MQTT_RETRY_MAX_S=str(RETRY_MAX_S),
+        SC_CLOUD_DATABASE=str(tmp_path / "cloud.db"),
+        SC_CLOUD_TELEMETRY_URL=f"sqlite:///{tmp_path / 'telemetry.db'}",
+        SC_CLOUD_WEB_PORT="0",
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cloud"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=(tmp_path / "cloud.log").open("wb"),
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        assert first.startswith("duty room: http://127.0.0.1:"), first
+        url = first.removeprefix("duty room: ").strip()
+        got = httpx.get(f"{url}/health", timeout=10).json()
+        assert got == {"status": "degraded", "broker_connected": False}
+        broker.start()
+        assert proc.stdout.readline() == "ingest connected\n"
+        assert httpx.get(f"{url}/health", timeout=10).json()["broker_connected"] is True
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    assert proc.returncode == 0
+    log = (tmp_path / "cloud.log").read_text()
+    assert log.count("unreachable") == 1 and log.count("reachable again") == 1, log
 
 
 def test_backoff_doubles_with_jitter_up_to_its_cap_and_starts_again_after_a_reset() -> None:

@@ -17,7 +17,7 @@ Object.assign(MESSAGES.zh, {
   noteOptional: "说明（可选）", actionsTitle: "处置", alertTitle: "【新告警】",
   acceptFirst: "受理后可派单和反馈情况",
   brokerDown: "告警通道中断",
-  brokerSince: "平台自 {time} 起连接不上消息服务器（已 {dur}）。新告警可能延迟送达，恢复后自动补收；现有告警可照常处置。",
+  brokerSince: "平台自 {time} 起连接不上消息服务器（已持续 {dur}）。新告警可能延迟送达，恢复后自动补收；现有告警可照常处置。",
 });
 Object.assign(MESSAGES.en, {
   budgetLeft: "left", overdue: "overdue", accept_by: "Accept by", outcome: "Outcome",
@@ -32,7 +32,7 @@ Object.assign(MESSAGES.en, {
   noteOptional: "Note (optional)", actionsTitle: "Actions", alertTitle: "[ALARM] ",
   acceptFirst: "Accept the case to dispatch and give feedback",
   brokerDown: "Alarm feed interrupted",
-  brokerSince: "The platform has not reached its message broker since {time} ({dur}). New alarms may be delayed and arrive once it is back; open alarms can be handled as usual.",
+  brokerSince: "The platform has not reached its message broker since {time} (for {dur}). New alarms may be delayed and arrive once it is back; open alarms can be handled as usual.",
 });
 Object.assign(MESSAGES.zh.logActions, {dispatched: "派单", feedback: "情况反馈", verified: "督办核实", notify: "通知", escalate: "升级", remind: "提醒", cleared: "设备解除", device_cleared: "设备已解除", inhibited: "抑制", delivered: "已送达", notify_failed: "通知失败", notify_skipped: "未通知", notify_pending: "待重试", notify_cancelled: "通知取消"});
 Object.assign(MESSAGES.en.logActions, {dispatched: "dispatched", feedback: "feedback", verified: "verified", notify: "notified", escalate: "escalated", remind: "reminded", cleared: "cleared", device_cleared: "device cleared", inhibited: "inhibited", delivered: "delivered", notify_failed: "notification failed", notify_skipped: "not notified", notify_pending: "to retry", notify_cancelled: "notification cancelled"});
