@@ -9,7 +9,6 @@ pid) or keeps the cloud out of (its account removed, then restored with a reload
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import signal
@@ -54,26 +53,25 @@ def broker() -> Iterator[Mosquitto]:
 
 
 @pytest.fixture
-async def operator_of(tmp_path: Path, broker: Mosquitto) -> AsyncIterator[Any]:
-    """Starts the cloud against `broker` (without waiting for it) and signs the operator in."""
-    clients: list[httpx.AsyncClient] = []
-    async with contextlib.AsyncExitStack() as stack:
+def begun() -> datetime:
+    """When the test began (ask for it before the cloud, which it then precedes)."""
+    return datetime.now(UTC)
 
-        async def start(**overrides: Any) -> tuple[RunningCloud, httpx.AsyncClient]:
-            settings = cloud_settings(
-                tmp_path,
-                broker,
-                mqtt_retry_min_s=RETRY_MIN_S,
-                mqtt_retry_max_s=RETRY_MAX_S,
-                **overrides,
-            )
-            running = await stack.enter_async_context(running_cloud(settings, with_broker=False))
-            client = await signed_in(running.url, "op")
-            clients.append(client)
-            return running, client
 
-        yield start
-        for client in clients:
+@pytest.fixture
+async def cloud_and_operator(
+    tmp_path: Path, broker: Mosquitto
+) -> AsyncIterator[tuple[RunningCloud, httpx.AsyncClient]]:
+    """The cloud, pointed at `broker` (not waiting for it: the test starts it when it wants),
+    and the operator signed in."""
+    settings = cloud_settings(
+        tmp_path, broker, mqtt_retry_min_s=RETRY_MIN_S, mqtt_retry_max_s=RETRY_MAX_S
+    )
+    async with running_cloud(settings, with_broker=False) as running:
+        client = await signed_in(running.url, "op")
+        try:
+            yield running, client
+        finally:
             await client.aclose()
 
 
@@ -95,20 +93,25 @@ async def health(url: str) -> dict[str, Any]:
     return resp.json()  # type: ignore[no-any-return]
 
 
+def outage_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    """What the broker link logged, since the cloud started (in the fixture) or the last
+    `caplog.clear()`."""
+    records = caplog.get_records("setup") + caplog.get_records("call")
+    return [r for r in records if r.name == "cloud.broker_link"]
+
+
 def outage_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [
-        r.getMessage()
-        for r in caplog.records
-        if r.name == "cloud.broker_link" and r.levelno >= logging.WARNING
-    ]
+    return [r.getMessage() for r in outage_records(caplog) if r.levelno >= logging.WARNING]
 
 
 async def test_without_its_broker_the_cloud_serves_and_consumes_once_the_broker_comes(
-    broker: Mosquitto, operator_of: Any, caplog: pytest.LogCaptureFixture
+    begun: datetime,
+    broker: Mosquitto,
+    cloud_and_operator: Any,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="cloud.broker_link")
-    begun = datetime.now(UTC)
-    running, op = await operator_of()  # nothing listens at the broker's address yet
+    running, op = cloud_and_operator  # nothing listens at the broker's address yet
 
     # the web app answers; /health (open to all) says only that the cloud is degraded
     assert await health(running.url) == {"status": "degraded", "broker_connected": False}
@@ -162,16 +165,18 @@ async def test_without_its_broker_the_cloud_serves_and_consumes_once_the_broker_
     lines = outage_lines(caplog)
     assert len(lines) == 2, lines
     assert "unreachable" in lines[0] and "reachable again after an outage of" in lines[1]
-    retries = [r for r in caplog.records if r.name == "cloud.broker_link" and "still" in r.msg]
+    retries = [r for r in outage_records(caplog) if "still" in r.msg]
     assert retries and all(r.levelno == logging.DEBUG for r in retries)
 
 
 async def test_a_killed_broker_leaves_the_board_serving_and_is_reconnected_within_the_backoff(
-    broker: Mosquitto, operator_of: Any, caplog: pytest.LogCaptureFixture
+    broker: Mosquitto, cloud_and_operator: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
+    running, op = cloud_and_operator
     broker.start()
-    running, op = await operator_of()
     await eventually(lambda: running.cloud.ingest.connected.is_set())
+    for when in ("setup", "call"):
+        caplog.get_records(when).clear()  # the cloud started before its broker: not this outage
     gateway = Publisher(broker, "gw-ld01")
     stream = asyncio.create_task(read_stream(op, want=7, timeout=60))
     try:
@@ -219,14 +224,14 @@ async def test_a_killed_broker_leaves_the_board_serving_and_is_reconnected_withi
 
 
 async def test_what_waited_in_the_cloud_session_arrives_after_a_broker_crash(
-    broker: Mosquitto, operator_of: Any
+    broker: Mosquitto, cloud_and_operator: Any
 ) -> None:
     """The broker saves its sessions (as the shipped config does); after a kill -9 it comes
     back with the cloud's session from its last save, so what gateways publish before the
     cloud is back in waits for it."""
     broker.persistent = True
+    running, op = cloud_and_operator
     broker.start()
-    running, op = await operator_of()
     await eventually(lambda: running.cloud.ingest.connected.is_set())
     subscribed_at = time.time()
     saved = broker.data_dir / "mosquitto.db"
