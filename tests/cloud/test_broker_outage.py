@@ -200,7 +200,7 @@ async def test_a_killed_broker_leaves_the_board_serving_and_is_reconnected_withi
         await eventually(lambda: running.cloud.ingest.connected.is_set(), every=0.01)
         waited = time.monotonic() - back
         # the next attempt was at most RETRY_MAX_S away (capped back-off) when it came back
-        assert waited <= RETRY_MAX_S + 2.0, f"reconnected {waited:.1f} s after the broker"
+        assert waited <= RETRY_MAX_S + 3.0, f"reconnected {waited:.1f} s after the broker"
 
         gateway = Publisher(broker, "gw-ld01")
         gateway.publish("sc/v1/gw-ld01/event", event(device="smoke-0102"))

@@ -261,7 +261,7 @@ function drawBroker() {
   const down = !denied && !broker.connected && broker.down_since;
   el.hidden = !down;
   if (!down) { el.textContent = ""; return; }
-  const at = new Date(broker.down_since).toLocaleString(LANG === "zh" ? "zh-CN" : "en-GB", {hour12: false});
+  const at = new Date(broker.down_since).toLocaleString(LANG === "zh" ? "zh-CN" : "en-GB", {hourCycle: "h23"});
   el.dataset.since = broker.down_since;
   el.innerHTML = `<strong>${esc(t("brokerDown"))}</strong>${esc(t("brokerSince"))
     .replace("{time}", `<time datetime="${esc(broker.down_since)}">${esc(at)}</time>`)
