@@ -221,6 +221,8 @@ async def run(opts: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         cloud = Child("cloud", [sys.executable, "-m", "cloud"], workdir / "cloud.log", env=env)
         match = cloud.start(ready=r"duty room: (http://\S+)", timeout=90)
         stack.callback(cloud.stop)
+        assert cloud.reader is not None
+        cloud.reader.wait_for(r"^ingest connected", 60)  # what we publish reaches it
         url = match.group(1)
         say(f"cloud {url}; {gateways_n} gateways, {len(plan)} device/rule pairs")
         async with httpx.AsyncClient(base_url=url, timeout=60) as http:

@@ -472,6 +472,8 @@ class Bench:
         say("\nstarting the cloud: python -m cloud (subprocess)")
         match = self.cloud.start(ready=r"duty room: (http://\S+)", timeout=90)
         self.stack.callback(self.cloud.stop)
+        assert self.cloud.reader is not None
+        self.cloud.reader.wait_for(r"^ingest connected", 60)  # what we publish reaches it
         self.cloud_url = match.group(1)
         self.watch.add("cloud", self.cloud.pid)
         say(f"cloud pid {self.cloud.pid}, duty room {self.cloud_url}, store {self.telemetry_url}")

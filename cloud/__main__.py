@@ -3,6 +3,10 @@
 Configuration comes from the environment (`SC_CLOUD_*`, see cloud/settings.py). SIGHUP
 re-reads the rules file (validated first; a bad file is refused and logged, the rules in force
 stay), like `POST /api/rules/reload`.
+
+Two lines on stdout tell a supervisor (or a script) how far start-up got: `duty room: URL`
+once the web app answers — with or without the broker, which is retried until it is there —
+and `ingest connected` once ingest first consumes from the broker.
 """
 
 from __future__ import annotations
@@ -25,6 +29,11 @@ async def _reload(cloud: Cloud) -> None:
         await cloud.reloader.reload("sighup")
 
 
+async def _say_when_connected(cloud: Cloud) -> None:
+    await cloud.ingest.connected.wait()
+    print("ingest connected", flush=True)
+
+
 async def _main(settings: CloudSettings) -> None:
     async with open_cloud(settings) as cloud:
         started = asyncio.Event()
@@ -44,8 +53,12 @@ async def _main(settings: CloudSettings) -> None:
         await asyncio.wait({waiter, task}, return_when=asyncio.FIRST_COMPLETED)
         if waiter.done():
             print(f"duty room: {cloud.web_url}", flush=True)
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        ingest = asyncio.create_task(_say_when_connected(cloud))
+        try:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        finally:
+            ingest.cancel()
         logging.getLogger("cloud").info("stopped cleanly")
 
 

@@ -50,6 +50,7 @@ def render_acl(cloud_user: str) -> str:
         f"user {cloud_user}",
         "topic readwrite sc/v1/#",
         "topic read $SYS/broker/publish/messages/dropped",
+        "topic read $SYS/broker/uptime",
         "topic read $SYS/broker/clients/connected",
         "",
         "# every gateway: its own subtree only (%u is the user name = gateway id)",

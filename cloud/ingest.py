@@ -38,6 +38,8 @@ import aiomqtt
 from pydantic import ValidationError
 
 from cloud.alarms import Alarm, AlarmBook, Arrival, Mode, Raised, batch_arrival, event_arrival
+from cloud.broker_drops import SYS_TOPICS, DropWatch
+from cloud.broker_link import Backoff, BrokerLink
 from cloud.db import run_on_db_thread
 from cloud.delivery import AckDue, Delivery, StreamKey
 from cloud.hub import LiveHub
@@ -66,8 +68,6 @@ from contract.models import (
 from contract.topics import Channel, TopicError
 
 log = logging.getLogger(__name__)
-
-BROKER_DROPPED = "$SYS/broker/publish/messages/dropped"
 
 _LIMITS = {
     Channel.EVENT: MAX_EVENT_BYTES,
@@ -105,6 +105,7 @@ class Ingest:
         rejects: RejectLog,
         maintenance: Maintenance | None = None,
         on_new_alarms: Callable[[], None] | None = None,
+        link: BrokerLink | None = None,
         flush_interval_s: float = 0.2,
         tick_s: float = 1.0,
         max_pending_samples: int = 1_000_000,
@@ -136,10 +137,12 @@ class Ingest:
         self.delivery: Delivery[_Accepted] = Delivery(
             hold_s=gap_hold_s, gap_fault_s=gap_fault_s, clock=clock
         )
-        self.connected = asyncio.Event()
+        #: The session's state (up, or down since when and why), for the web app.
+        self.link = link or BrokerLink()
+        self.connected = self.link.connected
         self._client: aiomqtt.Client | None = None
-        #: The broker's own count of dropped messages (Mosquitto's $SYS), if it publishes one.
-        self.broker_dropped: int | None = None
+        #: The broker's count of dropped messages (Mosquitto's $SYS).
+        self.drops = DropWatch()
         self._pending: list[Sample] = []
         self._flusher: asyncio.Task[None] | None = None
         #: Gateways' answers to commands go here (cloud/config_push.py sets it).
@@ -531,6 +534,8 @@ class Ingest:
                 log.info(
                     "%s #%d ended; %d test alarm(s) closed", window.mode, window.id, len(closed)
                 )
+        if not self.connected.is_set():
+            self.core.blind(now)  # our outage, not the gateways'
         released, gaps, asks = self.delivery.expire()
         announce = await self._commit(released)  # also writes rejections noted since
         for due in asks:
@@ -601,26 +606,33 @@ class Ingest:
         username: str | None,
         password: str | None,
         client_id: str,
-        reconnect_s: float = 1.0,
+        retry_min_s: float = 1.0,
+        retry_max_s: float = 30.0,
         tls_ca_file: Path | None = None,
     ) -> None:
-        """Consume until cancelled, reconnecting with backoff when the broker goes away.
-        With `tls_ca_file`, over TLS (1.2+) trusting that CA and checking the broker's name."""
+        """Consume until cancelled. A broker that is not there (at start-up too) or goes away
+        is tried again and again with back-off (`retry_min_s` doubling up to `retry_max_s`,
+        jittered; from the start again once a session held for `retry_max_s`); `self.link`
+        says meanwhile since when it is missing and why. With `tls_ca_file`, over TLS (1.2+)
+        trusting that CA and checking the broker's name."""
         self._flusher = asyncio.create_task(self._flush_forever())
         self._ticker = asyncio.create_task(self._tick_forever())
-        delay = reconnect_s
+        self.link.address = f"{host}:{port}"
+        backoff = Backoff(retry_min_s, retry_max_s)
         try:
             while True:
+                self.link.attempting()
                 try:
                     await self._session(host, port, username, password, client_id, tls_ca_file)
+                    error = "the broker ended the session"
                 except aiomqtt.MqttError as exc:
-                    self.connected.clear()
-                    self._client = None
-                    log.warning("broker connection lost: %s; retrying in %.1fs", exc, delay)
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 30.0)
-                else:
-                    delay = reconnect_s
+                    error = str(exc) or type(exc).__name__
+                self._client = None
+                if self.link.held_for() >= retry_max_s:
+                    backoff.reset()
+                delay = backoff.next()
+                self.link.down(error, delay)
+                await asyncio.sleep(delay)
         finally:
             self._flusher.cancel()
             self._ticker.cancel()
@@ -659,9 +671,9 @@ class Ingest:
             self._client = client
             for channel in (Channel.STATUS, Channel.EVENT, Channel.TELEMETRY, Channel.REPLY):
                 await client.subscribe(topics.subscription(channel), qos=1)
-            await client.subscribe(BROKER_DROPPED, qos=0)
-            self.connected.set()
-            log.info("ingest connected to %s:%d", host, port)
+            self.drops.subscribed()
+            await client.subscribe([(topic, 0) for topic in SYS_TOPICS])
+            self.link.up()
             async for first in client.messages:
                 # Group commit: the first message and whatever else is waiting already (never
                 # waiting for more), stored with one commit, then acknowledged, then announced.
@@ -673,8 +685,9 @@ class Ingest:
                 work: list[tuple[str, bytes, float]] = []
                 for message in batch:
                     topic = str(message.topic)
-                    if topic == BROKER_DROPPED:
-                        self._broker_dropped(_payload_bytes(message.payload))
+                    if topic.startswith("$SYS/"):
+                        payload = _payload_bytes(message.payload)
+                        self.drops.heard(topic, payload, retained=message.retain)
                     else:
                         work.append((topic, _payload_bytes(message.payload), received_at))
                 announce = await self.handle_many(work) if work else []
@@ -682,22 +695,6 @@ class Ingest:
                     if message.qos > 0:
                         client._client.ack(message.mid, message.qos)
                 await self._announce(announce)
-
-    def _broker_dropped(self, payload: bytes) -> None:
-        """Mosquitto drops QoS 1 messages silently when a consumer lags: watch its counter."""
-        try:
-            dropped = int(payload.decode().strip())
-        except ValueError:
-            return
-        previous = self.broker_dropped
-        self.broker_dropped = dropped
-        if previous is not None and dropped > previous:
-            log.error(
-                "the broker dropped %d messages (total %d): a consumer is too slow or its "
-                "queue too small (max_queued_messages)",
-                dropped - previous,
-                dropped,
-            )
 
     async def send_command(self, gateway: str, name: str, command: Command) -> bool:
         """Publish a command to a gateway (QoS 1); False if the broker is not reachable now."""

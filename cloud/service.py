@@ -16,6 +16,7 @@ import uvicorn
 from cloud.alarms import AlarmBook
 from cloud.audit import Audit
 from cloud.broker_accounts import broker_accounts
+from cloud.broker_link import BrokerLink
 from cloud.claims import Claims
 from cloud.config_push import ConfigPush
 from cloud.credentials import GatewayCredentials
@@ -134,6 +135,7 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[Cloud]:
             rejects=rejects,
             maintenance=maintenance,
             on_new_alarms=escalator.wake,
+            link=BrokerLink(f"{settings.mqtt_host}:{settings.mqtt_port}", on_change=hub.publish),
             flush_interval_s=settings.telemetry_flush_s,
             tick_s=settings.tick_s,
             gap_hold_s=settings.gap_hold_s,
@@ -189,7 +191,12 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[Cloud]:
 
 
 async def serve(cloud: Cloud, *, started: asyncio.Event | None = None) -> None:
-    """Consume from the broker and serve the web app until cancelled."""
+    """Serve the web app and consume from the broker until cancelled.
+
+    `started` is set once the web app answers (`cloud.web_url`), whether or not the broker
+    is there: a missing broker is retried with back-off and shown on the board, it does not
+    stop the cloud. Whoever needs ingest too (to publish and see the result) waits for
+    `cloud.ingest.connected` as well."""
     from cloud.web.app import create_app
 
     settings = cloud.settings
@@ -202,6 +209,8 @@ async def serve(cloud: Cloud, *, started: asyncio.Event | None = None) -> None:
             username=settings.mqtt_username,
             password=password,
             client_id=settings.mqtt_client_id,
+            retry_min_s=settings.mqtt_retry_min_s,
+            retry_max_s=settings.mqtt_retry_max_s,
             tls_ca_file=settings.mqtt_tls_ca_file,
         ),
         name="ingest",
@@ -229,7 +238,6 @@ async def serve(cloud: Cloud, *, started: asyncio.Event | None = None) -> None:
             await asyncio.sleep(0.02)
         scheme = "https" if settings.web_tls_cert_file else "http"
         cloud.web_url = f"{scheme}://{settings.web_host}:{bound_port(server)}"
-        await asyncio.wait_for(cloud.ingest.connected.wait(), timeout=30)
         if started is not None:
             started.set()
         await asyncio.gather(consumer, web, escalation)

@@ -25,6 +25,10 @@ class CloudSettings(BaseSettings):
     mqtt_username: str | None = "cloud"
     mqtt_password: SecretStr | None = None
     mqtt_client_id: str = "sc-cloud-ingest"
+    # A broker that is missing (at start-up too) or goes away is tried again after
+    # mqtt_retry_min_s, doubling up to mqtt_retry_max_s (jittered); the web app keeps serving.
+    mqtt_retry_min_s: float = Field(1.0, gt=0, le=60)
+    mqtt_retry_max_s: float = Field(30.0, gt=0, le=600)
 
     database: Path = Field(Path("var/cloud.db"), description="Alarms, events, audit (SQLite)")
     telemetry_url: str = Field(
@@ -126,6 +130,12 @@ class CloudSettings(BaseSettings):
                 raise ValueError("SC_CLOUD_SESSION_SECRET must be set in production")
             if self.mqtt_password is None:
                 raise ValueError("SC_CLOUD_MQTT_PASSWORD must be set in production")
+        return self
+
+    @model_validator(mode="after")
+    def _retry_bounds_in_order(self) -> CloudSettings:
+        if self.mqtt_retry_min_s > self.mqtt_retry_max_s:
+            raise ValueError("SC_CLOUD_MQTT_RETRY_MIN_S is above SC_CLOUD_MQTT_RETRY_MAX_S")
         return self
 
     @model_validator(mode="after")

@@ -107,6 +107,7 @@ async def run_demo(
             started = asyncio.Event()
             server = asyncio.create_task(serve(cloud, started=started))
             await _first(started.wait(), server)
+            await _first(cloud.ingest.connected.wait(), server)  # the gateways' events reach it
             say(f"cloud ready: {len(gateway_ids)} gateways registered in {site.street.name}")
             for gw in gateway_ids:
                 agents[gw] = _start_agent(site_file, gw, broker, workdir)

@@ -78,7 +78,10 @@ class Mosquitto:
     """A Mosquitto broker with password and ACL files, like the one we ship.
 
     With `tls`, a second listener (`tls_port`) speaks MQTT over TLS 1.2+ with those files.
-    Mosquitto writes its pid to `pid_file`, which the cloud signals to reload it.
+    Mosquitto writes its pid to `pid_file`, which the cloud signals to reload it. With
+    `persistent`, sessions and queued messages are saved to `data_dir` every second (and on a
+    clean stop), as the shipped config does every 30 s. `extra_conf` is appended to the config
+    (a later line wins over the harness's).
     """
 
     # Mosquitto drops to user `mosquitto` when started as root, so its files live in a
@@ -89,6 +92,8 @@ class Mosquitto:
     proc: subprocess.Popen[bytes] | None = None
     tls: TlsFiles | None = None
     tls_port: int = 0
+    persistent: bool = False
+    extra_conf: str = ""
 
     @property
     def passwd_file(self) -> Path:
@@ -108,6 +113,23 @@ class Mosquitto:
         self.users[name] = password
         self._write_passwords()
         return password
+
+    def remove_user(self, name: str) -> None:
+        """Take an account away (its password is kept for `add_user(name, password)`). Takes
+        effect on reload()."""
+        del self.users[name]
+        self._write_passwords()
+
+    @property
+    def data_dir(self) -> Path:
+        return self.workdir / "data"
+
+    def _persistence(self) -> str:
+        if not self.persistent:
+            return "persistence false\n"
+        self.data_dir.mkdir(exist_ok=True)
+        self.data_dir.chmod(0o777)  # written by user `mosquitto` when started as root
+        return f"persistence true\npersistence_location {self.data_dir}/\nautosave_interval 1\n"
 
     def _write_passwords(self) -> None:
         path = self.workdir / "passwd"
@@ -146,14 +168,15 @@ set_tcp_nodelay true
 max_inflight_messages 100
 max_queued_messages 1000000
 max_queued_bytes 0
-persistence false
 sys_interval 1
 log_dest file {log}
 log_type error
 log_type warning
 log_type notice
 """
+            + self._persistence()
             + self._tls_listener()
+            + self.extra_conf
         )
         self.proc = subprocess.Popen(
             ["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
@@ -202,6 +225,12 @@ tls_version tlsv1.2
     def stop(self) -> None:
         if self.proc is not None:
             _stop(self.proc)
+
+    def kill(self) -> None:
+        """kill -9 by its pid, as a crash or a power cut would end it."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
 
     def cleanup(self) -> None:
         self.stop()

@@ -100,6 +100,10 @@ class RulesCore:
     def refused(self, gateway: str, count: int, now: float) -> Evaluation:
         return self._inhibit(self.watchdog.refused(gateway, count, now))
 
+    def blind(self, now: float) -> None:
+        """The cloud cannot hear any gateway now (its broker is down): no silence counts."""
+        self.watchdog.blind(now)
+
     def tick(self, now: float) -> Evaluation:
         decisions: list[Decision] = list(self.rules.tick(now))
         decisions += self.watchdog.tick(now)

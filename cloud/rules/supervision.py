@@ -234,6 +234,15 @@ class Watchdog:
             )
         ]
 
+    def blind(self, now: float) -> None:
+        """The cloud hears nothing at all now (its broker is unreachable): that says nothing
+        of the gateways. Everything counts as heard, so nothing is called silent during the
+        outage, and each gateway and device gets a fresh grace period after it."""
+        for gw in self._gateways.values():
+            gw.last_heard = max(gw.last_heard, now)
+        for dev in self._devices.values():
+            dev.last_heard = max(dev.last_heard, now)
+
     # ---- time -----------------------------------------------------------------------------
 
     def tick(self, now: float) -> list[Decision]:

@@ -172,7 +172,9 @@ async def stream(
     request: Request, cloud: CloudDep, user: DutyUser
 ) -> AsyncIterator[ServerSentEvent]:
     """Live updates. The first message is a snapshot of all unresolved alarms, so a page that
-    reconnects (network blip, server restart) is whole again at once."""
+    reconnects (network blip, server restart) is whole again at once; the second is the state
+    of the cloud's link to the MQTT broker (`broker`: connected, down_since), sent again on
+    every change."""
     session = session_ref(request)
     sub = cloud.hub.subscribe()
     loop = asyncio.get_running_loop()
@@ -182,6 +184,8 @@ async def stream(
         yield ServerSentEvent(
             event="snapshot", data=[a.model_dump(mode="json") for a in snapshot], retry=2000
         )
+        # whether alarms can reach the board at all (then changes come as `broker` messages)
+        yield ServerSentEvent(event="broker", data=cloud.ingest.link.message())
         while not sub.overflowed and loop.time() < ends:
             try:
                 message = await asyncio.wait_for(sub.queue.get(), timeout=KEEPALIVE_S)

@@ -16,7 +16,10 @@ router = APIRouter(tags=["status"])
 
 
 class Health(BaseModel):
-    status: str
+    """Open to all without sign-in: whether the cloud works, nothing more (the details of a
+    broker outage are in `GET /api/stats`)."""
+
+    status: str = Field(description="ok, or degraded while ingest has no broker")
     broker_connected: bool
 
 
@@ -26,12 +29,42 @@ async def health(cloud: CloudDep) -> Health:
     return Health(status="ok" if connected else "degraded", broker_connected=connected)
 
 
+def _utc(ts: float | None) -> datetime | None:
+    return None if ts is None else datetime.fromtimestamp(ts, UTC)
+
+
+class BrokerStatus(BaseModel):
+    """Ingest's link to the MQTT broker. While it is down the web app keeps serving, events
+    wait at the broker (for the cloud's persistent session) and the board says so."""
+
+    connected: bool
+    down_since: datetime | None = Field(
+        description="Since when the broker has been unreachable (the first failed attempt or"
+        " the lost session); null while connected and before the first attempt has ended"
+    )
+    last_error: str | None = Field(description="Why the last attempt failed; null when up")
+    failed_attempts: int = Field(description="Failed attempts in this outage")
+    next_attempt_at: datetime | None = Field(
+        description="When ingest tries again (back-off with jitter, capped)"
+    )
+
+
 class Stats(BaseModel):
     ingest: dict[str, int]
     rejected: dict[str, int]
     live_listeners: int
+    broker: BrokerStatus
     broker_dropped: int | None = Field(
-        description="The broker's count of messages it dropped (Mosquitto $SYS); must stay 0"
+        description="Messages the broker dropped while the cloud watched its counter"
+        " (Mosquitto's $SYS/broker/publish/messages/dropped); must stay 0. Known within two"
+        " of the broker's $SYS passes after ingest connects, also when the broker has dropped"
+        " nothing for long (Mosquitto then does not repeat its count); null until then, or for"
+        " a broker that publishes no such count"
+    )
+    broker_dropped_total: int | None = Field(
+        description="The broker's own total of dropped messages, as last published; null"
+        " when it has not published it since ingest subscribed (Mosquitto publishes it only"
+        " when it changes, and keeps it for a newcomer for 60 s)"
     )
     escalation: dict[str, int] = Field(
         default_factory=dict, description="Steps fired and notifications by outcome"
@@ -43,11 +76,20 @@ class Stats(BaseModel):
 
 @router.get("/api/stats", response_model=Stats)
 async def stats(request: Request, cloud: CloudDep, user: CurrentUser) -> Stats:
+    link = cloud.ingest.link
     return Stats(
         ingest=dict(cloud.ingest.counts),
         rejected=dict(cloud.rejects.counts),
         live_listeners=cloud.hub.listeners,
-        broker_dropped=cloud.ingest.broker_dropped,
+        broker=BrokerStatus(
+            connected=link.connected.is_set(),
+            down_since=_utc(link.down_since),
+            last_error=link.last_error,
+            failed_attempts=link.failures,
+            next_attempt_at=_utc(link.retry_at),
+        ),
+        broker_dropped=cloud.ingest.drops.dropped,
+        broker_dropped_total=cloud.ingest.drops.total,
         escalation=dict(cloud.escalator.counts),
         cross_origin_refused=request.app.state.cross_origin["refused"],
     )

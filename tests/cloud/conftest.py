@@ -53,15 +53,24 @@ class RunningCloud:
 
 
 @contextlib.asynccontextmanager
-async def running_cloud(settings: CloudSettings) -> AsyncIterator[RunningCloud]:
+async def running_cloud(
+    settings: CloudSettings, *, with_broker: bool = True
+) -> AsyncIterator[RunningCloud]:
+    """The cloud serving its web app; with `with_broker`, also consuming from the broker (so
+    what a test publishes next reaches it)."""
     async with open_cloud(settings) as cloud:
         started = asyncio.Event()
         task = asyncio.create_task(serve(cloud, started=started))
-        waiter = asyncio.create_task(started.wait())
-        done, _ = await asyncio.wait({task, waiter}, timeout=30, return_when="FIRST_COMPLETED")
-        if task in done:
-            task.result()
-        assert waiter in done, "cloud did not start"
+        waits = [("web app", started)]
+        if with_broker:
+            waits.append(("ingest", cloud.ingest.connected))
+        for what, ready in waits:
+            waiter = asyncio.create_task(ready.wait())
+            done, _ = await asyncio.wait({task, waiter}, timeout=30, return_when="FIRST_COMPLETED")
+            if task in done:
+                waiter.cancel()
+                task.result()
+            assert waiter in done, f"cloud did not start: {what} not ready"
         try:
             yield RunningCloud(cloud, task)
         finally:

@@ -16,6 +16,8 @@ Object.assign(MESSAGES.zh, {
   caseDevice: "设备", model: "型号", gateway: "网关", acceptNow: "受理",
   noteOptional: "说明（可选）", actionsTitle: "处置", alertTitle: "【新告警】",
   acceptFirst: "受理后可派单和反馈情况",
+  brokerDown: "告警通道中断",
+  brokerSince: "平台自 {time} 起连接不上消息服务器（已持续 {dur}）。新告警可能延迟送达，恢复后自动补收；现有告警可照常处置。",
 });
 Object.assign(MESSAGES.en, {
   budgetLeft: "left", overdue: "overdue", accept_by: "Accept by", outcome: "Outcome",
@@ -29,6 +31,8 @@ Object.assign(MESSAGES.en, {
   caseDevice: "Device", model: "Model", gateway: "Gateway", acceptNow: "Accept",
   noteOptional: "Note (optional)", actionsTitle: "Actions", alertTitle: "[ALARM] ",
   acceptFirst: "Accept the case to dispatch and give feedback",
+  brokerDown: "Alarm feed interrupted",
+  brokerSince: "The platform has not reached its message broker since {time} (for {dur}). New alarms may be delayed and arrive once it is back; open alarms can be handled as usual.",
 });
 Object.assign(MESSAGES.zh.logActions, {dispatched: "派单", feedback: "情况反馈", verified: "督办核实", notify: "通知", escalate: "升级", remind: "提醒", cleared: "设备解除", device_cleared: "设备已解除", inhibited: "抑制", delivered: "已送达", notify_failed: "通知失败", notify_skipped: "未通知", notify_pending: "待重试", notify_cancelled: "通知取消"});
 Object.assign(MESSAGES.en.logActions, {dispatched: "dispatched", feedback: "feedback", verified: "verified", notify: "notified", escalate: "escalated", remind: "reminded", cleared: "cleared", device_cleared: "device cleared", inhibited: "inhibited", delivered: "delivered", notify_failed: "notification failed", notify_skipped: "not notified", notify_pending: "to retry", notify_cancelled: "notification cancelled"});
@@ -49,6 +53,7 @@ let denied = false; // this role may not view alarms (the API said 403)
 let audio = null;
 let ROLE = "";
 let renderPending = false;
+let broker = {connected: true, down_since: null}; // the cloud's link to the MQTT broker
 // For the benchmark (bench/board_load.py): snapshot parse and draw times.
 window.boardPerf = {snapshots: []};
 
@@ -230,6 +235,8 @@ function tickRow(tr) {
 // Only the rows on screen: a thousand clocks redrawn every second would keep the page busy.
 function tick() {
   onScreen.forEach(tickRow);
+  const outage = $("#broker .dur");
+  if (outage) outage.textContent = since(outage.dataset.since);
   document.querySelectorAll("#case .budget").forEach(tickBudget);
 }
 setInterval(tick, 1000);
@@ -246,6 +253,19 @@ function setSound(on) {
 function setConn(up) {
   const el = $("#conn");
   el.className = `conn ${up ? "up" : "down"}`; el.dataset.t = up ? "connected" : "reconnecting"; el.textContent = t(el.dataset.t);
+}
+
+// The banner while the cloud cannot reach its broker: since when, for how long, what it means.
+function drawBroker() {
+  const el = $("#broker");
+  const down = !denied && !broker.connected && broker.down_since;
+  el.hidden = !down;
+  if (!down) { el.textContent = ""; return; }
+  const at = new Date(broker.down_since).toLocaleString(LANG === "zh" ? "zh-CN" : "en-GB", {hourCycle: "h23"});
+  el.dataset.since = broker.down_since;
+  el.innerHTML = `<strong>${esc(t("brokerDown"))}</strong>${esc(t("brokerSince"))
+    .replace("{time}", `<time datetime="${esc(broker.down_since)}">${esc(at)}</time>`)
+    .replace("{dur}", `<span class="dur" data-since="${esc(broker.down_since)}">${since(broker.down_since)}</span>`)}`;
 }
 
 function connect() {
@@ -268,6 +288,11 @@ function connect() {
     render();
     window.boardPerf.snapshots.push({rows: list.length, parse_ms: t1 - t0, draw_ms: now() - t1});
     refreshAwaiting();
+  });
+  source.addEventListener("broker", (ev) => {
+    const state = JSON.parse(ev.data);
+    broker = {connected: state.connected, down_since: state.down_since};
+    drawBroker();
   });
   source.addEventListener("alarm", (ev) => {
     const a = JSON.parse(ev.data).alarm;
@@ -555,7 +580,7 @@ $("#case-close").onclick = () => $("#case").close();
 $("#case").addEventListener("close", () => { caseExtras = null; });
 // After a language switch (the shared header, i18n.js startPage, relabels the rest).
 function relabel() {
-  setSound(soundEnabled); setConn($("#conn").classList.contains("up")); redrawAll(); drawAwaiting();
+  setSound(soundEnabled); setConn($("#conn").classList.contains("up")); redrawAll(); drawAwaiting(); drawBroker();
   if ($("#case").open) openCase(Number($("#case").dataset.id));
 }
 
