@@ -179,7 +179,7 @@ async def test_a_killed_broker_leaves_the_board_serving_and_is_reconnected_withi
     for when in ("setup", "call"):
         caplog.get_records(when).clear()  # the cloud started before its broker: not this outage
     gateway = Publisher(broker, "gw-ld01")
-    stream = asyncio.create_task(read_stream(op, want=7, timeout=60))
+    stream = asyncio.create_task(read_stream(op, want=7, timeout=60, broker=True))
     try:
         await eventually(lambda: running.cloud.hub.listeners == 1)
         gateway.publish("sc/v1/gw-ld01/event", event(device="call-0101", kind="call", type="press"))
