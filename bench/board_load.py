@@ -123,11 +123,12 @@ def publish(combo: Combo, event_id: str) -> None:
         else Values()
     )
     message = Event(
+        v=2,
         id=event_id,
         gateway=gw.id,
         device=combo.device.id,
         boot=gw.boot,
-        seq=gw.next_seq(),
+        seq=gw.next_event_seq(),
         ts=utc_now(),
         kind=Kind(combo.device.kind),
         type=combo.type,

@@ -87,6 +87,8 @@ class Gateway:
     acked: int = 0
     published: int = 0
     _seq: itertools.count[int] = field(default_factory=itertools.count)
+    #: events as our gateway numbers them (message version 2): 1, 2, 3, … per boot
+    _event_seq: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -115,6 +117,10 @@ class Gateway:
         with self._lock:
             return next(self._seq)
 
+    def next_event_seq(self) -> int:
+        with self._lock:
+            return next(self._event_seq)
+
     def send(self, topic: str, payload: bytes, retain: bool = False) -> None:
         assert self.client is not None
         with self._lock:
@@ -123,16 +129,20 @@ class Gateway:
 
     # ---- messages ---------------------------------------------------------------------
 
-    def event(self, device: BenchDevice, event_id: str) -> tuple[str, bytes]:
-        """A life-safety event on one device (call press, smoke or gas alarm), ts = now."""
+    def event(self, device: BenchDevice, event_id: str, *, v2: bool = True) -> tuple[str, bytes]:
+        """A life-safety event on one device (call press, smoke or gas alarm), ts = now. As
+        our gateway sends it (`v2`: the cloud acknowledges it on cmd/ack and keeps each
+        boot's events in seq order), or as version 1 (for the peers, which know nothing of
+        that; such events take no number from the boot's sequence)."""
         kind = Kind(device.kind)
         values = Values(ch4_pct_lel=42.0) if kind is Kind.GAS else Values()
         message = Event(
+            v=2 if v2 else 1,
             id=event_id,
             gateway=self.id,
             device=device.id,
             boot=self.boot,
-            seq=self.next_seq(),
+            seq=self.next_event_seq() if v2 else 0,
             ts=utc_now(),
             kind=kind,
             type=_EVENT_TYPES[device.kind],
@@ -195,6 +205,8 @@ def paced_events(
     seconds: float,
     prefix: str,
     progress: Callable[[int, int], None] | None = None,
+    *,
+    v2: bool = True,
 ) -> dict[str, float]:
     """Publish events at a steady total rate, round robin over the gateways; returns
     event id → wall-clock send time (time.time() just before publish)."""
@@ -212,7 +224,7 @@ def paced_events(
             time.sleep(delay)
         gw = gateways[i % len(gateways)]
         event_id = f"{prefix}-{i:07d}"
-        topic, payload = gw.event(rng.choice(devices[gw.id]), event_id)
+        topic, payload = gw.event(rng.choice(devices[gw.id]), event_id, v2=v2)
         sent[event_id] = time.time()
         gw.send(topic, payload)
         if progress is not None and time.perf_counter() >= next_report:
@@ -222,14 +234,14 @@ def paced_events(
 
 
 def build_events(
-    gateways: Sequence[Gateway], count: int, prefix: str
+    gateways: Sequence[Gateway], count: int, prefix: str, *, v2: bool = True
 ) -> list[tuple[Gateway, str, bytes]]:
     rng = random.Random(11)
     devices = {gw.id: alarm_devices(gw) for gw in gateways}
     out = []
     for i in range(count):
         gw = gateways[i % len(gateways)]
-        topic, payload = gw.event(rng.choice(devices[gw.id]), f"{prefix}-{i:07d}")
+        topic, payload = gw.event(rng.choice(devices[gw.id]), f"{prefix}-{i:07d}", v2=v2)
         out.append((gw, topic, payload))
     return out
 

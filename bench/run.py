@@ -133,7 +133,7 @@ def wait_flow_ready(port: int, password: str, gateway: Gateway, timeout: float =
         while not seen.is_set():
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the peer flow gave no output within {timeout}s")
-            topic, payload = gateway.event(device, f"probe-{run_id()}")
+            topic, payload = gateway.event(device, f"probe-{run_id()}", v2=False)
             gateway.send(topic, payload)
             seen.wait(0.5)
         time.sleep(0.5)  # let late probe outputs pass before a measurement starts
@@ -272,7 +272,12 @@ class Bench:
         sink = self.sink(f"{label}-latency-sink", topic, total, ids=True)
         say(f"  {label}: {total:,} events at {o.rate:g}/s over {len(self.gateways)} gateways")
         sent = paced_events(
-            self.gateways, o.rate, o.seconds, f"{label}-{run_id()}", progress(f"{label} sent")
+            self.gateways,
+            o.rate,
+            o.seconds,
+            f"{label}-{run_id()}",
+            progress(f"{label} sent"),
+            v2=False,  # the raw broker and the peers know nothing of the cloud's acks
         )
         result = sink.result(grace=15)
         self.watch.remove("subscriber")
@@ -293,7 +298,7 @@ class Bench:
     ) -> dict[str, Any]:
         sink = self.sink(f"{label}-throughput-sink", topic, count, ids=False)
         say(f"  {label}: blasting {count:,} QoS 1 events from {len(publishers)} publisher(s)")
-        messages = build_events(publishers, count, f"{label}-{run_id()}")
+        messages = build_events(publishers, count, f"{label}-{run_id()}", v2=False)
         started = blast(messages)
         acked = wait_acked(publishers, timeout=300)
         result = sink.result(grace=300)
