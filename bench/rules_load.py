@@ -42,7 +42,7 @@ from typing import Any
 
 import yaml
 
-from cloud.service import Cloud, open_cloud
+from cloud.parts import Cloud, open_cloud
 from cloud.settings import DEFAULT_RULES, CloudSettings
 from contract import topics
 from contract.models import Event, EventType, Kind, Reading, Telemetry, Values, encode

@@ -19,7 +19,8 @@ import sys
 
 from pydantic import ValidationError
 
-from cloud.service import Cloud, open_cloud, serve
+from cloud.parts import Cloud, open_cloud
+from cloud.serve import serve
 from cloud.settings import CloudSettings
 from contract.site import ConfigFileError
 

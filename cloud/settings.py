@@ -76,7 +76,7 @@ class CloudSettings(BaseSettings):
         100, ge=1, description="Payloads kept per gateway a minute (the rest only counted)"
     )
 
-    # End-to-end delivery of events (cloud/delivery.py, docs/protocol.md "Delivery").
+    # End-to-end delivery of events (cloud/ingest/delivery.py, docs/protocol.md "Delivery").
     gap_hold_s: float = Field(
         2.0, ge=0, le=60, description="Events after a gap wait this long for the missing ones"
     )

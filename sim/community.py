@@ -20,7 +20,8 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from cloud.service import Cloud, open_cloud, serve
+from cloud.parts import Cloud, open_cloud
+from cloud.serve import serve
 from cloud.settings import DEFAULT_SITE, CloudSettings
 from contract.site import load_site
 from edge.config import load_gateway_config

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cloud.hub import LiveHub
+from cloud.live.hub import LiveHub
 from cloud.notify.base import Delivery, Notification
 
 

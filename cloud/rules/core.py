@@ -53,7 +53,7 @@ class RulesCore:
     def update_registry(
         self, devices: Mapping[tuple[str, str], str], gateways: Iterable[str], now: float
     ) -> list[Decision]:
-        """The site registry changed (cloud/site_edit.py): the devices and gateways to
+        """The site registry changed (cloud/site/edit.py): the devices and gateways to
         supervise and their models. Unchanged devices keep their state; what returns are
         Clears for supervision alarms of removed devices and gateways."""
         decisions = self.watchdog.update(devices, gateways, now)

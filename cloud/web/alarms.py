@@ -20,10 +20,10 @@ from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import AfterValidator, BaseModel, Field, model_validator
 
-from cloud.alarms import Alarm, AlarmError, FalseAlarmCause, LogEntry, Outcome
-from cloud.ingest import alarm_message
-from cloud.service import Cloud
-from cloud.users import DUTY_ROLES
+from cloud.access.users import DUTY_ROLES
+from cloud.alarms.book import Alarm, AlarmError, FalseAlarmCause, LogEntry, Outcome
+from cloud.ingest.pipeline import alarm_message
+from cloud.parts import Cloud
 from cloud.web.deps import CloudDep, DutyUser, RowId, SupervisorUser, session_ref
 from contract.models import Command, utc_now
 from contract.site import Resident

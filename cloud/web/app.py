@@ -12,7 +12,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES, GZipMiddleware
 from starlette.middleware.sessions import SessionMiddleware
 
-from cloud.service import Cloud
+from cloud.parts import Cloud
 from cloud.web import alarms, auth, ledger, maintenance, rules, status
 from cloud.web import devices as devices_api
 from cloud.web import install as install_api

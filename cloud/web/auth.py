@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Request, status
 from pydantic import BaseModel, Field
 
-from cloud.users import AccountDisabled, SignInLimited, User
+from cloud.access.users import AccountDisabled, SignInLimited, User
 from cloud.web.deps import CloudDep, CurrentUser, session_ref, start_session
 
 router = APIRouter(prefix="/api", tags=["auth"])

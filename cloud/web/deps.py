@@ -7,8 +7,8 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Path, Request, status
 
-from cloud.service import Cloud
-from cloud.users import DUTY_ROLES, Role, SessionRef, User
+from cloud.access.users import DUTY_ROLES, Role, SessionRef, User
+from cloud.parts import Cloud
 
 
 def get_cloud(request: Request) -> Cloud:

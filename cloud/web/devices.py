@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from cloud.device_health import HealthReport, health_report
-from cloud.users import DUTY_ROLES
+from cloud.access.users import DUTY_ROLES
+from cloud.devices.health import HealthReport, health_report
 from cloud.web.deps import CloudDep, DeviceReader
 
 router = APIRouter(prefix="/api/devices", tags=["devices"])

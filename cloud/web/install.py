@@ -3,7 +3,7 @@ the live view of a walk test (which devices were heard, with their latest readin
 signal). Installers see homes by name, never residents.
 
 `POST /api/provision/claim` is the one route besides /health and /api/login that needs no
-session: the one-time claim code is the credential (limited and recorded, cloud/claims.py).
+session: the one-time claim code is the credential (limited and recorded, cloud/access/claims.py).
 """
 
 from __future__ import annotations
@@ -17,14 +17,14 @@ from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from cloud.alarms import Mode
-from cloud.claims import ClaimFailure, ClaimLimited, ClaimRefusal, ClaimRefused, IssuedCode
-from cloud.credentials import BrokerNotUpdated, CredentialInfo, InvalidGateway
-from cloud.device_health import model_facts
-from cloud.maintenance import Window, WindowError
-from cloud.provisioning import BundleError, prepare
-from cloud.service import Cloud
-from cloud.store.base import StoreError
+from cloud.access.claims import ClaimFailure, ClaimLimited, ClaimRefusal, ClaimRefused, IssuedCode
+from cloud.access.credentials import BrokerNotUpdated, CredentialInfo, InvalidGateway
+from cloud.access.provisioning import BundleError, prepare
+from cloud.alarms.book import Mode
+from cloud.devices.health import model_facts
+from cloud.devices.maintenance import Window, WindowError
+from cloud.parts import Cloud
+from cloud.telemetry.base import StoreError
 from cloud.web.deps import CloudDep, InstallerUser, ProvisionerUser, ReaderUser, RowId
 from cloud.web.maintenance import TestAlarm
 from contract.models import GatewayId, Kind

@@ -1,6 +1,6 @@
 """The ledger (台账) and its report for the duty room: cases filtered and paged, exported as CSV
 and Excel (each export audited: the ledger holds residents' addresses), and the report of
-times and rates. The queries and sums are in `cloud.ledger`; this router only checks who
+times and rates. The queries and sums are in `cloud.ledger.cases`; this router only checks who
 asks and what they ask for."""
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from fastapi import APIRouter, HTTPException, Query, status
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from cloud import ledger
-from cloud.alarms import LEVEL_NAMES, AlarmState, Outcome
-from cloud.ledger import ExportQuery, LedgerFilter, LedgerPage, LedgerQuery, Report
-from cloud.service import Cloud
-from cloud.users import User
+from cloud.access.users import User
+from cloud.alarms.book import LEVEL_NAMES, AlarmState, Outcome
+from cloud.ledger import cases as ledger
+from cloud.ledger.cases import ExportQuery, LedgerFilter, LedgerPage, LedgerQuery, Report
+from cloud.parts import Cloud
 from cloud.web.deps import CloudDep, DutyUser
 from contract.models import Kind
 

@@ -11,9 +11,9 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel, Field
 
-from cloud.alarms import Alarm, Mode
-from cloud.maintenance import Window, WindowError
-from cloud.service import Cloud
+from cloud.alarms.book import Alarm, Mode
+from cloud.devices.maintenance import Window, WindowError
+from cloud.parts import Cloud
 from cloud.web.deps import CloudDep, InstallerUser, PlannerUser, RowId
 
 router = APIRouter(prefix="/api", tags=["maintenance"])

@@ -7,8 +7,8 @@ from datetime import datetime
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel
 
-from cloud.audit import AuditEntry
-from cloud.reload import Summary
+from cloud.access.audit import AuditEntry
+from cloud.rules.reload import Summary
 from cloud.web.deps import AdminUser, CloudDep, ReaderUser
 from contract.site import ConfigFileError
 

@@ -24,9 +24,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from pydantic import BaseModel, Field
 
-from cloud.config_push import ConfigPushState
-from cloud.site_csv import MAX_ROWS, CsvRejected, HomePlanned, RowError, plan_import
-from cloud.site_edit import (
+from cloud.access.users import DUTY_ROLES, Role, User
+from cloud.site.config_push import ConfigPushState
+from cloud.site.edit import (
     Change,
     SiteEditError,
     add_building,
@@ -45,8 +45,8 @@ from cloud.site_edit import (
     replace_device,
     set_residents,
 )
-from cloud.site_store import Replacement, SiteVersion
-from cloud.users import DUTY_ROLES, Role, User
+from cloud.site.homes_csv import MAX_ROWS, CsvRejected, HomePlanned, RowError, plan_import
+from cloud.site.store import Replacement, SiteVersion
 from cloud.web.deps import AdminUser, CloudDep, CurrentUser, DutyUser
 from contract.models import GatewayId
 from contract.site import DeviceSpec, Name, Resident, Site, Slug, Street, Worker

@@ -8,8 +8,8 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from pydantic import BaseModel, Field
 
-from cloud.rejects import RejectedMessage
-from cloud.store.base import StoreError
+from cloud.ingest.rejects import RejectedMessage
+from cloud.telemetry.base import StoreError
 from cloud.web.deps import CloudDep, CurrentUser, DutyUser, RejectsReader
 
 router = APIRouter(tags=["status"])

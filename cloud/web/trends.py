@@ -7,8 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, Field
 
-from cloud.store.base import StoreError
-from cloud.trends import (
+from cloud.devices.trends import (
     TargetError,
     Targets,
     Trend,
@@ -18,6 +17,7 @@ from cloud.trends import (
     targets,
     trend,
 )
+from cloud.telemetry.base import StoreError
 from cloud.web.deps import CloudDep, DeviceReader
 
 router = APIRouter(prefix="/api/trends", tags=["trends"])

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from cloud.users import (
+from cloud.access.users import (
     MAX_PASSWORD,
     MIN_PASSWORD,
     Account,

@@ -16,7 +16,8 @@ import paho.mqtt.client as mqtt
 import pytest
 from pydantic import SecretStr
 
-from cloud.service import Cloud, open_cloud, serve
+from cloud.parts import Cloud, open_cloud
+from cloud.serve import serve
 from cloud.settings import CloudSettings
 from tests.cloud.helpers import WebhookReceiver
 from tests.servers import Mosquitto

@@ -20,14 +20,14 @@ from typing import Any
 
 import yaml
 
-from cloud.alarms import AlarmBook
-from cloud.db import open_database
-from cloud.escalation import Escalator
-from cloud.hub import LiveHub
+from cloud.alarms.book import AlarmBook
+from cloud.db.database import open_database
+from cloud.live.hub import LiveHub
 from cloud.notify import Channel, PushChannel, WebhookChannel
-from cloud.registry import Registry
+from cloud.routing.escalation import Escalator
 from cloud.rules import RulesCore, RulesFile, load_rules
 from cloud.settings import DEFAULT_RULES, DEFAULT_SITE
+from cloud.site.registry import Registry
 from contract.models import Event
 from contract.site import load_site
 

@@ -19,7 +19,7 @@ import httpx
 from playwright.async_api import Locator, Page, expect
 
 from tests.cloud.conftest import Publisher, RunningCloud, eventually
-from tests.cloud.test_ingest import event
+from tests.cloud.ingest.test_ingest import event
 from tests.e2e.conftest import CuttableLink, board_live, publish, sign_in
 
 REPO = Path(__file__).resolve().parents[2]

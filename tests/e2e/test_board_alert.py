@@ -14,7 +14,7 @@ import httpx
 from playwright.async_api import Dialog, Page, Route, expect
 
 from tests.cloud.conftest import Publisher, RunningCloud, eventually
-from tests.cloud.test_ingest import event
+from tests.cloud.ingest.test_ingest import event
 from tests.e2e.conftest import board_live, publish
 
 #: Records each oscillator started (when, on the audio clock, and the clock then) and each

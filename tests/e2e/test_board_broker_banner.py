@@ -13,8 +13,8 @@ import pytest
 from playwright.async_api import Page, expect
 
 from tests.cloud.conftest import Publisher, cloud_settings, eventually, running_cloud, signed_in
-from tests.cloud.test_broker_outage import _broker_if
-from tests.cloud.test_ingest import event
+from tests.cloud.ingest.test_ingest import event
+from tests.cloud.transport.test_broker_outage import _broker_if
 from tests.e2e.conftest import board_live
 from tests.servers import Mosquitto
 

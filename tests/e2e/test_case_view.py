@@ -28,7 +28,7 @@ from tests.cloud.conftest import (
     running_cloud,
     signed_in,
 )
-from tests.cloud.test_ingest import active, event
+from tests.cloud.ingest.test_ingest import active, event
 from tests.e2e.conftest import board_live, publish, sign_in
 from tests.e2e.test_board import SCREENSHOTS, png_size, rows
 from tests.servers import Mosquitto

@@ -9,7 +9,7 @@ import httpx
 from playwright.async_api import Page, expect
 
 from tests.cloud.conftest import Publisher, RunningCloud
-from tests.cloud.test_ingest import event
+from tests.cloud.ingest.test_ingest import event
 from tests.e2e.conftest import board_live, publish
 
 

@@ -20,7 +20,7 @@ import pytest
 from playwright.async_api import BrowserContext, Request, async_playwright, expect
 
 from tests.cloud.conftest import Publisher, RunningCloud, eventually, signed_in
-from tests.cloud.test_ingest import event
+from tests.cloud.ingest.test_ingest import event
 from tests.e2e.conftest import (
     CHROMIUM,
     CHROMIUM_ARGS,

@@ -16,8 +16,8 @@ from typing import Any
 from playwright.async_api import Page, expect
 
 from tests.cloud.conftest import Publisher, RunningCloud, forget_gateway_status
-from tests.cloud.test_ingest import event
-from tests.cloud.test_supervision import status
+from tests.cloud.ingest.test_ingest import event
+from tests.cloud.rules.test_supervision import status
 from tests.e2e.conftest import publish, sign_in
 from tests.e2e.test_board import SCREENSHOTS, png_size
 from tests.servers import Mosquitto

@@ -17,7 +17,7 @@ from playwright.async_api import Page, expect
 
 from contract.provisioning import CLAIM_ALPHABET
 from tests.cloud.conftest import Publisher, RunningCloud
-from tests.cloud.test_ingest import event
+from tests.cloud.ingest.test_ingest import event
 from tests.e2e.conftest import publish, sign_in
 
 REPO = Path(__file__).resolve().parents[2]

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from playwright.async_api import Page, expect
 
-from cloud import ledger as cloud_ledger
+from cloud.ledger import cases as cloud_ledger
 from tests.cloud.conftest import (
     Publisher,
     RunningCloud,
@@ -23,8 +23,8 @@ from tests.cloud.conftest import (
     forget_gateway_status,
     running_cloud,
 )
-from tests.cloud.test_ingest import event
-from tests.cloud.test_ledger import write_known_cases
+from tests.cloud.ingest.test_ingest import event
+from tests.cloud.ledger.test_cases import write_known_cases
 from tests.e2e.conftest import board_live, publish, sign_in
 from tests.servers import Mosquitto
 

@@ -9,7 +9,7 @@ from urllib.parse import quote
 from playwright.async_api import Dialog, Page, expect
 
 from tests.cloud.conftest import Publisher, RunningCloud
-from tests.cloud.test_ingest import event
+from tests.cloud.ingest.test_ingest import event
 from tests.e2e.conftest import publish, sign_in
 
 #: Closes the value="…" attribute and adds a focus handler, if the page writes it unescaped.

@@ -13,15 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from cloud.audit import Audit
-from cloud.broker_accounts import render_acl
-from cloud.credentials import (
+from cloud.access.audit import Audit
+from cloud.access.broker_accounts import render_acl
+from cloud.access.credentials import (
     BrokerNotUpdated,
     GatewayCredentials,
     InvalidGateway,
     mosquitto_hash,
 )
-from cloud.db import open_database
+from cloud.db.database import open_database
 from tests.cloud.conftest import RunningCloud, eventually
 from tests.security.conftest import broker_group
 from tests.security.helpers import can_connect, open_session
@@ -149,7 +149,7 @@ async def test_without_broker_files_credentials_are_recorded_with_a_warning(
     try:
         lock = asyncio.Lock()
         credentials = GatewayCredentials(db, lock, Audit(db, lock), None)
-        with caplog.at_level(logging.WARNING, logger="cloud.credentials"):
+        with caplog.at_level(logging.WARNING, logger="cloud.access.credentials"):
             issued = await credentials.issue("gw-ld01", "inst")
         assert "no broker is managed" in caplog.text
         await credentials.revoke("gw-ld01", "adm")

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from cloud.credentials import IssuedCredential
+from cloud.access.credentials import IssuedCredential
 from contract.models import Reply, encode
 from tests.cloud.conftest import RunningCloud, eventually
 from tests.security.helpers import Session, can_connect, open_session

@@ -22,9 +22,9 @@ import httpx
 import pytest
 from itsdangerous import TimestampSigner
 
-from cloud.claims import ADDRESS_FAILURES as CLAIM_ADDRESS_FAILURES
-from cloud.claims import new_code
-from cloud.users import PAIR_FAILURES
+from cloud.access.claims import ADDRESS_FAILURES as CLAIM_ADDRESS_FAILURES
+from cloud.access.claims import new_code
+from cloud.access.users import PAIR_FAILURES
 from cloud.web import alarms as alarms_api
 from cloud.web.app import PAGES, create_app
 from cloud.web.openapi import document

@@ -1,0 +1,349 @@
+"""One-time claim codes: how a gateway on site proves it is the one the installer means.
+
+An installer (or an admin) asks for a code for a registered gateway; it is shown once, as
+XXXX-XXXX: 8 characters from 31 that cannot be mistaken for each other on a phone screen
+(no 0/O, no 1/I/L), 31^8 ≈ 8.5·10^11 ≈ 2^39.6 possibilities. The gateway sends it to
+`POST /api/provision/claim`; the cloud answers with the gateway's credentials and config.
+
+- Only a keyed hash of the code is stored (HMAC-SHA256 with the server's secret), so the
+  database alone does not give the codes away, not even by trying all 31^8 of them.
+- A code expires after `claim_code_ttl_s`, can be used once, and a newer code for the same
+  gateway voids the older one. Who asked for it, and when it was used, are audited.
+- Guessing is limited: every refused code is recorded (`claim_failures`) with the client's
+  address; an address with `ADDRESS_FAILURES` refusals in `WINDOW_S`, or the whole service
+  with `GLOBAL_FAILURES` (a guess spread over many addresses), is answered 429 without the
+  code even being looked at, until the window has moved on. The counts are read from the
+  table, so a restart does not reset them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+
+import aiosqlite
+from pydantic import BaseModel
+
+from cloud.access.audit import Audit
+from contract.provisioning import CLAIM_ALPHABET, CLAIM_CODE_LENGTH
+
+log = logging.getLogger(__name__)
+
+#: Refused codes per client address in the window before it is answered 429.
+ADDRESS_FAILURES = 5
+#: Refused codes in the window, from all addresses together, before everyone gets 429.
+GLOBAL_FAILURES = 30
+WINDOW_S = 600.0
+#: Failures older than this are deleted (they no longer count for anything).
+KEEP_FAILURES_S = 30 * 86400.0
+
+
+class ClaimRefusal(StrEnum):
+    """Why a claim code was refused (also the `X-Claim-Error` header of the answer)."""
+
+    MALFORMED = "malformed"
+    UNKNOWN = "unknown"
+    EXPIRED = "expired"
+    USED = "used"
+    REPLACED = "replaced"
+    RATE_LIMITED = "rate_limited"
+
+
+class ClaimRefused(Exception):
+    def __init__(self, reason: ClaimRefusal, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+class ClaimLimited(ClaimRefused):
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(ClaimRefusal.RATE_LIMITED, message)
+        self.retry_after_s = retry_after_s
+
+
+class IssuedCode(BaseModel):
+    """A new code: shown to the installer once, never stored in the clear."""
+
+    gateway: str
+    code: str  # XXXX-XXXX
+    expires_at: datetime
+    created_by: str
+
+
+class PendingCode(BaseModel):
+    """A live code of a gateway (not the code itself)."""
+
+    gateway: str
+    created_by: str
+    created_at: datetime
+    expires_at: datetime
+
+
+class ClaimFailure(BaseModel):
+    at: datetime
+    client: str
+    reason: ClaimRefusal
+    gateway: str | None
+
+
+@dataclass(frozen=True)
+class Redeemed:
+    """A code that was just used: which gateway, and who created the code."""
+
+    id: int
+    gateway: str
+    created_by: str
+
+
+def new_code() -> str:
+    raw = "".join(secrets.choice(CLAIM_ALPHABET) for _ in range(CLAIM_CODE_LENGTH))
+    return f"{raw[:4]}-{raw[4:]}"
+
+
+def normalise(code: str) -> str | None:
+    """The code's 8 characters (upper case, without spaces and dashes), or None if it cannot
+    be a code."""
+    raw = "".join(ch for ch in code.upper() if ch not in " -\t")
+    if len(raw) != CLAIM_CODE_LENGTH or any(ch not in CLAIM_ALPHABET for ch in raw):
+        return None
+    return raw
+
+
+def _dt(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+class Claims:
+    def __init__(
+        self,
+        db: aiosqlite.Connection,
+        lock: asyncio.Lock,
+        audit: Audit,
+        *,
+        secret: bytes,
+        ttl_s: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not secret:
+            raise ValueError("claim codes need a secret key for their hash")
+        self.db = db
+        self.lock = lock  # the database's unit-of-work lock (shared with the alarm book)
+        self.audit = audit
+        # a key of its own, derived from the server's secret (not the session key itself)
+        self._key = hashlib.sha256(b"sc-claim-codes\0" + secret).digest()
+        self.ttl_s = ttl_s
+        self.clock = clock
+
+    def _hash(self, raw: str) -> str:
+        return hmac.new(self._key, raw.encode(), hashlib.sha256).hexdigest()
+
+    # ---- creating ---------------------------------------------------------------------------
+
+    async def create(self, gateway: str, actor: str) -> IssuedCode:
+        """A new code for the gateway; any earlier live code of it is void from now on."""
+        code = new_code()
+        now = self.clock()
+        expires = now + self.ttl_s
+        async with self.lock:
+            cursor = await self.db.execute(
+                "UPDATE claim_codes SET voided_at = ? WHERE gateway = ? AND used_at IS NULL"
+                " AND voided_at IS NULL",
+                (now, gateway),
+            )
+            voided = cursor.rowcount
+            await cursor.close()
+            await self.db.execute(
+                "INSERT INTO claim_codes (gateway, code_hash, created_by, created_at, expires_at)"
+                " VALUES (?,?,?,?,?)",
+                (gateway, self._hash(code.replace("-", "")), actor, now, expires),
+            )
+            detail = f"gateway={gateway} expires={_dt(expires).isoformat()}"
+            if voided:
+                detail += " (the earlier code is void)"
+            await self.audit.add(actor, "claim.code_created", detail)
+            await self.db.commit()
+        log.info("claim code created gateway=%s by=%s", gateway, actor)
+        return IssuedCode(gateway=gateway, code=code, expires_at=_dt(expires), created_by=actor)
+
+    # ---- redeeming --------------------------------------------------------------------------
+
+    async def redeem(self, code: str, client: str) -> Redeemed:
+        """Use a code: returns its gateway, or raises ClaimRefused (recorded as a failure) or
+        ClaimLimited (not recorded). The limit check, the look-up and the record of a failure
+        are one unit under the database lock, so a burst of simultaneous guesses gets no more
+        tries than the same guesses one after the other."""
+        raw = normalise(code)
+        now = self.clock()
+        async with self.lock:
+            await self._check_limit(client, now)
+            row: aiosqlite.Row | None = None
+            if raw is None:
+                refusal: ClaimRefusal | None = ClaimRefusal.MALFORMED
+            else:
+                async with self.db.execute(
+                    "SELECT * FROM claim_codes WHERE code_hash = ?", (self._hash(raw),)
+                ) as cursor:
+                    row = await cursor.fetchone()
+                refusal = _refusal(row, now)
+            if refusal is None:
+                assert row is not None
+                cursor = await self.db.execute(
+                    "UPDATE claim_codes SET used_at = ?, used_from = ? WHERE id = ?"
+                    " AND used_at IS NULL AND voided_at IS NULL",
+                    (now, client, row["id"]),
+                )
+                await cursor.close()
+                await self.audit.add(
+                    f"claim:{client}",
+                    "claim.code_used",
+                    f"gateway={row['gateway']} code by {row['created_by']}",
+                )
+                await self.db.commit()
+                log.info("claim code used gateway=%s client=%s", row["gateway"], client)
+                return Redeemed(row["id"], row["gateway"], row["created_by"])
+            await self.db.execute(
+                "INSERT INTO claim_failures (at, client, reason, gateway) VALUES (?,?,?,?)",
+                (now, client, refusal.value, row["gateway"] if row is not None else None),
+            )
+            await self.db.execute(
+                "DELETE FROM claim_failures WHERE at < ?", (now - KEEP_FAILURES_S,)
+            )
+            await self.db.commit()
+        log.warning("claim code refused client=%s reason=%s", client, refusal.value)
+        raise ClaimRefused(refusal, _MESSAGES[refusal])
+
+    async def _check_limit(self, client: str, now: float) -> None:
+        """Raise ClaimLimited if this address, or everyone, has guessed wrong too often
+        (the caller holds the lock)."""
+        since = now - WINDOW_S
+        async with self.db.execute(
+            "SELECT COUNT(*) AS n, MIN(at) AS first FROM claim_failures WHERE at > ?"
+            " AND client = ?",
+            (since, client),
+        ) as cursor:
+            mine = await cursor.fetchone()
+        async with self.db.execute(
+            "SELECT COUNT(*) AS n, MIN(at) AS first FROM"
+            " (SELECT at FROM claim_failures WHERE at > ? AND reason != ?"
+            " ORDER BY at DESC LIMIT ?)",
+            # a malformed code guesses nothing: it counts against its address, not everyone's
+            # (else a few addresses sending junk could keep every installer out)
+            (since, ClaimRefusal.MALFORMED.value, GLOBAL_FAILURES),
+        ) as cursor:
+            everyone = await cursor.fetchone()
+        assert mine is not None and everyone is not None
+        if mine["n"] >= ADDRESS_FAILURES:
+            wait = _retry_after(mine["first"], now)
+            raise ClaimLimited(
+                f"too many wrong claim codes from this address; try again in {wait} s", wait
+            )
+        if everyone["n"] >= GLOBAL_FAILURES:
+            wait = _retry_after(everyone["first"], now)
+            log.warning("claim codes: global guess limit reached failures=%s", everyone["n"])
+            raise ClaimLimited(
+                f"too many wrong claim codes were tried lately; try again in {wait} s", wait
+            )
+
+    async def release(self, redeemed: Redeemed, why: str) -> None:
+        """Make a used code usable again (the claim could not be completed, e.g. the broker
+        could not be told); the code keeps its expiry."""
+        async with self.lock:
+            await self.db.execute(
+                "UPDATE claim_codes SET used_at = NULL, used_from = NULL WHERE id = ?",
+                (redeemed.id,),
+            )
+            await self.audit.add(
+                "system", "claim.code_released", f"gateway={redeemed.gateway}: {why}"
+            )
+            await self.db.commit()
+
+    # ---- reading ----------------------------------------------------------------------------
+
+    async def pending(self) -> dict[str, PendingCode]:
+        """The live code of each gateway that has one (gateway → code's facts)."""
+        async with (
+            self.lock,
+            self.db.execute(
+                "SELECT gateway, created_by, created_at, expires_at FROM claim_codes"
+                " WHERE used_at IS NULL AND voided_at IS NULL AND expires_at > ?",
+                (self.clock(),),
+            ) as cursor,
+        ):
+            rows = await cursor.fetchall()
+        return {
+            r["gateway"]: PendingCode(
+                gateway=r["gateway"],
+                created_by=r["created_by"],
+                created_at=_dt(r["created_at"]),
+                expires_at=_dt(r["expires_at"]),
+            )
+            for r in rows
+        }
+
+    async def last_claimed(self) -> dict[str, datetime]:
+        """When each gateway was last claimed."""
+        async with (
+            self.lock,
+            self.db.execute(
+                "SELECT gateway, MAX(used_at) AS at FROM claim_codes WHERE used_at IS NOT NULL"
+                " GROUP BY gateway"
+            ) as cursor,
+        ):
+            rows = await cursor.fetchall()
+        return {r["gateway"]: _dt(r["at"]) for r in rows}
+
+    async def failures(self, limit: int = 200) -> list[ClaimFailure]:
+        async with (
+            self.lock,
+            self.db.execute(
+                "SELECT * FROM claim_failures ORDER BY id DESC LIMIT ?", (limit,)
+            ) as cursor,
+        ):
+            rows = await cursor.fetchall()
+        return [
+            ClaimFailure(
+                at=_dt(r["at"]),
+                client=r["client"],
+                reason=ClaimRefusal(r["reason"]),
+                gateway=r["gateway"],
+            )
+            for r in rows
+        ]
+
+
+_MESSAGES = {
+    ClaimRefusal.MALFORMED: (
+        f"a claim code is {CLAIM_CODE_LENGTH} letters and digits, like 7KQM-3XWP"
+    ),
+    ClaimRefusal.UNKNOWN: "claim code not recognised — check it, or ask for a new one",
+    ClaimRefusal.EXPIRED: "claim code expired — ask for a new one",
+    ClaimRefusal.USED: "claim code already used — ask for a new one",
+    ClaimRefusal.REPLACED: "claim code was replaced by a newer one — use the newest code",
+}
+
+
+def _refusal(row: aiosqlite.Row | None, now: float) -> ClaimRefusal | None:
+    if row is None:
+        return ClaimRefusal.UNKNOWN
+    if row["used_at"] is not None:
+        return ClaimRefusal.USED
+    if row["voided_at"] is not None:
+        return ClaimRefusal.REPLACED
+    if row["expires_at"] <= now:
+        return ClaimRefusal.EXPIRED
+    return None
+
+
+def _retry_after(first: float | None, now: float) -> int:
+    if first is None:
+        return int(WINDOW_S)
+    return max(1, int(first + WINDOW_S - now) + 1)

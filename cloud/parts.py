@@ -1,0 +1,188 @@
+"""The parts of the cloud process, wired: database, registry, the rules core and its reloader, alarm
+book, maintenance windows, telemetry store, ingest, escalation and its channels, web."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import aiosqlite
+
+from cloud.access.audit import Audit
+from cloud.access.broker_accounts import broker_accounts
+from cloud.access.claims import Claims
+from cloud.access.credentials import GatewayCredentials
+from cloud.access.users import Role, Users
+from cloud.alarms.book import AlarmBook
+from cloud.db.database import open_database
+from cloud.devices.maintenance import Maintenance
+from cloud.ingest.pipeline import Ingest, alarm_message
+from cloud.ingest.rejects import RejectLog
+from cloud.live.hub import LiveHub
+from cloud.notify import Channel, PushChannel, WebhookChannel
+from cloud.routing.escalation import Escalator
+from cloud.rules import RulesCore, load_rules_with_digest
+from cloud.rules.reload import RulesReloader, check_against_site
+from cloud.settings import CloudSettings
+from cloud.site.config_push import ConfigPush
+from cloud.site.registry import Registry
+from cloud.site.service import SiteService
+from cloud.site.store import SiteStore, SiteVersion, load_or_seed
+from cloud.telemetry.base import TelemetryStore
+from cloud.telemetry.open import open_store
+from cloud.transport.broker_link import BrokerLink
+from contract.site import Site
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(kw_only=True)
+class Cloud:
+    settings: CloudSettings
+    db: aiosqlite.Connection
+    registry: Registry
+    core: RulesCore
+    reloader: RulesReloader
+    book: AlarmBook
+    audit: Audit
+    maintenance: Maintenance
+    escalator: Escalator
+    store: TelemetryStore
+    hub: LiveHub
+    rejects: RejectLog
+    users: Users
+    credentials: GatewayCredentials
+    claims: Claims
+    ingest: Ingest
+    site: SiteService
+    config_push: ConfigPush
+    web_url: str = ""
+
+
+@contextlib.asynccontextmanager
+async def open_cloud(settings: CloudSettings) -> AsyncIterator[Cloud]:
+    """Open every part of the cloud (not yet consuming); closes them on exit."""
+    loaded = load_rules_with_digest(settings.rules_file)
+    db = await open_database(settings.database)
+    store = open_store(settings.telemetry_url)
+    webhook: WebhookChannel | None = None
+    try:
+        # the site registry: the newest version in the database; the site file seeds it once
+        site, site_version = await load_or_seed(db, settings.site_file)
+        registry = Registry(site, site_version.version)
+        check_against_site(loaded, registry)
+        await store.ping()
+        book = AlarmBook(db, registry)
+        audit = Audit(db, book.lock)
+        rejects = RejectLog(
+            db,
+            book.lock,
+            keep=settings.keep_rejected,
+            keep_per_minute=settings.keep_rejected_per_minute,
+        )
+        await rejects.load()
+        users = Users(db, book.lock, audit)
+        for name, (role, password) in settings.bootstrap_users.items():
+            await users.ensure(name, Role(role), password.get_secret_value())
+        maintenance = Maintenance(db, book.lock, audit)
+        await maintenance.load()
+        credentials = GatewayCredentials(
+            db, book.lock, audit, broker_accounts(settings), service_user=settings.mqtt_username
+        )
+        await credentials.sync()
+        claims = Claims(
+            db,
+            book.lock,
+            audit,
+            secret=settings.session_secret.get_secret_value().encode(),
+            ttl_s=settings.claim_code_ttl_s,
+        )
+        core = RulesCore(
+            loaded.config, devices=registry.devices(), gateways=registry.gateways(), now=time.time()
+        )
+        core.restore(await book.open_keys())  # open alarms can still clear after a restart
+        # acceptance budgets (accept_by) from the policies in force, also after a reload
+        await book.use_budgets(lambda rule, level: core.config.policy_for(rule, level).budget_s)
+        reloader = RulesReloader(settings.rules_file, loaded, core, registry, audit)
+        hub = LiveHub()
+        channels: dict[str, Channel] = {"push": PushChannel(hub)}
+        if settings.webhook_url:
+            secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
+            webhook = WebhookChannel(
+                settings.webhook_url, secret=secret, timeout_s=settings.webhook_timeout_s
+            )
+            channels["webhook"] = webhook
+        else:
+            log.warning("no SC_CLOUD_WEBHOOK_URL: notifications by webhook are recorded as skipped")
+        escalator = Escalator(
+            book=book,
+            registry=registry,
+            rules=lambda: core.config,
+            channels=channels,
+            on_change=lambda alarm: hub.publish(alarm_message(alarm)),
+        )
+        ingest = Ingest(
+            registry=registry,
+            core=core,
+            book=book,
+            store=store,
+            hub=hub,
+            rejects=rejects,
+            maintenance=maintenance,
+            on_new_alarms=escalator.wake,
+            link=BrokerLink(f"{settings.mqtt_host}:{settings.mqtt_port}", on_change=hub.publish),
+            flush_interval_s=settings.telemetry_flush_s,
+            tick_s=settings.tick_s,
+            gap_hold_s=settings.gap_hold_s,
+            gap_fault_s=settings.gap_fault_s,
+            max_clock_ahead_s=settings.max_clock_ahead_s,
+            max_event_age_s=settings.max_event_age_s,
+        )
+        site = SiteService(
+            store=SiteStore(db, book.lock, audit),
+            registry=registry,
+            core=core,
+            reloader=reloader,
+            book=book,
+            hub=hub,
+            site_file=settings.site_file,
+        )
+        # a device bound, moved or removed reaches its gateway as cmd/config
+        config_push = ConfigPush(registry.site, ingest.send_command, audit)
+        site.listeners.append(config_push.on_site)
+
+        async def revoke_removed(new_site: Site, version: SiteVersion) -> None:
+            registered = {gw.id for gw in new_site.gateways}
+            actor = f"system (site v{version.version})"
+            await credentials.revoke_missing(registered, actor)
+
+        site.listeners.append(revoke_removed)
+        ingest.on_reply = config_push.on_reply
+        yield Cloud(
+            settings=settings,
+            db=db,
+            registry=registry,
+            core=core,
+            reloader=reloader,
+            book=book,
+            audit=audit,
+            maintenance=maintenance,
+            escalator=escalator,
+            store=store,
+            hub=hub,
+            rejects=rejects,
+            users=users,
+            credentials=credentials,
+            claims=claims,
+            ingest=ingest,
+            site=site,
+            config_push=config_push,
+        )
+    finally:
+        if webhook is not None:
+            await webhook.close()
+        await store.close()
+        await db.close()

@@ -1,0 +1,78 @@
+"""Running the cloud: ingest (the MQTT session), escalation and the web app, until cancelled.
+The only module besides the entry point that imports the web app."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import uvicorn
+
+from cloud.parts import Cloud
+from cloud.web.app import create_app
+
+
+async def serve(cloud: Cloud, *, started: asyncio.Event | None = None) -> None:
+    """Serve the web app and consume from the broker until cancelled.
+
+    `started` is set once the web app answers (`cloud.web_url`), whether or not the broker
+    is there: a missing broker is retried with back-off and shown on the board, it does not
+    stop the cloud. Whoever needs ingest too (to publish and see the result) waits for
+    `cloud.ingest.connected` as well."""
+    settings = cloud.settings
+    password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
+    escalation = asyncio.create_task(cloud.escalator.run(), name="escalation")
+    consumer = asyncio.create_task(
+        cloud.ingest.run(
+            host=settings.mqtt_host,
+            port=settings.mqtt_port,
+            username=settings.mqtt_username,
+            password=password,
+            client_id=settings.mqtt_client_id,
+            retry_min_s=settings.mqtt_retry_min_s,
+            retry_max_s=settings.mqtt_retry_max_s,
+            tls_ca_file=settings.mqtt_tls_ca_file,
+        ),
+        name="ingest",
+    )
+    config = uvicorn.Config(
+        create_app(cloud),
+        host=settings.web_host,
+        port=settings.web_port,
+        log_level="warning",
+        lifespan="off",
+        # HTTPS when a certificate is configured (cloud.web_url then starts with https://)
+        ssl_certfile=settings.web_tls_cert_file,
+        ssl_keyfile=settings.web_tls_key_file,
+        # X-Forwarded-For/-Proto only from the configured proxies (uvicorn would trust any
+        # from 127.0.0.1, so one local client could pose as many for the sign-in limits)
+        proxy_headers=bool(settings.web_trusted_proxies),
+        forwarded_allow_ips=list(settings.web_trusted_proxies),
+    )
+    server = uvicorn.Server(config)
+    web = asyncio.create_task(server.serve(), name="web")
+    try:
+        while not server.started:
+            if web.done():
+                await web  # raises the start-up error (e.g. port in use)
+            await asyncio.sleep(0.02)
+        scheme = "https" if settings.web_tls_cert_file else "http"
+        cloud.web_url = f"{scheme}://{settings.web_host}:{bound_port(server)}"
+        if started is not None:
+            started.set()
+        await asyncio.gather(consumer, web, escalation)
+    finally:
+        server.should_exit = True
+        consumer.cancel()
+        escalation.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await consumer
+        with contextlib.suppress(asyncio.CancelledError):
+            await escalation
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(web, timeout=5)
+
+
+def bound_port(server: uvicorn.Server) -> int:
+    sock = server.servers[0].sockets[0]
+    return int(sock.getsockname()[1])

@@ -1,0 +1,263 @@
+"""The site registry's system of record: every version of the site document, in the cloud
+database (`site_versions`), the newest in force.
+
+On the first start (no version stored) the site file (`SC_CLOUD_SITE_FILE`) is read and saved
+as version 1. From then on the database wins: later starts load the newest version, edits made
+while the cloud runs are new versions, and a site file changed on disk is NOT read again by
+itself (that would silently undo the installers' edits); the cloud logs that it differs, the
+site API says so (`file_differs`), and an admin re-imports it on purpose
+(`POST /api/site/reimport`), which saves it as a new version like any other edit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiosqlite
+from pydantic import BaseModel, ValidationError
+
+from cloud.access.audit import Audit
+from contract.site import ConfigFileError, Site, load_site
+
+log = logging.getLogger(__name__)
+
+SYSTEM = "system"
+
+
+class SiteVersion(BaseModel):
+    """One saved version of the site (without the document itself)."""
+
+    version: int
+    saved_at: datetime
+    saved_by: str
+    reason: str
+    source_file: str | None = None
+
+
+class Replacement(BaseModel):
+    """A failed device swapped for a new unit: same id, home binding and history."""
+
+    gateway: str
+    device: str
+    at: datetime
+    actor: str
+    old_serial: str | None
+    new_serial: str | None
+    note: str
+    version: int
+
+
+def document_of(site: Site) -> str:
+    """The stored form of a site: JSON, readable (ensure_ascii off), defaults left out."""
+    return json.dumps(
+        site.model_dump(mode="json", exclude_defaults=True), ensure_ascii=False, indent=1
+    )
+
+
+def site_of(document: str) -> Site:
+    return Site.model_validate_json(document)
+
+
+def file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _version(row: aiosqlite.Row) -> SiteVersion:
+    return SiteVersion(
+        version=row["version"],
+        saved_at=datetime.fromtimestamp(row["saved_at"], UTC),
+        saved_by=row["saved_by"],
+        reason=row["reason"],
+        source_file=row["source_file"],
+    )
+
+
+async def _newest(db: aiosqlite.Connection) -> tuple[Site, SiteVersion] | None:
+    async with db.execute("SELECT * FROM site_versions ORDER BY version DESC LIMIT 1") as cursor:
+        row = await cursor.fetchone()
+    if row is None:
+        return None
+    try:
+        site = await asyncio.to_thread(site_of, row["document"])
+    except ValidationError as exc:  # only if a newer contract became stricter
+        raise ConfigFileError(
+            f"site version {row['version']} in the database is no longer valid: {exc}"
+        ) from exc
+    return site, _version(row)
+
+
+async def _insert(
+    db: aiosqlite.Connection,
+    now: float,
+    site: Site,
+    actor: str,
+    reason: str,
+    source_file: str | None = None,
+    source_sha256: str | None = None,
+) -> SiteVersion:
+    """Within a unit of work the caller holds the lock for (and commits)."""
+    document = await asyncio.to_thread(document_of, site)
+    async with db.execute("SELECT MAX(version) FROM site_versions") as cursor:
+        row = await cursor.fetchone()
+    number = (row[0] or 0) + 1 if row else 1
+    await db.execute(
+        "INSERT INTO site_versions (version, saved_at, saved_by, reason, source_file,"
+        " source_sha256, document) VALUES (?,?,?,?,?,?,?)",
+        (number, now, actor, reason[:1000], source_file, source_sha256, document),
+    )
+    return SiteVersion(
+        version=number,
+        saved_at=datetime.fromtimestamp(now, UTC),
+        saved_by=actor,
+        reason=reason[:1000],
+        source_file=source_file,
+    )
+
+
+async def _last_import_digest(db: aiosqlite.Connection) -> str | None:
+    async with db.execute(
+        "SELECT source_sha256 FROM site_versions WHERE source_sha256 IS NOT NULL"
+        " ORDER BY version DESC LIMIT 1"
+    ) as cursor:
+        row = await cursor.fetchone()
+    return row["source_sha256"] if row else None
+
+
+async def _differs(last: str | None, site_file: Path) -> bool:
+    """Whether the file's digest is not `last`, the digest of the last import."""
+    try:
+        digest = await asyncio.to_thread(file_digest, site_file)
+    except OSError:
+        return False  # no file: nothing to re-import
+    return last != digest
+
+
+async def load_or_seed(
+    db: aiosqlite.Connection, site_file: Path, *, clock: Callable[[], float] = time.time
+) -> tuple[Site, SiteVersion]:
+    """The site in force: the newest stored version, or (first start) the site file saved as
+    version 1. Called once at start-up, before anything else uses the connection."""
+    newest = await _newest(db)
+    if newest is not None:
+        site, version = newest
+        if await _differs(await _last_import_digest(db), site_file):
+            log.warning(
+                "site file %s differs from the last one imported; the registry in the database"
+                " (version %d) stays in force. An admin re-imports the file with"
+                " POST /api/site/reimport.",
+                site_file,
+                version.version,
+            )
+        return site, version
+    site = await asyncio.to_thread(load_site, site_file)
+    digest = await asyncio.to_thread(file_digest, site_file)
+    now = clock()
+    version = await _insert(
+        db, now, site, SYSTEM, f"seeded from {site_file}", str(site_file), digest
+    )
+    await db.execute(
+        "INSERT INTO audit (at, actor, action, detail) VALUES (?,?,?,?)",
+        (now, SYSTEM, "site_seeded", f"version {version.version}: {site_file}"),
+    )
+    await db.commit()
+    log.info("site registry seeded from %s as version %d", site_file, version.version)
+    return site, version
+
+
+class SiteStore:
+    def __init__(
+        self,
+        db: aiosqlite.Connection,
+        lock: asyncio.Lock,
+        audit: Audit,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.db = db
+        self.lock = lock  # the connection's writer lock (the alarm book's)
+        self.audit = audit
+        self.clock = clock
+
+    async def file_differs(self, site_file: Path) -> bool:
+        """Whether the site file on disk is not the one last imported (seed or re-import)."""
+        async with self.lock:  # only the read: the file is hashed without holding up ingest
+            last = await _last_import_digest(self.db)
+        return await _differs(last, site_file)
+
+    async def save(
+        self,
+        site: Site,
+        actor: str,
+        action: str,
+        reason: str,
+        *,
+        source: tuple[str, str] | None = None,
+        replacement: tuple[str, str, str | None, str | None, str] | None = None,
+        then: Callable[[SiteVersion], None] | None = None,
+    ) -> SiteVersion:
+        """Save `site` as a new version with its audit entry (and a device replacement's
+        record), in one transaction; `then(version)` runs under the same lock right after
+        the commit (the swap into the registry, so ingest never stores against a mix)."""
+        async with self.lock:
+            try:
+                source_file, digest = source if source else (None, None)
+                version = await _insert(
+                    self.db, self.clock(), site, actor, reason, source_file, digest
+                )
+                if replacement is not None:
+                    gateway, device, old, new, note = replacement
+                    await self.db.execute(
+                        "INSERT INTO device_replacements (gateway, device, at, actor,"
+                        " old_serial, new_serial, note, version) VALUES (?,?,?,?,?,?,?,?)",
+                        (gateway, device, self.clock(), actor, old, new, note, version.version),
+                    )
+                await self.audit.add(actor, action, f"version {version.version}: {reason}")
+                await self.db.commit()
+            except BaseException:
+                await self.db.rollback()
+                raise
+            if then is not None:
+                then(version)
+        return version
+
+    async def versions(self, limit: int = 100) -> list[SiteVersion]:
+        async with (
+            self.lock,
+            self.db.execute(
+                "SELECT version, saved_at, saved_by, reason, source_file FROM site_versions"
+                " ORDER BY version DESC LIMIT ?",
+                (limit,),
+            ) as cursor,
+        ):
+            rows = await cursor.fetchall()
+        return [_version(r) for r in rows]
+
+    async def replacements(self, gateway: str, device: str) -> list[Replacement]:
+        async with (
+            self.lock,
+            self.db.execute(
+                "SELECT * FROM device_replacements WHERE gateway = ? AND device = ? ORDER BY id",
+                (gateway, device),
+            ) as cursor,
+        ):
+            rows = await cursor.fetchall()
+        return [
+            Replacement(
+                gateway=r["gateway"],
+                device=r["device"],
+                at=datetime.fromtimestamp(r["at"], UTC),
+                actor=r["actor"],
+                old_serial=r["old_serial"],
+                new_serial=r["new_serial"],
+                note=r["note"],
+                version=r["version"],
+            )
+            for r in rows
+        ]

@@ -1,0 +1,164 @@
+"""Walk tests and maintenance windows: alarms from devices under test are recorded as tests,
+shown to the installer, never pushed to the duty room or escalated; every start and end is
+audited; a walk test ends by itself."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from cloud.access.audit import Audit
+from cloud.alarms.book import Mode
+from cloud.devices.maintenance import Maintenance
+from cloud.rules import AlarmDraft
+from tests.cloud.conftest import Publisher, RunningCloud, eventually, signed_in
+from tests.cloud.helpers import T0, FakeClock, book_parts
+from tests.cloud.ingest.test_ingest import active, event
+from tests.cloud.web.test_duty_api import read_stream
+
+
+async def test_a_walk_test_records_tests_for_the_installer_and_never_pages(
+    cloud: RunningCloud, operator: httpx.AsyncClient, gw1: Publisher, mosquitto: Any
+) -> None:
+    installer = await signed_in(cloud.url, "inst")
+    gw2 = Publisher(mosquitto, "gw-ld02")
+    try:
+        # an operator may not start one; an installer may, for one gateway
+        forbidden = await operator.post("/api/walktests", json={"gateway": "gw-ld01"})
+        assert forbidden.status_code == 403
+        assert (await installer.post("/api/walktests", json={"gateway": "gw-x"})).status_code == 404
+        started = await installer.post("/api/walktests", json={"gateway": "gw-ld01", "minutes": 20})
+        assert started.status_code == 201
+        window = started.json()
+        assert window["mode"] == "walk_test" and window["created_by"] == "inst"
+
+        stream = asyncio.create_task(read_stream(operator, want=2))
+        await eventually(lambda: cloud.cloud.hub.listeners == 1)
+        # the installer trips the smoke alarm and presses the call button …
+        gw1.publish("sc/v1/gw-ld01/event", event(device="smoke-0102", type="alarm"))
+        gw1.publish("sc/v1/gw-ld01/event", event(device="call-0101", kind="call", type="press"))
+        await eventually(lambda: cloud.cloud.ingest.counts["test_alarms"] == 2)
+        # … while a real alarm comes from the next building
+        gw2.publish(
+            "sc/v1/gw-ld02/event", event(gateway="gw-ld02", device="smoke-0301", type="alarm")
+        )
+        (_, snapshot), (_, message) = await stream
+        assert snapshot == [] and message["alarm"]["gateway"] == "gw-ld02"
+        live = await active(operator)
+        assert [(a["gateway"], a["rule"]) for a in live] == [("gw-ld02", "smoke_alarm")]
+
+        report = (await installer.get(f"/api/walktests/{window['id']}")).json()
+        seen = {d["device"]: d for d in report["devices"]}
+        assert seen["smoke-0102"]["events"] == 1 and seen["smoke-0102"]["last_type"] == "alarm"
+        assert seen["gas-0101"]["events"] == 0  # not tested yet: the installer sees it
+        assert seen["call-0101"]["home"] == "1单元101"
+        assert sorted(a["rule"] for a in report["alarms"]) == ["call_for_help", "smoke_alarm"]
+        test_ids = [a["id"] for a in report["alarms"]]
+
+        # tests are never escalated: no notification beyond the record
+        for alarm_id in test_ids:
+            case = (await operator.get(f"/api/alarms/{alarm_id}")).json()
+            assert case["alarm"]["mode"] == "walk_test" and case["notifications"] == []
+
+        ended = await installer.post(f"/api/walktests/{window['id']}/end")
+        assert ended.status_code == 200 and ended.json()["ended_by"] == "inst"
+        assert (await installer.post(f"/api/walktests/{window['id']}/end")).status_code == 409
+        report = (await installer.get(f"/api/walktests/{window['id']}")).json()
+        assert {(a["state"]) for a in report["alarms"]} == {"resolved"}
+
+        # after the test the same device pages again
+        gw1.publish("sc/v1/gw-ld01/event", event(device="smoke-0102", type="alarm"))
+        await eventually(lambda: _has(active(operator), ("gw-ld01", "smoke_alarm")))
+
+        admin = await signed_in(cloud.url, "adm")
+        try:
+            audit = (await admin.get("/api/audit")).json()
+        finally:
+            await admin.aclose()
+        actions = [(e["actor"], e["action"]) for e in audit]
+        assert ("inst", "walk_test_started") in actions and ("inst", "walk_test_ended") in actions
+    finally:
+        gw2.close()
+        await installer.aclose()
+
+
+async def test_a_maintenance_window_is_planned_by_a_supervisor_for_chosen_devices(
+    cloud: RunningCloud, operator: httpx.AsyncClient, gw1: Publisher
+) -> None:
+    supervisor = await signed_in(cloud.url, "sup")
+    installer = await signed_in(cloud.url, "inst")
+    now = datetime.now(UTC)
+    plan = {
+        "gateway": "gw-ld01",
+        "devices": ["air-0201"],
+        "starts_at": (now - timedelta(minutes=1)).isoformat(),
+        "ends_at": (now + timedelta(hours=2)).isoformat(),
+        "note": "更换空气监测仪",
+    }
+    try:
+        assert (await installer.post("/api/maintenance", json=plan)).status_code == 403
+        bad = dict(plan, ends_at=(now - timedelta(hours=1)).isoformat())
+        assert (await supervisor.post("/api/maintenance", json=bad)).status_code == 422
+        unknown = dict(plan, devices=["nope"])
+        assert (await supervisor.post("/api/maintenance", json=unknown)).status_code == 422
+        made = await supervisor.post("/api/maintenance", json=plan)
+        assert made.status_code == 201 and made.json()["mode"] == "maintenance"
+
+        gw1.publish("sc/v1/gw-ld01/event", event(device="air-0201", kind="air", type="fault"))
+        gw1.publish("sc/v1/gw-ld01/event", event(device="gas-0101", kind="gas", type="fault"))
+        await eventually(lambda: cloud.cloud.ingest.counts["events"] == 2)
+        live = await active(operator)
+        assert [a["device"] for a in live] == ["gas-0101"]  # air-0201 is under maintenance
+        assert cloud.cloud.ingest.counts["test_alarms"] == 1
+    finally:
+        await supervisor.aclose()
+        await installer.aclose()
+
+
+async def test_a_forgotten_walk_test_ends_by_itself_and_closes_its_tests(tmp_path: Path) -> None:
+    clock = FakeClock()
+    async with book_parts(tmp_path / "c.db", clock) as parts:
+        maintenance = Maintenance(
+            parts.book.db,
+            parts.book.lock,
+            Audit(parts.book.db, parts.book.lock, clock=clock),
+            clock=clock,
+        )
+        window = await maintenance.start_walk_test("gw-ld01", [], 30, "inst")
+        mode, window_id = maintenance.mode_for("gw-ld01", "smoke-0102", clock())
+        assert (mode, window_id) == (Mode.WALK_TEST, window.id)
+        assert maintenance.mode_for("gw-ld02", "smoke-0301", clock()) == (Mode.LIVE, None)
+        draft = AlarmDraft(
+            "smoke_alarm",
+            1,
+            "smoke",
+            "gw-ld01",
+            "smoke-0102",
+            "烟雾报警",
+            "Smoke",
+            datetime.fromtimestamp(T0, UTC),
+            life_safety=True,
+            mode="walk_test",
+            window=window.id,
+        )
+        [raised] = await parts.book.apply([draft], clock())
+        assert raised.alarm.notify_due_at is None  # never escalated
+        clock.advance(29 * 60)
+        assert await maintenance.expire(clock()) == []
+        clock.advance(61)
+        [ended] = await maintenance.expire(clock())
+        assert ended.ended_by == "system"
+        [closed] = await parts.book.close_window(ended.id, "system")
+        assert (closed.state, closed.outcome) == ("resolved", "test")
+        assert maintenance.mode_for("gw-ld01", "smoke-0102", clock()) == (Mode.LIVE, None)
+        # the next walk test is capped at four hours, however long it was asked for
+        long = await maintenance.start_walk_test("gw-ld01", [], 10_000, "inst")
+        assert long.ends_at - long.starts_at == timedelta(hours=4)
+
+
+async def _has(coro: Any, key: tuple[str, str]) -> bool:
+    return key in {(a["gateway"], a["rule"]) for a in await coro}
