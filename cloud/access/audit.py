@@ -1,15 +1,14 @@
 """The audit of changes that are not about one alarm (those go to the alarm's own log):
-rules reloaded or refused, walk tests and maintenance windows started and ended."""
+rules reloaded or refused, walk tests and maintenance windows started and ended, accounts,
+credentials, the site registry."""
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 
-import aiosqlite
 from pydantic import BaseModel
+
+from cloud.db.database import Conn, Database
 
 
 class AuditEntry(BaseModel):
@@ -21,27 +20,19 @@ class AuditEntry(BaseModel):
 
 
 class Audit:
-    def __init__(
-        self,
-        db: aiosqlite.Connection,
-        lock: asyncio.Lock,
-        *,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
+    def __init__(self, db: Database) -> None:
         self.db = db
-        self.lock = lock
-        self.clock = clock
 
     async def record(self, actor: str, action: str, detail: str = "") -> None:
-        async with self.lock:
-            await self.add(actor, action, detail)
-            await self.db.commit()
+        """One entry, in a transaction of its own."""
+        at = self.db.clock()
+        await self.db.write(lambda c: self.add(c, actor, action, detail, at))
 
-    async def add(self, actor: str, action: str, detail: str = "") -> None:
-        """Within a unit of work the caller holds the lock for (and commits)."""
-        await self.db.execute(
+    def add(self, conn: Conn, actor: str, action: str, detail: str = "", at: float = 0) -> None:
+        """One entry within the caller's unit of work (on the database thread)."""
+        conn.execute(
             "INSERT INTO audit (at, actor, action, detail) VALUES (?,?,?,?)",
-            (self.clock(), actor, action, detail[:4000]),
+            (at or self.db.clock(), actor, action, detail[:4000]),
         )
 
     async def recent(self, limit: int = 100, action: str | None = None) -> list[AuditEntry]:
@@ -51,8 +42,7 @@ class Audit:
             sql += " WHERE action = ?"
             args = (action,)
         sql += " ORDER BY id DESC LIMIT ?"
-        async with self.lock, self.db.execute(sql, (*args, limit)) as cursor:
-            rows = await cursor.fetchall()
+        rows = await self.db.fetch_all(sql, (*args, limit))
         return [
             AuditEntry(
                 id=r["id"],
