@@ -314,8 +314,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             async def page() -> None:  # a duty-room page reading the live push
                 while True:
                     message = await sub.queue.get()
-                    if message["type"] == "alarm":
-                        pushes.setdefault(message["alarm"]["id"], time.time())
+                    if message.event == "alarm":
+                        pushes.setdefault(message.body()["alarm"]["id"], time.time())
 
             queue: asyncio.Queue[tuple[float, Message]] = asyncio.Queue()
 
@@ -365,7 +365,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def _fire_ids(cloud: Cloud) -> set[int]:
-    return {a.id for a in await cloud.book.active() if a.rule == "smoke_alarm"}
+    return {a.id for a in await cloud.alarms.active() if a.rule == "smoke_alarm"}
 
 
 def _steps(receiver: Receiver, ids: set[int], step: int) -> dict[int, list[float]]:
@@ -384,7 +384,7 @@ async def _results(
     handle_s: list[float],
     args: argparse.Namespace,
 ) -> dict[str, Any]:
-    alarms = {a.id: a for a in await cloud.book.active()}
+    alarms = {a.id: a for a in await cloud.alarms.active()}
     latency_all = [pushes[i] - a.received_at.timestamp() for i, a in alarms.items() if i in pushes]
     latency_fire = [pushes[i] - alarms[i].received_at.timestamp() for i in fire_ids if i in pushes]
     received = {i: alarms[i].received_at.timestamp() for i in fire_ids}
@@ -396,7 +396,7 @@ async def _results(
     to_webhook = [min(ts) - (received[i] + args.budget_s) for i, ts in escalated.items()]
     keys = [body["key"] for _, body in receiver.got]
     return {
-        "counts": dict(cloud.ingest.counts),
+        "counts": dict(cloud.ingest.counts + cloud.announcer.counts),
         "rejected": dict(cloud.rejects.counts),
         "fire_alarms": len(fire_ids),
         "alarm_latency_fire_s": pct(latency_fire),

@@ -5,11 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-
-import aiosqlite
 
 from cloud.access.audit import Audit
 from cloud.access.broker_accounts import broker_accounts
@@ -17,12 +14,18 @@ from cloud.access.claims import Claims
 from cloud.access.credentials import GatewayCredentials
 from cloud.access.users import Role, Users
 from cloud.alarms.book import AlarmBook
-from cloud.db.database import open_database
+from cloud.alarms.casework import Casework
+from cloud.alarms.queries import AlarmQueries
+from cloud.db.database import Database
+from cloud.devices.health import HealthReports
 from cloud.devices.maintenance import Maintenance
-from cloud.ingest.pipeline import Ingest, alarm_message
+from cloud.ingest.pipeline import Ingest
 from cloud.ingest.rejects import RejectLog
+from cloud.live import messages
 from cloud.live.hub import LiveHub
 from cloud.notify import Channel, PushChannel, WebhookChannel
+from cloud.notify.announce import Announcer
+from cloud.notify.log import NotificationLog
 from cloud.routing.escalation import Escalator
 from cloud.rules import RulesCore, load_rules_with_digest
 from cloud.rules.reload import RulesReloader, check_against_site
@@ -42,13 +45,18 @@ log = logging.getLogger(__name__)
 @dataclass(kw_only=True)
 class Cloud:
     settings: CloudSettings
-    db: aiosqlite.Connection
+    db: Database
     registry: Registry
     core: RulesCore
     reloader: RulesReloader
     book: AlarmBook
+    alarms: AlarmQueries
+    casework: Casework
+    announcer: Announcer
+    notifications: NotificationLog
     audit: Audit
     maintenance: Maintenance
+    health: HealthReports
     escalator: Escalator
     store: TelemetryStore
     hub: LiveHub
@@ -66,7 +74,7 @@ class Cloud:
 async def open_cloud(settings: CloudSettings) -> AsyncIterator[Cloud]:
     """Open every part of the cloud (not yet consuming); closes them on exit."""
     loaded = load_rules_with_digest(settings.rules_file)
-    db = await open_database(settings.database)
+    db = await Database.open(settings.database)
     store = open_store(settings.telemetry_url)
     webhook: WebhookChannel | None = None
     try:
@@ -76,38 +84,37 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[Cloud]:
         check_against_site(loaded, registry)
         await store.ping()
         book = AlarmBook(db, registry)
-        audit = Audit(db, book.lock)
+        audit = Audit(db)
         rejects = RejectLog(
             db,
-            book.lock,
             keep=settings.keep_rejected,
             keep_per_minute=settings.keep_rejected_per_minute,
         )
         await rejects.load()
-        users = Users(db, book.lock, audit)
+        users = Users(db, audit)
         for name, (role, password) in settings.bootstrap_users.items():
             await users.ensure(name, Role(role), password.get_secret_value())
-        maintenance = Maintenance(db, book.lock, audit)
+        maintenance = Maintenance(db, audit)
         await maintenance.load()
         credentials = GatewayCredentials(
-            db, book.lock, audit, broker_accounts(settings), service_user=settings.mqtt_username
+            db, audit, broker_accounts(settings), service_user=settings.mqtt_username
         )
         await credentials.sync()
         claims = Claims(
             db,
-            book.lock,
             audit,
             secret=settings.session_secret.get_secret_value().encode(),
             ttl_s=settings.claim_code_ttl_s,
         )
         core = RulesCore(
-            loaded.config, devices=registry.devices(), gateways=registry.gateways(), now=time.time()
+            loaded.config, devices=registry.devices(), gateways=registry.gateways(), now=db.clock()
         )
         core.restore(await book.open_keys())  # open alarms can still clear after a restart
         # acceptance budgets (accept_by) from the policies in force, also after a reload
         await book.use_budgets(lambda rule, level: core.config.policy_for(rule, level).budget_s)
         reloader = RulesReloader(settings.rules_file, loaded, core, registry, audit)
         hub = LiveHub()
+        notifications = NotificationLog(db)
         channels: dict[str, Channel] = {"push": PushChannel(hub)}
         if settings.webhook_url:
             secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
@@ -117,37 +124,44 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[Cloud]:
             channels["webhook"] = webhook
         else:
             log.warning("no SC_CLOUD_WEBHOOK_URL: notifications by webhook are recorded as skipped")
+        announcer = Announcer(db, hub, notifications)
         escalator = Escalator(
-            book=book,
+            db=db,
             registry=registry,
             rules=lambda: core.config,
             channels=channels,
-            on_change=lambda alarm: hub.publish(alarm_message(alarm)),
+            notifications=notifications,
+            on_change=announcer.changed,
+        )
+        announcer.on_new_alarms = escalator.wake
+        link = BrokerLink(
+            f"{settings.mqtt_host}:{settings.mqtt_port}",
+            on_change=lambda up, since: hub.publish(messages.broker_state(up, since)),
         )
         ingest = Ingest(
             registry=registry,
             core=core,
             book=book,
             store=store,
-            hub=hub,
+            announcer=announcer,
             rejects=rejects,
             maintenance=maintenance,
-            on_new_alarms=escalator.wake,
-            link=BrokerLink(f"{settings.mqtt_host}:{settings.mqtt_port}", on_change=hub.publish),
+            link=link,
             flush_interval_s=settings.telemetry_flush_s,
             tick_s=settings.tick_s,
             gap_hold_s=settings.gap_hold_s,
             gap_fault_s=settings.gap_fault_s,
             max_clock_ahead_s=settings.max_clock_ahead_s,
             max_event_age_s=settings.max_event_age_s,
+            clock=db.clock,
         )
         site = SiteService(
-            store=SiteStore(db, book.lock, audit),
+            store=SiteStore(db, audit),
             registry=registry,
             core=core,
             reloader=reloader,
             book=book,
-            hub=hub,
+            announcer=announcer,
             site_file=settings.site_file,
         )
         # a device bound, moved or removed reaches its gateway as cmd/config
@@ -168,8 +182,20 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[Cloud]:
             core=core,
             reloader=reloader,
             book=book,
+            alarms=AlarmQueries(db),
+            casework=Casework(db),
+            announcer=announcer,
+            notifications=notifications,
             audit=audit,
             maintenance=maintenance,
+            health=HealthReports(
+                db=db,
+                registry=registry,
+                core=core,
+                book=book,
+                store=store,
+                maintenance=maintenance,
+            ),
             escalator=escalator,
             store=store,
             hub=hub,

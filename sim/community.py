@@ -178,7 +178,7 @@ async def _first(waiting: object, server: asyncio.Task[None]) -> None:
 
 
 async def _summary(cloud: Cloud) -> int:
-    counts = cloud.ingest.counts
+    counts = cloud.ingest.counts + cloud.announcer.counts
     say(
         f"ingest: {counts['events']} events, {counts['readings']} readings, "
         f"{counts['alarms_raised']} alarms raised, {counts['alarm_repeats']} repeats, "

@@ -18,21 +18,18 @@ XXXX-XXXX: 8 characters from 31 that cannot be mistaken for each other on a phon
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import logging
 import secrets
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
-import aiosqlite
 from pydantic import BaseModel
 
 from cloud.access.audit import Audit
+from cloud.db.database import Conn, Database, Row
 from contract.provisioning import CLAIM_ALPHABET, CLAIM_CODE_LENGTH
 
 log = logging.getLogger(__name__)
@@ -123,25 +120,14 @@ def _dt(ts: float) -> datetime:
 
 
 class Claims:
-    def __init__(
-        self,
-        db: aiosqlite.Connection,
-        lock: asyncio.Lock,
-        audit: Audit,
-        *,
-        secret: bytes,
-        ttl_s: float,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
+    def __init__(self, db: Database, audit: Audit, *, secret: bytes, ttl_s: float) -> None:
         if not secret:
             raise ValueError("claim codes need a secret key for their hash")
         self.db = db
-        self.lock = lock  # the database's unit-of-work lock (shared with the alarm book)
         self.audit = audit
         # a key of its own, derived from the server's secret (not the session key itself)
         self._key = hashlib.sha256(b"sc-claim-codes\0" + secret).digest()
         self.ttl_s = ttl_s
-        self.clock = clock
 
     def _hash(self, raw: str) -> str:
         return hmac.new(self._key, raw.encode(), hashlib.sha256).hexdigest()
@@ -151,17 +137,16 @@ class Claims:
     async def create(self, gateway: str, actor: str) -> IssuedCode:
         """A new code for the gateway; any earlier live code of it is void from now on."""
         code = new_code()
-        now = self.clock()
+        now = self.db.clock()
         expires = now + self.ttl_s
-        async with self.lock:
-            cursor = await self.db.execute(
+
+        def create(conn: Conn) -> None:
+            voided = conn.execute(
                 "UPDATE claim_codes SET voided_at = ? WHERE gateway = ? AND used_at IS NULL"
                 " AND voided_at IS NULL",
                 (now, gateway),
-            )
-            voided = cursor.rowcount
-            await cursor.close()
-            await self.db.execute(
+            ).rowcount
+            conn.execute(
                 "INSERT INTO claim_codes (gateway, code_hash, created_by, created_at, expires_at)"
                 " VALUES (?,?,?,?,?)",
                 (gateway, self._hash(code.replace("-", "")), actor, now, expires),
@@ -169,8 +154,9 @@ class Claims:
             detail = f"gateway={gateway} expires={_dt(expires).isoformat()}"
             if voided:
                 detail += " (the earlier code is void)"
-            await self.audit.add(actor, "claim.code_created", detail)
-            await self.db.commit()
+            self.audit.add(conn, actor, "claim.code_created", detail, now)
+
+        await self.db.write(create)
         log.info("claim code created gateway=%s by=%s", gateway, actor)
         return IssuedCode(gateway=gateway, code=code, expires_at=_dt(expires), created_by=actor)
 
@@ -179,106 +165,75 @@ class Claims:
     async def redeem(self, code: str, client: str) -> Redeemed:
         """Use a code: returns its gateway, or raises ClaimRefused (recorded as a failure) or
         ClaimLimited (not recorded). The limit check, the look-up and the record of a failure
-        are one unit under the database lock, so a burst of simultaneous guesses gets no more
-        tries than the same guesses one after the other."""
+        are one unit of work, so a burst of simultaneous guesses gets no more tries than the
+        same guesses one after the other."""
         raw = normalise(code)
-        now = self.clock()
-        async with self.lock:
-            await self._check_limit(client, now)
-            row: aiosqlite.Row | None = None
+        now = self.db.clock()
+
+        def redeem(conn: Conn) -> Redeemed | ClaimRefusal:
+            _check_limit(conn, client, now)
+            row: Row | None = None
             if raw is None:
                 refusal: ClaimRefusal | None = ClaimRefusal.MALFORMED
             else:
-                async with self.db.execute(
+                row = conn.execute(
                     "SELECT * FROM claim_codes WHERE code_hash = ?", (self._hash(raw),)
-                ) as cursor:
-                    row = await cursor.fetchone()
+                ).fetchone()
                 refusal = _refusal(row, now)
             if refusal is None:
                 assert row is not None
-                cursor = await self.db.execute(
+                conn.execute(
                     "UPDATE claim_codes SET used_at = ?, used_from = ? WHERE id = ?"
                     " AND used_at IS NULL AND voided_at IS NULL",
                     (now, client, row["id"]),
                 )
-                await cursor.close()
-                await self.audit.add(
+                self.audit.add(
+                    conn,
                     f"claim:{client}",
                     "claim.code_used",
                     f"gateway={row['gateway']} code by {row['created_by']}",
+                    now,
                 )
-                await self.db.commit()
-                log.info("claim code used gateway=%s client=%s", row["gateway"], client)
                 return Redeemed(row["id"], row["gateway"], row["created_by"])
-            await self.db.execute(
+            conn.execute(
                 "INSERT INTO claim_failures (at, client, reason, gateway) VALUES (?,?,?,?)",
                 (now, client, refusal.value, row["gateway"] if row is not None else None),
             )
-            await self.db.execute(
-                "DELETE FROM claim_failures WHERE at < ?", (now - KEEP_FAILURES_S,)
-            )
-            await self.db.commit()
-        log.warning("claim code refused client=%s reason=%s", client, refusal.value)
-        raise ClaimRefused(refusal, _MESSAGES[refusal])
+            conn.execute("DELETE FROM claim_failures WHERE at < ?", (now - KEEP_FAILURES_S,))
+            return refusal  # recorded: the refusal is raised once this is committed
 
-    async def _check_limit(self, client: str, now: float) -> None:
-        """Raise ClaimLimited if this address, or everyone, has guessed wrong too often
-        (the caller holds the lock)."""
-        since = now - WINDOW_S
-        async with self.db.execute(
-            "SELECT COUNT(*) AS n, MIN(at) AS first FROM claim_failures WHERE at > ?"
-            " AND client = ?",
-            (since, client),
-        ) as cursor:
-            mine = await cursor.fetchone()
-        async with self.db.execute(
-            "SELECT COUNT(*) AS n, MIN(at) AS first FROM"
-            " (SELECT at FROM claim_failures WHERE at > ? AND reason != ?"
-            " ORDER BY at DESC LIMIT ?)",
-            # a malformed code guesses nothing: it counts against its address, not everyone's
-            # (else a few addresses sending junk could keep every installer out)
-            (since, ClaimRefusal.MALFORMED.value, GLOBAL_FAILURES),
-        ) as cursor:
-            everyone = await cursor.fetchone()
-        assert mine is not None and everyone is not None
-        if mine["n"] >= ADDRESS_FAILURES:
-            wait = _retry_after(mine["first"], now)
-            raise ClaimLimited(
-                f"too many wrong claim codes from this address; try again in {wait} s", wait
-            )
-        if everyone["n"] >= GLOBAL_FAILURES:
-            wait = _retry_after(everyone["first"], now)
-            log.warning("claim codes: global guess limit reached failures=%s", everyone["n"])
-            raise ClaimLimited(
-                f"too many wrong claim codes were tried lately; try again in {wait} s", wait
-            )
+        result = await self.db.write(redeem)
+        if isinstance(result, Redeemed):
+            log.info("claim code used gateway=%s client=%s", result.gateway, client)
+            return result
+        log.warning("claim code refused client=%s reason=%s", client, result.value)
+        raise ClaimRefused(result, _MESSAGES[result])
 
     async def release(self, redeemed: Redeemed, why: str) -> None:
         """Make a used code usable again (the claim could not be completed, e.g. the broker
         could not be told); the code keeps its expiry."""
-        async with self.lock:
-            await self.db.execute(
+        now = self.db.clock()
+
+        def release(conn: Conn) -> None:
+            conn.execute(
                 "UPDATE claim_codes SET used_at = NULL, used_from = NULL WHERE id = ?",
                 (redeemed.id,),
             )
-            await self.audit.add(
-                "system", "claim.code_released", f"gateway={redeemed.gateway}: {why}"
+            self.audit.add(
+                conn, "system", "claim.code_released", f"gateway={redeemed.gateway}: {why}", now
             )
-            await self.db.commit()
+
+        await self.db.write(release)
 
     # ---- reading ----------------------------------------------------------------------------
 
     async def pending(self) -> dict[str, PendingCode]:
         """The live code of each gateway that has one (gateway → code's facts)."""
-        async with (
-            self.lock,
-            self.db.execute(
-                "SELECT gateway, created_by, created_at, expires_at FROM claim_codes"
-                " WHERE used_at IS NULL AND voided_at IS NULL AND expires_at > ?",
-                (self.clock(),),
-            ) as cursor,
-        ):
-            rows = await cursor.fetchall()
+        rows = await self.db.fetch_all(
+            "SELECT gateway, created_by, created_at, expires_at FROM claim_codes"
+            " WHERE used_at IS NULL AND voided_at IS NULL AND expires_at > ?",
+            (self.db.clock(),),
+        )
         return {
             r["gateway"]: PendingCode(
                 gateway=r["gateway"],
@@ -291,24 +246,16 @@ class Claims:
 
     async def last_claimed(self) -> dict[str, datetime]:
         """When each gateway was last claimed."""
-        async with (
-            self.lock,
-            self.db.execute(
-                "SELECT gateway, MAX(used_at) AS at FROM claim_codes WHERE used_at IS NOT NULL"
-                " GROUP BY gateway"
-            ) as cursor,
-        ):
-            rows = await cursor.fetchall()
+        rows = await self.db.fetch_all(
+            "SELECT gateway, MAX(used_at) AS at FROM claim_codes WHERE used_at IS NOT NULL"
+            " GROUP BY gateway"
+        )
         return {r["gateway"]: _dt(r["at"]) for r in rows}
 
     async def failures(self, limit: int = 200) -> list[ClaimFailure]:
-        async with (
-            self.lock,
-            self.db.execute(
-                "SELECT * FROM claim_failures ORDER BY id DESC LIMIT ?", (limit,)
-            ) as cursor,
-        ):
-            rows = await cursor.fetchall()
+        rows = await self.db.fetch_all(
+            "SELECT * FROM claim_failures ORDER BY id DESC LIMIT ?", (limit,)
+        )
         return [
             ClaimFailure(
                 at=_dt(r["at"]),
@@ -318,6 +265,34 @@ class Claims:
             )
             for r in rows
         ]
+
+
+def _check_limit(conn: Conn, client: str, now: float) -> None:
+    """Raise ClaimLimited if this address, or everyone, has guessed wrong too often."""
+    since = now - WINDOW_S
+    mine = conn.execute(
+        "SELECT COUNT(*) AS n, MIN(at) AS first FROM claim_failures WHERE at > ? AND client = ?",
+        (since, client),
+    ).fetchone()
+    everyone = conn.execute(
+        "SELECT COUNT(*) AS n, MIN(at) AS first FROM"
+        " (SELECT at FROM claim_failures WHERE at > ? AND reason != ?"
+        " ORDER BY at DESC LIMIT ?) AS recent",
+        # a malformed code guesses nothing: it counts against its address, not everyone's
+        # (else a few addresses sending junk could keep every installer out)
+        (since, ClaimRefusal.MALFORMED.value, GLOBAL_FAILURES),
+    ).fetchone()
+    if mine["n"] >= ADDRESS_FAILURES:
+        wait = _retry_after(mine["first"], now)
+        raise ClaimLimited(
+            f"too many wrong claim codes from this address; try again in {wait} s", wait
+        )
+    if everyone["n"] >= GLOBAL_FAILURES:
+        wait = _retry_after(everyone["first"], now)
+        log.warning("claim codes: global guess limit reached failures=%s", everyone["n"])
+        raise ClaimLimited(
+            f"too many wrong claim codes were tried lately; try again in {wait} s", wait
+        )
 
 
 _MESSAGES = {
@@ -331,7 +306,7 @@ _MESSAGES = {
 }
 
 
-def _refusal(row: aiosqlite.Row | None, now: float) -> ClaimRefusal | None:
+def _refusal(row: Row | None, now: float) -> ClaimRefusal | None:
     if row is None:
         return ClaimRefusal.UNKNOWN
     if row["used_at"] is not None:

@@ -19,15 +19,13 @@ import hashlib
 import logging
 import re
 import secrets
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Protocol
 
-import aiosqlite
 from pydantic import BaseModel
 
 from cloud.access.audit import Audit
+from cloud.db.database import Conn, Database, Row
 
 log = logging.getLogger(__name__)
 
@@ -103,20 +101,16 @@ def _dt(ts: float | None) -> datetime | None:
 class GatewayCredentials:
     def __init__(
         self,
-        db: aiosqlite.Connection,
-        lock: asyncio.Lock,
+        db: Database,
         audit: Audit,
         broker: BrokerAccounts | None,
         *,
         service_user: str | None = "cloud",
-        clock: Callable[[], float] = time.time,
     ) -> None:
         self.db = db
-        self.lock = lock  # the database's unit-of-work lock (shared with the alarm book)
         self.audit = audit
         self.broker = broker
         self.service_user = service_user  # the cloud's own broker account
-        self.clock = clock
         # One change at a time from database to broker, so the broker ends as the last write.
         self._sync = asyncio.Lock()
 
@@ -137,14 +131,14 @@ class GatewayCredentials:
         password = new_password()
         hashed = await asyncio.to_thread(mosquitto_hash, password)
         async with self._sync:
-            now = self.clock()
-            async with self.lock:
-                async with self.db.execute(
+            now = self.db.clock()
+
+            def issue(conn: Conn) -> bool:
+                row = conn.execute(
                     "SELECT revoked_at FROM gateway_credentials WHERE gateway = ?", (gateway,)
-                ) as cursor:
-                    row = await cursor.fetchone()
+                ).fetchone()
                 rotated = row is not None and row["revoked_at"] is None
-                await self.db.execute(
+                conn.execute(
                     "INSERT INTO gateway_credentials (gateway, username, broker_hash, issued_at,"
                     " issued_by, revoked_at, revoked_by) VALUES (?,?,?,?,?,NULL,NULL)"
                     " ON CONFLICT(gateway) DO UPDATE SET username = excluded.username,"
@@ -155,8 +149,10 @@ class GatewayCredentials:
                 detail = f"gateway={gateway}" + (
                     " (rotated: the earlier one is revoked)" if rotated else ""
                 )
-                await self.audit.add(actor, "credential.issue", detail)
-                await self.db.commit()
+                self.audit.add(conn, actor, "credential.issue", detail, now)
+                return rotated
+
+            rotated = await self.db.write(issue)
             await self._push(cut=[gateway] if rotated else [])
         log.info("credential issued gateway=%s by=%s rotated=%s", gateway, actor, rotated)
         return IssuedCredential(
@@ -173,18 +169,21 @@ class GatewayCredentials:
         files when only the reload failed)."""
         await self._check(gateway)
         async with self._sync:
-            now = self.clock()
-            async with self.lock:
-                cursor = await self.db.execute(
-                    "UPDATE gateway_credentials SET revoked_at = ?, revoked_by = ?"
-                    " WHERE gateway = ? AND revoked_at IS NULL",
-                    (now, actor, gateway),
+            now = self.db.clock()
+
+            def revoke(conn: Conn) -> None:
+                changed = (
+                    conn.execute(
+                        "UPDATE gateway_credentials SET revoked_at = ?, revoked_by = ?"
+                        " WHERE gateway = ? AND revoked_at IS NULL",
+                        (now, actor, gateway),
+                    ).rowcount
+                    > 0
                 )
-                changed = cursor.rowcount > 0
-                await cursor.close()
                 detail = f"gateway={gateway}" + ("" if changed else " (had no live credential)")
-                await self.audit.add(actor, "credential.revoke", detail)
-                await self.db.commit()
+                self.audit.add(conn, actor, "credential.revoke", detail, now)
+
+            await self.db.write(revoke)
             await self._push(cut=[gateway])
         log.info("credential revoked gateway=%s by=%s", gateway, actor)
 
@@ -201,33 +200,21 @@ class GatewayCredentials:
         return gone
 
     async def info(self, gateway: str) -> CredentialInfo | None:
-        async with (
-            self.lock,
-            self.db.execute(
-                "SELECT * FROM gateway_credentials WHERE gateway = ?", (gateway,)
-            ) as cursor,
-        ):
-            row = await cursor.fetchone()
+        row = await self.db.fetch_one(
+            "SELECT * FROM gateway_credentials WHERE gateway = ?", (gateway,)
+        )
         return None if row is None else _info(row)
 
     async def all(self) -> list[CredentialInfo]:
-        async with (
-            self.lock,
-            self.db.execute("SELECT * FROM gateway_credentials ORDER BY gateway") as cursor,
-        ):
-            rows = await cursor.fetchall()
+        rows = await self.db.fetch_all("SELECT * FROM gateway_credentials ORDER BY gateway")
         return [_info(r) for r in rows]
 
     async def accounts(self) -> list[BrokerAccount]:
         """The live gateway accounts, as the broker must know them."""
-        async with (
-            self.lock,
-            self.db.execute(
-                "SELECT username, broker_hash FROM gateway_credentials WHERE revoked_at IS NULL"
-                " ORDER BY username"
-            ) as cursor,
-        ):
-            rows = await cursor.fetchall()
+        rows = await self.db.fetch_all(
+            "SELECT username, broker_hash FROM gateway_credentials WHERE revoked_at IS NULL"
+            " ORDER BY username"
+        )
         return [BrokerAccount(username=r["username"], password_hash=r["broker_hash"]) for r in rows]
 
     async def sync(self) -> None:
@@ -250,7 +237,7 @@ class GatewayCredentials:
         await self.broker.apply(await self.accounts(), cut=cut)
 
 
-def _info(row: aiosqlite.Row) -> CredentialInfo:
+def _info(row: Row) -> CredentialInfo:
     issued = _dt(row["issued_at"])
     assert issued is not None
     return CredentialInfo(

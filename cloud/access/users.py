@@ -46,16 +46,16 @@ import hmac
 import logging
 import os
 import secrets
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
-import aiosqlite
 from pydantic import BaseModel
 
 from cloud.access.audit import Audit
+from cloud.db.database import Conn, Database, Row
+from cloud.errors import Conflict, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -168,20 +168,16 @@ class AccountDisabled(Exception):
     """The password was right but an admin has disabled the account."""
 
 
-class AccountError(Exception):
-    """An admin's change that cannot be made (the message says why)."""
+class UnknownAccount(NotFound):
+    """No account of that name."""
 
 
-class UnknownAccount(AccountError):
-    pass
+class AccountExists(Conflict):
+    """An account of that name exists already."""
 
 
-class AccountExists(AccountError):
-    pass
-
-
-class LastAdmin(AccountError):
-    pass
+class LastAdmin(Conflict):
+    """The change would leave no active admin."""
 
 
 def _dt(ts: float | None) -> datetime | None:
@@ -189,21 +185,12 @@ def _dt(ts: float | None) -> datetime | None:
 
 
 class Users:
-    def __init__(
-        self,
-        db: aiosqlite.Connection,
-        lock: asyncio.Lock,
-        audit: Audit,
-        *,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
+    def __init__(self, db: Database, audit: Audit) -> None:
         self.db = db
-        self.lock = lock
         self.audit = audit
-        self.clock = clock
         # Every API request looks its user up: from memory, so authentication never queues
-        # behind ingest's writes on the shared connection. Accounts change only through this
-        # class, which drops the changed entry under the lock.
+        # behind ingest's writes on the database. Accounts change only through this class,
+        # which drops the changed entry once the change is committed.
         self._cache: dict[str, _Entry | None] = {}
         # signed-out session ids → when they may be forgotten; read from the table at first use
         self._ended: dict[str, float] | None = None
@@ -214,20 +201,23 @@ class Users:
         """Create the account if it does not exist yet (bootstrap from settings); an existing
         account is left as the admins made it. True if it was created."""
         hashed = await asyncio.to_thread(hash_password, password)
-        async with self.lock:
-            cursor = await self.db.execute(
+        now = self.db.clock()
+
+        def ensure(conn: Conn) -> bool:
+            cursor = conn.execute(
                 "INSERT INTO users (name, role, password_hash, created_at, created_by,"
                 " session_key) VALUES (?,?,?,?,?,?) ON CONFLICT(name) DO NOTHING",
-                (name, role.value, hashed, self.clock(), "bootstrap", new_session_key()),
+                (name, role.value, hashed, now, "bootstrap", new_session_key()),
             )
             created = cursor.rowcount == 1
-            await cursor.close()
             if created:
-                await self.audit.add(
-                    "system", "user.created", f"name={name} role={role} (bootstrap)"
+                self.audit.add(
+                    conn, "system", "user.created", f"name={name} role={role} (bootstrap)", now
                 )
-            await self.db.commit()
-            self._cache.pop(name, None)
+            return created
+
+        created = await self.db.write(ensure)
+        self._cache.pop(name, None)
         return created
 
     # ---- sign-in ----------------------------------------------------------------------------
@@ -235,22 +225,24 @@ class Users:
     async def authenticate(self, name: str, password: str, client: str) -> SignedIn | None:
         """The user and their session key if the password is right; None if not; raises
         SignInLimited (the password not even checked) or AccountDisabled."""
-        now = self.clock()
-        async with self.lock:
-            account_failures = await self._check_limits(name, client, now)
+        now = self.db.clock()
+
+        def reserve(conn: Conn) -> tuple[int, int, Row | None]:
+            account_failures = _check_limits(conn, name, client, now)
             # reserve the attempt: it counts as a failure until the password proved right
-            cursor = await self.db.execute(
+            cursor = conn.execute(
                 "INSERT INTO login_failures (at, client, name) VALUES (?,?,?)", (now, client, name)
             )
             reservation = cursor.lastrowid
-            await cursor.close()
-            await self.db.execute("DELETE FROM login_failures WHERE at <= ?", (now - WINDOW_S,))
-            await self.db.commit()
-            async with self.db.execute(
+            assert reservation is not None
+            conn.execute("DELETE FROM login_failures WHERE at <= ?", (now - WINDOW_S,))
+            row = conn.execute(
                 "SELECT name, role, password_hash, disabled, session_key FROM users WHERE name = ?",
                 (name,),
-            ) as cur:
-                row = await cur.fetchone()
+            ).fetchone()
+            return account_failures, reservation, row
+
+        account_failures, reservation, row = await self.db.write(reserve)
         if account_failures >= ACCOUNT_SLOW_AFTER:
             log.warning("sign-in slowed account=%s failures=%s", name, account_failures)
             await asyncio.sleep(ACCOUNT_DELAY_S)
@@ -262,9 +254,7 @@ class Users:
         if row is None or not ok:
             log.warning("sign-in failed account=%s client=%s", name, client)
             return None
-        async with self.lock:
-            await self.db.execute("DELETE FROM login_failures WHERE id = ?", (reservation,))
-            await self.db.commit()
+        await self.db.execute("DELETE FROM login_failures WHERE id = ?", (reservation,))
         if row["disabled"]:
             raise AccountDisabled(name)
         return SignedIn(
@@ -272,55 +262,24 @@ class Users:
             SessionRef(row["name"], row["session_key"], new_session_id()),
         )
 
-    async def _check_limits(self, name: str, client: str, now: float) -> int:
-        """Raise SignInLimited if this pair or this address failed too often; else the account's
-        failures from all addresses (the caller holds the lock)."""
-        since = now - WINDOW_S
-        checks = (
-            ("client = ? AND name = ?", (client, name), PAIR_FAILURES, "for this account"),
-            ("client = ?", (client,), ADDRESS_FAILURES, "from this address"),
-        )
-        for where, args, limit, what in checks:
-            async with self.db.execute(
-                f"SELECT COUNT(*) AS n, MIN(at) AS first FROM login_failures WHERE at > ?"
-                f" AND {where}",
-                (since, *args),
-            ) as cur:
-                counted = await cur.fetchone()
-            assert counted is not None
-            if counted["n"] >= limit:
-                wait = max(1, int(counted["first"] + WINDOW_S - now) + 1)
-                log.warning("sign-in limited %s client=%s account=%s", what, client, name)
-                raise SignInLimited(f"too many failed sign-ins {what}; try again in {wait} s", wait)
-        async with self.db.execute(
-            "SELECT COUNT(*) AS n FROM login_failures WHERE at > ? AND name = ?", (since, name)
-        ) as cur:
-            counted = await cur.fetchone()
-        assert counted is not None
-        return int(counted["n"])
-
     # ---- sessions ---------------------------------------------------------------------------
 
     async def _entry(self, name: str) -> _Entry | None:
         if name in self._cache:
             return self._cache[name]
-        async with (
-            self.lock,
-            self.db.execute(
-                "SELECT name, role, disabled, session_key FROM users WHERE name = ?", (name,)
-            ) as cur,
-        ):
-            row = await cur.fetchone()
-            entry = (
-                _Entry(
-                    User(name=row["name"], role=Role(row["role"])),
-                    bool(row["disabled"]),
-                    row["session_key"],
-                )
-                if row
-                else None
+        row = await self.db.fetch_one(
+            "SELECT name, role, disabled, session_key FROM users WHERE name = ?", (name,)
+        )
+        entry = (
+            _Entry(
+                User(name=row["name"], role=Role(row["role"])),
+                bool(row["disabled"]),
+                row["session_key"],
             )
-            self._cache[name] = entry  # under the lock: a change cannot slip in between
+            if row
+            else None
+        )
+        self._cache[name] = entry
         return entry
 
     async def get(self, name: str) -> User | None:
@@ -343,31 +302,30 @@ class Users:
     async def end_session(self, session: SessionRef, *, keep_s: float) -> None:
         """Sign this one session out: its cookie (and every copy) is refused from now on;
         the record is kept `keep_s` (the longest a copy could still be valid)."""
-        now = self.clock()
+        now = self.db.clock()
         ended = await self._ended_sessions()
-        async with self.lock:
-            await self.db.execute(
-                "INSERT OR REPLACE INTO ended_sessions (session_id, name, ended_at, forget_at)"
-                " VALUES (?,?,?,?)",
+
+        def end(conn: Conn) -> None:
+            conn.execute(
+                "INSERT INTO ended_sessions (session_id, name, ended_at, forget_at)"
+                " VALUES (?,?,?,?) ON CONFLICT (session_id) DO UPDATE SET"
+                " ended_at = excluded.ended_at, forget_at = excluded.forget_at",
                 (session.session_id, session.name, now, now + keep_s),
             )
-            await self.db.execute("DELETE FROM ended_sessions WHERE forget_at <= ?", (now,))
-            await self.db.commit()
-            ended[session.session_id] = now + keep_s
-            for gone in [sid for sid, forget_at in ended.items() if forget_at <= now]:
-                del ended[gone]
+            conn.execute("DELETE FROM ended_sessions WHERE forget_at <= ?", (now,))
+
+        await self.db.write(end)
+        ended[session.session_id] = now + keep_s
+        for gone in [sid for sid, forget_at in ended.items() if forget_at <= now]:
+            del ended[gone]
         log.info("signed out account=%s", session.name)
 
     async def _ended_sessions(self) -> dict[str, float]:
         if self._ended is None:
-            async with (
-                self.lock,
-                self.db.execute(
-                    "SELECT session_id, forget_at FROM ended_sessions WHERE forget_at > ?",
-                    (self.clock(),),
-                ) as cur,
-            ):
-                rows = await cur.fetchall()
+            rows = await self.db.fetch_all(
+                "SELECT session_id, forget_at FROM ended_sessions WHERE forget_at > ?",
+                (self.db.clock(),),
+            )
             if self._ended is None:  # another request may have read it meanwhile
                 self._ended = {row["session_id"]: row["forget_at"] for row in rows}
         return self._ended
@@ -375,116 +333,152 @@ class Users:
     # ---- the admins' changes ----------------------------------------------------------------
 
     async def accounts(self) -> list[Account]:
-        async with self.lock, self.db.execute("SELECT * FROM users ORDER BY name") as cur:
-            rows = await cur.fetchall()
+        rows = await self.db.fetch_all("SELECT * FROM users ORDER BY name")
         return [_account(r) for r in rows]
 
     async def create(self, name: str, role: Role, password: str, actor: str) -> Account:
         hashed = await asyncio.to_thread(hash_password, password)
-        now = self.clock()
-        async with self.lock:
-            cursor = await self.db.execute(
+        now = self.db.clock()
+
+        def create(conn: Conn) -> Account:
+            cursor = conn.execute(
                 "INSERT INTO users (name, role, password_hash, created_at, created_by,"
                 " session_key, password_changed_at) VALUES (?,?,?,?,?,?,?)"
                 " ON CONFLICT(name) DO NOTHING",
                 (name, role.value, hashed, now, actor, new_session_key(), now),
             )
-            created = cursor.rowcount == 1
-            await cursor.close()
-            if not created:
+            if cursor.rowcount != 1:
                 raise AccountExists(f"an account named {name} already exists")
-            await self.audit.add(actor, "user.created", f"name={name} role={role}")
-            return await self._commit(name)
+            self.audit.add(conn, actor, "user.created", f"name={name} role={role}", now)
+            return _account(_row(conn, name))
+
+        return await self._change(name, create)
 
     async def set_role(self, name: str, role: Role, actor: str) -> Account:
-        async with self.lock:
-            before = await self._row(name)
+        now = self.db.clock()
+
+        def set_role(conn: Conn) -> Account:
+            before = _row(conn, name)
             if before["role"] == role.value:
                 return _account(before)
             if role != Role.ADMIN:
-                await self._keep_an_admin(before, "demote")
-            await self.db.execute("UPDATE users SET role = ? WHERE name = ?", (role.value, name))
-            await self.audit.add(
-                actor, "user.role_changed", f"name={name} role={before['role']} → {role}"
+                _keep_an_admin(conn, before, "demote")
+            conn.execute("UPDATE users SET role = ? WHERE name = ?", (role.value, name))
+            self.audit.add(
+                conn, actor, "user.role_changed", f"name={name} role={before['role']} → {role}", now
             )
-            return await self._commit(name)
+            return _account(_row(conn, name))
+
+        return await self._change(name, set_role)
 
     async def set_password(self, name: str, password: str, actor: str) -> Account:
         """A new password; every session of the account ends."""
         hashed = await asyncio.to_thread(hash_password, password)
-        now = self.clock()
-        async with self.lock:
-            await self._row(name)
-            await self.db.execute(
+        now = self.db.clock()
+
+        def set_password(conn: Conn) -> Account:
+            _row(conn, name)
+            conn.execute(
                 "UPDATE users SET password_hash = ?, password_changed_at = ?, session_key = ?,"
                 " sessions_ended_at = ? WHERE name = ?",
                 (hashed, now, new_session_key(), now, name),
             )
-            await self.audit.add(actor, "user.password_reset", f"name={name} (sessions ended)")
-            return await self._commit(name)
+            self.audit.add(conn, actor, "user.password_reset", f"name={name} (sessions ended)", now)
+            return _account(_row(conn, name))
+
+        return await self._change(name, set_password)
 
     async def set_disabled(self, name: str, disabled: bool, actor: str) -> Account:
         """Disable (every session ends, sign-in refused) or enable an account."""
-        async with self.lock:
-            before = await self._row(name)
+        now = self.db.clock()
+
+        def set_disabled(conn: Conn) -> Account:
+            before = _row(conn, name)
             if bool(before["disabled"]) == disabled:
                 return _account(before)
             if disabled:
-                await self._keep_an_admin(before, "disable")
-                await self.db.execute(
+                _keep_an_admin(conn, before, "disable")
+                conn.execute(
                     "UPDATE users SET disabled = 1, session_key = ?, sessions_ended_at = ?"
                     " WHERE name = ?",
-                    (new_session_key(), self.clock(), name),
+                    (new_session_key(), now, name),
                 )
             else:
-                await self.db.execute("UPDATE users SET disabled = 0 WHERE name = ?", (name,))
+                conn.execute("UPDATE users SET disabled = 0 WHERE name = ?", (name,))
             action = "user.disabled" if disabled else "user.enabled"
-            await self.audit.add(actor, action, f"name={name}")
-            return await self._commit(name)
+            self.audit.add(conn, actor, action, f"name={name}", now)
+            return _account(_row(conn, name))
+
+        return await self._change(name, set_disabled)
 
     async def end_sessions(self, name: str, actor: str) -> Account:
         """Sign the account out everywhere: every session cookie made so far stops working."""
-        async with self.lock:
-            await self._row(name)
-            await self.db.execute(
+        now = self.db.clock()
+
+        def end_sessions(conn: Conn) -> Account:
+            _row(conn, name)
+            conn.execute(
                 "UPDATE users SET session_key = ?, sessions_ended_at = ? WHERE name = ?",
-                (new_session_key(), self.clock(), name),
+                (new_session_key(), now, name),
             )
-            await self.audit.add(actor, "user.sessions_ended", f"name={name}")
-            return await self._commit(name)
+            self.audit.add(conn, actor, "user.sessions_ended", f"name={name}", now)
+            return _account(_row(conn, name))
+
+        return await self._change(name, end_sessions)
 
     async def session_key(self, name: str) -> str | None:
         entry = await self._entry(name)
         return entry.session_key if entry is not None else None
 
-    # ---- helpers (the caller holds the lock) ------------------------------------------------
-
-    async def _row(self, name: str) -> aiosqlite.Row:
-        async with self.db.execute("SELECT * FROM users WHERE name = ?", (name,)) as cur:
-            row = await cur.fetchone()
-        if row is None:
-            raise UnknownAccount(f"no account named {name}")
-        return row
-
-    async def _keep_an_admin(self, row: aiosqlite.Row, what: str) -> None:
-        if row["role"] != Role.ADMIN.value or row["disabled"]:
-            return
-        async with self.db.execute(
-            "SELECT COUNT(*) AS n FROM users WHERE role = ? AND disabled = 0", (Role.ADMIN.value,)
-        ) as cur:
-            counted = await cur.fetchone()
-        assert counted is not None
-        if counted["n"] <= 1:
-            raise LastAdmin(f"cannot {what} {row['name']}: the last active admin")
-
-    async def _commit(self, name: str) -> Account:
-        row = await self._row(name)
-        await self.db.commit()
-        self._cache.pop(name, None)
-        return _account(row)
+    async def _change(self, name: str, change: Callable[[Conn], Account]) -> Account:
+        """An admin's change in one unit of work; the account's cached entry goes with it."""
+        try:
+            return await self.db.write(change)
+        finally:
+            self._cache.pop(name, None)
 
 
-def _account(row: aiosqlite.Row) -> Account:
+def _check_limits(conn: Conn, name: str, client: str, now: float) -> int:
+    """Raise SignInLimited if this pair or this address failed too often; else the account's
+    failures from all addresses."""
+    since = now - WINDOW_S
+    checks = (
+        ("client = ? AND name = ?", (client, name), PAIR_FAILURES, "for this account"),
+        ("client = ?", (client,), ADDRESS_FAILURES, "from this address"),
+    )
+    for where, args, limit, what in checks:
+        counted = conn.execute(
+            f"SELECT COUNT(*) AS n, MIN(at) AS first FROM login_failures WHERE at > ? AND {where}",
+            (since, *args),
+        ).fetchone()
+        if counted["n"] >= limit:
+            wait = max(1, int(counted["first"] + WINDOW_S - now) + 1)
+            log.warning("sign-in limited %s client=%s account=%s", what, client, name)
+            raise SignInLimited(f"too many failed sign-ins {what}; try again in {wait} s", wait)
+    counted = conn.execute(
+        "SELECT COUNT(*) AS n FROM login_failures WHERE at > ? AND name = ?", (since, name)
+    ).fetchone()
+    return int(counted["n"])
+
+
+def _row(conn: Conn, name: str) -> Row:
+    row = conn.execute("SELECT * FROM users WHERE name = ?", (name,)).fetchone()
+    if row is None:
+        raise UnknownAccount(f"no account named {name}")
+    return row
+
+
+def _keep_an_admin(conn: Conn, row: Row, what: str) -> None:
+    if row["role"] != Role.ADMIN.value or row["disabled"]:
+        return
+    counted = conn.execute(
+        "SELECT COUNT(*) AS n FROM users WHERE role = ? AND disabled = 0", (Role.ADMIN.value,)
+    ).fetchone()
+    if counted["n"] <= 1:
+        raise LastAdmin(f"cannot {what} {row['name']}: the last active admin")
+
+
+def _account(row: Row) -> Account:
     return Account(
         name=row["name"],
         role=Role(row["role"]),

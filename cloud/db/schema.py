@@ -320,9 +320,7 @@ def _add_columns(conn: sqlite3.Connection) -> None:
     for name, declaration in USER_COLUMNS.items():
         if name not in have:
             conn.execute(f"ALTER TABLE users ADD COLUMN {name} {declaration}")
-    conn.execute(
-        "UPDATE users SET session_key = lower(hex(randomblob(16))) WHERE session_key = ''"
-    )
+    conn.execute("UPDATE users SET session_key = lower(hex(randomblob(16))) WHERE session_key = ''")
 
 
 #: Steps after version 1: (version, what it does, the step). Never edit a step that shipped.

@@ -5,7 +5,7 @@ every gateway, online since / offline since. The duty room's "设备状态" page
 Nothing new is tracked here: the answer is put together, at the time of asking, from what the
 cloud already records —
 
-- the registry (`cloud.registry`, read afresh on every call: it can be edited while running);
+- the registry (read afresh on every call: it can be edited while running);
 - the events table (newest `received_at` per device, one seek of `events_by_device` each);
 - the telemetry store's newest point per device and field (`TelemetryStore.latest`): last
   seen by its readings, battery % and radio signal;
@@ -21,7 +21,6 @@ cloud already records —
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -31,12 +30,14 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from cloud.alarms.book import Mode
-from cloud.db.database import run_on_db_thread
-from cloud.parts import Cloud
+from cloud.alarms.book import AlarmBook
+from cloud.alarms.model import Mode
+from cloud.db.database import Conn, Database, Row
+from cloud.devices.maintenance import Maintenance
+from cloud.rules import RulesCore
 from cloud.rules.config import DEVICE_SILENT, GATEWAY_OFFLINE, RulesFile
-from cloud.site.registry import Place
-from cloud.telemetry.base import StoreError
+from cloud.site.registry import Place, Registry
+from cloud.telemetry.base import StoreError, TelemetryStore
 from contract.models import EventType
 from contract.site import ConfigFileError
 from edge.config import CONFIGS_DIR, load_model
@@ -202,11 +203,11 @@ def silent_after(config: RulesFile, model: str, facts: ModelFacts) -> float | No
 
 @dataclass
 class _Records:
-    alarms: list[sqlite3.Row] = field(default_factory=list)
+    alarms: list[Row] = field(default_factory=list)
     last_event: dict[tuple[str, str], float] = field(default_factory=dict)
 
 
-def _read_records(conn: sqlite3.Connection, keys: list[tuple[str, str]]) -> _Records:
+def _read_records(conn: Conn, keys: list[tuple[str, str]]) -> _Records:
     records = _Records()
     conn_rows = conn.execute(
         "SELECT id, rule, level, gateway, device, title_zh, title_en, received_at, device_ts,"
@@ -227,7 +228,7 @@ def _ts(value: float) -> datetime:
     return datetime.fromtimestamp(value, UTC)
 
 
-def _ref(row: sqlite3.Row) -> AlarmRef:
+def _ref(row: Row) -> AlarmRef:
     return AlarmRef(
         id=row["id"],
         rule=row["rule"],
@@ -241,153 +242,173 @@ def _ref(row: sqlite3.Row) -> AlarmRef:
 # ---- the report -------------------------------------------------------------------------------
 
 
-async def health_report(
-    cloud: Cloud, now: float | None = None, *, with_alarms: bool = True
-) -> HealthReport:
-    """Every registered device and gateway with its state, grouped by building. Without
-    `with_alarms` (a reader outside the duty room) the open alarms themselves are left out:
-    their titles name residents' homes; the states and reasons (rule names) stay.
+class HealthReports:
+    """The device page's report, from the registry, the alarm book, the rules core's watch,
+    the telemetry store and the maintenance windows."""
 
-    An open alarm whose condition the device has since cleared (cleared_at: an accepted case
-    the operator has yet to close) is a case, not a state of the device: it is listed but
-    decides nothing."""
-    now = cloud.ingest.clock() if now is None else now
-    registry = cloud.registry  # read afresh: the registry can be edited while running
-    config = cloud.core.config
-    rules = RuleSets.of(config)
-    devices = registry.devices()
-    gateways = registry.gateways()
-    keys = sorted(set(devices) | {(gw, gw) for gw in gateways})
+    def __init__(
+        self,
+        *,
+        db: Database,
+        registry: Registry,
+        core: RulesCore,
+        book: AlarmBook,
+        store: TelemetryStore,
+        maintenance: Maintenance,
+    ) -> None:
+        self.db = db
+        self.registry = registry
+        self.core = core
+        self.book = book
+        self.store = store
+        self.maintenance = maintenance
 
-    facts = await asyncio.to_thread(model_facts, devices.values())
-    async with cloud.book.lock:
-        records = await run_on_db_thread(cloud.db, lambda conn: _read_records(conn, keys))
-    statuses = {str(g["id"]): g for g in await cloud.book.gateways()}
+    async def report(self, now: float | None = None, *, with_alarms: bool = True) -> HealthReport:
+        """Every registered device and gateway with its state, grouped by building. Without
+        `with_alarms` (a reader outside the duty room) the open alarms themselves are left out:
+        their titles name residents' homes; the states and reasons (rule names) stay.
 
-    latest: dict[tuple[str, str], dict[str, tuple[datetime, float]]] = {}
-    store_error = None
-    try:
-        for point in await cloud.store.latest(since=_ts(now) - LOOKBACK):
-            latest.setdefault((point.gateway, point.device), {})[point.field] = (
-                point.ts,
-                point.value,
+        An open alarm whose condition the device has since cleared (cleared_at: an accepted case
+        the operator has yet to close) is a case, not a state of the device: it is listed but
+        decides nothing."""
+        now = self.db.clock() if now is None else now
+        registry = self.registry  # read afresh: the registry can be edited while running
+        config = self.core.config
+        rules = RuleSets.of(config)
+        devices = registry.devices()
+        gateways = registry.gateways()
+        keys = sorted(set(devices) | {(gw, gw) for gw in gateways})
+
+        facts = await asyncio.to_thread(model_facts, devices.values())
+        records = await self.db.read(lambda conn: _read_records(conn, keys))
+        statuses = {str(g["id"]): g for g in await self.book.gateways()}
+
+        latest: dict[tuple[str, str], dict[str, tuple[datetime, float]]] = {}
+        store_error = None
+        try:
+            for point in await self.store.latest(since=_ts(now) - LOOKBACK):
+                latest.setdefault((point.gateway, point.device), {})[point.field] = (
+                    point.ts,
+                    point.value,
+                )
+        except StoreError as exc:
+            store_error = str(exc)
+
+        open_by_device: dict[tuple[str, str], list[Row]] = {}
+        firing_by_device: dict[tuple[str, str], list[Row]] = {}  # not cleared since
+        for row in records.alarms:
+            key = (row["gateway"], row["device"])
+            open_by_device.setdefault(key, []).append(row)
+            if row["cleared_at"] is None:
+                firing_by_device.setdefault(key, []).append(row)
+
+        def last_seen(key: tuple[str, str]) -> float | None:
+            seen = [records.last_event.get(key)]
+            seen += [ts.timestamp() for ts, _ in latest.get(key, {}).values()]
+            known = [s for s in seen if s is not None]
+            return max(known) if known else None
+
+        # gateways
+        gateway_health: dict[str, GatewayHealth] = {}
+        for gw in gateways:
+            gateway_health[gw] = _gateway(
+                gw, statuses.get(gw), firing_by_device.get((gw, gw), []), last_seen((gw, gw))
             )
-    except StoreError as exc:
-        store_error = str(exc)
+            if not with_alarms:
+                gateway_health[gw].alarm = None
 
-    open_by_device: dict[tuple[str, str], list[sqlite3.Row]] = {}
-    firing_by_device: dict[tuple[str, str], list[sqlite3.Row]] = {}  # not cleared since
-    for row in records.alarms:
-        key = (row["gateway"], row["device"])
-        open_by_device.setdefault(key, []).append(row)
-        if row["cleared_at"] is None:
-            firing_by_device.setdefault(key, []).append(row)
+        # devices, by building
+        buildings: dict[str, BuildingHealth] = {}
+        counts = dict.fromkeys(DeviceState, 0)
+        for key in sorted(devices):
+            info = registry.device(*key)
+            if info is None:  # removed while we were reading
+                continue
+            gw, dev = key
+            place = info.place
+            building = _building(buildings, place)
+            model_fact = facts.get(info.model, ModelFacts(None, None))
+            after = silent_after(config, info.model, model_fact)
+            readings = latest.get(key, {})
+            battery = readings.get("battery_pct")
+            rssi = readings.get("rssi_dbm")
+            alarms = open_by_device.get(key, [])
+            rules_open = {row["rule"] for row in firing_by_device.get(key, [])}
+            mode, window = self.maintenance.mode_for(gw, dev, now)
+            seen = last_seen(key)
 
-    def last_seen(key: tuple[str, str]) -> float | None:
-        seen = [records.last_event.get(key)]
-        seen += [ts.timestamp() for ts, _ in latest.get(key, {}).values()]
-        known = [s for s in seen if s is not None]
-        return max(known) if known else None
-
-    # gateways
-    gateway_health: dict[str, GatewayHealth] = {}
-    for gw in gateways:
-        gateway_health[gw] = _gateway(
-            gw, statuses.get(gw), firing_by_device.get((gw, gw), []), last_seen((gw, gw))
-        )
-        if not with_alarms:
-            gateway_health[gw].alarm = None
-
-    # devices, by building
-    buildings: dict[str, BuildingHealth] = {}
-    counts = dict.fromkeys(DeviceState, 0)
-    for key in sorted(devices):
-        info = registry.device(*key)
-        if info is None:  # removed while we were reading
-            continue
-        gw, dev = key
-        place = info.place
-        building = _building(buildings, place)
-        model_fact = facts.get(info.model, ModelFacts(None, None))
-        after = silent_after(config, info.model, model_fact)
-        readings = latest.get(key, {})
-        battery = readings.get("battery_pct")
-        rssi = readings.get("rssi_dbm")
-        alarms = open_by_device.get(key, [])
-        rules_open = {row["rule"] for row in firing_by_device.get(key, [])}
-        mode, window = cloud.maintenance.mode_for(gw, dev, now)
-        seen = last_seen(key)
-
-        conditions: list[DeviceState] = []
-        reasons: list[str] = []
-        gateway_down = gateway_health.get(gw)
-        if DEVICE_SILENT in rules_open or cloud.core.watchdog.firing((gw, dev, DEVICE_SILENT)):
-            conditions.append(DeviceState.SILENT)
-            reasons.append("device_silent alarm open")
-        elif gateway_down is not None and gateway_down.state is GatewayState.OFFLINE:
-            conditions.append(DeviceState.SILENT)
-            reasons.append(f"gateway {gw} offline")
-        elif after is not None and seen is not None and now - seen > after:
-            conditions.append(DeviceState.SILENT)
-            reasons.append(f"not heard for {now - seen:.0f} s (expected every {after:g} s)")
-        faults = sorted(rules_open & rules.faults)
-        if faults:
-            conditions.append(DeviceState.FAULTY)
-            reasons.append("open: " + ", ".join(faults))
-        low = sorted(rules_open & rules.battery)
-        if low:
-            conditions.append(DeviceState.LOW_BATTERY)
-            reasons.append("open: " + ", ".join(low))
-        elif battery is not None and battery[1] <= rules.low_battery_pct:
-            conditions.append(DeviceState.LOW_BATTERY)
-            reasons.append(f"battery {battery[1]:g} % ≤ {rules.low_battery_pct:g} %")
-        if mode is not Mode.LIVE:
-            conditions.append(DeviceState.UNDER_TEST)
-            reasons.append(f"{mode.value} #{window}")
-        state = conditions[0] if conditions else DeviceState.ONLINE
-        counts[state] += 1
-        building.devices.append(
-            DeviceHealth(
-                gateway=gw,
-                device=dev,
-                model=info.model,
-                kind=model_fact.kind,
-                home_id=place.home_id,
-                home=place.home,
-                state=state,
-                conditions=conditions or [DeviceState.ONLINE],
-                reasons=reasons,
-                last_seen=_ts(seen) if seen is not None else None,
-                silent_after_s=after,
-                battery_pct=battery[1] if battery else None,
-                battery_at=battery[0] if battery else None,
-                rssi_dbm=rssi[1] if rssi else None,
-                rssi_at=rssi[0] if rssi else None,
-                test_mode=None if mode is Mode.LIVE else mode,
-                test_window=window,
-                alarms=[_ref(row) for row in alarms] if with_alarms else [],
+            conditions: list[DeviceState] = []
+            reasons: list[str] = []
+            gateway_down = gateway_health.get(gw)
+            if DEVICE_SILENT in rules_open or self.core.watchdog.firing((gw, dev, DEVICE_SILENT)):
+                conditions.append(DeviceState.SILENT)
+                reasons.append("device_silent alarm open")
+            elif gateway_down is not None and gateway_down.state is GatewayState.OFFLINE:
+                conditions.append(DeviceState.SILENT)
+                reasons.append(f"gateway {gw} offline")
+            elif after is not None and seen is not None and now - seen > after:
+                conditions.append(DeviceState.SILENT)
+                reasons.append(f"not heard for {now - seen:.0f} s (expected every {after:g} s)")
+            faults = sorted(rules_open & rules.faults)
+            if faults:
+                conditions.append(DeviceState.FAULTY)
+                reasons.append("open: " + ", ".join(faults))
+            low = sorted(rules_open & rules.battery)
+            if low:
+                conditions.append(DeviceState.LOW_BATTERY)
+                reasons.append("open: " + ", ".join(low))
+            elif battery is not None and battery[1] <= rules.low_battery_pct:
+                conditions.append(DeviceState.LOW_BATTERY)
+                reasons.append(f"battery {battery[1]:g} % ≤ {rules.low_battery_pct:g} %")
+            if mode is not Mode.LIVE:
+                conditions.append(DeviceState.UNDER_TEST)
+                reasons.append(f"{mode.value} #{window}")
+            state = conditions[0] if conditions else DeviceState.ONLINE
+            counts[state] += 1
+            building.devices.append(
+                DeviceHealth(
+                    gateway=gw,
+                    device=dev,
+                    model=info.model,
+                    kind=model_fact.kind,
+                    home_id=place.home_id,
+                    home=place.home,
+                    state=state,
+                    conditions=conditions or [DeviceState.ONLINE],
+                    reasons=reasons,
+                    last_seen=_ts(seen) if seen is not None else None,
+                    silent_after_s=after,
+                    battery_pct=battery[1] if battery else None,
+                    battery_at=battery[0] if battery else None,
+                    rssi_dbm=rssi[1] if rssi else None,
+                    rssi_at=rssi[0] if rssi else None,
+                    test_mode=None if mode is Mode.LIVE else mode,
+                    test_window=window,
+                    alarms=[_ref(row) for row in alarms] if with_alarms else [],
+                )
             )
+
+        gateway_counts = dict.fromkeys(GatewayState, 0)
+        for gw, health in gateway_health.items():
+            gateway_counts[health.state] += 1
+            place = registry.gateway_place(gw)
+            if place is None:
+                continue
+            building = _building(buildings, place)
+            building.gateways.append(health)
+
+        ordered = sorted(
+            buildings.values(), key=lambda b: (b.community_id, b.grid_id, b.building_id)
         )
-
-    gateway_counts = dict.fromkeys(GatewayState, 0)
-    for gw, health in gateway_health.items():
-        gateway_counts[health.state] += 1
-        place = registry.gateway_place(gw)
-        if place is None:
-            continue
-        building = _building(buildings, place)
-        building.gateways.append(health)
-
-    ordered = sorted(buildings.values(), key=lambda b: (b.community_id, b.grid_id, b.building_id))
-    return HealthReport(
-        at=_ts(now),
-        counts=counts,
-        gateway_counts=gateway_counts,
-        low_battery_pct=rules.low_battery_pct,
-        alarms_shown=with_alarms,
-        store_error=store_error,
-        buildings=ordered,
-    )
+        return HealthReport(
+            at=_ts(now),
+            counts=counts,
+            gateway_counts=gateway_counts,
+            low_battery_pct=rules.low_battery_pct,
+            alarms_shown=with_alarms,
+            store_error=store_error,
+            buildings=ordered,
+        )
 
 
 def _building(buildings: dict[str, BuildingHealth], place: Place) -> BuildingHealth:
@@ -410,7 +431,7 @@ def _building(buildings: dict[str, BuildingHealth], place: Place) -> BuildingHea
 def _gateway(
     gateway: str,
     status: dict[str, object] | None,
-    offline_alarms: list[sqlite3.Row],
+    offline_alarms: list[Row],
     seen: float | None,
 ) -> GatewayHealth:
     """Online since / offline since: from its retained status (birth, last will) and its open

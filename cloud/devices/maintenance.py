@@ -11,24 +11,18 @@ The gate (`mode_for`) is answered from memory on the message path; the table is 
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 
-import aiosqlite
 from pydantic import BaseModel
 
 from cloud.access.audit import Audit
-from cloud.alarms.book import Mode
+from cloud.alarms.model import Mode
+from cloud.db.database import Conn, Database, Row
+from cloud.errors import Conflict, NotFound, Refused
 
 MAX_WALK_TEST_S = 4 * 3600
 MAX_WINDOW_S = 7 * 86400
-
-
-class WindowError(Exception):
-    """An unknown window, or one that has already ended."""
 
 
 class Window(BaseModel):
@@ -52,8 +46,8 @@ class Window(BaseModel):
         return not self.devices or device in self.devices
 
     @classmethod
-    def from_row(cls, row: aiosqlite.Row) -> Window:
-        data = dict(row)
+    def from_row(cls, row: Row) -> Window:
+        data = dict(zip(row.keys(), row, strict=True))
         data["devices"] = json.loads(data["devices"])
         for key in ("starts_at", "ends_at", "created_at", "ended_at"):
             if data[key] is not None:
@@ -62,26 +56,13 @@ class Window(BaseModel):
 
 
 class Maintenance:
-    def __init__(
-        self,
-        db: aiosqlite.Connection,
-        lock: asyncio.Lock,
-        audit: Audit,
-        *,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
+    def __init__(self, db: Database, audit: Audit) -> None:
         self.db = db
-        self.lock = lock
         self.audit = audit
-        self.clock = clock
         self._open: dict[int, Window] = {}  # not yet ended (current or future)
 
     async def load(self) -> None:
-        async with (
-            self.lock,
-            self.db.execute("SELECT * FROM maintenance WHERE ended_at IS NULL") as cursor,
-        ):
-            rows = await cursor.fetchall()
+        rows = await self.db.fetch_all("SELECT * FROM maintenance WHERE ended_at IS NULL")
         self._open = {r["id"]: Window.from_row(r) for r in rows}
 
     # ---- the gate on the message path ------------------------------------------------------
@@ -102,7 +83,7 @@ class Maintenance:
     async def start_walk_test(
         self, gateway: str, devices: list[str], minutes: float, actor: str, note: str = ""
     ) -> Window:
-        now = self.clock()
+        now = self.db.clock()
         seconds = min(max(minutes * 60, 60), MAX_WALK_TEST_S)
         return await self._create(Mode.WALK_TEST, gateway, devices, now, now + seconds, note, actor)
 
@@ -116,11 +97,11 @@ class Maintenance:
         note: str = "",
     ) -> Window:
         if ends_at <= starts_at:
-            raise WindowError("a maintenance window must end after it starts")
+            raise Refused("a maintenance window must end after it starts")
         if ends_at - starts_at > MAX_WINDOW_S:
-            raise WindowError("a maintenance window may last at most 7 days")
-        if ends_at <= self.clock():
-            raise WindowError("that window is already over")
+            raise Refused("a maintenance window may last at most 7 days")
+        if ends_at <= self.db.clock():
+            raise Refused("that window is already over")
         return await self._create(
             Mode.MAINTENANCE, gateway, devices, starts_at, ends_at, note, actor
         )
@@ -135,43 +116,43 @@ class Maintenance:
         note: str,
         actor: str,
     ) -> Window:
-        async with self.lock:
-            cursor = await self.db.execute(
+        now = self.db.clock()
+        names = sorted(set(devices))
+
+        def create(conn: Conn) -> Window:
+            cursor = conn.execute(
                 "INSERT INTO maintenance (mode, gateway, devices, starts_at, ends_at, note,"
                 " created_by, created_at) VALUES (?,?,?,?,?,?,?,?)",
-                (
-                    mode.value,
-                    gateway,
-                    json.dumps(sorted(set(devices))),
-                    starts_at,
-                    ends_at,
-                    note,
-                    actor,
-                    self.clock(),
-                ),
+                (mode.value, gateway, json.dumps(names), starts_at, ends_at, note, actor, now),
             )
             window_id = cursor.lastrowid
             assert window_id is not None
-            what = ", ".join(sorted(set(devices))) or "all devices"
-            await self.audit.add(
+            what = ", ".join(names) or "all devices"
+            self.audit.add(
+                conn,
                 actor,
                 f"{mode.value}_started",
                 f"#{window_id} gateway {gateway} ({what}) until "
                 f"{datetime.fromtimestamp(ends_at, UTC).isoformat()}; {note}".strip("; "),
+                now,
             )
-            await self.db.commit()
-            window = await self._get(window_id)
+            return _get(conn, window_id)
+
+        window = await self.db.write(create)
         self._open[window.id] = window
         return window
 
     async def end(self, window_id: int, actor: str) -> Window:
-        async with self.lock:
-            window = await self._get(window_id)
+        now = self.db.clock()
+
+        def end(conn: Conn) -> Window:
+            window = _get(conn, window_id)
             if window.ended_at is not None:
-                raise WindowError(f"window #{window_id} already ended")
-            await self._end(window, actor, "ended")
-            await self.db.commit()
-            ended = await self._get(window_id)
+                raise Conflict(f"window #{window_id} already ended")
+            self._end(conn, window, actor, "ended", now)
+            return _get(conn, window_id)
+
+        ended = await self.db.write(end)
         self._open.pop(window_id, None)
         return ended
 
@@ -180,31 +161,30 @@ class Maintenance:
         due = [w for w in self._open.values() if w.ends_at.timestamp() <= now]
         if not due:
             return []
-        ended: list[Window] = []
-        async with self.lock:
+
+        def expire(conn: Conn) -> list[Window]:
             for window in due:
-                await self._end(window, "system", "expired")
-            await self.db.commit()
-            for window in due:
-                ended.append(await self._get(window.id))
+                self._end(conn, window, "system", "expired", now)
+            return [_get(conn, window.id) for window in due]
+
+        ended = await self.db.write(expire)
         for window in due:
             self._open.pop(window.id, None)
         return ended
 
-    async def _end(self, window: Window, actor: str, how: str) -> None:
-        await self.db.execute(
+    def _end(self, conn: Conn, window: Window, actor: str, how: str, now: float) -> None:
+        conn.execute(
             "UPDATE maintenance SET ended_at = ?, ended_by = ? WHERE id = ?",
-            (self.clock(), actor, window.id),
+            (now, actor, window.id),
         )
-        await self.audit.add(
-            actor, f"{window.mode.value}_{how}", f"#{window.id} gateway {window.gateway}"
+        self.audit.add(
+            conn, actor, f"{window.mode.value}_{how}", f"#{window.id} gateway {window.gateway}", now
         )
 
     # ---- reading ----------------------------------------------------------------------------
 
     async def get(self, window_id: int) -> Window:
-        async with self.lock:
-            return await self._get(window_id)
+        return await self.db.read(lambda c: _get(c, window_id))
 
     async def windows(self, *, open_only: bool = False, mode: Mode | None = None) -> list[Window]:
         sql = "SELECT * FROM maintenance"
@@ -218,13 +198,12 @@ class Maintenance:
         if clauses:
             sql += " WHERE " + " AND ".join(clauses)
         sql += " ORDER BY id DESC LIMIT 200"
-        async with self.lock, self.db.execute(sql, tuple(args)) as cursor:
-            rows = await cursor.fetchall()
+        rows = await self.db.fetch_all(sql, tuple(args))
         return [Window.from_row(r) for r in rows]
 
-    async def _get(self, window_id: int) -> Window:
-        async with self.db.execute("SELECT * FROM maintenance WHERE id = ?", (window_id,)) as cur:
-            row = await cur.fetchone()
-        if row is None:
-            raise WindowError(f"no window #{window_id}")
-        return Window.from_row(row)
+
+def _get(conn: Conn, window_id: int) -> Window:
+    row = conn.execute("SELECT * FROM maintenance WHERE id = ?", (window_id,)).fetchone()
+    if row is None:
+        raise NotFound(f"no window #{window_id}")
+    return Window.from_row(row)

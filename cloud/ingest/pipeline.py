@@ -25,7 +25,6 @@ import json
 import logging
 import re
 import socket
-import sqlite3
 import ssl
 import time
 from collections import Counter
@@ -37,12 +36,15 @@ from typing import Any
 import aiomqtt
 from pydantic import ValidationError
 
-from cloud.alarms.book import Alarm, AlarmBook, Arrival, Mode, Raised, batch_arrival, event_arrival
-from cloud.db.database import run_on_db_thread
+from cloud.alarms.book import AlarmBook
+from cloud.alarms.model import Mode, Raised
+from cloud.alarms.recording import Arrival, batch_arrival, event_arrival
+from cloud.db.database import Conn
 from cloud.devices.maintenance import Maintenance
 from cloud.ingest.delivery import AckDue, Delivery, StreamKey
 from cloud.ingest.rejects import Reason, RejectLog
-from cloud.live.hub import LiveHub
+from cloud.live import messages
+from cloud.notify.announce import Announcer
 from cloud.rules import Evaluation, RulesCore
 from cloud.site.registry import Registry
 from cloud.telemetry.base import Sample, TelemetryStore
@@ -101,10 +103,9 @@ class Ingest:
         core: RulesCore,
         book: AlarmBook,
         store: TelemetryStore,
-        hub: LiveHub,
+        announcer: Announcer,
         rejects: RejectLog,
         maintenance: Maintenance | None = None,
-        on_new_alarms: Callable[[], None] | None = None,
         link: BrokerLink | None = None,
         flush_interval_s: float = 0.2,
         tick_s: float = 1.0,
@@ -119,11 +120,10 @@ class Ingest:
         self.registry = registry
         self.core = core
         self.maintenance = maintenance
-        self.on_new_alarms = on_new_alarms
         self.tick_s = tick_s
         self.book = book
         self.store = store
-        self.hub = hub
+        self.announcer = announcer
         self.rejects = rejects
         self.clock = clock
         self.flush_interval_s = flush_interval_s
@@ -384,7 +384,7 @@ class Ingest:
         refused, self._refused = self._refused, []
         marks = self.delivery.watermarks()
 
-        def extra(conn: sqlite3.Connection) -> None:
+        def extra(conn: Conn) -> None:
             self.rejects.write_sync(conn, pending)
             _write_watermarks(conn, marks, self.clock())
 
@@ -432,8 +432,7 @@ class Ingest:
         unknown = self.delivery.unknown(keys)
         if not unknown:
             return
-        async with self.book.lock:
-            found = await run_on_db_thread(self.book.db, lambda c: _read_streams(c, unknown))
+        found = await self.book.db.read(lambda c: _read_streams(c, unknown))
         for key, (upto, above) in found.items():
             self.delivery.load(key, upto, above)
 
@@ -473,7 +472,7 @@ class Ingest:
         self.counts["status"] += 1
         if previous is not None:
             log.info("gateway=%s state=%s was=%s", status.gateway, status.state, previous)
-        self.hub.publish({"type": "gateway", "gateway": status.gateway, "state": status.state})
+        self.announcer.hub.publish(messages.gateway_state(status.gateway, status.state.value))
         online = status.state is GatewayState.ONLINE
         return await self.book.apply(
             lambda: self._gate(self.core.status(status.gateway, online, received_at), received_at),
@@ -494,32 +493,9 @@ class Ingest:
         return Evaluation(gated, evaluation.inhibited, evaluation.muted)
 
     async def _announce(self, raised: list[Raised]) -> None:
-        """Tell the duty room about stored alarms (never before they are stored). A new live
-        alarm's message carries the time it is pushed, which is also put on its timeline."""
-        if not raised:
-            return
-        new_live: list[int] = []
-        pushed_at = self.clock()
-        pushed = datetime.fromtimestamp(pushed_at, UTC)
-        for item in raised:
-            alarm = item.alarm
-            if alarm.mode is not Mode.LIVE:
-                self.counts["test_alarms" if item.new else "test_alarm_updates"] += 1
-                continue
-            if item.new:
-                self.counts["alarms_raised"] += 1
-                new_live.append(alarm.id)
-                if alarm.pushed_at is None:
-                    alarm = alarm.model_copy(update={"pushed_at": pushed})
-            elif item.change == "cleared":
-                self.counts["alarms_cleared"] += 1
-            else:
-                self.counts["alarm_repeats"] += 1
-            self.hub.publish(alarm_message(alarm))
-        if new_live:
-            await self.book.mark_pushed(new_live, pushed_at, self.hub.listeners)
-            if self.on_new_alarms is not None:
-                self.on_new_alarms()
+        """Tell the duty room about stored alarms (never before they are stored)."""
+        if raised:
+            await self.announcer.announce(raised)
 
     # ---- time-driven rules ----------------------------------------------------------------
 
@@ -744,9 +720,7 @@ def _joined(a: Evaluation, b: Evaluation) -> Evaluation:
     return Evaluation(a.decisions + b.decisions, a.inhibited + b.inhibited, a.muted + b.muted)
 
 
-def _read_streams(
-    conn: sqlite3.Connection, keys: set[StreamKey]
-) -> dict[StreamKey, tuple[int, list[int]]]:
+def _read_streams(conn: Conn, keys: set[StreamKey]) -> dict[StreamKey, tuple[int, list[int]]]:
     """(upto, seqs stored past it) of each stream, on the database thread."""
     out: dict[StreamKey, tuple[int, list[int]]] = {}
     for gateway, boot in keys:
@@ -766,9 +740,7 @@ def _read_streams(
     return out
 
 
-def _write_watermarks(
-    conn: sqlite3.Connection, marks: list[tuple[str, str, int]], at: float
-) -> None:
+def _write_watermarks(conn: Conn, marks: list[tuple[str, str, int]], at: float) -> None:
     if marks:
         conn.executemany(
             "INSERT INTO event_streams (gateway, boot, upto, updated_at) VALUES (?, ?, ?, ?)"
@@ -783,10 +755,6 @@ async def _publish(client: aiomqtt.Client, topic: str, message: Ack) -> None:
         await client.publish(topic, encode(message), qos=1)
     except aiomqtt.MqttError as exc:
         log.info("ack to %s not sent: %s", topic, exc)
-
-
-def alarm_message(alarm: Alarm) -> dict[str, Any]:
-    return {"type": "alarm", "alarm": alarm.model_dump(mode="json")}
 
 
 def _payload_bytes(payload: Any) -> bytes:

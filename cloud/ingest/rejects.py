@@ -11,18 +11,15 @@ saying how many were not). The counts by reason live in the database too
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import sqlite3
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 
-import aiosqlite
 from pydantic import BaseModel
 
-from cloud.db.database import run_on_db_thread
+from cloud.db.database import Conn, Database
 
 log = logging.getLogger(__name__)
 
@@ -83,15 +80,13 @@ class _Pending:
 class RejectLog:
     def __init__(
         self,
-        db: aiosqlite.Connection,
-        lock: asyncio.Lock,
+        db: Database,
         keep: int = 10000,
         *,
         keep_per_minute: int = 100,
         log_per_minute: int = 5,
     ) -> None:
         self.db = db
-        self.lock = lock
         self.keep = keep
         self.keep_per_minute = keep_per_minute
         self.log_per_minute = log_per_minute
@@ -105,13 +100,9 @@ class RejectLog:
 
     async def load(self) -> None:
         """The counts as the database has them (after a restart)."""
-        async with (
-            self.lock,
-            self.db.execute(
-                "SELECT reason, SUM(count) FROM reject_counts GROUP BY reason"
-            ) as cursor,
-        ):
-            rows = await cursor.fetchall()
+        rows = await self.db.fetch_all(
+            "SELECT reason, SUM(count) FROM reject_counts GROUP BY reason"
+        )
         self.counts = Counter({str(r[0]): int(r[1]) for r in rows})
 
     # ---- noting (on the event loop, no I/O) -------------------------------------------------
@@ -181,7 +172,7 @@ class RejectLog:
         self._pending.rows[:0] = pending.rows
         self._pending.counts.update(pending.counts)
 
-    def write_sync(self, conn: sqlite3.Connection, pending: _Pending) -> None:
+    def write_sync(self, conn: Conn, pending: _Pending) -> None:
         """On the database thread, inside the caller's transaction."""
         if pending.rows:
             conn.executemany(
@@ -208,17 +199,8 @@ class RejectLog:
             return
         pending = self.take()
 
-        def write(conn: sqlite3.Connection) -> None:
-            try:
-                self.write_sync(conn, pending)
-                conn.commit()
-            except BaseException:
-                conn.rollback()
-                raise
-
         try:
-            async with self.lock:
-                await run_on_db_thread(self.db, write)
+            await self.db.write(lambda c: self.write_sync(c, pending))
         except Exception:
             self.put_back(pending)
             raise
@@ -227,24 +209,16 @@ class RejectLog:
 
     async def by_gateway(self) -> dict[str, dict[str, int]]:
         """Counts by gateway and reason, since the database was made."""
-        async with (
-            self.lock,
-            self.db.execute(
-                "SELECT gateway, reason, count FROM reject_counts ORDER BY gateway, reason"
-            ) as cursor,
-        ):
-            rows = await cursor.fetchall()
+        rows = await self.db.fetch_all(
+            "SELECT gateway, reason, count FROM reject_counts ORDER BY gateway, reason"
+        )
         out: dict[str, dict[str, int]] = {}
         for gateway, reason, count in rows:
             out.setdefault(str(gateway), {})[str(reason)] = int(count)
         return out
 
     async def recent(self, limit: int = 100) -> list[RejectedMessage]:
-        async with (
-            self.lock,
-            self.db.execute("SELECT * FROM rejected ORDER BY id DESC LIMIT ?", (limit,)) as cursor,
-        ):
-            rows = await cursor.fetchall()
+        rows = await self.db.fetch_all("SELECT * FROM rejected ORDER BY id DESC LIMIT ?", (limit,))
         return [
             RejectedMessage(
                 id=r["id"],

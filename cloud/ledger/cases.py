@@ -16,7 +16,6 @@ import csv
 import io
 import math
 import re
-import sqlite3
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -24,7 +23,6 @@ from datetime import UTC, date, datetime, time, timedelta, timezone
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import aiosqlite
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -34,8 +32,8 @@ from pydantic import (
     model_validator,
 )
 
-from cloud.alarms.book import LEVEL_NAMES, Alarm, AlarmState, FalseAlarmCause, Mode, Outcome
-from cloud.db.database import run_on_db_thread
+from cloud.alarms.model import LEVEL_NAMES, Alarm, AlarmState, FalseAlarmCause, Mode, Outcome
+from cloud.db.database import Conn, Database, Row
 from cloud.rules.config import Policy, RulesFile
 from contract.models import Kind
 
@@ -337,7 +335,7 @@ class Found:
     """Rows as fetched (read on the database thread; turned into cases elsewhere)."""
 
     total: int
-    rows: list[sqlite3.Row]
+    rows: list[Row]
     feedback: dict[int, list[str]]
 
     def cases(self, rules: RulesFile, now: float) -> list[LedgerRow]:
@@ -348,7 +346,7 @@ class Found:
         return out
 
 
-def _select(conn: sqlite3.Connection, filt: LedgerFilter, limit: int | None, offset: int) -> Found:
+def _select(conn: Conn, filt: LedgerFilter, limit: int | None, offset: int) -> Found:
     where, args = filt.where()
     total = int(conn.execute(f"SELECT count(*) FROM alarms{where}", args).fetchone()[0])
     sql = f"SELECT * FROM alarms{where} ORDER BY received_at DESC, id DESC"
@@ -370,18 +368,14 @@ def _select(conn: sqlite3.Connection, filt: LedgerFilter, limit: int | None, off
     return Found(total, rows, feedback)
 
 
-async def count(db: aiosqlite.Connection, filt: LedgerFilter) -> int:
+async def count(db: Database, filt: LedgerFilter) -> int:
     where, args = filt.where()
-    return await run_on_db_thread(
-        db, lambda c: int(c.execute(f"SELECT count(*) FROM alarms{where}", args).fetchone()[0])
-    )
+    return int(await db.fetch_value(f"SELECT count(*) FROM alarms{where}", args))
 
 
-async def page(
-    db: aiosqlite.Connection, query: LedgerQuery, rules: RulesFile, now: float
-) -> LedgerPage:
+async def page(db: Database, query: LedgerQuery, rules: RulesFile, now: float) -> LedgerPage:
     offset = (query.page - 1) * query.page_size
-    found = await run_on_db_thread(db, lambda c: _select(c, query, query.page_size, offset))
+    found = await db.read(lambda c: _select(c, query, query.page_size, offset))
     return LedgerPage(
         total=found.total,
         page=query.page,
@@ -391,12 +385,10 @@ async def page(
     )
 
 
-async def rows(
-    db: aiosqlite.Connection, filt: LedgerFilter, rules: RulesFile, now: float
-) -> list[LedgerRow]:
+async def rows(db: Database, filt: LedgerFilter, rules: RulesFile, now: float) -> list[LedgerRow]:
     """Every matching case, newest first (for exports and the report). The database thread
     only fetches; the rows become cases on a worker thread, off the event loop."""
-    found = await run_on_db_thread(db, lambda c: _select(c, filt, None, 0))
+    found = await db.read(lambda c: _select(c, filt, None, 0))
     return await asyncio.to_thread(found.cases, rules, now)
 
 
@@ -442,7 +434,7 @@ def _at(value: float | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(value, UTC)
 
 
-def report_case(row: sqlite3.Row, rules: RulesFile, now: float) -> ReportCase:
+def report_case(row: Row, rules: RulesFile, now: float) -> ReportCase:
     live = row["mode"] == Mode.LIVE.value
     policy = _policy(row["policy"], row["rule"], row["level"], rules) if live else None
     # times through datetimes, exactly as the ledger's rows compute them
@@ -474,7 +466,7 @@ def report_case(row: sqlite3.Row, rules: RulesFile, now: float) -> ReportCase:
     )
 
 
-def _select_for_report(conn: sqlite3.Connection, filt: LedgerFilter) -> list[sqlite3.Row]:
+def _select_for_report(conn: Conn, filt: LedgerFilter) -> list[Row]:
     where, args = filt.where()
     total = int(conn.execute(f"SELECT count(*) FROM alarms{where}", args).fetchone()[0])
     if total > REPORT_MAX_ROWS:
@@ -483,11 +475,11 @@ def _select_for_report(conn: sqlite3.Connection, filt: LedgerFilter) -> list[sql
 
 
 async def report_cases(
-    db: aiosqlite.Connection, filt: LedgerFilter, rules: RulesFile, now: float
+    db: Database, filt: LedgerFilter, rules: RulesFile, now: float
 ) -> list[ReportCase]:
     """The matching cases as the report reads them: fifteen columns a case, no log; raises
     TooMany past REPORT_MAX_ROWS. The rows become cases on a worker thread."""
-    found = await run_on_db_thread(db, lambda c: _select_for_report(c, filt))
+    found = await db.read(lambda c: _select_for_report(c, filt))
     return await asyncio.to_thread(lambda: [report_case(r, rules, now) for r in found])
 
 

@@ -1,20 +1,20 @@
-"""The live push: every open duty-room page holds one subscription; alarms are fanned out."""
+"""The live push: every open duty-room page holds one subscription; each message (built and
+serialised once, cloud/live/messages.py) is fanned out to all of them."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+
+from cloud.live.messages import LiveMessage
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(eq=False)  # identity semantics: kept in a set
 class Subscription:
-    queue: asyncio.Queue[dict[str, Any]] = field(
-        default_factory=lambda: asyncio.Queue(maxsize=2000)
-    )
+    queue: asyncio.Queue[LiveMessage] = field(default_factory=lambda: asyncio.Queue(maxsize=2000))
     overflowed: bool = False
 
 
@@ -40,7 +40,7 @@ class LiveHub:
     def listeners(self) -> int:
         return len(self._subs)
 
-    def publish(self, message: dict[str, Any]) -> int:
+    def publish(self, message: LiveMessage) -> int:
         """Queue a message for every listener; returns how many got it."""
         delivered = 0
         for sub in list(self._subs):

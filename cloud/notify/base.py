@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from cloud.alarms.book import Alarm
+from cloud.alarms.model import Alarm
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,8 @@
-"""The live duty-room push: a message on the hub to every open board page."""
+"""The live duty-room push: a `notify` message on the hub to every open board page."""
 
 from __future__ import annotations
 
+from cloud.live import messages
 from cloud.live.hub import LiveHub
 from cloud.notify.base import Delivery, Notification
 
@@ -13,15 +14,10 @@ class PushChannel:
         self.hub = hub
 
     async def send(self, notification: Notification) -> Delivery:
-        message = {
-            "type": "notify",
-            "key": notification.key,
-            "reason": notification.reason,
-            "step": notification.step,
-            "to": {"target": notification.target, "name": notification.name},
-            "alarm": notification.alarm.model_dump(mode="json"),
-        }
-        pages = self.hub.publish(message)
+        n = notification
+        pages = self.hub.publish(
+            messages.notified(n.key, n.reason, n.step, n.target, n.name, n.alarm)
+        )
         if pages == 0:
             return Delivery(False, "no duty-room page open", retry=True)
         return Delivery(True, f"{pages} page(s) open")

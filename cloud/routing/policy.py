@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cloud.alarms.book import Alarm
+from cloud.alarms.model import Alarm
 from cloud.rules.config import Contacts, Notify, Policy, Target, Via
 from cloud.site.registry import Registry
 

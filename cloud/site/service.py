@@ -20,8 +20,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from cloud.alarms.book import AlarmBook
-from cloud.ingest.pipeline import alarm_message
-from cloud.live.hub import LiveHub
+from cloud.notify.announce import Announcer
 from cloud.rules import RulesCore
 from cloud.rules.engine import Decision
 from cloud.rules.reload import RulesReloader, check_against_site
@@ -45,7 +44,7 @@ class SiteService:
         core: RulesCore,
         reloader: RulesReloader,
         book: AlarmBook,
-        hub: LiveHub,
+        announcer: Announcer,
         site_file: Path,
         hardware: Hardware | None = None,
         clock: Callable[[], float] = time.time,
@@ -55,7 +54,7 @@ class SiteService:
         self.core = core
         self.reloader = reloader
         self.book = book
-        self.hub = hub
+        self.announcer = announcer
         self.site_file = site_file
         self.hardware = hardware or Hardware()
         self.clock = clock
@@ -80,14 +79,6 @@ class SiteService:
             change = await self.preview(operation)
             cleared: list[Decision] = []
 
-            def swap(version: SiteVersion) -> None:
-                self.registry.replace(change.site, version.version)
-                cleared.extend(
-                    self.core.update_registry(
-                        self.registry.devices(), self.registry.gateways(), self.clock()
-                    )
-                )
-
             version = await self.store.save(
                 change.site,
                 actor,
@@ -95,12 +86,19 @@ class SiteService:
                 change.reason,
                 source=source,
                 replacement=change.replacement,
-                then=swap,
+            )
+            # swapped in at once, on the event loop: the registry and the rules' supervision
+            # change in one step (a batch being stored meanwhile places its alarms with the
+            # registry it was checked against)
+            self.registry.replace(change.site, version.version)
+            cleared.extend(
+                self.core.update_registry(
+                    self.registry.devices(), self.registry.gateways(), self.clock()
+                )
             )
             log.info("site version %d by %s: %s", version.version, actor, change.reason)
         if cleared:
-            for raised in await self.book.apply(cleared, self.clock()):
-                self.hub.publish(alarm_message(raised.alarm))
+            await self.announcer.announce(await self.book.apply(cleared, self.clock()))
         for listener in self.listeners:
             try:
                 await listener(change.site, version)

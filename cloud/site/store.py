@@ -15,15 +15,13 @@ import asyncio
 import hashlib
 import json
 import logging
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-import aiosqlite
 from pydantic import BaseModel, ValidationError
 
 from cloud.access.audit import Audit
+from cloud.db.database import Conn, Database, Row
 from contract.site import ConfigFileError, Site, load_site
 
 log = logging.getLogger(__name__)
@@ -69,7 +67,7 @@ def file_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _version(row: aiosqlite.Row) -> SiteVersion:
+def _version(row: Row) -> SiteVersion:
     return SiteVersion(
         version=row["version"],
         saved_at=datetime.fromtimestamp(row["saved_at"], UTC),
@@ -79,35 +77,20 @@ def _version(row: aiosqlite.Row) -> SiteVersion:
     )
 
 
-async def _newest(db: aiosqlite.Connection) -> tuple[Site, SiteVersion] | None:
-    async with db.execute("SELECT * FROM site_versions ORDER BY version DESC LIMIT 1") as cursor:
-        row = await cursor.fetchone()
-    if row is None:
-        return None
-    try:
-        site = await asyncio.to_thread(site_of, row["document"])
-    except ValidationError as exc:  # only if a newer contract became stricter
-        raise ConfigFileError(
-            f"site version {row['version']} in the database is no longer valid: {exc}"
-        ) from exc
-    return site, _version(row)
-
-
-async def _insert(
-    db: aiosqlite.Connection,
+def _insert(
+    conn: Conn,
     now: float,
     site: Site,
+    document: str,
     actor: str,
     reason: str,
     source_file: str | None = None,
     source_sha256: str | None = None,
 ) -> SiteVersion:
-    """Within a unit of work the caller holds the lock for (and commits)."""
-    document = await asyncio.to_thread(document_of, site)
-    async with db.execute("SELECT MAX(version) FROM site_versions") as cursor:
-        row = await cursor.fetchone()
+    """The next version, within the caller's unit of work."""
+    row = conn.execute("SELECT MAX(version) FROM site_versions").fetchone()
     number = (row[0] or 0) + 1 if row else 1
-    await db.execute(
+    conn.execute(
         "INSERT INTO site_versions (version, saved_at, saved_by, reason, source_file,"
         " source_sha256, document) VALUES (?,?,?,?,?,?,?)",
         (number, now, actor, reason[:1000], source_file, source_sha256, document),
@@ -121,12 +104,11 @@ async def _insert(
     )
 
 
-async def _last_import_digest(db: aiosqlite.Connection) -> str | None:
-    async with db.execute(
+async def _last_import_digest(db: Database) -> str | None:
+    row = await db.fetch_one(
         "SELECT source_sha256 FROM site_versions WHERE source_sha256 IS NOT NULL"
         " ORDER BY version DESC LIMIT 1"
-    ) as cursor:
-        row = await cursor.fetchone()
+    )
     return row["source_sha256"] if row else None
 
 
@@ -139,14 +121,18 @@ async def _differs(last: str | None, site_file: Path) -> bool:
     return last != digest
 
 
-async def load_or_seed(
-    db: aiosqlite.Connection, site_file: Path, *, clock: Callable[[], float] = time.time
-) -> tuple[Site, SiteVersion]:
+async def load_or_seed(db: Database, site_file: Path) -> tuple[Site, SiteVersion]:
     """The site in force: the newest stored version, or (first start) the site file saved as
-    version 1. Called once at start-up, before anything else uses the connection."""
-    newest = await _newest(db)
-    if newest is not None:
-        site, version = newest
+    version 1. Called once at start-up."""
+    row = await db.fetch_one("SELECT * FROM site_versions ORDER BY version DESC LIMIT 1")
+    if row is not None:
+        try:
+            site = await asyncio.to_thread(site_of, row["document"])
+        except ValidationError as exc:  # only if a newer contract became stricter
+            raise ConfigFileError(
+                f"site version {row['version']} in the database is no longer valid: {exc}"
+            ) from exc
+        version = _version(row)
         if await _differs(await _last_import_digest(db), site_file):
             log.warning(
                 "site file %s differs from the last one imported; the registry in the database"
@@ -158,38 +144,32 @@ async def load_or_seed(
         return site, version
     site = await asyncio.to_thread(load_site, site_file)
     digest = await asyncio.to_thread(file_digest, site_file)
-    now = clock()
-    version = await _insert(
-        db, now, site, SYSTEM, f"seeded from {site_file}", str(site_file), digest
-    )
-    await db.execute(
-        "INSERT INTO audit (at, actor, action, detail) VALUES (?,?,?,?)",
-        (now, SYSTEM, "site_seeded", f"version {version.version}: {site_file}"),
-    )
-    await db.commit()
+    document = await asyncio.to_thread(document_of, site)
+    now = db.clock()
+
+    def seed(conn: Conn) -> SiteVersion:
+        version = _insert(
+            conn, now, site, document, SYSTEM, f"seeded from {site_file}", str(site_file), digest
+        )
+        conn.execute(
+            "INSERT INTO audit (at, actor, action, detail) VALUES (?,?,?,?)",
+            (now, SYSTEM, "site_seeded", f"version {version.version}: {site_file}"),
+        )
+        return version
+
+    version = await db.write(seed)
     log.info("site registry seeded from %s as version %d", site_file, version.version)
     return site, version
 
 
 class SiteStore:
-    def __init__(
-        self,
-        db: aiosqlite.Connection,
-        lock: asyncio.Lock,
-        audit: Audit,
-        *,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
+    def __init__(self, db: Database, audit: Audit) -> None:
         self.db = db
-        self.lock = lock  # the connection's writer lock (the alarm book's)
         self.audit = audit
-        self.clock = clock
 
     async def file_differs(self, site_file: Path) -> bool:
         """Whether the site file on disk is not the one last imported (seed or re-import)."""
-        async with self.lock:  # only the read: the file is hashed without holding up ingest
-            last = await _last_import_digest(self.db)
-        return await _differs(last, site_file)
+        return await _differs(await _last_import_digest(self.db), site_file)
 
     async def save(
         self,
@@ -200,54 +180,40 @@ class SiteStore:
         *,
         source: tuple[str, str] | None = None,
         replacement: tuple[str, str, str | None, str | None, str] | None = None,
-        then: Callable[[SiteVersion], None] | None = None,
     ) -> SiteVersion:
         """Save `site` as a new version with its audit entry (and a device replacement's
-        record), in one transaction; `then(version)` runs under the same lock right after
-        the commit (the swap into the registry, so ingest never stores against a mix)."""
-        async with self.lock:
-            try:
-                source_file, digest = source if source else (None, None)
-                version = await _insert(
-                    self.db, self.clock(), site, actor, reason, source_file, digest
+        record), in one unit of work."""
+        document = await asyncio.to_thread(document_of, site)
+        now = self.db.clock()
+        source_file, digest = source if source else (None, None)
+
+        def save(conn: Conn) -> SiteVersion:
+            version = _insert(conn, now, site, document, actor, reason, source_file, digest)
+            if replacement is not None:
+                gateway, device, old, new, note = replacement
+                conn.execute(
+                    "INSERT INTO device_replacements (gateway, device, at, actor,"
+                    " old_serial, new_serial, note, version) VALUES (?,?,?,?,?,?,?,?)",
+                    (gateway, device, now, actor, old, new, note, version.version),
                 )
-                if replacement is not None:
-                    gateway, device, old, new, note = replacement
-                    await self.db.execute(
-                        "INSERT INTO device_replacements (gateway, device, at, actor,"
-                        " old_serial, new_serial, note, version) VALUES (?,?,?,?,?,?,?,?)",
-                        (gateway, device, self.clock(), actor, old, new, note, version.version),
-                    )
-                await self.audit.add(actor, action, f"version {version.version}: {reason}")
-                await self.db.commit()
-            except BaseException:
-                await self.db.rollback()
-                raise
-            if then is not None:
-                then(version)
-        return version
+            self.audit.add(conn, actor, action, f"version {version.version}: {reason}", now)
+            return version
+
+        return await self.db.write(save)
 
     async def versions(self, limit: int = 100) -> list[SiteVersion]:
-        async with (
-            self.lock,
-            self.db.execute(
-                "SELECT version, saved_at, saved_by, reason, source_file FROM site_versions"
-                " ORDER BY version DESC LIMIT ?",
-                (limit,),
-            ) as cursor,
-        ):
-            rows = await cursor.fetchall()
+        rows = await self.db.fetch_all(
+            "SELECT version, saved_at, saved_by, reason, source_file FROM site_versions"
+            " ORDER BY version DESC LIMIT ?",
+            (limit,),
+        )
         return [_version(r) for r in rows]
 
     async def replacements(self, gateway: str, device: str) -> list[Replacement]:
-        async with (
-            self.lock,
-            self.db.execute(
-                "SELECT * FROM device_replacements WHERE gateway = ? AND device = ? ORDER BY id",
-                (gateway, device),
-            ) as cursor,
-        ):
-            rows = await cursor.fetchall()
+        rows = await self.db.fetch_all(
+            "SELECT * FROM device_replacements WHERE gateway = ? AND device = ? ORDER BY id",
+            (gateway, device),
+        )
         return [
             Replacement(
                 gateway=r["gateway"],

@@ -16,8 +16,6 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
-from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -49,24 +47,17 @@ class Backoff:
         self._step = self.first
 
 
-def _iso(ts: float | None) -> str | None:
-    """As the API's models write times (pydantic: UTC with a Z)."""
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
-
-
 class BrokerLink:
     """Whether ingest has its broker; if not, since when, why, and when it tries again.
 
-    `on_change` (the live hub's publish) gets a `broker` message when the link goes down and
-    when it comes back — not on every retry."""
+    `on_change(connected, down_since)` is called when the link goes down and when it comes
+    back — not on every retry (the cloud turns it into the live `broker` message)."""
 
     def __init__(
         self,
         address: str = "",
         *,
-        on_change: Callable[[dict[str, Any]], object] | None = None,
+        on_change: Callable[[bool, float | None], object] | None = None,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -147,14 +138,6 @@ class BrokerLink:
 
     # ---- what the web app reads ------------------------------------------------------------
 
-    def message(self) -> dict[str, Any]:
-        """The state as the live pages get it (no internals: no address, no error text)."""
-        return {
-            "type": "broker",
-            "connected": self.connected.is_set(),
-            "down_since": _iso(self.down_since),
-        }
-
     def _tell(self) -> None:
         if self.on_change is not None:
-            self.on_change(self.message())
+            self.on_change(self.connected.is_set(), self.down_since)

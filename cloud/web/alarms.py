@@ -17,12 +17,12 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Self
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
-from fastapi.sse import EventSourceResponse, ServerSentEvent
+from fastapi.responses import StreamingResponse
 from pydantic import AfterValidator, BaseModel, Field, model_validator
 
 from cloud.access.users import DUTY_ROLES
-from cloud.alarms.book import Alarm, AlarmError, FalseAlarmCause, LogEntry, Outcome
-from cloud.ingest.pipeline import alarm_message
+from cloud.alarms.model import Alarm, FalseAlarmCause, LogEntry, Outcome
+from cloud.live import messages
 from cloud.parts import Cloud
 from cloud.web.deps import CloudDep, DutyUser, RowId, SupervisorUser, session_ref
 from contract.models import Command, utc_now
@@ -149,7 +149,7 @@ async def active_alarms(
     limit: int | None = Query(None, ge=1, le=100000, description="At most this many, first"),
 ) -> list[Alarm]:
     """Unresolved alarms, most severe first, then unaccepted, then oldest."""
-    return await cloud.book.active(limit)
+    return await cloud.alarms.active(limit)
 
 
 class ShownIds(BaseModel):
@@ -164,49 +164,63 @@ class ShownResult(BaseModel):
 async def shown_many(body: ShownIds, cloud: CloudDep, user: DutyUser) -> ShownResult:
     """The page reports that it drew these alarms (one request for a whole board): the
     'shown to an operator' time of each that had none; unknown ids are ignored."""
-    return ShownResult(first_shown=await cloud.book.mark_shown_many(body.ids, user.name))
+    return ShownResult(first_shown=await cloud.casework.mark_shown_many(body.ids, user.name))
 
 
-@router.get("/stream", response_class=EventSourceResponse)
-async def stream(
-    request: Request, cloud: CloudDep, user: DutyUser
-) -> AsyncIterator[ServerSentEvent]:
-    """Live updates. The first message is a snapshot of all unresolved alarms, so a page that
-    reconnects (network blip, server restart) is whole again at once; the second is the state
-    of the cloud's link to the MQTT broker (`broker`: connected, down_since), sent again on
-    every change."""
+@router.get(
+    "/stream",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "Server-sent events"}},
+)
+async def stream(request: Request, cloud: CloudDep, user: DutyUser) -> StreamingResponse:
+    """Live updates (server-sent events). The first is `snapshot`, every unresolved alarm, so
+    a page that reconnects (network blip, server restart) is whole again at once; the second
+    is `broker`, the state of the cloud's link to the MQTT broker (connected, down_since),
+    sent again on every change; then `alarm`, `gateway` and `notify` as they happen. Messages
+    are serialised once for every page (cloud/live/messages.py); what queued up meanwhile
+    goes out in one write."""
     session = session_ref(request)
     sub = cloud.hub.subscribe()
-    loop = asyncio.get_running_loop()
-    ends = loop.time() + STREAM_MAX_S
-    try:
-        snapshot = await cloud.book.active()
-        yield ServerSentEvent(
-            event="snapshot", data=[a.model_dump(mode="json") for a in snapshot], retry=2000
-        )
-        # whether alarms can reach the board at all (then changes come as `broker` messages)
-        yield ServerSentEvent(event="broker", data=cloud.ingest.link.message())
-        while not sub.overflowed and loop.time() < ends:
-            try:
-                message = await asyncio.wait_for(sub.queue.get(), timeout=KEEPALIVE_S)
-            except TimeoutError:
-                # since the stream opened the account may have been disabled, changed role,
-                # had its password reset or its sessions ended: then this session is over
-                now = await cloud.users.session_user(session) if session else None
-                if now is None or now.role not in DUTY_ROLES:
-                    return
-                yield ServerSentEvent(comment="keepalive")
-                continue
-            yield ServerSentEvent(event=message["type"], data=message)
-    finally:
-        cloud.hub.unsubscribe(sub)
+
+    async def events() -> AsyncIterator[str]:
+        loop = asyncio.get_running_loop()
+        ends = loop.time() + STREAM_MAX_S
+        try:
+            snapshot = await cloud.alarms.active()
+            data = "[" + ",".join(a.model_dump_json() for a in snapshot) + "]"
+            yield f"event: snapshot\ndata: {data}\nretry: 2000\n\n"
+            link = cloud.ingest.link
+            yield messages.broker_state(link.connected.is_set(), link.down_since).frame()
+            while not sub.overflowed and loop.time() < ends:
+                try:
+                    first = await asyncio.wait_for(sub.queue.get(), timeout=KEEPALIVE_S)
+                except TimeoutError:
+                    # since the stream opened the account may have been disabled, changed
+                    # role, had its password reset or its sessions ended: then it is over
+                    now = await cloud.users.session_user(session) if session else None
+                    if now is None or now.role not in DUTY_ROLES:
+                        return
+                    yield ": keepalive\n\n"
+                    continue
+                frames = [first.frame()]
+                while not sub.queue.empty():
+                    frames.append(sub.queue.get_nowait().frame())
+                yield "".join(frames)
+        finally:
+            cloud.hub.unsubscribe(sub)
+
+    return StreamingResponse(
+        events(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
 
 
 @router.get("/groups", response_model=list[AlarmGroup])
 async def groups(cloud: CloudDep, user: DutyUser) -> list[AlarmGroup]:
     """The open alarms grouped by building and category, most severe group first."""
     grouped: dict[str, list[Alarm]] = {}
-    for alarm in await cloud.book.active():
+    for alarm in await cloud.alarms.active():
         key = alarm.group_key if alarm.group_key and not alarm.life_safety else f"#{alarm.id}"
         grouped.setdefault(key, []).append(alarm)
     out = []
@@ -242,25 +256,16 @@ async def awaiting_verification(
 ) -> list[Alarm]:
     """Cases resolved by a person recently (a week unless told) that no supervisor has
     verified yet (督办), newest first; cases the system closed itself are not listed."""
-    return await cloud.book.awaiting_verification(time.time() - hours * 3600, limit)
-
-
-def _not_found_or_conflict(exc: AlarmError) -> HTTPException:
-    text = str(exc)
-    code = status.HTTP_404_NOT_FOUND if text.startswith("no alarm") else status.HTTP_409_CONFLICT
-    return HTTPException(code, text)
+    return await cloud.alarms.awaiting_verification(time.time() - hours * 3600, limit)
 
 
 @router.get("/{alarm_id}", response_model=AlarmCase)
 async def one_alarm(alarm_id: RowId, cloud: CloudDep, user: DutyUser) -> AlarmCase:
-    try:
-        alarm = await cloud.book.get(alarm_id)
-    except AlarmError as exc:
-        raise _not_found_or_conflict(exc) from None
-    notes = await cloud.escalator.notifications(alarm_id)
+    alarm = await cloud.alarms.get(alarm_id)
+    notes = await cloud.notifications.of_alarm(alarm_id)
     return AlarmCase(
         alarm=alarm,
-        history=await cloud.book.history(alarm_id),
+        history=await cloud.alarms.history(alarm_id),
         notifications=[NotificationRecord.model_validate(_times(n)) for n in notes],
     )
 
@@ -270,10 +275,7 @@ async def resident(alarm_id: RowId, cloud: CloudDep, user: DutyUser) -> Resident
     """The residents of the alarm's home (name, age, conditions that matter to responders,
     emergency contacts), from the site registry as it is now. Duty roles only; every read is
     audited (action `resident_read`)."""
-    try:
-        alarm = await cloud.book.get(alarm_id)
-    except AlarmError as exc:
-        raise _not_found_or_conflict(exc) from None
+    alarm = await cloud.alarms.get(alarm_id)
     home = cloud.registry.home(alarm.home_id) if alarm.home_id else None
     if home is None:
         raise HTTPException(
@@ -304,26 +306,23 @@ def _times(row: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _change(cloud: Cloud, action: Awaitable[Alarm], *, announce: bool = True) -> Alarm:
-    """Run one state change of the alarm book; refusals become 404/409; the change is pushed
-    to every open board."""
-    try:
-        alarm = await action
-    except AlarmError as exc:
-        raise _not_found_or_conflict(exc) from None
+    """Run one change of a case (a refusal is the app's 404/409/422, cloud/web/errors.py);
+    the change goes to every open board."""
+    alarm = await action
     if announce:
-        cloud.hub.publish(alarm_message(alarm))
+        cloud.announcer.changed(alarm)
     return alarm
 
 
 @router.post("/{alarm_id}/shown", response_model=Alarm)
 async def shown(alarm_id: RowId, cloud: CloudDep, user: DutyUser) -> Alarm:
     """The page reports that it drew this alarm: the 'shown to an operator' time."""
-    return await _change(cloud, cloud.book.mark_shown(alarm_id, user.name), announce=False)
+    return await _change(cloud, cloud.casework.mark_shown(alarm_id, user.name), announce=False)
 
 
 @router.post("/{alarm_id}/accept", response_model=Alarm)
 async def accept(alarm_id: RowId, cloud: CloudDep, user: DutyUser) -> Alarm:
-    alarm = await _change(cloud, cloud.book.accept(alarm_id, user.name))
+    alarm = await _change(cloud, cloud.casework.accept(alarm_id, user.name))
     if alarm.kind == "call":
         # light "help is coming" at the resident's button
         command = Command(
@@ -346,7 +345,7 @@ async def resolve(
     """Close the case (办结) with its outcome; a false alarm needs its cause (422 without)."""
     return await _change(
         cloud,
-        cloud.book.resolve(
+        cloud.casework.resolve(
             alarm_id, user.name, resolution.outcome, resolution.note, resolution.cause
         ),
     )
@@ -355,16 +354,18 @@ async def resolve(
 @router.post("/{alarm_id}/dispatch", response_model=Alarm)
 async def dispatch(alarm_id: RowId, body: Dispatch, cloud: CloudDep, user: DutyUser) -> Alarm:
     """Someone is sent to an accepted case (grid worker, property company, 119/120)."""
-    return await _change(cloud, cloud.book.dispatch(alarm_id, user.name, body.to, body.note))
+    return await _change(cloud, cloud.casework.dispatch(alarm_id, user.name, body.to, body.note))
 
 
 @router.post("/{alarm_id}/feedback", response_model=Alarm)
 async def feedback(alarm_id: RowId, body: Feedback, cloud: CloudDep, user: DutyUser) -> Alarm:
     """What happened, for the resident and the record (情况反馈); may be given more than once."""
-    return await _change(cloud, cloud.book.feedback(alarm_id, user.name, body.note))
+    return await _change(cloud, cloud.casework.feedback(alarm_id, user.name, body.note))
 
 
 @router.post("/{alarm_id}/verify", response_model=Alarm)
 async def verify(alarm_id: RowId, body: Note, cloud: CloudDep, user: SupervisorUser) -> Alarm:
     """A supervisor confirms that a resolved case is really closed (督办落实)."""
-    return await _change(cloud, cloud.book.verify(alarm_id, user.name, body.note), announce=False)
+    return await _change(
+        cloud, cloud.casework.verify(alarm_id, user.name, body.note), announce=False
+    )

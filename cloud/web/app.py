@@ -13,7 +13,7 @@ from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES, GZipMiddle
 from starlette.middleware.sessions import SessionMiddleware
 
 from cloud.parts import Cloud
-from cloud.web import alarms, auth, ledger, maintenance, rules, status
+from cloud.web import alarms, auth, errors, ledger, maintenance, rules, status
 from cloud.web import devices as devices_api
 from cloud.web import install as install_api
 from cloud.web import site as site_api
@@ -65,6 +65,7 @@ def create_app(cloud: Cloud) -> FastAPI:
         redoc_url=None,
     )
     app.state.cloud = cloud
+    errors.install(app)
     app.add_middleware(
         SessionMiddleware,
         secret_key=settings.session_secret.get_secret_value(),

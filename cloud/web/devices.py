@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from cloud.access.users import DUTY_ROLES
-from cloud.devices.health import HealthReport, health_report
+from cloud.devices.health import HealthReport
 from cloud.web.deps import CloudDep, DeviceReader
 
 router = APIRouter(prefix="/api/devices", tags=["devices"])
@@ -17,4 +17,4 @@ async def device_health(cloud: CloudDep, user: DeviceReader) -> HealthReport:
     test), last seen, battery and signal; every gateway online since / offline since; grouped
     by community, grid and building, with counts per state. The open alarms (their titles
     name residents' homes) are for the duty roles only, as /api/alarms is."""
-    return await health_report(cloud, with_alarms=user.role in DUTY_ROLES)
+    return await cloud.health.report(with_alarms=user.role in DUTY_ROLES)

@@ -20,9 +20,9 @@ from pydantic import BaseModel, Field
 from cloud.access.claims import ClaimFailure, ClaimLimited, ClaimRefusal, ClaimRefused, IssuedCode
 from cloud.access.credentials import BrokerNotUpdated, CredentialInfo, InvalidGateway
 from cloud.access.provisioning import BundleError, prepare
-from cloud.alarms.book import Mode
+from cloud.alarms.model import Mode
 from cloud.devices.health import model_facts
-from cloud.devices.maintenance import Window, WindowError
+from cloud.devices.maintenance import Window
 from cloud.parts import Cloud
 from cloud.telemetry.base import StoreError
 from cloud.web.deps import CloudDep, InstallerUser, ProvisionerUser, ReaderUser, RowId
@@ -261,21 +261,6 @@ class WalkTestLive(BaseModel):
     alarms: list[TestAlarm]
 
 
-async def _events(
-    cloud: Cloud, gateway: str, since: float, until: float
-) -> list[dict[str, object]]:
-    async with (
-        cloud.book.lock,
-        cloud.db.execute(
-            'SELECT device, kind, type, "values", received_at FROM events WHERE gateway = ?'
-            " AND received_at >= ? AND received_at <= ? ORDER BY received_at",
-            (gateway, since, until),
-        ) as cursor,
-    ):
-        rows = await cursor.fetchall()
-    return [dict(r) for r in rows]
-
-
 async def _readings(
     cloud: Cloud, gateway: str, start: datetime, end: datetime
 ) -> dict[str, dict[str, tuple[datetime, float]]]:
@@ -301,15 +286,12 @@ async def walk_test_live(window_id: RowId, cloud: CloudDep, user: InstallerUser)
     """What the installer watches during a walk test (poll it every few seconds): every
     device of the test, whether it was heard since the test began, its latest event and its
     latest reading, battery and signal (from events and telemetry)."""
-    try:
-        window = await cloud.maintenance.get(window_id)
-    except WindowError as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    window = await cloud.maintenance.get(window_id)
     if window.mode is not Mode.WALK_TEST:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"#{window_id} is not a walk test")
     start = window.starts_at
     end = min(window.ended_at or window.ends_at, datetime.now(UTC))
-    events = await _events(cloud, window.gateway, start.timestamp(), end.timestamp())
+    events = await cloud.alarms.events_of(window.gateway, start.timestamp(), end.timestamp())
     by_device: dict[str, list[dict[str, object]]] = {}
     for event in events:
         by_device.setdefault(str(event["device"]), []).append(event)
@@ -354,7 +336,7 @@ async def walk_test_live(window_id: RowId, cloud: CloudDep, user: InstallerUser)
                 rssi_dbm=values["rssi_dbm"][1] if "rssi_dbm" in values else None,
             )
         )
-    alarms = await cloud.book.in_window(window_id)
+    alarms = await cloud.alarms.in_window(window_id)
     return WalkTestLive(
         window=window,
         devices=devices,

@@ -16,7 +16,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from cloud.access.users import User
-from cloud.alarms.book import LEVEL_NAMES, AlarmState, Outcome
+from cloud.alarms.model import LEVEL_NAMES, AlarmState, Outcome
 from cloud.ledger import cases as ledger
 from cloud.ledger.cases import ExportQuery, LedgerFilter, LedgerPage, LedgerQuery, Report
 from cloud.parts import Cloud
@@ -51,7 +51,7 @@ async def cases(
 ) -> LedgerPage:
     """Cases newest first (by when the cloud received them), one page at a time, with the
     total that matched."""
-    return await ledger.page(cloud.db, query, cloud.core.config, cloud.book.clock())
+    return await ledger.page(cloud.db, query, cloud.core.config, cloud.db.clock())
 
 
 @router.get("/options", response_model=LedgerOptions)
@@ -76,7 +76,7 @@ async def report(
 ) -> Report:
     """Per level: time to accept and to resolve (p50/p90/p99, nearest rank), acceptance
     within the policy's budget; false-alarm rate per device model and per building."""
-    now = cloud.book.clock()
+    now = cloud.db.clock()
     try:
         cases = await ledger.report_cases(cloud.db, query, cloud.core.config, now)
     except ledger.TooMany as too_many:
@@ -97,7 +97,7 @@ async def _export(cloud: Cloud, user: User, query: ExportQuery, fmt: str) -> Res
             f"{total} cases match; an export as {fmt} holds at most {limit}:"
             " narrow the date range or the filter",
         )
-    now = cloud.book.clock()
+    now = cloud.db.clock()
     cases = await ledger.rows(cloud.db, query, cloud.core.config, now)
     filt = LedgerFilter.model_validate(query.model_dump(exclude={"lang"}))
     if fmt == "csv":

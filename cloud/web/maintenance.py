@@ -11,8 +11,8 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel, Field
 
-from cloud.alarms.book import Alarm, Mode
-from cloud.devices.maintenance import Window, WindowError
+from cloud.alarms.model import Alarm, Mode
+from cloud.devices.maintenance import Window
 from cloud.parts import Cloud
 from cloud.web.deps import CloudDep, InstallerUser, PlannerUser, RowId
 
@@ -90,7 +90,7 @@ async def walk_test_report(
 ) -> WalkTestReport:
     window = await _get(cloud, window_id)
     until = (window.ended_at or window.ends_at).timestamp()
-    events = await cloud.book.events_of(window.gateway, window.starts_at.timestamp(), until)
+    events = await cloud.alarms.events_of(window.gateway, window.starts_at.timestamp(), until)
     seen: dict[str, list[dict[str, Any]]] = {}
     for event in events:
         seen.setdefault(str(event["device"]), []).append(event)
@@ -111,7 +111,7 @@ async def walk_test_report(
                 last_at=datetime.fromtimestamp(float(last["received_at"]), UTC) if last else None,
             )
         )
-    alarms: list[Alarm] = await cloud.book.in_window(window_id)
+    alarms: list[Alarm] = await cloud.alarms.in_window(window_id)
     return WalkTestReport(
         window=window,
         devices=devices,
@@ -130,17 +130,14 @@ async def end_walk_test(window_id: RowId, cloud: CloudDep, user: InstallerUser) 
 @router.post("/maintenance", response_model=Window, status_code=status.HTTP_201_CREATED)
 async def plan_window(body: WindowPlan, cloud: CloudDep, user: PlannerUser) -> Window:
     _check(cloud, body.gateway, body.devices)
-    try:
-        return await cloud.maintenance.schedule(
-            body.gateway,
-            body.devices,
-            body.starts_at.timestamp(),
-            body.ends_at.timestamp(),
-            user.name,
-            body.note,
-        )
-    except WindowError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    return await cloud.maintenance.schedule(
+        body.gateway,
+        body.devices,
+        body.starts_at.timestamp(),
+        body.ends_at.timestamp(),
+        user.name,
+        body.note,
+    )
 
 
 @router.get("/maintenance", response_model=list[Window])
@@ -154,16 +151,10 @@ async def end_window(window_id: RowId, cloud: CloudDep, user: PlannerUser) -> Wi
 
 
 async def _get(cloud: Cloud, window_id: int) -> Window:
-    try:
-        return await cloud.maintenance.get(window_id)
-    except WindowError as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    return await cloud.maintenance.get(window_id)
 
 
 async def _end(cloud: Cloud, window_id: int, actor: str) -> Window:
-    try:
-        window = await cloud.maintenance.end(window_id, actor)
-    except WindowError as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    window = await cloud.maintenance.end(window_id, actor)
     await cloud.book.close_window(window_id, actor)
     return window

@@ -78,7 +78,7 @@ class Stats(BaseModel):
 async def stats(request: Request, cloud: CloudDep, user: CurrentUser) -> Stats:
     link = cloud.ingest.link
     return Stats(
-        ingest=dict(cloud.ingest.counts),
+        ingest=dict(cloud.ingest.counts + cloud.announcer.counts),
         rejected=dict(cloud.rejects.counts),
         live_listeners=cloud.hub.listeners,
         broker=BrokerStatus(

@@ -6,16 +6,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Request, status
+from fastapi import APIRouter, Path, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from cloud.access.users import (
     MAX_PASSWORD,
     MIN_PASSWORD,
     Account,
-    AccountError,
     Role,
-    UnknownAccount,
 )
 from cloud.web.deps import AccountAdmin, CloudDep
 
@@ -52,14 +50,6 @@ class PasswordReset(BaseModel):
     password: Password
 
 
-def _refused(exc: AccountError) -> HTTPException:
-    """404 for an unknown account; 409 for a name taken or the last active admin."""
-    code = (
-        status.HTTP_404_NOT_FOUND if isinstance(exc, UnknownAccount) else status.HTTP_409_CONFLICT
-    )
-    return HTTPException(code, str(exc))
-
-
 @router.get("", response_model=list[Account])
 async def list_accounts(cloud: CloudDep, admin: AccountAdmin) -> list[Account]:
     """Every account, by name (no password hashes)."""
@@ -68,10 +58,7 @@ async def list_accounts(cloud: CloudDep, admin: AccountAdmin) -> list[Account]:
 
 @router.post("", response_model=Account, status_code=status.HTTP_201_CREATED)
 async def create_account(body: NewAccount, cloud: CloudDep, admin: AccountAdmin) -> Account:
-    try:
-        return await cloud.users.create(body.name, body.role, body.password, actor=admin.name)
-    except AccountError as exc:
-        raise _refused(exc) from None
+    return await cloud.users.create(body.name, body.role, body.password, actor=admin.name)
 
 
 @router.put("/{name}/role", response_model=Account)
@@ -79,10 +66,7 @@ async def change_role(
     name: PathName, body: RoleChange, cloud: CloudDep, admin: AccountAdmin
 ) -> Account:
     """Takes effect at the account's next request (its sessions stay)."""
-    try:
-        return await cloud.users.set_role(name, body.role, actor=admin.name)
-    except AccountError as exc:
-        raise _refused(exc) from None
+    return await cloud.users.set_role(name, body.role, actor=admin.name)
 
 
 @router.put("/{name}/password", response_model=Account)
@@ -91,10 +75,7 @@ async def reset_password(
 ) -> Account:
     """A new password; every session of the account ends (the admin's own one goes on if
     they reset their own password)."""
-    try:
-        account = await cloud.users.set_password(name, body.password, actor=admin.name)
-    except AccountError as exc:
-        raise _refused(exc) from None
+    account = await cloud.users.set_password(name, body.password, actor=admin.name)
     if name == admin.name:
         request.session["key"] = await cloud.users.session_key(name)
     return account
@@ -103,24 +84,15 @@ async def reset_password(
 @router.post("/{name}/disable", response_model=Account)
 async def disable_account(name: PathName, cloud: CloudDep, admin: AccountAdmin) -> Account:
     """The account's sessions end at once and it cannot sign in until enabled again."""
-    try:
-        return await cloud.users.set_disabled(name, True, actor=admin.name)
-    except AccountError as exc:
-        raise _refused(exc) from None
+    return await cloud.users.set_disabled(name, True, actor=admin.name)
 
 
 @router.post("/{name}/enable", response_model=Account)
 async def enable_account(name: PathName, cloud: CloudDep, admin: AccountAdmin) -> Account:
-    try:
-        return await cloud.users.set_disabled(name, False, actor=admin.name)
-    except AccountError as exc:
-        raise _refused(exc) from None
+    return await cloud.users.set_disabled(name, False, actor=admin.name)
 
 
 @router.delete("/{name}/sessions", response_model=Account)
 async def end_sessions(name: PathName, cloud: CloudDep, admin: AccountAdmin) -> Account:
     """Sign the account out everywhere (e.g. a PC left signed in, a lost phone)."""
-    try:
-        return await cloud.users.end_sessions(name, actor=admin.name)
-    except AccountError as exc:
-        raise _refused(exc) from None
+    return await cloud.users.end_sessions(name, actor=admin.name)

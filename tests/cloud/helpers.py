@@ -21,9 +21,13 @@ from typing import Any
 import yaml
 
 from cloud.alarms.book import AlarmBook
-from cloud.db.database import open_database
+from cloud.alarms.casework import Casework
+from cloud.alarms.queries import AlarmQueries
+from cloud.db.database import Database
 from cloud.live.hub import LiveHub
 from cloud.notify import Channel, PushChannel, WebhookChannel
+from cloud.notify.announce import Announcer
+from cloud.notify.log import NotificationLog
 from cloud.routing.escalation import Escalator
 from cloud.rules import RulesCore, RulesFile, load_rules
 from cloud.settings import DEFAULT_RULES, DEFAULT_SITE
@@ -159,9 +163,14 @@ class WebhookReceiver:
 
 @dataclass
 class Parts:
+    db: Database
     book: AlarmBook
+    alarms: AlarmQueries
+    casework: Casework
     core: RulesCore
     escalator: Escalator
+    notifications: NotificationLog
+    announcer: Announcer
     hub: LiveHub
     registry: Registry
     config: RulesFile
@@ -179,22 +188,42 @@ async def book_parts(
     file: opening it again is a restart."""
     registry = Registry(load_site(DEFAULT_SITE))
     config = config or load_rules(DEFAULT_RULES)
-    db = await open_database(path)
+    db = await Database.open(path, clock=clock)
     hub = LiveHub()
     channels: dict[str, Channel] = {"push": PushChannel(hub)}
     webhook = WebhookChannel(webhook_url, timeout_s=2) if webhook_url else None
     if webhook is not None:
         channels["webhook"] = webhook
     try:
-        book = AlarmBook(db, registry, clock=clock)
+        book = AlarmBook(db, registry)
         core = RulesCore(
             config, devices=registry.devices(), gateways=registry.gateways(), now=clock()
         )
         core.restore(await book.open_keys())
+        notifications = NotificationLog(db)
+        announcer = Announcer(db, hub, notifications)
         escalator = Escalator(
-            book=book, registry=registry, rules=lambda: config, channels=channels, clock=clock
+            db=db,
+            registry=registry,
+            rules=lambda: config,
+            channels=channels,
+            notifications=notifications,
+            on_change=announcer.changed,
         )
-        yield Parts(book, core, escalator, hub, registry, config)
+        announcer.on_new_alarms = escalator.wake
+        yield Parts(
+            db,
+            book,
+            AlarmQueries(db),
+            Casework(db),
+            core,
+            escalator,
+            notifications,
+            announcer,
+            hub,
+            registry,
+            config,
+        )
     finally:
         if webhook is not None:
             await webhook.close()

@@ -241,7 +241,7 @@ async def test_an_expired_code_prints_why_and_exits_non_zero(
 ) -> None:
     code = await new_code(https_cloud, certs.files.ca)
     ttl = https_cloud.cloud.settings.claim_code_ttl_s
-    https_cloud.cloud.claims.clock = lambda: time.time() + ttl + 1
+    https_cloud.cloud.db.clock = lambda: time.time() + ttl + 1
     state = tmp_path / "state"
     done = await gateway_cli(
         "claim",

@@ -21,7 +21,7 @@ from cloud.access.credentials import (
     InvalidGateway,
     mosquitto_hash,
 )
-from cloud.db.database import open_database
+from cloud.db.database import Database
 from tests.cloud.conftest import RunningCloud, eventually
 from tests.security.conftest import broker_group
 from tests.security.helpers import can_connect, open_session
@@ -145,10 +145,9 @@ def test_hashes_match_mosquitto_passwd(tmp_path: Path) -> None:
 async def test_without_broker_files_credentials_are_recorded_with_a_warning(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    db = await open_database(tmp_path / "cloud.db")
+    db = await Database.open(tmp_path / "cloud.db")
     try:
-        lock = asyncio.Lock()
-        credentials = GatewayCredentials(db, lock, Audit(db, lock), None)
+        credentials = GatewayCredentials(db, Audit(db), None)
         with caplog.at_level(logging.WARNING, logger="cloud.access.credentials"):
             issued = await credentials.issue("gw-ld01", "inst")
         assert "no broker is managed" in caplog.text

@@ -158,8 +158,7 @@ async def test_an_expired_code_is_refused(
 ) -> None:
     code = await new_code(installer)
     ttl = managed.cloud.settings.claim_code_ttl_s
-    claims = managed.cloud.claims
-    claims.clock = lambda: time.time() + ttl + 1  # the installer came back too late
+    managed.cloud.db.clock = lambda: time.time() + ttl + 1  # the installer came back too late
     resp = await claim(managed, code)
     assert resp.status_code == 410
     assert resp.headers["X-Claim-Error"] == "expired"

@@ -37,7 +37,7 @@ async def test_a_clear_closes_an_unaccepted_alarm_notes_an_accepted_one_and_neve
                 clock(),
             )
         )
-        await book.accept(power.id, "op")
+        await parts.casework.accept(power.id, "op")
         clock.advance(5)
         changes = await book.apply(
             [
@@ -49,12 +49,12 @@ async def test_a_clear_closes_an_unaccepted_alarm_notes_an_accepted_one_and_neve
             clock(),
         )
         assert [c.change for c in changes] == ["noted", "cleared", "noted"]
-        smoke, water, power = [await book.get(a.id) for a in (smoke, water, power)]
+        smoke, water, power = [await parts.alarms.get(a.id) for a in (smoke, water, power)]
         assert smoke.state == "active" and smoke.cleared_at is not None
         assert (water.state, water.outcome, water.resolved_by) == ("resolved", "cleared", "system")
         assert water.notify_due_at is None  # no escalation for a closed case
         assert power.state == "accepted" and power.cleared_at is not None
-        log = [(h.action, h.detail) for h in await book.history(smoke.id)]
+        log = [(h.action, h.detail) for h in await parts.alarms.history(smoke.id)]
         assert ("device_cleared", "clear from the device; latched: an operator closes it") in log
         # alarming again after a clear: the same open case, the clear forgotten
         [again] = await book.apply(
@@ -91,5 +91,5 @@ async def test_test_alarms_are_kept_apart_from_live_ones(tmp_path: Path) -> None
         [a] = await parts.book.apply([live], clock())
         [b] = await parts.book.apply([test], clock())
         assert a.alarm.id != b.alarm.id and b.alarm.mode == "walk_test"
-        assert [x.id for x in await parts.book.active()] == [a.alarm.id]
-        assert [x.id for x in await parts.book.in_window(7)] == [b.alarm.id]
+        assert [x.id for x in await parts.alarms.active()] == [a.alarm.id]
+        assert [x.id for x in await parts.alarms.in_window(7)] == [b.alarm.id]

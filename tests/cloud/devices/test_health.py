@@ -181,7 +181,7 @@ async def test_fault_low_battery_and_walk_test(quick: RunningCloud, gw1: Publish
         gw1.publish(
             "sc/v1/gw-ld01/event", event(device="call-0101", kind="call", type="fault", seq=3)
         )
-        await eventually(lambda: quick.cloud.ingest.counts["test_alarms"] >= 1)
+        await eventually(lambda: quick.cloud.announcer.counts["test_alarms"] >= 1)
         call = devices(await health(client))[("gw-ld01", "call-0101")]
         assert "faulty" not in call["conditions"]
 

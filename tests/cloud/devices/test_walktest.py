@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 
 from cloud.access.audit import Audit
-from cloud.alarms.book import Mode
+from cloud.alarms.model import Mode
 from cloud.devices.maintenance import Maintenance
 from cloud.rules import AlarmDraft
 from tests.cloud.conftest import Publisher, RunningCloud, eventually, signed_in
@@ -41,7 +41,7 @@ async def test_a_walk_test_records_tests_for_the_installer_and_never_pages(
         # the installer trips the smoke alarm and presses the call button …
         gw1.publish("sc/v1/gw-ld01/event", event(device="smoke-0102", type="alarm"))
         gw1.publish("sc/v1/gw-ld01/event", event(device="call-0101", kind="call", type="press"))
-        await eventually(lambda: cloud.cloud.ingest.counts["test_alarms"] == 2)
+        await eventually(lambda: cloud.cloud.announcer.counts["test_alarms"] == 2)
         # … while a real alarm comes from the next building
         gw2.publish(
             "sc/v1/gw-ld02/event", event(gateway="gw-ld02", device="smoke-0301", type="alarm")
@@ -113,7 +113,7 @@ async def test_a_maintenance_window_is_planned_by_a_supervisor_for_chosen_device
         await eventually(lambda: cloud.cloud.ingest.counts["events"] == 2)
         live = await active(operator)
         assert [a["device"] for a in live] == ["gas-0101"]  # air-0201 is under maintenance
-        assert cloud.cloud.ingest.counts["test_alarms"] == 1
+        assert cloud.cloud.announcer.counts["test_alarms"] == 1
     finally:
         await supervisor.aclose()
         await installer.aclose()
@@ -122,12 +122,7 @@ async def test_a_maintenance_window_is_planned_by_a_supervisor_for_chosen_device
 async def test_a_forgotten_walk_test_ends_by_itself_and_closes_its_tests(tmp_path: Path) -> None:
     clock = FakeClock()
     async with book_parts(tmp_path / "c.db", clock) as parts:
-        maintenance = Maintenance(
-            parts.book.db,
-            parts.book.lock,
-            Audit(parts.book.db, parts.book.lock, clock=clock),
-            clock=clock,
-        )
+        maintenance = Maintenance(parts.db, Audit(parts.db))
         window = await maintenance.start_walk_test("gw-ld01", [], 30, "inst")
         mode, window_id = maintenance.mode_for("gw-ld01", "smoke-0102", clock())
         assert (mode, window_id) == (Mode.WALK_TEST, window.id)

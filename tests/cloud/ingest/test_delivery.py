@@ -144,8 +144,8 @@ async def ingest_on(tmp_path: Path, **options: Any) -> AsyncIterator[Ingest]:
                 core=parts.core,
                 book=parts.book,
                 store=store,
-                hub=parts.hub,
-                rejects=RejectLog(parts.book.db, parts.book.lock),
+                announcer=parts.announcer,
+                rejects=RejectLog(parts.db),
                 clock=clock,
                 **options,
             )

@@ -17,7 +17,10 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 
-from cloud.alarms.book import AlarmError, Mode, batch_arrival, event_arrival
+from cloud.alarms.model import Mode
+from cloud.alarms.queries import AlarmQueries
+from cloud.alarms.recording import batch_arrival, event_arrival
+from cloud.errors import CloudError
 from cloud.ingest.pipeline import Ingest
 from cloud.ingest.rejects import RejectLog
 from cloud.rules import AlarmDraft
@@ -54,8 +57,8 @@ async def ingest_on(tmp_path: Path) -> AsyncIterator[Ingest]:
                 core=parts.core,
                 book=parts.book,
                 store=store,
-                hub=parts.hub,
-                rejects=RejectLog(parts.book.db, parts.book.lock),
+                announcer=parts.announcer,
+                rejects=RejectLog(parts.db),
                 clock=clock,
             )
         finally:
@@ -121,12 +124,12 @@ async def test_a_mixed_batch_gives_exactly_the_right_alarms_and_rejections(
         assert count(tmp_path, "SELECT repeats FROM alarms WHERE device = 'smoke-0102'") == 1
 
         # announced after the commit; the live message carries the time it was pushed
-        sub = ingest.hub.subscribe()
+        sub = ingest.announcer.hub.subscribe()
         ingest.clock.advance(0.25)  # type: ignore[attr-defined]
         await ingest._announce(raised)
-        pushed = [sub.queue.get_nowait()["alarm"] for _ in range(sub.queue.qsize())]
+        pushed = [sub.queue.get_nowait().body()["alarm"] for _ in range(sub.queue.qsize())]
         assert pushed[0]["pushed_at"] is not None
-        stored = await ingest.book.get(pushed[0]["id"])
+        stored = await AlarmQueries(ingest.book.db).get(pushed[0]["id"])
         assert stored.pushed_at is not None
         assert pushed[0]["pushed_at"] == stored.model_dump(mode="json")["pushed_at"]
 
@@ -183,10 +186,10 @@ async def test_a_failure_while_storing_one_message_rolls_back_that_one_only(
             ]
         )
         assert isinstance(results[0], list) and results[0][0].new
-        assert isinstance(results[1], AlarmError)
+        assert isinstance(results[1], CloudError)
         assert results[2] == []
-        assert await parts.book.count_events() == 1
-        assert [a.device for a in await parts.book.active()] == ["smoke-0102"]
+        assert await parts.alarms.count_events() == 1
+        assert [a.device for a in await parts.alarms.active()] == ["smoke-0102"]
         # the failed one was not stored, so it is new when it comes again
         again = await parts.book.record_many([event_arrival(broken, T0, [])])
         assert again == [[]]

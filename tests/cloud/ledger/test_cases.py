@@ -19,7 +19,7 @@ import httpx
 import pytest
 from openpyxl import load_workbook
 
-from cloud.alarms.book import FalseAlarmCause, Outcome
+from cloud.alarms.model import FalseAlarmCause, Outcome
 from cloud.ledger import cases as ledger_module
 from cloud.ledger.cases import percentile
 from cloud.rules import AlarmDraft, Clear
@@ -419,7 +419,7 @@ async def write_known_cases(path: Path) -> dict[str, int]:
             alarm_id = made[name] = raised.alarm.id
             if accept_after is not None:
                 clock.now = at + accept_after
-                await parts.book.accept(alarm_id, "op")
+                await parts.casework.accept(alarm_id, "op")
             if outcome is Outcome.CLEARED:
                 clock.now = at + (resolve_after or 0)
                 clear = Clear(
@@ -429,7 +429,7 @@ async def write_known_cases(path: Path) -> dict[str, int]:
             elif resolve_after is not None and outcome is not None:
                 clock.now = at + resolve_after
                 cause = FalseAlarmCause.MISTOUCH if name == "a2" else FalseAlarmCause.COOKING
-                await parts.book.resolve(
+                await parts.casework.resolve(
                     alarm_id,
                     "op",
                     outcome,
@@ -619,17 +619,17 @@ async def hostile_cases(
             [draft("call_for_help", 1, "call", "gw-ld01", "call-0101", B)], B
         )
         made["formula"] = formula.alarm.id
-        await parts.book.accept(formula.alarm.id, "op")
-        await parts.book.dispatch(formula.alarm.id, "op", HOSTILE["dispatched_to"], "")
-        await parts.book.feedback(formula.alarm.id, "op", HOSTILE["feedback"])
-        await parts.book.resolve(formula.alarm.id, "op", Outcome.HANDLED, HOSTILE["note"])
+        await parts.casework.accept(formula.alarm.id, "op")
+        await parts.casework.dispatch(formula.alarm.id, "op", HOSTILE["dispatched_to"], "")
+        await parts.casework.feedback(formula.alarm.id, "op", HOSTILE["feedback"])
+        await parts.casework.resolve(formula.alarm.id, "op", Outcome.HANDLED, HOSTILE["note"])
         clock.now = B + 60
         [control] = await parts.book.apply(
             [draft("smoke_alarm", 1, "smoke", "gw-ld01", "smoke-0102", B + 60)], B + 60
         )
         made["control"] = control.alarm.id
-        await parts.book.resolve(control.alarm.id, "op", Outcome.HANDLED, HOSTILE["control"])
-        await parts.book.verify(control.alarm.id, "sup", "回访属实")
+        await parts.casework.resolve(control.alarm.id, "op", Outcome.HANDLED, HOSTILE["control"])
+        await parts.casework.verify(control.alarm.id, "sup", "回访属实")
     forget_gateway_status(mosquitto)
     async with running_cloud(cloud_settings(tmp_path, mosquitto)) as running:
         yield running, made

@@ -87,8 +87,8 @@ async def test_a_restart_between_firing_and_delivering_loses_and_repeats_nothing
     async with book_parts(db, clock, webhook_url=webhook.url) as parts:
         await parts.escalator.fire_due()
         await parts.escalator.deliver_due()
-        alarm = await parts.book.get(alarm_id)
-        history = await parts.book.history(alarm_id)
+        alarm = await parts.alarms.get(alarm_id)
+        history = await parts.alarms.history(alarm_id)
     assert webhook.steps() == [
         (0, "grid_worker"),
         (1, "street_supervisor"),
@@ -115,7 +115,7 @@ async def test_a_receiver_that_is_down_gets_it_later_once(
         [raised] = await parts.book.apply([CALL], clock())
         await parts.escalator.fire_due()
         await parts.escalator.deliver_due()  # refused: retried later
-        [note] = await parts.escalator.notifications(raised.alarm.id)
+        [note] = await parts.notifications.of_alarm(raised.alarm.id)
         assert (note["status"], note["attempts"]) == ("pending", 1)
         assert "503" in str(note["detail"])
     webhook.status = 200
@@ -123,7 +123,7 @@ async def test_a_receiver_that_is_down_gets_it_later_once(
         assert await parts.escalator.deliver_due() == 0  # the backoff has not run out
         clock.advance(2.5)
         assert await parts.escalator.deliver_due() == 1
-        [note] = await parts.escalator.notifications(raised.alarm.id)
+        [note] = await parts.notifications.of_alarm(raised.alarm.id)
     assert (note["status"], note["attempts"]) == ("delivered", 2)
     assert list(webhook.keys().values()) == [1]
 
@@ -138,11 +138,11 @@ async def test_accepting_stops_the_escalation_and_cancels_what_is_not_yet_sent(
         await parts.escalator.deliver_due()
         clock.advance(61)
         await parts.escalator.fire_due()  # step 1 made, not yet delivered …
-        await parts.book.accept(raised.alarm.id, "op")  # … when the operator accepts
+        await parts.casework.accept(raised.alarm.id, "op")  # … when the operator accepts
         await parts.escalator.deliver_due()
         clock.advance(3600)
         assert await parts.escalator.fire_due() == []
-        notes = await parts.escalator.notifications(raised.alarm.id)
+        notes = await parts.notifications.of_alarm(raised.alarm.id)
     assert webhook.steps() == [(0, "grid_worker")]
     assert [n["status"] for n in notes if n["step"] == 1] == ["cancelled", "cancelled"]
 
@@ -168,7 +168,7 @@ async def test_missing_contacts_and_channels_are_recorded_not_silently_dropped(
             await parts.escalator.fire_due()
             await parts.escalator.deliver_due()
             clock.advance(61)
-        notes = await parts.escalator.notifications(raised.alarm.id)
+        notes = await parts.notifications.of_alarm(raised.alarm.id)
     by_target = {(n["target"], n["channel"]): (n["status"], n["detail"]) for n in notes}
     # nobody lives on file in 1单元102: the step is recorded with the reason
     assert by_target[("emergency_contacts", "webhook")] == (

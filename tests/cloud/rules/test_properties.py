@@ -13,7 +13,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cloud.alarms.book import AlarmState
+from cloud.alarms.model import AlarmState
+from cloud.alarms.recording import batch_arrival, event_arrival
 from cloud.rules import AlarmDraft, Clear, Rules, load_rules
 from cloud.rules.config import (
     Contacts,
@@ -174,24 +175,27 @@ async def _latched(steps: list[tuple[str, Any]]) -> None:
                     reading = Reading(
                         device="gas-0101", ts=ts, kind=Kind.GAS, values=Values(ch4_pct_lel=arg)
                     )
-                    await parts.book.record_batch(
-                        f"b{i}",
-                        "gw-ld01",
-                        1,
-                        now,
-                        lambda r=reading, n=now: parts.core.readings("gw-ld01", [r], n),
+                    await parts.book.record_many(
+                        [
+                            batch_arrival(
+                                f"b{i}",
+                                "gw-ld01",
+                                1,
+                                now,
+                                lambda r=reading, n=now: parts.core.readings("gw-ld01", [r], n),
+                            )
+                        ]
                     )
                 else:
                     device = "smoke-0102" if what == "smoke" else "call-0101"
                     ev = event(device, what, arg, ts=ts)
-                    await parts.book.record_event(
-                        ev, now, lambda e=ev, n=now: parts.core.event(e, n)
+                    await parts.book.record_many(
+                        [event_arrival(ev, now, lambda e=ev, n=now: parts.core.event(e, n))]
                     )
-                async with parts.book.db.execute(
+                for row in await parts.db.fetch_all(
                     "SELECT id, state, life_safety FROM alarms WHERE life_safety = 1"
-                ) as cursor:
-                    for row in await cursor.fetchall():
-                        assert row["state"] == AlarmState.ACTIVE, f"alarm {row['id']} closed"
+                ):
+                    assert row["state"] == AlarmState.ACTIVE, f"alarm {row['id']} closed"
 
 
 # ---- duplicates never create alarms ------------------------------------------------------------
@@ -231,11 +235,13 @@ async def _alarms_after(deliveries: list[Any]) -> list[tuple[Any, ...]]:
         async with book_parts(Path(tmp) / "c.db", clock) as parts:
             for ev in deliveries:
                 now = clock.advance(1.0)
-                await parts.book.record_event(ev, now, lambda e=ev, n=now: parts.core.event(e, n))
-            async with parts.book.db.execute(
+                await parts.book.record_many(
+                    [event_arrival(ev, now, lambda e=ev, n=now: parts.core.event(e, n))]
+                )
+            rows = await parts.db.fetch_all(
                 "SELECT rule, device, level, repeats, state, first_event_id FROM alarms ORDER BY id"
-            ) as cursor:
-                return [tuple(r) for r in await cursor.fetchall()]
+            )
+            return [tuple(r) for r in rows]
 
 
 # ---- escalation keeps its order, across restarts -------------------------------------------------
@@ -298,7 +304,7 @@ async def _escalation(
 
         def drain() -> None:
             while not sub.queue.empty():
-                message = sub.queue.get_nowait()
+                message = sub.queue.get_nowait().body()
                 if message["type"] == "notify":
                     delivered.append((message["key"], message["step"]))
 
@@ -318,7 +324,7 @@ async def _escalation(
             alarm_id = raised.alarm.id
             for i, (what, arg) in enumerate([*actions, ("advance", 0.0)]):
                 if accept_at == i and accepted is None:
-                    await parts.book.accept(alarm_id, "op")
+                    await parts.casework.accept(alarm_id, "op")
                     accepted = clock()
                 if what == "advance":
                     clock.advance(arg)

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from cloud.alarms.book import Outcome
+from cloud.alarms.model import Outcome
 from cloud.rules import Clear, load_rules
 from cloud.settings import DEFAULT_RULES
 from tests.cloud.conftest import (
@@ -376,7 +376,7 @@ async def test_the_supervisors_list_covers_a_week_of_cases_people_resolved(
                 [draft("call_for_help", 1, "call", "gw-ld01", "call-0101", at)], at
             )
             made[name] = raised.alarm.id
-            await parts.book.resolve(raised.alarm.id, "op", Outcome.HANDLED, "已上门")
+            await parts.casework.resolve(raised.alarm.id, "op", Outcome.HANDLED, "已上门")
         clock.now = at = now - 2 * 86400
         d = draft("device_fault", 3, "gas", "gw-ld01", "gas-0101", at)
         [raised] = await parts.book.apply([d], at)

@@ -10,7 +10,6 @@ from typing import Any
 import httpx
 import paho.mqtt.client as mqtt
 
-from cloud.db.database import run_on_db_thread
 from tests.cloud.conftest import PASSWORDS, Publisher, RunningCloud, eventually, signed_in
 from tests.cloud.ingest.test_ingest import active, event
 from tests.servers import Mosquitto
@@ -189,20 +188,20 @@ async def test_pages_and_json_travel_compressed_and_the_live_stream_is_not_held_
 async def test_open_alarms_and_the_supervisors_list_are_read_through_indexes(
     cloud: RunningCloud, operator: httpx.AsyncClient, gw1: Publisher
 ) -> None:
-    """The book lock is held while these run: each must find its rows through an index
+    """The database's one thread runs these: each must find its rows through an index
     (never a scan of every case ever), and `limit` is the database's, not a slice."""
     gw1.publish("sc/v1/gw-ld01/event", event(device="smoke-0102", type="fault"))  # level III
     gw1.publish("sc/v1/gw-ld01/event", event(device="call-0101", kind="call", type="press"))
     await eventually(lambda: _when(active(operator), 2))
     statements: list[str] = []
-    await run_on_db_thread(cloud.cloud.db, lambda c: c.set_trace_callback(statements.append))
+    await cloud.cloud.db.read(lambda c: c.set_trace_callback(statements.append))
     supervisor = await signed_in(cloud.url, "sup")
     try:
         first = (await operator.get("/api/alarms", params={"limit": 1})).json()
         assert [a["rule"] for a in first] == ["call_for_help"]
         assert (await supervisor.get("/api/alarms/unverified")).status_code == 200
     finally:
-        await run_on_db_thread(cloud.cloud.db, lambda c: c.set_trace_callback(None))
+        await cloud.cloud.db.read(lambda c: c.set_trace_callback(None))
         await supervisor.aclose()
     reads = [s for s in statements if s.startswith("SELECT * FROM alarms WHERE")]
     assert any("LIMIT 1" in s and "state IN" in s for s in reads), reads
@@ -211,7 +210,7 @@ async def test_open_alarms_and_the_supervisors_list_are_read_through_indexes(
     def plans(conn: sqlite3.Connection) -> list[list[str]]:
         return [[row[-1] for row in conn.execute(f"EXPLAIN QUERY PLAN {s}")] for s in reads]
 
-    for sql, plan in zip(reads, await run_on_db_thread(cloud.cloud.db, plans), strict=True):
+    for sql, plan in zip(reads, await cloud.cloud.db.read(plans), strict=True):
         assert plan[0].startswith("SEARCH alarms USING "), (sql, plan)  # never SCAN alarms
 
 

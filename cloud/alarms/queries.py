@@ -1,0 +1,77 @@
+"""Reading the alarm book: the duty room's open alarms, the supervisors' list, one alarm and
+its log, a walk test's alarms and events. Read-only."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from cloud.alarms.model import OPEN_STATES, Alarm, LogEntry, Mode, Outcome
+from cloud.alarms.rows import get
+from cloud.db.database import Database
+
+
+class AlarmQueries:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def active(self, limit: int | None = None) -> list[Alarm]:
+        """The duty room's unresolved alarms, most severe first, then unaccepted before
+        accepted, oldest first (at most `limit`). Tests and maintenance are not the duty
+        room's. The open states are named (not `!= resolved`) so that the index on state
+        finds the few open rows instead of a scan of the whole book."""
+        rows = await self.db.fetch_all(
+            f"SELECT * FROM alarms WHERE state IN ({OPEN_STATES}) AND mode = ?"
+            " ORDER BY level ASC, (state = 'accepted') ASC, received_at ASC LIMIT ?",
+            (Mode.LIVE.value, -1 if limit is None else limit),
+        )
+        return [Alarm.from_row(r) for r in rows]
+
+    async def awaiting_verification(self, since: float, limit: int = 100) -> list[Alarm]:
+        """Live cases resolved by a person since `since` that no supervisor has verified yet,
+        the most recently resolved first (督办: the supervisor's list). Cases the system
+        closed itself (outcome cleared) are not there: nobody's work to check. A case has a
+        resolved_at once resolved, and only then; the query reads the partial index
+        alarms_unverified newest first and stops at `limit` (a term on `state` would make
+        SQLite prefer the index on state, i.e. every resolved case)."""
+        rows = await self.db.fetch_all(
+            "SELECT * FROM alarms WHERE verified_at IS NULL AND resolved_at >= ?"
+            " AND mode = ? AND outcome != ? ORDER BY resolved_at DESC LIMIT ?",
+            (since, Mode.LIVE.value, Outcome.CLEARED.value, limit),
+        )
+        return [Alarm.from_row(r) for r in rows]
+
+    async def in_window(self, window_id: int) -> list[Alarm]:
+        rows = await self.db.fetch_all(
+            "SELECT * FROM alarms WHERE window_id = ? ORDER BY id", (window_id,)
+        )
+        return [Alarm.from_row(r) for r in rows]
+
+    async def get(self, alarm_id: int) -> Alarm:
+        return await self.db.read(lambda c: get(c, alarm_id))
+
+    async def history(self, alarm_id: int) -> list[LogEntry]:
+        rows = await self.db.fetch_all(
+            "SELECT at, actor, action, detail FROM alarm_log WHERE alarm_id = ? ORDER BY id",
+            (alarm_id,),
+        )
+        return [
+            LogEntry(
+                at=datetime.fromtimestamp(r["at"], UTC),
+                actor=r["actor"],
+                action=r["action"],
+                detail=r["detail"],
+            )
+            for r in rows
+        ]
+
+    async def count_events(self) -> int:
+        return int(await self.db.fetch_value("SELECT count(*) FROM events") or 0)
+
+    async def events_of(self, gateway: str, since: float, until: float) -> list[dict[str, object]]:
+        """Events of one gateway received in a time range (a walk test's report)."""
+        rows = await self.db.fetch_all(
+            'SELECT device, kind, type, ts, "values", received_at FROM events WHERE gateway = ?'
+            " AND received_at >= ? AND received_at <= ? ORDER BY received_at",
+            (gateway, since, until),
+        )
+        return [dict(zip(r.keys(), r, strict=True)) for r in rows]

@@ -1,0 +1,20 @@
+"""The one root of every error the cloud raises on purpose, and its kinds. The web app maps
+each kind to its HTTP status once (cloud/web/errors.py); a message names what and why."""
+
+from __future__ import annotations
+
+
+class CloudError(Exception):
+    """Something the cloud refuses or cannot find, with a reason for the person who asked."""
+
+
+class NotFound(CloudError):
+    """No such thing (HTTP 404)."""
+
+
+class Conflict(CloudError):
+    """Its current state does not allow it (HTTP 409)."""
+
+
+class Refused(CloudError):
+    """The request itself is wrong: the reason says how (HTTP 422)."""

@@ -1,0 +1,80 @@
+"""Telling the duty room: every change of a stored alarm goes to the open board pages (the
+live push, cloud/live/), and a new live alarm's appearance is recorded as the duty room's
+notification of step 0 of its plan, delivered to however many pages were open.
+
+Never before the alarm is stored. One message per alarm per batch: a burst of repeats of one
+alarm in a batch is one message with its final state. A new live alarm's message carries the
+time it was pushed, which also goes on its timeline (`pushed_at`)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+
+from cloud.alarms.model import Alarm, Mode, Raised
+from cloud.alarms.rows import mark_pushed
+from cloud.db.database import Conn, Database
+from cloud.live import messages
+from cloud.live.hub import LiveHub
+from cloud.notify.log import NotificationLog
+
+
+class Announcer:
+    def __init__(
+        self,
+        db: Database,
+        hub: LiveHub,
+        notifications: NotificationLog,
+        *,
+        on_new_alarms: Callable[[], None] | None = None,
+    ) -> None:
+        self.db = db
+        self.hub = hub
+        self.notifications = notifications
+        #: called after new live alarms were pushed (the escalator's first step is due)
+        self.on_new_alarms = on_new_alarms
+        self.counts: Counter[str] = Counter()
+
+    def changed(self, alarm: Alarm) -> int:
+        """One alarm's new state to every open page (an operator's action, an escalation);
+        returns how many pages got it."""
+        return self.hub.publish(messages.alarm_changed(alarm))
+
+    async def announce(self, raised: Iterable[Raised]) -> None:
+        """What a batch (or a tick) did to alarms, once stored."""
+        latest: dict[int, Alarm] = {}
+        new_live: list[int] = []
+        pushed_at = self.db.clock()
+        pushed = datetime.fromtimestamp(pushed_at, UTC)
+        for item in raised:
+            alarm = item.alarm
+            if alarm.mode is not Mode.LIVE:
+                self.counts["test_alarms" if item.new else "test_alarm_updates"] += 1
+                continue
+            if item.new:
+                self.counts["alarms_raised"] += 1
+                new_live.append(alarm.id)
+            elif item.change == "cleared":
+                self.counts["alarms_cleared"] += 1
+            else:
+                self.counts["alarm_repeats"] += 1
+            latest[alarm.id] = alarm
+        if not latest:
+            return
+        fresh = set(new_live)
+        pages = 0
+        for alarm_id, alarm in latest.items():
+            if alarm_id in fresh and alarm.pushed_at is None:
+                alarm = alarm.model_copy(update={"pushed_at": pushed})
+            pages = self.hub.publish(messages.alarm_changed(alarm))
+        if not new_live:
+            return
+
+        def record(conn: Conn) -> None:
+            mark_pushed(conn, new_live, pushed_at)
+            self.notifications.announced(conn, new_live, pushed_at, pages)
+
+        await self.db.write(record)
+        if self.on_new_alarms is not None:
+            self.on_new_alarms()
