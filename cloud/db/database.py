@@ -15,59 +15,66 @@ around those steps. `fn` must touch only the connection and its arguments (no as
 the event loop changes meanwhile). Rows support `row["name"]`, `row[0]` and `row.keys()`.
 
 SQLite (the embedded default, `sqlite:///path` or a path) runs in WAL mode with
-`synchronous=FULL`: a committed alarm survives a power cut. The schema and its versions are in
-`cloud/db/schema.py`.
+`synchronous=FULL`: a committed alarm survives a power cut. PostgreSQL
+(`postgresql://user:password@host:port/database`, cloud/db/postgres.py) gets the same units of
+work through a connection that behaves as sqlite3's; `write` there takes the database's writer
+lock, so one unit writes at a time across every process using it. Write SQL that both run
+(`?` placeholders, `INSERT … ON CONFLICT`, `INSERT … RETURNING id` for a new id). The schema
+and its versions are in `cloud/db/schema.py`; which database when: docs/deploy.md.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
-import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from cloud.db.dialect import POSTGRESQL, SQLITE, Dialect
 from cloud.db.schema import migrate
+from cloud.db.url import DatabaseUrl
 
 T = TypeVar("T")
 
-#: The connection a unit of work gets (sqlite3's; the same DB-API shape for every backend).
+#: The connection a unit of work gets: sqlite3's, or on PostgreSQL one of the same shape
+#: (cloud/db/postgres.py: PgConnection, whose rows are postgres.Row).
 Conn = sqlite3.Connection
 Row = sqlite3.Row
 
 
 class Database:
-    def __init__(self, conn: Conn, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, conn: Conn, *, clock: Callable[[], float] = time.time, dialect: Dialect = SQLITE
+    ) -> None:
         self.clock = clock
+        self.dialect = dialect
         self._conn = conn
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="db")
         self._closed = False
         self.version = 0
 
     @classmethod
-    async def open(cls, path: Path | str, *, clock: Callable[[], float] = time.time) -> Database:
-        """Open (or make) the database and bring its schema to the newest version."""
-        if str(path) != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        ready = threading.Event()
-        holder: list[Database] = []
+    async def open(
+        cls, target: Path | str | DatabaseUrl, *, clock: Callable[[], float] = time.time
+    ) -> Database:
+        """Open (or make) the database `target` names (a path, `sqlite://…` or
+        `postgresql://…`: cloud/db/url.py) and bring its schema to the newest version."""
+        url = target if isinstance(target, DatabaseUrl) else DatabaseUrl.parse(target)
+        if url.backend == "postgresql":
+            from cloud.db import postgres  # psycopg: only where PostgreSQL is used
 
-        def connect() -> None:
-            conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA journal_mode=WAL")
-            # FULL: a committed alarm survives a power cut; alarms are few, the cost is small
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            holder.append(cls(conn, clock=clock))
-            ready.set()
-
-        await asyncio.to_thread(connect)
-        db = holder[0]
-        db.version = await db.read(lambda c: migrate(c, clock()))
+            conn: Any = await asyncio.to_thread(postgres.connect, url.target)
+            db = cls(conn, clock=clock, dialect=POSTGRESQL)
+        else:
+            db = cls(await asyncio.to_thread(_sqlite, url.target), clock=clock)
+        try:
+            db.version = await db.read(lambda c: migrate(c, clock(), db.dialect))
+        except BaseException:
+            await db.close()
+            raise
         return db
 
     # ---- units of work --------------------------------------------------------------------
@@ -126,3 +133,15 @@ class Database:
         await self._run(lambda c: c.close())
         self._closed = True
         self._executor.shutdown(wait=True)
+
+
+def _sqlite(path: str) -> sqlite3.Connection:
+    if path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA journal_mode=WAL")
+    # FULL: a committed alarm survives a power cut; alarms are few, the cost is small
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    return conn
