@@ -45,7 +45,7 @@ def fresh_database_url(backend: str, request: pytest.FixtureRequest, tmp_path: P
 
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
-    """"sqlite" or "postgresql": the test runs once with each."""
+    """The backend: `sqlite` or `postgresql` (the test runs once with each)."""
     return str(request.param)
 
 
