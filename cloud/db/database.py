@@ -26,6 +26,7 @@ and its versions are in `cloud/db/schema.py`; which database when: docs/deploy.m
 from __future__ import annotations
 
 import asyncio
+import queue
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -47,31 +48,59 @@ Row = sqlite3.Row
 
 class Database:
     def __init__(
-        self, conn: Conn, *, clock: Callable[[], float] = time.time, dialect: Dialect = SQLITE
+        self,
+        conn: Conn,
+        *,
+        clock: Callable[[], float] = time.time,
+        dialect: Dialect = SQLITE,
+        readers: Sequence[Conn] = (),
     ) -> None:
         self.clock = clock
         self.dialect = dialect
         self._conn = conn
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="db")
+        # read-only connections of their own (PostgreSQL), each used by one thread at a time
+        self._readers: queue.SimpleQueue[Conn] = queue.SimpleQueue()
+        for reader in readers:
+            self._readers.put(reader)
+        self._reader_count = len(readers)
+        self._reading = (
+            ThreadPoolExecutor(max_workers=len(readers), thread_name_prefix="db-read")
+            if readers
+            else None
+        )
         self._closed = False
         self.version = 0
 
     @classmethod
     async def open(
-        cls, target: Path | str | DatabaseUrl, *, clock: Callable[[], float] = time.time
+        cls,
+        target: Path | str | DatabaseUrl,
+        *,
+        clock: Callable[[], float] = time.time,
+        readers: int = 2,
     ) -> Database:
         """Open (or make) the database `target` names (a path, `sqlite://…` or
-        `postgresql://…`: cloud/db/url.py) and bring its schema to the newest version."""
+        `postgresql://…`: cloud/db/url.py) and bring its schema to the newest version.
+
+        On PostgreSQL, `readers` more connections serve `read` and `fetch_*`, each on a thread
+        of its own (SQLite: one connection does everything)."""
         url = target if isinstance(target, DatabaseUrl) else DatabaseUrl.parse(target)
         if url.backend == "postgresql":
             from cloud.db import postgres  # psycopg: only where PostgreSQL is used
 
-            conn: Any = await asyncio.to_thread(postgres.connect, url.target)
-            db = cls(conn, clock=clock, dialect=POSTGRESQL)
+            conns: list[Any] = await asyncio.gather(
+                asyncio.to_thread(postgres.connect, url.target),
+                *(
+                    asyncio.to_thread(postgres.connect, url.target, read_only=True)
+                    for _ in range(readers)
+                ),
+            )
+            db = cls(conns[0], clock=clock, dialect=POSTGRESQL, readers=conns[1:])
         else:
             db = cls(await asyncio.to_thread(_sqlite, url.target), clock=clock)
         try:
-            db.version = await db.read(lambda c: migrate(c, clock(), db.dialect))
+            db.version = await db.run(lambda c: migrate(c, clock(), db.dialect))
         except BaseException:
             await db.close()
             raise
@@ -80,8 +109,12 @@ class Database:
     # ---- units of work --------------------------------------------------------------------
 
     async def read(self, fn: Callable[[Conn], T]) -> T:
-        """`fn(conn)` on the database thread, outside any transaction of its own."""
-        return await self._run(fn)
+        """`fn(conn)` in a read-only transaction: every statement sees the same snapshot, and
+        one that would write fails. On PostgreSQL on a reader connection (never queued behind
+        writes); it sees every write that finished before it was handed in (awaited)."""
+        if self._reading is not None:
+            return await self._read(_snapshot_pg(fn))
+        return await self._run(_snapshot_sqlite(fn))
 
     async def write(self, fn: Callable[[Conn], T]) -> T:
         """`fn(conn)` on the database thread in one transaction, committed when it returns
@@ -100,19 +133,47 @@ class Database:
 
         return await self._run(unit)
 
+    async def run(self, fn: Callable[[Conn], T]) -> T:
+        """`fn(conn)` on the database thread (the writer's connection), outside any
+        transaction: for a unit that begins and commits its own (`BEGIN IMMEDIATE` … `COMMIT`,
+        e.g. several transactions in a row); in the order handed in, as `write` units."""
+        return await self._run(fn)
+
     async def _run(self, fn: Callable[[Conn], T]) -> T:
         if self._closed:
             raise RuntimeError("the database is closed")
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, fn, self._conn)
 
+    async def _read(self, fn: Callable[[Conn], T]) -> T:
+        """`fn(conn)` on a free reader connection (PostgreSQL)."""
+        if self._closed:
+            raise RuntimeError("the database is closed")
+        assert self._reading is not None
+
+        def on_reader() -> T:
+            conn = self._readers.get()
+            try:
+                return fn(conn)
+            finally:
+                self._readers.put(conn)
+
+        return await asyncio.get_running_loop().run_in_executor(self._reading, on_reader)
+
     # ---- one statement ----------------------------------------------------------------------
 
+    async def _fetch(self, fn: Callable[[Conn], T]) -> T:
+        """One reading statement: as `read`, without a transaction around it on PostgreSQL
+        (the reader connections are read-only)."""
+        if self._reading is not None:
+            return await self._read(fn)
+        return await self._run(_snapshot_sqlite(fn))
+
     async def fetch_all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        return await self.read(lambda c: c.execute(sql, params).fetchall())
+        return await self._fetch(lambda c: c.execute(sql, params).fetchall())
 
     async def fetch_one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
-        row: Row | None = await self.read(lambda c: c.execute(sql, params).fetchone())
+        row: Row | None = await self._fetch(lambda c: c.execute(sql, params).fetchone())
         return row
 
     async def fetch_value(self, sql: str, params: Sequence[Any] = ()) -> Any:
@@ -130,9 +191,42 @@ class Database:
     async def close(self) -> None:
         if self._closed:
             return
-        await self._run(lambda c: c.close())
         self._closed = True
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self._conn.close)
         self._executor.shutdown(wait=True)
+        if self._reading is not None:
+            self._reading.shutdown(wait=True)
+            for _ in range(self._reader_count):
+                self._readers.get_nowait().close()
+
+
+def _snapshot_sqlite(fn: Callable[[Conn], T]) -> Callable[[Conn], T]:
+    def unit(conn: Conn) -> T:
+        conn.execute("PRAGMA query_only = ON")
+        try:
+            conn.execute("BEGIN")
+            try:
+                return fn(conn)
+            finally:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+        finally:
+            conn.execute("PRAGMA query_only = OFF")
+
+    return unit
+
+
+def _snapshot_pg(fn: Callable[[Any], T]) -> Callable[[Any], T]:
+    def unit(conn: Any) -> T:
+        conn.begin_snapshot()
+        try:
+            return fn(conn)
+        finally:
+            if conn.in_transaction:
+                conn.rollback()
+
+    return unit
 
 
 def _sqlite(path: str) -> sqlite3.Connection:
@@ -140,8 +234,22 @@ def _sqlite(path: str) -> sqlite3.Connection:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.row_factory = sqlite3.Row
-    conn.execute("PRAGMA journal_mode=WAL")
+    _wal(conn)
     # FULL: a committed alarm survives a power cut; alarms are few, the cost is small
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA foreign_keys=ON")
     return conn
+
+
+def _wal(conn: sqlite3.Connection, timeout: float = 5.0) -> None:
+    """WAL mode. Two connections switching a new file at once: one gets "database is locked"
+    at once (SQLite calls no busy handler here), so it tries again, for `timeout` at most."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.005)

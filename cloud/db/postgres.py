@@ -181,6 +181,10 @@ class PgConnection:
         cursor.executemany(placeholders(sql), [tuple(row) for row in rows])
         return cursor
 
+    def begin_snapshot(self) -> None:
+        """A read-only transaction whose statements all see one snapshot (no writer lock)."""
+        self.raw.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+
     def _begin(self) -> PgCursor:
         cursor = self.raw.cursor()
         assert isinstance(cursor, PgCursor)
@@ -207,11 +211,15 @@ def _is_begin(sql: str) -> bool:
     return " ".join(sql.rstrip().rstrip(";").split()).upper() in _BEGIN
 
 
-def connect(url: str, *, application_name: str = "sc-cloud") -> PgConnection:
-    """A connection to the database at `url` (libpq's URL form), in autocommit mode."""
+def connect(
+    url: str, *, read_only: bool = False, application_name: str = "sc-cloud"
+) -> PgConnection:
+    """A connection to the database at `url` (libpq's URL form), in autocommit mode;
+    `read_only`: every statement on it that would write fails."""
     conn = psycopg.connect(
         url,
         autocommit=True,
+        options="-c default_transaction_read_only=on" if read_only else None,
         row_factory=_row_factory,
         cursor_factory=PgCursor,
         application_name=application_name,

@@ -13,12 +13,13 @@ from typing import Any
 import psycopg
 import pytest
 
-from cloud.db.database import Database
+from cloud.db.database import Database, _sqlite
 from cloud.db.schema import ALARM_COLUMNS, MIGRATIONS, SCHEMA, USER_COLUMNS
 from cloud.db.url import DatabaseUrl, DatabaseUrlError
 from tests.servers import PostgreSQL, free_port
 
 INTEGRITY = (sqlite3.IntegrityError, psycopg.IntegrityError)
+READ_ONLY = (sqlite3.OperationalError, psycopg.errors.ReadOnlySqlTransaction)
 NEWEST = max([1, *(version for version, _, _ in MIGRATIONS)])
 
 
@@ -95,7 +96,7 @@ async def test_units_run_one_at_a_time_in_the_order_given(db: Database) -> None:
 
         return run
 
-    await asyncio.gather(db.write(unit("a")), db.write(unit("b")), db.read(unit("c")))
+    await asyncio.gather(db.write(unit("a")), db.write(unit("b")), db.run(unit("c")))
     assert steps == [(name, step) for name in "abc" for step in range(3)]
 
 
@@ -171,7 +172,7 @@ async def test_a_unit_may_begin_and_commit_itself(db: Database) -> None:
         conn.commit()
         return conn.in_transaction
 
-    assert await db.read(own_transaction) is False
+    assert await db.run(own_transaction) is False
     assert await actors(db) == ["mine"]
 
     def rolled_back(conn: Any) -> None:
@@ -179,8 +180,48 @@ async def test_a_unit_may_begin_and_commit_itself(db: Database) -> None:
         add_entry(conn, "not kept")
         conn.rollback()
 
-    await db.read(rolled_back)
+    await db.run(rolled_back)
     assert await actors(db) == ["mine"]
+
+
+async def test_a_read_unit_cannot_write(db: Database) -> None:
+    with pytest.raises(READ_ONLY, match=r"readonly|read-only"):
+        await db.read(lambda c: add_entry(c, "sneaky"))
+    with pytest.raises(READ_ONLY, match=r"readonly|read-only"):
+        await db.fetch_one(
+            "INSERT INTO audit (at, actor, action) VALUES (1, 'x', 'y') RETURNING id"
+        )
+    assert await actors(db) == []
+    await db.write(lambda c: add_entry(c, "writer"))  # the writer's connection is not read-only
+    assert await db.read(lambda c: [r[0] for r in c.execute("SELECT actor FROM audit")]) == [
+        "writer"
+    ]
+
+
+async def test_a_read_unit_sees_one_snapshot(database_url: str) -> None:
+    """A count and then the rows agree even if another process commits in between."""
+    db = await Database.open(database_url)
+    other = await Database.open(database_url)
+    try:
+        await db.write(lambda c: add_entry(c, "first"))
+        counted = threading.Event()
+        written = threading.Event()
+
+        def count_then_rows(conn: Any) -> tuple[int, int]:
+            total = conn.execute("SELECT count(*) FROM audit").fetchone()[0]
+            counted.set()
+            assert written.wait(10)
+            return total, len(conn.execute("SELECT * FROM audit").fetchall())
+
+        reading = asyncio.create_task(db.read(count_then_rows))
+        assert await asyncio.to_thread(counted.wait, 10)
+        await other.write(lambda c: add_entry(c, "meanwhile"))
+        written.set()
+        assert await reading == (1, 1)
+        assert await db.fetch_value("SELECT count(*) FROM audit") == 2
+    finally:
+        await other.close()
+        await db.close()
 
 
 # ---- rows and values --------------------------------------------------------------------------
@@ -309,6 +350,27 @@ async def test_two_processes_opening_a_new_database_at_once(database_url: str) -
             await db.close()
 
 
+def test_two_processes_making_a_new_sqlite_file_at_once(tmp_path: Path) -> None:
+    """Both switch it to WAL; SQLite refuses one of them at once ("database is locked", no
+    busy wait) a few times in a hundred: it must try again, not fail the start."""
+    failures: list[Exception] = []
+
+    def start(path: Path) -> None:
+        try:
+            _sqlite(str(path)).close()
+        except Exception as exc:
+            failures.append(exc)
+
+    for attempt in range(100):
+        path = tmp_path / f"{attempt}.db"
+        starts = [threading.Thread(target=start, args=(path,)) for _ in range(2)]
+        for thread in starts:
+            thread.start()
+        for thread in starts:
+            thread.join()
+    assert failures == []
+
+
 async def test_a_database_from_before_versions_is_upgraded(tmp_path: Path) -> None:
     """A SQLite file made before schema versions (the first tables, an account, an alarm):
     it gains the later columns and indexes, keeps its rows, and counts as version 1."""
@@ -354,7 +416,7 @@ async def test_closing_ends_the_connection(database_url: str, backend: str) -> N
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
             " AND application_name = 'sc-cloud'"
         )
-        assert await watcher.fetch_value(count) == 2
+        assert await watcher.fetch_value(count) == 2 * 3  # a writer and two readers each
     await db.close()
     await db.close()  # a second close is harmless
     with pytest.raises(RuntimeError, match="closed"):
@@ -362,7 +424,7 @@ async def test_closing_ends_the_connection(database_url: str, backend: str) -> N
     with pytest.raises(RuntimeError, match="closed"):
         await db.write(lambda c: None)
     if backend == "postgresql":
-        assert await watcher.fetch_value(count) == 1
+        assert await watcher.fetch_value(count) == 3
         await watcher.close()
 
 
@@ -380,3 +442,31 @@ async def test_a_database_that_does_not_exist(postgresql: PostgreSQL) -> None:
 def test_a_setting_that_names_no_database() -> None:
     with pytest.raises(DatabaseUrlError, match="unsupported database 'mysql'"):
         DatabaseUrl.parse("mysql://root@localhost/sc")
+
+
+async def test_reads_do_not_wait_for_a_write_on_postgresql(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """A long write unit (a big group commit) is running: the board's reads still answer, from
+    the reader connections, and see the write once it is committed."""
+    from tests.db_backends import fresh_database_url
+
+    db = await Database.open(fresh_database_url("postgresql", request, tmp_path))
+    try:
+        inside = threading.Event()
+        release = threading.Event()
+
+        def long_write(conn: Any) -> None:
+            add_entry(conn, "slow")
+            inside.set()
+            assert release.wait(10)
+
+        writing = asyncio.create_task(db.write(long_write))
+        assert await asyncio.to_thread(inside.wait, 10)
+        reads = [db.fetch_value("SELECT count(*) FROM audit"), db.read(lambda c: 7)]
+        assert await asyncio.wait_for(asyncio.gather(*reads), 10) == [0, 7]
+        release.set()
+        await writing
+        assert await db.fetch_value("SELECT count(*) FROM audit") == 1
+    finally:
+        await db.close()
