@@ -114,7 +114,7 @@ class Database:
         writes); it sees every write that finished before it was handed in (awaited)."""
         if self._reading is not None:
             return await self._read(_snapshot_pg(fn))
-        return await self._run(_snapshot_sqlite(fn))
+        return await self._run(self._snapshot(fn))
 
     async def write(self, fn: Callable[[Conn], T]) -> T:
         """`fn(conn)` on the database thread in one transaction, committed when it returns
@@ -167,7 +167,11 @@ class Database:
         (the reader connections are read-only)."""
         if self._reading is not None:
             return await self._read(fn)
-        return await self._run(_snapshot_sqlite(fn))
+        return await self._run(self._snapshot(fn))
+
+    def _snapshot(self, fn: Callable[[Conn], T]) -> Callable[[Conn], T]:
+        """`fn` read-only, in one snapshot, on the writer's connection."""
+        return _snapshot_sqlite(fn) if self.dialect is SQLITE else _snapshot_pg(fn)
 
     async def fetch_all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         return await self._fetch(lambda c: c.execute(sql, params).fetchall())

@@ -470,3 +470,22 @@ async def test_reads_do_not_wait_for_a_write_on_postgresql(
         assert await db.fetch_value("SELECT count(*) FROM audit") == 1
     finally:
         await db.close()
+
+
+async def test_postgresql_without_reader_connections(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """`readers=0`: reads run on the writer's connection, still read-only and consistent."""
+    from tests.db_backends import fresh_database_url
+
+    db = await Database.open(fresh_database_url("postgresql", request, tmp_path), readers=0)
+    try:
+        await db.write(lambda c: add_entry(c, "op"))
+        assert await actors(db) == ["op"]
+        assert await db.read(lambda c: c.execute("SELECT count(*) FROM audit").fetchone()[0]) == 1
+        with pytest.raises(READ_ONLY):
+            await db.read(lambda c: add_entry(c, "sneaky"))
+        await db.write(lambda c: add_entry(c, "sup"))  # the writer recovered from that
+        assert await actors(db) == ["op", "sup"]
+    finally:
+        await db.close()
