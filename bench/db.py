@@ -13,7 +13,8 @@ real one would be. Each run measures, per backend:
   rows per second;
 - a read's round trip while group commits run back to back: as the cloud reads (SQLite: on
   the one database thread, behind the writes; PostgreSQL: on a reader connection), and on
-  PostgreSQL also with no reader connections (`readers=0`: what made us add them).
+  PostgreSQL also with no reader connections (`readers=0`: what made us add them; SQLite
+  has none, so its two rows measure the same thing).
 
 The table shows the medians of the runs (docs/deploy.md, "Which database", has the last ones).
 """
