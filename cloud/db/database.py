@@ -6,12 +6,19 @@ thread — never on the event loop's — in ONE round trip, however many stateme
 
 - `write(fn)` runs it in a transaction (`BEGIN IMMEDIATE` … `COMMIT`; rolled back if it
   raises), one unit at a time, in the order they were handed in;
-- `read(fn)` runs it without a transaction of its own;
-- `fetch_all`, `fetch_one`, `fetch_value` and `execute` are one-statement shorthands.
+- `run(fn)` runs it on the same thread and connection, in that same order, without a
+  transaction of its own: for a unit that begins and commits its own (the alarm book's group
+  commit, the schema's migrations);
+- `read(fn)` runs it read-only, every statement seeing one snapshot (a statement that would
+  write fails, on both backends); on PostgreSQL on reader connections of its own, so reads
+  never wait behind writes: a read sees every write that finished (was awaited) before it was
+  handed in, not one still queued;
+- `fetch_all`, `fetch_one` and `fetch_value` are one-statement reads, `execute` and
+  `execute_many` one-statement writes.
 
-Units run one after another, so each is atomic against the others; a component that must
-read, decide on the event loop, then write (the alarm book's group commit) keeps its own lock
-around those steps. `fn` must touch only the connection and its arguments (no asyncio, no state
+Writing units run one after another, so each is atomic against the others; a component that
+must read, decide on the event loop, then write (the alarm book's group commit) keeps its own
+lock around those steps. `fn` must touch only the connection and its arguments (no asyncio, no state
 the event loop changes meanwhile). Rows support `row["name"]`, `row[0]` and `row.keys()`.
 
 SQLite (the embedded default, `sqlite:///path` or a path) runs in WAL mode with
