@@ -31,10 +31,10 @@ def postgresql() -> Iterator[PostgreSQL]:
     server.cleanup()
 
 
-def fresh_database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+def fresh_database_url(db_backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A new, empty database on `backend` for this test: a file in its temp folder, or a
     database of its own on the session's PostgreSQL (dropped after the test)."""
-    if backend == "sqlite":
+    if db_backend == "sqlite":
         return f"sqlite://{tmp_path / 'cloud.db'}"
     server: PostgreSQL = request.getfixturevalue("postgresql")
     name = f"test_{uuid.uuid4().hex[:12]}"
@@ -44,12 +44,12 @@ def fresh_database_url(backend: str, request: pytest.FixtureRequest, tmp_path: P
 
 
 @pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
+def db_backend(request: pytest.FixtureRequest) -> str:
     """The backend: `sqlite` or `postgresql` (the test runs once with each)."""
     return str(request.param)
 
 
 @pytest.fixture
-def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+def database_url(db_backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A fresh database on each backend in turn (`SC_CLOUD_DATABASE` as the cloud reads it)."""
-    return fresh_database_url(backend, request, tmp_path)
+    return fresh_database_url(db_backend, request, tmp_path)

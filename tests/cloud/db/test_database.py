@@ -271,12 +271,12 @@ async def test_values_come_back_as_sqlite_gives_them(db: Database) -> None:
     assert await db.fetch_value("SELECT '?%' || ?", ("x",)) == "?%x"
 
 
-async def test_new_ids_from_insert_returning(db: Database, backend: str) -> None:
+async def test_new_ids_from_insert_returning(db: Database, db_backend: str) -> None:
     first = await db.write(lambda c: add_entry(c, "a"))
     second = await db.write(lambda c: add_entry(c, "b"))
     assert (first, second) == (1, 2)
     plain = "INSERT INTO audit (at, actor, action) VALUES (1, 'c', 'test')"
-    if backend == "sqlite":
+    if db_backend == "sqlite":
         assert await db.write(lambda c: c.execute(plain).lastrowid) == 3
     else:
         with pytest.raises(psycopg.NotSupportedError, match="RETURNING id"):
@@ -408,9 +408,9 @@ async def test_a_database_from_before_versions_is_upgraded(tmp_path: Path) -> No
 # ---- closing and failures ------------------------------------------------------------------------
 
 
-async def test_closing_ends_the_connection(database_url: str, backend: str) -> None:
+async def test_closing_ends_the_connection(database_url: str, db_backend: str) -> None:
     db = await Database.open(database_url)
-    if backend == "postgresql":
+    if db_backend == "postgresql":
         watcher = await Database.open(database_url)
         count = (
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
@@ -423,7 +423,7 @@ async def test_closing_ends_the_connection(database_url: str, backend: str) -> N
         await db.fetch_all("SELECT 1")
     with pytest.raises(RuntimeError, match="closed"):
         await db.write(lambda c: None)
-    if backend == "postgresql":
+    if db_backend == "postgresql":
         # the server ends a backend just after its client hung up: wait for that
         for _ in range(1000):  # ~10 s at most
             left = await watcher.fetch_value(count)
