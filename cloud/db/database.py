@@ -96,13 +96,20 @@ class Database:
         if url.backend == "postgresql":
             from cloud.db import postgres  # psycopg: only where PostgreSQL is used
 
-            conns: list[Any] = await asyncio.gather(
+            made = await asyncio.gather(
                 asyncio.to_thread(postgres.connect, url.target),
                 *(
                     asyncio.to_thread(postgres.connect, url.target, read_only=True)
                     for _ in range(readers)
                 ),
+                return_exceptions=True,
             )
+            failed = [c for c in made if isinstance(c, BaseException)]
+            conns: list[Any] = [c for c in made if not isinstance(c, BaseException)]
+            if failed:
+                for conn in conns:
+                    conn.close()
+                raise failed[0]
             db = cls(conns[0], clock=clock, dialect=POSTGRESQL, readers=conns[1:])
         else:
             db = cls(await asyncio.to_thread(_sqlite, url.target), clock=clock)
