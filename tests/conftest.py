@@ -1,4 +1,5 @@
-"""Session-wide real servers. Every test that needs a broker or InfluxDB uses these."""
+"""Session-wide real servers. Every test that needs a broker, InfluxDB or PostgreSQL uses these
+(the system of record's backends: tests/db_backends.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.db_backends import database_url, db_backend, postgresql  # noqa: F401
 from tests.servers import InfluxDB, Mosquitto
 
 REPO = Path(__file__).resolve().parent.parent

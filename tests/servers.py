@@ -1,4 +1,5 @@
-"""Real servers for the tests: Mosquitto and InfluxDB from Debian, on free loopback ports.
+"""Real servers for the tests: Mosquitto, InfluxDB and PostgreSQL from Debian, on free loopback
+ports.
 
 Each is started in the foreground as a child process and stopped by its own process id.
 """
@@ -302,3 +303,120 @@ bind-address = "127.0.0.1:{rpc}"
     def stop(self) -> None:
         if self.proc is not None:
             _stop(self.proc)
+
+
+def _postgres_bin() -> Path:
+    """The newest Debian PostgreSQL's programs (`initdb`, `postgres`), else those on PATH."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"), key=lambda p: p.parent)
+    if found:
+        return max(found, key=lambda p: int(p.parent.parent.name)).parent
+    on_path = shutil.which("postgres")
+    if on_path is None:
+        raise RuntimeError("PostgreSQL is not installed (Debian package `postgresql`)")
+    return Path(on_path).parent
+
+
+@dataclass
+class PostgreSQL:
+    """A PostgreSQL server (Debian package `postgresql`) with its data folder in a temp folder,
+    trusting loopback connections as user `postgres`.
+
+    `initdb` refuses root, so as root the server runs as the `postgres` user the package makes
+    (its folder then belongs to that user). `fsync=off` unless `durable`: a test's data need not
+    survive a power cut, and commits then cost no disk flush. The C locale makes text sort by
+    code point, as SQLite's does.
+    """
+
+    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="sc-postgres-")))
+    port: int = 0
+    durable: bool = False
+    proc: subprocess.Popen[bytes] | None = None
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.workdir / "data"
+
+    def start(self) -> None:
+        bindir = _postgres_bin()
+        as_root = os.geteuid() == 0
+        user = "postgres" if as_root else None
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.workdir.chmod(0o755)
+        if as_root:
+            shutil.chown(self.workdir, "postgres", "postgres")
+        if not (self.data_dir / "PG_VERSION").exists():
+            subprocess.run(
+                [
+                    *(bindir / "initdb", "-D", self.data_dir, "-U", "postgres", "-A", "trust"),
+                    *("--no-sync", "-E", "UTF8", "--locale=C"),
+                ],
+                user=user,
+                check=True,
+                capture_output=True,
+            )
+        self.port = self.port or free_port()
+        options = {
+            "port": str(self.port),
+            "listen_addresses": "127.0.0.1",
+            "unix_socket_directories": str(self.workdir),
+            "fsync": "on" if self.durable else "off",
+            "full_page_writes": "on" if self.durable else "off",
+            "synchronous_commit": "on" if self.durable else "off",
+            "max_connections": "200",
+        }
+        log = self.workdir / "postgres.log"
+        self.proc = subprocess.Popen(
+            [bindir / "postgres", "-D", self.data_dir]
+            + [arg for name, value in options.items() for arg in ("-c", f"{name}={value}")],
+            user=user,
+            stdout=subprocess.DEVNULL,
+            stderr=open(log, "wb"),  # noqa: SIM115
+        )
+        self._wait_ready(log)
+
+    def _wait_ready(self, log: Path, timeout: float = 30.0) -> None:
+        import psycopg
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                tail = log.read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"postgres exited {self.proc.returncode}: {tail}")
+            try:
+                with psycopg.connect(self.url(), connect_timeout=2):
+                    return
+            except psycopg.OperationalError:
+                time.sleep(0.02)
+        raise RuntimeError(f"postgres not ready on {self.port} after {timeout}s")
+
+    def create_database(self, name: str) -> str:
+        """A new, empty database; its URL."""
+        import psycopg
+
+        with psycopg.connect(self.url(), autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+    def drop_database(self, name: str) -> None:
+        import psycopg
+
+        with psycopg.connect(self.url(), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def stop(self) -> None:
+        """A fast shutdown (SIGINT: clients are disconnected, the data is written out)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(2)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)

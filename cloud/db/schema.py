@@ -1,15 +1,29 @@
-"""The system of record's schema, and how a database gets there.
+"""The system of record's schema, and how a database gets there, on SQLite and on PostgreSQL.
 
 Versions are kept in `schema_version`. Version 1 is the schema as it was when versions began
-(2026-12): a database made before that (it has tables, no `schema_version`) gains the columns
-and indexes added since it was made, then counts as version 1. Each later change is a step
-in `MIGRATIONS`, run once, in order, in the transaction that records it.
+(2026-12): a SQLite database made before that (it has tables, no `schema_version`) gains the
+columns and indexes added since it was made, then counts as version 1. A PostgreSQL database is
+always made at version 1 or later. Each later change is a step in `MIGRATIONS`, run once, in
+order, in the transaction that records it (PostgreSQL's DDL is transactional, as SQLite's).
+
+How to write a step, so that one step serves both backends: `step(conn, dialect)`.
+- DDL is written for SQLite and passed through `dialect.ddl(sql)`, which returns it unchanged
+  on SQLite and translated on PostgreSQL (types, identity ids: cloud/db/dialect.py; it refuses
+  what it cannot translate). `ALTER TABLE t ADD COLUMN c …` and `CREATE INDEX IF NOT EXISTS …`
+  run on both; `dialect.columns(conn, table)` tells which columns a table has.
+- Data changes are written in SQL both run (cloud/db/postgres.py lists the differences that
+  matter; `INSERT … ON CONFLICT`, not `INSERT OR …`).
+- Only where no such SQL exists, branch on `dialect.name` ("sqlite" or "postgresql"). SQLite
+  cannot change a column's type in place: such a step rebuilds the table on SQLite
+  (create new, copy, drop, rename) and may use `ALTER TABLE … ALTER COLUMN` on PostgreSQL.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
+from typing import Any
+
+from cloud.db.dialect import Dialect
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -300,12 +314,13 @@ USER_COLUMNS = {
 }
 
 
-def _add_columns(conn: sqlite3.Connection) -> None:
-    """Columns and indexes added by versions from before schema versions were kept."""
-    have = {row[1] for row in conn.execute("PRAGMA table_info(alarms)")}
+def _add_columns(conn: Any, dialect: Dialect) -> None:
+    """Columns and indexes added by versions from before schema versions were kept (on
+    PostgreSQL, where a database is made at version 1, this is how they get there)."""
+    have = dialect.columns(conn, "alarms")
     for name, declaration in ALARM_COLUMNS.items():
         if name not in have:
-            conn.execute(f"ALTER TABLE alarms ADD COLUMN {name} {declaration}")
+            conn.execute(dialect.ddl(f"ALTER TABLE alarms ADD COLUMN {name} {declaration}"))
     conn.execute(
         "CREATE INDEX IF NOT EXISTS alarms_due ON alarms (notify_due_at) WHERE notify_due_at"
         " IS NOT NULL"
@@ -316,51 +331,65 @@ def _add_columns(conn: sqlite3.Connection) -> None:
         "CREATE INDEX IF NOT EXISTS alarms_unverified ON alarms (resolved_at)"
         " WHERE verified_at IS NULL AND resolved_at IS NOT NULL"
     )
-    have = {row[1] for row in conn.execute("PRAGMA table_info(users)")}
+    have = dialect.columns(conn, "users")
     for name, declaration in USER_COLUMNS.items():
         if name not in have:
-            conn.execute(f"ALTER TABLE users ADD COLUMN {name} {declaration}")
-    conn.execute("UPDATE users SET session_key = lower(hex(randomblob(16))) WHERE session_key = ''")
+            conn.execute(dialect.ddl(f"ALTER TABLE users ADD COLUMN {name} {declaration}"))
+    if dialect.name == "sqlite":  # accounts from before session keys (none on PostgreSQL)
+        conn.execute(
+            "UPDATE users SET session_key = lower(hex(randomblob(16))) WHERE session_key = ''"
+        )
 
 
 #: Steps after version 1: (version, what it does, the step). Never edit a step that shipped.
-MIGRATIONS: list[tuple[int, str, Callable[[sqlite3.Connection], None]]] = []
+MIGRATIONS: list[tuple[int, str, Callable[[Any, Dialect], None]]] = []
 
 
-def migrate(conn: sqlite3.Connection, now: float) -> int:
+def migrate(conn: Any, now: float, dialect: Dialect) -> int:
     """Bring the database to the newest version (the connection in autocommit mode; each step
-    is its own transaction); returns the version it is at."""
-    conn.execute(
-        "CREATE TABLE IF NOT EXISTS schema_version"
-        " (version INTEGER PRIMARY KEY, applied_at REAL NOT NULL, what TEXT NOT NULL)"
-    )
-    row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
-    version = int(row[0]) if row[0] is not None else 0
-    steps: list[tuple[int, str, Callable[[sqlite3.Connection], None]]] = [
+    is its own transaction); returns the version it is at.
+
+    Each step reads the version again inside its transaction, after `BEGIN IMMEDIATE` took the
+    writer lock: two processes opening the same database at once run each step once."""
+    steps: list[tuple[int, str, Callable[[Any, Dialect], None]]] = [
         (1, "the schema of 2026-12", _version_1),
         *MIGRATIONS,
     ]
+    version = 0
     for step_version, what, step in steps:
-        if step_version <= version:
-            continue
         conn.execute("BEGIN IMMEDIATE")
         try:
-            step(conn)
-            conn.execute("INSERT INTO schema_version VALUES (?, ?, ?)", (step_version, now, what))
+            version = _version(conn, dialect)
+            if step_version > version:
+                step(conn, dialect)
+                conn.execute(
+                    "INSERT INTO schema_version VALUES (?, ?, ?)", (step_version, now, what)
+                )
+                version = step_version
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
-        version = step_version
     return version
 
 
-def _version_1(conn: sqlite3.Connection) -> None:
+def _version(conn: Any, dialect: Dialect) -> int:
+    conn.execute(
+        dialect.ddl(
+            "CREATE TABLE IF NOT EXISTS schema_version"
+            " (version INTEGER PRIMARY KEY, applied_at REAL NOT NULL, what TEXT NOT NULL)"
+        )
+    )
+    row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
+    return int(row[0]) if row[0] is not None else 0
+
+
+def _version_1(conn: Any, dialect: Dialect) -> None:
     """Every table and index of version 1 that is missing, and the columns an older database
     lacks (in the caller's transaction: `executescript` would commit it)."""
     sql = "\n".join(line for line in SCHEMA.splitlines() if not line.lstrip().startswith("--"))
-    for statement in sql.split(";"):
+    for statement in dialect.ddl(sql).split(";"):
         if statement.strip():
             conn.execute(statement)
-    _add_columns(conn)
+    _add_columns(conn, dialect)

@@ -1,0 +1,230 @@
+"""PostgreSQL as the system of record, behind the connection our units of work are written
+against (sqlite3's): `connect(url)` gives a `PgConnection` (psycopg 3, synchronous) that a
+unit of work uses as it would a `sqlite3.Connection`.
+
+- `conn.execute(sql, params)` / `conn.executemany(sql, rows)` take SQL with `?` placeholders
+  (turned into psycopg's `%s`; a literal `%` is escaped) and return a cursor with `fetchone()`,
+  `fetchall()`, iteration and `rowcount`. Rows support `row["name"]`, `row[0]`, `row.keys()`,
+  unpacking and `dict(row)`, like `sqlite3.Row`.
+- New ids: write `INSERT … RETURNING id` and read it with `fetchone()[0]` (SQLite ≥ 3.35 runs
+  the same statement). `cursor.lastrowid` is refused with that advice: PostgreSQL has no
+  "last row id" of a statement.
+- Transactions: the connection is in autocommit mode, as sqlite3's with `isolation_level=None`;
+  `BEGIN` (any of SQLite's forms: `BEGIN IMMEDIATE` is what `Database.write` sends) starts a
+  transaction and takes the database's writer lock (a transaction-level advisory lock): one
+  writing transaction at a time in the whole database, across processes — what `BEGIN
+  IMMEDIATE` means on SQLite. A unit that reads, then writes what it read, therefore needs no
+  `SELECT … FOR UPDATE` and no stricter isolation level: no other writer commits between its
+  statements. `COMMIT`, `ROLLBACK`, `SAVEPOINT`, `ROLLBACK TO` and `RELEASE` are PostgreSQL's
+  own; `commit()`, `rollback()` and `in_transaction` work as sqlite3's.
+- Unlike SQLite, a statement that fails inside a transaction spoils the rest of it: only
+  `ROLLBACK` or `ROLLBACK TO` a savepoint taken before it go on from there.
+- Values: `bool` is stored as 1 or 0 (as sqlite3 does; the schema has no boolean columns);
+  numbers PostgreSQL computes as NUMERIC (`SUM` of integers, `AVG`) come back as `int` when
+  whole and `float` otherwise, as SQLite gives them; `bytes` ↔ `BYTEA`.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable, Iterator, Sequence
+from functools import lru_cache
+from typing import Any
+
+import psycopg
+from psycopg.adapt import Dumper, Loader
+from psycopg.pq import Format, TransactionStatus
+
+from cloud.db.dialect import pieces
+
+#: `pg_advisory_xact_lock` key of the writer lock ("sc-write" as a number).
+WRITER_LOCK = int.from_bytes(b"sc-write", "big") & 0x7FFF_FFFF_FFFF_FFFF
+
+_BEGIN = frozenset(
+    {
+        "BEGIN",
+        "BEGIN TRANSACTION",
+        "BEGIN DEFERRED",
+        "BEGIN DEFERRED TRANSACTION",
+        "BEGIN IMMEDIATE",
+        "BEGIN IMMEDIATE TRANSACTION",
+        "BEGIN EXCLUSIVE",
+        "BEGIN EXCLUSIVE TRANSACTION",
+    }
+)
+
+
+@lru_cache(maxsize=2048)
+def placeholders(sql: str) -> str:
+    """`?` placeholders as psycopg's `%s`, and every literal `%` doubled (psycopg reads `%`
+    everywhere, inside quotes too); `?` inside quotes or comments is left alone."""
+    out: list[str] = []
+    for is_code, text in pieces(sql):
+        text = text.replace("%", "%%")
+        out.append(text.replace("?", "%s") if is_code else text)
+    return "".join(out)
+
+
+class Columns:
+    """The names of a result's columns, shared by its rows."""
+
+    __slots__ = ("index", "names")
+
+    def __init__(self, names: Sequence[str]) -> None:
+        self.names = list(names)
+        self.index: dict[str, int] = {}
+        for at, name in enumerate(self.names):
+            self.index.setdefault(name, at)
+        for at, name in enumerate(self.names):
+            self.index.setdefault(name.lower(), at)
+
+
+class Row:
+    """One result row: by position, by column name (exact, else ignoring case, as
+    sqlite3.Row), `keys()`, iteration, `len()`, `dict(row)`."""
+
+    __slots__ = ("_columns", "_values")
+
+    def __init__(self, values: Sequence[Any], columns: Columns) -> None:
+        self._values = tuple(values)
+        self._columns = columns
+
+    def __getitem__(self, key: int | str | slice) -> Any:
+        if isinstance(key, str):
+            index = self._columns.index
+            at = index.get(key)
+            if at is None:
+                at = index.get(key.lower())
+                if at is None:
+                    raise IndexError(f"no such column: {key}")
+            return self._values[at]
+        return self._values[key]
+
+    def keys(self) -> list[str]:
+        return list(self._columns.names)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Row):
+            return NotImplemented
+        return self._values == other._values and self.keys() == other.keys()
+
+    def __hash__(self) -> int:
+        return hash(self._values)
+
+    def __repr__(self) -> str:
+        return f"Row({dict(zip(self.keys(), self._values, strict=True))!r})"
+
+
+def _row_factory(cursor: psycopg.Cursor[Any]) -> Any:
+    columns = Columns([column.name for column in cursor.description or ()])
+    return lambda values: Row(values, columns)
+
+
+class PgCursor(psycopg.Cursor[Row]):
+    @property
+    def lastrowid(self) -> int | None:  # type: ignore[override]
+        raise psycopg.NotSupportedError(
+            "PostgreSQL has no lastrowid: write INSERT … RETURNING id and read fetchone()[0]"
+            " (SQLite runs the same statement)"
+        )
+
+
+class _BoolText(Dumper):
+    """`True`/`False` as the integers 1 and 0, as sqlite3 stores them."""
+
+    oid = psycopg.adapters.types["int2"].oid
+
+    def dump(self, obj: bool) -> bytes:
+        return b"1" if obj else b"0"
+
+
+class _BoolBinary(_BoolText):
+    format = Format.BINARY
+
+    def dump(self, obj: bool) -> bytes:
+        return struct.pack("!h", 1 if obj else 0)
+
+
+class _NumericAsNumber(Loader):
+    """NUMERIC (PostgreSQL's `SUM` of integers, `AVG`) as SQLite gives such values."""
+
+    def load(self, data: Any) -> int | float:
+        text = bytes(data)
+        if text.lstrip(b"-").isdigit():
+            return int(text)
+        return float(text)
+
+
+class PgConnection:
+    """A psycopg connection dressed as the sqlite3 connection units of work expect."""
+
+    def __init__(self, conn: psycopg.Connection[Row]) -> None:
+        self.raw = conn
+
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> PgCursor:
+        if sql.lstrip()[:5].upper() == "BEGIN" and _is_begin(sql):
+            return self._begin()
+        cursor = self.raw.cursor()
+        assert isinstance(cursor, PgCursor)
+        cursor.execute(placeholders(sql), tuple(params) if params is not None else ())
+        return cursor
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> PgCursor:
+        cursor = self.raw.cursor()
+        assert isinstance(cursor, PgCursor)
+        cursor.executemany(placeholders(sql), [tuple(row) for row in rows])
+        return cursor
+
+    def begin_snapshot(self) -> None:
+        """A read-only transaction whose statements all see one snapshot (no writer lock)."""
+        self.raw.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+
+    def _begin(self) -> PgCursor:
+        cursor = self.raw.cursor()
+        assert isinstance(cursor, PgCursor)
+        cursor.execute(f"BEGIN; SELECT pg_advisory_xact_lock({WRITER_LOCK})")
+        return cursor
+
+    @property
+    def in_transaction(self) -> bool:
+        return self.raw.info.transaction_status != TransactionStatus.IDLE
+
+    def commit(self) -> None:
+        if self.in_transaction:
+            self.raw.execute("COMMIT")
+
+    def rollback(self) -> None:
+        if self.in_transaction:
+            self.raw.execute("ROLLBACK")
+
+    def close(self) -> None:
+        self.raw.close()
+
+
+def _is_begin(sql: str) -> bool:
+    return " ".join(sql.rstrip().rstrip(";").split()).upper() in _BEGIN
+
+
+def connect(
+    url: str, *, read_only: bool = False, application_name: str = "sc-cloud"
+) -> PgConnection:
+    """A connection to the database at `url` (libpq's URL form), in autocommit mode;
+    `read_only`: every statement on it that would write fails."""
+    conn = psycopg.connect(
+        url,
+        autocommit=True,
+        options="-c default_transaction_read_only=on" if read_only else None,
+        row_factory=_row_factory,
+        cursor_factory=PgCursor,
+        application_name=application_name,
+    )
+    conn.adapters.register_dumper(bool, _BoolText)
+    conn.adapters.register_dumper(bool, _BoolBinary)
+    conn.adapters.register_loader("numeric", _NumericAsNumber)
+    return PgConnection(conn)
