@@ -30,7 +30,11 @@ class CloudSettings(BaseSettings):
     mqtt_retry_min_s: float = Field(1.0, gt=0, le=60)
     mqtt_retry_max_s: float = Field(30.0, gt=0, le=600)
 
-    database: Path = Field(Path("var/cloud.db"), description="Alarms, events, audit (SQLite)")
+    database: str = Field(
+        "var/cloud.db",
+        description="The system of record: a SQLite file (a path or sqlite:///path), or"
+        " postgresql://user:password@host:port/db (docs/deploy.md, 'Which database')",
+    )
     telemetry_url: str = Field(
         "sqlite:///var/telemetry.db", description="sqlite:///FILE or influx://HOST:PORT/DB"
     )

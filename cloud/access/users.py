@@ -230,11 +230,10 @@ class Users:
         def reserve(conn: Conn) -> tuple[int, int, Row | None]:
             account_failures = _check_limits(conn, name, client, now)
             # reserve the attempt: it counts as a failure until the password proved right
-            cursor = conn.execute(
-                "INSERT INTO login_failures (at, client, name) VALUES (?,?,?)", (now, client, name)
-            )
-            reservation = cursor.lastrowid
-            assert reservation is not None
+            reservation = conn.execute(
+                "INSERT INTO login_failures (at, client, name) VALUES (?,?,?) RETURNING id",
+                (now, client, name),
+            ).fetchone()[0]
             conn.execute("DELETE FROM login_failures WHERE at <= ?", (now - WINDOW_S,))
             row = conn.execute(
                 "SELECT name, role, password_hash, disabled, session_key FROM users WHERE name = ?",

@@ -313,7 +313,8 @@ class Recording:
             " title_zh, title_en, value, first_event_id, last_event_id, state, open_key,"
             " device_ts, received_at, stored_at, mode, window_id, life_safety, group_key,"
             " notify_step, notify_due_at, accept_by)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+            " RETURNING id",
             (
                 draft.rule,
                 draft.level,
@@ -350,8 +351,7 @@ class Recording:
                 self._accept_by(draft.rule, draft.level, received_at) if live else None,
             ),
         )
-        alarm_id = cursor.lastrowid
-        assert alarm_id is not None
+        alarm_id = int(cursor.fetchone()[0])
         detail = f"level {LEVEL_NAMES[draft.level]}"
         if not live:
             detail += (

@@ -122,11 +122,10 @@ class Maintenance:
         def create(conn: Conn) -> Window:
             cursor = conn.execute(
                 "INSERT INTO maintenance (mode, gateway, devices, starts_at, ends_at, note,"
-                " created_by, created_at) VALUES (?,?,?,?,?,?,?,?)",
+                " created_by, created_at) VALUES (?,?,?,?,?,?,?,?) RETURNING id",
                 (mode.value, gateway, json.dumps(names), starts_at, ends_at, note, actor, now),
             )
-            window_id = cursor.lastrowid
-            assert window_id is not None
+            window_id = int(cursor.fetchone()[0])
             what = ", ".join(names) or "all devices"
             self.audit.add(
                 conn,

@@ -744,7 +744,8 @@ def _write_watermarks(conn: Conn, marks: list[tuple[str, str, int]], at: float) 
     if marks:
         conn.executemany(
             "INSERT INTO event_streams (gateway, boot, upto, updated_at) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT (gateway, boot) DO UPDATE SET upto = MAX(upto, excluded.upto),"
+            " ON CONFLICT (gateway, boot) DO UPDATE SET upto = CASE WHEN excluded.upto >"
+            " event_streams.upto THEN excluded.upto ELSE event_streams.upto END,"
             " updated_at = excluded.updated_at",
             [(gw, boot, upto, at) for gw, boot, upto in marks],
         )

@@ -189,7 +189,8 @@ class RejectLog:
         if pending.counts:
             conn.executemany(
                 "INSERT INTO reject_counts (gateway, reason, count) VALUES (?, ?, ?)"
-                " ON CONFLICT (gateway, reason) DO UPDATE SET count = count + excluded.count",
+                " ON CONFLICT (gateway, reason) DO UPDATE"
+                " SET count = reject_counts.count + excluded.count",
                 [(gw, reason, n) for (gw, reason), n in pending.counts.items()],
             )
 

@@ -32,9 +32,10 @@ FILLS = {
     ("cases.py", "where"): " WHERE mode = ? AND level IN (?, ?) AND verified_at IS NULL",
     ("cases.py", "_REPORT_COLUMNS"): "level, rule, mode, state, received_at",
     ("cases.py", "','.join('?' * len(chunk))"): "?, ?",
-    ("book.py", "table"): "events",
-    ("book.py", "marks"): "?, ?",
-    ("book.py", "_OPEN_STATES"): "'active', 'accepted'",
+    ("recording.py", "table"): "events",
+    ("recording.py", "marks"): "?, ?",
+    ("casework.py", "marks"): "?, ?",
+    ("queries.py", "OPEN_STATES"): "'active', 'accepted'",
 }
 BARE_CONDITION = re.compile(r"\b(WHEN|WHERE|AND|OR|NOT)\s+\?\s*(THEN|AND|OR|\)|$)", re.I)
 
@@ -143,10 +144,6 @@ def test_the_statements_are_found() -> None:
     assert any("INSERT INTO audit" in sql for sql in found.values())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cloud/ is being converted to the Database API; remove this mark when it passes",
-)
 def test_every_statement_runs_on_both_backends(postgresql: PostgreSQL) -> None:
     found = problems(postgresql)
     assert found == [], "\n".join(found)
