@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
-import pytest
 
 from cloud.db.dialect import POSTGRESQL, SQLITE, pieces
 from cloud.db.postgres import connect
