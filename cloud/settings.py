@@ -127,6 +127,11 @@ class CloudSettings(BaseSettings):
                 raise ValueError(f"not an IP address or network: {value!r}") from None
         return proxies
 
+    @field_validator("database", mode="before")
+    @classmethod
+    def _path_is_a_sqlite_file(cls, value: object) -> object:
+        return str(value) if isinstance(value, Path) else value
+
     @model_validator(mode="after")
     def _no_placeholder_secrets_in_production(self) -> CloudSettings:
         if self.environment == "production":

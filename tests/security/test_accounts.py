@@ -121,7 +121,7 @@ async def test_the_generated_files_hold_no_password_and_the_broker_can_read_them
         info = path.stat()
         assert stat.S_IMODE(info.st_mode) == 0o640 and info.st_gid == broker_group()
     assert broker.acl_file.read_text() == render_acl("cloud")
-    stored = await managed.cloud.db.execute_fetchall("SELECT * FROM gateway_credentials")
+    stored = await managed.cloud.db.fetch_all("SELECT * FROM gateway_credentials")
     assert issued.password not in repr([tuple(row) for row in stored])
 
 
