@@ -223,7 +223,7 @@ def read_alarms(database: Path, gateways: Sequence[str]) -> list[dict[str, Any]]
     try:
         marks = ",".join("?" * len(gateways))
         rows = db.execute(
-            "SELECT id, rule, gateway, device, first_event_id, repeats, mode FROM alarms"
+            "SELECT id, rule, gateway, device, first_event_id, repeats FROM alarms"
             f" WHERE gateway IN ({marks})",
             list(gateways),
         ).fetchall()
