@@ -247,6 +247,10 @@ class Fault:
 
 @dataclass
 class Recovery:
+    """How the system came back from one fault. "Before" means sent before the fault's end
+    and after the end of the previous fault on the same gateways (each fault answers for its
+    own stretch of the stream)."""
+
     fault: Fault
     #: until the last event sent before the fault's end (and ever stored) was stored
     backlog_s: float | None
@@ -364,7 +368,12 @@ def measure(
         known[w.key[:2]].add(w.key[2])
     gaps = sum(max(seqs) - len(seqs) for seqs in known.values() if seqs)
 
-    recoveries = [_recovery(f, created, first_stored, lost) for f in faults]
+    # each fault answers for the events sent since the previous fault (on the same gateways)
+    recoveries = []
+    ordered = sorted(faults, key=lambda f: f.ended)
+    for i, fault in enumerate(ordered):
+        since = max((f.ended for f in ordered[:i] if _overlap(f, fault)), default=float("-inf"))
+        recoveries.append(_recovery(fault, since, created, first_stored, lost))
     detail = {
         "lost_by_kind": dict(Counter(kind_of[k] for k in lost)),
         "lost_still_in_outbox": sum(1 for w in waiting if w.key in lost),
@@ -391,13 +400,21 @@ def measure(
     )
 
 
+def _overlap(a: Fault, b: Fault) -> bool:
+    return not a.gateways or not b.gateways or bool(set(a.gateways) & set(b.gateways))
+
+
 def _recovery(
-    fault: Fault, created: dict[Key, float], stored: dict[Key, Stored], lost: set[Key]
+    fault: Fault,
+    since: float,
+    created: dict[Key, float],
+    stored: dict[Key, Stored],
+    lost: set[Key],
 ) -> Recovery:
     end = fault.ended
     mine = {k: at for k, at in created.items() if not fault.gateways or k[0] in fault.gateways}
     # (an event known only from an outbox has no time: NaN is neither before nor after)
-    before = [k for k, at in mine.items() if at < end]
+    before = [k for k, at in mine.items() if since <= at < end]
     after = [k for k, at in mine.items() if at >= end]
     stored_before = [stored[k].received_at for k in before if k in stored]
     stored_after = [stored[k].received_at for k in after if k in stored]

@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -151,9 +152,12 @@ class Stack:
         return agent.start(script)
 
     def close(self) -> None:
-        for agent in self.agents.values():
-            agent.stop()
-        self.cloud.stop()
+        # the agents and the cloud at once (each waits for its own exit), then the broker
+        stopping = [threading.Thread(target=p.stop) for p in (*self.agents.values(), self.cloud)]
+        for thread in stopping:
+            thread.start()
+        for thread in stopping:
+            thread.join()
         self.broker.stop()
         for gate in self.gates.values():
             gate.close()

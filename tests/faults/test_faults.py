@@ -28,7 +28,7 @@ BROKER_PUBACK = (
 
 def run(name: str, **params: object) -> Result:
     # small sizes; settling gives up after 8 s without progress (agents back off 2 s at most)
-    opts = Options(rate=50.0, duration_s=0.0, settle_s=40.0, stuck_s=8.0)
+    opts = Options(rate=50.0, duration_s=0.0, settle_s=40.0, quiet_s=1.0, stuck_s=8.0)
     try:
         result = SCENARIOS[name].run(opts, Size.SMALL, random.Random(1), **params)
     except CannotMount as exc:
