@@ -61,8 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--duration",
         type=float,
-        default=30.0,
-        help="stream length, s (scenarios that need longer take longer)",
+        help="stream length, s (default 30 at full size; scenarios that need longer take longer)",
     )
     p.add_argument("--seed", type=int, help="random seed for the fault moments")
     p.add_argument("--kills", type=int, help="cloud-kill / gateway-kill: how many kills")
@@ -115,6 +114,10 @@ def _fmt(value: float | None) -> str:
     return "never" if value is None else f"{value:.1f}"
 
 
+def _secs(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f} s"
+
+
 HEADERS = (
     "scenario",
     "run",
@@ -165,8 +168,9 @@ def describe(result: Result) -> str:
     ]
     for r in c.recoveries:
         parts.append(
-            f"  {r.fault.what}: backlog {_fmt(r.backlog_s)} s, new events {_fmt(r.flow_s)} s"
-            + (f", {r.lost_before} sent before its end lost" if r.lost_before else "")
+            f"  {r.fault.what}: backlog stored after {_secs(r.backlog_s)}, first new event"
+            f" after {_secs(r.flow_s)}"
+            + (f"; {r.lost_before} sent before its end lost" if r.lost_before else "")
         )
     interesting = {k: v for k, v in {**c.detail, **result.extra}.items() if v}
     if interesting:
@@ -180,9 +184,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"--rate must be in (0, {max_rate():.0f}]", file=sys.stderr)
         return 2
     env = dict(item.split("=", 1) for item in args.cloud_env)
+    duration = args.duration
+    if duration is None:
+        duration = 30.0 if args.size == Size.FULL.value else 0.0
     opts = Options(
         rate=args.rate,
-        duration_s=args.duration,
+        duration_s=duration,
         agent_args=tuple(args.agent_arg),
         cloud_env=env,
         settle_s=args.settle_s,

@@ -91,6 +91,7 @@ class ShippedBroker:
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
         self.started_at = 0.0  # time.time() of the newest start (listening)
+        self._log_mark = 0  # the log's size at the newest start
         self.config = shipped_config(workdir, port)
         self.autosave_s = autosave_interval_s(self.config)
         self._prepare()
@@ -135,6 +136,7 @@ class ShippedBroker:
 
     def start(self) -> float:
         """Start it and wait until it listens; returns that moment (time.time())."""
+        self._log_mark = (self.workdir / "mosquitto.log").stat().st_size
         self.proc = subprocess.Popen(
             ["mosquitto", "-c", str(self.workdir / "mosquitto.conf")],
             stdout=subprocess.DEVNULL,
@@ -158,6 +160,13 @@ class ShippedBroker:
 
     def log_text(self) -> str:
         return (self.workdir / "mosquitto.log").read_text(errors="replace")
+
+    def connects(self, user: str) -> int:
+        """How often `user` has connected since the newest start (the shipped configuration
+        logs connections)."""
+        with (self.workdir / "mosquitto.log").open("rb") as log:
+            log.seek(self._log_mark)
+            return log.read().decode(errors="replace").count(f" as {user} (")
 
 
 class _Lines:
@@ -272,12 +281,6 @@ class CloudProcess:
 
     def log_text(self) -> str:
         return "".join(p.read_text(errors="replace") for p in self.logs if p.exists())
-
-    def ingest_connects(self) -> int:
-        """How often the running incarnation has (re)subscribed to the broker."""
-        if not self.logs or not self.logs[-1].exists():
-            return 0
-        return self.logs[-1].read_text(errors="replace").count("ingest connected to")
 
 
 class AgentProcess:

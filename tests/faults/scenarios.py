@@ -104,12 +104,8 @@ def broker_kill(
             elif moment == "before-resubscribe":
                 stack.sleep_until(stack.broker.started_at + rng.uniform(0.05, 0.3))
             elif moment == "after-resubscribe":
-                connects = stack.cloud.ingest_connects()
-                stack.wait_for(
-                    lambda c=connects: stack.cloud.ingest_connects() > c,  # type: ignore[misc]
-                    30,
-                    "cloud resubscription",
-                )
+                # the broker's log since this start: has the cloud connected (and subscribed)?
+                stack.wait_for(lambda: stack.broker.connects("cloud") > 0, 30, "cloud reconnect")
                 stack.sleep_until(time.time() + rng.uniform(0.5, 2.0))
             uptime = time.time() - stack.broker.started_at
             began = stack.broker.kill9()

@@ -17,13 +17,26 @@ import subprocess
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from contract import topics
+from contract.models import Event, EventType, Kind, encode, utc_now
 from tests.faults.gate import UplinkGate
-from tests.faults.ledger import Counts, Fault, count_stored, life_safety_waiting, measure
+from tests.faults.ledger import (
+    Counts,
+    Fault,
+    count_stored,
+    life_safety_waiting,
+    measure,
+    read_stored,
+)
 from tests.faults.procs import AgentProcess, CloudProcess, ProcessFailed, ShippedBroker
 from tests.faults.site import GATEWAYS, LEAD_S, write_configs, write_script, write_site
 from tests.servers import free_port
@@ -125,6 +138,7 @@ class Stack:
         `agents`, the gateways' accounts are free for other clients.)"""
         self.broker.start()
         self.cloud.start()
+        self._await_consuming()
         for gate in self.gates.values():
             gate.restore()
         self.t0 = time.time()
@@ -137,6 +151,37 @@ class Stack:
             f"    stream: 2 agents x {self.opts.rate:g} life-safety events/s for"
             f" {self.duration_s:g} s; work folder {self.workdir}"
         )
+
+    def _await_consuming(self, within_s: float = 30.0) -> None:
+        """Until the cloud stores what a gateway publishes (its broker session exists): a
+        heartbeat from the first gateway's account, before its agent uses the account."""
+        gateway = GATEWAYS[0]
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=gateway)
+        client.username_pw_set(gateway, self.passwords[gateway])
+        client.connect("127.0.0.1", self.broker.port)
+        client.loop_start()
+        try:
+            deadline = time.monotonic() + within_s
+            while time.monotonic() < deadline:
+                probe = Event(
+                    id=str(uuid.uuid4()),
+                    gateway=gateway,
+                    device=gateway,
+                    boot="probe",
+                    seq=1,
+                    ts=utc_now(),
+                    kind=Kind.GATEWAY,
+                    type=EventType.HEARTBEAT,
+                )
+                client.publish(topics.event(gateway), encode(probe), qos=1).wait_for_publish(5)
+                for _ in range(20):
+                    if any(s.id == probe.id for s in read_stored(self.cloud.database, [gateway])):
+                        return
+                    time.sleep(0.05)
+            raise ProcessFailed(f"the cloud stored no event within {within_s:g} s")
+        finally:
+            client.disconnect()
+            client.loop_stop()
 
     def start_agent(self, gateway: str) -> float:
         """Start (again) an agent, its script covering what is left of the stream."""

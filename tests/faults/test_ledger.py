@@ -80,7 +80,8 @@ def test_each_count_is_what_its_definition_says(tmp_path: Path) -> None:
     # boot A: seq 1 alarm stored twice under two ids; seq 2 clear never stored (lost);
     # seq 3 a heartbeat (not life safety); seq 4 stored, but its log line was cut;
     # seq 6 stored, seq 5 stored after it (out of order); seq 8 known, seq 7 nowhere (a gap);
-    # 7 script steps for 6 life-safety events (one change never became an event)
+    # 7 script steps for 6 life-safety events (one change never became an event), and two
+    # steps too close together to be seen
     write_log(
         tmp_path / "a.log",
         "bootA",
@@ -91,7 +92,10 @@ def test_each_count_is_what_its_definition_says(tmp_path: Path) -> None:
             (T0 + 5, queued(5, type_="clear")),
             (T0 + 6, queued(6)),
             (T0 + 8, queued(8, type_="clear")),
-            *[(T0 + 0.5, step())] * 7,
+            *[(T0 + 0.3 * i, step()) for i in range(7)],
+            # and a trip undone 0.05 s later (the script caught up): below the debounce time
+            (T0 + 9.0, step("smoke-02")),
+            (T0 + 9.05, step("smoke-02")),
         ],
     )
     db = sqlite3.connect(database)
@@ -134,6 +138,7 @@ def test_each_count_is_what_its_definition_says(tmp_path: Path) -> None:
     assert counts.doubled == 3
     assert counts.out_of_order == 1
     assert counts.unrecorded == 1
+    assert counts.detail["script_steps_squeezed"] == 2
     assert counts.gaps == 1
     [recovery] = counts.recoveries
     # before the end (T0+7): seq 1, 2, 4, 5, 6 — seq 2 lost, so it never recovered
