@@ -63,6 +63,7 @@ def _finish(stack: Stack, scenario: str, faults: list[Fault], **extra: Any) -> R
     say = stack.opts.say
     if not settled.converged:
         say(f"    did not settle within {stack.opts.settle_s:g} s ({settled.waiting} waiting)")
+    stack.stop()
     counts = stack.measure(faults)
     return Result(scenario, counts, settled, faults, stack.cloud_tracebacks(), extra=dict(extra))
 

@@ -196,7 +196,8 @@ class Stack:
             )
         return agent.start(script)
 
-    def close(self) -> None:
+    def stop(self) -> None:
+        """Stop every process (SIGTERM), keeping their files for `measure`."""
         # the agents and the cloud at once (each waits for its own exit), then the broker
         stopping = [threading.Thread(target=p.stop) for p in (*self.agents.values(), self.cloud)]
         for thread in stopping:
@@ -206,6 +207,9 @@ class Stack:
         self.broker.stop()
         for gate in self.gates.values():
             gate.close()
+
+    def close(self) -> None:
+        self.stop()
         for mount in self._mounts:
             subprocess.run(["umount", str(mount)], check=False, capture_output=True)
         self._mounts.clear()
@@ -271,6 +275,8 @@ class Stack:
         return Settled(False, time.monotonic() - started, waiting)
 
     def measure(self, faults: Sequence[Fault]) -> Counts:
+        """The counts, from the files the processes left (call `stop` first: a running agent
+        keeps making heartbeats, and its log and the cloud's database are read apart)."""
         return measure(
             gateways=GATEWAYS,
             agent_logs={gw: a.logs for gw, a in self.agents.items()},
