@@ -19,11 +19,6 @@ class UplinkGate:
         self._lock = threading.Lock()
         self._conns: set[socket.socket] = set()
         self._listener: socket.socket | None = None
-        self.cut_at: float | None = None
-
-    @property
-    def is_cut(self) -> bool:
-        return self._listener is None
 
     def restore(self) -> float:
         """Listen (again); returns when (time.time())."""
@@ -42,7 +37,6 @@ class UplinkGate:
         with self._lock:
             self._listener = sock
         threading.Thread(target=self._accept, args=(sock,), daemon=True).start()
-        self.cut_at = None
         return time.time()
 
     def cut(self) -> float:
@@ -54,8 +48,7 @@ class UplinkGate:
             listener.close()
         for conn in conns:
             _close(conn)
-        self.cut_at = time.time()
-        return self.cut_at
+        return time.time()
 
     def close(self) -> None:
         self.cut()

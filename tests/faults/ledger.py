@@ -279,13 +279,17 @@ class Recovery:
     flow_s: float | None
     #: events sent before the fault's end that were never stored
     lost_before: int
+    #: events were sent after the fault's end and none of them was ever stored
+    flow_never: bool = False
 
     @property
     def recover_s(self) -> float | None:
-        """Both, if nothing sent before the end was lost (else it never recovered)."""
-        if self.lost_before or self.backlog_s is None or self.flow_s is None:
+        """The later of the two (a part with no events to wait for counts 0), or None when
+        it never recovered: an event sent before the end was lost, or nothing sent after it
+        was ever stored."""
+        if self.lost_before or self.flow_never:
             return None
-        return max(self.backlog_s, self.flow_s)
+        return max(self.backlog_s or 0.0, self.flow_s or 0.0)
 
 
 @dataclass
@@ -452,4 +456,5 @@ def _recovery(
         backlog_s=max(0.0, max(stored_before) - end) if stored_before else None,
         flow_s=max(0.0, min(stored_after) - end) if stored_after else None,
         lost_before=sum(1 for k in before if k in lost),
+        flow_never=bool(after) and not stored_after,
     )

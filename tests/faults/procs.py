@@ -126,14 +126,6 @@ class ShippedBroker:
                 os.chown(data, user.pw_uid, user.pw_gid)
         (self.workdir / "mosquitto.conf").write_text(self.config)
 
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
     def start(self) -> float:
         """Start it and wait until it listens; returns that moment (time.time())."""
         self._log_mark = (self.workdir / "mosquitto.log").stat().st_size
@@ -144,8 +136,7 @@ class ShippedBroker:
         )
         _wait_listening(self.port, self.proc, "mosquitto", 15)
         self.starts += 1
-        self.started_at = time.time()
-        return self.started_at
+        return time.time()
 
     def kill9(self) -> float:
         """kill -9 (nothing saved since the last autosave); returns when (time.time())."""
@@ -157,9 +148,6 @@ class ShippedBroker:
     def stop(self) -> None:
         if self.proc is not None:
             _kill(self.proc, signal.SIGTERM)
-
-    def log_text(self) -> str:
-        return (self.workdir / "mosquitto.log").read_text(errors="replace")
 
     def connects(self, user: str) -> int:
         """How often `user` has connected since the newest start (the shipped configuration
@@ -310,15 +298,6 @@ class AgentProcess:
         self.workdir = workdir
         self.proc: subprocess.Popen[bytes] | None = None
         self.logs: list[Path] = []
-        self.started_at = 0.0
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
 
     def start(self, script: Path | None) -> float:
         """A new boot (same outbox), running `script` on its simulated devices."""
@@ -352,8 +331,7 @@ class AgentProcess:
             self.proc = subprocess.Popen(
                 args, cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err
             )
-        self.started_at = time.time()
-        return self.started_at
+        return time.time()
 
     def kill9(self) -> float:
         """kill -9; returns when (time.time()). Down until started again."""

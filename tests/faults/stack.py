@@ -225,12 +225,11 @@ class Stack:
     def elapsed(self) -> float:
         return time.time() - self.t0 - LEAD_S
 
-    def sleep_until(self, moment: float, *, watch: bool = True) -> None:
+    def sleep_until(self, moment: float) -> None:
         """Wait for `moment` (time.time()), checking that nothing died on its own."""
         while (left := moment - time.time()) > 0:
             time.sleep(min(left, 0.2))
-            if watch:
-                self.check_alive()
+            self.check_alive()
 
     def wait_for(self, check: Callable[[], bool], timeout: float, what: str) -> bool:
         deadline = time.monotonic() + timeout
