@@ -89,7 +89,6 @@ class ShippedBroker:
         self.accounts = dict(accounts)
         self.port = port
         self.proc: subprocess.Popen[bytes] | None = None
-        self.starts = 0
         self.started_at = 0.0  # time.time() of the newest start (listening)
         self._log_mark = 0  # the log's size at the newest start
         self.config = shipped_config(workdir, port)
@@ -135,8 +134,8 @@ class ShippedBroker:
             stderr=subprocess.DEVNULL,
         )
         _wait_listening(self.port, self.proc, "mosquitto", 15)
-        self.starts += 1
-        return time.time()
+        self.started_at = time.time()
+        return self.started_at
 
     def kill9(self) -> float:
         """kill -9 (nothing saved since the last autosave); returns when (time.time())."""

@@ -89,6 +89,7 @@ def broker_kill(
     with Stack(opts, duration_s=max(opts.duration_s, needed)) as stack:
         stack.start()
         faults: list[Fault] = []
+        uptimes: list[float] = []  # the broker's, at each kill
         for moment in moments:
             uptime = time.time() - stack.broker.started_at
             if moment == "early":
@@ -115,7 +116,15 @@ def broker_kill(
                 f" {autosave:g} s autosave window), restarted",
             )
             faults.append(Fault(f"broker kill -9 ({moment})", began, ended))
-        return _finish(stack, "broker-kill", faults, moments=list(moments), autosave_s=autosave)
+            uptimes.append(round(uptime, 2))
+        return _finish(
+            stack,
+            "broker-kill",
+            faults,
+            moments=list(moments),
+            autosave_s=autosave,
+            uptime_at_kill_s=uptimes,
+        )
 
 
 # -- 2. the cloud killed ------------------------------------------------------------------------

@@ -37,20 +37,32 @@ def run(name: str, **params: object) -> Result:
     return result
 
 
+class Broken(AssertionError):
+    """The promise does not hold (what the xfail marks expect today). A plain
+    AssertionError is the harness's own check failing: never expected."""
+
+
 def assert_nothing_lost_doubled_or_reordered(result: Result) -> None:
     c = result.counts
     facts = describe(result)
-    assert result.settled.converged, f"did not settle: {result.settled.waiting} waiting\n{facts}"
-    assert c.lost == 0, f"{c.lost} of {c.sent} life-safety events lost\n{facts}"
-    assert c.doubled == 0, f"{c.doubled} doubled\n{facts}"
-    assert c.out_of_order == 0, f"{c.out_of_order} stored out of order\n{facts}"
-    assert result.cloud_tracebacks == 0, f"the cloud logged tracebacks\n{facts}"
-    assert c.sent > 0 and c.stored == c.sent
+    assert c.sent > 0, f"the stream made no event\n{facts}"
+    for broken, what in (
+        (not result.settled.converged, f"did not settle: {result.settled.waiting} waiting"),
+        (c.lost, f"{c.lost} of {c.sent} life-safety events lost"),
+        (c.doubled, f"{c.doubled} doubled"),
+        (c.out_of_order, f"{c.out_of_order} stored out of order"),
+        (result.cloud_tracebacks, f"the cloud logged {result.cloud_tracebacks} tracebacks"),
+    ):
+        if broken:
+            raise Broken(f"{what}\n{facts}")
 
 
-@pytest.mark.xfail(strict=False, reason=BROKER_PUBACK)
+@pytest.mark.xfail(strict=False, raises=Broken, reason=BROKER_PUBACK)
 def test_broker_kill_before_its_first_autosave_and_around_the_clouds_resubscription() -> None:
     result = run("broker-kill")
+    early, before, _ = result.extra["uptime_at_kill_s"]
+    assert 1 < early < result.extra["autosave_s"]  # inside the first autosave window
+    assert before < 1  # right after the restart
     assert_nothing_lost_doubled_or_reordered(result)
 
 
@@ -66,7 +78,7 @@ def test_gateway_kill_and_restart_with_the_same_outbox() -> None:
     assert_nothing_lost_doubled_or_reordered(result)
 
 
-@pytest.mark.xfail(strict=False, reason=BROKER_PUBACK)
+@pytest.mark.xfail(strict=False, raises=Broken, reason=BROKER_PUBACK)
 def test_cloud_down_while_the_broker_is_killed_and_restarted() -> None:
     result = run("cloud-down-broker-restart")
     assert_nothing_lost_doubled_or_reordered(result)
@@ -81,6 +93,7 @@ def test_gateway_offline_for_a_simulated_hour_then_draining() -> None:
 
 @pytest.mark.xfail(
     strict=False,
+    raises=Broken,
     reason="on a full disk the outbox cannot store new events (they are never sent) and the "
     "uplink's sender thread dies on the full disk when the uplink returns (nothing is sent)",
 )
@@ -89,4 +102,7 @@ def test_disk_full_while_offline_then_back() -> None:
     assert result.extra["became_full"], "the outbox's filesystem never filled"
     assert_nothing_lost_doubled_or_reordered(result)
     # a device change the gateway could not record is an alarm the duty room never gets
-    assert result.counts.unrecorded == 0, describe(result)
+    if result.counts.unrecorded:
+        raise Broken(
+            f"{result.counts.unrecorded} device changes never recorded\n{describe(result)}"
+        )
