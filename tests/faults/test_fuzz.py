@@ -10,7 +10,6 @@ are printed (`pytest -s`).
 from __future__ import annotations
 
 import asyncio
-import json
 
 import pytest
 
@@ -34,32 +33,19 @@ def test_the_cloud_survives_the_flood_and_handles_all_of_it(flood: FuzzReport) -
     assert flood.reaching > COUNT * 0.8  # the flood went past the ACL (its own topics)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="times such as 9999-12-31T23:59:59-14:00 raise OverflowError in the contract's "
-    "UTC conversion: recorded as internal_error with a traceback",
-)
 def test_no_internal_error_and_no_traceback(flood: FuzzReport) -> None:
     assert flood.internal_errors == 0, flood.text()
     assert flood.tracebacks == 0, flood.text()
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="event times in 1970 or 9999 and duplicate JSON keys (last value wins) are accepted "
-    "as valid",
-)
 def test_every_junk_message_that_reaches_the_cloud_is_rejected_with_a_reason(
     flood: FuzzReport,
 ) -> None:
     assert flood.junk_stored == {"events": 0, "telemetry_batches": 0}, flood.text()
-    assert sum(flood.rejected.values()) == flood.reaching, json.dumps(flood.rejected)
+    # each is refused with a reason, or (over the flooding gateway's rate) counted unchecked
+    assert sum(flood.rejected.values()) + flood.dropped == flood.reaching, flood.text()
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="accepted junk (duplicate keys, times in 1970/9999) raises level-I alarms",
-)
 def test_no_alarm_from_invalid_input(flood: FuzzReport) -> None:
     assert flood.junk_alarms == [], flood.text()
 
@@ -70,11 +56,6 @@ def test_every_valid_alarm_of_the_other_gateway_is_stored_and_shown(flood: FuzzR
     assert flood.valid_missing == 0, flood.text()
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="the cloud handles junk slower than it arrives (a commit per reject) and valid "
-    "alarms wait in the same queue behind it",
-)
 def test_valid_alarms_do_not_wait_behind_the_junk(flood: FuzzReport) -> None:
     """Relative, so not a speed test: with the cloud `lag` seconds behind the flood when the
     last junk was published, an alarm that queued behind the junk waits about `lag`. Allowed:
