@@ -48,6 +48,8 @@ ROW_OVERHEAD = 48
 LOW_WATER = 0.9
 _SIZE = f"LENGTH(payload) + LENGTH(topic) + {ROW_OVERHEAD}"
 _TELEMETRY = "topic LIKE '%/telemetry'"
+#: Rows deleted per transaction when the cloud acknowledges a long run of events.
+DELETE_CHUNK = 200
 #: WAL pages between checkpoints: normally (~800 KB), and while the disk is full (~32 KB).
 CHECKPOINT_PAGES = 200
 TIGHT_CHECKPOINT_PAGES = 8
@@ -287,7 +289,7 @@ class Outbox:
             if boot is None:
                 found = (
                     self._conn()
-                    .execute("SELECT MIN(row) FROM outbox WHERE boot IS NOT NULL")
+                    .execute("SELECT row FROM outbox WHERE boot IS NOT NULL ORDER BY row LIMIT 1")
                     .fetchone()
                 )
             else:
@@ -298,22 +300,34 @@ class Outbox:
                     )
                     .fetchone()
                 )
-            return None if found[0] is None else int(found[0])
+            return None if found is None or found[0] is None else int(found[0])
 
     def ack_stream(self, boot: str, upto: int) -> int:
         """The cloud committed every event of `boot` with seq ≤ `upto`: delete them; returns
-        how many were deleted."""
+        how many were deleted. In chunks of `DELETE_CHUNK` rows, each its own transaction: a
+        day's backlog acknowledged at once must not need more room than a full disk has."""
 
         def delete(db: sqlite3.Connection) -> tuple[int, int]:
-            size, count = db.execute(
-                f"SELECT COALESCE(SUM({_SIZE}), 0), COUNT(*) FROM outbox"
-                " WHERE boot = ? AND seq <= ?",
-                (boot, upto),
-            ).fetchone()
-            db.execute("DELETE FROM outbox WHERE boot = ? AND seq <= ?", (boot, upto))
-            return int(size), int(count)
+            rows = [
+                r[0]
+                for r in db.execute(
+                    "SELECT row FROM outbox WHERE boot = ? AND seq <= ? ORDER BY row LIMIT ?",
+                    (boot, upto, DELETE_CHUNK),
+                )
+            ]
+            if not rows:
+                return 0, 0
+            marks = ",".join("?" * len(rows))
+            size = db.execute(
+                f"SELECT COALESCE(SUM({_SIZE}), 0) FROM outbox WHERE row IN ({marks})", rows
+            ).fetchone()[0]
+            db.execute(f"DELETE FROM outbox WHERE row IN ({marks})", rows)
+            return int(size), len(rows)
 
-        return self._delete(delete)
+        total = 0
+        while deleted := self._delete(delete):
+            total += deleted
+        return total
 
     def ack_rows(self, rows: Iterable[int]) -> int:
         """Delete delivered messages by row (one transaction); returns how many were

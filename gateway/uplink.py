@@ -396,6 +396,7 @@ class Uplink:
         """Handle what paho and the agent queued, then send what the window allows; True
         when the sender is to end (stopped, and drained or out of time)."""
         resend = state.resend
+        done: list[int] = []  # rows the broker's PUBACK completes, deleted together
         for item in self._take(timeout=0.5):
             kind = item[0]
             if kind == "up":
@@ -417,11 +418,15 @@ class Uplink:
                     state.conn = None
             elif kind == "ack":
                 if state.conn is not None and state.conn.gen == item[1]:
-                    self._broker_acked(state.conn, item[2])
+                    row = self._broker_acked(state.conn, item[2])
+                    if row is not None:
+                        done.append(row)
             elif kind == "cloud_ack":
                 self._apply_cloud_ack(state.conn, item[1], resend)
             elif kind == "stop" and state.drain_until is None:
                 state.drain_until = time.monotonic() + self.options.drain_s
+        if done:
+            self.outbox.ack_rows(done)
         conn = state.conn
         if state.drain_until is not None:
             waiting = conn is not None and (conn.inflight or self._unacked_sent(conn))
@@ -433,15 +438,15 @@ class Uplink:
             self._fill(conn, resend)
         return False
 
-    def _broker_acked(self, conn: _Conn, mid: int) -> None:
-        """The broker's PUBACK: frees the window; deletes what needs no more than that."""
+    def _broker_acked(self, conn: _Conn, mid: int) -> int | None:
+        """The broker's PUBACK frees the window; the row it completes (one that needs no
+        more than that: telemetry, a reply), to delete, or None."""
         entry = conn.inflight.pop(mid, None)
         if entry is None:
-            return
+            return None
         conn.inflight_rows.discard(entry.row)
         self.stats.acked += 1
-        if not entry.awaits_cloud:
-            self.outbox.ack_rows([entry.row])
+        return None if entry.awaits_cloud else entry.row
 
     def _apply_cloud_ack(self, conn: _Conn | None, ack: Ack, resend: _Resend) -> None:
         self.stats.cloud_acks += 1
