@@ -28,8 +28,10 @@ Around that:
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -63,7 +65,7 @@ from edge.sim import SimulatedHardware
 from edge.supervision import Supervisor, report_intervals
 from gateway import commands
 from gateway.config_store import ConfigRefused, ConfigStore, Pushed, document_of, parse
-from gateway.outbox import Outbox
+from gateway.outbox import Outbox, OutboxFull
 from gateway.uplink import BrokerParams, Uplink, UplinkOptions
 
 log = logging.getLogger(__name__)
@@ -97,6 +99,8 @@ class AgentStats:
     rejected: int = 0  # observations that did not fit the contract (logged, not sent)
     commands: int = 0
     clock_steps: int = 0  # events whose time was held because the wall clock stepped back
+    held_in_memory: int = 0  # events the outbox refused (a full disk), kept until it takes them
+    telemetry_dropped: int = 0  # batches the outbox refused (a full disk)
     configs_applied: int = 0
     configs_refused: int = 0
 
@@ -147,6 +151,8 @@ class GatewayAgent:
         self._seq = 0
         self._telemetry_seq = 0
         self._lock = threading.Lock()  # seq numbers and outbox order
+        #: events the outbox could not take (a full disk), in seq order, until it does
+        self._spill: deque[tuple[str, bytes, tuple[str, int]]] = deque()
         self._readings: list[Reading] = []
         self._readings_lock = threading.Lock()
         self._life = threading.Lock()
@@ -304,28 +310,49 @@ class GatewayAgent:
                     values=event.values,
                     clock_synced=self._clock_synced() and not stepped,
                 )
-                row = outbox.put(
-                    topics.event(self.gateway_id),
-                    encode(message),
-                    1,
-                    stream=(message.boot, message.seq),
+                self._spill.append(
+                    (topics.event(self.gateway_id), encode(message), (message.boot, message.seq))
                 )
+                row = self._drain_spill(outbox)
         except ValidationError as exc:
             self.stats.rejected += 1
             log.error("event rejected device=%s error=%r", event.device, str(exc))
             return
         self.stats.events += 1
         log.info(
-            "event queued device=%s kind=%s type=%s seq=%d row=%d%s",
+            "event queued device=%s kind=%s type=%s seq=%d row=%d%s%s",
             event.device,
             event.kind,
             event.type,
             message.seq,
-            row,
+            row or 0,
+            "" if row else f" held_in_memory={len(self._spill)}",
             f" detail={event.detail!r}" if event.detail else "",
         )
         if self.uplink is not None:
             self.uplink.wake()
+
+    def _drain_spill(self, outbox: Outbox) -> int | None:
+        """Write the events the outbox could not take yet, oldest first (lock held); the row
+        of the newest, or None while the disk refuses them (they stay in memory, in order:
+        seq order is outbox order)."""
+        row = None
+        while self._spill:
+            topic, payload, stream = self._spill[0]
+            try:
+                row = outbox.put(topic, payload, 1, stream=stream)
+            except (OutboxFull, sqlite3.OperationalError) as exc:
+                self.stats.held_in_memory = len(self._spill)
+                if len(self._spill) == 1 or len(self._spill) % 100 == 0:
+                    log.error(
+                        "outbox refused an event; %d kept in memory until it takes them error=%r",
+                        len(self._spill),
+                        str(exc),
+                    )
+                return None
+            self._spill.popleft()
+        self.stats.held_in_memory = 0
+        return row
 
     def sample(self, sample: Sample) -> None:
         with self._readings_lock:
@@ -384,6 +411,10 @@ class GatewayAgent:
         with self._readings_lock:
             readings, self._readings = self._readings, []
         outbox = self.outbox
+        if outbox is not None and self._spill:
+            with self._lock:
+                if self._drain_spill(outbox) is not None and self.uplink is not None:
+                    self.uplink.wake()
         if not readings or outbox is None:
             return
         for start in range(0, len(readings), MAX_READINGS_PER_BATCH):
@@ -397,7 +428,12 @@ class GatewayAgent:
                     seq=self._telemetry_seq,
                     readings=chunk,
                 )
-                outbox.put(topics.telemetry(self.gateway_id), encode(message), 1)
+                try:
+                    outbox.put(topics.telemetry(self.gateway_id), encode(message), 1)
+                except (OutboxFull, sqlite3.OperationalError) as exc:
+                    self.stats.telemetry_dropped += 1
+                    log.error("outbox refused telemetry; batch dropped error=%r", str(exc))
+                    continue
             self.stats.telemetry_batches += 1
             self.stats.readings += len(chunk)
         log.debug("telemetry queued readings=%d", len(readings))

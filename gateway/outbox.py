@@ -18,9 +18,14 @@ A disk budget (`budget_bytes`, counted as topic + payload + a fixed overhead per
 it through a long outage: once a `put` takes it over the budget, **telemetry** is thinned,
 oldest first, down to 90 % of it. Events (alarms, calls, faults, …) and replies are never
 dropped: if they alone exceed the budget, the outbox grows past it (and says so in the log).
-The same thinning runs when the disk itself is full (SQLite's SQLITE_FULL) before the write is
-tried again. A small `meta` table keeps state that must survive a restart (the uplink's
-outage start).
+The disk itself may fill first (a small SD card, logs, another program): `gateway/disk_room.py`
+keeps a reserve for that and a floor for the deletes that make room again. When SQLite says the
+disk is full (SQLITE_FULL), the reserve is given back, the WAL is checkpointed and truncated,
+telemetry is thinned, and the write is tried again, so events go on being stored. Only when even
+that fails does `put` raise `OutboxFull` (the agent keeps such events in memory, in order, and
+tries again). The database gives freed pages back to the filesystem (incremental auto-vacuum)
+after deletes while the disk is tight. A small `meta` table keeps state that must survive a
+restart (the uplink's outage start); failing to write it is logged, not raised.
 """
 
 from __future__ import annotations
@@ -29,9 +34,11 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+from gateway.disk_room import DiskRoom
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +48,15 @@ ROW_OVERHEAD = 48
 LOW_WATER = 0.9
 _SIZE = f"LENGTH(payload) + LENGTH(topic) + {ROW_OVERHEAD}"
 _TELEMETRY = "topic LIKE '%/telemetry'"
+#: Rows deleted per transaction when the cloud acknowledges a long run of events.
+DELETE_CHUNK = 200
+#: WAL pages between checkpoints: normally (~800 KB), and while the disk is full (~32 KB).
+CHECKPOINT_PAGES = 200
+TIGHT_CHECKPOINT_PAGES = 8
+
+
+class OutboxFull(Exception):
+    """The disk is full even after the reserve was given back and telemetry thinned."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,11 +80,19 @@ class OutboxStats:
     thinned_rows: int = 0  # telemetry batches dropped to keep to the budget
     thinned_bytes: int = 0
     over_budget: int = 0  # puts that left it over budget (nothing left to thin)
-    disk_full: int = 0
+    disk_full: int = 0  # writes SQLite refused for a full disk
+    reserve_released: int = 0  # times the reserve was given back to make room
 
 
 class Outbox:
-    def __init__(self, path: Path | str, *, budget_bytes: int | None = None):
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        budget_bytes: int | None = None,
+        reserve_bytes: int | None = None,
+        floor_bytes: int | None = None,
+    ):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.budget_bytes = budget_bytes
@@ -77,8 +101,14 @@ class Outbox:
         self._db: sqlite3.Connection | None = sqlite3.connect(
             self.path, isolation_level=None, check_same_thread=False, timeout=30
         )
+        # pages freed by deletes can go back to the filesystem (a new outbox only: the mode
+        # of an existing file is kept)
+        self._db.execute("PRAGMA auto_vacuum=INCREMENTAL")
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
+        # a small WAL (checkpoint every ~800 KB instead of ~4 MB): an SD card's space goes to
+        # messages, not to pages written again and again
+        self._db.execute(f"PRAGMA wal_autocheckpoint={CHECKPOINT_PAGES}")
         self._db.execute(
             """CREATE TABLE IF NOT EXISTS outbox (
                 row INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -99,6 +129,15 @@ class Outbox:
         self._bytes = int(
             self._db.execute(f"SELECT COALESCE(SUM({_SIZE}), 0) FROM outbox").fetchone()[0]
         )
+        self.room = DiskRoom(
+            self.path.with_name(self.path.name + ".reserve"),
+            reserve_bytes=reserve_bytes,
+            floor_bytes=floor_bytes,
+        )
+
+    @property
+    def reserve(self) -> Path:
+        return self.room.reserve
 
     def _conn(self) -> sqlite3.Connection:
         if self._db is None:
@@ -125,6 +164,9 @@ class Outbox:
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 (topic, payload, qos, time.time(), boot, seq),
             )
+            if self.room.tight and not self.room.may_grow(self._free_pages(db)):
+                self.stats.disk_full += 1
+                raise OutboxFull("the disk is full (the room left is kept for deletes)")
             try:
                 cur = db.execute(*insert)
             except sqlite3.OperationalError as exc:
@@ -132,9 +174,33 @@ class Outbox:
                     raise
                 # The disk (or the database's page limit) is full: make room, then try again.
                 self.stats.disk_full += 1
-                freed = self._thin(max(size * 64, self._bytes // 10))
-                log.error("outbox disk full error=%r thinned_bytes=%d", str(exc), freed)
-                cur = db.execute(*insert)
+                released = self.room.release()
+                self.stats.reserve_released = self.room.released
+                try:
+                    # the WAL holds pages per change since its last checkpoint: moving them into
+                    # the database and truncating it gives most of that space back; while the
+                    # disk is tight, it is checkpointed every few pages
+                    db.execute(f"PRAGMA wal_autocheckpoint={TIGHT_CHECKPOINT_PAGES}")
+                    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                except sqlite3.OperationalError as again:
+                    log.error("outbox could not checkpoint on a full disk error=%r", str(again))
+                try:
+                    freed = self._thin(max(size * 64, self._bytes // 10))
+                    if freed:
+                        self._give_back(db)
+                except sqlite3.OperationalError as again:
+                    freed = 0
+                    log.error("outbox could not thin on a full disk error=%r", str(again))
+                log.error(
+                    "outbox disk full error=%r reserve_released=%s thinned_bytes=%d",
+                    str(exc),
+                    released,
+                    freed,
+                )
+                try:
+                    cur = db.execute(*insert)
+                except sqlite3.OperationalError as still:
+                    raise OutboxFull(str(still)) from still
             assert cur.lastrowid is not None
             self._bytes += size
             if self.budget_bytes is not None and self._bytes > self.budget_bytes:
@@ -171,7 +237,8 @@ class Outbox:
                 db.executemany("DELETE FROM outbox WHERE row = ?", take)
                 db.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                if db.in_transaction:  # SQLite rolls back by itself on SQLITE_FULL
+                    db.execute("ROLLBACK")
                 raise
             self.stats.thinned_rows += len(take)
         self._bytes -= freed
@@ -183,6 +250,27 @@ class Outbox:
                 self._bytes,
             )
         return freed
+
+    @staticmethod
+    def _free_pages(db: sqlite3.Connection) -> int:
+        return int(db.execute("PRAGMA freelist_count").fetchone()[0])
+
+    def _give_back(self, db: sqlite3.Connection) -> None:
+        """Free pages back to the filesystem, the WAL checkpointed and truncated (lock held)."""
+        try:
+            db.execute("PRAGMA incremental_vacuum")
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.OperationalError as exc:
+            log.warning("outbox could not give space back error=%r", str(exc))
+
+    def _after_delete(self, db: sqlite3.Connection) -> None:
+        """Rows were deleted: while the disk is tight, give their space back and try to make
+        the reserve again (then the usual checkpoints)."""
+        if not self.room.tight:
+            return
+        self._give_back(db)
+        if self.room.make_reserve():
+            db.execute(f"PRAGMA wal_autocheckpoint={CHECKPOINT_PAGES}")
 
     def pending(self, limit: int = 100, after: int = 0) -> list[Entry]:
         """Up to `limit` undelivered messages with row id > `after`, oldest first."""
@@ -201,7 +289,7 @@ class Outbox:
             if boot is None:
                 found = (
                     self._conn()
-                    .execute("SELECT MIN(row) FROM outbox WHERE boot IS NOT NULL")
+                    .execute("SELECT row FROM outbox WHERE boot IS NOT NULL ORDER BY row LIMIT 1")
                     .fetchone()
                 )
             else:
@@ -212,27 +300,34 @@ class Outbox:
                     )
                     .fetchone()
                 )
-            return None if found[0] is None else int(found[0])
+            return None if found is None or found[0] is None else int(found[0])
 
     def ack_stream(self, boot: str, upto: int) -> int:
         """The cloud committed every event of `boot` with seq ≤ `upto`: delete them; returns
-        how many were deleted."""
-        with self._lock:
-            db = self._conn()
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                freed = db.execute(
-                    f"SELECT COALESCE(SUM({_SIZE}), 0), COUNT(*) FROM outbox"
-                    " WHERE boot = ? AND seq <= ?",
-                    (boot, upto),
-                ).fetchone()
-                db.execute("DELETE FROM outbox WHERE boot = ? AND seq <= ?", (boot, upto))
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            self._bytes -= int(freed[0])
-            return int(freed[1])
+        how many were deleted. In chunks of `DELETE_CHUNK` rows, each its own transaction: a
+        day's backlog acknowledged at once must not need more room than a full disk has."""
+
+        def delete(db: sqlite3.Connection) -> tuple[int, int]:
+            rows = [
+                r[0]
+                for r in db.execute(
+                    "SELECT row FROM outbox WHERE boot = ? AND seq <= ? ORDER BY row LIMIT ?",
+                    (boot, upto, DELETE_CHUNK),
+                )
+            ]
+            if not rows:
+                return 0, 0
+            marks = ",".join("?" * len(rows))
+            size = db.execute(
+                f"SELECT COALESCE(SUM({_SIZE}), 0) FROM outbox WHERE row IN ({marks})", rows
+            ).fetchone()[0]
+            db.execute(f"DELETE FROM outbox WHERE row IN ({marks})", rows)
+            return int(size), len(rows)
+
+        total = 0
+        while deleted := self._delete(delete):
+            total += deleted
+        return total
 
     def ack_rows(self, rows: Iterable[int]) -> int:
         """Delete delivered messages by row (one transaction); returns how many were
@@ -241,24 +336,45 @@ class Outbox:
         ids = [(row,) for row in rows]
         if not ids:
             return 0
+
+        def delete(db: sqlite3.Connection) -> tuple[int, int]:
+            freed = deleted = 0
+            for (row,) in ids:
+                size = db.execute(f"SELECT {_SIZE} FROM outbox WHERE row = ?", (row,)).fetchone()
+                if size is not None:
+                    db.execute("DELETE FROM outbox WHERE row = ?", (row,))
+                    freed += size[0]
+                    deleted += 1
+            return freed, deleted
+
+        return self._delete(delete)
+
+    def _delete(self, delete: Callable[[sqlite3.Connection], tuple[int, int]]) -> int:
+        """One deleting transaction; on a full disk, space is given back and it is tried once
+        more. Returns how many rows went."""
         with self._lock:
             db = self._conn()
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                freed = deleted = 0
-                for (row,) in ids:
-                    found = db.execute(f"SELECT {_SIZE} FROM outbox WHERE row = ?", (row,))
-                    size = found.fetchone()
-                    if size is not None:
-                        db.execute("DELETE FROM outbox WHERE row = ?", (row,))
-                        freed += size[0]
-                        deleted += 1
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            self._bytes -= freed
-            return deleted
+            for attempt in (1, 2):
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    freed, deleted = delete(db)
+                    db.execute("COMMIT")
+                except sqlite3.OperationalError as exc:
+                    if db.in_transaction:
+                        db.execute("ROLLBACK")
+                    if attempt == 2 or "full" not in str(exc):
+                        raise
+                    self._give_back(db)
+                    continue
+                except BaseException:
+                    if db.in_transaction:
+                        db.execute("ROLLBACK")
+                    raise
+                self._bytes -= freed
+                if deleted:
+                    self._after_delete(db)
+                return deleted
+            raise AssertionError("unreachable")
 
     def last_row(self) -> int:
         """The newest row id in the outbox (0 if empty)."""
@@ -287,15 +403,20 @@ class Outbox:
             row = self._conn().execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
             return None if row is None else str(row[0])
 
-    def set_meta(self, key: str, value: str | None) -> None:
-        """Set (or with None delete) a value, durably."""
+    def set_meta(self, key: str, value: str | None) -> bool:
+        """Set (or with None delete) a value, durably; False (logged) if the disk refused."""
         with self._lock:
-            if value is None:
-                self._conn().execute("DELETE FROM meta WHERE key = ?", (key,))
-            else:
-                self._conn().execute(
-                    "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value)
-                )
+            try:
+                if value is None:
+                    self._conn().execute("DELETE FROM meta WHERE key = ?", (key,))
+                else:
+                    self._conn().execute(
+                        "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value)
+                    )
+            except sqlite3.OperationalError as exc:
+                log.error("outbox meta not written key=%s error=%r", key, str(exc))
+                return False
+            return True
 
     def close(self) -> None:
         with self._lock:

@@ -379,57 +379,74 @@ class Uplink:
         self._queue.put(("cloud_ack", ack))
 
     def _sender(self) -> None:
-        conn: _Conn | None = None
-        drain_until: float | None = None
-        resend = _Resend(self.options)
+        """The sender thread. It must never die (a full disk, a bug): an error is logged and
+        the loop goes on, so the backlog is sent once the cause is gone."""
+        state = _SenderState(resend=_Resend(self.options))
         while True:
-            items = self._take(timeout=0.5)
-            for item in items:
-                kind = item[0]
-                if kind == "up":
-                    conn = _Conn(gen=item[1], client=item[2], since=item[3])
-                    resend.reset()
-                    if self._outage:
-                        self._outage = False
-                        self._replay_upto = max(self._replay_upto, self.outbox.last_row())
-                    conn.replay_upto = self._replay_upto
-                    log.info(
-                        "uplink connected broker=%s:%d backlog=%d",
-                        self.broker.host,
-                        self.broker.port,
-                        self.outbox.count(),
-                    )
-                    self._came_back()
-                elif kind == "down":
-                    if conn is not None and conn.gen == item[1]:
-                        conn = None
-                elif kind == "ack":
-                    if conn is not None and conn.gen == item[1]:
-                        self._broker_acked(conn, item[2])
-                elif kind == "cloud_ack":
-                    self._apply_cloud_ack(conn, item[1], resend)
-                elif kind == "stop" and drain_until is None:
-                    drain_until = time.monotonic() + self.options.drain_s
-            if drain_until is not None:
-                waiting = conn is not None and (conn.inflight or self._unacked_sent(conn))
-                if not waiting or time.monotonic() > drain_until:
+            try:
+                if self._send_round(state):
                     return
-                continue
-            if conn is not None and not conn.broken:
-                if resend.due() and self._unacked_sent(conn):
-                    self._rewind(conn, self.outbox.first_unacked(), "no acknowledgement")
-                    resend.backoff()
-                self._fill(conn, resend)
+            except Exception:
+                log.exception("uplink sender round failed; going on")
+                self._stopping.wait(1.0)
+                if state.drain_until is not None:
+                    return
 
-    def _broker_acked(self, conn: _Conn, mid: int) -> None:
-        """The broker's PUBACK: frees the window; deletes what needs no more than that."""
+    def _send_round(self, state: _SenderState) -> bool:
+        """Handle what paho and the agent queued, then send what the window allows; True
+        when the sender is to end (stopped, and drained or out of time)."""
+        resend = state.resend
+        done: list[int] = []  # rows the broker's PUBACK completes, deleted together
+        for item in self._take(timeout=0.5):
+            kind = item[0]
+            if kind == "up":
+                state.conn = _Conn(gen=item[1], client=item[2], since=item[3])
+                resend.reset()
+                if self._outage:
+                    self._outage = False
+                    self._replay_upto = max(self._replay_upto, self.outbox.last_row())
+                state.conn.replay_upto = self._replay_upto
+                log.info(
+                    "uplink connected broker=%s:%d backlog=%d",
+                    self.broker.host,
+                    self.broker.port,
+                    self.outbox.count(),
+                )
+                self._came_back()
+            elif kind == "down":
+                if state.conn is not None and state.conn.gen == item[1]:
+                    state.conn = None
+            elif kind == "ack":
+                if state.conn is not None and state.conn.gen == item[1]:
+                    row = self._broker_acked(state.conn, item[2])
+                    if row is not None:
+                        done.append(row)
+            elif kind == "cloud_ack":
+                self._apply_cloud_ack(state.conn, item[1], resend)
+            elif kind == "stop" and state.drain_until is None:
+                state.drain_until = time.monotonic() + self.options.drain_s
+        if done:
+            self.outbox.ack_rows(done)
+        conn = state.conn
+        if state.drain_until is not None:
+            waiting = conn is not None and (conn.inflight or self._unacked_sent(conn))
+            return not waiting or time.monotonic() > state.drain_until
+        if conn is not None and not conn.broken:
+            if resend.due() and self._unacked_sent(conn):
+                self._rewind(conn, self.outbox.first_unacked(), "no acknowledgement")
+                resend.backoff()
+            self._fill(conn, resend)
+        return False
+
+    def _broker_acked(self, conn: _Conn, mid: int) -> int | None:
+        """The broker's PUBACK frees the window; the row it completes (one that needs no
+        more than that: telemetry, a reply), to delete, or None."""
         entry = conn.inflight.pop(mid, None)
         if entry is None:
-            return
+            return None
         conn.inflight_rows.discard(entry.row)
         self.stats.acked += 1
-        if not entry.awaits_cloud:
-            self.outbox.ack_rows([entry.row])
+        return None if entry.awaits_cloud else entry.row
 
     def _apply_cloud_ack(self, conn: _Conn | None, ack: Ack, resend: _Resend) -> None:
         self.stats.cloud_acks += 1
@@ -512,6 +529,13 @@ class Uplink:
         conn.cursor = entry.row
         self.stats.published += 1
         return True
+
+
+@dataclass
+class _SenderState:
+    resend: _Resend
+    conn: _Conn | None = None
+    drain_until: float | None = None
 
 
 class _Resend:

@@ -42,6 +42,7 @@ from cloud.alarms.recording import Arrival, batch_arrival, event_arrival
 from cloud.db.database import Conn
 from cloud.devices.maintenance import Maintenance
 from cloud.ingest.delivery import AckDue, Delivery, StreamKey
+from cloud.ingest.fair_share import FairShare
 from cloud.ingest.rejects import Reason, RejectLog
 from cloud.live import messages
 from cloud.notify.announce import Announcer
@@ -153,6 +154,8 @@ class Ingest:
         #: refusals per gateway since the last tick (the `invalid_input` supervision rule)
         self._refused_by_gateway: Counter[str] = Counter()
         self._acks_in_flight: set[asyncio.Task[None]] = set()
+        #: a flooding gateway's messages wait in its own backlog (cloud/ingest/fair_share.py)
+        self.fair: FairShare[_Received] = FairShare(_gateway_of)
 
     # ---- the path of the messages -------------------------------------------------------
 
@@ -227,6 +230,7 @@ class Ingest:
         rejection = self.rejects.note(topic, gateway, payload, reason, detail, received_at)
         if gateway is not None:
             self._refused_by_gateway[rejection.gateway] += 1
+            self.fair.refused(rejection.gateway, received_at)
             if acknowledge and topic.endswith("/event"):
                 stream = _stream_of(payload)
                 if stream is not None:
@@ -650,26 +654,45 @@ class Ingest:
             self.drops.subscribed()
             await client.subscribe([(topic, 0) for topic in SYS_TOPICS])
             self.link.up()
-            async for first in client.messages:
-                # Group commit: the first message and whatever else is waiting already (never
-                # waiting for more), stored with one commit, then acknowledged, then announced.
-                batch = [first]
-                queue = client._queue  # what len(client.messages) counts; no await to drain it
-                while len(batch) < self.max_batch and not queue.empty():
-                    batch.append(queue.get_nowait())
+            messages = client.messages
+            queue = client._queue  # what len(client.messages) counts; no await to drain it
+            while True:
+                # Group commit: what is waiting already (never waiting for more, unless there
+                # is nothing at all), stored with one commit, then acknowledged, announced.
+                if self.fair.due(self.clock()):
+                    arrived = []
+                elif self.fair.backlog:  # a flooding gateway's backlog waits for its rate
+                    try:
+                        arrived = [await asyncio.wait_for(anext(messages), 0.05)]
+                    except TimeoutError:
+                        arrived = []
+                else:
+                    arrived = [await anext(messages)]
+                while len(arrived) < self.max_batch and not queue.empty():
+                    arrived.append(queue.get_nowait())
                 received_at = self.clock()
-                work: list[tuple[str, bytes, float]] = []
-                for message in batch:
+                fresh: list[_Received] = []
+                for message in arrived:
                     topic = str(message.topic)
                     if topic.startswith("$SYS/"):
                         payload = _payload_bytes(message.payload)
                         self.drops.heard(topic, payload, retained=message.retain)
-                    else:
-                        work.append((topic, _payload_bytes(message.payload), received_at))
-                announce = await self.handle_many(work) if work else []
-                for message in batch:  # only once stored (or rejected, recorded)
-                    if message.qos > 0:
-                        client._client.ack(message.mid, message.qos)
+                        continue
+                    fresh.append(_Received(topic, _payload_bytes(message.payload), message))
+                batch, put_aside = self.fair.schedule(fresh, self.max_batch, received_at)
+                for item in put_aside:  # a flooding gateway's: the broker goes on delivering
+                    item.ack(client)
+                self.counts["put_aside"] += len(put_aside)
+                dropped = self.fair.counts["dropped"] - self.counts["put_aside_dropped"]
+                if dropped:  # received, and dropped unread: the flooding gateway's backlog is full
+                    self.counts["put_aside_dropped"] += dropped
+                    self.counts["messages"] += dropped
+                if not batch:
+                    continue
+                work = [(item.topic, item.payload, received_at) for item in batch]
+                announce = await self.handle_many(work)
+                for item in batch:  # only once stored (or rejected, recorded)
+                    item.ack(client)
                 await self._announce(announce)
 
     async def send_command(self, gateway: str, name: str, command: Command) -> bool:
@@ -756,6 +779,27 @@ async def _publish(client: aiomqtt.Client, topic: str, message: Ack) -> None:
         await client.publish(topic, encode(message), qos=1)
     except aiomqtt.MqttError as exc:
         log.info("ack to %s not sent: %s", topic, exc)
+
+
+@dataclasses.dataclass(slots=True)
+class _Received:
+    """A message off the broker, acknowledged to it once (after handling, or at once when
+    put aside for a flooding gateway)."""
+
+    topic: str
+    payload: bytes
+    message: aiomqtt.Message
+    acked: bool = False
+
+    def ack(self, client: aiomqtt.Client) -> None:
+        if not self.acked and self.message.qos > 0:
+            client._client.ack(self.message.mid, self.message.qos)
+        self.acked = True
+
+
+def _gateway_of(item: _Received) -> str:
+    parts = item.topic.split("/", 3)
+    return parts[2] if len(parts) > 2 else "-"
 
 
 def _payload_bytes(payload: Any) -> bytes:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import random
 import signal
 import sqlite3
@@ -10,8 +12,12 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
-from gateway.outbox import Outbox
+import pytest
+
+from gateway.outbox import Outbox, OutboxFull
 from tests.gateway.helpers import REPO
 
 
@@ -200,3 +206,66 @@ def _last_seq(path) -> int:
     finally:
         db.close()
     return json.loads(row[0])["seq"] if row else 0
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 2 MiB filesystem (tmpfs), for a disk that fills up. Needs root to mount."""
+    folder = tmp_path / "disk"
+    folder.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2048k,mode=0755", "tmpfs", str(folder)],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=False, capture_output=True)
+
+
+def _fill(folder: Path) -> Path:
+    """Write a file until the filesystem has no room left."""
+    filler = folder / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        with contextlib.suppress(OSError):
+            while True:
+                os.write(fd, b"\0" * 4096)
+    finally:
+        os.close(fd)
+    return filler
+
+
+def test_on_a_full_disk_the_reserve_makes_room_and_events_go_on_being_stored(small_disk):
+    with Outbox(small_disk / "outbox.sqlite3") as box:
+        assert box.reserve.stat().st_size == 128 * 1024  # a 16th of this small disk
+        filler = _fill(small_disk)  # the disk is now full: something else filled it
+        for seq in range(1, 101):  # about 30 KB of events
+            box.put("sc/v1/gw/event", b"x" * 250, stream=("b", seq))
+        assert box.count() == 100
+        assert box.stats.disk_full >= 1 and box.stats.reserve_released == 1
+        assert not box.reserve.exists()
+        # once the disk has room again and the events are delivered, the reserve is made again
+        filler.unlink()
+        assert box.ack_stream("b", 100) == 100
+        assert box.reserve.exists() and not box.room.tight
+
+
+def test_when_the_reserve_is_spent_deletes_still_make_room_for_new_events(small_disk):
+    with Outbox(small_disk / "outbox.sqlite3") as box:
+        _fill(small_disk)
+        seq = 0
+        with pytest.raises(OutboxFull):
+            while True:
+                box.put("sc/v1/gw/event", b"x" * 250, stream=("b", seq + 1))
+                seq += 1
+        assert seq > 100  # the reserve (above the floor) held over a hundred events
+        assert box.set_meta("k", "v") in (True, False)  # refused or not: logged, never raised
+        assert [e.seq for e in box.pending(limit=3)] == [1, 2, 3]
+        # the cloud acknowledges the first half: the floor was kept for exactly that
+        assert box.ack_stream("b", seq // 2) == seq // 2
+        box.put("sc/v1/gw/event", b"new", stream=("b", seq + 1))
+        assert box.count() == seq - seq // 2 + 1

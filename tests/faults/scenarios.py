@@ -1,0 +1,374 @@
+"""The fault scenarios. Each runs a `Stack` (the shipped broker, the cloud, two agents
+streaming life-safety events), does its faults during the stream with real kills, waits for
+the system to settle and measures what was lost, doubled or reordered (tests/faults/ledger.py).
+
+Every scenario has a full size (`python -m tests.faults`) and a small size for the pytest
+suite (`Size.SMALL`): the same faults, shorter. docs/reliability.md describes each.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from tests.faults.ledger import Counts, Fault, read_outbox
+from tests.faults.procs import SHIPPED_CONF, autosave_interval_s
+from tests.faults.site import GATEWAYS
+from tests.faults.stack import Options, Settled, Stack
+
+
+class Size(Enum):
+    FULL = "full"
+    SMALL = "small"
+
+
+@dataclass
+class Result:
+    scenario: str
+    counts: Counts
+    settled: Settled
+    faults: list[Fault]
+    cloud_tracebacks: int
+    #: scenario-specific figures (outbox peak, the simulated day, …)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+#: (options, size, random source, scenario parameters) → result
+Run = Callable[..., Result]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    title: str
+    run: Run
+
+
+def _finish(stack: Stack, scenario: str, faults: list[Fault], **extra: Any) -> Result:
+    settled = stack.settle()
+    say = stack.opts.say
+    if not settled.converged:
+        say(
+            f"    did not settle in {settled.waited_s:.0f} s: {settled.waiting} life-safety"
+            " events still in the outboxes"
+        )
+    stack.stop()
+    counts = stack.measure(faults)
+    return Result(scenario, counts, settled, faults, stack.cloud_tracebacks(), extra=dict(extra))
+
+
+def _say(stack: Stack, text: str) -> None:
+    stack.opts.say(f"    [{stack.elapsed():6.1f} s] {text}")
+
+
+# -- 1. the broker killed -----------------------------------------------------------------------
+
+#: When the broker is killed, relative to its autosave and to the cloud's resubscription:
+#: early  — before its first autosave since it started (nothing of the session on disk);
+#: late   — after at least one autosave (what came since the last one is in memory only);
+#: before-resubscribe — right after a restart, before the cloud is back (the gateways are);
+#: after-resubscribe  — once the cloud has resubscribed after a restart.
+MOMENTS = ("early", "before-resubscribe", "after-resubscribe", "late")
+
+
+def broker_kill(
+    opts: Options, size: Size, rng: random.Random, moments: tuple[str, ...] | None = None
+) -> Result:
+    if moments is None:
+        moments = MOMENTS if size is Size.FULL else MOMENTS[:3]
+    autosave = autosave_interval_s(SHIPPED_CONF.read_text(encoding="utf-8")) or 30.0
+    early_at = 5.0 if size is Size.SMALL else rng.uniform(0.3, 0.7) * autosave
+    needed = early_at + 6 + (1.6 * autosave if "late" in moments else 0)
+    with Stack(opts, duration_s=max(opts.duration_s, needed)) as stack:
+        stack.start()
+        faults: list[Fault] = []
+        uptimes: list[float] = []  # the broker's, at each kill
+        for moment in moments:
+            uptime = time.time() - stack.broker.started_at
+            if moment == "early":
+                stack.sleep_until(stack.broker.started_at + max(early_at, uptime + 1))
+            elif moment == "late":
+                # after at least one autosave of this broker, between two autosaves
+                n = max(1, math.ceil(uptime / autosave))
+                target = n * autosave + rng.uniform(0.2, 0.8) * autosave
+                stack.sleep_until(stack.broker.started_at + target)
+            elif moment == "before-resubscribe":
+                stack.sleep_until(stack.broker.started_at + rng.uniform(0.05, 0.3))
+            elif moment == "after-resubscribe":
+                # the broker's log since this start: has the cloud connected (and subscribed)?
+                stack.wait_for(lambda: stack.broker.connects("cloud") > 0, 30, "cloud reconnect")
+                stack.sleep_until(time.time() + rng.uniform(0.5, 2.0))
+            uptime = time.time() - stack.broker.started_at
+            began = stack.broker.kill9()
+            ended = time.time()  # restarted at once: recovery counts its start-up
+            stack.broker.start()
+            window = "inside" if uptime < autosave else "after"
+            _say(
+                stack,
+                f"broker kill -9 ({moment}: up {uptime:.1f} s, {window} its first"
+                f" {autosave:g} s autosave window), restarted",
+            )
+            faults.append(Fault(f"broker kill -9 ({moment})", began, ended))
+            uptimes.append(round(uptime, 2))
+        return _finish(
+            stack,
+            "broker-kill",
+            faults,
+            moments=list(moments),
+            autosave_s=autosave,
+            uptime_at_kill_s=uptimes,
+        )
+
+
+# -- 2. the cloud killed ------------------------------------------------------------------------
+
+
+def cloud_kill(opts: Options, size: Size, rng: random.Random, kills: int = 3) -> Result:
+    duration = max(opts.duration_s, (4.0 if size is Size.SMALL else 8.0) * kills + 2)
+    with Stack(opts, duration_s=duration) as stack:
+        stack.start()
+        faults = []
+        for i in range(kills):
+            slot = (duration - 2) / kills
+            stack.sleep_until(max(stack.at(slot * (i + rng.uniform(0.3, 0.7))), time.time()))
+            began = stack.cloud.kill9()
+            ended = time.time()  # restarted at once: recovery counts its start-up
+            ready = stack.cloud.start()
+            _say(stack, f"cloud kill -9 #{i + 1}, restarted (ready after {ready - began:.1f} s)")
+            faults.append(Fault(f"cloud kill -9 #{i + 1}", began, ended))
+        return _finish(stack, "cloud-kill", faults)
+
+
+# -- 3. a gateway agent killed ------------------------------------------------------------------
+
+
+def gateway_kill(opts: Options, size: Size, rng: random.Random, kills: int = 0) -> Result:
+    kills = kills or (1 if size is Size.SMALL else 3)
+    duration = max(opts.duration_s, 5.0 * kills + 4)
+    with Stack(opts, duration_s=duration) as stack:
+        stack.start()
+        faults = []
+        for i in range(kills):
+            slot = (duration - 3) / kills
+            stack.sleep_until(max(stack.at(slot * (i + rng.uniform(0.2, 0.8))), time.time()))
+            gateway = rng.choice(GATEWAYS)
+            began = stack.agents[gateway].kill9()
+            ended = stack.start_agent(gateway)
+            _say(stack, f"agent {gateway} kill -9, restarted (new boot, same outbox)")
+            faults.append(Fault(f"agent {gateway} kill -9", began, ended, (gateway,)))
+        return _finish(stack, "gateway-kill", faults)
+
+
+# -- 4. the cloud down while the broker restarts -------------------------------------------------
+
+
+def cloud_down_broker_restart(
+    opts: Options, size: Size, rng: random.Random, down_s: float = 0.0, clean: bool = False
+) -> Result:
+    down_s = down_s or (6.0 if size is Size.SMALL else 60.0)
+    duration = max(opts.duration_s, down_s + 8)
+    with Stack(opts, duration_s=duration) as stack:
+        stack.start()
+        stack.sleep_until(stack.at(rng.uniform(1.5, 3.0)))
+        began = stack.cloud.kill9()
+        _say(stack, f"cloud kill -9; it stays down {down_s:g} s")
+        stack.sleep_until(began + down_s * rng.uniform(0.3, 0.6))
+        if clean:
+            stack.broker.stop()
+        else:
+            stack.broker.kill9()
+        stack.broker.start()
+        _say(
+            stack, f"broker {'stopped' if clean else 'kill -9'} and restarted, the cloud still down"
+        )
+        stack.sleep_until(began + down_s)
+        ended = time.time()
+        stack.cloud.start()
+        _say(stack, "cloud restarted")
+        what = f"cloud down {down_s:g} s, broker {'restart' if clean else 'kill -9'} meanwhile"
+        return _finish(stack, "cloud-down-broker-restart", [Fault(what, began, ended)])
+
+
+# -- 5. a gateway offline for a simulated day ---------------------------------------------------
+
+#: A gateway's periodic messages in a day, as shipped: a heartbeat a minute, a telemetry batch
+#: every 5 s.
+HEARTBEAT_S = 60.0
+TELEMETRY_S = 5.0
+#: The compressed periods stay above this (the agent's scheduler, the machine's 2 cores).
+MIN_PERIOD_S = 0.02
+
+
+def _compressed(day_s: float, offline_s: float) -> tuple[float, list[str]]:
+    factor = day_s / offline_s
+    args = [
+        "--heartbeat-s",
+        f"{max(MIN_PERIOD_S, HEARTBEAT_S / factor):.4f}",
+        "--telemetry-period-s",
+        f"{max(MIN_PERIOD_S, TELEMETRY_S / factor):.4f}",
+    ]
+    return factor, args
+
+
+def _offline(
+    stack: Stack, gateway: str, offline_s: float, until: Callable[[], bool] | None = None
+) -> tuple[Fault, dict[str, Any]]:
+    """Cut `gateway`'s uplink for `offline_s` (or until `until()`), watching its outbox."""
+    gate = stack.gates[gateway]
+    agent = stack.agents[gateway]
+    began = gate.cut()
+    _say(stack, f"uplink of {gateway} cut")
+    peak_rows = peak_events = 0
+    deadline = began + offline_s
+    while time.time() < deadline and not (until is not None and until()):
+        stack.check_alive()
+        rows = _outbox_rows(agent.outbox)
+        peak_rows = max(peak_rows, rows)
+        peak_events = max(peak_events, len(read_outbox(agent.outbox)))
+        time.sleep(0.5)
+    ended = gate.restore()
+    size = _disk_use(agent.folder)
+    _say(
+        stack, f"uplink of {gateway} back after {ended - began:.1f} s; outbox peak {peak_rows} rows"
+    )
+    fault = Fault(f"{gateway} offline {ended - began:.0f} s", began, ended, (gateway,))
+    return fault, {
+        "outbox_peak_rows": peak_rows,
+        "outbox_peak_events": peak_events,
+        "outbox_folder_bytes": size,
+    }
+
+
+def _outbox_rows(path: Path) -> int:
+    if not path.exists():
+        return 0
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+    try:
+        return int(db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+    except sqlite3.OperationalError:
+        return 0
+    finally:
+        db.close()
+
+
+def _disk_use(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
+
+
+def gateway_offline_day(
+    opts: Options,
+    size: Size,
+    rng: random.Random,
+    offline_s: float = 0.0,
+    day_s: float = 0.0,
+) -> Result:
+    offline_s = offline_s or (8.0 if size is Size.SMALL else 120.0)
+    day_s = day_s or (3600.0 if size is Size.SMALL else 86400.0)
+    factor, args = _compressed(day_s, offline_s)
+    # a short outage must not leave the agent waiting out a 30 s back-off in the small run
+    if size is Size.SMALL:
+        args += ["--backoff-max-s", "2"]
+    gateway = GATEWAYS[0]
+    duration = max(opts.duration_s, offline_s + 6)
+    with Stack(
+        opts, duration_s=duration, compress=factor, gated=(gateway,), agent_args=args
+    ) as stack:
+        stack.opts.say(
+            f"    {gateway} offline {offline_s:g} s = a simulated {day_s / 3600:g} h"
+            f" (periods {factor:.0f}x shorter: {' '.join(args)})"
+        )
+        stack.start()
+        stack.sleep_until(stack.at(1.5))
+        fault, extra = _offline(stack, gateway, offline_s)
+        return _finish(stack, "gateway-offline-day", [fault], day_s=day_s, factor=factor, **extra)
+
+
+# -- 6. the gateway's disk full -----------------------------------------------------------------
+
+
+def disk_full(
+    opts: Options,
+    size: Size,
+    rng: random.Random,
+    disk_mb: float = 0.0,
+    hold_s: float = 0.0,
+) -> Result:
+    disk_mb = disk_mb or (1.0 if size is Size.SMALL else 8.0)
+    hold_s = hold_s or (3.0 if size is Size.SMALL else 20.0)
+    offline_max = 7.0 if size is Size.SMALL else 240.0
+    factor, args = _compressed(86400.0, 120.0)
+    if size is Size.SMALL:
+        args += ["--backoff-max-s", "2"]
+    gateway = GATEWAYS[0]
+    duration = max(opts.duration_s, offline_max + 5)
+    with Stack(
+        opts,
+        duration_s=duration,
+        compress=factor,
+        gated=(gateway,),
+        agent_args=args,
+        outbox_disk_mb={gateway: disk_mb},
+    ) as stack:
+        stack.opts.say(
+            f"    {gateway}'s outbox on a {disk_mb:g} MB tmpfs; its uplink cut until full"
+        )
+        stack.start()
+        stack.sleep_until(stack.at(1.0))
+        agent = stack.agents[gateway]
+        full_since: list[float] = []
+
+        def full_for_hold() -> bool:
+            if not full_since and _disk_full_logged(agent.logs[-1]):
+                full_since.append(time.time())
+                _say(stack, f"{gateway}'s disk is full")
+            return bool(full_since) and time.time() - full_since[0] >= hold_s
+
+        fault, extra = _offline(stack, gateway, offline_max, until=full_for_hold)
+        return _finish(
+            stack, "disk-full", [fault], disk_mb=disk_mb, became_full=bool(full_since), **extra
+        )
+
+
+def _disk_full_logged(log: Path) -> bool:
+    return log.exists() and "database or disk is full" in log.read_text(errors="replace")
+
+
+SCENARIOS = {
+    s.name: s
+    for s in (
+        Scenario(
+            "broker-kill",
+            "kill -9 of the broker: before its first autosave, right after a restart before"
+            " and after the cloud resubscribes, after an autosave",
+            broker_kill,
+        ),
+        Scenario("cloud-kill", "kill -9 of the cloud 3x during the stream", cloud_kill),
+        Scenario(
+            "gateway-kill",
+            "kill -9 of a gateway agent, restarted with the same outbox",
+            gateway_kill,
+        ),
+        Scenario(
+            "cloud-down-broker-restart",
+            "the cloud down (60 s) while the broker is killed and restarted",
+            cloud_down_broker_restart,
+        ),
+        Scenario(
+            "gateway-offline-day",
+            "one gateway's uplink cut for a simulated day, its outbox filling, then draining",
+            gateway_offline_day,
+        ),
+        Scenario(
+            "disk-full",
+            "one gateway offline with its outbox on a small filesystem that fills up",
+            disk_full,
+        ),
+    )
+}

@@ -1,0 +1,305 @@
+"""One scenario's system: the shipped Mosquitto, the cloud and two gateway agents streaming
+life-safety events, all real processes on loopback, in a work folder of their own.
+
+    with Stack(Options(rate=50), duration_s=20) as stack:
+        stack.start()                     # broker, cloud, agents; the stream begins
+        stack.sleep_until(stack.at(5))    # 5 s into the stream
+        began = stack.broker.kill9(); ended = stack.broker.start()
+        stack.settle()                    # until the outboxes are empty and the cloud is quiet
+        counts = stack.measure([Fault("broker kill -9", began, ended)])
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from contract import topics
+from contract.models import Event, EventType, Kind, encode, utc_now
+from tests.faults.gate import UplinkGate
+from tests.faults.ledger import (
+    Counts,
+    Fault,
+    count_stored,
+    life_safety_waiting,
+    measure,
+    read_stored,
+)
+from tests.faults.procs import AgentProcess, CloudProcess, ProcessFailed, ShippedBroker
+from tests.faults.site import GATEWAYS, LEAD_S, write_configs, write_script, write_site
+from tests.servers import free_port
+
+
+@dataclass
+class Options:
+    """What every scenario shares; the harness's knobs for the product's own options."""
+
+    rate: float = 50.0  # life-safety events a second, per agent
+    duration_s: float = 30.0  # the stream (a scenario may need longer)
+    #: extra arguments for every `python -m gateway run` (e.g. a new protocol's flags)
+    agent_args: tuple[str, ...] = ()
+    #: extra SC_CLOUD_* settings for every `python -m cloud`
+    cloud_env: Mapping[str, str] = field(default_factory=dict)
+    #: how long to wait, after the stream, for the outboxes to empty and the cloud to settle
+    settle_s: float = 120.0
+    #: the cloud's count of stored events must stay put this long to count as settled
+    quiet_s: float = 2.0
+    #: give up settling when neither the outboxes nor the cloud moved for this long (it is
+    #: longer than the agents' longest reconnect back-off, 30 s)
+    stuck_s: float = 45.0
+    keep: bool = False  # keep the work folder (logs, databases, outboxes)
+    say: Callable[[str], None] = print
+
+
+@dataclass
+class Settled:
+    converged: bool
+    waited_s: float
+    waiting: int  # life-safety events still in the outboxes at the end
+
+
+class Stack:
+    def __init__(
+        self,
+        opts: Options,
+        *,
+        duration_s: float,
+        compress: float = 1.0,
+        gated: Sequence[str] = (),
+        agent_args: Sequence[str] = (),
+        outbox_disk_mb: Mapping[str, float] | None = None,
+    ):
+        self.opts = opts
+        self.duration_s = duration_s
+        self.workdir = Path(tempfile.mkdtemp(prefix="sc-faults-"))
+        self.workdir.chmod(0o755)
+        self.passwords = {name: f"pw-{name}-{os.urandom(6).hex()}" for name in ("cloud", *GATEWAYS)}
+        port = free_port()
+        (self.workdir / "broker").mkdir()
+        self.broker = ShippedBroker(self.workdir / "broker", self.passwords, port)
+        self.site = write_site(self.workdir / "site.yaml")
+        self.configs = write_configs(self.workdir / "configs", compress=compress)
+        (self.workdir / "cloud").mkdir()
+        self.cloud = CloudProcess(
+            self.workdir / "cloud",
+            broker_port=port,
+            password=self.passwords["cloud"],
+            site_file=self.site,
+            extra_env=opts.cloud_env,
+        )
+        self.gates = {gw: UplinkGate(port) for gw in gated}
+        (self.workdir / "agents").mkdir()
+        self.agents = {
+            gw: AgentProcess(
+                self.workdir / "agents",
+                gw,
+                site_file=self.site,
+                configs_dir=self.configs,
+                broker_port=self.gates[gw].port if gw in self.gates else port,
+                password=self.passwords[gw],
+                extra_args=[*agent_args, *opts.agent_args],
+            )
+            for gw in GATEWAYS
+        }
+        self._mounts: list[Path] = []
+        try:
+            for gw, size_mb in (outbox_disk_mb or {}).items():
+                self._mount_tmpfs(self.agents[gw].folder, size_mb)
+        except BaseException:
+            self.close()
+            raise
+        self.t0 = 0.0  # when the stream began (time.time())
+        self.stream_ends = 0.0
+
+    # -- lifetime -------------------------------------------------------------------------------
+
+    def __enter__(self) -> Stack:
+        return self
+
+    def __exit__(
+        self, _t: type[BaseException] | None, _e: BaseException | None, _tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def start(self, *, agents: bool = True) -> None:
+        """Broker, cloud, then the agents with their scripts: the stream begins. (Without
+        `agents`, the gateways' accounts are free for other clients.)"""
+        self.broker.start()
+        self.cloud.start()
+        self._await_consuming()
+        for gate in self.gates.values():
+            gate.restore()
+        self.t0 = time.time()
+        self.stream_ends = self.t0 + LEAD_S + self.duration_s
+        if not agents:
+            return
+        for gw in self.agents:
+            self.start_agent(gw)
+        self.opts.say(
+            f"    stream: 2 agents x {self.opts.rate:g} life-safety events/s for"
+            f" {self.duration_s:g} s; work folder {self.workdir}"
+        )
+
+    def _await_consuming(self, within_s: float = 30.0) -> None:
+        """Until the cloud stores what a gateway publishes (its broker session exists): a
+        heartbeat from the first gateway's account, before its agent uses the account."""
+        gateway = GATEWAYS[0]
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=gateway)
+        client.username_pw_set(gateway, self.passwords[gateway])
+        client.connect("127.0.0.1", self.broker.port)
+        client.loop_start()
+        try:
+            deadline = time.monotonic() + within_s
+            while time.monotonic() < deadline:
+                probe = Event(
+                    id=str(uuid.uuid4()),
+                    gateway=gateway,
+                    device=gateway,
+                    boot="probe",
+                    seq=1,
+                    ts=utc_now(),
+                    kind=Kind.GATEWAY,
+                    type=EventType.HEARTBEAT,
+                )
+                client.publish(topics.event(gateway), encode(probe), qos=1).wait_for_publish(5)
+                for _ in range(20):
+                    if any(s.id == probe.id for s in read_stored(self.cloud.database, [gateway])):
+                        return
+                    time.sleep(0.05)
+            raise ProcessFailed(f"the cloud stored no event within {within_s:g} s")
+        finally:
+            client.disconnect()
+            client.loop_stop()
+
+    def start_agent(self, gateway: str) -> float:
+        """Start (again) an agent, its script covering what is left of the stream."""
+        agent = self.agents[gateway]
+        left = self.stream_ends - LEAD_S - time.time()
+        script = None
+        if left > 0.5:
+            script = write_script(
+                self.workdir / "agents" / f"{gateway}-{len(agent.logs) + 1}.script.yaml",
+                self.opts.rate,
+                left,
+            )
+        return agent.start(script)
+
+    def stop(self) -> None:
+        """Stop every process (SIGTERM), keeping their files for `measure`."""
+        # the agents and the cloud at once (each waits for its own exit), then the broker
+        stopping = [threading.Thread(target=p.stop) for p in (*self.agents.values(), self.cloud)]
+        for thread in stopping:
+            thread.start()
+        for thread in stopping:
+            thread.join()
+        self.broker.stop()
+        for gate in self.gates.values():
+            gate.close()
+
+    def close(self) -> None:
+        self.stop()
+        for mount in self._mounts:
+            subprocess.run(["umount", str(mount)], check=False, capture_output=True)
+        self._mounts.clear()
+        if not self.opts.keep:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    # -- time -----------------------------------------------------------------------------------
+
+    def at(self, seconds: float) -> float:
+        """The moment `seconds` into the stream (time.time())."""
+        return self.t0 + LEAD_S + seconds
+
+    def elapsed(self) -> float:
+        return time.time() - self.t0 - LEAD_S
+
+    def sleep_until(self, moment: float) -> None:
+        """Wait for `moment` (time.time()), checking that nothing died on its own."""
+        while (left := moment - time.time()) > 0:
+            time.sleep(min(left, 0.2))
+            self.check_alive()
+
+    def wait_for(self, check: Callable[[], bool], timeout: float, what: str) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if check():
+                return True
+            time.sleep(0.05)
+        self.opts.say(f"    (no {what} within {timeout:g} s)")
+        return False
+
+    def check_alive(self) -> None:
+        """The processes the scenario has not stopped itself must still run."""
+        for agent in self.agents.values():
+            agent.check_alive()
+        if self.cloud.proc is not None and self.cloud.proc.poll() is not None:
+            tail = self.cloud.log_text()[-3000:]
+            raise ProcessFailed(f"the cloud exited {self.cloud.proc.returncode}:\n{tail}")
+
+    # -- the end --------------------------------------------------------------------------------
+
+    def settle(self) -> Settled:
+        """After the stream: wait until no agent's outbox holds a life-safety event and the
+        cloud's count of stored ones stays put for `quiet_s`, or `settle_s` passes."""
+        self.sleep_until(self.stream_ends + 0.5)
+        started = time.monotonic()
+        deadline = started + self.opts.settle_s
+        outboxes = [a.outbox for a in self.agents.values()]
+        last: tuple[int, int] = (-1, -1)
+        moved = quiet_since = time.monotonic()
+        waiting = life_safety_waiting(outboxes)
+        while (now := time.monotonic()) < deadline and now - moved < self.opts.stuck_s:
+            waiting = life_safety_waiting(outboxes)
+            stored = count_stored(self.cloud.database, GATEWAYS)
+            if (stored, waiting) != last:
+                moved = now
+            if stored != last[0] or waiting:
+                quiet_since = now
+            elif now - quiet_since >= self.opts.quiet_s:
+                return Settled(True, now - started, 0)
+            last = (stored, waiting)
+            time.sleep(0.25)
+        return Settled(False, time.monotonic() - started, waiting)
+
+    def measure(self, faults: Sequence[Fault]) -> Counts:
+        """The counts, from the files the processes left (call `stop` first: a running agent
+        keeps making heartbeats, and its log and the cloud's database are read apart)."""
+        return measure(
+            gateways=GATEWAYS,
+            agent_logs={gw: a.logs for gw, a in self.agents.items()},
+            outboxes=[a.outbox for a in self.agents.values()],
+            database=self.cloud.database,
+            faults=faults,
+        )
+
+    def cloud_tracebacks(self) -> int:
+        return self.cloud.log_text().count("Traceback")
+
+    # -- a small disk for an outbox -------------------------------------------------------------
+
+    def _mount_tmpfs(self, folder: Path, size_mb: float) -> None:
+        size_kb = max(64, int(size_mb * 1024))
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size_kb}k,mode=0755", "tmpfs", str(folder)],
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode != 0:
+            raise CannotMount(f"cannot mount a {size_kb} KiB tmpfs: {done.stderr.strip()}")
+        self._mounts.append(folder)
+
+
+class CannotMount(RuntimeError):
+    """The machine does not let us mount a small filesystem (not root, or no tmpfs)."""
