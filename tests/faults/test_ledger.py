@@ -12,7 +12,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from cloud.db import open_database
+from cloud.db.database import Database
 from gateway.logs import KeyValueFormatter
 from gateway.outbox import Outbox
 from tests.faults.ledger import Fault, measure
@@ -41,7 +41,7 @@ def step(device: str = "smoke-01") -> str:
 
 def cloud_database(path: Path) -> Path:
     async def make() -> None:
-        db = await open_database(path)
+        db = await Database.open(path)
         await db.close()
 
     asyncio.run(make())
