@@ -36,7 +36,9 @@ from cloud.site.service import SiteService
 from cloud.site.store import SiteStore, SiteVersion, load_or_seed
 from cloud.telemetry.base import TelemetryStore
 from cloud.telemetry.open import open_store
+from cloud.transport.broker_drops import DropWatch
 from cloud.transport.broker_link import BrokerLink
+from cloud.transport.mqtt import BrokerAddress, MqttTransport
 from contract.site import Site
 
 log = logging.getLogger(__name__)
@@ -64,6 +66,7 @@ class Cloud:
     users: Users
     credentials: GatewayCredentials
     claims: Claims
+    transport: MqttTransport
     ingest: Ingest
     site: SiteService
     config_push: ConfigPush
@@ -134,9 +137,22 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[Cloud]:
             on_change=announcer.changed,
         )
         announcer.on_new_alarms = escalator.wake
-        link = BrokerLink(
-            f"{settings.mqtt_host}:{settings.mqtt_port}",
-            on_change=lambda up, since: hub.publish(messages.broker_state(up, since)),
+        password = settings.mqtt_password
+        transport = MqttTransport(
+            BrokerAddress(
+                host=settings.mqtt_host,
+                port=settings.mqtt_port,
+                username=settings.mqtt_username,
+                password=password.get_secret_value() if password else None,
+                client_id=settings.mqtt_client_id,
+                tls_ca_file=settings.mqtt_tls_ca_file,
+            ),
+            link=BrokerLink(
+                on_change=lambda up, since: hub.publish(messages.broker_state(up, since))
+            ),
+            drops=DropWatch(),
+            retry_min_s=settings.mqtt_retry_min_s,
+            retry_max_s=settings.mqtt_retry_max_s,
         )
         ingest = Ingest(
             registry=registry,
@@ -146,7 +162,7 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[Cloud]:
             announcer=announcer,
             rejects=rejects,
             maintenance=maintenance,
-            link=link,
+            transport=transport,
             flush_interval_s=settings.telemetry_flush_s,
             tick_s=settings.tick_s,
             gap_hold_s=settings.gap_hold_s,
@@ -203,6 +219,7 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[Cloud]:
             users=users,
             credentials=credentials,
             claims=claims,
+            transport=transport,
             ingest=ingest,
             site=site,
             config_push=config_push,

@@ -20,21 +20,8 @@ async def serve(cloud: Cloud, *, started: asyncio.Event | None = None) -> None:
     stop the cloud. Whoever needs ingest too (to publish and see the result) waits for
     `cloud.ingest.connected` as well."""
     settings = cloud.settings
-    password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
     escalation = asyncio.create_task(cloud.escalator.run(), name="escalation")
-    consumer = asyncio.create_task(
-        cloud.ingest.run(
-            host=settings.mqtt_host,
-            port=settings.mqtt_port,
-            username=settings.mqtt_username,
-            password=password,
-            client_id=settings.mqtt_client_id,
-            retry_min_s=settings.mqtt_retry_min_s,
-            retry_max_s=settings.mqtt_retry_max_s,
-            tls_ca_file=settings.mqtt_tls_ca_file,
-        ),
-        name="ingest",
-    )
+    consumer = asyncio.create_task(cloud.ingest.run(), name="ingest")
     config = uvicorn.Config(
         create_app(cloud),
         host=settings.web_host,

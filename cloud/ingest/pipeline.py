@@ -1,99 +1,80 @@
-"""Ingest: every message from the broker is checked, stored, evaluated and announced.
+"""Ingest: every message from the broker is checked, stored, evaluated, acknowledged and
+announced — in that order, one way:
+
+    transport ─batch─▶ fair shares ─▶ check ─▶ delivery order ─▶ ONE commit ─▶ acks ─▶ announce
+                                        │                           (alarm book: message ids,
+                                        └─ refusals (kept with it)   rules' decisions, watermarks)
 
 Evaluation is the rules core's (`cloud/rules/`); what it decides passes the maintenance gate
 (devices under a walk test or in a maintenance window make test alarms) and is stored by the
 alarm book in the same transaction as the message id, so a redelivery is never evaluated
-twice. Time-driven rules (clear holds, silence, expiring walk tests) run on a tick.
+twice. Time-driven rules (clear holds, silence, expiring walk tests, gaps given up on,
+gateways whose messages keep being refused) run on a tick.
 
-`Ingest.handle_many()` is the whole path for a batch of messages (`handle()` for one) and
-never raises: bad input is rejected with a reason (counted, kept), and even a bug in our own
-code is caught, recorded as an `internal_error` rejection and the loop goes on. `Ingest.run()`
-owns the aiomqtt session and its reconnect loop. It works in group commits: the first message
-and whatever else is already queued (up to `max_batch`) are checked, then stored with ONE
-commit (`AlarmBook.record_many`, which also writes the batch's rejections), then
-acknowledged — to the broker, and to each gateway that speaks message version 2 on its
-`cmd/ack` (`cloud/ingest/delivery.py`: the gateway forgets an event only then) — then announced. So
-a crash of this process between receipt and storage makes the broker (or the gateway)
-deliver the batch again, and nobody hears of an alarm that is not stored.
+`Ingest.handle_many()` is the whole path of a batch (`handle()` of one) and never raises: bad
+input is refused with a reason (counted, kept), and even a bug in our own code is caught,
+recorded as an `internal_error` rejection and the loop goes on. `Ingest.run()` consumes from
+the MQTT transport in group commits: what is waiting already (up to `max_batch`) is checked,
+then stored with ONE commit, then acknowledged — to the broker, and to each gateway that
+speaks message version 2 on its `cmd/ack` (`delivery.py`: the gateway forgets an event only
+then) — then announced. So a crash between receipt and storage makes the broker (or the
+gateway) deliver the batch again, and nobody hears of an alarm that is not stored.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import logging
-import re
-import socket
-import ssl
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
-
-import aiomqtt
-from pydantic import ValidationError
 
 from cloud.alarms.book import AlarmBook
 from cloud.alarms.model import Mode, Raised
 from cloud.alarms.recording import Arrival, batch_arrival, event_arrival
 from cloud.db.database import Conn
 from cloud.devices.maintenance import Maintenance
+from cloud.ingest.check import Checker
 from cloud.ingest.delivery import AckDue, Delivery, StreamKey
 from cloud.ingest.fair_share import FairShare
 from cloud.ingest.rejects import Reason, RejectLog
+from cloud.ingest.samples import SampleBuffer
+from cloud.ingest.watermarks import read_streams, write_watermarks
 from cloud.live import messages
 from cloud.notify.announce import Announcer
 from cloud.rules import Evaluation, RulesCore
 from cloud.site.registry import Registry
-from cloud.telemetry.base import Sample, TelemetryStore
-from cloud.transport.broker_drops import SYS_TOPICS, DropWatch
-from cloud.transport.broker_link import Backoff, BrokerLink
+from cloud.telemetry.base import TelemetryStore
+from cloud.transport.broker_drops import DropWatch
+from cloud.transport.broker_link import BrokerLink
+from cloud.transport.mqtt import MqttTransport, Received
 from contract import topics
 from contract.models import (
-    MAX_EVENT_BYTES,
-    MAX_STATUS_BYTES,
-    MAX_TELEMETRY_BYTES,
     Ack,
     Command,
     Event,
     GatewayState,
-    Kind,
     Reply,
     Status,
     Telemetry,
-    decode,
     encode,
     utc_now,
 )
-from contract.topics import Channel, TopicError
 
 log = logging.getLogger(__name__)
 
-_LIMITS = {
-    Channel.EVENT: MAX_EVENT_BYTES,
-    Channel.TELEMETRY: MAX_TELEMETRY_BYTES,
-    Channel.STATUS: MAX_STATUS_BYTES,
-    Channel.REPLY: MAX_STATUS_BYTES,
-}
-_BOOT = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
-_MODELS: dict[Channel, type[Event] | type[Telemetry] | type[Status] | type[Reply]] = {
-    Channel.EVENT: Event,
-    Channel.TELEMETRY: Telemetry,
-    Channel.STATUS: Status,
-    Channel.REPLY: Reply,
-}
 
+@dataclasses.dataclass(slots=True)
+class _Accepted:
+    """A checked event or telemetry batch, ready for the group commit."""
 
-def _describe(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors()[:5]:
-        where = ".".join(str(p) for p in err["loc"]) or "(message)"
-        parts.append(f"{where}: {err['msg']}")
-    more = exc.error_count() - 5
-    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
+    topic: str
+    payload: bytes
+    message: Event | Telemetry
+    received_at: float
+    arrival: Arrival
+    stream: StreamKey | None = None  # (gateway, boot) of a version-2 event
 
 
 class Ingest:
@@ -107,7 +88,7 @@ class Ingest:
         announcer: Announcer,
         rejects: RejectLog,
         maintenance: Maintenance | None = None,
-        link: BrokerLink | None = None,
+        transport: MqttTransport | None = None,
         flush_interval_s: float = 0.2,
         tick_s: float = 1.0,
         max_pending_samples: int = 1_000_000,
@@ -118,44 +99,63 @@ class Ingest:
         max_event_age_s: float = 30 * 86400.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.registry = registry
         self.core = core
-        self.maintenance = maintenance
-        self.tick_s = tick_s
         self.book = book
-        self.store = store
         self.announcer = announcer
         self.rejects = rejects
-        self.clock = clock
-        self.flush_interval_s = flush_interval_s
-        self.max_pending_samples = max_pending_samples
+        self.maintenance = maintenance
+        self.transport = transport
+        self.tick_s = tick_s
         #: At most this many messages in one group commit.
         self.max_batch = max_batch
-        self.max_clock_ahead_s = max_clock_ahead_s
-        self.max_event_age_s = max_event_age_s
-        self.counts: Counter[str] = Counter()
+        self.clock = clock
+        self._counts: Counter[str] = Counter()
+        #: a flooding gateway's messages wait in its own backlog (fair_share.py)
+        self.fair: FairShare[Received] = FairShare(lambda item: item.gateway)
+        self.checker = Checker(
+            registry,
+            rejects,
+            max_clock_ahead_s=max_clock_ahead_s,
+            max_event_age_s=max_event_age_s,
+            on_refused=self.fair.refused,
+        )
+        self.samples = SampleBuffer(
+            store, flush_interval_s=flush_interval_s, max_pending=max_pending_samples
+        )
         #: version-2 events: what is committed per (gateway, boot), acks, gaps
         self.delivery: Delivery[_Accepted] = Delivery(
             hold_s=gap_hold_s, gap_fault_s=gap_fault_s, clock=clock
         )
-        #: The session's state (up, or down since when and why), for the web app.
-        self.link = link or BrokerLink()
-        self.connected = self.link.connected
-        self._client: aiomqtt.Client | None = None
-        #: The broker's count of dropped messages (Mosquitto's $SYS).
-        self.drops = DropWatch()
-        self._pending: list[Sample] = []
-        self._flusher: asyncio.Task[None] | None = None
-        #: Gateways' answers to commands go here (cloud/site/config_push.py sets it).
+        #: Gateways' answers to commands go here (the site's config push sets it).
         self.on_reply: Callable[[Reply], Awaitable[None]] | None = None
-        self._ticker: asyncio.Task[None] | None = None
-        #: refused version-2 events (their stream is acknowledged once the refusal is kept)
-        self._refused: list[tuple[StreamKey, int]] = []
-        #: refusals per gateway since the last tick (the `invalid_input` supervision rule)
-        self._refused_by_gateway: Counter[str] = Counter()
-        self._acks_in_flight: set[asyncio.Task[None]] = set()
-        #: a flooding gateway's messages wait in its own backlog (cloud/ingest/fair_share.py)
-        self.fair: FairShare[_Received] = FairShare(_gateway_of)
+        self._no_link = BrokerLink()  # without a transport: never connected
+
+    # ---- what the web app shows ----------------------------------------------------------
+
+    @property
+    def counts(self) -> Counter[str]:
+        fair = self.fair.counts
+        return (
+            self._counts
+            + self.checker.counts
+            + self.samples.counts
+            + Counter(
+                put_aside=fair["put_aside"] + fair["dropped"], put_aside_dropped=fair["dropped"]
+            )
+        )
+
+    @property
+    def link(self) -> BrokerLink:
+        return self.transport.link if self.transport is not None else self._no_link
+
+    @property
+    def connected(self) -> asyncio.Event:
+        return self.link.connected
+
+    @property
+    def drops(self) -> DropWatch:
+        assert self.transport is not None
+        return self.transport.drops
 
     # ---- the path of the messages -------------------------------------------------------
 
@@ -164,27 +164,27 @@ class Ingest:
         received_at = self.clock() if received_at is None else received_at
         await self._announce(await self.handle_many([(topic, payload, received_at)]))
 
-    async def handle_many(self, messages: Sequence[tuple[str, bytes, float]]) -> list[Raised]:
+    async def handle_many(self, batch: Sequence[tuple[str, bytes, float]]) -> list[Raised]:
         """Check and store a batch of messages (topic, payload, received_at), in order, with
         ONE commit for all the events, telemetry batches and rejections among them; returns
         what is to be announced (`_announce`) once they are stored — and, in `run()`,
         acknowledged.
 
-        Never raises: a bad message is rejected with its reason and the others go on; an
+        Never raises: a bad message is refused with its reason and the others go on; an
         internal error in one (the rules or the storing) is recorded as an `internal_error`
         rejection for that one; if the group commit itself fails, the batch is handled again
         message by message. A status message is a boundary: what came before it is stored
         first, so the rules see every message in the order the broker delivered them."""
-        self.counts["messages"] += len(messages)
+        self._counts["messages"] += len(batch)
         announce: list[Raised] = []
         group: list[_Accepted] = []
-        for topic, payload, received_at in messages:
+        for topic, payload, received_at in batch:
             try:
-                message = self._check(topic, payload, received_at)
+                message = self.checker.check(topic, payload, received_at)
                 if message is None:
                     continue
                 if isinstance(message, Reply):  # a gateway's answer to a command: handed on
-                    self.counts["replies"] += 1
+                    self._counts["replies"] += 1
                     if self.on_reply is not None:
                         await self.on_reply(message)
                 elif isinstance(message, Status):
@@ -198,205 +198,75 @@ class Ingest:
         announce += await self._store(group)
         return announce
 
-    def _internal_error(
-        self, topic: str, payload: bytes, exc: BaseException, received_at: float
-    ) -> None:
-        log.error("internal error handling %s", topic, exc_info=exc)
-        try:
-            self._reject(
-                topic,
-                payload,
-                Reason.INTERNAL_ERROR,
-                f"{type(exc).__name__}: {exc}",
-                received_at,
-                acknowledge=False,  # not kept in the record: the gateway may send it again
-            )
-        except Exception:
-            log.exception("could not record the internal error of %s", topic)
-
-    def _reject(
-        self,
-        topic: str,
-        payload: bytes,
-        reason: Reason,
-        detail: str,
-        received_at: float,
-        *,
-        gateway: str | None = None,
-        acknowledge: bool = True,
-    ) -> None:
-        """Count and keep a refused message (written with the next commit). A refused
-        version-2 event is acknowledged once its refusal is kept, so its gateway moves on."""
-        rejection = self.rejects.note(topic, gateway, payload, reason, detail, received_at)
-        if gateway is not None:
-            self._refused_by_gateway[rejection.gateway] += 1
-            self.fair.refused(rejection.gateway, received_at)
-            if acknowledge and topic.endswith("/event"):
-                stream = _stream_of(payload)
-                if stream is not None:
-                    self._refused.append(((gateway, stream[0]), stream[1]))
-
-    def _check(
-        self, topic: str, payload: bytes, received_at: float
-    ) -> Event | Telemetry | Status | Reply | None:
-        """The message, or None if it is not ingest's business or was refused (noted)."""
-        try:
-            parsed = topics.parse(topic)
-        except TopicError as exc:
-            self._reject(topic, payload, Reason.BAD_TOPIC, str(exc), received_at)
-            return None
-        model = _MODELS.get(parsed.channel)
-        if model is None:
-            return None  # our own commands: not ingest's business
-        gateway = parsed.gateway
-        limit = _LIMITS[parsed.channel]
-        if len(payload) > limit:
-            detail = f"{len(payload)} bytes, the limit for {parsed.channel} is {limit}"
-            self._reject(topic, payload, Reason.OVERSIZE, detail, received_at, gateway=gateway)
-            return None
-        try:
-            # strict: JSON types must be the contract's ("5" is not a number, 1763784900 not a
-            # time), no key twice, times in range
-            message = decode(model, payload)
-        except ValidationError as exc:
-            malformed = any(err["type"] == "json_invalid" for err in exc.errors())
-            reason = Reason.MALFORMED_JSON if malformed else Reason.INVALID
-            self._reject(topic, payload, reason, _describe(exc), received_at, gateway=gateway)
-            return None
-        if message.gateway != gateway:
-            detail = f"payload says gateway {message.gateway!r}, topic says {gateway!r}"
-            self._reject(
-                topic, payload, Reason.GATEWAY_MISMATCH, detail, received_at, gateway=gateway
-            )
-            return None
-        if not self.registry.has_gateway(gateway):
-            detail = f"gateway {gateway!r} is not registered"
-            self._reject(topic, payload, Reason.UNKNOWN_GATEWAY, detail, received_at)
-            return None
-        if isinstance(message, Event):
-            unknown = self._unknown_devices(gateway, {message.device})
-            if unknown or (message.kind is not Kind.GATEWAY and message.device == gateway):
-                detail = f"device {message.device!r} is not registered on gateway {gateway!r}"
-                self._reject(
-                    topic, payload, Reason.UNKNOWN_DEVICE, detail, received_at, gateway=gateway
-                )
-                return None
-            return self._dated(topic, payload, message, received_at)
-        if isinstance(message, Telemetry):
-            unknown = self._unknown_devices(gateway, {r.device for r in message.readings})
-            if unknown:
-                detail = f"devices {unknown} are not registered on gateway {gateway!r}"
-                self._reject(
-                    topic, payload, Reason.UNKNOWN_DEVICE, detail, received_at, gateway=gateway
-                )
-                return None
-            for reading in message.readings:
-                why = self._implausible(reading.ts.timestamp(), received_at)
-                if why is not None:
-                    detail = f"reading of {reading.device!r}: {why}"
-                    self._reject(
-                        topic,
-                        payload,
-                        Reason.IMPLAUSIBLE_TIME,
-                        detail,
-                        received_at,
-                        gateway=gateway,
-                    )
-                    return None
-        return message
-
-    def _dated(self, topic: str, payload: bytes, event: Event, received_at: float) -> Event | None:
-        """An event's time against the cloud's clock. A synchronised clock far off is refused;
-        an unsynchronised one (a Pi without RTC before NTP) is dated by its arrival instead."""
-        why = self._implausible(event.ts.timestamp(), received_at)
-        if why is None:
-            return event
-        if event.clock_synced:
-            self._reject(
-                topic, payload, Reason.IMPLAUSIBLE_TIME, why, received_at, gateway=event.gateway
-            )
-            return None
-        self.counts["dated_on_arrival"] += 1
-        return event.model_copy(update={"ts": datetime.fromtimestamp(received_at, UTC)})
-
-    def _implausible(self, ts: float, received_at: float) -> str | None:
-        if ts > received_at + self.max_clock_ahead_s:
-            return f"time is {ts - received_at:.0f} s ahead of the cloud's clock"
-        if ts < received_at - self.max_event_age_s:
-            return f"time is {(received_at - ts) / 86400:.1f} days old"
-        return None
-
-    def _unknown_devices(self, gateway: str, devices: set[str]) -> list[str]:
-        return sorted(
-            d for d in devices if d != gateway and self.registry.device(gateway, d) is None
-        )
-
     def _accept(
         self, topic: str, payload: bytes, message: Event | Telemetry, received_at: float
     ) -> _Accepted:
-        """A checked event or telemetry batch, ready for the group commit; the rules are asked
-        about it (in order, on the event loop) only if its id is new."""
-        stream: StreamKey | None = None
+        """The rules are asked about it (in order, on the database thread's unit of work)
+        only if its id is new."""
         if isinstance(message, Event):
             event = message
-            if event.v >= 2:
-                stream = (event.gateway, event.boot)
             arrival = event_arrival(
                 event,
                 received_at,
                 lambda: self._gate(self.core.event(event, received_at), received_at),
             )
-        else:
-            batch = message
-            arrival = batch_arrival(
-                batch.id,
-                batch.gateway,
-                len(batch.readings),
-                received_at,
-                lambda: self._gate(
-                    self.core.readings(batch.gateway, batch.readings, received_at), received_at
-                ),
-            )
-        return _Accepted(topic, payload, message, received_at, arrival, stream)
+            stream = (event.gateway, event.boot) if event.v >= 2 else None
+            return _Accepted(topic, payload, event, received_at, arrival, stream)
+        batch = message
+        arrival = batch_arrival(
+            batch.id,
+            batch.gateway,
+            len(batch.readings),
+            received_at,
+            lambda: self._gate(
+                self.core.readings(batch.gateway, batch.readings, received_at), received_at
+            ),
+        )
+        return _Accepted(topic, payload, batch, received_at, arrival)
 
     async def _store(self, group: list[_Accepted]) -> list[Raised]:
-        """Store a group of checked messages with one commit (with the rejections noted so
-        far); acknowledge the version-2 events to their gateways; what to announce.
+        """Store a group of checked messages with one commit (with the refusals noted so far);
+        acknowledge the version-2 events to their gateways; what to announce.
 
         Version-2 events pass `Delivery` first: one after a gap waits (held, not evaluated)
         until the missing ones arrive or `gap_hold_s` has passed."""
         streams = {item.stream for item in group if item.stream is not None}
-        streams |= {key for key, _ in self._refused}
-        await self._load_streams(streams)
+        streams |= {key for key, _ in self.checker.refused_streams}
+        unknown = self.delivery.unknown(streams)
+        if unknown:  # streams met for the first time since the start: what is stored of them
+            found = await self.book.db.read(lambda c: read_streams(c, unknown))
+            for key, (upto, above) in found.items():
+                self.delivery.load(key, upto, above)
         ready: list[_Accepted] = []
         for item in group:
             if item.stream is None:
                 ready.append(item)
             else:
-                ready += self.delivery.admit(item.stream, _seq(item), item)
+                ready += self.delivery.admit(item.stream, item.message.seq, item)
         out = await self._commit(ready)
         for key in streams:
             self._send_ack(self.delivery.ack(key))
         return out
 
     async def _commit(self, ready: list[_Accepted]) -> list[Raised]:
-        """ONE transaction: the messages, the rejections noted so far and the delivery
+        """ONE transaction: the messages, the refusals noted so far and the delivery
         watermarks; then tell `Delivery` what is committed."""
-        if not ready and not self.rejects.has_pending and not self._refused:
+        refused = self.checker.refused_streams
+        if not ready and not self.rejects.has_pending and not refused:
             return []
         pending = self.rejects.take()
-        refused, self._refused = self._refused, []
+        self.checker.refused_streams = []
         marks = self.delivery.watermarks()
 
         def extra(conn: Conn) -> None:
             self.rejects.write_sync(conn, pending)
-            _write_watermarks(conn, marks, self.clock())
+            write_watermarks(conn, marks, self.clock())
 
         try:
             results = await self.book.record_many([item.arrival for item in ready], extra=extra)
         except Exception as exc:
             self.rejects.put_back(pending)
-            self._refused[:0] = refused
+            self.checker.refused_streams[:0] = refused
             self.delivery.remark(marks)
             if len(ready) <= 1:
                 for item in ready:
@@ -406,12 +276,12 @@ class Ingest:
                 return []
             # nothing of the group is stored: try each on its own, so one cannot spoil the rest
             log.exception("group commit of %d messages failed; storing one by one", len(ready))
-            self.counts["group_fallbacks"] += 1
+            self._counts["group_fallbacks"] += 1
             out: list[Raised] = []
             for item in ready:
                 out += await self._commit([item])
             return out
-        self.counts["group_commits"] += 1
+        self._counts["group_commits"] += 1
         for key, seq in refused:
             self.delivery.committed(key, [seq])
         out = []
@@ -420,60 +290,45 @@ class Ingest:
                 self._internal_error(item.topic, item.payload, result, item.received_at)
                 continue
             if item.stream is not None:
-                self.delivery.committed(item.stream, [_seq(item)])
+                self.delivery.committed(item.stream, [item.message.seq])
             if result is None:
-                self.counts["duplicates"] += 1
+                self._counts["duplicates"] += 1
+                continue
+            if isinstance(item.message, Event):
+                self._counts["events"] += 1
             else:
-                if isinstance(item.message, Event):
-                    self.counts["events"] += 1
-                else:
-                    self._stored_telemetry(item.message)
-                out += result
+                self.samples.add(item.message)
+            out += result
         return out
 
-    async def _load_streams(self, keys: set[StreamKey]) -> None:
-        """Streams met for the first time since the start: what the database has of them."""
-        unknown = self.delivery.unknown(keys)
-        if not unknown:
-            return
-        found = await self.book.db.read(lambda c: _read_streams(c, unknown))
-        for key, (upto, above) in found.items():
-            self.delivery.load(key, upto, above)
+    def _internal_error(
+        self, topic: str, payload: bytes, exc: BaseException, received_at: float
+    ) -> None:
+        log.error("internal error handling %s", topic, exc_info=exc)
+        try:
+            # not kept as a refusal of the sender: the gateway may send it again
+            detail = f"{type(exc).__name__}: {exc}"
+            self.checker.reject(
+                topic, payload, Reason.INTERNAL_ERROR, detail, received_at, acknowledge=False
+            )
+        except Exception:
+            log.exception("could not record the internal error of %s", topic)
 
     def _send_ack(self, due: AckDue) -> None:
         """Tell a gateway what is committed (QoS 1, not awaited: a lost one is made good by
         the gateway sending again, which is acknowledged again)."""
-        client = self._client
-        if client is None:
-            self.counts["acks_unsent"] += 1
-            return
         ack = Ack(boot=due.boot, upto=due.upto, replay=due.replay, ts=utc_now())
-        self.counts["acks_sent"] += 1
+        topic = topics.command(due.gateway, "ack")
+        if self.transport is None or not self.transport.publish_soon(topic, encode(ack)):
+            self._counts["acks_unsent"] += 1
+            return
+        self._counts["acks_sent"] += 1
         if due.replay:
-            self.counts["replays_asked"] += 1
-        task = asyncio.create_task(_publish(client, topics.command(due.gateway, "ack"), ack))
-        self._acks_in_flight.add(task)
-        task.add_done_callback(self._acks_in_flight.discard)
-
-    def _stored_telemetry(self, batch: Telemetry) -> None:
-        self.counts["telemetry_batches"] += 1
-        for reading in batch.readings:
-            for unit, value in reading.values.present().items():
-                self._pending.append(
-                    Sample(
-                        gateway=batch.gateway,
-                        device=reading.device,
-                        kind=reading.kind.value,
-                        field=unit,
-                        ts=reading.ts,
-                        value=value,
-                    )
-                )
-        self.counts["readings"] += len(batch.readings)
+            self._counts["replays_asked"] += 1
 
     async def _status(self, status: Status, received_at: float) -> list[Raised]:
         previous = await self.book.record_status(status, received_at)
-        self.counts["status"] += 1
+        self._counts["status"] += 1
         if previous is not None:
             log.info("gateway=%s state=%s was=%s", status.gateway, status.state, previous)
         self.announcer.hub.publish(messages.gateway_state(status.gateway, status.state.value))
@@ -485,7 +340,7 @@ class Ingest:
 
     def _gate(self, evaluation: Evaluation, at: float) -> Evaluation:
         """Devices under a walk test or in a maintenance window: their alarms are tests."""
-        self.counts["inhibited"] += evaluation.muted
+        self._counts["inhibited"] += evaluation.muted
         if self.maintenance is None or not self.maintenance.active:
             return evaluation
         gated = []
@@ -520,7 +375,7 @@ class Ingest:
         announce = await self._commit(released)  # also writes rejections noted since
         for due in asks:
             self._send_ack(due)
-        evaluation = self.core.tick(now)
+        evaluations = [self.core.tick(now)]
         for gap in gaps:
             log.error(
                 "events missing gateway=%s boot=%s seq=%d..%d (asked again since %.0f s)",
@@ -530,15 +385,16 @@ class Ingest:
                 gap.last,
                 now - gap.since,
             )
-            evaluation = _joined(
-                evaluation,
-                self.core.events_missing(
-                    gap.gateway, gap.boot, gap.first, gap.last, gap.since, now
-                ),
+            evaluations.append(
+                self.core.events_missing(gap.gateway, gap.boot, gap.first, gap.last, gap.since, now)
             )
-        refused, self._refused_by_gateway = self._refused_by_gateway, Counter()
-        for gateway, count in refused.items():
-            evaluation = _joined(evaluation, self.core.refused(gateway, count, now))
+        for gateway, count in self.checker.take_refusals().items():
+            evaluations.append(self.core.refused(gateway, count, now))
+        evaluation = Evaluation(
+            [d for e in evaluations for d in e.decisions],
+            [i for e in evaluations for i in e.inhibited],
+            sum(e.muted for e in evaluations),
+        )
         if evaluation.decisions or evaluation.inhibited or evaluation.muted:
             announce += await self.book.apply(lambda: self._gate(evaluation, now), now)
         await self._announce(announce)
@@ -551,260 +407,53 @@ class Ingest:
             except Exception:
                 log.exception("rules tick failed")
 
-    # ---- telemetry writes, batched off the message path ----------------------------------
-
     async def flush(self) -> int:
-        batch, self._pending = self._pending, []
-        if batch:
-            try:
-                await self.store.write(batch)
-            except Exception:
-                # keep them for the next try; the store may come back
-                self._pending = batch + self._pending
-                excess = len(self._pending) - self.max_pending_samples
-                if excess > 0:  # bounded: the oldest readings go first, and are counted
-                    del self._pending[:excess]
-                    self.counts["samples_dropped"] += excess
-                log.exception("telemetry store write failed; %d samples kept", len(self._pending))
-                self.counts["store_errors"] += 1
-                return 0
-            self.counts["samples_stored"] += len(batch)
-        return len(batch)
+        """Write the readings waiting for the time-series store now."""
+        return await self.samples.flush()
 
-    async def _flush_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self.flush_interval_s)
-            await self.flush()
+    # ---- consuming from the broker --------------------------------------------------------
 
-    # ---- the MQTT session -----------------------------------------------------------------
-
-    async def run(
-        self,
-        *,
-        host: str,
-        port: int,
-        username: str | None,
-        password: str | None,
-        client_id: str,
-        retry_min_s: float = 1.0,
-        retry_max_s: float = 30.0,
-        tls_ca_file: Path | None = None,
-    ) -> None:
-        """Consume until cancelled. A broker that is not there (at start-up too) or goes away
-        is tried again and again with back-off (`retry_min_s` doubling up to `retry_max_s`,
-        jittered; from the start again once a session held for `retry_max_s`); `self.link`
-        says meanwhile since when it is missing and why. With `tls_ca_file`, over TLS (1.2+)
-        trusting that CA and checking the broker's name."""
-        self._flusher = asyncio.create_task(self._flush_forever())
-        self._ticker = asyncio.create_task(self._tick_forever())
-        self.link.address = f"{host}:{port}"
-        backoff = Backoff(retry_min_s, retry_max_s)
+    async def run(self) -> None:
+        """Consume from the transport until cancelled (its reconnects are its own), with the
+        readings written and the rules ticking beside."""
+        assert self.transport is not None, "ingest without a transport cannot run"
+        flusher = asyncio.create_task(self.samples.run(), name="telemetry-flush")
+        ticker = asyncio.create_task(self._tick_forever(), name="rules-tick")
         try:
-            while True:
-                self.link.attempting()
-                try:
-                    await self._session(host, port, username, password, client_id, tls_ca_file)
-                    error = "the broker ended the session"
-                except aiomqtt.MqttError as exc:
-                    error = str(exc) or type(exc).__name__
-                self._client = None
-                if self.link.held_for() >= retry_max_s:
-                    backoff.reset()
-                delay = backoff.next()
-                self.link.down(error, delay)
-                await asyncio.sleep(delay)
+            await self.transport.run(self.consume, wait_s=self._wait_s)
         finally:
-            self._flusher.cancel()
-            self._ticker.cancel()
-            await self.flush()
+            ticker.cancel()
+            flusher.cancel()
+            await asyncio.gather(flusher, ticker, return_exceptions=True)
 
-    async def _session(
-        self,
-        host: str,
-        port: int,
-        username: str | None,
-        password: str | None,
-        client_id: str,
-        tls_ca_file: Path | None = None,
-    ) -> None:
-        tls = None
-        if tls_ca_file is not None:
-            tls = ssl.create_default_context(cafile=str(tls_ca_file))
-            tls.minimum_version = ssl.TLSVersion.TLSv1_2
-        client = aiomqtt.Client(
-            host,
-            port,
-            username=username,
-            password=password,
-            identifier=client_id,
-            protocol=aiomqtt.ProtocolVersion.V311,
-            # a persistent session: what arrives while we are away waits for us
-            clean_session=False,
-            keepalive=15,
-            socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
-            tls_context=tls,
-        )
-        client.pending_calls_threshold = 1000
-        # Acknowledge only after handling (paho's manual ack; aiomqtt does not wrap it).
-        client._client.manual_ack_set(True)
-        async with client:
-            self._client = client
-            for channel in (Channel.STATUS, Channel.EVENT, Channel.TELEMETRY, Channel.REPLY):
-                await client.subscribe(topics.subscription(channel), qos=1)
-            self.drops.subscribed()
-            await client.subscribe([(topic, 0) for topic in SYS_TOPICS])
-            self.link.up()
-            messages = client.messages
-            queue = client._queue  # what len(client.messages) counts; no await to drain it
-            while True:
-                # Group commit: what is waiting already (never waiting for more, unless there
-                # is nothing at all), stored with one commit, then acknowledged, announced.
-                if self.fair.due(self.clock()):
-                    arrived = []
-                elif self.fair.backlog:  # a flooding gateway's backlog waits for its rate
-                    try:
-                        arrived = [await asyncio.wait_for(anext(messages), 0.05)]
-                    except TimeoutError:
-                        arrived = []
-                else:
-                    arrived = [await anext(messages)]
-                while len(arrived) < self.max_batch and not queue.empty():
-                    arrived.append(queue.get_nowait())
-                received_at = self.clock()
-                fresh: list[_Received] = []
-                for message in arrived:
-                    topic = str(message.topic)
-                    if topic.startswith("$SYS/"):
-                        payload = _payload_bytes(message.payload)
-                        self.drops.heard(topic, payload, retained=message.retain)
-                        continue
-                    fresh.append(_Received(topic, _payload_bytes(message.payload), message))
-                batch, put_aside = self.fair.schedule(fresh, self.max_batch, received_at)
-                for item in put_aside:  # a flooding gateway's: the broker goes on delivering
-                    item.ack(client)
-                self.counts["put_aside"] += len(put_aside)
-                dropped = self.fair.counts["dropped"] - self.counts["put_aside_dropped"]
-                if dropped:  # received, and dropped unread: the flooding gateway's backlog is full
-                    self.counts["put_aside_dropped"] += dropped
-                    self.counts["messages"] += dropped
-                if not batch:
-                    continue
-                work = [(item.topic, item.payload, received_at) for item in batch]
-                announce = await self.handle_many(work)
-                for item in batch:  # only once stored (or rejected, recorded)
-                    item.ack(client)
-                await self._announce(announce)
+    def _wait_s(self) -> float | None:
+        """A flooding gateway's backlog is worked through at its rate: no waiting for the
+        broker while some of it is due, short waits while some is left."""
+        if self.fair.due(self.clock()):
+            return 0.0
+        return 0.05 if self.fair.backlog else None
+
+    async def consume(self, arrived: list[Received]) -> None:
+        """One group commit of what the transport handed over (and the backlogs' due share):
+        stored, then acknowledged to the broker, then announced."""
+        transport = self.transport
+        assert transport is not None
+        received_at = self.clock()
+        dropped_before = self.fair.counts["dropped"]
+        batch, put_aside = self.fair.schedule(arrived, self.max_batch, received_at)
+        for item in put_aside:  # a flooding gateway's: the broker goes on delivering
+            transport.ack(item)
+        # received, and dropped unread (the flooding gateway's backlog is full): counted in
+        self._counts["messages"] += self.fair.counts["dropped"] - dropped_before
+        if not batch:
+            return
+        announce = await self.handle_many([(r.topic, r.payload, received_at) for r in batch])
+        for item in batch:  # only once stored (or refused, recorded)
+            transport.ack(item)
+        await self._announce(announce)
 
     async def send_command(self, gateway: str, name: str, command: Command) -> bool:
         """Publish a command to a gateway (QoS 1); False if the broker is not reachable now."""
-        client = self._client
-        if client is None:
+        if self.transport is None:
             return False
-        try:
-            await client.publish(topics.command(gateway, name), encode(command), qos=1)
-        except aiomqtt.MqttError as exc:
-            log.warning("command %s to %s not sent: %s", name, gateway, exc)
-            return False
-        return True
-
-
-@dataclasses.dataclass(slots=True)
-class _Accepted:
-    topic: str
-    payload: bytes
-    message: Event | Telemetry
-    received_at: float
-    arrival: Arrival
-    stream: StreamKey | None = None  # (gateway, boot) of a version-2 event
-
-
-def _seq(item: _Accepted) -> int:
-    return item.message.seq
-
-
-def _stream_of(payload: bytes) -> tuple[str, int] | None:
-    """(boot, seq) of a refused event that asked for the cloud's acknowledgement (version 2),
-    if they can be read at all."""
-    try:
-        data = json.loads(payload)
-    except (ValueError, RecursionError):
-        return None
-    if not isinstance(data, dict) or data.get("v") != 2:
-        return None
-    boot, seq = data.get("boot"), data.get("seq")
-    if not isinstance(boot, str) or not _BOOT.match(boot):
-        return None
-    if isinstance(seq, bool) or not isinstance(seq, int) or not 0 < seq <= 2**53:
-        return None
-    return boot, seq
-
-
-def _joined(a: Evaluation, b: Evaluation) -> Evaluation:
-    return Evaluation(a.decisions + b.decisions, a.inhibited + b.inhibited, a.muted + b.muted)
-
-
-def _read_streams(conn: Conn, keys: set[StreamKey]) -> dict[StreamKey, tuple[int, list[int]]]:
-    """(upto, seqs stored past it) of each stream, on the database thread."""
-    out: dict[StreamKey, tuple[int, list[int]]] = {}
-    for gateway, boot in keys:
-        row = conn.execute(
-            "SELECT upto FROM event_streams WHERE gateway = ? AND boot = ?", (gateway, boot)
-        ).fetchone()
-        upto = int(row[0]) if row is not None else 0
-        above = [
-            int(r[0])
-            for r in conn.execute(
-                "SELECT seq FROM events WHERE gateway = ? AND boot = ? AND seq > ? ORDER BY seq"
-                " LIMIT 100000",
-                (gateway, boot, upto),
-            )
-        ]
-        out[(gateway, boot)] = (upto, above)
-    return out
-
-
-def _write_watermarks(conn: Conn, marks: list[tuple[str, str, int]], at: float) -> None:
-    if marks:
-        conn.executemany(
-            "INSERT INTO event_streams (gateway, boot, upto, updated_at) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT (gateway, boot) DO UPDATE SET upto = CASE WHEN excluded.upto >"
-            " event_streams.upto THEN excluded.upto ELSE event_streams.upto END,"
-            " updated_at = excluded.updated_at",
-            [(gw, boot, upto, at) for gw, boot, upto in marks],
-        )
-
-
-async def _publish(client: aiomqtt.Client, topic: str, message: Ack) -> None:
-    try:
-        await client.publish(topic, encode(message), qos=1)
-    except aiomqtt.MqttError as exc:
-        log.info("ack to %s not sent: %s", topic, exc)
-
-
-@dataclasses.dataclass(slots=True)
-class _Received:
-    """A message off the broker, acknowledged to it once (after handling, or at once when
-    put aside for a flooding gateway)."""
-
-    topic: str
-    payload: bytes
-    message: aiomqtt.Message
-    acked: bool = False
-
-    def ack(self, client: aiomqtt.Client) -> None:
-        if not self.acked and self.message.qos > 0:
-            client._client.ack(self.message.mid, self.message.qos)
-        self.acked = True
-
-
-def _gateway_of(item: _Received) -> str:
-    parts = item.topic.split("/", 3)
-    return parts[2] if len(parts) > 2 else "-"
-
-
-def _payload_bytes(payload: Any) -> bytes:
-    if isinstance(payload, bytes | bytearray):
-        return bytes(payload)
-    if payload is None:
-        return b""
-    return str(payload).encode()
+        return await self.transport.publish(topics.command(gateway, name), encode(command))

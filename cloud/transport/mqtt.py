@@ -1,0 +1,217 @@
+"""The cloud's MQTT session: the one module that imports the MQTT client (aiomqtt) and holds
+its workarounds.
+
+- A persistent session (`clean_session=False`): what arrives while the cloud is away waits
+  at the broker. Each message is acknowledged to the broker only when the caller says so
+  (`ack`: paho's manual acknowledgement, which aiomqtt does not wrap), i.e. once it is stored.
+- Batches: `run(consume)` hands over what is waiting already (never waiting for more once
+  something is there, at most `max_batch`) — aiomqtt's queue drained without awaiting, which
+  is what `len(client.messages)` counts. The caller says how long to wait for a first
+  message (`wait_s`: it may have work of its own, such as a backlog to go through).
+- Reconnects: a broker that is not there (at start-up too) or goes away is tried again and
+  again with capped, jittered back-off; the `BrokerLink` says meanwhile since when it is
+  missing and why. `$SYS` counters go to the `DropWatch`, never to the caller.
+- Out: `publish` awaits the broker's acknowledgement (commands to a gateway: the caller wants
+  to know); `publish_soon` does not (the cloud's `Ack`s: a lost one is made good by the
+  gateway sending again).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import ssl
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+
+from cloud.transport.broker_drops import SYS_TOPICS, DropWatch
+from cloud.transport.broker_link import Backoff, BrokerLink
+from contract import topics
+from contract.topics import Channel
+
+log = logging.getLogger(__name__)
+
+#: What the cloud consumes: every gateway's status, events, telemetry and replies.
+CHANNELS = (Channel.STATUS, Channel.EVENT, Channel.TELEMETRY, Channel.REPLY)
+
+
+@dataclass(frozen=True)
+class BrokerAddress:
+    host: str
+    port: int
+    username: str | None
+    password: str | None
+    client_id: str
+    tls_ca_file: Path | None = None  # MQTT over TLS (1.2+) trusting this CA
+
+
+@dataclass(slots=True)
+class Received:
+    """A message off the broker, acknowledged to it at most once."""
+
+    topic: str
+    payload: bytes
+    _message: aiomqtt.Message
+    acked: bool = False
+
+    @property
+    def gateway(self) -> str:
+        """The gateway the topic names (`-` if none): what fair shares count by."""
+        parts = self.topic.split("/", 3)
+        return parts[2] if len(parts) > 2 else "-"
+
+
+#: Given a batch, handles it; returns when the next batch may be taken.
+Consume = Callable[[list[Received]], Awaitable[None]]
+#: How long to wait for a first message before handing over an empty batch (None: until one
+#: comes).
+WaitS = Callable[[], float | None]
+
+
+class MqttTransport:
+    def __init__(
+        self,
+        address: BrokerAddress,
+        *,
+        link: BrokerLink,
+        drops: DropWatch,
+        retry_min_s: float = 1.0,
+        retry_max_s: float = 30.0,
+        max_batch: int = 500,
+    ) -> None:
+        self.address = address
+        self.link = link
+        self.drops = drops
+        self.retry_min_s = retry_min_s
+        self.retry_max_s = retry_max_s
+        self.max_batch = max_batch
+        self._client: aiomqtt.Client | None = None
+        self._publishing: set[asyncio.Task[None]] = set()
+        self.link.address = f"{address.host}:{address.port}"
+
+    # ---- in ----------------------------------------------------------------------------------
+
+    async def run(self, consume: Consume, *, wait_s: WaitS = lambda: None) -> None:
+        """Hand batches to `consume` until cancelled, across reconnects."""
+        backoff = Backoff(self.retry_min_s, self.retry_max_s)
+        while True:
+            self.link.attempting()
+            try:
+                await self._session(consume, wait_s)
+                error = "the broker ended the session"
+            except aiomqtt.MqttError as exc:
+                error = str(exc) or type(exc).__name__
+            self._client = None
+            if self.link.held_for() >= self.retry_max_s:
+                backoff.reset()
+            delay = backoff.next()
+            self.link.down(error, delay)
+            await asyncio.sleep(delay)
+
+    async def _session(self, consume: Consume, wait_s: WaitS) -> None:
+        a = self.address
+        tls = None
+        if a.tls_ca_file is not None:
+            tls = ssl.create_default_context(cafile=str(a.tls_ca_file))
+            tls.minimum_version = ssl.TLSVersion.TLSv1_2
+        client = aiomqtt.Client(
+            a.host,
+            a.port,
+            username=a.username,
+            password=a.password,
+            identifier=a.client_id,
+            protocol=aiomqtt.ProtocolVersion.V311,
+            # a persistent session: what arrives while we are away waits for us
+            clean_session=False,
+            keepalive=15,
+            socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
+            tls_context=tls,
+        )
+        client.pending_calls_threshold = 1000
+        # Acknowledge only after handling (paho's manual ack; aiomqtt does not wrap it).
+        client._client.manual_ack_set(True)
+        async with client:
+            self._client = client
+            for channel in CHANNELS:
+                await client.subscribe(topics.subscription(channel), qos=1)
+            self.drops.subscribed()
+            await client.subscribe([(topic, 0) for topic in SYS_TOPICS])
+            self.link.up()
+            messages = client.messages
+            queue = client._queue  # what len(client.messages) counts; no await to drain it
+            while True:
+                wait = wait_s()
+                if wait is None:
+                    arrived = [await anext(messages)]
+                elif wait > 0 and queue.empty():
+                    try:
+                        arrived = [await asyncio.wait_for(anext(messages), wait)]
+                    except TimeoutError:
+                        arrived = []
+                else:
+                    arrived = []
+                while len(arrived) < self.max_batch and not queue.empty():
+                    arrived.append(queue.get_nowait())
+                batch: list[Received] = []
+                for message in arrived:
+                    topic = str(message.topic)
+                    payload = _payload_bytes(message.payload)
+                    if topic.startswith("$SYS/"):
+                        self.drops.heard(topic, payload, retained=message.retain)
+                    else:
+                        batch.append(Received(topic, payload, message))
+                await consume(batch)
+
+    def ack(self, item: Received) -> None:
+        """The broker may forget this message (QoS 1: a PUBACK; once)."""
+        client = self._client
+        if item.acked or client is None:
+            return
+        if item._message.qos > 0:
+            client._client.ack(item._message.mid, item._message.qos)
+        item.acked = True
+
+    # ---- out ---------------------------------------------------------------------------------
+
+    async def publish(self, topic: str, payload: bytes) -> bool:
+        """QoS 1, awaiting the broker's acknowledgement; False if it is not reachable now."""
+        client = self._client
+        if client is None:
+            return False
+        try:
+            await client.publish(topic, payload, qos=1)
+        except aiomqtt.MqttError as exc:
+            log.warning("publish to %s failed: %s", topic, exc)
+            return False
+        return True
+
+    def publish_soon(self, topic: str, payload: bytes) -> bool:
+        """QoS 1 without waiting for it; False if there is no session now."""
+        if self._client is None:
+            return False
+        task = asyncio.create_task(self._quietly(topic, payload))
+        self._publishing.add(task)
+        task.add_done_callback(self._publishing.discard)
+        return True
+
+    async def _quietly(self, topic: str, payload: bytes) -> None:
+        client = self._client
+        if client is None:
+            return
+        try:
+            await client.publish(topic, payload, qos=1)
+        except aiomqtt.MqttError as exc:
+            log.info("publish to %s not sent: %s", topic, exc)
+
+
+def _payload_bytes(payload: Any) -> bytes:
+    if isinstance(payload, bytes | bytearray):
+        return bytes(payload)
+    if payload is None:
+        return b""
+    return str(payload).encode()
