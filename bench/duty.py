@@ -29,6 +29,23 @@ async def ingest_counts(client: httpx.AsyncClient) -> dict[str, int]:
     return counts
 
 
+def shown_at(arrivals: dict[str, float], order: dict[str, list[str]]) -> dict[str, float]:
+    """When each event was on the live stream: the first alarm message naming it or a later
+    event of the same device. The cloud sends one message per alarm per group commit, with
+    its final state, so in a burst an alarm's repeats share one message: the page showed the
+    state that includes the event. `order`: each device's event ids in the order sent."""
+    out: dict[str, float] = {}
+    for ids in order.values():
+        best: float | None = None
+        for event_id in reversed(ids):
+            at = arrivals.get(event_id)
+            if at is not None and (best is None or at < best):
+                best = at
+            if best is not None:
+                out[event_id] = best
+    return out
+
+
 @dataclass
 class AlarmStream:
     """One live page: GET /api/alarms/stream, reconnecting as a browser's EventSource does."""

@@ -207,9 +207,11 @@ def paced_events(
     progress: Callable[[int, int], None] | None = None,
     *,
     v2: bool = True,
+    order: dict[str, list[str]] | None = None,
 ) -> dict[str, float]:
     """Publish events at a steady total rate, round robin over the gateways; returns
-    event id → wall-clock send time (time.time() just before publish)."""
+    event id → wall-clock send time (time.time() just before publish). `order` gets each
+    device's event ids in the order sent ("gateway/device")."""
     total = max(1, round(rate * seconds))
     interval = 1.0 / rate
     rng = random.Random(7)
@@ -224,7 +226,10 @@ def paced_events(
             time.sleep(delay)
         gw = gateways[i % len(gateways)]
         event_id = f"{prefix}-{i:07d}"
-        topic, payload = gw.event(rng.choice(devices[gw.id]), event_id, v2=v2)
+        device = rng.choice(devices[gw.id])
+        topic, payload = gw.event(device, event_id, v2=v2)
+        if order is not None:
+            order.setdefault(f"{gw.id}/{device}", []).append(event_id)
         sent[event_id] = time.time()
         gw.send(topic, payload)
         if progress is not None and time.perf_counter() >= next_report:
@@ -234,14 +239,23 @@ def paced_events(
 
 
 def build_events(
-    gateways: Sequence[Gateway], count: int, prefix: str, *, v2: bool = True
+    gateways: Sequence[Gateway],
+    count: int,
+    prefix: str,
+    *,
+    v2: bool = True,
+    order: dict[str, list[str]] | None = None,
 ) -> list[tuple[Gateway, str, bytes]]:
     rng = random.Random(11)
     devices = {gw.id: alarm_devices(gw) for gw in gateways}
     out = []
     for i in range(count):
         gw = gateways[i % len(gateways)]
-        topic, payload = gw.event(rng.choice(devices[gw.id]), f"{prefix}-{i:07d}", v2=v2)
+        device = rng.choice(devices[gw.id])
+        event_id = f"{prefix}-{i:07d}"
+        topic, payload = gw.event(device, event_id, v2=v2)
+        if order is not None:
+            order.setdefault(f"{gw.id}/{device}", []).append(event_id)
         out.append((gw, topic, payload))
     return out
 
