@@ -142,30 +142,24 @@ class MqttTransport:
             self.drops.subscribed()
             await client.subscribe([(topic, 0) for topic in SYS_TOPICS])
             self.link.up()
-            messages = client.messages
+            waiting = _NextMessage(client)
             queue = client._queue  # what len(client.messages) counts; no await to drain it
-            while True:
-                wait = wait_s()
-                if wait is None:
-                    arrived = [await anext(messages)]
-                elif wait > 0 and queue.empty():
-                    try:
-                        arrived = [await asyncio.wait_for(anext(messages), wait)]
-                    except TimeoutError:
-                        arrived = []
-                else:
-                    arrived = []
-                while len(arrived) < self.max_batch and not queue.empty():
-                    arrived.append(queue.get_nowait())
-                batch: list[Received] = []
-                for message in arrived:
-                    topic = str(message.topic)
-                    payload = _payload_bytes(message.payload)
-                    if topic.startswith("$SYS/"):
-                        self.drops.heard(topic, payload, retained=message.retain)
-                    else:
-                        batch.append(Received(topic, payload, message))
-                await consume(batch)
+            try:
+                while True:
+                    arrived = await waiting.first(wait_s())
+                    while len(arrived) < self.max_batch and not queue.empty():
+                        arrived.append(queue.get_nowait())
+                    batch: list[Received] = []
+                    for message in arrived:
+                        topic = str(message.topic)
+                        payload = _payload_bytes(message.payload)
+                        if topic.startswith("$SYS/"):
+                            self.drops.heard(topic, payload, retained=message.retain)
+                        else:
+                            batch.append(Received(topic, payload, message))
+                    await consume(batch)
+            finally:
+                waiting.close()
 
     def ack(self, item: Received) -> None:
         """The broker may forget this message (QoS 1: a PUBACK; once)."""
@@ -207,6 +201,55 @@ class MqttTransport:
             await client.publish(topic, payload, qos=1)
         except aiomqtt.MqttError as exc:
             log.info("publish to %s not sent: %s", topic, exc)
+
+
+class _NextMessage:
+    """The next message off aiomqtt's queue, waited for at most a while, never lost.
+
+    aiomqtt's own iterator loses a message when a wait on it is cancelled just after its
+    inner `queue.get()` took one (`asyncio.wait_for(anext(client.messages), t)` timing out
+    at the wrong moment: seen as a valid alarm never stored, about once in a few thousand
+    waits). Here the one waiting `queue.get()` is a task of its own that no timeout cancels:
+    it is done exactly when it has taken a message, a wait that ends empty-handed leaves it
+    waiting, and the next call returns its message first (it is the oldest).
+    """
+
+    def __init__(self, client: aiomqtt.Client) -> None:
+        self._queue = client._queue
+        self._disconnected = client._disconnected
+        self._next: asyncio.Task[aiomqtt.Message] | None = None
+
+    async def first(self, wait: float | None) -> list[aiomqtt.Message]:
+        """[the next message], waiting for it at most `wait` seconds (None: until it comes;
+        0: only if one is here already) — or [] if none came. The caller may then drain the
+        queue without awaiting: nothing older than what is in it is held here."""
+        if self._next is None:
+            if not self._queue.empty():
+                return [self._queue.get_nowait()]
+            if wait is not None and wait <= 0:
+                return []
+            self._next = asyncio.ensure_future(self._queue.get())
+        if not self._next.done() and (wait is None or wait > 0):
+            await asyncio.wait(
+                (self._next, self._disconnected),
+                timeout=wait,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        if not self._next.done():
+            if self._disconnected.done():
+                raise aiomqtt.MqttError("Disconnected during message iteration") from (
+                    self._disconnected.exception()
+                )
+            return []
+        task, self._next = self._next, None
+        return [task.result()]
+
+    def close(self) -> None:
+        """The session is over: a message taken but not handled is not acknowledged, so the
+        broker delivers it again."""
+        if self._next is not None:
+            self._next.cancel()
+            self._next = None
 
 
 def _payload_bytes(payload: Any) -> bytes:
