@@ -26,21 +26,18 @@ import time
 import tty
 from typing import Any
 
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
-
-from edge.config import (
+from contract.devices import (
     AirModel,
     CallButtonModel,
     Co2Model,
     DeviceModelBase,
     GasModel,
-    GatewayConfig,
     PowerModel,
     SmokeModel,
     WaterModel,
     ZigbeeModel,
 )
+from edge.config import GatewayConfig
 from edge.drivers.gpio import MockMcp3008, SimBoard
 from edge.drivers.pms5003 import encode_frame
 from edge.drivers.senseair_s8 import (
@@ -157,13 +154,7 @@ class Zigbee2MqttFeed:
     def __init__(self, broker: ZigbeeBroker, *, base_topic: str = "zigbee2mqtt"):
         self.base_topic = base_topic
         self._connected = threading.Event()
-        self._client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=f"sim-zigbee2mqtt-{os.urandom(3).hex()}",
-            protocol=mqtt.MQTTv311,
-        )
-        if broker.username is not None:
-            self._client.username_pw_set(broker.username, broker.password)
+        self._client = broker.client(f"sim-zigbee2mqtt-{os.urandom(3).hex()}")
         self._client.on_connect = lambda *_: self._connected.set()
         self._client.connect_async(broker.host, broker.port)
         self._client.loop_start()

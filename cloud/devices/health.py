@@ -38,9 +38,10 @@ from cloud.rules import RulesCore
 from cloud.rules.config import DEVICE_SILENT, GATEWAY_OFFLINE, RulesFile
 from cloud.site.registry import Place, Registry
 from cloud.telemetry.base import StoreError, TelemetryStore
+from contract.catalogue import Catalogue
+from contract.devices import load_model
 from contract.models import EventType
 from contract.site import ConfigFileError
-from edge.config import CONFIGS_DIR, load_model
 
 #: How far back the telemetry store is asked for a device's newest readings.
 LOOKBACK = timedelta(days=30)
@@ -174,11 +175,11 @@ def _model_facts(path: Path, mtime_ns: int) -> ModelFacts:
     return ModelFacts(model.kind.value, model.report_interval_s)
 
 
-def model_facts(models: Iterable[str], root: Path = CONFIGS_DIR) -> dict[str, ModelFacts]:
+def model_facts(models: Iterable[str]) -> dict[str, ModelFacts]:
     """Kind and report interval of each device model (files re-read when they change)."""
     out: dict[str, ModelFacts] = {}
     for name in set(models):
-        path = root / "models" / f"{name}.yaml"
+        path = Catalogue().model_path(name)
         try:
             out[name] = _model_facts(path, path.stat().st_mtime_ns)
         except OSError:

@@ -5,7 +5,7 @@ Pure and synchronous (it reads the device model and board profile files, so the 
 it in a thread): nothing is saved or swapped here — that is cloud/site/service.py's job. The
 new site passes the contract's own validators (duplicate ids, unknown references, duplicate
 home names in a building) and, for a gateway, the hardware checks the gateway itself runs
-(edge/config.py: the model exists, its pins are free and not reserved by the board, ADC
+(contract/wiring.py: the model exists, its pins are free and not reserved by the board, ADC
 channel and serial port), so the cloud never accepts a binding the gateway would refuse.
 """
 
@@ -13,20 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
+from contract.catalogue import Catalogue
+from contract.devices import DeviceModelBase
 from contract.site import DeviceSpec, Resident, Site, Worker
-from edge.config import (
-    CONFIGS_DIR,
-    DeviceModelBase,
-    GatewayConfigError,
-    load_model,
-    load_profile,
-    validate_gateway,
-)
+from contract.wiring import GatewayConfigError, validate_gateway
 
 Tree = dict[str, Any]
 
@@ -59,14 +53,13 @@ class Change:
 class Hardware:
     """Where the device models and board profiles are (firmware_configs/)."""
 
-    root: Path = CONFIGS_DIR
-    _models: dict[str, DeviceModelBase] = field(default_factory=dict)
+    catalogue: Catalogue = field(default_factory=Catalogue)
 
     def models_available(self) -> list[str]:
-        return sorted(p.stem for p in (self.root / "models").glob("*.yaml"))
+        return self.catalogue.model_names()
 
     def profiles_available(self) -> list[str]:
-        return sorted(p.stem for p in (self.root / "profiles").glob("*.yaml"))
+        return self.catalogue.profile_names()
 
     def check_profile(self, profile: str) -> None:
         if profile not in self.profiles_available():
@@ -86,9 +79,9 @@ class Hardware:
                     f"设备 {device.id}：型号 {device.model} 不存在（可选：{'、'.join(known)}）",
                     f"device {device.id}: unknown model {device.model} (known: {', '.join(known)})",
                 )
-            models[device.model] = load_model(self.root / "models" / f"{device.model}.yaml")
+            models[device.model] = self.catalogue.model(device.model)
         self.check_profile(spec.profile)
-        profile = load_profile(self.root / "profiles" / f"{spec.profile}.yaml")
+        profile = self.catalogue.profile(spec.profile)
         try:
             validate_gateway(spec, profile, models, source="site")
         except GatewayConfigError as exc:
