@@ -2,11 +2,11 @@
 fully validated one (or raises `SiteEditError` naming what is wrong, in Chinese and English).
 
 Pure and synchronous (it reads the device model and board profile files, so the service runs
-it in a thread): nothing is saved or swapped here — that is cloud/site/service.py's job. The
-new site passes the contract's own validators (duplicate ids, unknown references, duplicate
-home names in a building) and, for a gateway, the hardware checks the gateway itself runs
-(contract/wiring.py: the model exists, its pins are free and not reserved by the board, ADC
-channel and serial port), so the cloud never accepts a binding the gateway would refuse.
+it in a thread): nothing is saved or swapped here — that is cloud/site_changes/service.py's
+job. The new site passes the contract's own validators (duplicate ids, unknown references,
+duplicate home names in a building) and, for a gateway, the hardware checks the gateway itself
+runs (contract/wiring.py: the model exists, its pins are free and not reserved by the board,
+ADC channel and serial port), so the cloud never accepts a binding the gateway would refuse.
 """
 
 from __future__ import annotations

@@ -25,7 +25,6 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from pydantic import BaseModel, Field
 
 from cloud.access.users import DUTY_ROLES, Role, User
-from cloud.site.config_push import ConfigPushState
 from cloud.site.edit import (
     Change,
     SiteEditError,
@@ -47,6 +46,7 @@ from cloud.site.edit import (
 )
 from cloud.site.homes_csv import MAX_ROWS, CsvRejected, HomePlanned, RowError, plan_import
 from cloud.site.store import Replacement, SiteVersion
+from cloud.site_changes.config_push import ConfigPushState
 from cloud.web.deps import AdminUser, CloudDep, CurrentUser, DutyUser
 from contract.models import GatewayId
 from contract.site import DeviceSpec, Name, Resident, Site, Slug, Street, Worker
