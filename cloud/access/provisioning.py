@@ -21,13 +21,14 @@ from typing import Any
 import yaml
 
 from cloud.access.credentials import IssuedCredential
+from cloud.errors import Conflict
 from cloud.settings import CloudSettings
 from contract.catalogue import Catalogue
 from contract.provisioning import BrokerAccess, ProvisioningBundle
 from contract.site import Building, Community, Grid, Home, Site
 
 
-class BundleError(Exception):
+class BundleError(Conflict):
     """The bundle cannot be made (gateway gone from the registry, a model file missing)."""
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -38,6 +38,7 @@ from cloud.rules import RulesCore
 from cloud.rules.config import DEVICE_SILENT, GATEWAY_OFFLINE, RulesFile
 from cloud.site.registry import Place, Registry
 from cloud.telemetry.base import StoreError, TelemetryStore
+from cloud.times import from_epoch
 from contract.catalogue import Catalogue
 from contract.devices import load_model
 from contract.models import EventType
@@ -225,10 +226,6 @@ def _read_records(conn: Conn, keys: list[tuple[str, str]]) -> _Records:
     return records
 
 
-def _ts(value: float) -> datetime:
-    return datetime.fromtimestamp(value, UTC)
-
-
 def _ref(row: Row) -> AlarmRef:
     return AlarmRef(
         id=row["id"],
@@ -236,7 +233,7 @@ def _ref(row: Row) -> AlarmRef:
         level=row["level"],
         title_zh=row["title_zh"],
         title_en=row["title_en"],
-        received_at=_ts(row["received_at"]),
+        received_at=from_epoch(row["received_at"]),
     )
 
 
@@ -287,7 +284,7 @@ class HealthReports:
         latest: dict[tuple[str, str], dict[str, tuple[datetime, float]]] = {}
         store_error = None
         try:
-            for point in await self.store.latest(since=_ts(now) - LOOKBACK):
+            for point in await self.store.latest(since=from_epoch(now) - LOOKBACK):
                 latest.setdefault((point.gateway, point.device), {})[point.field] = (
                     point.ts,
                     point.value,
@@ -377,7 +374,7 @@ class HealthReports:
                     state=state,
                     conditions=conditions or [DeviceState.ONLINE],
                     reasons=reasons,
-                    last_seen=_ts(seen) if seen is not None else None,
+                    last_seen=from_epoch(seen),
                     silent_after_s=after,
                     battery_pct=battery[1] if battery else None,
                     battery_at=battery[0] if battery else None,
@@ -402,7 +399,7 @@ class HealthReports:
             buildings.values(), key=lambda b: (b.community_id, b.grid_id, b.building_id)
         )
         return HealthReport(
-            at=_ts(now),
+            at=from_epoch(now),
             counts=counts,
             gateway_counts=gateway_counts,
             low_battery_pct=rules.low_battery_pct,
@@ -447,7 +444,7 @@ def _gateway(
     ):
         alarm = None  # back online since the alarm was raised (its clear not in yet)
     status_seen = status["last_seen"] if status else None
-    seen_at = _ts(seen) if seen is not None else None
+    seen_at = from_epoch(seen)
     if isinstance(status_seen, datetime) and (seen_at is None or status_seen > seen_at):
         seen_at = status_seen
     since = status["since"] if status else None
@@ -465,7 +462,7 @@ def _gateway(
         return GatewayHealth(
             gateway=gateway,
             state=GatewayState.OFFLINE,
-            since=_ts(alarm["device_ts"]),
+            since=from_epoch(alarm["device_ts"]),
             last_seen=seen_at,
             reason="gateway_offline alarm open (nothing heard)",
             alarm=_ref(alarm),

@@ -17,7 +17,7 @@ import math
 from collections import Counter, deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TypeVar
 
 from cloud.rules.config import (
@@ -28,6 +28,7 @@ from cloud.rules.config import (
     RulesFile,
     ThresholdRule,
 )
+from cloud.times import from_epoch
 from contract.models import Event, Reading
 
 Key = tuple[str, str, str]  # gateway, device, rule
@@ -151,10 +152,6 @@ def _pick(variants: list[R], model: str | None) -> R | None:
         elif model is not None and model in rule.models:
             return rule
     return generic
-
-
-def _utc(ts: float) -> datetime:
-    return datetime.fromtimestamp(ts, UTC)
 
 
 class Rules:
@@ -459,7 +456,7 @@ class Rules:
             cond = self._state[key]
             if cond.clear_due is not None and cond.clear_due <= now:
                 self._set_firing(key, cond, False)
-                out.append(Clear(key[2], key[0], key[1], _utc(now), "clear held"))
+                out.append(Clear(key[2], key[0], key[1], from_epoch(now), "clear held"))
         return out
 
     # ---- the first core's interface (drafts only) ---------------------------------------

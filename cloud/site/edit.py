@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from cloud.errors import Refused
 from contract.catalogue import Catalogue
 from contract.devices import DeviceModelBase
 from contract.site import DeviceSpec, Resident, Site, Worker
@@ -25,13 +26,14 @@ from contract.wiring import GatewayConfigError, validate_gateway
 Tree = dict[str, Any]
 
 
-class SiteEditError(ValueError):
-    """A change that cannot be made; `zh` and `en` say why, naming the thing."""
+class SiteEditError(Refused):
+    """A change that cannot be made; `zh` and `en` say why, naming the thing (the message
+    holds both: `detail`)."""
 
     def __init__(self, zh: str, en: str | None = None) -> None:
         self.zh = zh
         self.en = en or zh
-        super().__init__(self.en)
+        super().__init__(self.detail)
 
     @property
     def detail(self) -> str:
