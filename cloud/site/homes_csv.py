@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from cloud.errors import Refused
-from cloud.site.edit import Change, SiteEditError, validated
+from cloud.site.tree import Change, SiteEditError, validated
 from contract.site import Site
 
 MAX_ROWS = 5000

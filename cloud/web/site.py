@@ -26,8 +26,6 @@ from pydantic import BaseModel, Field
 
 from cloud.access.users import DUTY_ROLES, Role, User
 from cloud.site.edit import (
-    Change,
-    SiteEditError,
     add_building,
     add_community,
     add_device,
@@ -46,6 +44,7 @@ from cloud.site.edit import (
 )
 from cloud.site.homes_csv import MAX_ROWS, CsvRejected, HomePlanned, RowError, plan_import
 from cloud.site.store import Replacement, SiteVersion
+from cloud.site.tree import Change, SiteEditError
 from cloud.site_changes.config_push import ConfigPushState
 from cloud.web.deps import AdminUser, CloudDep, CurrentUser, DutyUser
 from contract.models import GatewayId
