@@ -5,6 +5,7 @@ made (`SiteEditError`, in Chinese and English, naming the thing).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,39 +60,47 @@ def as_tree(site: Site) -> Tree:
     return site.model_dump(mode="python")
 
 
-def find_community(tree: Tree, community_id: str) -> Tree:
+#: The kinds of place in a site's structure: (kind, Chinese name).
+_PLACES = {"community": "社区", "grid": "网格", "building": "楼栋", "home": "房屋"}
+
+
+def _places(tree: Tree) -> Iterator[tuple[str, Tree, Tree | None]]:
+    """(kind, place, the place it is in) for every community, grid, building and home."""
     for community in tree["communities"]:
-        if community["id"] == community_id:
-            return community
-    raise SiteEditError(f"社区 {community_id} 不存在", f"unknown community {community_id}")
+        yield "community", community, None
+        for grid in community["grids"]:
+            yield "grid", grid, community
+            for building in grid["buildings"]:
+                yield "building", building, grid
+                for home in building["homes"]:
+                    yield "home", home, building
+
+
+def _find(tree: Tree, kind: str, ident: str) -> tuple[Tree, Tree | None]:
+    """The place of that kind and id and the place it is in; SiteEditError if there is none."""
+    for found, place, parent in _places(tree):
+        if found == kind and place["id"] == ident:
+            return place, parent
+    raise SiteEditError(f"{_PLACES[kind]} {ident} 不存在", f"unknown {kind} {ident}")
+
+
+def find_community(tree: Tree, community_id: str) -> Tree:
+    return _find(tree, "community", community_id)[0]
 
 
 def find_grid(tree: Tree, grid_id: str) -> Tree:
-    for community in tree["communities"]:
-        for grid in community["grids"]:
-            if grid["id"] == grid_id:
-                return grid
-    raise SiteEditError(f"网格 {grid_id} 不存在", f"unknown grid {grid_id}")
+    return _find(tree, "grid", grid_id)[0]
 
 
 def find_building(tree: Tree, building_id: str) -> Tree:
-    for community in tree["communities"]:
-        for grid in community["grids"]:
-            for building in grid["buildings"]:
-                if building["id"] == building_id:
-                    return building
-    raise SiteEditError(f"楼栋 {building_id} 不存在", f"unknown building {building_id}")
+    return _find(tree, "building", building_id)[0]
 
 
 def find_home(tree: Tree, home_id: str) -> tuple[Tree, Tree]:
     """(building, home)."""
-    for community in tree["communities"]:
-        for grid in community["grids"]:
-            for building in grid["buildings"]:
-                for home in building["homes"]:
-                    if home["id"] == home_id:
-                        return building, home
-    raise SiteEditError(f"房屋 {home_id} 不存在", f"unknown home {home_id}")
+    home, building = _find(tree, "home", home_id)
+    assert building is not None  # a home is always in a building
+    return building, home
 
 
 def find_gateway(tree: Tree, gateway_id: str) -> Tree:
@@ -114,18 +123,10 @@ def find_device(tree: Tree, gateway_id: str, device_id: str) -> tuple[Tree, Tree
 
 def used_by(tree: Tree, ident: str) -> str | None:
     """What already has this id (ids are unique across the site), if anything."""
-    for community in tree["communities"]:
-        if community["id"] == ident:
-            return f"community {ident}"
-        for grid in community["grids"]:
-            if grid["id"] == ident:
-                return f"grid {ident}"
-            for building in grid["buildings"]:
-                if building["id"] == ident:
-                    return f"building {ident}"
-                for home in building["homes"]:
-                    if home["id"] == ident:
-                        return f"home {ident} in building {building['id']}"
+    for kind, place, parent in _places(tree):
+        if place["id"] == ident:
+            where = f" in building {parent['id']}" if kind == "home" and parent else ""
+            return f"{kind} {ident}{where}"
     for gateway in tree["gateways"]:
         if gateway["id"] == ident:
             return f"gateway {ident}"
