@@ -39,7 +39,7 @@ from cloud.devices.health_report import (
 )
 from cloud.devices.maintenance import Maintenance
 from cloud.rules import RulesCore
-from cloud.rules.config import DEVICE_SILENT, GATEWAY_OFFLINE
+from cloud.rules.supervision_rules import DEVICE_SILENT, GATEWAY_OFFLINE
 from cloud.site.registry import Place, Registry
 from cloud.telemetry.base import StoreError, TelemetryStore
 from cloud.times import from_epoch

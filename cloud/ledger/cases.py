@@ -13,7 +13,8 @@ from pydantic import BaseModel, Field
 
 from cloud.alarms.model import Alarm, AlarmState, FalseAlarmCause, Mode, Outcome
 from cloud.db.database import Row
-from cloud.rules.config import Policy, RulesFile
+from cloud.rules.config import RulesFile
+from cloud.rules.policies import Policy
 from cloud.times import from_epoch, to_epoch
 
 

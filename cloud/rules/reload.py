@@ -19,7 +19,7 @@ from pathlib import Path
 
 from cloud.access.audit import Audit
 from cloud.rules import LoadedRules, RulesCore, RulesFile, load_rules_with_digest
-from cloud.rules.config import Target
+from cloud.rules.policies import Target
 from cloud.site.registry import Registry
 from cloud.times import from_epoch
 from contract.site import ConfigFileError

@@ -18,14 +18,14 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from cloud.rules.config import (
+from cloud.rules.decisions import AlarmDraft, Clear, Decision, Key
+from cloud.rules.supervision_rules import (
     DEVICE_SILENT,
     EVENTS_MISSING,
     GATEWAY_OFFLINE,
     INVALID_INPUT,
     Supervision,
 )
-from cloud.rules.engine import AlarmDraft, Clear, Decision, Key
 from cloud.times import from_epoch
 
 SUPERVISION_GROUP = "supervision"

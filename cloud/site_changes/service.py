@@ -22,7 +22,7 @@ from pathlib import Path
 from cloud.alarms.book import AlarmBook
 from cloud.notify.announce import Announcer
 from cloud.rules import RulesCore
-from cloud.rules.engine import Decision
+from cloud.rules.decisions import Decision
 from cloud.rules.reload import RulesReloader, check_against_site
 from cloud.site.edit import replace_all
 from cloud.site.hardware import Hardware

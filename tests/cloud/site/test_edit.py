@@ -15,7 +15,7 @@ import pytest
 from pydantic import ValidationError
 
 from cloud.rules import RulesCore, load_rules
-from cloud.rules.engine import Clear
+from cloud.rules.decisions import Clear
 from cloud.settings import DEFAULT_RULES, DEFAULT_SITE
 from cloud.site.edit import (
     add_building,
