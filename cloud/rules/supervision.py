@@ -312,7 +312,3 @@ class Watchdog:
                 if self._devices[key].firing:
                     return (*key, rule)
         return None
-
-    def is_down(self, gateway: str) -> bool:
-        gw = self._gateways.get(gateway)
-        return bool(gw and gw.firing)
