@@ -4,17 +4,16 @@ formats and the wiring checks: tests/contract/test_catalogue.py and test_wiring.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 import yaml
 
-from contract.catalogue import CONFIGS_DIR
 from contract.devices import AirModel, CallButtonModel, GasModel, SmokeModel
 from contract.site import ConfigFileError
 from contract.wiring import GatewayConfigError
 from edge.config import load_gateway_config
+from tests.contract.test_catalogue import configs  # noqa: F401  (a fixture)
 from tests.edge.helpers import DEMO_SITE
 
 
@@ -59,14 +58,6 @@ def test_unknown_profile(tmp_path):
     assert str(info.value).startswith(
         f"{path}: gateways[gw-ld01].profile: unknown profile 'rpi5-nope'"
     )
-
-
-@pytest.fixture
-def configs(tmp_path: Path) -> Path:
-    root = tmp_path / "firmware_configs"
-    shutil.copytree(CONFIGS_DIR / "models", root / "models")
-    shutil.copytree(CONFIGS_DIR / "profiles", root / "profiles")
-    return root
 
 
 def test_models_come_from_the_configs_folder_given(configs):
