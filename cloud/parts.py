@@ -30,10 +30,10 @@ from cloud.routing.escalation import Escalator
 from cloud.rules import RulesCore, load_rules_with_digest
 from cloud.rules.reload import RulesReloader, check_against_site
 from cloud.settings import CloudSettings
-from cloud.site.config_push import ConfigPush
 from cloud.site.registry import Registry
-from cloud.site.service import SiteService
 from cloud.site.store import SiteStore, SiteVersion, load_or_seed
+from cloud.site_changes.config_push import ConfigPush
+from cloud.site_changes.service import SiteService
 from cloud.telemetry.base import TelemetryStore
 from cloud.telemetry.open import open_store
 from cloud.transport.broker_drops import DropWatch

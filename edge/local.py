@@ -20,7 +20,7 @@ import threading
 from typing import Any
 
 from contract.models import EventType, Kind
-from edge.config import LocalAlarmConfig
+from contract.profiles import LocalAlarmConfig
 from edge.drivers.base import DeviceEvent
 from edge.drivers.gpio import Beeper, Led
 from edge.scheduler import Scheduler, Timer

@@ -4,151 +4,44 @@
   contacts wired to the inputs; the drivers read it exactly as they read the board.
 - MCP3008: a mock SPI slave speaking the chip's protocol, its channel voltages set from the
   gas model's calibration.
-- PMS5003: a pseudo-terminal per sensor; the driver opens the slave side with pyserial, the
-  simulator writes byte-exact datasheet frames to the master side (about one a second, like
-  the sensor in active mode, and at once on `set_air`).
-- Senseair S8: a pseudo-terminal per sensor with a Modbus RTU slave on the master side: it
-  checks each request's CRC and answers a read of IR4 with the datasheet's reply frame (or,
-  on demand, a corrupt one, an exception, or nothing).
+- PMS5003: a pseudo-terminal per sensor (`edge/sim_serial.py`); the driver opens the slave
+  side with pyserial, the simulator writes byte-exact datasheet frames to the master side
+  (about one a second, like the sensor in active mode, and at once on `set_air`).
+- Senseair S8: a pseudo-terminal per sensor with a Modbus RTU slave on the master side
+  (`edge/sim_serial.py`): it checks each request's CRC and answers a read of IR4 with the
+  datasheet's reply frame (or, on demand, a corrupt one, an exception, or nothing).
 - Zigbee: a zigbee2mqtt stand-in (`Zigbee2MqttFeed`) that publishes zigbee2mqtt-shaped JSON
   to the local broker, as zigbee2mqtt itself would.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
 import select
 import threading
 import time
-import tty
 from typing import Any
 
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
-
-from edge.config import (
+from contract.devices import (
     AirModel,
     CallButtonModel,
     Co2Model,
     DeviceModelBase,
     GasModel,
-    GatewayConfig,
     PowerModel,
     SmokeModel,
     WaterModel,
     ZigbeeModel,
 )
+from edge.config import GatewayConfig
 from edge.drivers.gpio import MockMcp3008, SimBoard
 from edge.drivers.pms5003 import encode_frame
-from edge.drivers.senseair_s8 import (
-    CO2_REGISTER,
-    READ_INPUT_REGISTERS,
-    encode_exception,
-    encode_reply,
-    parse_request,
-)
 from edge.drivers.zigbee import ZigbeeBroker
+from edge.sim_serial import MockS8, PtyPort
 
 log = logging.getLogger(__name__)
-
-
-class PtyPort:
-    """A pseudo-terminal standing in for a UART: `path` is what the driver opens."""
-
-    def __init__(self) -> None:
-        self._master, self._slave = os.openpty()
-        tty.setraw(self._slave)  # no line discipline before the driver configures the port
-        flags = fcntl.fcntl(self._master, fcntl.F_GETFL)
-        fcntl.fcntl(self._master, fcntl.F_SETFL, flags | os.O_NONBLOCK)
-        self.path = os.ttyname(self._slave)
-        self.dropped_bytes = 0
-        self._lock = threading.Lock()
-        self._closed = False
-
-    def write(self, data: bytes) -> int:
-        """Send bytes down the wire; what the reader never picks up is lost, like a UART."""
-        with self._lock:
-            if self._closed:
-                return 0
-            try:
-                written = os.write(self._master, data)
-            except BlockingIOError:
-                written = 0
-            self.dropped_bytes += len(data) - written
-            return written
-
-    def read(self, limit: int = 256) -> bytes:
-        """What the driver wrote since the last read (b"" if nothing)."""
-        with self._lock:
-            if self._closed:
-                return b""
-            try:
-                return os.read(self._master, limit)
-            except (BlockingIOError, OSError):
-                return b""
-
-    def fileno(self) -> int:
-        return self._master
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    def close(self) -> None:
-        with self._lock:
-            if not self._closed:
-                self._closed = True
-                os.close(self._master)
-                os.close(self._slave)
-
-
-class MockS8:
-    """The slave side of a Senseair S8: answers Modbus RTU requests on a pseudo-terminal."""
-
-    def __init__(self, port: PtyPort, *, address: int = 0xFE, ppm: int = 450):
-        self.port = port
-        self.address = address
-        self.ppm = ppm
-        self.requests = 0
-        self.bad_requests = 0
-        #: what the next replies do: "ok", "bad_crc", "exception", "silent", "garbage"
-        self.faults: list[str] = []
-        self.silent = False  # the sensor is dead: no reply at all
-        self._buf = bytearray()
-
-    def on_bytes(self, data: bytes) -> None:
-        self._buf += data
-        while len(self._buf) >= 8:
-            request = parse_request(bytes(self._buf[:8]))
-            if request is None:
-                self.bad_requests += 1
-                del self._buf[:1]  # resynchronise
-                continue
-            del self._buf[:8]
-            self.requests += 1
-            self._answer(*request)
-
-    def _answer(self, address: int, function: int, register: int, count: int) -> None:
-        if self.silent or address not in (self.address, 0xFE):
-            return
-        mode = self.faults.pop(0) if self.faults else "ok"
-        if mode == "silent":
-            return
-        if function != READ_INPUT_REGISTERS or register != CO2_REGISTER or count != 1:
-            self.port.write(encode_exception(2, address=self.address))  # illegal address
-            return
-        if mode == "exception":
-            self.port.write(encode_exception(4, address=self.address))  # device failure
-        elif mode == "bad_crc":
-            good = encode_reply(self.ppm, address=self.address)
-            self.port.write(good[:-2] + bytes([good[-2] ^ 0xFF, good[-1]]))
-        elif mode == "garbage":
-            self.port.write(b"\x13\x37\x00")
-        else:
-            self.port.write(encode_reply(self.ppm, address=self.address))
 
 
 class Zigbee2MqttFeed:
@@ -157,13 +50,7 @@ class Zigbee2MqttFeed:
     def __init__(self, broker: ZigbeeBroker, *, base_topic: str = "zigbee2mqtt"):
         self.base_topic = base_topic
         self._connected = threading.Event()
-        self._client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=f"sim-zigbee2mqtt-{os.urandom(3).hex()}",
-            protocol=mqtt.MQTTv311,
-        )
-        if broker.username is not None:
-            self._client.username_pw_set(broker.username, broker.password)
+        self._client = broker.client(f"sim-zigbee2mqtt-{os.urandom(3).hex()}")
         self._client.on_connect = lambda *_: self._connected.set()
         self._client.connect_async(broker.host, broker.port)
         self._client.loop_start()

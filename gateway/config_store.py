@@ -29,17 +29,12 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from contract.catalogue import Catalogue
+from contract.devices import DeviceModelBase, DeviceModelFile
 from contract.models import GatewayId
 from contract.site import DeviceSpec, GatewaySpec, Slug
-from edge.config import (
-    CONFIGS_DIR,
-    DeviceModelBase,
-    DeviceModelFile,
-    GatewayConfig,
-    GatewayConfigError,
-    load_model,
-    load_profile,
-)
+from contract.wiring import GatewayConfigError
+from edge.config import GatewayConfig
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +79,7 @@ def parse(
     text: str, gateway_id: str, *, configs_dir: Path | None = None, source: str = "cmd/config"
 ) -> Pushed:
     """Validate a document for `gateway_id`; raises ConfigRefused naming every problem."""
-    root = configs_dir or CONFIGS_DIR
+    catalogue = Catalogue.at(configs_dir)
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -104,13 +99,12 @@ def parse(
         except ValidationError as exc:
             problems += _problems(exc, f"  - models.{name}.")
     for index, device in enumerate(document.devices):
-        path = root / "models" / f"{device.model}.yaml"
-        if device.model not in models and path.exists():
+        if device.model not in models and catalogue.model_path(device.model).exists():
             try:
-                models[device.model] = load_model(path)
+                models[device.model] = catalogue.model(device.model)
             except ValueError as exc:
                 problems.append(f"  - devices[{index}].model: {exc}")
-    profile_path = root / "profiles" / f"{document.profile}.yaml"
+    profile_path = catalogue.profile_path(document.profile)
     if not profile_path.exists():
         problems.append(f"  - profile: unknown profile {document.profile!r} (no {profile_path})")
     if problems:
@@ -122,7 +116,9 @@ def parse(
         devices=document.devices,
     )
     try:
-        config = GatewayConfig.build(spec, load_profile(profile_path), models, source=source)
+        config = GatewayConfig.build(
+            spec, catalogue.profile(document.profile), models, source=source
+        )
     except GatewayConfigError as exc:
         raise ConfigRefused(str(exc)) from exc
     except ValueError as exc:  # the profile file itself is bad

@@ -4,11 +4,12 @@ credentials, the site registry."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from pydantic import BaseModel
 
 from cloud.db.database import Conn, Database
+from cloud.times import from_epoch
 
 
 class AuditEntry(BaseModel):
@@ -46,7 +47,7 @@ class Audit:
         return [
             AuditEntry(
                 id=r["id"],
-                at=datetime.fromtimestamp(r["at"], UTC),
+                at=from_epoch(r["at"]),
                 actor=r["actor"],
                 action=r["action"],
                 detail=r["detail"],

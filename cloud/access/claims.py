@@ -23,13 +23,14 @@ import hmac
 import logging
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 
 from pydantic import BaseModel
 
 from cloud.access.audit import Audit
 from cloud.db.database import Conn, Database, Row
+from cloud.times import from_epoch
 from contract.provisioning import CLAIM_ALPHABET, CLAIM_CODE_LENGTH
 
 log = logging.getLogger(__name__)
@@ -115,10 +116,6 @@ def normalise(code: str) -> str | None:
     return raw
 
 
-def _dt(ts: float) -> datetime:
-    return datetime.fromtimestamp(ts, UTC)
-
-
 class Claims:
     def __init__(self, db: Database, audit: Audit, *, secret: bytes, ttl_s: float) -> None:
         if not secret:
@@ -151,14 +148,16 @@ class Claims:
                 " VALUES (?,?,?,?,?)",
                 (gateway, self._hash(code.replace("-", "")), actor, now, expires),
             )
-            detail = f"gateway={gateway} expires={_dt(expires).isoformat()}"
+            detail = f"gateway={gateway} expires={from_epoch(expires).isoformat()}"
             if voided:
                 detail += " (the earlier code is void)"
             self.audit.add(conn, actor, "claim.code_created", detail, now)
 
         await self.db.write(create)
         log.info("claim code created gateway=%s by=%s", gateway, actor)
-        return IssuedCode(gateway=gateway, code=code, expires_at=_dt(expires), created_by=actor)
+        return IssuedCode(
+            gateway=gateway, code=code, expires_at=from_epoch(expires), created_by=actor
+        )
 
     # ---- redeeming --------------------------------------------------------------------------
 
@@ -238,8 +237,8 @@ class Claims:
             r["gateway"]: PendingCode(
                 gateway=r["gateway"],
                 created_by=r["created_by"],
-                created_at=_dt(r["created_at"]),
-                expires_at=_dt(r["expires_at"]),
+                created_at=from_epoch(r["created_at"]),
+                expires_at=from_epoch(r["expires_at"]),
             )
             for r in rows
         }
@@ -250,7 +249,7 @@ class Claims:
             "SELECT gateway, MAX(used_at) AS at FROM claim_codes WHERE used_at IS NOT NULL"
             " GROUP BY gateway"
         )
-        return {r["gateway"]: _dt(r["at"]) for r in rows}
+        return {r["gateway"]: from_epoch(r["at"]) for r in rows}
 
     async def failures(self, limit: int = 200) -> list[ClaimFailure]:
         rows = await self.db.fetch_all(
@@ -258,7 +257,7 @@ class Claims:
         )
         return [
             ClaimFailure(
-                at=_dt(r["at"]),
+                at=from_epoch(r["at"]),
                 client=r["client"],
                 reason=ClaimRefusal(r["reason"]),
                 gateway=r["gateway"],

@@ -19,13 +19,15 @@ import hashlib
 import logging
 import re
 import secrets
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Protocol
 
 from pydantic import BaseModel
 
 from cloud.access.audit import Audit
 from cloud.db.database import Conn, Database, Row
+from cloud.errors import Conflict
+from cloud.times import from_epoch
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +80,7 @@ class BrokerNotUpdated(RuntimeError):
     or its reload); the next change or the next start of the cloud tries again."""
 
 
-class InvalidGateway(ValueError):
+class InvalidGateway(Conflict):
     """Not a gateway id, or a name reserved for a service account."""
 
 
@@ -92,10 +94,6 @@ def mosquitto_hash(password: str, *, salt: bytes | None = None) -> str:
 
 def new_password() -> str:
     return secrets.token_urlsafe(24)  # 192 bits
-
-
-def _dt(ts: float | None) -> datetime | None:
-    return None if ts is None else datetime.fromtimestamp(ts, UTC)
 
 
 class GatewayCredentials:
@@ -159,7 +157,7 @@ class GatewayCredentials:
             gateway=gateway,
             username=gateway,
             password=password,
-            issued_at=datetime.fromtimestamp(now, UTC),
+            issued_at=from_epoch(now),
         )
 
     async def revoke(self, gateway: str, actor: str) -> None:
@@ -238,12 +236,12 @@ class GatewayCredentials:
 
 
 def _info(row: Row) -> CredentialInfo:
-    issued = _dt(row["issued_at"])
+    issued = from_epoch(row["issued_at"])
     assert issued is not None
     return CredentialInfo(
         gateway=row["gateway"],
         username=row["username"],
         issued_at=issued,
         issued_by=row["issued_by"],
-        revoked_at=_dt(row["revoked_at"]),
+        revoked_at=from_epoch(row["revoked_at"]),
     )

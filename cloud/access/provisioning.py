@@ -16,22 +16,19 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import yaml
 
 from cloud.access.credentials import IssuedCredential
+from cloud.errors import Conflict
 from cloud.settings import CloudSettings
+from contract.catalogue import Catalogue
 from contract.provisioning import BrokerAccess, ProvisioningBundle
 from contract.site import Building, Community, Grid, Home, Site
-from edge.config import CONFIGS_DIR
-
-#: Device model files (firmware_configs/models/), shipped with the cloud's code.
-MODELS_DIR = CONFIGS_DIR / "models"
 
 
-class BundleError(Exception):
+class BundleError(Conflict):
     """The bundle cannot be made (gateway gone from the registry, a model file missing)."""
 
 
@@ -61,16 +58,15 @@ def gateway_site(site: Site, gateway_id: str) -> Site:
     raise KeyError(f"building {spec.building!r} of gateway {gateway_id} is not in the site")
 
 
-def config_document(
-    site: Site, gateway_id: str, *, version: str, models_dir: Path = MODELS_DIR
-) -> str:
-    """The `cmd/config` document of the gateway, with the models its devices use inline."""
+def config_document(site: Site, gateway_id: str, *, version: str) -> str:
+    """The `cmd/config` document of the gateway, with the models its devices use inline (read
+    from the device model files shipped with the cloud's code)."""
     spec = site.gateway(gateway_id)
     models: dict[str, Any] = {}
     for device in spec.devices:
         if device.model in models:
             continue
-        path = models_dir / f"{device.model}.yaml"
+        path = Catalogue().model_path(device.model)
         try:
             models[device.model] = yaml.safe_load(path.read_text(encoding="utf-8"))
         except OSError as exc:

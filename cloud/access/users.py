@@ -1,37 +1,6 @@
-"""Duty-room accounts: roles, scrypt-hashed passwords, sign-in limits, sessions that can be
-ended, and the admins' changes to accounts (each audited with who made it).
-
-Sign-in limits. Every attempt is recorded in `login_failures` *before* its password is
-checked, under the database lock together with the limit check, and the record is removed
-again when the password was right; so a burst of simultaneous attempts gets no more checks
-than the same attempts one after the other, and a restart does not reset the counts (they
-are read from the table). Within `WINDOW_S`:
-
-- one address and one account name: `PAIR_FAILURES` failures, then 429 for that pair;
-- one address, any account names: `ADDRESS_FAILURES`, then 429 for that address (a
-  spray of guessed names, which also keeps the table small: rows older than the window go);
-- one account from all addresses together: no lock. Locking an account on failures from
-  anywhere would let anyone keep the duty room's operators out during an incident, just by
-  typing wrong passwords for their names. Instead, from `ACCOUNT_SLOW_AFTER` failures on,
-  every attempt on that account waits `ACCOUNT_DELAY_S` before its check — the operator at
-  their own PC still signs in, a few seconds slower. An attack from many addresses is bounded
-  by the per-address limits and the minimum password length (`MIN_PASSWORD`).
-
-Sessions. The session cookie (signed by Starlette's SessionMiddleware) carries the user name,
-the account's `session_key`, a random value chosen when the account is made, and the
-session's own random id, new at every sign-in (`SessionRef`). Every request compares the key
-with the account's current one (from memory: `current_user` in cloud/web/deps.py), so a new
-key — a password reset, "sign out everywhere", or the account disabled — ends every earlier
-session at once. Because the key is random (not a counter), a cookie made for an older
-database does not fit a new one that happens to reuse the name.
-
-Signing out ends one session: its id goes into `ended_sessions` (and a set in memory), and a
-cookie with that id is refused from then on, even a copy taken before. An entry is kept until
-the session could not be valid anyway: the cookie is signed with its time and re-signed on
-every answer, so a copy made at the last request before the sign-out lives at most the
-session lifetime after it (`forget_at` = signed out + `SC_CLOUD_SESSION_MAX_AGE_S`). A list of
-the ended ones rather than a table of every live session: sign-ins write nothing more, the
-list holds only the sign-outs of the last hours, and it survives a restart.
+"""Duty-room accounts: roles, who may sign in, and the admins' changes to accounts (each
+audited with who made it). Passwords are scrypt hashes (cloud/access/passwords.py); sign-in
+limits are cloud/access/sign_in.py's, sessions and their ending cloud/access/sessions.py's.
 
 Accounts from `SC_CLOUD_BOOTSTRAP_USERS` are created at start-up when they do not exist yet;
 after that the admins manage them here (settings never overwrite an admin's change, and an
@@ -41,21 +10,27 @@ account dropped from the setting is left as it is: disable it through the API).
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import hmac
 import logging
-import os
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 
 from pydantic import BaseModel
 
 from cloud.access.audit import Audit
+from cloud.access.passwords import (
+    hash_password,
+    new_session_id,
+    new_session_key,
+    verify_password,
+)
+from cloud.access.sessions import EndedSessions, SessionRef
+from cloud.access.sign_in import forgive_attempt, reserve_attempt, slow_down
 from cloud.db.database import Conn, Database, Row
 from cloud.errors import Conflict, NotFound
+from cloud.times import from_epoch
 
 log = logging.getLogger(__name__)
 
@@ -70,47 +45,9 @@ class Role(StrEnum):
 #: Roles that handle alarms at the duty room.
 DUTY_ROLES = frozenset({Role.OPERATOR, Role.SUPERVISOR, Role.ADMIN})
 
-#: Failed sign-ins counted over this window.
-WINDOW_S = 300.0
-#: Failures for one account name from one address before that pair gets 429.
-PAIR_FAILURES = 5
-#: Failures from one address (any names) before the address gets 429.
-ADDRESS_FAILURES = 20
-#: Failures for one account from all addresses before each attempt on it is slowed down.
-ACCOUNT_SLOW_AFTER = 10
-ACCOUNT_DELAY_S = 2.0
 #: Passwords set through the API (bootstrap passwords come from the deployer's settings).
 MIN_PASSWORD = 10
 MAX_PASSWORD = 256
-
-_N, _R, _P = 2**14, 8, 1
-
-
-def hash_password(password: str) -> str:
-    salt = os.urandom(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, n=_N, r=_R, p=_P, dklen=32)
-    return f"scrypt${_N}${_R}${_P}${salt.hex()}${digest.hex()}"
-
-
-def verify_password(password: str, stored: str) -> bool:
-    try:
-        scheme, n, r, p, salt, digest = stored.split("$")
-    except ValueError:
-        return False
-    if scheme != "scrypt":
-        return False
-    candidate = hashlib.scrypt(
-        password.encode(), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p), dklen=32
-    )
-    return hmac.compare_digest(candidate.hex(), digest)
-
-
-def new_session_key() -> str:
-    return secrets.token_hex(16)
-
-
-def new_session_id() -> str:
-    return secrets.token_urlsafe(16)
 
 
 class User(BaseModel):
@@ -131,16 +68,6 @@ class Account(BaseModel):
 
 
 @dataclass(frozen=True)
-class SessionRef:
-    """What a session cookie holds: the account, its session key at sign-in, and the id of
-    this one session."""
-
-    name: str
-    key: str
-    session_id: str
-
-
-@dataclass(frozen=True)
 class SignedIn:
     """A successful sign-in: the user and the new session to put in the cookie."""
 
@@ -153,15 +80,6 @@ class _Entry:
     user: User
     disabled: bool
     session_key: str
-
-
-class SignInLimited(Exception):
-    """Too many failed sign-ins for this account from this address, or from this address."""
-
-    def __init__(self, message: str, retry_after_s: int) -> None:
-        super().__init__(message)
-        self.message = message
-        self.retry_after_s = retry_after_s
 
 
 class AccountDisabled(Exception):
@@ -180,10 +98,6 @@ class LastAdmin(Conflict):
     """The change would leave no active admin."""
 
 
-def _dt(ts: float | None) -> datetime | None:
-    return datetime.fromtimestamp(ts, UTC) if ts is not None else None
-
-
 class Users:
     def __init__(self, db: Database, audit: Audit) -> None:
         self.db = db
@@ -192,8 +106,7 @@ class Users:
         # behind ingest's writes on the database. Accounts change only through this class,
         # which drops the changed entry once the change is committed.
         self._cache: dict[str, _Entry | None] = {}
-        # signed-out session ids → when they may be forgotten; read from the table at first use
-        self._ended: dict[str, float] | None = None
+        self._ended = EndedSessions(db)
 
     # ---- bootstrap --------------------------------------------------------------------------
 
@@ -228,13 +141,7 @@ class Users:
         now = self.db.clock()
 
         def reserve(conn: Conn) -> tuple[int, int, Row | None]:
-            account_failures = _check_limits(conn, name, client, now)
-            # reserve the attempt: it counts as a failure until the password proved right
-            reservation = conn.execute(
-                "INSERT INTO login_failures (at, client, name) VALUES (?,?,?) RETURNING id",
-                (now, client, name),
-            ).fetchone()[0]
-            conn.execute("DELETE FROM login_failures WHERE at <= ?", (now - WINDOW_S,))
+            account_failures, reservation = reserve_attempt(conn, name, client, now)
             row = conn.execute(
                 "SELECT name, role, password_hash, disabled, session_key FROM users WHERE name = ?",
                 (name,),
@@ -242,9 +149,7 @@ class Users:
             return account_failures, reservation, row
 
         account_failures, reservation, row = await self.db.write(reserve)
-        if account_failures >= ACCOUNT_SLOW_AFTER:
-            log.warning("sign-in slowed account=%s failures=%s", name, account_failures)
-            await asyncio.sleep(ACCOUNT_DELAY_S)
+        await slow_down(name, account_failures)
         if row is not None:
             ok = await asyncio.to_thread(verify_password, password, row["password_hash"])
         else:  # spend the same time as a real check, so names cannot be probed by timing
@@ -253,7 +158,7 @@ class Users:
         if row is None or not ok:
             log.warning("sign-in failed account=%s client=%s", name, client)
             return None
-        await self.db.execute("DELETE FROM login_failures WHERE id = ?", (reservation,))
+        await forgive_attempt(self.db, reservation)
         if row["disabled"]:
             raise AccountDisabled(name)
         return SignedIn(
@@ -294,40 +199,13 @@ class Users:
             return None
         if not hmac.compare_digest(entry.session_key.encode(), session.key.encode()):
             return None
-        if session.session_id in await self._ended_sessions():
+        if await self._ended.has(session.session_id):
             return None
         return entry.user
 
     async def end_session(self, session: SessionRef, *, keep_s: float) -> None:
-        """Sign this one session out: its cookie (and every copy) is refused from now on;
-        the record is kept `keep_s` (the longest a copy could still be valid)."""
-        now = self.db.clock()
-        ended = await self._ended_sessions()
-
-        def end(conn: Conn) -> None:
-            conn.execute(
-                "INSERT INTO ended_sessions (session_id, name, ended_at, forget_at)"
-                " VALUES (?,?,?,?) ON CONFLICT (session_id) DO UPDATE SET"
-                " ended_at = excluded.ended_at, forget_at = excluded.forget_at",
-                (session.session_id, session.name, now, now + keep_s),
-            )
-            conn.execute("DELETE FROM ended_sessions WHERE forget_at <= ?", (now,))
-
-        await self.db.write(end)
-        ended[session.session_id] = now + keep_s
-        for gone in [sid for sid, forget_at in ended.items() if forget_at <= now]:
-            del ended[gone]
-        log.info("signed out account=%s", session.name)
-
-    async def _ended_sessions(self) -> dict[str, float]:
-        if self._ended is None:
-            rows = await self.db.fetch_all(
-                "SELECT session_id, forget_at FROM ended_sessions WHERE forget_at > ?",
-                (self.db.clock(),),
-            )
-            if self._ended is None:  # another request may have read it meanwhile
-                self._ended = {row["session_id"]: row["forget_at"] for row in rows}
-        return self._ended
+        """Sign this one session out (see EndedSessions.end)."""
+        await self._ended.end(session, keep_s=keep_s)
 
     # ---- the admins' changes ----------------------------------------------------------------
 
@@ -437,29 +315,6 @@ class Users:
             self._cache.pop(name, None)
 
 
-def _check_limits(conn: Conn, name: str, client: str, now: float) -> int:
-    """Raise SignInLimited if this pair or this address failed too often; else the account's
-    failures from all addresses."""
-    since = now - WINDOW_S
-    checks = (
-        ("client = ? AND name = ?", (client, name), PAIR_FAILURES, "for this account"),
-        ("client = ?", (client,), ADDRESS_FAILURES, "from this address"),
-    )
-    for where, args, limit, what in checks:
-        counted = conn.execute(
-            f"SELECT COUNT(*) AS n, MIN(at) AS first FROM login_failures WHERE at > ? AND {where}",
-            (since, *args),
-        ).fetchone()
-        if counted["n"] >= limit:
-            wait = max(1, int(counted["first"] + WINDOW_S - now) + 1)
-            log.warning("sign-in limited %s client=%s account=%s", what, client, name)
-            raise SignInLimited(f"too many failed sign-ins {what}; try again in {wait} s", wait)
-    counted = conn.execute(
-        "SELECT COUNT(*) AS n FROM login_failures WHERE at > ? AND name = ?", (since, name)
-    ).fetchone()
-    return int(counted["n"])
-
-
 def _row(conn: Conn, name: str) -> Row:
     row = conn.execute("SELECT * FROM users WHERE name = ?", (name,)).fetchone()
     if row is None:
@@ -482,8 +337,8 @@ def _account(row: Row) -> Account:
         name=row["name"],
         role=Role(row["role"]),
         disabled=bool(row["disabled"]),
-        created_at=datetime.fromtimestamp(row["created_at"], UTC),
+        created_at=from_epoch(row["created_at"]),
         created_by=row["created_by"],
-        password_changed_at=_dt(row["password_changed_at"]),
-        sessions_ended_at=_dt(row["sessions_ended_at"]),
+        password_changed_at=from_epoch(row["password_changed_at"]),
+        sessions_ended_at=from_epoch(row["sessions_ended_at"]),
     )

@@ -21,181 +21,31 @@ cloud already records —
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from enum import StrEnum
-from functools import lru_cache
-from pathlib import Path
-
-from pydantic import BaseModel, Field
+from datetime import datetime, timedelta
 
 from cloud.alarms.book import AlarmBook
 from cloud.alarms.model import Mode
 from cloud.db.database import Conn, Database, Row
+from cloud.devices.expectations import ModelFacts, RuleSets, model_facts, silent_after
+from cloud.devices.health_report import (
+    AlarmRef,
+    BuildingHealth,
+    DeviceHealth,
+    DeviceState,
+    GatewayHealth,
+    GatewayState,
+    HealthReport,
+)
 from cloud.devices.maintenance import Maintenance
 from cloud.rules import RulesCore
-from cloud.rules.config import DEVICE_SILENT, GATEWAY_OFFLINE, RulesFile
+from cloud.rules.supervision_rules import DEVICE_SILENT, GATEWAY_OFFLINE
 from cloud.site.registry import Place, Registry
 from cloud.telemetry.base import StoreError, TelemetryStore
-from contract.models import EventType
-from contract.site import ConfigFileError
-from edge.config import CONFIGS_DIR, load_model
+from cloud.times import from_epoch
 
 #: How far back the telemetry store is asked for a device's newest readings.
 LOOKBACK = timedelta(days=30)
-#: Battery at or under this is low when the rules in force name no battery threshold.
-DEFAULT_LOW_BATTERY_PCT = 20.0
-
-
-class DeviceState(StrEnum):
-    """In the order of importance: a device's `state` is the first that applies."""
-
-    SILENT = "silent"  # not heard within its time, or its gateway is offline
-    FAULTY = "faulty"  # an open fault or tamper alarm
-    LOW_BATTERY = "low_battery"  # an open low-battery alarm, or its last reading is low
-    UNDER_TEST = "under_test"  # a walk test or a maintenance window covers it
-    ONLINE = "online"  # none of the above
-
-
-class GatewayState(StrEnum):
-    ONLINE = "online"
-    OFFLINE = "offline"
-    UNKNOWN = "unknown"  # no status ever received and no alarm: nothing to say yet
-
-
-class AlarmRef(BaseModel):
-    id: int
-    rule: str
-    level: int
-    title_zh: str
-    title_en: str
-    received_at: datetime
-
-
-class DeviceHealth(BaseModel):
-    gateway: str
-    device: str
-    model: str
-    kind: str | None = Field(description="From the device model file, if there is one")
-    home_id: str
-    home: str
-    state: DeviceState
-    conditions: list[DeviceState] = Field(description="Every state that applies, by importance")
-    reasons: list[str] = Field(description="Why, in English (the page translates the states)")
-    last_seen: datetime | None = Field(description="Newest event received or reading taken")
-    silent_after_s: float | None = Field(description="Silent when not heard for this long")
-    battery_pct: float | None
-    battery_at: datetime | None
-    rssi_dbm: float | None
-    rssi_at: datetime | None
-    test_mode: Mode | None = Field(None, description="walk_test or maintenance, if under test")
-    test_window: int | None = None
-    alarms: list[AlarmRef] = Field(
-        description="Its open live alarms (duty roles only: empty for others)"
-    )
-
-
-class GatewayHealth(BaseModel):
-    gateway: str
-    state: GatewayState
-    since: datetime | None = Field(description="Online since / offline since")
-    last_seen: datetime | None
-    reason: str
-    alarm: AlarmRef | None = Field(None, description="Its open gateway_offline alarm")
-
-
-class BuildingHealth(BaseModel):
-    community_id: str
-    community: str
-    grid_id: str
-    grid: str
-    building_id: str
-    building: str
-    gateways: list[GatewayHealth]
-    devices: list[DeviceHealth]
-
-
-class HealthReport(BaseModel):
-    at: datetime
-    counts: dict[DeviceState, int] = Field(description="Devices per (most important) state")
-    gateway_counts: dict[GatewayState, int]
-    low_battery_pct: float = Field(description="The battery level counted as low")
-    alarms_shown: bool = Field(
-        True, description="false: the open alarms are left out (a role outside the duty room)"
-    )
-    store_error: str | None = Field(None, description="The telemetry store could not answer")
-    buildings: list[BuildingHealth]
-
-
-# ---- what the rules in force say --------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RuleSets:
-    """Which rules of the file in force mean a fault, a low battery; the battery threshold."""
-
-    faults: frozenset[str]
-    battery: frozenset[str]
-    low_battery_pct: float
-
-    @classmethod
-    def of(cls, config: RulesFile) -> RuleSets:
-        faults = {
-            r.rule for r in config.events if r.type in (EventType.FAULT, EventType.TAMPER)
-        } | {r.rule for r in config.counts if r.type is EventType.FAULT}
-        battery = {r.rule for r in config.events if r.type is EventType.BATTERY_LOW}
-        low = None
-        for rule in config.thresholds:
-            if rule.field != "battery_pct":
-                continue
-            battery.add(rule.rule)
-            for step in rule.levels:
-                bound = step.at_or_below if step.at_or_below is not None else step.below
-                if bound is not None:
-                    low = bound if low is None else max(low, bound)
-        return cls(
-            frozenset(faults), frozenset(battery), DEFAULT_LOW_BATTERY_PCT if low is None else low
-        )
-
-
-@dataclass(frozen=True)
-class ModelFacts:
-    kind: str | None
-    report_interval_s: float | None
-
-
-@lru_cache(maxsize=256)
-def _model_facts(path: Path, mtime_ns: int) -> ModelFacts:
-    try:
-        model = load_model(path)
-    except (ConfigFileError, OSError, ValueError):
-        return ModelFacts(None, None)
-    return ModelFacts(model.kind.value, model.report_interval_s)
-
-
-def model_facts(models: Iterable[str], root: Path = CONFIGS_DIR) -> dict[str, ModelFacts]:
-    """Kind and report interval of each device model (files re-read when they change)."""
-    out: dict[str, ModelFacts] = {}
-    for name in set(models):
-        path = root / "models" / f"{name}.yaml"
-        try:
-            out[name] = _model_facts(path, path.stat().st_mtime_ns)
-        except OSError:
-            out[name] = ModelFacts(None, None)
-    return out
-
-
-def silent_after(config: RulesFile, model: str, facts: ModelFacts) -> float | None:
-    """How long a device may say nothing: the cloud's silence rule for its model, else for its
-    kind, else the model's own report interval; None if it is not expected to report."""
-    cfg = config.supervision.device_silent
-    if model in cfg.models:
-        return cfg.models[model]
-    for kind, after in cfg.after_s.items():
-        if kind.value == facts.kind:
-            return after
-    return facts.report_interval_s
 
 
 # ---- what the database says -------------------------------------------------------------------
@@ -224,10 +74,6 @@ def _read_records(conn: Conn, keys: list[tuple[str, str]]) -> _Records:
     return records
 
 
-def _ts(value: float) -> datetime:
-    return datetime.fromtimestamp(value, UTC)
-
-
 def _ref(row: Row) -> AlarmRef:
     return AlarmRef(
         id=row["id"],
@@ -235,7 +81,7 @@ def _ref(row: Row) -> AlarmRef:
         level=row["level"],
         title_zh=row["title_zh"],
         title_en=row["title_en"],
-        received_at=_ts(row["received_at"]),
+        received_at=from_epoch(row["received_at"]),
     )
 
 
@@ -286,7 +132,7 @@ class HealthReports:
         latest: dict[tuple[str, str], dict[str, tuple[datetime, float]]] = {}
         store_error = None
         try:
-            for point in await self.store.latest(since=_ts(now) - LOOKBACK):
+            for point in await self.store.latest(since=from_epoch(now) - LOOKBACK):
                 latest.setdefault((point.gateway, point.device), {})[point.field] = (
                     point.ts,
                     point.value,
@@ -376,7 +222,7 @@ class HealthReports:
                     state=state,
                     conditions=conditions or [DeviceState.ONLINE],
                     reasons=reasons,
-                    last_seen=_ts(seen) if seen is not None else None,
+                    last_seen=from_epoch(seen),
                     silent_after_s=after,
                     battery_pct=battery[1] if battery else None,
                     battery_at=battery[0] if battery else None,
@@ -401,7 +247,7 @@ class HealthReports:
             buildings.values(), key=lambda b: (b.community_id, b.grid_id, b.building_id)
         )
         return HealthReport(
-            at=_ts(now),
+            at=from_epoch(now),
             counts=counts,
             gateway_counts=gateway_counts,
             low_battery_pct=rules.low_battery_pct,
@@ -446,7 +292,7 @@ def _gateway(
     ):
         alarm = None  # back online since the alarm was raised (its clear not in yet)
     status_seen = status["last_seen"] if status else None
-    seen_at = _ts(seen) if seen is not None else None
+    seen_at = from_epoch(seen)
     if isinstance(status_seen, datetime) and (seen_at is None or status_seen > seen_at):
         seen_at = status_seen
     since = status["since"] if status else None
@@ -464,7 +310,7 @@ def _gateway(
         return GatewayHealth(
             gateway=gateway,
             state=GatewayState.OFFLINE,
-            since=_ts(alarm["device_ts"]),
+            since=from_epoch(alarm["device_ts"]),
             last_seen=seen_at,
             reason="gateway_offline alarm open (nothing heard)",
             alarm=_ref(alarm),

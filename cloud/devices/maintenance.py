@@ -12,7 +12,7 @@ The gate (`mode_for`) is answered from memory on the message path; the table is 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 
 from pydantic import BaseModel
 
@@ -20,6 +20,7 @@ from cloud.access.audit import Audit
 from cloud.alarms.model import Mode
 from cloud.db.database import Conn, Database, Row
 from cloud.errors import Conflict, NotFound, Refused
+from cloud.times import from_epoch
 
 MAX_WALK_TEST_S = 4 * 3600
 MAX_WINDOW_S = 7 * 86400
@@ -51,7 +52,7 @@ class Window(BaseModel):
         data["devices"] = json.loads(data["devices"])
         for key in ("starts_at", "ends_at", "created_at", "ended_at"):
             if data[key] is not None:
-                data[key] = datetime.fromtimestamp(data[key], UTC)
+                data[key] = from_epoch(data[key])
         return cls.model_validate(data)
 
 
@@ -132,7 +133,7 @@ class Maintenance:
                 actor,
                 f"{mode.value}_started",
                 f"#{window_id} gateway {gateway} ({what}) until "
-                f"{datetime.fromtimestamp(ends_at, UTC).isoformat()}; {note}".strip("; "),
+                f"{from_epoch(ends_at).isoformat()}; {note}".strip("; "),
                 now,
             )
             return _get(conn, window_id)

@@ -21,6 +21,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
+from cloud.errors import NotFound, Refused
 from cloud.rules.config import RulesFile
 from cloud.site.registry import DeviceInfo, Registry
 from cloud.telemetry.base import TelemetryStore
@@ -87,7 +88,7 @@ FIELDS: dict[TrendField, FieldInfo] = {
 }
 
 
-class TargetError(LookupError):
+class TargetError(NotFound):
     """No such building, home or device in the registry."""
 
 
@@ -218,7 +219,7 @@ def resolve_target(
     ]
     if device is not None or gateway is not None:
         if device is None or gateway is None:
-            raise ValueError("a device is named by both gateway and device")
+            raise Refused("a device is named by both gateway and device")
         found = registry.device(gateway, device)
         if found is None:
             raise TargetError(f"no device {device!r} on gateway {gateway!r}")
@@ -236,7 +237,7 @@ def resolve_target(
         if place is None:
             raise TargetError(f"no building {building!r} with registered devices")
         return Target("building", building, place.building, chosen)
-    raise ValueError("name a building, a home, or a gateway and device")
+    raise Refused("name a building, a home, or a gateway and device")
 
 
 async def trend(

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cloud.alarms.model import Alarm
-from cloud.rules.config import Contacts, Notify, Policy, Target, Via
+from cloud.rules.policies import Contacts, Notify, Policy, Target, Via
 from cloud.site.registry import Registry
 
 NOTIFY = "notify"

@@ -1,15 +1,17 @@
-"""The rules core: declarative rules (`config`), their pure evaluation (`engine`), the cloud's
-supervision watch (`supervision`) and both behind one face with inhibition (`core`)."""
+"""The rules core: declarative rules (`config`: the file, made of `alarm_rules`,
+`supervision_rules` and `policies`), their pure evaluation (`engine`) into decisions
+(`decisions`), the cloud's supervision watch (`supervision`) and both behind one face with
+inhibition (`core`)."""
 
 from cloud.rules.config import (
     LoadedRules,
-    RulesConfig,
     RulesFile,
     load_rules,
     load_rules_with_digest,
 )
 from cloud.rules.core import Evaluation, RulesCore
-from cloud.rules.engine import AlarmDraft, Clear, Decision, Key, Rules
+from cloud.rules.decisions import AlarmDraft, Clear, Decision, Key
+from cloud.rules.engine import Rules
 
 __all__ = [
     "AlarmDraft",
@@ -19,7 +21,6 @@ __all__ = [
     "Key",
     "LoadedRules",
     "Rules",
-    "RulesConfig",
     "RulesCore",
     "RulesFile",
     "load_rules",

@@ -11,7 +11,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from cloud.rules.config import RulesFile
-from cloud.rules.engine import AlarmDraft, Clear, Decision, Key, Rules
+from cloud.rules.decisions import AlarmDraft, Clear, Decision, Key
+from cloud.rules.engine import Rules
 from cloud.rules.supervision import Watchdog
 from contract.models import Event, Reading
 

@@ -13,70 +13,17 @@ Hysteresis is explicit: a rising rule fires at its lowest bound and clears only 
 
 from __future__ import annotations
 
-import math
 from collections import Counter, deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TypeVar
 
-from cloud.rules.config import (
-    INERT,
-    CountRule,
-    EventRule,
-    RateRule,
-    RulesFile,
-    ThresholdRule,
-)
+from cloud.rules.alarm_rules import INERT, CountRule, EventRule, RateRule, ThresholdRule
+from cloud.rules.config import RulesFile
+from cloud.rules.decisions import AlarmDraft, Clear, Decision, Key
+from cloud.rules.windows import MeanWindow
+from cloud.times import from_epoch
 from contract.models import Event, Reading
-
-Key = tuple[str, str, str]  # gateway, device, rule
-
-
-@dataclass(frozen=True, slots=True)
-class AlarmDraft:
-    """A rule fired (or still fires): the alarm book raises an alarm or repeats the open one."""
-
-    rule: str
-    level: int
-    kind: str
-    gateway: str
-    device: str
-    title_zh: str
-    title_en: str
-    device_ts: datetime
-    value: float | None = None
-    event_id: str | None = None
-    life_safety: bool = False
-    group: str = ""
-    #: set by the maintenance gate: live, walk_test or maintenance
-    mode: str = "live"
-    window: int | None = None
-
-    @property
-    def key(self) -> Key:
-        return (self.gateway, self.device, self.rule)
-
-
-@dataclass(frozen=True, slots=True)
-class Clear:
-    """The condition is over: a non-latched open alarm closes, a latched one only notes it."""
-
-    rule: str
-    gateway: str
-    device: str
-    at: datetime
-    reason: str
-    event_id: str | None = None
-    mode: str = "live"
-    window: int | None = None
-
-    @property
-    def key(self) -> Key:
-        return (self.gateway, self.device, self.rule)
-
-
-Decision = AlarmDraft | Clear
 
 
 @dataclass(slots=True)
@@ -85,51 +32,6 @@ class _Condition:
     pending_since: float | None = None  # beyond a bound since (reading time), for hold_s
     clear_since: float | None = None  # beyond the clear bound since (reading time)
     clear_due: float | None = None  # an event rule's clear takes effect then (cloud time)
-
-
-class MeanWindow:
-    """A running mean over a time span, kept in at most ~240 buckets however many readings
-    arrive (a 24 h mean of 10-second readings stays small). A bucket straddling the horizon is
-    kept whole, so the mean can include up to one bucket width more than the span."""
-
-    __slots__ = ("_buckets", "_count", "_latest", "_sum", "span", "width")
-
-    def __init__(self, span_s: float) -> None:
-        self.span = span_s
-        self.width = max(span_s / 240.0, 1.0)
-        self._buckets: deque[list[float]] = deque()  # [start, sum, count]
-        self._sum = 0.0
-        self._count = 0
-        self._latest = -math.inf
-
-    def add(self, ts: float, value: float) -> float:
-        start = math.floor(ts / self.width) * self.width
-        buckets = self._buckets
-        if buckets and buckets[-1][0] == start:
-            buckets[-1][1] += value
-            buckets[-1][2] += 1
-        elif not buckets or start > buckets[-1][0]:
-            buckets.append([start, value, 1])
-        else:  # an older reading (a replay): find or insert its bucket
-            for i in range(len(buckets) - 1, -1, -1):
-                if buckets[i][0] == start:
-                    buckets[i][1] += value
-                    buckets[i][2] += 1
-                    break
-                if buckets[i][0] < start:
-                    buckets.insert(i + 1, [start, value, 1])
-                    break
-            else:
-                buckets.appendleft([start, value, 1])
-        self._sum += value
-        self._count += 1
-        self._latest = max(self._latest, ts)
-        horizon = self._latest - self.span
-        while buckets and buckets[0][0] + self.width <= horizon:
-            _, gone_sum, gone_count = buckets.popleft()
-            self._sum -= gone_sum
-            self._count -= int(gone_count)
-        return self._sum / self._count
 
 
 R = TypeVar("R", EventRule, ThresholdRule, RateRule, CountRule)
@@ -151,10 +53,6 @@ def _pick(variants: list[R], model: str | None) -> R | None:
         elif model is not None and model in rule.models:
             return rule
     return generic
-
-
-def _utc(ts: float) -> datetime:
-    return datetime.fromtimestamp(ts, UTC)
 
 
 class Rules:
@@ -459,18 +357,5 @@ class Rules:
             cond = self._state[key]
             if cond.clear_due is not None and cond.clear_due <= now:
                 self._set_firing(key, cond, False)
-                out.append(Clear(key[2], key[0], key[1], _utc(now), "clear held"))
+                out.append(Clear(key[2], key[0], key[1], from_epoch(now), "clear held"))
         return out
-
-    # ---- the first core's interface (drafts only) ---------------------------------------
-
-    def for_event(self, event: Event, model: str | None = None) -> list[AlarmDraft]:
-        return [d for d in self.on_event(event, model) if isinstance(d, AlarmDraft)]
-
-    def for_reading(
-        self, gateway: str, reading: Reading, model: str | None = None
-    ) -> list[AlarmDraft]:
-        return [d for d in self.on_reading(gateway, reading, model) if isinstance(d, AlarmDraft)]
-
-
-__all__ = ["AlarmDraft", "Clear", "Decision", "Key", "MeanWindow", "Rules"]

@@ -14,13 +14,14 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from cloud.access.audit import Audit
 from cloud.rules import LoadedRules, RulesCore, RulesFile, load_rules_with_digest
-from cloud.rules.config import Target
+from cloud.rules.policies import Target
 from cloud.site.registry import Registry
+from cloud.times import from_epoch
 from contract.site import ConfigFileError
 
 log = logging.getLogger(__name__)
@@ -93,7 +94,7 @@ class RulesReloader:
             version=config.version,
             digest=self.current.digest,
             path=self.current.path,
-            loaded_at=datetime.fromtimestamp(self.loaded_at, UTC),
+            loaded_at=from_epoch(self.loaded_at),
             rules=len(config.rule_ids()),
             policies=len(config.policies),
             added=added,

@@ -17,16 +17,16 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
-from cloud.rules.config import (
+from cloud.rules.decisions import AlarmDraft, Clear, Decision, Key
+from cloud.rules.supervision_rules import (
     DEVICE_SILENT,
     EVENTS_MISSING,
     GATEWAY_OFFLINE,
     INVALID_INPUT,
     Supervision,
 )
-from cloud.rules.engine import AlarmDraft, Clear, Decision, Key
+from cloud.times import from_epoch
 
 SUPERVISION_GROUP = "supervision"
 
@@ -46,10 +46,6 @@ class _Gateway:
     firing: bool = False
     refused: deque[float] = field(default_factory=deque)  # when its messages were refused
     refused_alarm_at: float = float("-inf")
-
-
-def _utc(ts: float) -> datetime:
-    return datetime.fromtimestamp(ts, UTC)
 
 
 class Watchdog:
@@ -78,7 +74,7 @@ class Watchdog:
         keep their state (when last heard, whether firing); new ones start a grace period
         at `now`; for removed ones that were firing, a Clear (nobody is left to clear it)."""
         out: list[Decision] = []
-        at, why = _utc(now), "removed from the registry"
+        at, why = from_epoch(now), "removed from the registry"
         kept_devices: dict[tuple[str, str], _Device] = {}
         for key, model in devices.items():
             dev = self._devices.get(key)
@@ -129,7 +125,9 @@ class Watchdog:
                 dev.last_heard = max(dev.last_heard, now)
                 if dev.firing:
                     dev.firing = False
-                    out.append(Clear(DEVICE_SILENT, gateway, device, _utc(now), "heard again"))
+                    out.append(
+                        Clear(DEVICE_SILENT, gateway, device, from_epoch(now), "heard again")
+                    )
         return out
 
     def status(self, gateway: str, online: bool, now: float) -> list[Decision]:
@@ -172,13 +170,13 @@ class Watchdog:
                     device=gateway,
                     title_zh=cfg.zh,
                     title_en=cfg.en,
-                    device_ts=_utc(gw.last_heard if not gw.offline else now),
+                    device_ts=from_epoch(gw.last_heard if not gw.offline else now),
                     group=SUPERVISION_GROUP,
                 )
             )
         elif not down and gw.firing:
             gw.firing = False
-            out.append(Clear(GATEWAY_OFFLINE, gateway, gateway, _utc(now), "online again"))
+            out.append(Clear(GATEWAY_OFFLINE, gateway, gateway, from_epoch(now), "online again"))
 
     def events_missing(
         self, gateway: str, boot: str, first: int, last: int, since: float, now: float
@@ -197,7 +195,7 @@ class Watchdog:
                 device=gateway,
                 title_zh=f"{cfg.zh}：启动 {boot} 序号 {span}（{last - first + 1} 条）",
                 title_en=f"{cfg.en}: boot {boot} seq {span} ({last - first + 1})",
-                device_ts=_utc(since),
+                device_ts=from_epoch(since),
                 value=float(last - first + 1),
                 group=SUPERVISION_GROUP,
             )
@@ -228,7 +226,7 @@ class Watchdog:
                 device=gateway,
                 title_zh=cfg.zh,
                 title_en=cfg.en,
-                device_ts=_utc(now),
+                device_ts=from_epoch(now),
                 value=float(len(times)),
                 group=SUPERVISION_GROUP,
             )
@@ -266,7 +264,7 @@ class Watchdog:
                     device=device,
                     title_zh=cfg.zh,
                     title_en=cfg.en,
-                    device_ts=_utc(dev.last_heard),
+                    device_ts=from_epoch(dev.last_heard),
                     value=round(now - dev.last_heard, 1),
                     group=SUPERVISION_GROUP,
                 )
@@ -314,7 +312,3 @@ class Watchdog:
                 if self._devices[key].firing:
                     return (*key, rule)
         return None
-
-    def is_down(self, gateway: str) -> bool:
-        gw = self._gateways.get(gateway)
-        return bool(gw and gw.firing)

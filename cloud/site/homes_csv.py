@@ -19,7 +19,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from cloud.site.edit import Change, SiteEditError, validated
+from cloud.errors import Refused
+from cloud.site.tree import Change, SiteEditError, validated
 from contract.site import Site
 
 MAX_ROWS = 5000
@@ -72,7 +73,9 @@ class ImportPlan(BaseModel):
     homes: list[HomePlanned] = []
 
 
-class CsvRejected(ValueError):
+class CsvRejected(Refused):
+    """The file as a whole is refused; `errors` names every problem by row."""
+
     def __init__(self, errors: list[RowError]) -> None:
         self.errors = errors
         super().__init__(f"{len(errors)} problem(s) in the file")

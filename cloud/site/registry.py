@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from contract.site import Building, Community, DeviceSpec, GatewaySpec, Grid, Home, Site, Worker
+from contract.site import Building, Community, GatewaySpec, Grid, Home, Site, Worker
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,16 +125,6 @@ class Registry:
 
     def device(self, gateway: str, device: str) -> DeviceInfo | None:
         return self._m.devices.get((gateway, device))
-
-    def device_spec(self, gateway: str, device: str) -> DeviceSpec | None:
-        """The device as installed (model, home, pins), or None."""
-        spec = self._m.gateways.get(gateway)
-        if spec is None:
-            return None
-        return next((d for d in spec.devices if d.id == device), None)
-
-    def gateway_spec(self, gateway: str) -> GatewaySpec | None:
-        return self._m.gateways.get(gateway)
 
     def gateway_place(self, gateway: str) -> Place | None:
         """A gateway's building, as a Place whose home is the building itself."""

@@ -15,13 +15,14 @@ import asyncio
 import hashlib
 import json
 import logging
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
 from cloud.access.audit import Audit
 from cloud.db.database import Conn, Database, Row
+from cloud.times import from_epoch
 from contract.site import ConfigFileError, Site, load_site
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ def file_digest(path: Path) -> str:
 def _version(row: Row) -> SiteVersion:
     return SiteVersion(
         version=row["version"],
-        saved_at=datetime.fromtimestamp(row["saved_at"], UTC),
+        saved_at=from_epoch(row["saved_at"]),
         saved_by=row["saved_by"],
         reason=row["reason"],
         source_file=row["source_file"],
@@ -97,7 +98,7 @@ def _insert(
     )
     return SiteVersion(
         version=number,
-        saved_at=datetime.fromtimestamp(now, UTC),
+        saved_at=from_epoch(now),
         saved_by=actor,
         reason=reason[:1000],
         source_file=source_file,
@@ -218,7 +219,7 @@ class SiteStore:
             Replacement(
                 gateway=r["gateway"],
                 device=r["device"],
-                at=datetime.fromtimestamp(r["at"], UTC),
+                at=from_epoch(r["at"]),
                 actor=r["actor"],
                 old_serial=r["old_serial"],
                 new_serial=r["new_serial"],

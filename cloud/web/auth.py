@@ -6,7 +6,8 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Request, status
 from pydantic import BaseModel, Field
 
-from cloud.access.users import AccountDisabled, SignInLimited, User
+from cloud.access.sign_in import SignInLimited
+from cloud.access.users import AccountDisabled, User
 from cloud.web.deps import CloudDep, CurrentUser, session_ref, start_session
 
 router = APIRouter(prefix="/api", tags=["auth"])

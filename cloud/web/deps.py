@@ -7,7 +7,8 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Path, Request, status
 
-from cloud.access.users import DUTY_ROLES, Role, SessionRef, User
+from cloud.access.sessions import SessionRef
+from cloud.access.users import DUTY_ROLES, Role, User
 from cloud.parts import Cloud
 
 

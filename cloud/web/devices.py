@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from cloud.access.users import DUTY_ROLES
-from cloud.devices.health import HealthReport
+from cloud.devices.health_report import HealthReport
 from cloud.web.deps import CloudDep, DeviceReader
 
 router = APIRouter(prefix="/api/devices", tags=["devices"])

@@ -21,7 +21,7 @@ from cloud.access.claims import ClaimFailure, ClaimLimited, ClaimRefusal, ClaimR
 from cloud.access.credentials import BrokerNotUpdated, CredentialInfo, InvalidGateway
 from cloud.access.provisioning import BundleError, prepare
 from cloud.alarms.model import Mode
-from cloud.devices.health import model_facts
+from cloud.devices.expectations import model_facts
 from cloud.devices.maintenance import Window
 from cloud.parts import Cloud
 from cloud.telemetry.base import StoreError

@@ -15,10 +15,10 @@ from fastapi import APIRouter, HTTPException, Query, status
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
+from cloud import ledger
 from cloud.access.users import User
 from cloud.alarms.model import LEVEL_NAMES, AlarmState, Outcome
-from cloud.ledger import cases as ledger
-from cloud.ledger.cases import ExportQuery, LedgerFilter, LedgerPage, LedgerQuery, Report
+from cloud.ledger import ExportQuery, LedgerFilter, LedgerPage, LedgerQuery, Report
 from cloud.parts import Cloud
 from cloud.web.deps import CloudDep, DutyUser
 from contract.models import Kind

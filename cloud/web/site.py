@@ -25,10 +25,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from pydantic import BaseModel, Field
 
 from cloud.access.users import DUTY_ROLES, Role, User
-from cloud.site.config_push import ConfigPushState
 from cloud.site.edit import (
-    Change,
-    SiteEditError,
     add_building,
     add_community,
     add_device,
@@ -47,6 +44,8 @@ from cloud.site.edit import (
 )
 from cloud.site.homes_csv import MAX_ROWS, CsvRejected, HomePlanned, RowError, plan_import
 from cloud.site.store import Replacement, SiteVersion
+from cloud.site.tree import Change, SiteEditError
+from cloud.site_changes.config_push import ConfigPushState
 from cloud.web.deps import AdminUser, CloudDep, CurrentUser, DutyUser
 from contract.models import GatewayId
 from contract.site import DeviceSpec, Name, Resident, Site, Slug, Street, Worker

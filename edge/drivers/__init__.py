@@ -8,15 +8,15 @@ from __future__ import annotations
 import os
 from dataclasses import replace
 
-from edge.config import (
+from contract.devices import (
     AirModel,
     CallButtonModel,
     Co2Model,
     ContactDetectorModel,
     GasModel,
-    GatewayConfig,
     ZigbeeModel,
 )
+from edge.config import GatewayConfig
 from edge.drivers.base import Driver, Hardware, Sink
 from edge.drivers.call_button import CallButton
 from edge.drivers.contact import ContactDetector

@@ -19,9 +19,9 @@ from collections.abc import Callable
 from enum import StrEnum
 from typing import Any
 
+from contract.devices import CallButtonModel
 from contract.models import EventType, Kind, Values
 from contract.site import DeviceSpec
-from edge.config import CallButtonModel
 from edge.drivers.base import DeviceEvent, Sink
 from edge.drivers.gpio import Beeper, DigitalInput, Edge, Led
 from edge.scheduler import Scheduler, Timer

@@ -16,9 +16,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from contract.devices import ContactDetectorModel
 from contract.models import EventType
 from contract.site import DeviceSpec
-from edge.config import ContactDetectorModel
 from edge.drivers.base import DeviceEvent, Sink
 from edge.drivers.gpio import DigitalInput, Edge
 from edge.scheduler import Scheduler

@@ -14,9 +14,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from contract.devices import GasModel
 from contract.models import EventType, Kind, Values
+from contract.profiles import AdcConfig
 from contract.site import DeviceSpec
-from edge.config import AdcConfig, GasModel
 from edge.drivers.base import DeviceEvent, Sample, Sink
 from edge.drivers.gpio import DigitalInput, Edge, Mcp3008Input
 from edge.scheduler import Scheduler, Timer

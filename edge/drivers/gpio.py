@@ -24,7 +24,7 @@ from gpiozero.pins.mock import MockFactory, MockPin, MockSPIDevice
 from gpiozero.pins.spi import SPISoftware, SPISoftwareBus
 
 from contract.models import utc_now
-from edge.config import SPI_PINS
+from contract.profiles import SPI_PINS
 from edge.scheduler import Scheduler, Timer
 
 log = logging.getLogger(__name__)

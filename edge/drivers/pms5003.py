@@ -25,9 +25,9 @@ from typing import Any
 import serial
 from pydantic import ValidationError
 
+from contract.devices import AirModel
 from contract.models import Kind, Values
 from contract.site import DeviceSpec
-from edge.config import AirModel
 from edge.drivers.base import Sample, Sink
 from edge.drivers.serial_port import SerialDevice
 

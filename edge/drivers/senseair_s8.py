@@ -27,9 +27,9 @@ from typing import Any
 
 import serial
 
+from contract.devices import Co2Model
 from contract.models import Kind, Values
 from contract.site import DeviceSpec
-from edge.config import Co2Model
 from edge.drivers.base import Sample, Sink
 from edge.drivers.serial_port import SerialDevice
 

@@ -33,9 +33,9 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from pydantic import ValidationError
 
+from contract.devices import ZigbeeModel
 from contract.models import EventType, Kind, Values
 from contract.site import DeviceSpec
-from edge.config import ZigbeeModel
 from edge.drivers.base import DeviceEvent, Sample, Sink
 
 log = logging.getLogger(__name__)
@@ -51,6 +51,19 @@ class ZigbeeBroker:
     password: str | None = field(default=None, repr=False)
     base_topic: str = "zigbee2mqtt"
     keepalive: int = 30
+
+    def client(self, client_id: str) -> mqtt.Client:
+        """A paho session to this broker (MQTT 3.1.1, clean session, with its credentials);
+        also what the simulator's zigbee2mqtt stand-in publishes through."""
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            protocol=mqtt.MQTTv311,
+            clean_session=True,
+        )
+        if self.username is not None:
+            client.username_pw_set(self.username, self.password)
+        return client
 
 
 @dataclass
@@ -111,14 +124,7 @@ class ZigbeeBridge:
     # -- the session -----------------------------------------------------------------------------
 
     def _start(self) -> None:
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=self._client_id,
-            protocol=mqtt.MQTTv311,
-            clean_session=True,
-        )
-        if self.broker.username is not None:
-            client.username_pw_set(self.broker.username, self.broker.password)
+        client = self.broker.client(self._client_id)
         client.reconnect_delay_set(0.1, 5)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect

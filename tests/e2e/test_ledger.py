@@ -15,7 +15,7 @@ import httpx
 import pytest
 from playwright.async_api import Page, expect
 
-from cloud.ledger import cases as cloud_ledger
+from cloud.ledger import export as ledger_export
 from tests.cloud.conftest import (
     Publisher,
     RunningCloud,
@@ -145,7 +145,7 @@ async def test_installer_is_told_the_ledger_is_not_for_them(
 async def test_an_export_over_its_limit_says_so_instead_of_failing_as_a_download(
     known_cloud: RunningCloud, page: Page, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(cloud_ledger.EXPORT_MAX_ROWS, "xlsx", 2)  # the known cases are more
+    monkeypatch.setitem(ledger_export.EXPORT_MAX_ROWS, "xlsx", 2)  # the known cases are more
     await sign_in(page, known_cloud.url, "op")
     await page.goto(f"{known_cloud.url}/ledger?date_from=2026-03-01&date_to=2026-03-31")
     await expect(page.locator("#ledger tbody tr").first).to_be_visible()

@@ -7,7 +7,8 @@ import pytest
 import yaml
 
 from contract.models import EventType, Kind
-from edge.config import GatewayConfigError, load_gateway_config
+from contract.wiring import GatewayConfigError
+from edge.config import load_gateway_config
 from tests.edge.helpers import FIELD_SITE, settle
 
 WIRED = {"smoke-0102", "water-0101", "power-0101"}

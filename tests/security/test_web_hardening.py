@@ -24,7 +24,7 @@ from itsdangerous import TimestampSigner
 
 from cloud.access.claims import ADDRESS_FAILURES as CLAIM_ADDRESS_FAILURES
 from cloud.access.claims import new_code
-from cloud.access.users import PAIR_FAILURES
+from cloud.access.sign_in import PAIR_FAILURES
 from cloud.web import alarms as alarms_api
 from cloud.web.app import PAGES, create_app
 from cloud.web.openapi import document

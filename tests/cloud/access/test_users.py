@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from cloud.access.users import ADDRESS_FAILURES, PAIR_FAILURES, WINDOW_S
+from cloud.access.sign_in import ADDRESS_FAILURES, PAIR_FAILURES, WINDOW_S
 from cloud.web import alarms as alarms_api
 from tests.cloud.conftest import (
     PASSWORDS,

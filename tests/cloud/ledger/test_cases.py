@@ -20,8 +20,9 @@ import pytest
 from openpyxl import load_workbook
 
 from cloud.alarms.model import FalseAlarmCause, Outcome
-from cloud.ledger import cases as ledger_module
-from cloud.ledger.cases import percentile
+from cloud.ledger import export as ledger_export
+from cloud.ledger import queries as ledger_queries
+from cloud.ledger.reports import percentile
 from cloud.rules import AlarmDraft, Clear
 from tests.cloud.conftest import (
     Publisher,
@@ -469,7 +470,7 @@ async def test_an_export_too_large_is_refused_with_the_count(
     known_cases: tuple[RunningCloud, dict[str, int]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     running, _ = known_cases
-    monkeypatch.setitem(ledger_module.EXPORT_MAX_ROWS, "xlsx", 5)
+    monkeypatch.setitem(ledger_export.EXPORT_MAX_ROWS, "xlsx", 5)
     client = await signed_in(running.url, "op")
     try:
         refused = await client.get("/api/ledger/export.xlsx")
@@ -636,7 +637,7 @@ async def hostile_cases(
 
 
 def _column(name: str) -> int:
-    return [c[0] for c in ledger_module.COLUMNS].index(name)
+    return [c[0] for c in ledger_export.COLUMNS].index(name)
 
 
 async def test_exports_write_typed_text_as_text_never_as_a_formula(
@@ -693,7 +694,7 @@ async def test_a_report_too_large_is_refused_with_the_count(
     known_cases: tuple[RunningCloud, dict[str, int]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     running, _ = known_cases
-    monkeypatch.setattr(ledger_module, "REPORT_MAX_ROWS", 5)
+    monkeypatch.setattr(ledger_queries, "REPORT_MAX_ROWS", 5)
     client = await signed_in(running.url, "sup")
     try:
         refused = await client.get("/api/ledger/report")

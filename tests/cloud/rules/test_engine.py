@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from cloud.rules import AlarmDraft, Clear, Rules, RulesCore, load_rules
-from cloud.rules.config import INERT, NEVER_RAISE
+from cloud.rules.alarm_rules import INERT, NEVER_RAISE
 from cloud.settings import DEFAULT_RULES
 from contract.models import EventType, Reading, Values
 from contract.site import ConfigFileError

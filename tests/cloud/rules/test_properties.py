@@ -16,17 +16,9 @@ from hypothesis import strategies as st
 from cloud.alarms.model import AlarmState
 from cloud.alarms.recording import batch_arrival, event_arrival
 from cloud.rules import AlarmDraft, Clear, Rules, load_rules
-from cloud.rules.config import (
-    Contacts,
-    Notify,
-    Person,
-    Policy,
-    RulesFile,
-    Step,
-    Target,
-    ThresholdRule,
-    Via,
-)
+from cloud.rules.alarm_rules import Step, ThresholdRule
+from cloud.rules.config import RulesFile
+from cloud.rules.policies import Contacts, Notify, Person, Policy, Target, Via
 from cloud.settings import DEFAULT_RULES
 from contract.models import Kind, Reading, Values
 from tests.cloud.helpers import T0, FakeClock, book_parts, event

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cloud.rules import Rules, load_rules
+from cloud.rules import AlarmDraft, Decision, Rules, load_rules
 from cloud.settings import DEFAULT_RULES
 from contract.models import Event, Reading, Values
 from contract.site import ConfigFileError
@@ -19,6 +19,11 @@ T0 = datetime(2026, 11, 22, 4, 0, tzinfo=UTC)
 @pytest.fixture
 def rules() -> Rules:
     return Rules(load_rules(DEFAULT_RULES))
+
+
+def drafts_of(decisions: list[Decision]) -> list[AlarmDraft]:
+    """The alarms raised (or repeated), without the clears."""
+    return [d for d in decisions if isinstance(d, AlarmDraft)]
 
 
 def ev(kind: str, type_: str, device: str = "d1", **values: float) -> Event:
@@ -52,7 +57,7 @@ def reading(kind: str, at: datetime, **values: float) -> Reading:
     ],
 )
 def test_events_that_page(rules: Rules, kind: str, type_: str, rule: str, level: int) -> None:
-    [draft] = rules.for_event(ev(kind, type_))
+    [draft] = drafts_of(rules.on_event(ev(kind, type_)))
     assert (draft.rule, draft.level) == (rule, level)
 
 
@@ -64,14 +69,14 @@ def test_tests_heartbeats_and_clears_never_page_even_with_alarming_values(
     rules: Rules, kind: str, type_: str
 ) -> None:
     device = "gw-1" if kind == "gateway" else "d1"
-    assert rules.for_event(ev(kind, type_, device=device, ch4_pct_lel=80)) == []
+    assert drafts_of(rules.on_event(ev(kind, type_, device=device, ch4_pct_lel=80))) == []
 
 
 @pytest.mark.parametrize(
     ("pct", "level"), [(9.9, None), (10.0, 2), (24.9, 2), (25.0, 1), (80.0, 1)]
 )
 def test_methane_thresholds(rules: Rules, pct: float, level: int | None) -> None:
-    drafts = rules.for_reading("gw-1", reading("gas", T0, ch4_pct_lel=pct))
+    drafts = drafts_of(rules.on_reading("gw-1", reading("gas", T0, ch4_pct_lel=pct)))
     assert [d.level for d in drafts] == ([] if level is None else [level])
 
 
@@ -81,17 +86,19 @@ def test_pm25_uses_the_24_hour_mean(rules: Rules) -> None:
     drafts = []
     for hour in range(24):
         value = 90.0 if hour < 12 else 20.0
-        drafts = rules.for_reading(
-            "gw-1", reading("air", T0 + timedelta(hours=hour), pm25_ugm3=value)
+        drafts = drafts_of(
+            rules.on_reading("gw-1", reading("air", T0 + timedelta(hours=hour), pm25_ugm3=value))
         )
     assert [(d.rule, d.level, d.value) for d in drafts] == [("pm25_24h", 4, 55.0)]
     for hour in range(24, 49):
-        drafts = rules.for_reading("gw-1", reading("air", T0 + timedelta(hours=hour), pm25_ugm3=20))
+        drafts = drafts_of(
+            rules.on_reading("gw-1", reading("air", T0 + timedelta(hours=hour), pm25_ugm3=20))
+        )
     assert drafts == []
 
 
 def test_co2_above_twice_the_limit_is_level_three(rules: Rules) -> None:
-    drafts = rules.for_reading("gw-1", reading("air", T0, co2_ppm=2500))
+    drafts = drafts_of(rules.on_reading("gw-1", reading("air", T0, co2_ppm=2500)))
     assert [(d.rule, d.level) for d in drafts] == [("co2_1h", 3)]
 
 

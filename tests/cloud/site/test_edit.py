@@ -15,11 +15,9 @@ import pytest
 from pydantic import ValidationError
 
 from cloud.rules import RulesCore, load_rules
-from cloud.rules.engine import Clear
+from cloud.rules.decisions import Clear
 from cloud.settings import DEFAULT_RULES, DEFAULT_SITE
 from cloud.site.edit import (
-    Hardware,
-    SiteEditError,
     add_building,
     add_community,
     add_device,
@@ -32,8 +30,10 @@ from cloud.site.edit import (
     replace_device,
     set_residents,
 )
+from cloud.site.hardware import Hardware
 from cloud.site.homes_csv import CsvRejected, plan_import
 from cloud.site.registry import Registry
+from cloud.site.tree import SiteEditError
 from contract.site import DeviceSpec, Resident, Site, Worker, load_site
 from tests.cloud.conftest import (
     Publisher,

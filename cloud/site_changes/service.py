@@ -22,11 +22,13 @@ from pathlib import Path
 from cloud.alarms.book import AlarmBook
 from cloud.notify.announce import Announcer
 from cloud.rules import RulesCore
-from cloud.rules.engine import Decision
+from cloud.rules.decisions import Decision
 from cloud.rules.reload import RulesReloader, check_against_site
-from cloud.site.edit import Change, Hardware, SiteEditError, replace_all
+from cloud.site.edit import replace_all
+from cloud.site.hardware import Hardware
 from cloud.site.registry import Registry
 from cloud.site.store import SiteStore, SiteVersion, file_digest
+from cloud.site.tree import Change, SiteEditError
 from contract.site import ConfigFileError, Site, load_site
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -96,7 +95,7 @@ class ConfigPush:
         self._state[gateway] = state.model_copy(
             update={
                 "applied": reply.ok,
-                "answered_at": datetime.fromtimestamp(time.time(), UTC),
+                "answered_at": datetime.now(UTC),
                 "detail": reply.detail,
             }
         )
