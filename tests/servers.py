@@ -166,7 +166,7 @@ password_file {self.workdir / "passwd"}
 acl_file {self.workdir / "acl"}
 listener {self.port} 127.0.0.1
 set_tcp_nodelay true
-max_inflight_messages 100
+max_inflight_messages 1000
 max_queued_messages 1000000
 max_queued_bytes 0
 sys_interval 1

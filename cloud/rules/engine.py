@@ -23,7 +23,7 @@ from cloud.rules.config import RulesFile
 from cloud.rules.decisions import AlarmDraft, Clear, Decision, Key
 from cloud.rules.windows import MeanWindow
 from cloud.times import from_epoch
-from contract.models import Event, Reading
+from contract.models import Event, Kind, Reading
 
 
 @dataclass(slots=True)
@@ -35,6 +35,7 @@ class _Condition:
 
 
 R = TypeVar("R", EventRule, ThresholdRule, RateRule, CountRule)
+W = TypeVar("W", ThresholdRule, RateRule)
 
 
 def _variants(rules: Sequence[R]) -> dict[str, list[R]]:
@@ -42,6 +43,15 @@ def _variants(rules: Sequence[R]) -> dict[str, list[R]]:
     for rule in rules:
         by_id.setdefault(rule.rule, []).append(rule)
     return by_id
+
+
+def _by_kind(table: dict[str, list[W]]) -> dict[Kind, list[list[W]]]:
+    """The rules (each with its variants) that may apply to a reading of each kind."""
+    out: dict[Kind, list[list[W]]] = {}
+    for variants in table.values():
+        for kind in {rule.kind for rule in variants}:
+            out.setdefault(kind, []).append(variants)
+    return out
 
 
 def _pick(variants: list[R], model: str | None) -> R | None:
@@ -63,6 +73,9 @@ class Rules:
         self._events = _variants(config.events)
         self._thresholds = _variants(config.thresholds)
         self._rates = _variants(config.rates)
+        #: by the kind of reading they watch (a reading is checked against its kind's only)
+        self._thresholds_by_kind = _by_kind(self._thresholds)
+        self._rates_by_kind = _by_kind(self._rates)
         self._counts = _variants(config.counts)
         self._state: dict[Key, _Condition] = {}
         self._means: dict[Key, MeanWindow] = {}
@@ -231,13 +244,13 @@ class Rules:
         values = reading.values.present()
         ts = reading.ts.timestamp()
         out: list[Decision] = []
-        for variants in self._thresholds.values():
+        for variants in self._thresholds_by_kind.get(reading.kind, ()):
             rule = _pick(variants, model)
             if rule is None or rule.kind is not reading.kind or rule.field not in values:
                 continue
             self._threshold(rule, gateway, reading, ts, values[rule.field], out)
-        for variants in self._rates.values():
-            rate = _pick(variants, model)
+        for rate_variants in self._rates_by_kind.get(reading.kind, ()):
+            rate = _pick(rate_variants, model)
             if rate is None or rate.kind is not reading.kind or rate.field not in values:
                 continue
             self._rate(rate, gateway, reading, ts, values[rate.field], out)
