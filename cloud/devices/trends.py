@@ -14,13 +14,14 @@ week, as bucket means from the telemetry store, with the limit lines of the rule
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
+from cloud.errors import NotFound, Refused
 from cloud.rules.config import RulesFile
 from cloud.site.registry import DeviceInfo, Registry
 from cloud.telemetry.base import TelemetryStore
@@ -87,7 +88,7 @@ FIELDS: dict[TrendField, FieldInfo] = {
 }
 
 
-class TargetError(LookupError):
+class TargetError(NotFound):
     """No such building, home or device in the registry."""
 
 
@@ -218,7 +219,7 @@ def resolve_target(
     ]
     if device is not None or gateway is not None:
         if device is None or gateway is None:
-            raise ValueError("a device is named by both gateway and device")
+            raise Refused("a device is named by both gateway and device")
         found = registry.device(gateway, device)
         if found is None:
             raise TargetError(f"no device {device!r} on gateway {gateway!r}")
@@ -236,7 +237,7 @@ def resolve_target(
         if place is None:
             raise TargetError(f"no building {building!r} with registered devices")
         return Target("building", building, place.building, chosen)
-    raise ValueError("name a building, a home, or a gateway and device")
+    raise Refused("name a building, a home, or a gateway and device")
 
 
 async def trend(
@@ -368,3 +369,35 @@ def targets(registry: Registry) -> Targets:
         buildings=sorted(buildings.values(), key=lambda b: b.building_id),
         fields=field_descriptions(),
     )
+
+
+class Trends:
+    """Charts for the duty room and the installers, from the registry as it is now, the
+    telemetry store and the rules in force when asked."""
+
+    def __init__(
+        self, registry: Registry, store: TelemetryStore, rules: Callable[[], RulesFile]
+    ) -> None:
+        self.registry = registry
+        self.store = store
+        self.rules = rules
+
+    def targets(self) -> Targets:
+        return targets(self.registry)
+
+    async def trend(
+        self,
+        field: TrendField,
+        span: TrendRange,
+        *,
+        building: str | None = None,
+        home: str | None = None,
+        gateway: str | None = None,
+        device: str | None = None,
+    ) -> Trend:
+        """One chart (`NotFound` for an unknown target, `Refused` for an unclear one,
+        StoreError if the store cannot answer)."""
+        target = resolve_target(
+            self.registry, building=building, home=home, gateway=gateway, device=device
+        )
+        return await trend(self.store, self.rules(), target, field, span)
