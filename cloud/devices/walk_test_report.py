@@ -19,6 +19,7 @@ from cloud.devices.maintenance import Window
 from cloud.devices.windows import Windows
 from cloud.site.registry import DeviceInfo, Registry
 from cloud.telemetry.base import StoreError, TelemetryStore
+from cloud.times import from_epoch, to_epoch
 from contract.models import Kind
 
 log = logging.getLogger(__name__)
@@ -83,7 +84,7 @@ class WalkTestLive(BaseModel):
 
 
 def _at(event: dict[str, Any]) -> datetime:
-    return datetime.fromtimestamp(float(event["received_at"]), UTC)
+    return from_epoch(float(event["received_at"]))
 
 
 def _fields(kind: Kind | None) -> tuple[str, ...]:
@@ -113,7 +114,7 @@ class WalkTestReports:
     async def _events(self, window: Window, until: datetime) -> dict[str, list[dict[str, Any]]]:
         """device → its events received since the window began, oldest first."""
         events = await self.alarms.events_of(
-            window.gateway, window.starts_at.timestamp(), until.timestamp()
+            window.gateway, to_epoch(window.starts_at), to_epoch(until)
         )
         by_device: dict[str, list[dict[str, Any]]] = {}
         for event in events:

@@ -12,6 +12,7 @@ from cloud.alarms.model import Mode
 from cloud.devices.maintenance import Maintenance, Window
 from cloud.errors import NotFound, Refused
 from cloud.site.registry import Registry
+from cloud.times import to_epoch
 
 
 class Windows:
@@ -46,7 +47,7 @@ class Windows:
         """A maintenance window planned ahead."""
         self._check(gateway, devices)
         return await self.maintenance.schedule(
-            gateway, devices, starts_at.timestamp(), ends_at.timestamp(), actor, note
+            gateway, devices, to_epoch(starts_at), to_epoch(ends_at), actor, note
         )
 
     async def windows(self, *, open_only: bool, mode: Mode | None = None) -> list[Window]:

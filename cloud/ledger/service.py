@@ -10,7 +10,6 @@ import asyncio
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -23,6 +22,7 @@ from cloud.errors import TooLarge
 from cloud.ledger import ExportQuery, LedgerFilter, LedgerPage, LedgerQuery, Report
 from cloud.rules.config import RulesFile
 from cloud.site.registry import Registry
+from cloud.times import from_epoch
 from contract.models import Kind
 
 CSV = "text/csv; charset=utf-8"
@@ -119,7 +119,7 @@ class Ledger:
             media = XLSX
         detail = {"format": fmt, "lang": query.lang, "filter": filt.describe(), "rows": len(cases)}
         await self.audit.record(actor, "ledger_export", json.dumps(detail, ensure_ascii=False))
-        stamp = datetime.fromtimestamp(now, UTC).astimezone(ledger.BEIJING)
+        stamp = from_epoch(now).astimezone(ledger.BEIJING)
         stamp_text = stamp.strftime("%Y%m%d-%H%M%S")
         return Export(
             body=body,
