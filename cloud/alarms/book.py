@@ -21,8 +21,9 @@ import asyncio
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 
+from cloud.alarms.arrivals import Arrival, Decide, evaluate, known_ids
 from cloud.alarms.model import Alarm, AlarmState, Mode, Outcome, Raised
-from cloud.alarms.recording import Arrival, Decide, Recording, evaluate, known_ids
+from cloud.alarms.recording import Recording
 from cloud.alarms.rows import get, log
 from cloud.db.database import Conn, Database
 from cloud.rules import Decision, Evaluation, Key

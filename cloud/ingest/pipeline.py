@@ -13,12 +13,12 @@ gateways whose messages keep being refused) run on a tick.
 
 `Ingest.handle_many()` is the whole path of a batch (`handle()` of one) and never raises: bad
 input is refused with a reason (counted, kept), and even a bug in our own code is caught,
-recorded as an `internal_error` rejection and the loop goes on. `Ingest.run()` consumes from
-the MQTT transport in group commits: what is waiting already (up to `max_batch`) is checked,
-then stored with ONE commit, then acknowledged — to the broker, and to each gateway that
-speaks message version 2 on its `cmd/ack` (`delivery.py`: the gateway forgets an event only
-then) — then announced. So a crash between receipt and storage makes the broker (or the
-gateway) deliver the batch again, and nobody hears of an alarm that is not stored.
+recorded as an `internal_error` rejection and the loop goes on. The broker's batches come
+from `consumer.py` (what is waiting already, up to `max_batch`): checked, stored with ONE
+commit, then acknowledged — to the broker, and to each gateway that speaks message version 2
+on its `cmd/ack` (`delivery.py`: the gateway forgets an event only then) — then announced.
+So a crash between receipt and storage makes the broker (or the gateway) deliver the batch
+again, and nobody hears of an alarm that is not stored.
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 
+from cloud.alarms.arrivals import Arrival, batch_arrival, event_arrival
 from cloud.alarms.book import AlarmBook
-from cloud.alarms.model import Mode, Raised
-from cloud.alarms.recording import Arrival, batch_arrival, event_arrival
+from cloud.alarms.model import Raised
 from cloud.db.database import Conn
 from cloud.devices.maintenance import Maintenance
 from cloud.ingest.check import Checker
@@ -162,12 +162,12 @@ class Ingest:
     async def handle(self, topic: str, payload: bytes, received_at: float | None = None) -> None:
         """The whole path of one message: checked, stored, evaluated, announced."""
         received_at = self.clock() if received_at is None else received_at
-        await self._announce(await self.handle_many([(topic, payload, received_at)]))
+        await self.announce(await self.handle_many([(topic, payload, received_at)]))
 
     async def handle_many(self, batch: Sequence[tuple[str, bytes, float]]) -> list[Raised]:
         """Check and store a batch of messages (topic, payload, received_at), in order, with
         ONE commit for all the events, telemetry batches and rejections among them; returns
-        what is to be announced (`_announce`) once they are stored — and, in `run()`,
+        what is to be announced (`announce`) once they are stored — and, by the consumer,
         acknowledged.
 
         Never raises: a bad message is refused with its reason and the others go on; an
@@ -341,17 +341,9 @@ class Ingest:
     def _gate(self, evaluation: Evaluation, at: float) -> Evaluation:
         """Devices under a walk test or in a maintenance window: their alarms are tests."""
         self._counts["inhibited"] += evaluation.muted
-        if self.maintenance is None or not self.maintenance.active:
-            return evaluation
-        gated = []
-        for decision in evaluation.decisions:
-            mode, window = self.maintenance.mode_for(decision.gateway, decision.device, at)
-            if mode is not Mode.LIVE:
-                decision = dataclasses.replace(decision, mode=mode.value, window=window)
-            gated.append(decision)
-        return Evaluation(gated, evaluation.inhibited, evaluation.muted)
+        return evaluation if self.maintenance is None else self.maintenance.gate(evaluation, at)
 
-    async def _announce(self, raised: list[Raised]) -> None:
+    async def announce(self, raised: list[Raised]) -> None:
         """Tell the duty room about stored alarms (never before they are stored)."""
         if raised:
             await self.announcer.announce(raised)
@@ -397,9 +389,9 @@ class Ingest:
         )
         if evaluation.decisions or evaluation.inhibited or evaluation.muted:
             announce += await self.book.apply(lambda: self._gate(evaluation, now), now)
-        await self._announce(announce)
+        await self.announce(announce)
 
-    async def _tick_forever(self) -> None:
+    async def tick_forever(self) -> None:
         while True:
             await asyncio.sleep(self.tick_s)
             try:
@@ -407,50 +399,13 @@ class Ingest:
             except Exception:
                 log.exception("rules tick failed")
 
+    def count_unread(self, n: int) -> None:
+        """Messages received and dropped unread (a flooding gateway's full backlog)."""
+        self._counts["messages"] += n
+
     async def flush(self) -> int:
         """Write the readings waiting for the time-series store now."""
         return await self.samples.flush()
-
-    # ---- consuming from the broker --------------------------------------------------------
-
-    async def run(self) -> None:
-        """Consume from the transport until cancelled (its reconnects are its own), with the
-        readings written and the rules ticking beside."""
-        assert self.transport is not None, "ingest without a transport cannot run"
-        flusher = asyncio.create_task(self.samples.run(), name="telemetry-flush")
-        ticker = asyncio.create_task(self._tick_forever(), name="rules-tick")
-        try:
-            await self.transport.run(self.consume, wait_s=self._wait_s)
-        finally:
-            ticker.cancel()
-            flusher.cancel()
-            await asyncio.gather(flusher, ticker, return_exceptions=True)
-
-    def _wait_s(self) -> float | None:
-        """A flooding gateway's backlog is worked through at its rate: no waiting for the
-        broker while some of it is due, short waits while some is left."""
-        if self.fair.due(self.clock()):
-            return 0.0
-        return 0.05 if self.fair.backlog else None
-
-    async def consume(self, arrived: list[Received]) -> None:
-        """One group commit of what the transport handed over (and the backlogs' due share):
-        stored, then acknowledged to the broker, then announced."""
-        transport = self.transport
-        assert transport is not None
-        received_at = self.clock()
-        dropped_before = self.fair.counts["dropped"]
-        batch, put_aside = self.fair.schedule(arrived, self.max_batch, received_at)
-        for item in put_aside:  # a flooding gateway's: the broker goes on delivering
-            transport.ack(item)
-        # received, and dropped unread (the flooding gateway's backlog is full): counted in
-        self._counts["messages"] += self.fair.counts["dropped"] - dropped_before
-        if not batch:
-            return
-        announce = await self.handle_many([(r.topic, r.payload, received_at) for r in batch])
-        for item in batch:  # only once stored (or refused, recorded)
-            transport.ack(item)
-        await self._announce(announce)
 
     async def send_command(self, gateway: str, name: str, command: Command) -> bool:
         """Publish a command to a gateway (QoS 1); False if the broker is not reachable now."""

@@ -17,9 +17,9 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 
+from cloud.alarms.arrivals import batch_arrival, event_arrival
 from cloud.alarms.model import Mode
 from cloud.alarms.queries import AlarmQueries
-from cloud.alarms.recording import batch_arrival, event_arrival
 from cloud.errors import CloudError
 from cloud.ingest.pipeline import Ingest
 from cloud.ingest.rejects import RejectLog
@@ -126,7 +126,7 @@ async def test_a_mixed_batch_gives_exactly_the_right_alarms_and_rejections(
         # announced after the commit; the live message carries the time it was pushed
         sub = ingest.announcer.hub.subscribe()
         ingest.clock.advance(0.25)  # type: ignore[attr-defined]
-        await ingest._announce(raised)
+        await ingest.announce(raised)
         pushed = [sub.queue.get_nowait().body()["alarm"] for _ in range(sub.queue.qsize())]
         assert pushed[0]["pushed_at"] is not None
         stored = await AlarmQueries(ingest.book.db).get(pushed[0]["id"])

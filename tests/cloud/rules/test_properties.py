@@ -13,8 +13,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from cloud.alarms.arrivals import batch_arrival, event_arrival
 from cloud.alarms.model import AlarmState
-from cloud.alarms.recording import batch_arrival, event_arrival
 from cloud.rules import AlarmDraft, Clear, Rules, load_rules
 from cloud.rules.alarm_rules import Step, ThresholdRule
 from cloud.rules.config import RulesFile
