@@ -106,7 +106,7 @@ class Installation:
                     else None,
                     last_claimed_at=claimed.get(spec.id),
                     state=str(seen["state"]) if seen else None,
-                    last_seen=seen["last_seen"] if seen else None,  # type: ignore[arg-type]
+                    last_seen=seen["last_seen"] if seen else None,
                 )
             )
         return out

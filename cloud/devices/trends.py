@@ -266,9 +266,9 @@ async def trend(
     results = await asyncio.gather(*(one(info) for info in target.devices))
     ids = [info.device for info in target.devices]
     by_device: list[tuple[DeviceInfo, dict[int, float]]] = []
-    for info, points in zip(target.devices, results, strict=True):
-        if points or target.scope == "device":
-            by_device.append((info, {int(ts.timestamp()): value for ts, value in points}))
+    for info, found in zip(target.devices, results, strict=True):
+        if found or target.scope == "device":
+            by_device.append((info, {int(ts.timestamp()): value for ts, value in found}))
     times = sorted({t for _, points in by_device for t in points})
     series = []
     for info, points in by_device:

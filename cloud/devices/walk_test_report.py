@@ -175,7 +175,8 @@ class WalkTestReports:
         facts = await asyncio.to_thread(model_facts, [model for _, model, _ in covered])
         devices: list[LiveDevice] = []
         for device, model, info in covered:
-            kind = Kind(facts[model].kind) if facts[model].kind else None
+            model_kind = facts[model].kind
+            kind = Kind(model_kind) if model_kind else None
             mine = by_device.get(device, [])
             values: dict[str, tuple[datetime, float]] = {}
             for event in mine:

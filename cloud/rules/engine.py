@@ -145,14 +145,13 @@ class Rules:
                     new._clears_due.add(key)
             elif cond.firing:
                 new._set_firing(key, new._cond(key), True)
-        for mine, theirs in (
-            (self._means, new._means),
-            (self._rises, new._rises),
-            (self._seen, new._seen),
-        ):
-            for key, value in mine.items():
-                if key[2] in new_defs and old_defs.get(key[2]) == new_defs[key[2]]:
-                    theirs[key] = value  # type: ignore[index]
+
+        def keeps(key: Key) -> bool:
+            return key[2] in new_defs and old_defs.get(key[2]) == new_defs[key[2]]
+
+        new._means.update((k, v) for k, v in self._means.items() if keeps(k))
+        new._rises.update((k, v) for k, v in self._rises.items() if keeps(k))
+        new._seen.update((k, v) for k, v in self._seen.items() if keeps(k))
         return new
 
     def _definitions(self) -> dict[str, object]:
@@ -182,9 +181,10 @@ class Rules:
                 self._set_firing(key, cond, True)
                 out.append(self._draft(rule, event, rule.level, rule.life_safety))
             elif event.type in rule.clear_on:
-                cond = self._state.get(key)
-                if cond is None or not cond.firing:
+                known = self._state.get(key)
+                if known is None or not known.firing:
                     continue
+                cond = known
                 if rule.clear_hold_s <= 0:
                     self._set_firing(key, cond, False)
                     out.append(
@@ -200,8 +200,8 @@ class Rules:
                 elif cond.clear_due is None:
                     cond.clear_due = now + rule.clear_hold_s
                     self._clears_due.add(key)
-        for variants in self._counts.values():
-            count = _pick(variants, model)
+        for count_variants in self._counts.values():
+            count = _pick(count_variants, model)
             if count is None or count.type is not event.type:
                 continue
             if count.kind is not None and count.kind is not event.kind:

@@ -41,7 +41,8 @@ T = TypeVar("T")
 
 
 def services(request: Request) -> Services:
-    return request.app.state.services  # type: ignore[no-any-return]
+    found: Services = request.app.state.services
+    return found
 
 
 def _service(get: Callable[[Services], T]) -> Callable[[Request], T]:
@@ -91,10 +92,9 @@ def start_session(request: Request, session: SessionRef) -> None:
 def session_ref(request: Request) -> SessionRef | None:
     """The session the cookie names (not yet checked); None without one, or for a cookie
     made before sessions had their own ids."""
-    values = [request.session.get(k) for k in ("user", "key", "sid")]
-    if not all(isinstance(v, str) for v in values):
+    name, key, session_id = (request.session.get(k) for k in ("user", "key", "sid"))
+    if not (isinstance(name, str) and isinstance(key, str) and isinstance(session_id, str)):
         return None
-    name, key, session_id = values
     return SessionRef(name, key, session_id)
 
 
