@@ -369,8 +369,12 @@ class PostgreSQL:
         }
         log = self.workdir / "postgres.log"
         self.proc = subprocess.Popen(
-            [bindir / "postgres", "-D", self.data_dir]
-            + [arg for name, value in options.items() for arg in ("-c", f"{name}={value}")],
+            [
+                str(bindir / "postgres"),
+                "-D",
+                str(self.data_dir),
+                *(arg for name, value in options.items() for arg in ("-c", f"{name}={value}")),
+            ],
             user=user,
             stdout=subprocess.DEVNULL,
             stderr=open(log, "wb"),  # noqa: SIM115
