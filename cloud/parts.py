@@ -181,7 +181,7 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[Cloud]:
             site_file=settings.site_file,
         )
         # a device bound, moved or removed reaches its gateway as cmd/config
-        config_push = ConfigPush(registry.site, ingest.send_command, audit)
+        config_push = ConfigPush(registry.site, transport.send_command, audit)
         site.listeners.append(config_push.on_site)
 
         async def revoke_removed(new_site: Site, version: SiteVersion) -> None:

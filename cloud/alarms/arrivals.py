@@ -1,34 +1,30 @@
 """What arrives at the alarm book to be stored once by its id — an event or a telemetry batch,
-with the INSERT that stores it — and the rules' decision about it, asked only if the id is
-new (in the same unit of work as the insert, so a redelivery is never evaluated twice)."""
+with the INSERT that stores it — and which of them the book has already (`known_ids`): only
+the new ones are shown to the rules, and what the rules decide is stored in the same unit of
+work as the id, so a redelivery is never evaluated twice."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cloud.db.database import Conn
-from cloud.rules import Decision, Evaluation
 from contract.models import Event
-
-Decide = Callable[[], Evaluation]
 
 
 @dataclass(frozen=True, slots=True)
 class Arrival:
-    """A message to store once by its id (an event or a telemetry batch), with the rules'
-    decision about it, asked only if the id is new."""
+    """A message to store once by its id (an event or a telemetry batch)."""
 
     table: str  # events or telemetry_batches
     id: str
     sql: str
     params: tuple[object, ...]
     at: float
-    decide: Decide | Iterable[Decision]
 
 
-def event_arrival(event: Event, received_at: float, decide: Decide | Iterable[Decision]) -> Arrival:
+def event_arrival(event: Event, received_at: float) -> Arrival:
     return Arrival(
         "events",
         event.id,
@@ -50,7 +46,6 @@ def event_arrival(event: Event, received_at: float, decide: Decide | Iterable[De
             received_at,
         ),
         received_at,
-        decide,
     )
 
 
@@ -59,7 +54,6 @@ def batch_arrival(
     gateway: str,
     readings: int,
     at: float,
-    decide: Decide | Iterable[Decision] = (),
 ) -> Arrival:
     return Arrival(
         "telemetry_batches",
@@ -68,7 +62,6 @@ def batch_arrival(
         " ON CONFLICT DO NOTHING",
         (batch_id, gateway, readings, at),
         at,
-        decide,
     )
 
 
@@ -83,9 +76,3 @@ def known_ids(conn: Conn, arrivals: Sequence[Arrival]) -> set[tuple[str, str]]:
             for row in conn.execute(f"SELECT id FROM {table} WHERE id IN ({marks})", chunk):
                 known.add((table, row[0]))
     return known
-
-
-def evaluate(decide: Decide | Iterable[Decision]) -> Evaluation:
-    if callable(decide):
-        return decide()
-    return Evaluation(decisions=list(decide))

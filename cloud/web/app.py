@@ -83,7 +83,7 @@ def services_of(cloud: Cloud) -> Services:
             cloud.casework,
             cloud.book,
             announce=cloud.announcer.changed,
-            send_command=cloud.ingest.send_command,
+            send_command=cloud.transport.send_command,
         ),
         notifications=cloud.notifications,
         residents=ResidentReads(cloud.registry, cloud.audit),
