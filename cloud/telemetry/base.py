@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+from cloud.errors import Unavailable
+
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
 # Line protocol has no escape for line breaks, and InfluxDB versions disagree on backslashes.
@@ -44,7 +46,7 @@ def _check_storable(name: str, text: object) -> None:
     _STORABLE.add(text)
 
 
-class StoreError(Exception):
+class StoreError(Unavailable):
     """The store cannot do what was asked (unreachable, refused, full, broken); says why."""
 
 
