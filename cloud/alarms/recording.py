@@ -73,20 +73,51 @@ class Recording:
         plans: Sequence[tuple[Arrival, Evaluation] | Exception | None],
         extra: Callable[[Conn], None] | None,
     ) -> list[list[Raised] | Exception | None]:
+        """The messages of a batch with what the rules decided, in order. Tried first as one
+        piece (repeats of an alarm written once for the whole batch); if any message fails,
+        that is undone and each message is stored under a savepoint of its own, so the one
+        that fails leaves nothing behind and spoils none of the others."""
         if extra is not None:
             extra(conn)
+        conn.execute("SAVEPOINT batch")
+        try:
+            results = self._store_together(conn, plans)
+        except Exception:
+            conn.execute("ROLLBACK TO batch")
+            self._open.clear()  # what was read inside the savepoint may be gone
+            results = self._store_each(conn, plans)
+        conn.execute("RELEASE batch")
+        alarms = self._read_back(conn, results)
+        return [r if r is None or isinstance(r, Exception) else _raised(r, alarms) for r in results]
+
+    def _store_together(
+        self, conn: Conn, plans: Sequence[tuple[Arrival, Evaluation] | Exception | None]
+    ) -> list[list[_Touched] | Exception | None]:
         results: list[list[_Touched] | Exception | None] = []
         for plan in plans:
             if plan is None or isinstance(plan, Exception):
                 results.append(plan)
                 continue
             arrival, evaluation = plan
-            self._flush(conn)  # a savepoint must not roll back another message's repeats
+            cursor = conn.execute(arrival.sql, arrival.params)
+            results.append(self._decide(conn, evaluation, arrival.at) if cursor.rowcount else None)
+        self._flush(conn)
+        return results
+
+    def _store_each(
+        self, conn: Conn, plans: Sequence[tuple[Arrival, Evaluation] | Exception | None]
+    ) -> list[list[_Touched] | Exception | None]:
+        results: list[list[_Touched] | Exception | None] = []
+        for plan in plans:
+            if plan is None or isinstance(plan, Exception):
+                results.append(plan)
+                continue
+            arrival, evaluation = plan
             conn.execute("SAVEPOINT arrival")
             try:
                 cursor = conn.execute(arrival.sql, arrival.params)
                 touched = self._decide(conn, evaluation, arrival.at) if cursor.rowcount else None
-                self._flush(conn)
+                self._flush(conn)  # a savepoint must not roll back another message's repeats
             except Exception as exc:  # this message only: the others go on
                 conn.execute("ROLLBACK TO arrival")
                 conn.execute("RELEASE arrival")
@@ -95,8 +126,7 @@ class Recording:
                 continue
             conn.execute("RELEASE arrival")
             results.append(touched)
-        alarms = self._read_back(conn, results)
-        return [r if r is None or isinstance(r, Exception) else _raised(r, alarms) for r in results]
+        return results
 
     def apply(self, conn: Conn, evaluation: Evaluation, at: float) -> list[Raised]:
         touched = self._decide(conn, evaluation, at)
