@@ -19,11 +19,14 @@ class AlarmQueries:
         accepted, oldest first (at most `limit`). Tests and maintenance are not the duty
         room's. The open states are named (not `!= resolved`) so that the index on state
         finds the few open rows instead of a scan of the whole book."""
-        rows = await self.db.fetch_all(
+        sql = (
             f"SELECT * FROM alarms WHERE state IN ({OPEN_STATES}) AND mode = ?"
-            " ORDER BY level ASC, (state = 'accepted') ASC, received_at ASC LIMIT ?",
-            (Mode.LIVE.value, -1 if limit is None else limit),
+            " ORDER BY level ASC, (state = 'accepted') ASC, received_at ASC"
         )
+        params: tuple[object, ...] = (Mode.LIVE.value,)
+        if limit is not None:  # no LIMIT at all: SQLite's "LIMIT -1" is an error on PostgreSQL
+            sql, params = sql + " LIMIT ?", (*params, limit)
+        rows = await self.db.fetch_all(sql, params)
         return [Alarm.from_row(r) for r in rows]
 
     async def awaiting_verification(self, since: float, limit: int = 100) -> list[Alarm]:
