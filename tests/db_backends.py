@@ -11,12 +11,15 @@ A test (or fixture) that asks for `database_url` runs once per backend:
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from cloud.db.url import DatabaseUrl
 from tests.servers import PostgreSQL
 
 BACKENDS = ("sqlite", "postgresql")
@@ -53,3 +56,15 @@ def db_backend(request: pytest.FixtureRequest) -> str:
 def database_url(db_backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A fresh database on each backend in turn (`SC_CLOUD_DATABASE` as the cloud reads it)."""
     return fresh_database_url(db_backend, request, tmp_path)
+
+
+def outside_connection(url: str) -> Any:
+    """A plain, read-only connection to the database `url` names, beside the cloud's own (for a
+    check that must run where no event loop is, e.g. in paho's thread): it sees only what was
+    committed. sqlite3's, or cloud/db/postgres.py's of the same shape; close it when done."""
+    parsed = DatabaseUrl.parse(url)
+    if parsed.backend == "postgresql":
+        from cloud.db import postgres
+
+        return postgres.connect(parsed.target, read_only=True, application_name="test-outside")
+    return sqlite3.connect(f"file:{parsed.target}?mode=ro", uri=True, timeout=10)

@@ -202,11 +202,11 @@ async def _json(coro: Any, predicate: Any) -> Any:
 
 
 async def test_events_sent_while_the_cloud_is_down_arrive_when_it_returns(
-    tmp_path: Any, mosquitto: Mosquitto, gw1: Publisher
+    tmp_path: Any, mosquitto: Mosquitto, gw1: Publisher, database_url: str
 ) -> None:
     from tests.cloud.conftest import cloud_settings, running_cloud, signed_in
 
-    settings = cloud_settings(tmp_path, mosquitto)
+    settings = cloud_settings(tmp_path, mosquitto, database=database_url)
     async with running_cloud(settings) as first:
         client = await signed_in(first.url, "op")
         gw1.publish("sc/v1/gw-ld01/event", event())
@@ -225,13 +225,17 @@ async def test_events_sent_while_the_cloud_is_down_arrive_when_it_returns(
 
 
 async def test_readings_reach_an_influxdb_server_through_ingest(
-    tmp_path: Any, mosquitto: Mosquitto, influxdb: Any, gw1: Publisher
+    tmp_path: Any, mosquitto: Mosquitto, influxdb: Any, gw1: Publisher, database_url: str
 ) -> None:
     from tests.cloud.conftest import cloud_settings, running_cloud, signed_in
 
     port = influxdb.url.rsplit(":", 1)[1]
     settings = cloud_settings(
-        tmp_path, mosquitto, telemetry_url=f"influx://127.0.0.1:{port}/ingest_test"
+        tmp_path,
+        mosquitto,
+        # a database of its own: the points of the run on the other backend are not these
+        telemetry_url=f"influx://127.0.0.1:{port}/ingest_{uuid.uuid4().hex[:12]}",
+        database=database_url,
     )
     async with running_cloud(settings) as running:
         client = await signed_in(running.url, "op")
