@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.db_backends import database_url, db_backend, postgresql  # noqa: F401
+from tests.db_backends import database_url, db_backend, new_database, postgresql  # noqa: F401
 from tests.servers import InfluxDB, Mosquitto
 
 REPO = Path(__file__).resolve().parent.parent
