@@ -564,11 +564,11 @@ async def test_csv_import_through_the_api_is_all_or_nothing_with_a_dry_run(
 
 
 async def test_versions_persist_across_a_restart_and_the_site_file_does_not_override_edits(
-    tmp_path: Path, mosquitto: Mosquitto
+    tmp_path: Path, mosquitto: Mosquitto, database_url: str
 ) -> None:
     site_file = tmp_path / "site.yaml"
     shutil.copy(DEFAULT_SITE, site_file)
-    settings = cloud_settings(tmp_path, mosquitto, site_file=site_file)
+    settings = cloud_settings(tmp_path, mosquitto, site_file=site_file, database=database_url)
     async with running_cloud(settings) as running:
         client = await signed_in(running.url, "inst")
         body = {"grid": "wg-02", "id": "ld-08", "name": "红星小区8栋"}

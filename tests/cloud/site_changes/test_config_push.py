@@ -100,13 +100,15 @@ async def test_a_device_bound_on_the_site_page_reaches_its_gateway_and_raises_al
 
 
 async def test_a_push_the_broker_cannot_take_is_recorded_as_not_sent(
-    tmp_path: Path, mosquitto: Mosquitto
+    tmp_path: Path, mosquitto: Mosquitto, database_url: str
 ) -> None:
     broker = Mosquitto()
     broker.add_user("cloud")
     broker.start()
     try:
-        async with running_cloud(cloud_settings(tmp_path, broker)) as running:
+        async with running_cloud(
+            cloud_settings(tmp_path, broker, database=database_url)
+        ) as running:
             client = await signed_in(running.url, "inst")
             try:
                 broker.stop()
