@@ -27,10 +27,10 @@ SKIP = ("telemetry", "db")
 START = re.compile(r"\s*(SELECT|INSERT|UPDATE|DELETE|WITH)\s", re.I)
 # what an f-string's {…} holds at run time: (file name, expression) → SQL
 FILLS = {
-    ("users.py", "where"): "client = ? AND name = ?",
-    ("cases.py", "where"): " WHERE mode = ? AND level IN (?, ?) AND verified_at IS NULL",
-    ("cases.py", "_REPORT_COLUMNS"): "level, rule, mode, state, received_at",
-    ("cases.py", "','.join('?' * len(chunk))"): "?, ?",
+    ("sign_in.py", "where"): "client = ? AND name = ?",
+    ("queries.py", "where"): " WHERE mode = ? AND level IN (?, ?) AND verified_at IS NULL",
+    ("queries.py", "_REPORT_COLUMNS"): "level, rule, mode, state, received_at",
+    ("queries.py", "','.join('?' * len(chunk))"): "?, ?",
     ("recording.py", "table"): "events",
     ("recording.py", "marks"): "?, ?",
     ("casework.py", "marks"): "?, ?",
