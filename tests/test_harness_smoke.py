@@ -48,10 +48,9 @@ async def test_a_postgresql_database_comes_back_empty_with_ids_from_one(postgres
     insert = "INSERT INTO audit (at, actor, action, detail) VALUES (1, 'a', 'b', '') RETURNING id"
     assert await db.write(lambda c: c.execute(insert).fetchone()[0]) == 1
     await db.write(lambda c: c.execute(insert).fetchone()[0])
-    # a cloud left open (mid-transaction, even): its connections are ended
+    # a cloud left open, mid-transaction even (holding the writer lock): its connections end
     await db.run(lambda c: c.execute("BEGIN"))
     databases.give_back(name)
-    await db.close()
     assert databases.take() == name
     again = await Database.open(postgresql.url(name))
     try:
@@ -64,6 +63,7 @@ async def test_a_postgresql_database_comes_back_empty_with_ids_from_one(postgres
         assert await again.fetch_value(others) == 3  # its own writer and two readers only
     finally:
         await again.close()
+        await db.close()
         databases.give_back(name)
 
 
