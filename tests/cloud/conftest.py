@@ -177,6 +177,13 @@ def gw1(mosquitto: Mosquitto) -> Iterator[Publisher]:
     pub.close()
 
 
+async def rejections_kept(cloud: RunningCloud, count: int) -> bool:
+    """Whether the cloud keeps `count` rejected messages: a rejection is counted at once and
+    written with the next commit, which a read on another connection (PostgreSQL's readers)
+    does not see before it is done."""
+    return len(await cloud.cloud.rejects.recent()) >= count
+
+
 async def eventually(check: Callable[[], Any], timeout: float = 10.0, every: float = 0.05) -> Any:
     """Poll an async or sync check until it returns something truthy."""
     deadline = asyncio.get_running_loop().time() + timeout

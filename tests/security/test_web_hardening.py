@@ -38,6 +38,7 @@ from tests.cloud.conftest import (  # noqa: F401  (the `cloud` and `gw1` fixture
     eventually,
     forget_gateway_status,
     gw1,
+    rejections_kept,
     running_cloud,
     signed_in,
 )
@@ -437,6 +438,7 @@ async def test_only_admins_read_the_raw_payloads_of_rejected_messages(
 ) -> None:
     gw1.publish("sc/v1/gw-ld01/event", b"{x")
     await eventually(lambda: cloud.cloud.rejects.counts["malformed_json"] == 1)
+    await eventually(lambda: rejections_kept(cloud, 1))
     client = await signed_in(cloud.url, user)
     try:
         resp = await client.get("/api/rejected")

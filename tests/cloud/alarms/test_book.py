@@ -92,3 +92,26 @@ async def test_test_alarms_are_kept_apart_from_live_ones(database_url: str) -> N
         assert a.alarm.id != b.alarm.id and b.alarm.mode == "walk_test"
         assert [x.id for x in await parts.alarms.active()] == [a.alarm.id]
         assert [x.id for x in await parts.alarms.in_window(7)] == [b.alarm.id]
+
+
+async def test_alarms_of_one_level_received_together_stay_in_the_order_they_were_stored(
+    database_url: str,
+) -> None:
+    """Most severe first, then oldest: alarms raised by one batch have the same received_at,
+    and the one stored first stays first, also after it was changed (on PostgreSQL an update
+    moves a row, so without a tie-breaker the board's order changed when an operator looked)."""
+    clock = FakeClock()
+    async with book_parts(database_url, clock) as parts:
+        first, second = (
+            r.alarm
+            for r in await parts.book.apply(
+                [
+                    draft("call_for_help", "call-0101", "call", 1, life_safety=True),
+                    draft("smoke_alarm", "smoke-0102", "smoke", 1, life_safety=True),
+                ],
+                clock(),
+            )
+        )
+        assert first.id < second.id and first.received_at == second.received_at
+        await parts.casework.mark_shown(first.id, "op")
+        assert [a.id for a in await parts.alarms.active()] == [first.id, second.id]

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from tests.cloud.conftest import Publisher, RunningCloud, eventually, signed_in
+from tests.cloud.conftest import Publisher, RunningCloud, eventually, rejections_kept, signed_in
 from tests.servers import Mosquitto
 
 
@@ -116,6 +116,7 @@ async def test_bad_input_is_rejected_with_a_reason_and_never_an_alarm(
     for _, reason in bad:
         expected[reason] = expected.get(reason, 0) + 1
     await eventually(lambda: dict(cloud.cloud.rejects.counts) == expected)
+    await eventually(lambda: rejections_kept(cloud, len(bad)))
     assert await active(operator) == []
 
     admin = await signed_in(cloud.url, "adm")  # raw payloads: admins only

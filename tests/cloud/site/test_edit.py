@@ -40,6 +40,7 @@ from tests.cloud.conftest import (
     RunningCloud,
     cloud_settings,
     eventually,
+    rejections_kept,
     running_cloud,
     signed_in,
 )
@@ -437,6 +438,7 @@ async def test_a_removed_device_is_rejected_from_then_on(
     assert resp.status_code == 200, resp.text
     gw1.publish("sc/v1/gw-ld01/event", event(device="smoke-0102"))
     await eventually(lambda: cloud.cloud.rejects.counts["unknown_device"] == 1)
+    await eventually(lambda: rejections_kept(cloud, 1))
     assert await open_alarms(operator) == []
     kept = (await admin.get("/api/rejected")).json()  # raw payloads: admins only
     assert "smoke-0102" in kept[0]["detail"] and kept[0]["reason"] == "unknown_device"

@@ -20,6 +20,7 @@ from tests.cloud.conftest import (
     RunningCloud,
     cloud_settings,
     eventually,
+    rejections_kept,
     running_cloud,
     signed_in,
 )
@@ -150,6 +151,7 @@ async def test_a_bad_reply_is_rejected_with_its_reason_and_kept(
     gw1.publish("sc/v1/gw-ld01/reply", encode(lie))
     counts = cloud.cloud.rejects.counts
     await eventually(lambda: counts["malformed_json"] == 1 and counts["gateway_mismatch"] == 1)
+    await eventually(lambda: rejections_kept(cloud, 2))
     admin = await signed_in(cloud.url, "adm")  # raw payloads: admins only
     kept = (await admin.get("/api/rejected")).json()
     await admin.aclose()
