@@ -64,7 +64,7 @@ async def run(port: int, user: str, password: str) -> None:
 
         async for message in client.messages:
             try:
-                data = json.loads(message.payload)  # type: ignore[arg-type]
+                data = json.loads(message.payload)
                 found = alarms(data)
             except (ValueError, TypeError, KeyError, AttributeError):
                 continue

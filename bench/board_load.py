@@ -140,7 +140,7 @@ def publish(combo: Combo, event_id: str) -> None:
 async def open_alarms(http: httpx.AsyncClient) -> list[dict[str, Any]]:
     resp = await http.get("/api/alarms")
     resp.raise_for_status()
-    return resp.json()  # type: ignore[no-any-return]
+    return resp.json()
 
 
 async def wait_for(check: Any, limit_s: float, what: str, every: float = 0.25) -> Any:

@@ -88,7 +88,8 @@ class AlarmStream:
         ) as resp:
             resp.raise_for_status()
             self.connects += 1
-            kind, data = "message", []
+            kind = "message"
+            data: list[str] = []
             async for line in resp.aiter_lines():
                 if line == "":
                     if data:

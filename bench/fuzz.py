@@ -166,22 +166,22 @@ class Junk:
         return self.topic(), json.dumps(body).encode()
 
     def wrong_type(self) -> tuple[str, bytes]:
-        name, values = self.rng.choice(
-            [
-                ("seq", ["5", 5.5, True, None, [5]]),
-                ("ts", [1763784900, True, None, {"t": 1}]),
-                ("kind", [3, ["smoke"], None, {"kind": "smoke"}]),
-                ("values", [[], "x", 1, None]),
-                ("clock_synced", ["yes", 1, None]),
-                ("id", [123, None, ["id"]]),
-                ("boot", [{}, 7]),
-                ("device", [7, None, True]),
-                ("gateway", [None, 1, [self.gateway]]),
-                ("type", [None, 1, "ALARM"]),
-                ("v", [3, "1", None]),
-                ("replayed", ["no", 0]),
-            ]
-        )
+        # each field of an event with values of the wrong JSON type for it
+        wrong: list[tuple[str, list[object]]] = [
+            ("seq", ["5", 5.5, True, None, [5]]),
+            ("ts", [1763784900, True, None, {"t": 1}]),
+            ("kind", [3, ["smoke"], None, {"kind": "smoke"}]),
+            ("values", [[], "x", 1, None]),
+            ("clock_synced", ["yes", 1, None]),
+            ("id", [123, None, ["id"]]),
+            ("boot", [{}, 7]),
+            ("device", [7, None, True]),
+            ("gateway", [None, 1, [self.gateway]]),
+            ("type", [None, 1, "ALARM"]),
+            ("v", [3, "1", None]),
+            ("replayed", ["no", 0]),
+        ]
+        name, values = self.rng.choice(wrong)
         return self.topic(), json.dumps(self.event(**{name: self.rng.choice(values)})).encode()
 
     def unknown_field(self) -> tuple[str, bytes]:
@@ -449,9 +449,10 @@ class ValidSender:
     def send_one(self) -> ValidAlarm:
         n = len(self.sent) + 1
         device = f"smoke-{(n - 1) % 8 + 1:02d}"
+        alarm_id = str(uuid.uuid4())
         body = {
             "v": 1,
-            "id": str(uuid.uuid4()),
+            "id": alarm_id,
             "gateway": VALID_GATEWAY,
             "device": device,
             "boot": self.boot,
@@ -460,7 +461,7 @@ class ValidSender:
             "kind": "smoke",
             "type": "alarm",
         }
-        alarm = ValidAlarm(body["id"], device, time.time(), self.flood.is_set())
+        alarm = ValidAlarm(alarm_id, device, time.time(), self.flood.is_set())
         self.sent.append(alarm)
         self.client.publish(f"sc/v1/{VALID_GATEWAY}/event", json.dumps(body).encode())
         return alarm

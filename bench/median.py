@@ -13,7 +13,10 @@ from typing import Any
 
 from bench.stats import fmt, table
 
-FIGURES: list[tuple[str, tuple[str, ...]]] = [
+# a figure's place in a run's JSON: object keys, and list indices where the value is a list
+JsonPath = tuple[str | int, ...]
+
+FIGURES: list[tuple[str, JsonPath]] = [
     ("raw broker msg/s (1 → 1, QoS 1)", ("baseline", "throughput", "rate")),
     ("raw broker latency p50 ms", ("baseline", "latency", "latency_ms", "p50")),
     ("raw broker latency p99 ms", ("baseline", "latency", "latency_ms", "p99")),
@@ -69,7 +72,7 @@ FIGURES: list[tuple[str, tuple[str, ...]]] = [
 ]
 
 
-def dig(data: Any, path: tuple[Any, ...]) -> float | None:
+def dig(data: Any, path: JsonPath) -> float | None:
     for key in path:
         try:
             data = data[key]

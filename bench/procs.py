@@ -114,7 +114,7 @@ class Child:
             if self.proc.stdin is not None and not self.proc.stdin.closed:
                 self.proc.stdin.close()
             match = self.reader.wait_for(pattern, timeout)
-        return json.loads(match.group(0))  # type: ignore[no-any-return]
+        return json.loads(match.group(0))
 
     def finish(self, timeout: float = 30.0) -> None:
         """Close stdin (a rawsub exits then) and wait for the process to end."""

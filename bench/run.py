@@ -535,7 +535,7 @@ class Bench:
         stored = [s - r for r, s, p in new_alarms]
         missing = [i for i in sent if i not in arrivals]
         d = _deltas(before, after)
-        result = {
+        result: dict[str, Any] = {
             "sent": len(sent),
             "received": len(e2e),
             "missing": len(missing),

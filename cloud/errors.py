@@ -18,3 +18,11 @@ class Conflict(CloudError):
 
 class Refused(CloudError):
     """The request itself is wrong: the reason says how (HTTP 422)."""
+
+
+class TooLarge(CloudError):
+    """More is asked for than one answer holds (HTTP 413): the reason says how much."""
+
+
+class Unavailable(CloudError):
+    """A part the cloud needs cannot answer now; trying again later may work (HTTP 503)."""

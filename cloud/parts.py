@@ -82,8 +82,8 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[Cloud]:
     webhook: WebhookChannel | None = None
     try:
         # the site registry: the newest version in the database; the site file seeds it once
-        site, site_version = await load_or_seed(db, settings.site_file)
-        registry = Registry(site, site_version.version)
+        seeded, site_version = await load_or_seed(db, settings.site_file)
+        registry = Registry(seeded, site_version.version)
         check_against_site(loaded, registry)
         await store.ping()
         book = AlarmBook(db, registry)
@@ -137,13 +137,13 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[Cloud]:
             on_change=announcer.changed,
         )
         announcer.on_new_alarms = escalator.wake
-        password = settings.mqtt_password
+        mqtt_password = settings.mqtt_password
         transport = MqttTransport(
             BrokerAddress(
                 host=settings.mqtt_host,
                 port=settings.mqtt_port,
                 username=settings.mqtt_username,
-                password=password.get_secret_value() if password else None,
+                password=mqtt_password.get_secret_value() if mqtt_password else None,
                 client_id=settings.mqtt_client_id,
                 tls_ca_file=settings.mqtt_tls_ca_file,
             ),
@@ -181,7 +181,7 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[Cloud]:
             site_file=settings.site_file,
         )
         # a device bound, moved or removed reaches its gateway as cmd/config
-        config_push = ConfigPush(registry.site, ingest.send_command, audit)
+        config_push = ConfigPush(registry.site, transport.send_command, audit)
         site.listeners.append(config_push.on_site)
 
         async def revoke_removed(new_site: Site, version: SiteVersion) -> None:

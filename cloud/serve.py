@@ -8,6 +8,7 @@ import contextlib
 
 import uvicorn
 
+from cloud.ingest.consumer import BrokerConsumer
 from cloud.parts import Cloud
 from cloud.web.app import create_app
 
@@ -21,7 +22,9 @@ async def serve(cloud: Cloud, *, started: asyncio.Event | None = None) -> None:
     `cloud.ingest.connected` as well."""
     settings = cloud.settings
     escalation = asyncio.create_task(cloud.escalator.run(), name="escalation")
-    consumer = asyncio.create_task(cloud.ingest.run(), name="ingest")
+    consumer = asyncio.create_task(
+        BrokerConsumer(cloud.ingest, cloud.transport).run(), name="ingest"
+    )
     config = uvicorn.Config(
         create_app(cloud),
         host=settings.web_host,

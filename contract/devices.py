@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from itertools import pairwise
 from pathlib import Path
-from typing import Annotated, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, model_validator
 
@@ -38,7 +38,13 @@ Seconds = Annotated[float, Field(gt=0, le=86400)]
 class DeviceModelBase(_Strict):
     """Common to every device model. Subclasses set `kind` and the pin roles they use."""
 
-    kind: ClassVar[Kind]
+    if TYPE_CHECKING:
+        # Every model has a kind: a class constant, or a Zigbee model's field (one model
+        # class, the kind per file). Declared for the type checker only: at run time a
+        # property here would be shadowed by that field, which pydantic refuses.
+        @property
+        def kind(self) -> Kind: ...
+
     #: pin role → required?
     roles: ClassVar[dict[str, bool]] = {}
     #: at least one of these pin roles must be wired (when not empty)
@@ -249,7 +255,7 @@ class ZigbeeModel(DeviceModelBase):
     numeric properties to our units (sent as readings, and with the events).
     """
 
-    kind: Kind  # type: ignore[misc]  # per model file here, not per class
+    kind: Kind  # per model file here, not per class
 
     driver: Literal["zigbee2mqtt"]
     binary: dict[str, ZigbeeBinary] = Field(default_factory=dict)

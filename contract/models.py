@@ -286,7 +286,7 @@ def decode(model: type[M], payload: bytes | str) -> M:
 
 def _refuse_duplicate_keys(model: type[BaseModel], payload: bytes | str) -> None:
     try:
-        json.loads(payload, object_pairs_hook=_unique_pairs)
+        _PAIRS.decode(payload.decode() if isinstance(payload, bytes) else payload)
     except _DuplicateKey as dup:
         raise ValidationError.from_exception_data(
             model.__name__,
@@ -320,6 +320,10 @@ def _unique_pairs(pairs: list[tuple[str, object]]) -> dict[str, object]:
                 raise _DuplicateKey(key)
             seen.add(key)
     return obj
+
+
+#: One decoder for the duplicate-key check (`json.loads` with a hook builds one per call).
+_PAIRS = json.JSONDecoder(object_pairs_hook=_unique_pairs)
 
 
 def encode(message: BaseModel) -> bytes:

@@ -87,7 +87,7 @@ class Scheduler:
             raise TimeoutError(f"scheduler {self.name} did not run {fn!r} within {timeout}s")
         if "error" in box:
             raise box["error"]
-        return box["result"]  # type: ignore[no-any-return]
+        return box["result"]
 
     def _push(self, timer: Timer) -> Timer:
         with self._cond:

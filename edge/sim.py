@@ -22,7 +22,7 @@ import os
 import select
 import threading
 import time
-from typing import Any
+from typing import Any, TypeVar
 
 from contract.devices import (
     AirModel,
@@ -42,6 +42,8 @@ from edge.drivers.zigbee import ZigbeeBroker
 from edge.sim_serial import MockS8, PtyPort
 
 log = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=DeviceModelBase)
 
 
 class Zigbee2MqttFeed:
@@ -291,7 +293,7 @@ class SimulatedHardware:
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _model(self, device: str, kind: type[DeviceModelBase]) -> DeviceModelBase:
+    def _model(self, device: str, kind: type[M]) -> M:
         model = self.config.model_of(device)
         if not isinstance(model, kind):
             raise ValueError(f"{device} is a {type(model).__name__}, not a {kind.__name__}")

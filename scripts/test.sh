@@ -7,5 +7,7 @@ scripts/setup.sh test mosquitto mosquitto-clients influxdb postgresql chromium f
 echo "==> ruff"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
+echo "==> mypy"
+.venv/bin/mypy
 echo "==> pytest"
 exec .venv/bin/python -m pytest "$@"

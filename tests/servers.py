@@ -166,7 +166,7 @@ password_file {self.workdir / "passwd"}
 acl_file {self.workdir / "acl"}
 listener {self.port} 127.0.0.1
 set_tcp_nodelay true
-max_inflight_messages 100
+max_inflight_messages 1000
 max_queued_messages 1000000
 max_queued_bytes 0
 sys_interval 1
@@ -369,8 +369,12 @@ class PostgreSQL:
         }
         log = self.workdir / "postgres.log"
         self.proc = subprocess.Popen(
-            [bindir / "postgres", "-D", self.data_dir]
-            + [arg for name, value in options.items() for arg in ("-c", f"{name}={value}")],
+            [
+                str(bindir / "postgres"),
+                "-D",
+                str(self.data_dir),
+                *(arg for name, value in options.items() for arg in ("-c", f"{name}={value}")),
+            ],
             user=user,
             stdout=subprocess.DEVNULL,
             stderr=open(log, "wb"),  # noqa: SIM115

@@ -6,13 +6,15 @@ operator accepts → a command back through Mosquitto → the button's LED says 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from edge.config import load_gateway_config
+from edge.drivers.call_button import CallButton, Indicator
 from gateway.agent import AgentOptions, GatewayAgent
 from gateway.uplink import BrokerParams
 from tests.cloud.conftest import RunningCloud, cloud, eventually, operator  # noqa: F401
@@ -69,11 +71,12 @@ async def test_a_button_press_reaches_the_duty_room_and_help_is_shown_at_the_but
     assert (alarm["building"], alarm["home"]) == ("红星小区1栋", "1单元101")
     # the button already shows "call sent" (steady LED) before anyone answers
     driver = gateway.drivers["call-0101"]
-    assert str(driver.indicator) == "call_sent"  # type: ignore[attr-defined]
+    assert isinstance(driver, CallButton)
+    assert driver.indicator is Indicator.CALL_SENT
 
     accepted = await operator.post(f"/api/alarms/{alarm['id']}/accept")
     assert accepted.status_code == 200
-    await eventually(lambda: str(driver.indicator) == "help_coming")  # type: ignore[attr-defined]
+    await eventually(lambda: driver.indicator is Indicator.HELP_COMING)
 
     case = (await operator.get(f"/api/alarms/{alarm['id']}")).json()
     assert any("sent" in h["detail"] for h in case["history"] if h["action"] == "command")
@@ -113,6 +116,6 @@ async def test_gas_readings_from_the_adc_become_a_graded_alarm_and_a_stored_seri
     assert points[-1]["value"] == pytest.approx(12.0, abs=0.5)
 
 
-async def _json_if(coro: object, predicate: object) -> object:
-    value = (await coro).json()  # type: ignore[misc]
-    return value if predicate(value) else None  # type: ignore[operator]
+async def _json_if(request: Awaitable[httpx.Response], predicate: Callable[[Any], bool]) -> Any:
+    value = (await request).json()
+    return value if predicate(value) else None

@@ -30,6 +30,7 @@ from pydantic import BaseModel
 
 from cloud.access.audit import Audit
 from cloud.db.database import Conn, Database, Row
+from cloud.errors import CloudError
 from cloud.times import from_epoch
 from contract.provisioning import CLAIM_ALPHABET, CLAIM_CODE_LENGTH
 
@@ -55,7 +56,7 @@ class ClaimRefusal(StrEnum):
     RATE_LIMITED = "rate_limited"
 
 
-class ClaimRefused(Exception):
+class ClaimRefused(CloudError):
     def __init__(self, reason: ClaimRefusal, message: str) -> None:
         super().__init__(message)
         self.reason = reason

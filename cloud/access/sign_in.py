@@ -23,6 +23,7 @@ import asyncio
 import logging
 
 from cloud.db.database import Conn, Database
+from cloud.errors import CloudError
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ ACCOUNT_SLOW_AFTER = 10
 ACCOUNT_DELAY_S = 2.0
 
 
-class SignInLimited(Exception):
+class SignInLimited(CloudError):
     """Too many failed sign-ins for this account from this address, or from this address."""
 
     def __init__(self, message: str, retry_after_s: int) -> None:

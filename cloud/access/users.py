@@ -29,7 +29,7 @@ from cloud.access.passwords import (
 from cloud.access.sessions import EndedSessions, SessionRef
 from cloud.access.sign_in import forgive_attempt, reserve_attempt, slow_down
 from cloud.db.database import Conn, Database, Row
-from cloud.errors import Conflict, NotFound
+from cloud.errors import CloudError, Conflict, NotFound
 from cloud.times import from_epoch
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ class _Entry:
     session_key: str
 
 
-class AccountDisabled(Exception):
+class AccountDisabled(CloudError):
     """The password was right but an admin has disabled the account."""
 
 

@@ -17,12 +17,12 @@ on the duty-room board, never pushed and never escalated.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 
+from cloud.alarms.arrivals import Arrival, known_ids
 from cloud.alarms.model import Alarm, AlarmState, Mode, Outcome, Raised
-from cloud.alarms.recording import Arrival, Decide, Recording, evaluate, known_ids
+from cloud.alarms.recording import Recording
 from cloud.alarms.rows import get, log
 from cloud.db.database import Conn, Database
 from cloud.rules import Decision, Evaluation, Key
@@ -42,61 +42,51 @@ class AlarmBook:
         self.registry = registry
         #: (rule, level) → the acceptance budget in seconds of the policy in force
         self.budget_for = budget_for
-        # read known ids, decide on the event loop, store: one batch at a time, so the rules
-        # are asked about an id once however the batches interleave
-        self._recording = asyncio.Lock()
 
     def _unit(self) -> Recording:
         return Recording(self.registry, self.db.clock(), self.budget_for)
 
     # ---- recording what arrives -------------------------------------------------------------
 
-    async def record_many(
+    async def unseen(self, arrivals: Sequence[Arrival]) -> list[bool]:
+        """For each arrival, in order: whether its id is new — stored neither before nor
+        earlier in the same list. Only these are shown to the rules."""
+        known = await self.db.read(lambda c: known_ids(c, arrivals)) if arrivals else set()
+        out: list[bool] = []
+        for arrival in arrivals:
+            key = (arrival.table, arrival.id)
+            out.append(key not in known)
+            known.add(key)
+        return out
+
+    async def record(
         self,
-        arrivals: Sequence[Arrival],
+        plans: Sequence[tuple[Arrival, Evaluation] | Exception | None],
         *,
         extra: Callable[[Conn], None] | None = None,
     ) -> list[list[Raised] | Exception | None]:
-        """Group commit: store many messages in order, in ONE transaction.
+        """Group commit: store many messages in order, each with what the rules decided about
+        it, in ONE transaction.
 
-        For each arrival, in order: None if its id was stored before (or earlier in this
-        batch) — the rules are not asked; else the rules decide and what they decide is
-        stored with the id. One that fails (the rules or the storing raise) gets its exception
-        back instead and leaves nothing behind (a savepoint is rolled back), without spoiling
-        the others. `extra` writes more in the same transaction (ingest's rejections and
+        Per plan, in order: None (a message seen before: nothing to store) stays None; an
+        exception (the rules failed on it) comes back as it is; an (arrival, evaluation) is
+        stored — its id and the alarms raised, repeated or cleared — and gives what to
+        announce, or its exception if storing it failed (its savepoint is rolled back; the
+        others are kept). `extra` writes more in the same transaction (ingest's rejections and
         delivery watermarks). If the commit itself (or `extra`) fails, nothing is stored and
         the error is raised."""
-        if not arrivals and extra is None:
-            return []
-        async with self._recording:
-            known = await self.db.read(lambda c: known_ids(c, arrivals)) if arrivals else set()
-            plans: list[tuple[Arrival, Evaluation] | Exception | None] = []
-            seen: set[tuple[str, str]] = set()
-            for arrival in arrivals:
-                key = (arrival.table, arrival.id)
-                if key in known or key in seen:
-                    plans.append(None)
-                    continue
-                try:
-                    evaluation = evaluate(arrival.decide)
-                except Exception as exc:  # not stored: the message is reported, not lost quietly
-                    plans.append(exc)
-                    continue
-                seen.add(key)
-                plans.append((arrival, evaluation))
-            if extra is None and all(p is None or isinstance(p, Exception) for p in plans):
-                return list(plans)  # type: ignore[arg-type]
-            unit = self._unit()
-            return await self.db.write(lambda c: unit.store(c, plans, extra))
+        if extra is None and all(p is None or isinstance(p, Exception) for p in plans):
+            return [p for p in plans if p is None or isinstance(p, Exception)]
+        unit = self._unit()
+        return await self.db.write(lambda c: unit.store(c, plans, extra))
 
-    async def apply(self, decide: Decide | Iterable[Decision], at: float) -> list[Raised]:
-        """Decisions with no message of their own (ticks, gateway status)."""
-        async with self._recording:
-            evaluation = evaluate(decide)
-            if not evaluation.decisions and not evaluation.inhibited:
-                return []
-            unit = self._unit()
-            return await self.db.write(lambda c: unit.apply(c, evaluation, at))
+    async def apply(self, decided: Evaluation | Iterable[Decision], at: float) -> list[Raised]:
+        """Decisions with no message of their own (ticks, gateway status, site changes)."""
+        evaluation = decided if isinstance(decided, Evaluation) else Evaluation(list(decided))
+        if not evaluation.decisions and not evaluation.inhibited:
+            return []
+        unit = self._unit()
+        return await self.db.write(lambda c: unit.apply(c, evaluation, at))
 
     async def use_budgets(self, budget_for: Callable[[str, int], float | None]) -> int:
         """Take acceptance budgets from the policies in force from now on, and give one to

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from cloud.alarms.groups import AlarmGroup, group_alarms
 from cloud.alarms.model import OPEN_STATES, Alarm, LogEntry, Mode, Outcome
 from cloud.alarms.rows import get
 from cloud.db.database import Database
@@ -30,6 +31,11 @@ class AlarmQueries:
             sql, params = sql + " LIMIT ?", (*params, limit)
         rows = await self.db.fetch_all(sql, params)
         return [Alarm.from_row(r) for r in rows]
+
+    async def groups(self) -> list[AlarmGroup]:
+        """The duty room's open alarms folded by building and category (cloud/alarms/groups.py),
+        most severe group first."""
+        return group_alarms(await self.active())
 
     async def awaiting_verification(self, since: float, limit: int = 100) -> list[Alarm]:
         """Live cases resolved by a person since `since` that no supervisor has verified yet,

@@ -10,96 +10,17 @@ batch cost one read, one update, a hundred log lines and one read back.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from cloud.alarms.arrivals import Arrival
 from cloud.alarms.model import LEVEL_NAMES, SYSTEM, Alarm, AlarmState, Mode, Outcome, Raised
 from cloud.alarms.model import open_key as make_open_key
 from cloud.alarms.rows import log
 from cloud.db.database import Conn
 from cloud.errors import CloudError
-from cloud.rules import AlarmDraft, Clear, Decision, Evaluation, Key
+from cloud.rules import AlarmDraft, Clear, Evaluation, Key
 from cloud.site.registry import Registry
-from contract.models import Event
-
-Decide = Callable[[], Evaluation]
-
-
-@dataclass(frozen=True, slots=True)
-class Arrival:
-    """A message to store once by its id (an event or a telemetry batch), with the rules'
-    decision about it, asked only if the id is new."""
-
-    table: str  # events or telemetry_batches
-    id: str
-    sql: str
-    params: tuple[object, ...]
-    at: float
-    decide: Decide | Iterable[Decision]
-
-
-def event_arrival(event: Event, received_at: float, decide: Decide | Iterable[Decision]) -> Arrival:
-    return Arrival(
-        "events",
-        event.id,
-        "INSERT INTO events (id, gateway, device, boot, seq, ts, kind, type,"
-        ' "values", clock_synced, replayed, received_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)'
-        " ON CONFLICT DO NOTHING",
-        (
-            event.id,
-            event.gateway,
-            event.device,
-            event.boot,
-            event.seq,
-            event.ts.timestamp(),
-            event.kind.value,
-            event.type.value,
-            json.dumps(event.values.present()),
-            int(event.clock_synced),
-            int(event.replayed),
-            received_at,
-        ),
-        received_at,
-        decide,
-    )
-
-
-def batch_arrival(
-    batch_id: str,
-    gateway: str,
-    readings: int,
-    at: float,
-    decide: Decide | Iterable[Decision] = (),
-) -> Arrival:
-    return Arrival(
-        "telemetry_batches",
-        batch_id,
-        "INSERT INTO telemetry_batches (id, gateway, readings, received_at) VALUES (?,?,?,?)"
-        " ON CONFLICT DO NOTHING",
-        (batch_id, gateway, readings, at),
-        at,
-        decide,
-    )
-
-
-def known_ids(conn: Conn, arrivals: Sequence[Arrival]) -> set[tuple[str, str]]:
-    """(table, id) of the arrivals that are stored already."""
-    known: set[tuple[str, str]] = set()
-    for table in ("events", "telemetry_batches"):
-        ids = list({a.id for a in arrivals if a.table == table})
-        for i in range(0, len(ids), 500):
-            chunk = ids[i : i + 500]
-            marks = ",".join("?" * len(chunk))
-            for row in conn.execute(f"SELECT id FROM {table} WHERE id IN ({marks})", chunk):
-                known.add((table, row[0]))
-    return known
-
-
-def evaluate(decide: Decide | Iterable[Decision]) -> Evaluation:
-    if callable(decide):
-        return decide()
-    return Evaluation(decisions=list(decide))
 
 
 class NoPlace(CloudError):

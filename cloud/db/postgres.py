@@ -128,7 +128,7 @@ def _row_factory(cursor: psycopg.Cursor[Any]) -> Any:
 
 class PgCursor(psycopg.Cursor[Row]):
     @property
-    def lastrowid(self) -> int | None:  # type: ignore[override]
+    def lastrowid(self) -> int | None:
         raise psycopg.NotSupportedError(
             "PostgreSQL has no lastrowid: write INSERT … RETURNING id and read fetchone()[0]"
             " (SQLite runs the same statement)"

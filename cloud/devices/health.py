@@ -237,10 +237,10 @@ class HealthReports:
         gateway_counts = dict.fromkeys(GatewayState, 0)
         for gw, health in gateway_health.items():
             gateway_counts[health.state] += 1
-            place = registry.gateway_place(gw)
-            if place is None:
+            gw_place = registry.gateway_place(gw)
+            if gw_place is None:
                 continue
-            building = _building(buildings, place)
+            building = _building(buildings, gw_place)
             building.gateways.append(health)
 
         ordered = sorted(

@@ -11,6 +11,7 @@ The gate (`mode_for`) is answered from memory on the message path; the table is 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import datetime
 
@@ -20,6 +21,7 @@ from cloud.access.audit import Audit
 from cloud.alarms.model import Mode
 from cloud.db.database import Conn, Database, Row
 from cloud.errors import Conflict, NotFound, Refused
+from cloud.rules import Evaluation
 from cloud.times import from_epoch
 
 MAX_WALK_TEST_S = 4 * 3600
@@ -78,6 +80,19 @@ class Maintenance:
     @property
     def active(self) -> bool:
         return bool(self._open)
+
+    def gate(self, evaluation: Evaluation, at: float) -> Evaluation:
+        """The rules' decisions, with those about devices under a walk test or in a
+        maintenance window made tests (of that window)."""
+        if not self._open:
+            return evaluation
+        gated = []
+        for decision in evaluation.decisions:
+            mode, window = self.mode_for(decision.gateway, decision.device, at)
+            if mode is not Mode.LIVE:
+                decision = dataclasses.replace(decision, mode=mode.value, window=window)
+            gated.append(decision)
+        return Evaluation(gated, evaluation.inhibited, evaluation.muted)
 
     # ---- starting and ending ----------------------------------------------------------------
 

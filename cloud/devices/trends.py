@@ -14,7 +14,7 @@ week, as bucket means from the telemetry store, with the limit lines of the rule
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -266,9 +266,9 @@ async def trend(
     results = await asyncio.gather(*(one(info) for info in target.devices))
     ids = [info.device for info in target.devices]
     by_device: list[tuple[DeviceInfo, dict[int, float]]] = []
-    for info, points in zip(target.devices, results, strict=True):
-        if points or target.scope == "device":
-            by_device.append((info, {int(ts.timestamp()): value for ts, value in points}))
+    for info, found in zip(target.devices, results, strict=True):
+        if found or target.scope == "device":
+            by_device.append((info, {int(ts.timestamp()): value for ts, value in found}))
     times = sorted({t for _, points in by_device for t in points})
     series = []
     for info, points in by_device:
@@ -369,3 +369,35 @@ def targets(registry: Registry) -> Targets:
         buildings=sorted(buildings.values(), key=lambda b: b.building_id),
         fields=field_descriptions(),
     )
+
+
+class Trends:
+    """Charts for the duty room and the installers, from the registry as it is now, the
+    telemetry store and the rules in force when asked."""
+
+    def __init__(
+        self, registry: Registry, store: TelemetryStore, rules: Callable[[], RulesFile]
+    ) -> None:
+        self.registry = registry
+        self.store = store
+        self.rules = rules
+
+    def targets(self) -> Targets:
+        return targets(self.registry)
+
+    async def trend(
+        self,
+        field: TrendField,
+        span: TrendRange,
+        *,
+        building: str | None = None,
+        home: str | None = None,
+        gateway: str | None = None,
+        device: str | None = None,
+    ) -> Trend:
+        """One chart (`NotFound` for an unknown target, `Refused` for an unclear one,
+        StoreError if the store cannot answer)."""
+        target = resolve_target(
+            self.registry, building=building, home=home, gateway=gateway, device=device
+        )
+        return await trend(self.store, self.rules(), target, field, span)

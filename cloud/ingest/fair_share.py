@@ -104,12 +104,12 @@ class FairShare(Generic[T]):
                 del self._gateways[name]
         for item in arrived:
             name = self.gateway_of(item)
-            gw = self._gateways.get(name)
-            if gw is None or not self.flooding(name, now):
-                if gw is None or not gw.backlog:
+            known = self._gateways.get(name)
+            if known is None or not self.flooding(name, now):
+                if known is None or not known.backlog:
                     now_items.append(item)
                     continue
-            elif not gw.backlog and taken[name] < self.share:
+            elif not known.backlog and taken[name] < self.share:
                 self._refill(gw, now)
                 if gw.tokens >= 1:
                     gw.tokens -= 1

@@ -1,24 +1,17 @@
-"""Ingest: every message from the broker is checked, stored, evaluated, acknowledged and
-announced — in that order, one way:
+"""Ingest: the path of a batch from the broker to the record, one way:
 
-    transport ─batch─▶ fair shares ─▶ check ─▶ delivery order ─▶ ONE commit ─▶ acks ─▶ announce
-                                        │                           (alarm book: message ids,
-                                        └─ refusals (kept with it)   rules' decisions, watermarks)
+  check ─▶ delivery order ─▶ unseen ids ─▶ rules ─▶ maintenance gate ─▶ ONE commit ─▶ Acks ─▶ tell
+    └─ refusals, kept in the same commit
 
-Evaluation is the rules core's (`cloud/rules/`); what it decides passes the maintenance gate
-(devices under a walk test or in a maintenance window make test alarms) and is stored by the
-alarm book in the same transaction as the message id, so a redelivery is never evaluated
-twice. Time-driven rules (clear holds, silence, expiring walk tests, gaps given up on,
-gateways whose messages keep being refused) run on a tick.
-
-`Ingest.handle_many()` is the whole path of a batch (`handle()` of one) and never raises: bad
-input is refused with a reason (counted, kept), and even a bug in our own code is caught,
-recorded as an `internal_error` rejection and the loop goes on. `Ingest.run()` consumes from
-the MQTT transport in group commits: what is waiting already (up to `max_batch`) is checked,
-then stored with ONE commit, then acknowledged — to the broker, and to each gateway that
-speaks message version 2 on its `cmd/ack` (`delivery.py`: the gateway forgets an event only
-then) — then announced. So a crash between receipt and storage makes the broker (or the
-gateway) deliver the batch again, and nobody hears of an alarm that is not stored.
+`handle_many()` is the whole path (`handle()` of one message) and never raises: bad input is
+refused with a reason (counted, kept); a bug in our own code is recorded as an
+`internal_error` rejection and the others go on. The rules see only ids the alarm book does
+not have, and what they decide is stored in the same transaction as the id, so a redelivery
+is never evaluated twice. Version-2 events are acknowledged to their gateways (`cmd/ack`,
+`delivery.py`) only once committed, every message to the broker after that
+(`consumer.py`), and nobody hears of an alarm that is not stored. Time-driven rules (clear
+holds, silence, walk tests that ran out, gaps given up on, gateways whose refusals keep
+coming) run on a tick.
 """
 
 from __future__ import annotations
@@ -30,9 +23,9 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 
+from cloud.alarms.arrivals import Arrival, batch_arrival, event_arrival
 from cloud.alarms.book import AlarmBook
-from cloud.alarms.model import Mode, Raised
-from cloud.alarms.recording import Arrival, batch_arrival, event_arrival
+from cloud.alarms.model import Raised
 from cloud.db.database import Conn
 from cloud.devices.maintenance import Maintenance
 from cloud.ingest.check import Checker
@@ -52,7 +45,6 @@ from cloud.transport.mqtt import MqttTransport, Received
 from contract import topics
 from contract.models import (
     Ack,
-    Command,
     Event,
     GatewayState,
     Reply,
@@ -63,6 +55,11 @@ from contract.models import (
 )
 
 log = logging.getLogger(__name__)
+
+
+#: What the book stores of one message: None (seen before), an exception (the rules failed on
+#: it), or the message with what the rules decided.
+Plan = tuple[Arrival, Evaluation] | Exception | None
 
 
 @dataclasses.dataclass(slots=True)
@@ -110,6 +107,9 @@ class Ingest:
         self.max_batch = max_batch
         self.clock = clock
         self._counts: Counter[str] = Counter()
+        #: asking the rules and storing what they decided, one at a time: a batch, a tick's
+        #: released events and a status never interleave, so no id is evaluated twice
+        self._deciding = asyncio.Lock()
         #: a flooding gateway's messages wait in its own backlog (fair_share.py)
         self.fair: FairShare[Received] = FairShare(lambda item: item.gateway)
         self.checker = Checker(
@@ -162,12 +162,12 @@ class Ingest:
     async def handle(self, topic: str, payload: bytes, received_at: float | None = None) -> None:
         """The whole path of one message: checked, stored, evaluated, announced."""
         received_at = self.clock() if received_at is None else received_at
-        await self._announce(await self.handle_many([(topic, payload, received_at)]))
+        await self.announce(await self.handle_many([(topic, payload, received_at)]))
 
     async def handle_many(self, batch: Sequence[tuple[str, bytes, float]]) -> list[Raised]:
         """Check and store a batch of messages (topic, payload, received_at), in order, with
         ONE commit for all the events, telemetry batches and rejections among them; returns
-        what is to be announced (`_announce`) once they are stored — and, in `run()`,
+        what is to be announced (`announce`) once they are stored — and, by the consumer,
         acknowledged.
 
         Never raises: a bad message is refused with its reason and the others go on; an
@@ -201,28 +201,12 @@ class Ingest:
     def _accept(
         self, topic: str, payload: bytes, message: Event | Telemetry, received_at: float
     ) -> _Accepted:
-        """The rules are asked about it (in order, on the database thread's unit of work)
-        only if its id is new."""
         if isinstance(message, Event):
-            event = message
-            arrival = event_arrival(
-                event,
-                received_at,
-                lambda: self._gate(self.core.event(event, received_at), received_at),
-            )
-            stream = (event.gateway, event.boot) if event.v >= 2 else None
-            return _Accepted(topic, payload, event, received_at, arrival, stream)
-        batch = message
-        arrival = batch_arrival(
-            batch.id,
-            batch.gateway,
-            len(batch.readings),
-            received_at,
-            lambda: self._gate(
-                self.core.readings(batch.gateway, batch.readings, received_at), received_at
-            ),
-        )
-        return _Accepted(topic, payload, batch, received_at, arrival)
+            stream = (message.gateway, message.boot) if message.v >= 2 else None
+            arrival = event_arrival(message, received_at)
+            return _Accepted(topic, payload, message, received_at, arrival, stream)
+        arrival = batch_arrival(message.id, message.gateway, len(message.readings), received_at)
+        return _Accepted(topic, payload, message, received_at, arrival)
 
     async def _store(self, group: list[_Accepted]) -> list[Raised]:
         """Store a group of checked messages with one commit (with the refusals noted so far);
@@ -249,11 +233,37 @@ class Ingest:
         return out
 
     async def _commit(self, ready: list[_Accepted]) -> list[Raised]:
-        """ONE transaction: the messages, the refusals noted so far and the delivery
-        watermarks; then tell `Delivery` what is committed."""
-        refused = self.checker.refused_streams
-        if not ready and not self.rejects.has_pending and not refused:
+        """Unseen ids → rules → maintenance gate → ONE transaction (the messages with what
+        the rules decided, the refusals noted so far, the delivery watermarks); then tell
+        `Delivery` what is committed. What to announce."""
+        if not ready and not self.rejects.has_pending and not self.checker.refused_streams:
             return []
+        async with self._deciding:
+            plans = await self._decide(ready)
+            return await self._record(ready, plans)
+
+    async def _decide(self, ready: list[_Accepted]) -> list[Plan]:
+        """Per message: None if the book has its id already (the rules are not asked), the
+        rules' decisions through the maintenance gate, or the exception the rules raised."""
+        unseen = await self.book.unseen([item.arrival for item in ready])
+        plans: list[Plan] = []
+        for item, new in zip(ready, unseen, strict=True):
+            if not new:
+                plans.append(None)
+                continue
+            message, at = item.message, item.received_at
+            try:
+                if isinstance(message, Event):
+                    decided = self.core.event(message, at)
+                else:
+                    decided = self.core.readings(message.gateway, message.readings, at)
+                plans.append((item.arrival, self._gate(decided, at)))
+            except Exception as exc:  # reported as internal_error, the others go on
+                plans.append(exc)
+        return plans
+
+    async def _record(self, ready: list[_Accepted], plans: list[Plan]) -> list[Raised]:
+        refused = self.checker.refused_streams
         pending = self.rejects.take()
         self.checker.refused_streams = []
         marks = self.delivery.watermarks()
@@ -263,7 +273,7 @@ class Ingest:
             write_watermarks(conn, marks, self.clock())
 
         try:
-            results = await self.book.record_many([item.arrival for item in ready], extra=extra)
+            results = await self.book.record(plans, extra=extra)
         except Exception as exc:
             self.rejects.put_back(pending)
             self.checker.refused_streams[:0] = refused
@@ -274,12 +284,13 @@ class Ingest:
                 if not ready:
                     log.exception("writing rejections failed; kept for the next commit")
                 return []
-            # nothing of the group is stored: try each on its own, so one cannot spoil the rest
+            # nothing of the group is stored: each on its own (the rules are not asked again),
+            # so one cannot spoil the rest
             log.exception("group commit of %d messages failed; storing one by one", len(ready))
             self._counts["group_fallbacks"] += 1
             out: list[Raised] = []
-            for item in ready:
-                out += await self._commit([item])
+            for item, plan in zip(ready, plans, strict=True):
+                out += await self._record([item], [plan])
             return out
         self._counts["group_commits"] += 1
         for key, seq in refused:
@@ -333,25 +344,16 @@ class Ingest:
             log.info("gateway=%s state=%s was=%s", status.gateway, status.state, previous)
         self.announcer.hub.publish(messages.gateway_state(status.gateway, status.state.value))
         online = status.state is GatewayState.ONLINE
-        return await self.book.apply(
-            lambda: self._gate(self.core.status(status.gateway, online, received_at), received_at),
-            received_at,
-        )
+        async with self._deciding:
+            decided = self.core.status(status.gateway, online, received_at)
+            return await self.book.apply(self._gate(decided, received_at), received_at)
 
     def _gate(self, evaluation: Evaluation, at: float) -> Evaluation:
         """Devices under a walk test or in a maintenance window: their alarms are tests."""
         self._counts["inhibited"] += evaluation.muted
-        if self.maintenance is None or not self.maintenance.active:
-            return evaluation
-        gated = []
-        for decision in evaluation.decisions:
-            mode, window = self.maintenance.mode_for(decision.gateway, decision.device, at)
-            if mode is not Mode.LIVE:
-                decision = dataclasses.replace(decision, mode=mode.value, window=window)
-            gated.append(decision)
-        return Evaluation(gated, evaluation.inhibited, evaluation.muted)
+        return evaluation if self.maintenance is None else self.maintenance.gate(evaluation, at)
 
-    async def _announce(self, raised: list[Raised]) -> None:
+    async def announce(self, raised: list[Raised]) -> None:
         """Tell the duty room about stored alarms (never before they are stored)."""
         if raised:
             await self.announcer.announce(raised)
@@ -396,10 +398,11 @@ class Ingest:
             sum(e.muted for e in evaluations),
         )
         if evaluation.decisions or evaluation.inhibited or evaluation.muted:
-            announce += await self.book.apply(lambda: self._gate(evaluation, now), now)
-        await self._announce(announce)
+            async with self._deciding:
+                announce += await self.book.apply(self._gate(evaluation, now), now)
+        await self.announce(announce)
 
-    async def _tick_forever(self) -> None:
+    async def tick_forever(self) -> None:
         while True:
             await asyncio.sleep(self.tick_s)
             try:
@@ -407,53 +410,10 @@ class Ingest:
             except Exception:
                 log.exception("rules tick failed")
 
+    def count_unread(self, n: int) -> None:
+        """Messages received and dropped unread (a flooding gateway's full backlog)."""
+        self._counts["messages"] += n
+
     async def flush(self) -> int:
         """Write the readings waiting for the time-series store now."""
         return await self.samples.flush()
-
-    # ---- consuming from the broker --------------------------------------------------------
-
-    async def run(self) -> None:
-        """Consume from the transport until cancelled (its reconnects are its own), with the
-        readings written and the rules ticking beside."""
-        assert self.transport is not None, "ingest without a transport cannot run"
-        flusher = asyncio.create_task(self.samples.run(), name="telemetry-flush")
-        ticker = asyncio.create_task(self._tick_forever(), name="rules-tick")
-        try:
-            await self.transport.run(self.consume, wait_s=self._wait_s)
-        finally:
-            ticker.cancel()
-            flusher.cancel()
-            await asyncio.gather(flusher, ticker, return_exceptions=True)
-
-    def _wait_s(self) -> float | None:
-        """A flooding gateway's backlog is worked through at its rate: no waiting for the
-        broker while some of it is due, short waits while some is left."""
-        if self.fair.due(self.clock()):
-            return 0.0
-        return 0.05 if self.fair.backlog else None
-
-    async def consume(self, arrived: list[Received]) -> None:
-        """One group commit of what the transport handed over (and the backlogs' due share):
-        stored, then acknowledged to the broker, then announced."""
-        transport = self.transport
-        assert transport is not None
-        received_at = self.clock()
-        dropped_before = self.fair.counts["dropped"]
-        batch, put_aside = self.fair.schedule(arrived, self.max_batch, received_at)
-        for item in put_aside:  # a flooding gateway's: the broker goes on delivering
-            transport.ack(item)
-        # received, and dropped unread (the flooding gateway's backlog is full): counted in
-        self._counts["messages"] += self.fair.counts["dropped"] - dropped_before
-        if not batch:
-            return
-        announce = await self.handle_many([(r.topic, r.payload, received_at) for r in batch])
-        for item in batch:  # only once stored (or refused, recorded)
-            transport.ack(item)
-        await self._announce(announce)
-
-    async def send_command(self, gateway: str, name: str, command: Command) -> bool:
-        """Publish a command to a gateway (QoS 1); False if the broker is not reachable now."""
-        if self.transport is None:
-            return False
-        return await self.transport.publish(topics.command(gateway, name), encode(command))

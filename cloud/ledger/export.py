@@ -10,7 +10,7 @@ import io
 import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict
 
 from cloud.alarms.model import Outcome
 from cloud.ledger.cases import LedgerRow
@@ -21,7 +21,22 @@ from cloud.times import from_epoch
 #: is the smaller: openpyxl writes ~1,300 rows/s here without lxml (CSV ~10,000 rows/s).
 EXPORT_MAX_ROWS = {"csv": 50_000, "xlsx": 10_000}
 
-_WORDS = {
+
+class _Words(TypedDict):
+    levels: dict[int, str]
+    kinds: dict[str, str]
+    outcomes: dict[str, str]
+    causes: dict[str, str]
+    states: dict[str, str]
+    modes: dict[str, str]
+    yes: str
+    no: str
+    system: str
+    sheet: str
+    summary: str
+
+
+_WORDS: dict[str, _Words] = {
     "zh": {
         "levels": {1: "Ⅰ级", 2: "Ⅱ级", 3: "Ⅲ级", 4: "Ⅳ级"},
         "kinds": {

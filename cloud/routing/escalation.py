@@ -63,7 +63,7 @@ class Escalator:
         rules: Callable[[], RulesFile],
         channels: Mapping[str, Channel],
         notifications: NotificationLog,
-        on_change: Callable[[Alarm], None] | None = None,
+        on_change: Callable[[Alarm], object] | None = None,
     ) -> None:
         self.db = db
         self.alarms = AlarmQueries(db)
@@ -125,7 +125,9 @@ class Escalator:
             else:
                 told.append(f"{notify.to.value} ({', '.join(p.name for p in people)}) via {vias}")
             for via in notify.via:
-                people_or_nobody = list(enumerate(people)) or [(None, None)]
+                people_or_nobody: list[tuple[int, routing.Recipient] | tuple[None, None]] = list(
+                    enumerate(people)
+                ) or [(None, None)]
                 for n, person in people_or_nobody:
                     who = "-" if n is None else str(n)
                     self.notifications.add(

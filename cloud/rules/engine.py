@@ -23,7 +23,7 @@ from cloud.rules.config import RulesFile
 from cloud.rules.decisions import AlarmDraft, Clear, Decision, Key
 from cloud.rules.windows import MeanWindow
 from cloud.times import from_epoch
-from contract.models import Event, Reading
+from contract.models import Event, Kind, Reading
 
 
 @dataclass(slots=True)
@@ -35,6 +35,7 @@ class _Condition:
 
 
 R = TypeVar("R", EventRule, ThresholdRule, RateRule, CountRule)
+W = TypeVar("W", ThresholdRule, RateRule)
 
 
 def _variants(rules: Sequence[R]) -> dict[str, list[R]]:
@@ -42,6 +43,15 @@ def _variants(rules: Sequence[R]) -> dict[str, list[R]]:
     for rule in rules:
         by_id.setdefault(rule.rule, []).append(rule)
     return by_id
+
+
+def _by_kind(table: dict[str, list[W]]) -> dict[Kind, list[list[W]]]:
+    """The rules (each with its variants) that may apply to a reading of each kind."""
+    out: dict[Kind, list[list[W]]] = {}
+    for variants in table.values():
+        for kind in {rule.kind for rule in variants}:
+            out.setdefault(kind, []).append(variants)
+    return out
 
 
 def _pick(variants: list[R], model: str | None) -> R | None:
@@ -63,6 +73,9 @@ class Rules:
         self._events = _variants(config.events)
         self._thresholds = _variants(config.thresholds)
         self._rates = _variants(config.rates)
+        #: by the kind of reading they watch (a reading is checked against its kind's only)
+        self._thresholds_by_kind = _by_kind(self._thresholds)
+        self._rates_by_kind = _by_kind(self._rates)
         self._counts = _variants(config.counts)
         self._state: dict[Key, _Condition] = {}
         self._means: dict[Key, MeanWindow] = {}
@@ -132,14 +145,13 @@ class Rules:
                     new._clears_due.add(key)
             elif cond.firing:
                 new._set_firing(key, new._cond(key), True)
-        for mine, theirs in (
-            (self._means, new._means),
-            (self._rises, new._rises),
-            (self._seen, new._seen),
-        ):
-            for key, value in mine.items():
-                if key[2] in new_defs and old_defs.get(key[2]) == new_defs[key[2]]:
-                    theirs[key] = value  # type: ignore[index]
+
+        def keeps(key: Key) -> bool:
+            return key[2] in new_defs and old_defs.get(key[2]) == new_defs[key[2]]
+
+        new._means.update((k, v) for k, v in self._means.items() if keeps(k))
+        new._rises.update((k, v) for k, v in self._rises.items() if keeps(k))
+        new._seen.update((k, v) for k, v in self._seen.items() if keeps(k))
         return new
 
     def _definitions(self) -> dict[str, object]:
@@ -169,9 +181,10 @@ class Rules:
                 self._set_firing(key, cond, True)
                 out.append(self._draft(rule, event, rule.level, rule.life_safety))
             elif event.type in rule.clear_on:
-                cond = self._state.get(key)
-                if cond is None or not cond.firing:
+                known = self._state.get(key)
+                if known is None or not known.firing:
                     continue
+                cond = known
                 if rule.clear_hold_s <= 0:
                     self._set_firing(key, cond, False)
                     out.append(
@@ -187,8 +200,8 @@ class Rules:
                 elif cond.clear_due is None:
                     cond.clear_due = now + rule.clear_hold_s
                     self._clears_due.add(key)
-        for variants in self._counts.values():
-            count = _pick(variants, model)
+        for count_variants in self._counts.values():
+            count = _pick(count_variants, model)
             if count is None or count.type is not event.type:
                 continue
             if count.kind is not None and count.kind is not event.kind:
@@ -231,13 +244,13 @@ class Rules:
         values = reading.values.present()
         ts = reading.ts.timestamp()
         out: list[Decision] = []
-        for variants in self._thresholds.values():
+        for variants in self._thresholds_by_kind.get(reading.kind, ()):
             rule = _pick(variants, model)
             if rule is None or rule.kind is not reading.kind or rule.field not in values:
                 continue
             self._threshold(rule, gateway, reading, ts, values[rule.field], out)
-        for variants in self._rates.values():
-            rate = _pick(variants, model)
+        for rate_variants in self._rates_by_kind.get(reading.kind, ()):
+            rate = _pick(rate_variants, model)
             if rate is None or rate.kind is not reading.kind or rate.field not in values:
                 continue
             self._rate(rate, gateway, reading, ts, values[rate.field], out)

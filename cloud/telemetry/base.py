@@ -21,13 +21,32 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+from cloud.errors import Unavailable
+
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
 # Line protocol has no escape for line breaks, and InfluxDB versions disagree on backslashes.
 _UNSTORABLE = re.compile(r"[\x00-\x1f\x7f\\]")
 
 
-class StoreError(Exception):
+#: Names already found storable: a street's few thousand devices and fields, checked once each
+#: (at most `_STORABLE_MAX` remembered).
+_STORABLE: set[str] = set()
+_STORABLE_MAX = 100_000
+
+
+def _check_storable(name: str, text: object) -> None:
+    if not isinstance(text, str) or not text or _UNSTORABLE.search(text):
+        raise ValueError(
+            f"Sample.{name}={text!r}: needs a non-empty string without "
+            "backslashes or control characters"
+        )
+    if len(_STORABLE) >= _STORABLE_MAX:
+        _STORABLE.clear()
+    _STORABLE.add(text)
+
+
+class StoreError(Unavailable):
     """The store cannot do what was asked (unreachable, refused, full, broken); says why."""
 
 
@@ -45,14 +64,11 @@ class Sample:
     def __post_init__(self) -> None:
         for name in ("gateway", "device", "kind", "field"):
             text = getattr(self, name)
-            if not isinstance(text, str) or not text or _UNSTORABLE.search(text):
-                raise ValueError(
-                    f"Sample.{name}={text!r}: needs a non-empty string without "
-                    "backslashes or control characters"
-                )
-        if self.ts.tzinfo is None or self.ts.utcoffset() is None:
-            raise ValueError(f"Sample.ts={self.ts!r} is naive; give a time zone (UTC)")
+            if text not in _STORABLE:
+                _check_storable(name, text)
         if self.ts.tzinfo is not UTC:
+            if self.ts.tzinfo is None or self.ts.utcoffset() is None:
+                raise ValueError(f"Sample.ts={self.ts!r} is naive; give a time zone (UTC)")
             object.__setattr__(self, "ts", self.ts.astimezone(UTC))
         value = float(self.value)
         if not math.isfinite(value):

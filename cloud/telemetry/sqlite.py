@@ -211,7 +211,7 @@ class SqliteStore:
             await db.execute("PRAGMA synchronous=NORMAL")
             await db.execute("PRAGMA busy_timeout=5000")
             await db.execute("PRAGMA cache_size=-65536")  # 64 MB
-            version = (await db.execute_fetchall("PRAGMA user_version"))[0][0]
+            version = next(iter(await db.execute_fetchall("PRAGMA user_version")))[0]
             if version > SCHEMA_VERSION:
                 raise StoreError(
                     f"{self!r}: schema version {version} is newer than this code's {SCHEMA_VERSION}"

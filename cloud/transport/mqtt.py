@@ -32,6 +32,7 @@ import aiomqtt
 from cloud.transport.broker_drops import SYS_TOPICS, DropWatch
 from cloud.transport.broker_link import Backoff, BrokerLink
 from contract import topics
+from contract.models import Command, encode
 from contract.topics import Channel
 
 log = logging.getLogger(__name__)
@@ -183,6 +184,11 @@ class MqttTransport:
             log.warning("publish to %s failed: %s", topic, exc)
             return False
         return True
+
+    async def send_command(self, gateway: str, name: str, command: Command) -> bool:
+        """A command to a gateway on its `cmd/{name}` (QoS 1); False if the broker is not
+        reachable now."""
+        return await self.publish(topics.command(gateway, name), encode(command))
 
     def publish_soon(self, topic: str, payload: bytes) -> bool:
         """QoS 1 without waiting for it; False if there is no session now."""

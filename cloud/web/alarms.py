@@ -12,20 +12,31 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated, Any, Self
 
-from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import AfterValidator, BaseModel, Field, model_validator
 
 from cloud.access.users import DUTY_ROLES
+from cloud.alarms.groups import AlarmGroup
 from cloud.alarms.model import Alarm, FalseAlarmCause, LogEntry, Outcome
 from cloud.live import messages
-from cloud.parts import Cloud
-from cloud.web.deps import CloudDep, DutyUser, RowId, SupervisorUser, session_ref
-from contract.models import Command, utc_now
+from cloud.web.deps import (
+    AlarmsDep,
+    BrokerLinkDep,
+    CasesDep,
+    DutyUser,
+    HubDep,
+    NotificationsDep,
+    ResidentsDep,
+    RowId,
+    SupervisorUser,
+    UsersDep,
+    session_ref,
+)
 from contract.site import Resident
 
 router = APIRouter(prefix="/api/alarms", tags=["alarms"])
@@ -78,22 +89,6 @@ class AlarmCase(BaseModel):
     notifications: list[NotificationRecord] = []
 
 
-class AlarmGroup(BaseModel):
-    """Open alarms of one building and category, for a storm; a life-safety alarm is always
-    a group of its own (`key` null), so grouping can never hide one."""
-
-    key: str | None
-    building_id: str
-    building: str
-    category: str | None
-    level: int
-    count: int
-    unaccepted: int
-    life_safety: bool
-    alarm_ids: list[int]
-    oldest_received_at: datetime
-
-
 class Resolution(BaseModel):
     outcome: Outcome
     cause: FalseAlarmCause | None = Field(
@@ -144,12 +139,12 @@ class Feedback(BaseModel):
 
 @router.get("", response_model=list[Alarm])
 async def active_alarms(
-    cloud: CloudDep,
+    alarms: AlarmsDep,
     user: DutyUser,
     limit: int | None = Query(None, ge=1, le=100000, description="At most this many, first"),
 ) -> list[Alarm]:
     """Unresolved alarms, most severe first, then unaccepted, then oldest."""
-    return await cloud.alarms.active(limit)
+    return await alarms.active(limit)
 
 
 class ShownIds(BaseModel):
@@ -161,10 +156,10 @@ class ShownResult(BaseModel):
 
 
 @router.post("/shown", response_model=ShownResult)
-async def shown_many(body: ShownIds, cloud: CloudDep, user: DutyUser) -> ShownResult:
+async def shown_many(body: ShownIds, cases: CasesDep, user: DutyUser) -> ShownResult:
     """The page reports that it drew these alarms (one request for a whole board): the
     'shown to an operator' time of each that had none; unknown ids are ignored."""
-    return ShownResult(first_shown=await cloud.casework.mark_shown_many(body.ids, user.name))
+    return ShownResult(first_shown=await cases.mark_shown_many(body.ids, user.name))
 
 
 @router.get(
@@ -172,7 +167,14 @@ async def shown_many(body: ShownIds, cloud: CloudDep, user: DutyUser) -> ShownRe
     response_class=StreamingResponse,
     responses={200: {"content": {"text/event-stream": {}}, "description": "Server-sent events"}},
 )
-async def stream(request: Request, cloud: CloudDep, user: DutyUser) -> StreamingResponse:
+async def stream(
+    request: Request,
+    user: DutyUser,
+    alarms: AlarmsDep,
+    hub: HubDep,
+    link: BrokerLinkDep,
+    users: UsersDep,
+) -> StreamingResponse:
     """Live updates (server-sent events). The first is `snapshot`, every unresolved alarm, so
     a page that reconnects (network blip, server restart) is whole again at once; the second
     is `broker`, the state of the cloud's link to the MQTT broker (connected, down_since),
@@ -180,16 +182,15 @@ async def stream(request: Request, cloud: CloudDep, user: DutyUser) -> Streaming
     are serialised once for every page (cloud/live/messages.py); what queued up meanwhile
     goes out in one write."""
     session = session_ref(request)
-    sub = cloud.hub.subscribe()
+    sub = hub.subscribe()
 
     async def events() -> AsyncIterator[str]:
         loop = asyncio.get_running_loop()
         ends = loop.time() + STREAM_MAX_S
         try:
-            snapshot = await cloud.alarms.active()
+            snapshot = await alarms.active()
             data = "[" + ",".join(a.model_dump_json() for a in snapshot) + "]"
             yield f"event: snapshot\ndata: {data}\nretry: 2000\n\n"
-            link = cloud.ingest.link
             yield messages.broker_state(link.connected.is_set(), link.down_since).frame()
             while not sub.overflowed and loop.time() < ends:
                 try:
@@ -197,7 +198,7 @@ async def stream(request: Request, cloud: CloudDep, user: DutyUser) -> Streaming
                 except TimeoutError:
                     # since the stream opened the account may have been disabled, changed
                     # role, had its password reset or its sessions ended: then it is over
-                    now = await cloud.users.session_user(session) if session else None
+                    now = await users.session_user(session) if session else None
                     if now is None or now.role not in DUTY_ROLES:
                         return
                     yield ": keepalive\n\n"
@@ -207,7 +208,7 @@ async def stream(request: Request, cloud: CloudDep, user: DutyUser) -> Streaming
                     frames.append(sub.queue.get_nowait().frame())
                 yield "".join(frames)
         finally:
-            cloud.hub.unsubscribe(sub)
+            hub.unsubscribe(sub)
 
     return StreamingResponse(
         events(),
@@ -217,37 +218,14 @@ async def stream(request: Request, cloud: CloudDep, user: DutyUser) -> Streaming
 
 
 @router.get("/groups", response_model=list[AlarmGroup])
-async def groups(cloud: CloudDep, user: DutyUser) -> list[AlarmGroup]:
+async def groups(alarms: AlarmsDep, user: DutyUser) -> list[AlarmGroup]:
     """The open alarms grouped by building and category, most severe group first."""
-    grouped: dict[str, list[Alarm]] = {}
-    for alarm in await cloud.alarms.active():
-        key = alarm.group_key if alarm.group_key and not alarm.life_safety else f"#{alarm.id}"
-        grouped.setdefault(key, []).append(alarm)
-    out = []
-    for key, alarms in grouped.items():
-        first = alarms[0]
-        single = key.startswith("#")
-        out.append(
-            AlarmGroup(
-                key=None if single else key,
-                building_id=first.building_id,
-                building=first.building,
-                category=None if single else key.split("/", 1)[-1],
-                level=min(a.level for a in alarms),
-                count=len(alarms),
-                unaccepted=sum(a.state == "active" for a in alarms),
-                life_safety=any(a.life_safety for a in alarms),
-                alarm_ids=[a.id for a in alarms],
-                oldest_received_at=min(a.received_at for a in alarms),
-            )
-        )
-    out.sort(key=lambda g: (g.level, not g.life_safety, g.oldest_received_at))
-    return out
+    return await alarms.groups()
 
 
 @router.get("/unverified", response_model=list[Alarm])
 async def awaiting_verification(
-    cloud: CloudDep,
+    alarms: AlarmsDep,
     user: SupervisorUser,
     hours: int = Query(
         UNVERIFIED_HOURS, ge=1, le=24 * 31, description="Resolved within this many hours"
@@ -256,37 +234,31 @@ async def awaiting_verification(
 ) -> list[Alarm]:
     """Cases resolved by a person recently (a week unless told) that no supervisor has
     verified yet (督办), newest first; cases the system closed itself are not listed."""
-    return await cloud.alarms.awaiting_verification(time.time() - hours * 3600, limit)
+    return await alarms.awaiting_verification(time.time() - hours * 3600, limit)
 
 
 @router.get("/{alarm_id}", response_model=AlarmCase)
-async def one_alarm(alarm_id: RowId, cloud: CloudDep, user: DutyUser) -> AlarmCase:
-    alarm = await cloud.alarms.get(alarm_id)
-    notes = await cloud.notifications.of_alarm(alarm_id)
+async def one_alarm(
+    alarm_id: RowId, alarms: AlarmsDep, notifications: NotificationsDep, user: DutyUser
+) -> AlarmCase:
+    alarm = await alarms.get(alarm_id)
+    notes = await notifications.of_alarm(alarm_id)
     return AlarmCase(
         alarm=alarm,
-        history=await cloud.alarms.history(alarm_id),
+        history=await alarms.history(alarm_id),
         notifications=[NotificationRecord.model_validate(_times(n)) for n in notes],
     )
 
 
 @router.get("/{alarm_id}/resident", response_model=ResidentProfile)
-async def resident(alarm_id: RowId, cloud: CloudDep, user: DutyUser) -> ResidentProfile:
+async def resident(
+    alarm_id: RowId, alarms: AlarmsDep, residents: ResidentsDep, user: DutyUser
+) -> ResidentProfile:
     """The residents of the alarm's home (name, age, conditions that matter to responders,
     emergency contacts), from the site registry as it is now. Duty roles only; every read is
     audited (action `resident_read`)."""
-    alarm = await cloud.alarms.get(alarm_id)
-    home = cloud.registry.home(alarm.home_id) if alarm.home_id else None
-    if home is None:
-        raise HTTPException(
-            status.HTTP_404_NOT_FOUND, f"alarm {alarm_id} is not from a home on file"
-        )
-    names = ", ".join(r.name for r in home.residents) or "nobody on file"
-    await cloud.audit.record(
-        user.name,
-        "resident_read",
-        f"alarm {alarm_id}: home {home.id} ({alarm.building} {home.name}): {names}",
-    )
+    alarm = await alarms.get(alarm_id)
+    home = await residents.behind_alarm(alarm_id, alarm.home_id, alarm.building, user.name)
     return ResidentProfile(
         alarm_id=alarm_id,
         home_id=home.id,
@@ -305,67 +277,44 @@ def _times(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-async def _change(cloud: Cloud, action: Awaitable[Alarm], *, announce: bool = True) -> Alarm:
-    """Run one change of a case (a refusal is the app's 404/409/422, cloud/web/errors.py);
-    the change goes to every open board."""
-    alarm = await action
-    if announce:
-        cloud.announcer.changed(alarm)
-    return alarm
-
-
 @router.post("/{alarm_id}/shown", response_model=Alarm)
-async def shown(alarm_id: RowId, cloud: CloudDep, user: DutyUser) -> Alarm:
+async def shown(alarm_id: RowId, cases: CasesDep, user: DutyUser) -> Alarm:
     """The page reports that it drew this alarm: the 'shown to an operator' time."""
-    return await _change(cloud, cloud.casework.mark_shown(alarm_id, user.name), announce=False)
+    return await cases.mark_shown(alarm_id, user.name)
+
+
+# Each action below is one change of the case (a refusal is the app's 404/409/422,
+# cloud/web/errors.py); the changed alarm goes to every open board (cloud/alarms/actions.py).
 
 
 @router.post("/{alarm_id}/accept", response_model=Alarm)
-async def accept(alarm_id: RowId, cloud: CloudDep, user: DutyUser) -> Alarm:
-    alarm = await _change(cloud, cloud.casework.accept(alarm_id, user.name))
-    if alarm.kind == "call":
-        # light "help is coming" at the resident's button
-        command = Command(
-            id=f"acc-{alarm.id}-{utc_now():%H%M%S%f}", ts=utc_now(), device=alarm.device
-        )
-        sent = await cloud.ingest.send_command(alarm.gateway, "call_accepted", command)
-        await cloud.book.note(
-            alarm.id,
-            user.name,
-            "command",
-            f"call_accepted to {alarm.gateway}/{alarm.device}: {'sent' if sent else 'NOT sent'}",
-        )
-    return alarm
+async def accept(alarm_id: RowId, cases: CasesDep, user: DutyUser) -> Alarm:
+    return await cases.accept(alarm_id, user.name)
 
 
 @router.post("/{alarm_id}/resolve", response_model=Alarm)
 async def resolve(
-    alarm_id: RowId, resolution: Resolution, cloud: CloudDep, user: DutyUser
+    alarm_id: RowId, resolution: Resolution, cases: CasesDep, user: DutyUser
 ) -> Alarm:
     """Close the case (办结) with its outcome; a false alarm needs its cause (422 without)."""
-    return await _change(
-        cloud,
-        cloud.casework.resolve(
-            alarm_id, user.name, resolution.outcome, resolution.note, resolution.cause
-        ),
+    return await cases.resolve(
+        alarm_id, user.name, resolution.outcome, resolution.note, resolution.cause
     )
 
 
 @router.post("/{alarm_id}/dispatch", response_model=Alarm)
-async def dispatch(alarm_id: RowId, body: Dispatch, cloud: CloudDep, user: DutyUser) -> Alarm:
+async def dispatch(alarm_id: RowId, body: Dispatch, cases: CasesDep, user: DutyUser) -> Alarm:
     """Someone is sent to an accepted case (grid worker, property company, 119/120)."""
-    return await _change(cloud, cloud.casework.dispatch(alarm_id, user.name, body.to, body.note))
+    return await cases.dispatch(alarm_id, user.name, body.to, body.note)
 
 
 @router.post("/{alarm_id}/feedback", response_model=Alarm)
-async def feedback(alarm_id: RowId, body: Feedback, cloud: CloudDep, user: DutyUser) -> Alarm:
+async def feedback(alarm_id: RowId, body: Feedback, cases: CasesDep, user: DutyUser) -> Alarm:
     """What happened, for the resident and the record (情况反馈); may be given more than once."""
-    return await _change(cloud, cloud.casework.feedback(alarm_id, user.name, body.note))
+    return await cases.feedback(alarm_id, user.name, body.note)
 
 
 @router.post("/{alarm_id}/verify", response_model=Alarm)
-async def verify(alarm_id: RowId, body: Note, cloud: CloudDep, user: SupervisorUser) -> Alarm:
+async def verify(alarm_id: RowId, body: Note, cases: CasesDep, user: SupervisorUser) -> Alarm:
     """A supervisor confirms that a resolved case is really closed (督办落实)."""
-    return await _change(
-        cloud, cloud.casework.verify(alarm_id, user.name, body.note), announce=False
-    )
+    return await cases.verify(alarm_id, user.name, body.note)

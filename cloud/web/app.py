@@ -1,4 +1,7 @@
-"""The duty-room web app: `create_app(cloud)` builds it; nothing is created at import time."""
+"""The duty-room web app: `create_app(cloud)` builds it; nothing is created at import time.
+
+The only module of the web app that knows the cloud's container (`cloud.parts.Cloud`): it
+takes from it the services the routers use (`Services`, cloud/web/services.py)."""
 
 from __future__ import annotations
 
@@ -12,17 +15,37 @@ from fastapi.staticfiles import StaticFiles
 from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES, GZipMiddleware
 from starlette.middleware.sessions import SessionMiddleware
 
+from cloud.alarms.actions import CaseActions
+from cloud.devices.installation import Installation
+from cloud.devices.trends import Trends
+from cloud.devices.walk_test_report import WalkTestReports
+from cloud.devices.windows import Windows
+from cloud.ledger.service import XLSX, Ledger
 from cloud.parts import Cloud
-from cloud.web import alarms, auth, errors, ledger, maintenance, rules, status
+from cloud.site.residents import ResidentReads
+from cloud.web import (
+    alarms,
+    auth,
+    errors,
+    ledger,
+    maintenance,
+    rules,
+    site_devices,
+    site_import,
+    site_residents,
+    site_structure,
+    status,
+)
 from cloud.web import devices as devices_api
 from cloud.web import install as install_api
 from cloud.web import site as site_api
 from cloud.web import trends as trends_api
 from cloud.web import users as users_api
 from cloud.web.cross_origin import SESSION_COOKIE, CrossOriginGuard
-from cloud.web.deps import CurrentUser, session_user
+from cloud.web.deps import CurrentUser, services, session_user
 from cloud.web.openapi import document
 from cloud.web.security_headers import SecurityHeadersMiddleware
+from cloud.web.services import Services
 
 STATIC = Path(__file__).resolve().parent / "static"
 #: The pages (static files that call the API); each needs a session, the API checks the role.
@@ -40,11 +63,56 @@ PAGES = {
 
 def _page(name: str) -> Callable[[Request], Awaitable[Response]]:
     async def page(request: Request) -> Response:
-        if await session_user(request, request.app.state.cloud) is None:
+        if await session_user(request, services(request).users) is None:
             return RedirectResponse("/login", status_code=303)
         return FileResponse(STATIC / name)
 
     return page
+
+
+def services_of(cloud: Cloud) -> Services:
+    """The services the routers use, from the cloud's parts (with the few that only the web
+    app asks for)."""
+    windows = Windows(cloud.maintenance, cloud.registry, cloud.book)
+    return Services(
+        settings=cloud.settings,
+        users=cloud.users,
+        audit=cloud.audit,
+        alarms=cloud.alarms,
+        cases=CaseActions(
+            cloud.casework,
+            cloud.book,
+            announce=cloud.announcer.changed,
+            send_command=cloud.transport.send_command,
+        ),
+        notifications=cloud.notifications,
+        residents=ResidentReads(cloud.registry, cloud.audit),
+        hub=cloud.hub,
+        link=cloud.ingest.link,
+        ingest=cloud.ingest,
+        announcer=cloud.announcer,
+        escalator=cloud.escalator,
+        rejects=cloud.rejects,
+        book=cloud.book,
+        store=cloud.store,
+        reloader=cloud.reloader,
+        windows=windows,
+        walk_tests=WalkTestReports(windows, cloud.alarms, cloud.registry, cloud.store),
+        installation=Installation(
+            settings=cloud.settings,
+            registry=cloud.registry,
+            claims=cloud.claims,
+            credentials=cloud.credentials,
+            audit=cloud.audit,
+            book=cloud.book,
+        ),
+        health=cloud.health,
+        trends=Trends(cloud.registry, cloud.store, lambda: cloud.core.config),
+        ledger=Ledger(cloud.db, cloud.audit, cloud.registry, lambda: cloud.core.config),
+        registry=cloud.registry,
+        site=cloud.site,
+        config_push=cloud.config_push,
+    )
 
 
 def create_app(cloud: Cloud) -> FastAPI:
@@ -64,7 +132,7 @@ def create_app(cloud: Cloud) -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
-    app.state.cloud = cloud
+    app.state.services = services_of(cloud)
     errors.install(app)
     app.add_middleware(
         SessionMiddleware,
@@ -79,7 +147,7 @@ def create_app(cloud: Cloud) -> FastAPI:
     app.add_middleware(
         GZipMiddleware,
         minimum_size=1024,
-        exclude_content_types=(*DEFAULT_EXCLUDED_CONTENT_TYPES, ledger.XLSX),
+        exclude_content_types=(*DEFAULT_EXCLUDED_CONTENT_TYPES, XLSX),
     )
     # a state-changing request (or an API read) sent from another origin's page is refused
     app.state.cross_origin = Counter[str]()
@@ -101,6 +169,10 @@ def create_app(cloud: Cloud) -> FastAPI:
     app.include_router(trends_api.router)
     app.include_router(install_api.router)
     app.include_router(site_api.router)
+    app.include_router(site_structure.router)
+    app.include_router(site_residents.router)
+    app.include_router(site_devices.router)
+    app.include_router(site_import.router)
     app.include_router(users_api.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

@@ -6,9 +6,8 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Request, status
 from pydantic import BaseModel, Field
 
-from cloud.access.sign_in import SignInLimited
-from cloud.access.users import AccountDisabled, User
-from cloud.web.deps import CloudDep, CurrentUser, session_ref, start_session
+from cloud.access.users import User
+from cloud.web.deps import CurrentUser, SettingsDep, UsersDep, session_ref, start_session
 
 router = APIRouter(prefix="/api", tags=["auth"])
 
@@ -19,20 +18,11 @@ class Credentials(BaseModel):
 
 
 @router.post("/login", response_model=User)
-async def login(credentials: Credentials, request: Request, cloud: CloudDep) -> User:
+async def login(credentials: Credentials, request: Request, users: UsersDep) -> User:
+    # too many failed sign-ins answer 429 with Retry-After, a disabled account 403
+    # (cloud/web/errors.py)
     client = request.client.host if request.client else "unknown"
-    try:
-        signed = await cloud.users.authenticate(credentials.username, credentials.password, client)
-    except SignInLimited as limited:
-        raise HTTPException(
-            status.HTTP_429_TOO_MANY_REQUESTS,
-            limited.message,
-            headers={"Retry-After": str(limited.retry_after_s)},
-        ) from None
-    except AccountDisabled:
-        raise HTTPException(
-            status.HTTP_403_FORBIDDEN, "this account is disabled; ask an administrator"
-        ) from None
+    signed = await users.authenticate(credentials.username, credentials.password, client)
     if signed is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong user name or password")
     start_session(request, signed.session)
@@ -40,19 +30,19 @@ async def login(credentials: Credentials, request: Request, cloud: CloudDep) -> 
 
 
 @router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
-async def logout(request: Request, cloud: CloudDep) -> None:
+async def logout(request: Request, users: UsersDep, settings: SettingsDep) -> None:
     """Sign this browser out: the session ends on the server (a copy of the cookie is refused
     from now on) and the cookie is cleared; the account's other sessions go on."""
     session = session_ref(request)
-    if session is not None and await cloud.users.session_user(session) is not None:
-        await cloud.users.end_session(session, keep_s=cloud.settings.session_max_age_s)
+    if session is not None and await users.session_user(session) is not None:
+        await users.end_session(session, keep_s=settings.session_max_age_s)
     request.session.clear()
 
 
 @router.post("/logout/everywhere", status_code=status.HTTP_204_NO_CONTENT)
-async def logout_everywhere(request: Request, user: CurrentUser, cloud: CloudDep) -> None:
+async def logout_everywhere(request: Request, user: CurrentUser, users: UsersDep) -> None:
     """Sign out on every device: every session of this account ends, this one too."""
-    await cloud.users.end_sessions(user.name, actor=user.name)
+    await users.end_sessions(user.name, actor=user.name)
     request.session.clear()
 
 

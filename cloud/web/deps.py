@@ -1,22 +1,82 @@
-"""Dependencies shared by the routers: the cloud's parts and the signed-in user."""
+"""Dependencies shared by the routers: the cloud's services, each as a typed dependency read
+from the app's `Services` (so a router's signature says what it uses), and the signed-in user
+with the roles each route needs."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, HTTPException, Path, Request, status
 
+from cloud.access.audit import Audit
 from cloud.access.sessions import SessionRef
-from cloud.access.users import DUTY_ROLES, Role, User
-from cloud.parts import Cloud
+from cloud.access.users import DUTY_ROLES, Role, User, Users
+from cloud.alarms.actions import CaseActions
+from cloud.alarms.book import AlarmBook
+from cloud.alarms.queries import AlarmQueries
+from cloud.devices.health import HealthReports
+from cloud.devices.installation import Installation
+from cloud.devices.trends import Trends
+from cloud.devices.walk_test_report import WalkTestReports
+from cloud.devices.windows import Windows
+from cloud.ingest.pipeline import Ingest
+from cloud.ingest.rejects import RejectLog
+from cloud.ledger.service import Ledger
+from cloud.live.hub import LiveHub
+from cloud.notify.announce import Announcer
+from cloud.notify.log import NotificationLog
+from cloud.routing.escalation import Escalator
+from cloud.rules.reload import RulesReloader
+from cloud.settings import CloudSettings
+from cloud.site.registry import Registry
+from cloud.site.residents import ResidentReads
+from cloud.site_changes.config_push import ConfigPush
+from cloud.site_changes.service import SiteService
+from cloud.telemetry.base import TelemetryStore
+from cloud.transport.broker_link import BrokerLink
+from cloud.web.services import Services
+
+T = TypeVar("T")
 
 
-def get_cloud(request: Request) -> Cloud:
-    return request.app.state.cloud  # type: ignore[no-any-return]
+def services(request: Request) -> Services:
+    found: Services = request.app.state.services
+    return found
 
 
-CloudDep = Annotated[Cloud, Depends(get_cloud)]
+def _service(get: Callable[[Services], T]) -> Callable[[Request], T]:
+    def dependency(request: Request) -> T:
+        return get(services(request))
+
+    return dependency
+
+
+SettingsDep = Annotated[CloudSettings, Depends(_service(lambda s: s.settings))]
+UsersDep = Annotated[Users, Depends(_service(lambda s: s.users))]
+AuditDep = Annotated[Audit, Depends(_service(lambda s: s.audit))]
+AlarmsDep = Annotated[AlarmQueries, Depends(_service(lambda s: s.alarms))]
+CasesDep = Annotated[CaseActions, Depends(_service(lambda s: s.cases))]
+NotificationsDep = Annotated[NotificationLog, Depends(_service(lambda s: s.notifications))]
+ResidentsDep = Annotated[ResidentReads, Depends(_service(lambda s: s.residents))]
+HubDep = Annotated[LiveHub, Depends(_service(lambda s: s.hub))]
+BrokerLinkDep = Annotated[BrokerLink, Depends(_service(lambda s: s.link))]
+IngestDep = Annotated[Ingest, Depends(_service(lambda s: s.ingest))]
+AnnouncerDep = Annotated[Announcer, Depends(_service(lambda s: s.announcer))]
+EscalatorDep = Annotated[Escalator, Depends(_service(lambda s: s.escalator))]
+RejectsDep = Annotated[RejectLog, Depends(_service(lambda s: s.rejects))]
+BookDep = Annotated[AlarmBook, Depends(_service(lambda s: s.book))]
+StoreDep = Annotated[TelemetryStore, Depends(_service(lambda s: s.store))]
+ReloaderDep = Annotated[RulesReloader, Depends(_service(lambda s: s.reloader))]
+WindowsDep = Annotated[Windows, Depends(_service(lambda s: s.windows))]
+WalkTestsDep = Annotated[WalkTestReports, Depends(_service(lambda s: s.walk_tests))]
+InstallationDep = Annotated[Installation, Depends(_service(lambda s: s.installation))]
+HealthDep = Annotated[HealthReports, Depends(_service(lambda s: s.health))]
+TrendsDep = Annotated[Trends, Depends(_service(lambda s: s.trends))]
+LedgerDep = Annotated[Ledger, Depends(_service(lambda s: s.ledger))]
+RegistryDep = Annotated[Registry, Depends(_service(lambda s: s.registry))]
+SiteDep = Annotated[SiteService, Depends(_service(lambda s: s.site))]
+ConfigPushDep = Annotated[ConfigPush, Depends(_service(lambda s: s.config_push))]
 
 #: A row number in a path (alarm, window): SQLite's integers end at 2**63 - 1, so a larger one
 #: is refused as invalid rather than reaching the database.
@@ -32,25 +92,24 @@ def start_session(request: Request, session: SessionRef) -> None:
 def session_ref(request: Request) -> SessionRef | None:
     """The session the cookie names (not yet checked); None without one, or for a cookie
     made before sessions had their own ids."""
-    values = [request.session.get(k) for k in ("user", "key", "sid")]
-    if not all(isinstance(v, str) for v in values):
+    name, key, session_id = (request.session.get(k) for k in ("user", "key", "sid"))
+    if not (isinstance(name, str) and isinstance(key, str) and isinstance(session_id, str)):
         return None
-    name, key, session_id = values
     return SessionRef(name, key, session_id)
 
 
-async def session_user(request: Request, cloud: Cloud) -> User | None:
+async def session_user(request: Request, users: Users) -> User | None:
     """The user of this request's session cookie; None (and the cookie cleared) if there is
     none or it was ended: signed out (here or everywhere), password reset, account disabled."""
     session = session_ref(request)
-    user = await cloud.users.session_user(session) if session is not None else None
+    user = await users.session_user(session) if session is not None else None
     if user is None and request.session:
         request.session.clear()
     return user
 
 
-async def current_user(request: Request, cloud: CloudDep) -> User:
-    user = await session_user(request, cloud)
+async def current_user(request: Request, users: UsersDep) -> User:
+    user = await session_user(request, users)
     if user is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "sign in first")
     return user
@@ -113,4 +172,10 @@ DeviceReader = Annotated[
 #: Reading the rules in force and the audit: supervisors and admins.
 ReaderUser = Annotated[
     User, Depends(_roles(Role.SUPERVISOR, Role.ADMIN, what="read the rules and the audit"))
+]
+#: The site's structure, gateways and devices: installers (on site) and admins change them.
+EditorUser = Annotated[User, Depends(_roles(Role.INSTALLER, Role.ADMIN, what="change the site"))]
+#: Residents and their contacts are duty-room data: supervisors and admins change them.
+ResidentEditorUser = Annotated[
+    User, Depends(_roles(Role.SUPERVISOR, Role.ADMIN, what="change resident data"))
 ]

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from cloud.access.audit import AuditEntry
 from cloud.rules.reload import Summary
-from cloud.web.deps import AdminUser, CloudDep, ReaderUser
-from contract.site import ConfigFileError
+from cloud.web.deps import AdminUser, AuditDep, ReaderUser, ReloaderDep
 
 router = APIRouter(prefix="/api", tags=["rules"])
 
@@ -42,26 +41,22 @@ class RulesInForce(BaseModel):
 
 
 @router.get("/rules", response_model=RulesInForce)
-async def rules_in_force(cloud: CloudDep, user: ReaderUser) -> RulesInForce:
-    return RulesInForce.of(cloud.reloader.summary())
+async def rules_in_force(reloader: ReloaderDep, user: ReaderUser) -> RulesInForce:
+    return RulesInForce.of(reloader.summary())
 
 
 @router.post("/rules/reload", response_model=RulesInForce)
-async def reload_rules(cloud: CloudDep, user: AdminUser) -> RulesInForce:
+async def reload_rules(reloader: ReloaderDep, user: AdminUser) -> RulesInForce:
     """Re-read the rules file: validated first, applied in one step, audited. A bad file is
     refused (422, with the file and field) and the rules in force stay."""
-    try:
-        summary = await cloud.reloader.reload(user.name)
-    except ConfigFileError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
-    return RulesInForce.of(summary)
+    return RulesInForce.of(await reloader.reload(user.name))
 
 
 @router.get("/audit", response_model=list[AuditEntry])
 async def audit(
-    cloud: CloudDep,
+    audit: AuditDep,
     user: ReaderUser,
     limit: int = Query(100, ge=1, le=1000),
     action: str | None = None,
 ) -> list[AuditEntry]:
-    return await cloud.audit.recent(limit, action)
+    return await audit.recent(limit, action)

@@ -5,12 +5,23 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from cloud.ingest.rejects import RejectedMessage
-from cloud.telemetry.base import StoreError
-from cloud.web.deps import CloudDep, CurrentUser, DutyUser, RejectsReader
+from cloud.web.deps import (
+    AnnouncerDep,
+    BookDep,
+    BrokerLinkDep,
+    CurrentUser,
+    DutyUser,
+    EscalatorDep,
+    HubDep,
+    IngestDep,
+    RejectsDep,
+    RejectsReader,
+    StoreDep,
+)
 
 router = APIRouter(tags=["status"])
 
@@ -24,8 +35,8 @@ class Health(BaseModel):
 
 
 @router.get("/health", response_model=Health)
-async def health(cloud: CloudDep) -> Health:
-    connected = cloud.ingest.connected.is_set()
+async def health(link: BrokerLinkDep) -> Health:
+    connected = link.connected.is_set()
     return Health(status="ok" if connected else "degraded", broker_connected=connected)
 
 
@@ -75,12 +86,20 @@ class Stats(BaseModel):
 
 
 @router.get("/api/stats", response_model=Stats)
-async def stats(request: Request, cloud: CloudDep, user: CurrentUser) -> Stats:
-    link = cloud.ingest.link
+async def stats(
+    request: Request,
+    user: CurrentUser,
+    ingest: IngestDep,
+    announcer: AnnouncerDep,
+    escalator: EscalatorDep,
+    rejects: RejectsDep,
+    hub: HubDep,
+    link: BrokerLinkDep,
+) -> Stats:
     return Stats(
-        ingest=dict(cloud.ingest.counts + cloud.announcer.counts),
-        rejected=dict(cloud.rejects.counts),
-        live_listeners=cloud.hub.listeners,
+        ingest=dict(ingest.counts + announcer.counts),
+        rejected=dict(rejects.counts),
+        live_listeners=hub.listeners,
         broker=BrokerStatus(
             connected=link.connected.is_set(),
             down_since=_utc(link.down_since),
@@ -88,25 +107,25 @@ async def stats(request: Request, cloud: CloudDep, user: CurrentUser) -> Stats:
             failed_attempts=link.failures,
             next_attempt_at=_utc(link.retry_at),
         ),
-        broker_dropped=cloud.ingest.drops.dropped,
-        broker_dropped_total=cloud.ingest.drops.total,
-        escalation=dict(cloud.escalator.counts),
+        broker_dropped=ingest.drops.dropped,
+        broker_dropped_total=ingest.drops.total,
+        escalation=dict(escalator.counts),
         cross_origin_refused=request.app.state.cross_origin["refused"],
     )
 
 
 @router.get("/api/rejected", response_model=list[RejectedMessage])
 async def rejected(
-    cloud: CloudDep, user: RejectsReader, limit: int = Query(100, ge=1, le=1000)
+    rejects: RejectsDep, user: RejectsReader, limit: int = Query(100, ge=1, le=1000)
 ) -> list[RejectedMessage]:
     """The most recent rejected messages, with the reason and the raw payload, for
     inspection (admins only: any gateway's untrusted bytes)."""
-    return await cloud.rejects.recent(limit)
+    return await rejects.recent(limit)
 
 
 @router.get("/api/gateways")
-async def gateways(cloud: CloudDep, user: CurrentUser) -> list[dict[str, Any]]:
-    return await cloud.book.gateways()
+async def gateways(book: BookDep, user: CurrentUser) -> list[dict[str, Any]]:
+    return await book.gateways()
 
 
 class Point(BaseModel):
@@ -116,7 +135,7 @@ class Point(BaseModel):
 
 @router.get("/api/telemetry", response_model=list[Point])
 async def telemetry(
-    cloud: CloudDep,
+    store: StoreDep,
     user: DutyUser,
     gateway: str,
     device: str,
@@ -125,15 +144,12 @@ async def telemetry(
     every_s: int | None = Query(None, ge=1, le=86400),
 ) -> list[Point]:
     end = datetime.now(UTC)
-    try:
-        rows = await cloud.store.query(
-            gateway=gateway,
-            device=device,
-            field=field,
-            start=end - timedelta(minutes=minutes),
-            end=end,
-            every=timedelta(seconds=every_s) if every_s else None,
-        )
-    except StoreError as exc:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
+    rows = await store.query(
+        gateway=gateway,
+        device=device,
+        field=field,
+        start=end - timedelta(minutes=minutes),
+        end=end,
+        every=timedelta(seconds=every_s) if every_s else None,
+    )
     return [Point(ts=ts, value=value) for ts, value in rows]

@@ -7,18 +7,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, Field
 
-from cloud.devices.trends import (
-    TargetError,
-    Targets,
-    Trend,
-    TrendField,
-    TrendRange,
-    resolve_target,
-    targets,
-    trend,
-)
-from cloud.telemetry.base import StoreError
-from cloud.web.deps import CloudDep, DeviceReader
+from cloud.devices.trends import Targets, Trend, TrendField, TrendRange
+from cloud.web.deps import DeviceReader, TrendsDep
 
 router = APIRouter(prefix="/api/trends", tags=["trends"])
 
@@ -26,9 +16,9 @@ _Id = Annotated[str | None, Query(min_length=1, max_length=64, pattern=r"^[A-Za-
 
 
 @router.get("/targets", response_model=Targets)
-async def trend_targets(cloud: CloudDep, user: DeviceReader) -> Targets:
+async def trend_targets(trends: TrendsDep, user: DeviceReader) -> Targets:
     """Buildings, homes and devices that can be charted, and the fields with their units."""
-    return targets(cloud.registry)
+    return trends.targets()
 
 
 class Refused(BaseModel):
@@ -51,7 +41,7 @@ class Invalid(BaseModel):
     },
 )
 async def get_trend(
-    cloud: CloudDep,
+    trends: TrendsDep,
     user: DeviceReader,
     field: Annotated[TrendField, Query(description="A reading of the telemetry contract")],
     range: Annotated[TrendRange, Query(description="1h (1 min means), 1d (15 min), 1w (1 h)")],
@@ -70,15 +60,6 @@ async def get_trend(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             "name exactly one of: building, home, or gateway and device",
         )
-    try:
-        target = resolve_target(
-            cloud.registry, building=building, home=home, gateway=gateway, device=device
-        )
-    except TargetError as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
-    except ValueError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
-    try:
-        return await trend(cloud.store, cloud.core.config, target, field, range)
-    except StoreError as exc:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
+    return await trends.trend(
+        field, range, building=building, home=home, gateway=gateway, device=device
+    )

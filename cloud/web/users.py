@@ -15,7 +15,7 @@ from cloud.access.users import (
     Account,
     Role,
 )
-from cloud.web.deps import AccountAdmin, CloudDep
+from cloud.web.deps import AccountAdmin, UsersDep
 
 router = APIRouter(prefix="/api/users", tags=["users"])
 
@@ -51,48 +51,48 @@ class PasswordReset(BaseModel):
 
 
 @router.get("", response_model=list[Account])
-async def list_accounts(cloud: CloudDep, admin: AccountAdmin) -> list[Account]:
+async def list_accounts(users: UsersDep, admin: AccountAdmin) -> list[Account]:
     """Every account, by name (no password hashes)."""
-    return await cloud.users.accounts()
+    return await users.accounts()
 
 
 @router.post("", response_model=Account, status_code=status.HTTP_201_CREATED)
-async def create_account(body: NewAccount, cloud: CloudDep, admin: AccountAdmin) -> Account:
-    return await cloud.users.create(body.name, body.role, body.password, actor=admin.name)
+async def create_account(body: NewAccount, users: UsersDep, admin: AccountAdmin) -> Account:
+    return await users.create(body.name, body.role, body.password, actor=admin.name)
 
 
 @router.put("/{name}/role", response_model=Account)
 async def change_role(
-    name: PathName, body: RoleChange, cloud: CloudDep, admin: AccountAdmin
+    name: PathName, body: RoleChange, users: UsersDep, admin: AccountAdmin
 ) -> Account:
     """Takes effect at the account's next request (its sessions stay)."""
-    return await cloud.users.set_role(name, body.role, actor=admin.name)
+    return await users.set_role(name, body.role, actor=admin.name)
 
 
 @router.put("/{name}/password", response_model=Account)
 async def reset_password(
-    name: PathName, body: PasswordReset, request: Request, cloud: CloudDep, admin: AccountAdmin
+    name: PathName, body: PasswordReset, request: Request, users: UsersDep, admin: AccountAdmin
 ) -> Account:
     """A new password; every session of the account ends (the admin's own one goes on if
     they reset their own password)."""
-    account = await cloud.users.set_password(name, body.password, actor=admin.name)
+    account = await users.set_password(name, body.password, actor=admin.name)
     if name == admin.name:
-        request.session["key"] = await cloud.users.session_key(name)
+        request.session["key"] = await users.session_key(name)
     return account
 
 
 @router.post("/{name}/disable", response_model=Account)
-async def disable_account(name: PathName, cloud: CloudDep, admin: AccountAdmin) -> Account:
+async def disable_account(name: PathName, users: UsersDep, admin: AccountAdmin) -> Account:
     """The account's sessions end at once and it cannot sign in until enabled again."""
-    return await cloud.users.set_disabled(name, True, actor=admin.name)
+    return await users.set_disabled(name, True, actor=admin.name)
 
 
 @router.post("/{name}/enable", response_model=Account)
-async def enable_account(name: PathName, cloud: CloudDep, admin: AccountAdmin) -> Account:
-    return await cloud.users.set_disabled(name, False, actor=admin.name)
+async def enable_account(name: PathName, users: UsersDep, admin: AccountAdmin) -> Account:
+    return await users.set_disabled(name, False, actor=admin.name)
 
 
 @router.delete("/{name}/sessions", response_model=Account)
-async def end_sessions(name: PathName, cloud: CloudDep, admin: AccountAdmin) -> Account:
+async def end_sessions(name: PathName, users: UsersDep, admin: AccountAdmin) -> Account:
     """Sign the account out everywhere (e.g. a PC left signed in, a lost phone)."""
-    return await cloud.users.end_sessions(name, actor=admin.name)
+    return await users.end_sessions(name, actor=admin.name)

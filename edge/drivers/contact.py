@@ -13,6 +13,7 @@ reported at once.
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
@@ -56,9 +57,7 @@ class ContactDetector:
                     pull_up=settings.pull_up,
                     bounce_s=model.bounce_s,
                     scheduler=scheduler,
-                    on_change=lambda asserted, edge, role=role: self._on_change(
-                        role, asserted, edge
-                    ),
+                    on_change=functools.partial(self._on_change, role),
                     pin_factory=pin_factory,
                 )
         except Exception:

@@ -314,6 +314,8 @@ class MockMcp3008(MockSPIDevice):
     Start bit, SGL/DIFF bit, three channel bits; then a null bit and ten result bits, MSB first.
     """
 
+    rx_buf: list[int]  # the bits read since the last reset (the untyped base class fills it)
+
     def __init__(self, *pins: int, vref: float = 3.3, pin_factory: Any):
         super().__init__(*pins, pin_factory=pin_factory)
         self.vref = vref

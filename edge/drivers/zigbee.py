@@ -125,7 +125,9 @@ class ZigbeeBridge:
 
     def _start(self) -> None:
         client = self.broker.client(self._client_id)
-        client.reconnect_delay_set(0.1, 5)
+        # paho annotates the delays int, but any number of seconds works: it only doubles,
+        # compares and sleeps them; a local broker back after a restart is found within 0.1 s
+        client.reconnect_delay_set(0.1, 5)  # type: ignore[arg-type]
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
@@ -208,7 +210,7 @@ class ZigbeeBridge:
             log.exception("zigbee message handling failed topic=%s", msg.topic)
 
 
-def _availability(payload: bytes) -> bool | None:
+def _availability(payload: bytes | bytearray) -> bool | None:
     text = payload.decode("utf-8", errors="replace").strip()
     try:
         value = json.loads(text)

@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from cloud.alarms.arrivals import Arrival
 from cloud.alarms.book import AlarmBook
 from cloud.alarms.casework import Casework
 from cloud.alarms.queries import AlarmQueries
@@ -29,7 +30,7 @@ from cloud.notify import Channel, PushChannel, WebhookChannel
 from cloud.notify.announce import Announcer
 from cloud.notify.log import NotificationLog
 from cloud.routing.escalation import Escalator
-from cloud.rules import RulesCore, RulesFile, load_rules
+from cloud.rules import Evaluation, RulesCore, RulesFile, load_rules
 from cloud.settings import DEFAULT_RULES, DEFAULT_SITE
 from cloud.site.registry import Registry
 from contract.models import Event
@@ -250,3 +251,12 @@ async def gateway_with_last_will(
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
+
+
+async def record(book: AlarmBook, arrival: Arrival, decide: Callable[[], Evaluation]) -> None:
+    """One message into the alarm book as ingest puts it there: the rules are asked only if
+    the book has not got its id, and what they decide is stored with it."""
+    [new] = await book.unseen([arrival])
+    [result] = await book.record([(arrival, decide()) if new else None])
+    if isinstance(result, Exception):
+        raise result

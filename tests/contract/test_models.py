@@ -233,7 +233,7 @@ def test_command_args_and_reply_detail_are_bounded() -> None:
 def test_values_are_frozen() -> None:
     values = Values(co2_ppm=800)
     with pytest.raises(ValidationError):
-        values.co2_ppm = 900  # type: ignore[misc]
+        values.co2_ppm = 900  # type: ignore[misc]  # on purpose: mypy knows it is frozen too
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import BrowserContext, Page, async_playwright, expect
+from playwright.async_api import BrowserContext, Page, ViewportSize, async_playwright, expect
 
 from tests.cloud.conftest import (  # noqa: F401  (fixtures re-exported for the e2e tests)
     PASSWORDS,
@@ -38,7 +38,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-VIEWPORT = {"width": 1280, "height": 800}
+VIEWPORT: ViewportSize = {"width": 1280, "height": 800}
 
 expect.set_options(timeout=8_000)
 
@@ -80,6 +80,11 @@ async def publish(gateway: Publisher, channel: str, body: dict[str, Any]) -> Non
     """Publish as the gateway through the real broker, off the event loop (the cloud and the
     browser driver share it)."""
     await asyncio.to_thread(gateway.publish, f"sc/v1/{body['gateway']}/{channel}", body)
+
+
+async def screenshot(page: Page, path: Path, *, full_page: bool = False) -> None:
+    """A picture for docs/screenshots/, the same on every run: animations stopped, no caret."""
+    await page.screenshot(path=path, full_page=full_page, animations="disabled", caret="hide")
 
 
 async def sign_in(page: Page, base_url: str, user: str) -> None:

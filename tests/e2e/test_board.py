@@ -20,7 +20,7 @@ from playwright.async_api import Locator, Page, expect
 
 from tests.cloud.conftest import Publisher, RunningCloud, eventually
 from tests.cloud.ingest.test_ingest import event
-from tests.e2e.conftest import CuttableLink, board_live, publish, sign_in
+from tests.e2e.conftest import CuttableLink, board_live, publish, screenshot, sign_in
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "docs" / "screenshots"
@@ -289,12 +289,11 @@ async def test_screenshots(
     """
     out = SCREENSHOTS if os.environ.get("SC_SCREENSHOTS") else tmp_path
     out.mkdir(parents=True, exist_ok=True)
-    shots = {"animations": "disabled", "caret": "hide"}
 
     await page.goto(f"{cloud.url}/login")
     await page.get_by_label("用户名").fill("op")
     await expect(page.get_by_role("button", name="登录")).to_be_visible()
-    await page.screenshot(path=out / "login.png", **shots)
+    await screenshot(page, out / "login.png")
     await board_live(page, cloud.url)
 
     # one alarm of every level, from both buildings
@@ -324,7 +323,7 @@ async def test_screenshots(
     await expect(page.locator("#board tbody tr[data-state='accepted']")).to_have_count(1)
     await page.locator("#sound").click()
     await expect(page.locator("#sound")).to_have_class(re.compile(r"\bon\b"))
-    await page.screenshot(path=out / "board-zh.png", **shots)
+    await screenshot(page, out / "board-zh.png")
 
     accepted = page.locator("#board tbody tr[data-state='accepted']")
     await accepted.get_by_role("button", name="时间线").click()
@@ -333,13 +332,13 @@ async def test_screenshots(
     for step in ("device_ts", "received_at", "stored_at", "pushed_at", "shown_at", "accepted_at"):
         await expect(dialog.locator(f"li[data-step='{step}']")).not_to_contain_text("—")
     await expect(dialog.locator("li[data-step='resolved_at']")).to_contain_text("—")
-    await page.screenshot(path=out / "case-timeline.png", **shots)
+    await screenshot(page, out / "case-timeline.png")
     await dialog.get_by_role("button", name="关闭").click()
     await expect(dialog).to_be_hidden()
 
     await page.get_by_role("button", name="English").click()
     await expect(rows(page).first.locator(".badge")).to_have_text("Level I")
-    await page.screenshot(path=out / "board-en.png", **shots)
+    await screenshot(page, out / "board-en.png")
 
     for name in ("login.png", "board-zh.png", "case-timeline.png", "board-en.png"):
         assert png_size(out / name) == (1280, 800)

@@ -29,7 +29,7 @@ from tests.cloud.conftest import (
     signed_in,
 )
 from tests.cloud.ingest.test_ingest import active, event
-from tests.e2e.conftest import board_live, publish, sign_in
+from tests.e2e.conftest import board_live, publish, screenshot, sign_in
 from tests.e2e.test_board import SCREENSHOTS, png_size, rows
 from tests.servers import Mosquitto
 
@@ -201,7 +201,7 @@ async def resident_reads(cloud: RunningCloud) -> list[dict[str, Any]]:
     try:
         resp = await auditor.get("/api/audit", params={"action": "resident_read"})
         resp.raise_for_status()
-        return resp.json()  # type: ignore[no-any-return]
+        return resp.json()
     finally:
         await auditor.aclose()
 
@@ -307,5 +307,5 @@ async def test_case_screenshot(
     await expect(dialog.locator("li[data-step='dispatched_at']")).not_to_contain_text("—")
     await expect(dialog.locator("#resident")).to_contain_text("王秀英")
     await expect(dialog.locator("#readings .uplot canvas")).to_have_count(1)
-    await page.screenshot(path=out / "case.png", animations="disabled", caret="hide")
+    await screenshot(page, out / "case.png")
     assert png_size(out / "case.png") == (1280, 800)

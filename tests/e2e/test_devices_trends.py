@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,11 +19,9 @@ from playwright.async_api import Page, expect
 from tests.cloud.conftest import Publisher, RunningCloud, forget_gateway_status
 from tests.cloud.ingest.test_ingest import event
 from tests.cloud.rules.test_supervision import status
-from tests.e2e.conftest import publish, sign_in
+from tests.e2e.conftest import publish, screenshot, sign_in
 from tests.e2e.test_board import SCREENSHOTS, png_size
 from tests.servers import Mosquitto
-
-SHOTS: dict[str, Any] = {"animations": "disabled", "caret": "hide"}
 
 
 def screenshots(tmp_path: Path) -> Path:
@@ -33,7 +32,7 @@ def screenshots(tmp_path: Path) -> Path:
 
 
 def readings(
-    gateway: str, device: str, kind: str, field: str, values: list[float]
+    gateway: str, device: str, kind: str, field: str, values: Sequence[float]
 ) -> dict[str, Any]:
     """One value a minute, the last one a minute ago."""
     now = datetime.now(UTC).replace(second=30, microsecond=0)
@@ -95,7 +94,7 @@ async def test_device_health_shows_faulty_and_silent_devices_in_their_buildings(
         await expect(page.locator("[data-count='silent'] b")).to_have_text("4")
         await expect(page.locator("[data-count='gateways']")).to_contain_text("1 离线")
         out = screenshots(tmp_path)
-        await page.screenshot(path=out / "devices.png", **SHOTS)
+        await screenshot(page, out / "devices.png")
         assert png_size(out / "devices.png") == (1280, 800)
 
         # back online: the page refreshes by itself
@@ -151,7 +150,7 @@ async def test_trends_draws_published_readings_with_the_limit_line(
     out = screenshots(tmp_path)
     await page.get_by_role("button", name="1小时").click()
     await expect(page.locator("#what")).to_contain_text("最近1小时")
-    await page.screenshot(path=out / "trends.png", **SHOTS)
+    await screenshot(page, out / "trends.png")
     assert png_size(out / "trends.png") == (1280, 800)
 
     # nothing of formaldehyde: a message, no chart

@@ -18,7 +18,7 @@ from playwright.async_api import Page, expect
 from contract.provisioning import CLAIM_ALPHABET
 from tests.cloud.conftest import Publisher, RunningCloud
 from tests.cloud.ingest.test_ingest import event
-from tests.e2e.conftest import publish, sign_in
+from tests.e2e.conftest import publish, screenshot, sign_in
 
 REPO = Path(__file__).resolve().parents[2]
 CODE = re.compile(rf"^[{CLAIM_ALPHABET}]{{4}}-[{CLAIM_ALPHABET}]{{4}}$")
@@ -60,7 +60,7 @@ async def test_installer_claims_and_walk_tests_a_gateway(
         re.compile(r"^gw-ld01 · 有效期剩余 1[45]:\d\d$")
     )
     await expect(page.locator("#code-cmd")).to_contain_text(f"--code {code}")
-    await page.screenshot(path=shots / "install-code.png", animations="disabled", caret="hide")
+    await screenshot(page, shots / "install-code.png")
     assert await code_box.evaluate("el => parseFloat(getComputedStyle(el).fontSize)") >= 36
 
     # the code claims the gateway (as `python -m gateway claim` does); the page shows it
@@ -109,9 +109,7 @@ async def test_installer_claims_and_walk_tests_a_gateway(
     await expect(never).not_to_contain_text("call-0101")
     await expect(page.locator("tr[data-device=smoke-0102] .seen-cell")).to_have_text("未触发")
     await expect(page.locator("#walk-status")).to_contain_text("已触发 2/4")
-    await page.screenshot(
-        path=shots / "install-walktest.png", animations="disabled", caret="hide", full_page=True
-    )
+    await screenshot(page, shots / "install-walktest.png", full_page=True)
 
     # 结束测试: who tested what
     await page.get_by_role("button", name="结束测试").click()

@@ -25,7 +25,7 @@ from tests.cloud.conftest import (
 )
 from tests.cloud.ingest.test_ingest import event
 from tests.cloud.ledger.test_cases import write_known_cases
-from tests.e2e.conftest import board_live, publish, sign_in
+from tests.e2e.conftest import board_live, publish, screenshot, sign_in
 from tests.servers import Mosquitto
 
 REPO = Path(__file__).resolve().parents[2]
@@ -174,13 +174,12 @@ async def test_screenshots(known_cloud: RunningCloud, page: Page, tmp_path: Path
     """
     out = SCREENSHOTS if os.environ.get("SC_SCREENSHOTS") else tmp_path
     out.mkdir(parents=True, exist_ok=True)
-    shots = {"animations": "disabled", "caret": "hide"}
     await sign_in(page, known_cloud.url, "sup")
     await page.goto(f"{known_cloud.url}/ledger")
     await expect(page.locator("#ledger tbody tr")).to_have_count(9)
-    await page.screenshot(path=out / "ledger.png", **shots)
+    await screenshot(page, out / "ledger.png")
     # the report opens on the last 30 days: the known cases are from 2 and 3 March 2026
     await page.goto(f"{known_cloud.url}/report?date_from=2026-03-02&date_to=2026-03-03")
     await expect(page.locator("#levels tr[data-level='all'] [data-col=count]")).to_have_text("9")
     await expect(page.locator("#budget-chart canvas")).to_have_count(1)
-    await page.screenshot(path=out / "report.png", full_page=True, **shots)
+    await screenshot(page, out / "report.png", full_page=True)

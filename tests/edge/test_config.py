@@ -73,11 +73,8 @@ def test_models_come_from_the_configs_folder_given(configs):
 
 def test_with_model_revalidates():
     config = load_gateway_config(DEMO_SITE, "gw-ld01")
-    assert (
-        config.with_model("call_button_gpio", long_press_s=0.5)
-        .models["call_button_gpio"]
-        .long_press_s
-        == 0.5
-    )
+    changed = config.with_model("call_button_gpio", long_press_s=0.5).models["call_button_gpio"]
+    assert isinstance(changed, CallButtonModel)
+    assert changed.long_press_s == 0.5
     with pytest.raises(ValueError, match="long_press_s must be more than twice bounce_s"):
         config.with_model("call_button_gpio", long_press_s=0.05)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from contract.devices import GasModel
 from contract.models import EventType, Kind
 from edge.config import load_gateway_config
 from tests.edge.helpers import DEMO_SITE, settle
@@ -14,6 +15,7 @@ FAST = {"warmup_s": 0.0, "sample_period_s": 0.05}
 
 def test_calibration_maps_volts_to_pct_lel():
     model = load_gateway_config(DEMO_SITE, "gw-ld01").models["gas_mcp3008"]
+    assert isinstance(model, GasModel)
     assert model.pct_lel(0.4) == 0.0
     assert model.pct_lel(1.2) == pytest.approx(50.0)
     assert model.pct_lel(2.0) == 100.0

@@ -117,7 +117,7 @@ def test_retained_availability_and_state_at_start(zigbee_rig, local_broker):
         rig.hw.zigbee_state(SMOKE, smoke=False)
         rig.sink.wait(lambda: rig.sink.types(SMOKE) == [EventType.CLEAR])
     finally:
-        feed.state(SMOKE, b"", retain=True)  # clear the retained messages
+        feed.publish(f"zigbee2mqtt/{SMOKE}", b"", retain=True)  # clear the retained messages
         feed.publish(f"zigbee2mqtt/{WATER}/availability", b"", retain=True)
         feed.close()
 

@@ -25,8 +25,8 @@ from typing import Any
 
 import yaml
 
+from contract.catalogue import CONFIGS_DIR
 from contract.site import Site
-from edge.config import CONFIGS_DIR
 
 STREET = {"id": "jd-jinjiang", "name": "锦江街道"}  # its supervisor is in the default rules
 GATEWAYS = ("gw-f01", "gw-f02")
@@ -188,6 +188,7 @@ def load_script(rate: float, duration_s: float) -> list[dict[str, Any]]:
         device = toggling[i % len(toggling)]
         on = not tripped.get(device.id, False)
         tripped[device.id] = on
+        step: dict[str, Any]
         if device.kind == "smoke":
             step = {"do": "trip_smoke" if on else "clear_smoke", "device": device.id}
         else:

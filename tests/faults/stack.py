@@ -199,7 +199,8 @@ class Stack:
     def stop(self) -> None:
         """Stop every process (SIGTERM), keeping their files for `measure`."""
         # the agents and the cloud at once (each waits for its own exit), then the broker
-        stopping = [threading.Thread(target=p.stop) for p in (*self.agents.values(), self.cloud)]
+        processes: list[AgentProcess | CloudProcess] = [*self.agents.values(), self.cloud]
+        stopping = [threading.Thread(target=p.stop) for p in processes]
         for thread in stopping:
             thread.start()
         for thread in stopping:

@@ -63,7 +63,9 @@ class CloudClient:
             protocol=mqtt.MQTTv311,
         )
         self.client.username_pw_set("cloud", broker.users["cloud"])
-        self.client.reconnect_delay_set(0.05, 0.2)
+        # paho annotates the delays int, but any number of seconds works (it only doubles,
+        # compares and sleeps them)
+        self.client.reconnect_delay_set(0.05, 0.2)  # type: ignore[arg-type]
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = lambda *a: self.subscribed.clear()
         self.client.on_subscribe = lambda *a: self.subscribed.set()

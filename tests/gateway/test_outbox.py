@@ -174,8 +174,8 @@ def test_kill_9_while_writing_never_corrupts_nor_loses_a_written_event(tmp_path)
         lines = (first + rest).split("\n")[:-1]
         for line in lines:
             if line.strip():
-                row, seq = line.split()
-                acknowledged.append((int(row), int(seq)))
+                row, written = line.split()
+                acknowledged.append((int(row), int(written)))
     db = sqlite3.connect(path)
     try:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

@@ -31,8 +31,8 @@ FILLS = {
     ("queries.py", "where"): " WHERE mode = ? AND level IN (?, ?) AND verified_at IS NULL",
     ("queries.py", "_REPORT_COLUMNS"): "level, rule, mode, state, received_at",
     ("queries.py", "','.join('?' * len(chunk))"): "?, ?",
-    ("recording.py", "table"): "events",
-    ("recording.py", "marks"): "?, ?",
+    ("arrivals.py", "table"): "events",
+    ("arrivals.py", "marks"): "?, ?",
     ("casework.py", "marks"): "?, ?",
     ("queries.py", "OPEN_STATES"): "'active', 'accepted'",
 }

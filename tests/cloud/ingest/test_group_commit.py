@@ -17,13 +17,13 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 
+from cloud.alarms.arrivals import batch_arrival, event_arrival
 from cloud.alarms.model import Mode
 from cloud.alarms.queries import AlarmQueries
-from cloud.alarms.recording import batch_arrival, event_arrival
 from cloud.errors import CloudError
 from cloud.ingest.pipeline import Ingest
 from cloud.ingest.rejects import RejectLog
-from cloud.rules import AlarmDraft
+from cloud.rules import AlarmDraft, Evaluation
 from cloud.telemetry.open import open_store
 from tests.cloud.conftest import Publisher, RunningCloud, eventually
 from tests.cloud.helpers import T0, FakeClock, book_parts, event
@@ -125,7 +125,7 @@ async def test_a_mixed_batch_gives_exactly_the_right_alarms_and_rejections(
         # announced after the commit; the live message carries the time it was pushed
         sub = ingest.announcer.hub.subscribe()
         ingest.clock.advance(0.25)  # type: ignore[attr-defined]
-        await ingest._announce(raised)
+        await ingest.announce(raised)
         pushed = [sub.queue.get_nowait().body()["alarm"] for _ in range(sub.queue.qsize())]
         assert pushed[0]["pushed_at"] is not None
         stored = await AlarmQueries(ingest.book.db).get(pushed[0]["id"])
@@ -177,11 +177,17 @@ async def test_a_failure_while_storing_one_message_rolls_back_that_one_only(
             device_ts=datetime.fromtimestamp(T0, UTC),
             event_id=broken.id,
         )
-        results = await parts.book.record_many(
+        arrivals = [
+            event_arrival(good, T0),
+            event_arrival(broken, T0),
+            batch_arrival("batch-1", "gw-ld01", 0, T0),
+        ]
+        assert await parts.book.unseen(arrivals) == [True, True, True]
+        results = await parts.book.record(
             [
-                event_arrival(good, T0, lambda: parts.core.event(good, T0)),
-                event_arrival(broken, T0, [nowhere]),  # no place: fails inside the transaction
-                batch_arrival("batch-1", "gw-ld01", 0, T0),
+                (arrivals[0], parts.core.event(good, T0)),
+                (arrivals[1], Evaluation([nowhere])),  # no place: fails inside the transaction
+                (arrivals[2], Evaluation([])),
             ]
         )
         assert isinstance(results[0], list) and results[0][0].new
@@ -189,23 +195,29 @@ async def test_a_failure_while_storing_one_message_rolls_back_that_one_only(
         assert results[2] == []
         assert await parts.alarms.count_events() == 1
         assert [a.device for a in await parts.alarms.active()] == ["smoke-0102"]
-        # the failed one was not stored, so it is new when it comes again
-        again = await parts.book.record_many([event_arrival(broken, T0, [])])
-        assert again == [[]]
+        # the failed one was not stored, so it is new when it comes again; the others are not
+        assert await parts.book.unseen(arrivals) == [False, True, False]
 
 
 async def test_a_failed_group_commit_is_retried_message_by_message(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database_url: str
 ) -> None:
     async with ingest_on(database_url, tmp_path) as ingest:
-        real = ingest.book.record_many
+        real = ingest.book.record
+        asked: list[str] = []
+        real_event = ingest.core.event
 
-        async def fail_groups(arrivals: Any, **kwargs: Any) -> Any:
-            if len(arrivals) > 1:
+        def event(ev: Any, at: float) -> Any:
+            asked.append(ev.device)
+            return real_event(ev, at)
+
+        async def fail_groups(plans: Any, **kwargs: Any) -> Any:
+            if len(plans) > 1:
                 raise sqlite3.OperationalError("disk I/O error")
-            return await real(arrivals, **kwargs)
+            return await real(plans, **kwargs)
 
-        monkeypatch.setattr(ingest.book, "record_many", fail_groups)
+        monkeypatch.setattr(ingest.book, "record", fail_groups)
+        monkeypatch.setattr(ingest.core, "event", event)
         raised = await ingest.handle_many(
             [
                 (EVENT_TOPIC, body(), T0),
@@ -213,6 +225,7 @@ async def test_a_failed_group_commit_is_retried_message_by_message(
             ]
         )
         assert ingest.counts["group_fallbacks"] == 1
+        assert asked == ["smoke-0102", "call-0101"]  # the rules were asked once each
         assert [r.alarm.device for r in raised] == ["smoke-0102", "call-0101"]
         assert all(r.alarm.mode is Mode.LIVE for r in raised)
         assert ingest.rejects.counts == {}

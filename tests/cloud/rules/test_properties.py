@@ -13,15 +13,15 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from cloud.alarms.arrivals import batch_arrival, event_arrival
 from cloud.alarms.model import AlarmState
-from cloud.alarms.recording import batch_arrival, event_arrival
 from cloud.rules import AlarmDraft, Clear, Rules, load_rules
 from cloud.rules.alarm_rules import Step, ThresholdRule
 from cloud.rules.config import RulesFile
 from cloud.rules.policies import Contacts, Notify, Person, Policy, Target, Via
 from cloud.settings import DEFAULT_RULES
 from contract.models import Kind, Reading, Values
-from tests.cloud.helpers import T0, FakeClock, book_parts, event
+from tests.cloud.helpers import T0, FakeClock, book_parts, event, record
 
 START = datetime.fromtimestamp(T0, UTC)
 # No example database: nothing is written into the working tree, every run starts fresh.
@@ -175,23 +175,16 @@ async def _latched(database: str, steps: list[tuple[str, Any]]) -> None:
                 reading = Reading(
                     device="gas-0101", ts=ts, kind=Kind.GAS, values=Values(ch4_pct_lel=arg)
                 )
-                await parts.book.record_many(
-                    [
-                        batch_arrival(
-                            f"b{i}",
-                            "gw-ld01",
-                            1,
-                            now,
-                            lambda r=reading, n=now: parts.core.readings("gw-ld01", [r], n),
-                        )
-                    ]
+                await record(
+                    parts.book,
+                    batch_arrival(f"b{i}", "gw-ld01", 1, now),
+                    lambda r=reading, n=now: parts.core.readings("gw-ld01", [r], n),
                 )
             else:
                 device = "smoke-0102" if what == "smoke" else "call-0101"
                 ev = event(device, what, arg, ts=ts)
-                await parts.book.record_many(
-                    [event_arrival(ev, now, lambda e=ev, n=now: parts.core.event(e, n))]
-                )
+                decide = lambda e=ev, n=now: parts.core.event(e, n)  # noqa: E731
+                await record(parts.book, event_arrival(ev, now), decide)
             for row in await parts.db.fetch_all(
                 "SELECT id, state, life_safety FROM alarms WHERE life_safety = 1"
             ):
@@ -236,8 +229,8 @@ async def _alarms_after(database: str, deliveries: list[Any]) -> list[tuple[Any,
     async with book_parts(database, clock) as parts:
         for ev in deliveries:
             now = clock.advance(1.0)
-            await parts.book.record_many(
-                [event_arrival(ev, now, lambda e=ev, n=now: parts.core.event(e, n))]
+            await record(
+                parts.book, event_arrival(ev, now), lambda e=ev, n=now: parts.core.event(e, n)
             )
         rows = await parts.db.fetch_all(
             "SELECT rule, device, level, repeats, state, first_event_id FROM alarms ORDER BY id"
