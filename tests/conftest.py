@@ -8,7 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.db_backends import database_url, db_backend, postgresql  # noqa: F401
+from tests.db_backends import (  # noqa: F401
+    database_url,
+    db_backend,
+    empty_database_url,
+    new_database,
+    postgresql,
+    postgresql_databases,
+)
 from tests.servers import InfluxDB, Mosquitto
 
 REPO = Path(__file__).resolve().parent.parent

@@ -17,14 +17,19 @@ class AlarmQueries:
 
     async def active(self, limit: int | None = None) -> list[Alarm]:
         """The duty room's unresolved alarms, most severe first, then unaccepted before
-        accepted, oldest first (at most `limit`). Tests and maintenance are not the duty
-        room's. The open states are named (not `!= resolved`) so that the index on state
-        finds the few open rows instead of a scan of the whole book."""
-        rows = await self.db.fetch_all(
+        accepted, oldest first, then in the order stored (alarms one batch raised share their
+        received_at; PostgreSQL, unlike SQLite, gives equal rows back in no set order) — at
+        most `limit`. Tests and maintenance are not the duty room's. The open states are named
+        (not `!= resolved`) so that the index on state finds the few open rows instead of a
+        scan of the whole book."""
+        sql = (
             f"SELECT * FROM alarms WHERE state IN ({OPEN_STATES}) AND mode = ?"
-            " ORDER BY level ASC, (state = 'accepted') ASC, received_at ASC LIMIT ?",
-            (Mode.LIVE.value, -1 if limit is None else limit),
+            " ORDER BY level ASC, (state = 'accepted') ASC, received_at ASC, id ASC"
         )
+        params: tuple[object, ...] = (Mode.LIVE.value,)
+        if limit is not None:  # no LIMIT at all: SQLite's "LIMIT -1" is an error on PostgreSQL
+            sql, params = sql + " LIMIT ?", (*params, limit)
+        rows = await self.db.fetch_all(sql, params)
         return [Alarm.from_row(r) for r in rows]
 
     async def groups(self) -> list[AlarmGroup]:

@@ -27,6 +27,8 @@ ROLES = {"op": "operator", "sup": "supervisor", "inst": "installer", "adm": "adm
 
 
 def cloud_settings(tmp: Path, broker: Mosquitto, **overrides: Any) -> CloudSettings:
+    """Settings for a cloud on `broker`, its files in `tmp`; the database is SQLite there
+    unless `database=` names another (a test that runs a cloud passes `database_url`)."""
     values: dict[str, Any] = {
         "mqtt_port": broker.port,
         "mqtt_username": "cloud",
@@ -106,9 +108,12 @@ def end_session(broker: Mosquitto, client_id: str) -> None:
 
 
 @pytest.fixture
-async def cloud(tmp_path: Path, mosquitto: Mosquitto) -> AsyncIterator[RunningCloud]:
+async def cloud(
+    tmp_path: Path, mosquitto: Mosquitto, database_url: str
+) -> AsyncIterator[RunningCloud]:
+    """The cloud, once on each database backend (tests/db_backends.py)."""
     forget_gateway_status(mosquitto)
-    settings = cloud_settings(tmp_path, mosquitto)
+    settings = cloud_settings(tmp_path, mosquitto, database=database_url)
     async with running_cloud(settings) as running:
         yield running
     await asyncio.to_thread(end_session, mosquitto, settings.mqtt_client_id)
@@ -170,6 +175,13 @@ def gw1(mosquitto: Mosquitto) -> Iterator[Publisher]:
     pub = Publisher(mosquitto, "gw-ld01")
     yield pub
     pub.close()
+
+
+async def rejections_kept(cloud: RunningCloud, count: int) -> bool:
+    """Whether the cloud keeps `count` rejected messages: a rejection is counted at once and
+    written with the next commit, which a read on another connection (PostgreSQL's readers)
+    does not see before it is done."""
+    return len(await cloud.cloud.rejects.recent()) >= count
 
 
 async def eventually(check: Callable[[], Any], timeout: float = 10.0, every: float = 0.05) -> Any:

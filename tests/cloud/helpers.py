@@ -1,6 +1,6 @@
 """Shared test helpers for the rules core: a clock the test moves, a rules file changed from
 the default, a real local HTTP receiver for the webhook channel, and the alarm book, rules
-core and escalator on a database file without the rest of the cloud."""
+core and escalator on a database without the rest of the cloud."""
 
 from __future__ import annotations
 
@@ -179,17 +179,17 @@ class Parts:
 
 @contextlib.asynccontextmanager
 async def book_parts(
-    path: Path,
+    database: Path | str,
     clock: FakeClock,
     *,
     config: RulesFile | None = None,
     webhook_url: str | None = None,
 ) -> AsyncIterator[Parts]:
     """Alarm book, rules core (restored from the open alarms) and escalator on one database
-    file: opening it again is a restart."""
+    (a path or URL: `database_url` for each backend): opening it again is a restart."""
     registry = Registry(load_site(DEFAULT_SITE))
     config = config or load_rules(DEFAULT_RULES)
-    db = await Database.open(path, clock=clock)
+    db = await Database.open(database, clock=clock)
     hub = LiveHub()
     channels: dict[str, Channel] = {"push": PushChannel(hub)}
     webhook = WebhookChannel(webhook_url, timeout_s=2) if webhook_url else None

@@ -75,7 +75,11 @@ def managed_settings(tmp: Path, broker: Mosquitto, **overrides: Any) -> CloudSet
 
 
 @pytest.fixture
-async def managed(tmp_path: Path, broker: Mosquitto) -> AsyncIterator[RunningCloud]:
-    """The real cloud keeping `broker`'s accounts, consuming over plain MQTT."""
-    async with running_cloud(managed_settings(tmp_path, broker)) as running:
+async def managed(
+    tmp_path: Path, broker: Mosquitto, database_url: str
+) -> AsyncIterator[RunningCloud]:
+    """The real cloud keeping `broker`'s accounts, consuming over plain MQTT (once on each
+    database backend)."""
+    settings = managed_settings(tmp_path, broker, database=database_url)
+    async with running_cloud(settings) as running:
         yield running

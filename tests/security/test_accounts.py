@@ -143,9 +143,9 @@ def test_hashes_match_mosquitto_passwd(tmp_path: Path) -> None:
 
 
 async def test_without_broker_files_credentials_are_recorded_with_a_warning(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    database_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    db = await Database.open(tmp_path / "cloud.db")
+    db = await Database.open(database_url)
     try:
         credentials = GatewayCredentials(db, Audit(db), None)
         with caplog.at_level(logging.WARNING, logger="cloud.access.credentials"):

@@ -13,7 +13,7 @@ import pytest
 
 from cloud.access.credentials import IssuedCredential
 from contract.models import Reply, encode
-from tests.cloud.conftest import RunningCloud, eventually
+from tests.cloud.conftest import RunningCloud, eventually, rejections_kept
 from tests.security.helpers import Session, can_connect, open_session
 from tests.servers import Mosquitto
 
@@ -81,6 +81,7 @@ async def test_a_payload_naming_another_gateway_is_rejected_and_recorded_by_the_
     # its own subtree, so the broker lets it through: the cloud must catch the lie
     await asyncio.to_thread(gw1.publish, "sc/v1/gw-ld01/event", event("gw-ld02", "smoke-0201"))
     await eventually(lambda: managed.cloud.rejects.counts["gateway_mismatch"] == 1)
+    await eventually(lambda: rejections_kept(managed, 1))
     (kept,) = await managed.cloud.rejects.recent()
     assert kept.topic == "sc/v1/gw-ld01/event" and "gw-ld02" in kept.detail
 

@@ -25,7 +25,9 @@ from tests.servers import Mosquitto
 
 
 @pytest.fixture
-async def tls_cloud(tmp_path: Path, broker: Mosquitto, certs: Certs) -> AsyncIterator[RunningCloud]:
+async def tls_cloud(
+    tmp_path: Path, broker: Mosquitto, certs: Certs, database_url: str
+) -> AsyncIterator[RunningCloud]:
     """The cloud consuming over MQTT/TLS and serving HTTPS, both with the test CA's certs."""
     settings = managed_settings(
         tmp_path,
@@ -34,6 +36,7 @@ async def tls_cloud(tmp_path: Path, broker: Mosquitto, certs: Certs) -> AsyncIte
         mqtt_tls_ca_file=certs.files.ca,
         web_tls_cert_file=certs.files.cert,
         web_tls_key_file=certs.files.key,
+        database=database_url,
     )
     async with running_cloud(settings) as running:
         yield running

@@ -38,6 +38,7 @@ from tests.cloud.conftest import (  # noqa: F401  (the `cloud` and `gw1` fixture
     eventually,
     forget_gateway_status,
     gw1,
+    rejections_kept,
     running_cloud,
     signed_in,
 )
@@ -194,7 +195,7 @@ async def test_a_gateway_claims_without_browser_headers_and_a_browser_elsewhere_
 
 
 async def test_configured_public_origins_and_a_trusted_proxy(
-    tmp_path: Path, mosquitto: Mosquitto
+    tmp_path: Path, mosquitto: Mosquitto, database_url: str
 ) -> None:
     """Behind a reverse proxy: an origin listed in SC_CLOUD_WEB_ORIGINS is allowed though the
     proxy rewrote Host; a proxy listed in SC_CLOUD_WEB_TRUSTED_PROXIES passes the scheme, so
@@ -205,6 +206,7 @@ async def test_configured_public_origins_and_a_trusted_proxy(
         mosquitto,
         web_origins=["https://duty.example.cn"],
         web_trusted_proxies=["127.0.0.1"],
+        database=database_url,
     )
     async with running_cloud(settings) as running:
         client = await signed_in(running.url, "adm")
@@ -275,10 +277,12 @@ async def sign_in_via(proxy: httpx.AsyncClient, client_address: str, password: s
 
 
 async def test_a_configured_proxy_is_believed_so_each_client_behind_it_has_its_own_limit(
-    tmp_path: Path, mosquitto: Mosquitto
+    tmp_path: Path, mosquitto: Mosquitto, database_url: str
 ) -> None:
     forget_gateway_status(mosquitto)
-    settings = cloud_settings(tmp_path, mosquitto, web_trusted_proxies=["127.0.0.0/8"])
+    settings = cloud_settings(
+        tmp_path, mosquitto, web_trusted_proxies=["127.0.0.0/8"], database=database_url
+    )
     async with (
         running_cloud(settings) as running,
         httpx.AsyncClient(base_url=running.url, timeout=20) as proxy,
@@ -296,11 +300,11 @@ async def test_a_configured_proxy_is_believed_so_each_client_behind_it_has_its_o
 
 
 async def test_a_signed_out_cookie_is_refused_when_replayed_also_after_a_restart(
-    tmp_path: Path, mosquitto: Mosquitto, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, mosquitto: Mosquitto, monkeypatch: pytest.MonkeyPatch, database_url: str
 ) -> None:
     monkeypatch.setattr(alarms_api, "KEEPALIVE_S", 0.2)  # the stream re-checks at once
     forget_gateway_status(mosquitto)
-    settings = cloud_settings(tmp_path, mosquitto)
+    settings = cloud_settings(tmp_path, mosquitto, database=database_url)
 
     async def replay(url: str, cookie: str) -> int:
         async with httpx.AsyncClient(base_url=url, timeout=20) as thief:
@@ -396,7 +400,7 @@ async def test_every_answer_has_a_referrer_policy_and_the_api_is_never_stored(
 
 @pytest.mark.parametrize("how", ["own certificate", "behind a TLS proxy", "plain HTTP"])
 async def test_hsts_in_production_over_https_only(
-    tmp_path: Path, mosquitto: Mosquitto, certs: Certs, how: str
+    tmp_path: Path, mosquitto: Mosquitto, certs: Certs, how: str, database_url: str
 ) -> None:
     forget_gateway_status(mosquitto)
     extra: dict[str, Any] = {
@@ -407,7 +411,9 @@ async def test_hsts_in_production_over_https_only(
         "behind a TLS proxy": {"web_behind_https": True},
         "plain HTTP": {},
     }[how]
-    settings = cloud_settings(tmp_path, mosquitto, environment="production", **extra)
+    settings = cloud_settings(
+        tmp_path, mosquitto, environment="production", database=database_url, **extra
+    )
     async with (
         running_cloud(settings) as running,
         httpx.AsyncClient(
@@ -432,6 +438,7 @@ async def test_only_admins_read_the_raw_payloads_of_rejected_messages(
 ) -> None:
     gw1.publish("sc/v1/gw-ld01/event", b"{x")
     await eventually(lambda: cloud.cloud.rejects.counts["malformed_json"] == 1)
+    await eventually(lambda: rejections_kept(cloud, 1))
     client = await signed_in(cloud.url, user)
     try:
         resp = await client.get("/api/rejected")

@@ -367,11 +367,11 @@ async def _session_if_accepted(broker: Mosquitto, password: str) -> Session | No
 
 
 async def test_a_gateway_dropped_from_the_registry_loses_its_broker_account(
-    tmp_path: Path, broker: Mosquitto
+    tmp_path: Path, broker: Mosquitto, database_url: str
 ) -> None:
     site_file = tmp_path / "site.yaml"
     shutil.copy(DEFAULT_SITE, site_file)
-    settings = managed_settings(tmp_path, broker, site_file=site_file)
+    settings = managed_settings(tmp_path, broker, site_file=site_file, database=database_url)
     async with running_cloud(settings) as running:
         admin = await signed_in(running.url, "adm")
         try:

@@ -111,10 +111,10 @@ async def test_one_address_trying_many_names_is_limited_as_a_whole(cloud: Runnin
 
 
 async def test_failed_sign_ins_still_count_after_a_restart(
-    tmp_path: Path, mosquitto: Mosquitto
+    tmp_path: Path, mosquitto: Mosquitto, database_url: str
 ) -> None:
     forget_gateway_status(mosquitto)
-    settings = cloud_settings(tmp_path, mosquitto)
+    settings = cloud_settings(tmp_path, mosquitto, database=database_url)
     async with running_cloud(settings) as first:
         async with httpx.AsyncClient(base_url=first.url, timeout=20) as client:
             codes = [(await login(client, "op", "nope")).status_code for _ in range(PAIR_FAILURES)]

@@ -4,7 +4,6 @@ unaccepted and an accepted alarm; latching on the way up; tests kept apart from 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 
 from cloud.rules import AlarmDraft, Clear
 from tests.cloud.helpers import T0, FakeClock, book_parts
@@ -21,10 +20,10 @@ def clear(rule: str, device: str, **kw: object) -> Clear:
 
 
 async def test_a_clear_closes_an_unaccepted_alarm_notes_an_accepted_one_and_never_a_latched_one(
-    tmp_path: Path,
+    database_url: str,
 ) -> None:
     clock = FakeClock()
-    async with book_parts(tmp_path / "c.db", clock) as parts:
+    async with book_parts(database_url, clock) as parts:
         book = parts.book
         smoke, water, power = (
             r.alarm
@@ -64,10 +63,10 @@ async def test_a_clear_closes_an_unaccepted_alarm_notes_an_accepted_one_and_neve
 
 
 async def test_an_alarm_that_becomes_life_safety_latches_and_leaves_its_group(
-    tmp_path: Path,
+    database_url: str,
 ) -> None:
     clock = FakeClock()
-    async with book_parts(tmp_path / "c.db", clock) as parts:
+    async with book_parts(database_url, clock) as parts:
         [low] = await parts.book.apply(
             [draft("methane_high", "gas-0101", "gas", 2, group="gas")], clock()
         )
@@ -81,9 +80,9 @@ async def test_an_alarm_that_becomes_life_safety_latches_and_leaves_its_group(
         assert noted.change == "noted" and noted.alarm.state == "active"
 
 
-async def test_test_alarms_are_kept_apart_from_live_ones(tmp_path: Path) -> None:
+async def test_test_alarms_are_kept_apart_from_live_ones(database_url: str) -> None:
     clock = FakeClock()
-    async with book_parts(tmp_path / "c.db", clock) as parts:
+    async with book_parts(database_url, clock) as parts:
         live = draft("smoke_alarm", "smoke-0102", "smoke", 1, life_safety=True)
         test = draft(
             "smoke_alarm", "smoke-0102", "smoke", 1, life_safety=True, mode="walk_test", window=7
@@ -93,3 +92,26 @@ async def test_test_alarms_are_kept_apart_from_live_ones(tmp_path: Path) -> None
         assert a.alarm.id != b.alarm.id and b.alarm.mode == "walk_test"
         assert [x.id for x in await parts.alarms.active()] == [a.alarm.id]
         assert [x.id for x in await parts.alarms.in_window(7)] == [b.alarm.id]
+
+
+async def test_alarms_of_one_level_received_together_stay_in_the_order_they_were_stored(
+    database_url: str,
+) -> None:
+    """Most severe first, then oldest: alarms raised by one batch have the same received_at,
+    and the one stored first stays first, also after it was changed (on PostgreSQL an update
+    moves a row, so without a tie-breaker the board's order changed when an operator looked)."""
+    clock = FakeClock()
+    async with book_parts(database_url, clock) as parts:
+        first, second = (
+            r.alarm
+            for r in await parts.book.apply(
+                [
+                    draft("call_for_help", "call-0101", "call", 1, life_safety=True),
+                    draft("smoke_alarm", "smoke-0102", "smoke", 1, life_safety=True),
+                ],
+                clock(),
+            )
+        )
+        assert first.id < second.id and first.received_at == second.received_at
+        await parts.casework.mark_shown(first.id, "op")
+        assert [a.id for a in await parts.alarms.active()] == [first.id, second.id]

@@ -319,8 +319,9 @@ async def test_upsert_on_conflict(db: Database) -> None:
 
 
 async def test_a_new_database_gets_the_newest_schema_and_a_second_open_changes_nothing(
-    database_url: str,
+    empty_database_url: str,
 ) -> None:
+    database_url = empty_database_url
     db = await Database.open(database_url, clock=lambda: 1000.0)
     try:
         assert db.version == NEWEST
@@ -340,8 +341,8 @@ async def test_a_new_database_gets_the_newest_schema_and_a_second_open_changes_n
         await again.close()
 
 
-async def test_two_processes_opening_a_new_database_at_once(database_url: str) -> None:
-    dbs = await asyncio.gather(*(Database.open(database_url) for _ in range(3)))
+async def test_two_processes_opening_a_new_database_at_once(empty_database_url: str) -> None:
+    dbs = await asyncio.gather(*(Database.open(empty_database_url) for _ in range(3)))
     try:
         assert [db.version for db in dbs] == [NEWEST] * 3
         assert await dbs[0].fetch_value("SELECT count(*) FROM schema_version") == NEWEST

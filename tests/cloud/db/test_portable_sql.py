@@ -33,6 +33,7 @@ FILLS = {
     ("queries.py", "','.join('?' * len(chunk))"): "?, ?",
     ("arrivals.py", "table"): "events",
     ("arrivals.py", "marks"): "?, ?",
+    ("recording.py", "marks"): "?, ?",
     ("casework.py", "marks"): "?, ?",
     ("queries.py", "OPEN_STATES"): "'active', 'accepted'",
 }

@@ -58,10 +58,16 @@ def gas_quick_air_slow(data: dict[str, Any]) -> None:
 
 
 @pytest.fixture
-async def quick(tmp_path: Path, mosquitto: Mosquitto) -> AsyncIterator[RunningCloud]:
+async def quick(
+    tmp_path: Path, mosquitto: Mosquitto, database_url: str
+) -> AsyncIterator[RunningCloud]:
     forget_gateway_status(mosquitto)
     settings = cloud_settings(
-        tmp_path, mosquitto, rules_file=rules_file(tmp_path, gas_quick_air_slow), tick_s=0.1
+        tmp_path,
+        mosquitto,
+        rules_file=rules_file(tmp_path, gas_quick_air_slow),
+        tick_s=0.1,
+        database=database_url,
     )
     try:
         async with running_cloud(settings) as running:
@@ -196,10 +202,10 @@ async def test_fault_low_battery_and_walk_test(quick: RunningCloud, gw1: Publish
 
 
 async def test_a_gateways_last_will_makes_it_offline_since_and_its_devices_silent(
-    tmp_path: Path, mosquitto: Mosquitto
+    tmp_path: Path, mosquitto: Mosquitto, database_url: str
 ) -> None:
     forget_gateway_status(mosquitto)
-    async with running_cloud(cloud_settings(tmp_path, mosquitto)) as running:
+    async with running_cloud(cloud_settings(tmp_path, mosquitto, database=database_url)) as running:
         client = await signed_in(running.url, "op")
         # mosquitto_sub as gw-ld02 with a retained `offline` last will, killed like a power cut
         will = json.dumps(status("gw-ld02", "offline"))
@@ -281,13 +287,16 @@ async def test_every_role_may_read_it_and_strangers_may_not(cloud: RunningCloud)
 
 
 async def test_with_the_telemetry_store_down_the_report_still_comes_and_says_so(
-    tmp_path: Path, mosquitto: Mosquitto, gw1: Publisher
+    tmp_path: Path, mosquitto: Mosquitto, gw1: Publisher, database_url: str
 ) -> None:
     server = InfluxDB(tmp_path / "influx")
     server.start()
     forget_gateway_status(mosquitto)
     settings = cloud_settings(
-        tmp_path, mosquitto, telemetry_url=f"influx://127.0.0.1:{server.port}/telemetry"
+        tmp_path,
+        mosquitto,
+        telemetry_url=f"influx://127.0.0.1:{server.port}/telemetry",
+        database=database_url,
     )
     try:
         async with running_cloud(settings) as running:

@@ -39,11 +39,16 @@ def _telemetry_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture(params=["sqlite", "influx"])
 async def cloud_on(
-    request: pytest.FixtureRequest, tmp_path: Path, mosquitto: Mosquitto
+    request: pytest.FixtureRequest, tmp_path: Path, mosquitto: Mosquitto, database_url: str
 ) -> AsyncIterator[RunningCloud]:
-    """A running cloud whose telemetry store is SQLite, then InfluxDB."""
+    """A running cloud whose telemetry store is SQLite, then InfluxDB (on each database)."""
     forget_gateway_status(mosquitto)
-    settings = cloud_settings(tmp_path, mosquitto, telemetry_url=_telemetry_url(request, tmp_path))
+    settings = cloud_settings(
+        tmp_path,
+        mosquitto,
+        telemetry_url=_telemetry_url(request, tmp_path),
+        database=database_url,
+    )
     async with running_cloud(settings) as running:
         yield running
 
@@ -290,11 +295,14 @@ def _methane_for_one_model(data: dict[str, Any]) -> None:
 
 
 async def test_a_limit_for_certain_models_is_drawn_only_where_those_models_are(
-    tmp_path: Path, mosquitto: Mosquitto
+    tmp_path: Path, mosquitto: Mosquitto, database_url: str
 ) -> None:
     forget_gateway_status(mosquitto)
     settings = cloud_settings(
-        tmp_path, mosquitto, rules_file=rules_file(tmp_path, _methane_for_one_model)
+        tmp_path,
+        mosquitto,
+        rules_file=rules_file(tmp_path, _methane_for_one_model),
+        database=database_url,
     )
     async with running_cloud(settings) as running:
         client = await signed_in(running.url, "op")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -119,9 +118,11 @@ async def test_a_maintenance_window_is_planned_by_a_supervisor_for_chosen_device
         await installer.aclose()
 
 
-async def test_a_forgotten_walk_test_ends_by_itself_and_closes_its_tests(tmp_path: Path) -> None:
+async def test_a_forgotten_walk_test_ends_by_itself_and_closes_its_tests(
+    database_url: str,
+) -> None:
     clock = FakeClock()
-    async with book_parts(tmp_path / "c.db", clock) as parts:
+    async with book_parts(database_url, clock) as parts:
         maintenance = Maintenance(parts.db, Audit(parts.db))
         window = await maintenance.start_walk_test("gw-ld01", [], 30, "inst")
         mode, window_id = maintenance.mode_for("gw-ld01", "smoke-0102", clock())

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import sqlite3
 import threading
 import uuid
 from collections.abc import AsyncIterator
@@ -134,9 +133,9 @@ def test_a_stream_loaded_from_the_database_knows_what_is_stored_past_a_gap() -> 
 
 
 @contextlib.asynccontextmanager
-async def ingest_on(tmp_path: Path, **options: Any) -> AsyncIterator[Ingest]:
+async def ingest_on(database: str, tmp_path: Path, **options: Any) -> AsyncIterator[Ingest]:
     clock = FakeClock()
-    async with book_parts(tmp_path / "cloud.db", clock) as parts:
+    async with book_parts(database, clock) as parts:
         store = open_store(f"sqlite:///{tmp_path / 'telemetry.db'}")
         try:
             yield Ingest(
@@ -154,44 +153,45 @@ async def ingest_on(tmp_path: Path, **options: Any) -> AsyncIterator[Ingest]:
                 await store.close()
 
 
-def rows(tmp_path: Path, sql: str) -> list[tuple[Any, ...]]:
-    with contextlib.closing(sqlite3.connect(tmp_path / "cloud.db")) as conn:
-        return list(conn.execute(sql).fetchall())
+async def rows(ingest: Ingest, sql: str) -> list[tuple[Any, ...]]:
+    """What the cloud's database holds (read through it: SQLite or PostgreSQL)."""
+    return [tuple(row) for row in await ingest.book.db.fetch_all(sql)]
 
 
 async def test_events_after_a_gap_are_evaluated_in_seq_order_once_it_fills(
-    tmp_path: Path,
+    tmp_path: Path, database_url: str
 ) -> None:
-    async with ingest_on(tmp_path) as ingest:
+    async with ingest_on(database_url, tmp_path) as ingest:
         await ingest.handle(TOPIC, v2(1), T0)
         await ingest.handle(TOPIC, v2(3, device="call-0101"), T0)  # 2 lost on the way
-        assert rows(tmp_path, "SELECT seq FROM events ORDER BY rowid") == [(1,)]
-        assert [r[0] for r in rows(tmp_path, "SELECT rule FROM alarms")] == ["smoke_alarm"]
+        assert await rows(ingest, "SELECT seq FROM events") == [(1,)]
+        assert [r[0] for r in await rows(ingest, "SELECT rule FROM alarms")] == ["smoke_alarm"]
         # the replay brings 2: then 2 and 3 are stored and evaluated, in that order
         await ingest.handle(TOPIC, v2(2, device="gas-0101"), T0)
-        assert rows(tmp_path, "SELECT seq FROM events ORDER BY rowid") == [(1,), (2,), (3,)]
-        rules = [r[0] for r in rows(tmp_path, "SELECT rule FROM alarms ORDER BY id")]
+        assert await rows(ingest, "SELECT seq FROM events ORDER BY seq") == [(1,), (2,), (3,)]
+        # evaluated in seq order: the alarms they raised were numbered in that order
+        rules = [r[0] for r in await rows(ingest, "SELECT rule FROM alarms ORDER BY id")]
         assert rules == ["smoke_alarm", "device_fault", "call_for_help"]
         assert ingest.delivery.upto((GW, "boot-a")) == 3
 
 
 async def test_a_gap_never_filled_is_a_fault_naming_the_gateway_and_the_range(
-    tmp_path: Path,
+    tmp_path: Path, database_url: str
 ) -> None:
-    async with ingest_on(tmp_path, gap_hold_s=2.0, gap_fault_s=30.0) as ingest:
+    async with ingest_on(database_url, tmp_path, gap_hold_s=2.0, gap_fault_s=30.0) as ingest:
         clock: FakeClock = ingest.clock  # type: ignore[assignment]
         await ingest.handle(TOPIC, v2(1), T0)
         await ingest.handle(TOPIC, v2(4, device="call-0101"), T0)
         clock.advance(2.5)
         await ingest.tick()  # the call waited its 2 s: it goes on without 2 and 3
-        assert [r[0] for r in rows(tmp_path, "SELECT rule FROM alarms ORDER BY id")] == [
+        assert [r[0] for r in await rows(ingest, "SELECT rule FROM alarms ORDER BY id")] == [
             "smoke_alarm",
             "call_for_help",
         ]
         clock.advance(30)
         await ingest.tick()
-        [(level, title_en, title_zh)] = rows(
-            tmp_path,
+        [(level, title_en, title_zh)] = await rows(
+            ingest,
             "SELECT level, title_en, title_zh FROM alarms WHERE rule = 'events_missing'",
         )
         assert level == 3
@@ -200,27 +200,29 @@ async def test_a_gap_never_filled_is_a_fault_naming_the_gateway_and_the_range(
         assert ingest.delivery.upto((GW, "boot-a")) == 4
 
 
-async def test_the_watermark_survives_a_restart(tmp_path: Path) -> None:
-    async with ingest_on(tmp_path) as ingest:
+async def test_the_watermark_survives_a_restart(tmp_path: Path, database_url: str) -> None:
+    async with ingest_on(database_url, tmp_path) as ingest:
         for seq in (1, 2, 3, 5):
             await ingest.handle(TOPIC, v2(seq, device="gas-0101"), T0)
         clock: FakeClock = ingest.clock  # type: ignore[assignment]
         clock.advance(3)
         await ingest.tick()  # 5 waited its hold and was stored; the watermarks are written
-    async with ingest_on(tmp_path) as ingest:
+    async with ingest_on(database_url, tmp_path) as ingest:
         await ingest.handle(TOPIC, v2(5, device="gas-0101"), T0)  # sent again
         assert ingest.delivery.upto((GW, "boot-a")) == 3  # 4 is still missing
         await ingest.handle(TOPIC, v2(4, device="gas-0101"), T0)
         assert ingest.delivery.upto((GW, "boot-a")) == 5
 
 
-async def test_a_refused_event_is_acknowledged_once_its_refusal_is_kept(tmp_path: Path) -> None:
-    async with ingest_on(tmp_path) as ingest:
+async def test_a_refused_event_is_acknowledged_once_its_refusal_is_kept(
+    tmp_path: Path, database_url: str
+) -> None:
+    async with ingest_on(database_url, tmp_path) as ingest:
         await ingest.handle(TOPIC, v2(1), T0)
         await ingest.handle(TOPIC, v2(2, device="smoke-9999"), T0)  # removed from the registry
         await ingest.handle(TOPIC, v2(3, type="clear"), T0)
         assert ingest.rejects.counts == {"unknown_device": 1}
-        assert rows(tmp_path, "SELECT reason FROM rejected") == [("unknown_device",)]
+        assert await rows(ingest, "SELECT reason FROM rejected") == [("unknown_device",)]
         assert ingest.delivery.upto((GW, "boot-a")) == 3  # no gap: the gateway moves on
 
 
@@ -260,9 +262,9 @@ class GatewayClient:
 
 
 async def test_the_cloud_acknowledges_committed_events_on_the_gateways_command_topic(
-    tmp_path: Path, mosquitto: Mosquitto
+    tmp_path: Path, mosquitto: Mosquitto, database_url: str
 ) -> None:
-    settings = cloud_settings(tmp_path, mosquitto, gap_hold_s=30.0)
+    settings = cloud_settings(tmp_path, mosquitto, gap_hold_s=30.0, database=database_url)
     gateway = await asyncio.to_thread(GatewayClient, mosquitto)
     now = datetime.now(UTC).isoformat()
     try:

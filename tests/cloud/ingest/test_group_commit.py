@@ -27,6 +27,7 @@ from cloud.rules import AlarmDraft, Evaluation
 from cloud.telemetry.open import open_store
 from tests.cloud.conftest import Publisher, RunningCloud, eventually
 from tests.cloud.helpers import T0, FakeClock, book_parts, event
+from tests.db_backends import outside_connection
 
 EVENT_TOPIC = "sc/v1/gw-ld01/event"
 
@@ -47,9 +48,9 @@ def body(**overrides: Any) -> bytes:
 
 
 @contextlib.asynccontextmanager
-async def ingest_on(tmp_path: Path) -> AsyncIterator[Ingest]:
+async def ingest_on(database: str, tmp_path: Path) -> AsyncIterator[Ingest]:
     clock = FakeClock()
-    async with book_parts(tmp_path / "cloud.db", clock) as parts:
+    async with book_parts(database, clock) as parts:
         store = open_store(f"sqlite:///{tmp_path / 'telemetry.db'}")
         try:
             yield Ingest(
@@ -66,17 +67,15 @@ async def ingest_on(tmp_path: Path) -> AsyncIterator[Ingest]:
                 await store.close()
 
 
-def count(tmp_path: Path, sql: str) -> int:
-    with contextlib.closing(
-        sqlite3.connect(tmp_path / "cloud.db")
-    ) as conn:  # what is committed, from outside
+def count(database: str, sql: str) -> int:
+    with contextlib.closing(outside_connection(database)) as conn:  # what is committed
         return int(conn.execute(sql).fetchone()[0])
 
 
 async def test_a_mixed_batch_gives_exactly_the_right_alarms_and_rejections(
-    tmp_path: Path,
+    tmp_path: Path, database_url: str
 ) -> None:
-    async with ingest_on(tmp_path) as ingest:
+    async with ingest_on(database_url, tmp_path) as ingest:
         earlier = body(device="call-0101", kind="call", type="press")
         await ingest.handle(EVENT_TOPIC, earlier, T0)
         first = body()
@@ -116,12 +115,12 @@ async def test_a_mixed_batch_gives_exactly_the_right_alarms_and_rejections(
         assert ingest.counts["events"] == 3 and ingest.counts["telemetry_batches"] == 1
         assert ingest.rejects.counts == {"malformed_json": 1, "unknown_device": 1}
         assert ingest.counts["group_commits"] == 2  # the earlier message, then the batch
-        assert count(tmp_path, "SELECT count(*) FROM events") == 3
-        assert count(tmp_path, "SELECT count(*) FROM telemetry_batches") == 1
-        assert count(tmp_path, "SELECT count(*) FROM rejected") == 2
+        assert count(database_url, "SELECT count(*) FROM events") == 3
+        assert count(database_url, "SELECT count(*) FROM telemetry_batches") == 1
+        assert count(database_url, "SELECT count(*) FROM rejected") == 2
         smoke = "SELECT count(*) FROM alarms WHERE device = 'smoke-0102' AND open_key IS NOT NULL"
-        assert count(tmp_path, smoke) == 1
-        assert count(tmp_path, "SELECT repeats FROM alarms WHERE device = 'smoke-0102'") == 1
+        assert count(database_url, smoke) == 1
+        assert count(database_url, "SELECT repeats FROM alarms WHERE device = 'smoke-0102'") == 1
 
         # announced after the commit; the live message carries the time it was pushed
         sub = ingest.announcer.hub.subscribe()
@@ -135,9 +134,9 @@ async def test_a_mixed_batch_gives_exactly_the_right_alarms_and_rejections(
 
 
 async def test_an_internal_error_in_one_message_spoils_none_of_the_others(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database_url: str
 ) -> None:
-    async with ingest_on(tmp_path) as ingest:
+    async with ingest_on(database_url, tmp_path) as ingest:
         bad = str(uuid.uuid4())
         real = ingest.core.event
 
@@ -155,16 +154,16 @@ async def test_an_internal_error_in_one_message_spoils_none_of_the_others(
             ]
         )
         assert ingest.rejects.counts == {"internal_error": 1}
-        assert count(tmp_path, "SELECT count(*) FROM events") == 2
-        assert count(tmp_path, f"SELECT count(*) FROM events WHERE id = '{bad}'") == 0
-        assert count(tmp_path, "SELECT count(*) FROM alarms") == 2
+        assert count(database_url, "SELECT count(*) FROM events") == 2
+        assert count(database_url, f"SELECT count(*) FROM events WHERE id = '{bad}'") == 0
+        assert count(database_url, "SELECT count(*) FROM alarms") == 2
 
 
 async def test_a_failure_while_storing_one_message_rolls_back_that_one_only(
-    tmp_path: Path,
+    database_url: str,
 ) -> None:
     clock = FakeClock()
-    async with book_parts(tmp_path / "cloud.db", clock) as parts:
+    async with book_parts(database_url, clock) as parts:
         good = event("smoke-0102")
         broken = event("call-0101", kind="call", type_="press")
         nowhere = AlarmDraft(
@@ -201,9 +200,9 @@ async def test_a_failure_while_storing_one_message_rolls_back_that_one_only(
 
 
 async def test_a_failed_group_commit_is_retried_message_by_message(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database_url: str
 ) -> None:
-    async with ingest_on(tmp_path) as ingest:
+    async with ingest_on(database_url, tmp_path) as ingest:
         real = ingest.book.record
         asked: list[str] = []
         real_event = ingest.core.event
@@ -243,7 +242,7 @@ async def test_the_broker_is_acknowledged_only_after_the_commit(
     def ack(self: mqtt.Client, mid: int, qos: int) -> Any:
         nonlocal acks
         acks += 1
-        with contextlib.closing(sqlite3.connect(path)) as conn:
+        with contextlib.closing(outside_connection(path)) as conn:
             stored = conn.execute("SELECT count(*) FROM events").fetchone()[0]
         if stored < acks:
             acked_before_stored.append((acks, stored))

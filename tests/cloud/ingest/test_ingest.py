@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from tests.cloud.conftest import Publisher, RunningCloud, eventually, signed_in
+from tests.cloud.conftest import Publisher, RunningCloud, eventually, rejections_kept, signed_in
 from tests.servers import Mosquitto
 
 
@@ -116,6 +116,7 @@ async def test_bad_input_is_rejected_with_a_reason_and_never_an_alarm(
     for _, reason in bad:
         expected[reason] = expected.get(reason, 0) + 1
     await eventually(lambda: dict(cloud.cloud.rejects.counts) == expected)
+    await eventually(lambda: rejections_kept(cloud, len(bad)))
     assert await active(operator) == []
 
     admin = await signed_in(cloud.url, "adm")  # raw payloads: admins only
@@ -202,11 +203,11 @@ async def _json(coro: Any, predicate: Any) -> Any:
 
 
 async def test_events_sent_while_the_cloud_is_down_arrive_when_it_returns(
-    tmp_path: Any, mosquitto: Mosquitto, gw1: Publisher
+    tmp_path: Any, mosquitto: Mosquitto, gw1: Publisher, database_url: str
 ) -> None:
     from tests.cloud.conftest import cloud_settings, running_cloud, signed_in
 
-    settings = cloud_settings(tmp_path, mosquitto)
+    settings = cloud_settings(tmp_path, mosquitto, database=database_url)
     async with running_cloud(settings) as first:
         client = await signed_in(first.url, "op")
         gw1.publish("sc/v1/gw-ld01/event", event())
@@ -225,13 +226,17 @@ async def test_events_sent_while_the_cloud_is_down_arrive_when_it_returns(
 
 
 async def test_readings_reach_an_influxdb_server_through_ingest(
-    tmp_path: Any, mosquitto: Mosquitto, influxdb: Any, gw1: Publisher
+    tmp_path: Any, mosquitto: Mosquitto, influxdb: Any, gw1: Publisher, database_url: str
 ) -> None:
     from tests.cloud.conftest import cloud_settings, running_cloud, signed_in
 
     port = influxdb.url.rsplit(":", 1)[1]
     settings = cloud_settings(
-        tmp_path, mosquitto, telemetry_url=f"influx://127.0.0.1:{port}/ingest_test"
+        tmp_path,
+        mosquitto,
+        # a database of its own: the points of the run on the other backend are not these
+        telemetry_url=f"influx://127.0.0.1:{port}/ingest_{uuid.uuid4().hex[:12]}",
+        database=database_url,
     )
     async with running_cloud(settings) as running:
         client = await signed_in(running.url, "op")

@@ -407,12 +407,12 @@ CASES: list[tuple[str, AlarmDraft, float | None, float | None, Outcome | None]] 
 ]
 
 
-async def write_known_cases(path: Path) -> dict[str, int]:
+async def write_known_cases(database: Path | str) -> dict[str, int]:
     """The cases above written by the alarm book on a clock the test sets, plus one alarm of
-    a walk test, into the database at `path`; returns their ids by name."""
+    a walk test, into `database` (a path or URL); returns their ids by name."""
     clock = FakeClock(B)
     made: dict[str, int] = {}
-    async with book_parts(path, clock) as parts:
+    async with book_parts(database, clock) as parts:
         for name, d, accept_after, resolve_after, outcome in CASES:
             at = d.device_ts.timestamp()
             clock.now = at
@@ -457,12 +457,12 @@ async def write_known_cases(path: Path) -> dict[str, int]:
 
 @pytest.fixture
 async def known_cases(
-    tmp_path: Path, mosquitto: Mosquitto
+    tmp_path: Path, mosquitto: Mosquitto, database_url: str
 ) -> AsyncIterator[tuple[RunningCloud, dict[str, int]]]:
     """The known cases, then the real cloud opened on their database."""
-    made = await write_known_cases(tmp_path / "cloud.db")
+    made = await write_known_cases(database_url)
     forget_gateway_status(mosquitto)
-    async with running_cloud(cloud_settings(tmp_path, mosquitto)) as running:
+    async with running_cloud(cloud_settings(tmp_path, mosquitto, database=database_url)) as running:
         yield running, made
 
 
@@ -611,11 +611,11 @@ HOSTILE = {
 
 @pytest.fixture
 async def hostile_cases(
-    tmp_path: Path, mosquitto: Mosquitto
+    tmp_path: Path, mosquitto: Mosquitto, database_url: str
 ) -> AsyncIterator[tuple[RunningCloud, dict[str, int]]]:
     clock = FakeClock(B)
     made: dict[str, int] = {}
-    async with book_parts(tmp_path / "cloud.db", clock) as parts:
+    async with book_parts(database_url, clock) as parts:
         [formula] = await parts.book.apply(
             [draft("call_for_help", 1, "call", "gw-ld01", "call-0101", B)], B
         )
@@ -632,7 +632,7 @@ async def hostile_cases(
         await parts.casework.resolve(control.alarm.id, "op", Outcome.HANDLED, HOSTILE["control"])
         await parts.casework.verify(control.alarm.id, "sup", "回访属实")
     forget_gateway_status(mosquitto)
-    async with running_cloud(cloud_settings(tmp_path, mosquitto)) as running:
+    async with running_cloud(cloud_settings(tmp_path, mosquitto, database=database_url)) as running:
         yield running, made
 
 

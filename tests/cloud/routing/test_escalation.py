@@ -9,7 +9,6 @@ import contextlib
 import hashlib
 import hmac
 import json
-import sqlite3
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +29,7 @@ from tests.cloud.helpers import (
     rules_file,
 )
 from tests.cloud.ingest.test_ingest import event
+from tests.db_backends import outside_connection
 from tests.servers import Mosquitto
 
 CALL = AlarmDraft(
@@ -61,10 +61,10 @@ def test_the_default_life_safety_plan() -> None:
 
 
 async def test_a_restart_between_firing_and_delivering_loses_and_repeats_nothing(
-    tmp_path: Path, webhook: WebhookReceiver
+    database_url: str, webhook: WebhookReceiver
 ) -> None:
     clock = FakeClock()
-    db = tmp_path / "cloud.db"
+    db = database_url
     async with book_parts(db, clock, webhook_url=webhook.url) as parts:
         [raised] = await parts.book.apply([CALL], clock())
         alarm_id = raised.alarm.id
@@ -106,10 +106,10 @@ async def test_a_restart_between_firing_and_delivering_loses_and_repeats_nothing
 
 
 async def test_a_receiver_that_is_down_gets_it_later_once(
-    tmp_path: Path, webhook: WebhookReceiver
+    database_url: str, webhook: WebhookReceiver
 ) -> None:
     clock = FakeClock()
-    db = tmp_path / "cloud.db"
+    db = database_url
     webhook.status = 503
     async with book_parts(db, clock, webhook_url=webhook.url) as parts:
         [raised] = await parts.book.apply([CALL], clock())
@@ -129,10 +129,10 @@ async def test_a_receiver_that_is_down_gets_it_later_once(
 
 
 async def test_accepting_stops_the_escalation_and_cancels_what_is_not_yet_sent(
-    tmp_path: Path, webhook: WebhookReceiver
+    database_url: str, webhook: WebhookReceiver
 ) -> None:
     clock = FakeClock()
-    async with book_parts(tmp_path / "c.db", clock, webhook_url=webhook.url) as parts:
+    async with book_parts(database_url, clock, webhook_url=webhook.url) as parts:
         [raised] = await parts.book.apply([CALL], clock())
         await parts.escalator.fire_due()
         await parts.escalator.deliver_due()
@@ -148,10 +148,10 @@ async def test_accepting_stops_the_escalation_and_cancels_what_is_not_yet_sent(
 
 
 async def test_missing_contacts_and_channels_are_recorded_not_silently_dropped(
-    tmp_path: Path,
+    database_url: str,
 ) -> None:
     clock = FakeClock()
-    async with book_parts(tmp_path / "c.db", clock) as parts:  # no webhook configured
+    async with book_parts(database_url, clock) as parts:  # no webhook configured
         draft = AlarmDraft(
             "smoke_alarm",
             1,
@@ -185,11 +185,16 @@ async def test_missing_contacts_and_channels_are_recorded_not_silently_dropped(
 
 
 async def test_an_unaccepted_call_escalates_up_the_chain_and_a_fire_reaches_people_in_15_s(
-    tmp_path: Path, mosquitto: Mosquitto, webhook: WebhookReceiver, gw1: Publisher
+    tmp_path: Path,
+    mosquitto: Mosquitto,
+    webhook: WebhookReceiver,
+    gw1: Publisher,
+    database_url: str,
 ) -> None:
     settings = cloud_settings(
         tmp_path,
         mosquitto,
+        database=database_url,
         rules_file=rules_file(tmp_path, fast_policies(budget_s=0.5, every_s=0.3)),
         webhook_url=webhook.url,
         webhook_secret=SecretStr("s3cret"),
@@ -258,11 +263,16 @@ async def _other_alarm(client: httpx.AsyncClient, not_id: int) -> dict[str, obje
 
 
 async def test_accepting_within_the_budget_means_no_escalation(
-    tmp_path: Path, mosquitto: Mosquitto, webhook: WebhookReceiver, gw1: Publisher
+    tmp_path: Path,
+    mosquitto: Mosquitto,
+    webhook: WebhookReceiver,
+    gw1: Publisher,
+    database_url: str,
 ) -> None:
     settings = cloud_settings(
         tmp_path,
         mosquitto,
+        database=database_url,
         rules_file=rules_file(tmp_path, fast_policies(budget_s=1.0)),
         webhook_url=webhook.url,
     )
@@ -279,11 +289,16 @@ async def test_accepting_within_the_budget_means_no_escalation(
 
 
 async def test_stopping_and_starting_the_cloud_mid_escalation(
-    tmp_path: Path, mosquitto: Mosquitto, webhook: WebhookReceiver, gw1: Publisher
+    tmp_path: Path,
+    mosquitto: Mosquitto,
+    webhook: WebhookReceiver,
+    gw1: Publisher,
+    database_url: str,
 ) -> None:
     settings = cloud_settings(
         tmp_path,
         mosquitto,
+        database=database_url,
         rules_file=rules_file(tmp_path, fast_policies(budget_s=0.3, every_s=1.5)),
         webhook_url=webhook.url,
     )
@@ -307,8 +322,8 @@ async def test_stopping_and_starting_the_cloud_mid_escalation(
     assert all(n == 1 for n in webhook.keys().values())
 
 
-def _delivered(database: Path) -> int:
-    with contextlib.closing(sqlite3.connect(database)) as db:
+def _delivered(database: str) -> int:
+    with contextlib.closing(outside_connection(database)) as db:
         row = db.execute("SELECT count(*) FROM notifications WHERE status = 'delivered'").fetchone()
     return int(row[0])
 

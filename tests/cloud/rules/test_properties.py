@@ -5,9 +5,9 @@ keeps its order (each step once, none lost) across restarts."""
 from __future__ import annotations
 
 import asyncio
-import tempfile
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -28,9 +28,15 @@ START = datetime.fromtimestamp(T0, UTC)
 FAST = settings(
     max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
 )
+# Examples on the alarm book: each makes its own database with the `new_database` fixture,
+# once per backend (a function-scoped fixture that is a factory, not state shared by examples).
 SLOW = settings(
-    max_examples=30, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=30,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
+NewDatabase = Callable[[], AbstractContextManager[str]]
 
 
 # ---- hysteresis never flaps --------------------------------------------------------------------
@@ -150,37 +156,39 @@ step_strategy = st.one_of(
 
 @SLOW
 @given(steps=st.lists(step_strategy, max_size=40))
-def test_a_latched_alarm_never_closes_by_itself(steps: list[tuple[str, Any]]) -> None:
-    asyncio.run(_latched(steps))
+def test_a_latched_alarm_never_closes_by_itself(
+    new_database: NewDatabase, steps: list[tuple[str, Any]]
+) -> None:
+    with new_database() as database:
+        asyncio.run(_latched(database, steps))
 
 
-async def _latched(steps: list[tuple[str, Any]]) -> None:
+async def _latched(database: str, steps: list[tuple[str, Any]]) -> None:
     clock = FakeClock()
-    with tempfile.TemporaryDirectory() as tmp:
-        async with book_parts(Path(tmp) / "c.db", clock) as parts:
-            for i, (what, arg) in enumerate(steps):
-                now = clock.advance(arg if what == "tick" else 1.0)
-                ts = datetime.fromtimestamp(now, UTC)
-                if what == "tick":
-                    await parts.book.apply(parts.core.tick(now).decisions, now)
-                elif what == "gas":
-                    reading = Reading(
-                        device="gas-0101", ts=ts, kind=Kind.GAS, values=Values(ch4_pct_lel=arg)
-                    )
-                    await record(
-                        parts.book,
-                        batch_arrival(f"b{i}", "gw-ld01", 1, now),
-                        lambda r=reading, n=now: parts.core.readings("gw-ld01", [r], n),
-                    )
-                else:
-                    device = "smoke-0102" if what == "smoke" else "call-0101"
-                    ev = event(device, what, arg, ts=ts)
-                    decide = lambda e=ev, n=now: parts.core.event(e, n)  # noqa: E731
-                    await record(parts.book, event_arrival(ev, now), decide)
-                for row in await parts.db.fetch_all(
-                    "SELECT id, state, life_safety FROM alarms WHERE life_safety = 1"
-                ):
-                    assert row["state"] == AlarmState.ACTIVE, f"alarm {row['id']} closed"
+    async with book_parts(database, clock) as parts:
+        for i, (what, arg) in enumerate(steps):
+            now = clock.advance(arg if what == "tick" else 1.0)
+            ts = datetime.fromtimestamp(now, UTC)
+            if what == "tick":
+                await parts.book.apply(parts.core.tick(now).decisions, now)
+            elif what == "gas":
+                reading = Reading(
+                    device="gas-0101", ts=ts, kind=Kind.GAS, values=Values(ch4_pct_lel=arg)
+                )
+                await record(
+                    parts.book,
+                    batch_arrival(f"b{i}", "gw-ld01", 1, now),
+                    lambda r=reading, n=now: parts.core.readings("gw-ld01", [r], n),
+                )
+            else:
+                device = "smoke-0102" if what == "smoke" else "call-0101"
+                ev = event(device, what, arg, ts=ts)
+                decide = lambda e=ev, n=now: parts.core.event(e, n)  # noqa: E731
+                await record(parts.book, event_arrival(ev, now), decide)
+            for row in await parts.db.fetch_all(
+                "SELECT id, state, life_safety FROM alarms WHERE life_safety = 1"
+            ):
+                assert row["state"] == AlarmState.ACTIVE, f"alarm {row['id']} closed"
 
 
 # ---- duplicates never create alarms ------------------------------------------------------------
@@ -198,7 +206,7 @@ EVENT_POOL = st.lists(
 @SLOW
 @given(pool=EVENT_POOL, deliveries=st.lists(st.integers(0, 11), max_size=40))
 def test_duplicates_never_create_alarms(
-    pool: list[tuple[tuple[str, str], str]], deliveries: list[int]
+    new_database: NewDatabase, pool: list[tuple[tuple[str, str], str]], deliveries: list[int]
 ) -> None:
     events = [
         event(device, kind, type_, event_id=f"ev-{i:04d}-x", ts=START + timedelta(seconds=i))
@@ -209,24 +217,25 @@ def test_duplicates_never_create_alarms(
     for i in order:
         if i not in first_seen:
             first_seen.append(i)
-    with_duplicates = asyncio.run(_alarms_after([events[i] for i in order]))
-    without = asyncio.run(_alarms_after([events[i] for i in first_seen]))
+    with new_database() as database:
+        with_duplicates = asyncio.run(_alarms_after(database, [events[i] for i in order]))
+    with new_database() as database:
+        without = asyncio.run(_alarms_after(database, [events[i] for i in first_seen]))
     assert with_duplicates == without
 
 
-async def _alarms_after(deliveries: list[Any]) -> list[tuple[Any, ...]]:
+async def _alarms_after(database: str, deliveries: list[Any]) -> list[tuple[Any, ...]]:
     clock = FakeClock()
-    with tempfile.TemporaryDirectory() as tmp:
-        async with book_parts(Path(tmp) / "c.db", clock) as parts:
-            for ev in deliveries:
-                now = clock.advance(1.0)
-                await record(
-                    parts.book, event_arrival(ev, now), lambda e=ev, n=now: parts.core.event(e, n)
-                )
-            rows = await parts.db.fetch_all(
-                "SELECT rule, device, level, repeats, state, first_event_id FROM alarms ORDER BY id"
+    async with book_parts(database, clock) as parts:
+        for ev in deliveries:
+            now = clock.advance(1.0)
+            await record(
+                parts.book, event_arrival(ev, now), lambda e=ev, n=now: parts.core.event(e, n)
             )
-            return [tuple(r) for r in rows]
+        rows = await parts.db.fetch_all(
+            "SELECT rule, device, level, repeats, state, first_event_id FROM alarms ORDER BY id"
+        )
+        return [tuple(r) for r in rows]
 
 
 # ---- escalation keeps its order, across restarts -------------------------------------------------
@@ -268,70 +277,73 @@ def _policy_file(chain: int, reminders: int) -> RulesFile:
     accept_at=st.one_of(st.none(), st.integers(0, 25)),
 )
 def test_escalation_keeps_its_order_and_a_restart_neither_loses_nor_repeats_a_step(
-    chain: int, reminders: int, actions: list[tuple[str, float]], accept_at: int | None
+    new_database: NewDatabase,
+    chain: int,
+    reminders: int,
+    actions: list[tuple[str, float]],
+    accept_at: int | None,
 ) -> None:
-    asyncio.run(_escalation(_policy_file(chain, reminders), actions, accept_at))
+    with new_database() as database:
+        asyncio.run(_escalation(database, _policy_file(chain, reminders), actions, accept_at))
 
 
 async def _escalation(
-    config: RulesFile, actions: list[tuple[str, float]], accept_at: int | None
+    database: str, config: RulesFile, actions: list[tuple[str, float]], accept_at: int | None
 ) -> None:
     from cloud.routing import policy as routing
 
     clock = FakeClock()
     delivered: list[tuple[str, int]] = []
     accepted: float | None = None
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "c.db"
-        incarnation = book_parts(path, clock, config=config)
-        parts = await incarnation.__aenter__()
-        sub = parts.hub.subscribe()
+    incarnation = book_parts(database, clock, config=config)
+    parts = await incarnation.__aenter__()
+    sub = parts.hub.subscribe()
 
-        def drain() -> None:
-            while not sub.queue.empty():
-                message = sub.queue.get_nowait().body()
-                if message["type"] == "notify":
-                    delivered.append((message["key"], message["step"]))
+    def drain() -> None:
+        while not sub.queue.empty():
+            message = sub.queue.get_nowait().body()
+            if message["type"] == "notify":
+                delivered.append((message["key"], message["step"]))
 
-        try:
-            draft = AlarmDraft(
-                "call_for_help",
-                1,
-                "call",
-                "gw-ld01",
-                "call-0101",
-                "呼叫",
-                "Call",
-                START,
-                life_safety=True,
-            )
-            [raised] = await parts.book.apply([draft], clock())
-            alarm_id = raised.alarm.id
-            for i, (what, arg) in enumerate([*actions, ("advance", 0.0)]):
-                if accept_at == i and accepted is None:
-                    await parts.casework.accept(alarm_id, "op")
-                    accepted = clock()
-                if what == "advance":
-                    clock.advance(arg)
-                elif what == "restart":
-                    drain()
-                    await incarnation.__aexit__(None, None, None)
-                    incarnation = book_parts(path, clock, config=config)
-                    parts = await incarnation.__aenter__()
-                    sub = parts.hub.subscribe()
-                else:
-                    if what in ("fire", "both"):
-                        await parts.escalator.fire_due()
-                    if what in ("deliver", "both"):
-                        await parts.escalator.deliver_due()
+    try:
+        draft = AlarmDraft(
+            "call_for_help",
+            1,
+            "call",
+            "gw-ld01",
+            "call-0101",
+            "呼叫",
+            "Call",
+            START,
+            life_safety=True,
+        )
+        [raised] = await parts.book.apply([draft], clock())
+        alarm_id = raised.alarm.id
+        for i, (what, arg) in enumerate([*actions, ("advance", 0.0)]):
+            if accept_at == i and accepted is None:
+                await parts.casework.accept(alarm_id, "op")
+                accepted = clock()
+            if what == "advance":
+                clock.advance(arg)
+            elif what == "restart":
                 drain()
-            # the end: let everything that is due happen
-            for _ in range(10):
-                await parts.escalator.fire_due()
-                await parts.escalator.deliver_due()
+                await incarnation.__aexit__(None, None, None)
+                incarnation = book_parts(database, clock, config=config)
+                parts = await incarnation.__aenter__()
+                sub = parts.hub.subscribe()
+            else:
+                if what in ("fire", "both"):
+                    await parts.escalator.fire_due()
+                if what in ("deliver", "both"):
+                    await parts.escalator.deliver_due()
             drain()
-        finally:
-            await incarnation.__aexit__(None, None, None)
+        # the end: let everything that is due happen
+        for _ in range(10):
+            await parts.escalator.fire_due()
+            await parts.escalator.deliver_due()
+        drain()
+    finally:
+        await incarnation.__aexit__(None, None, None)
 
     keys = [k for k, _ in delivered]
     assert len(keys) == len(set(keys)), f"a notification went out twice: {keys}"

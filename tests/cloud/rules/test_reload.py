@@ -3,10 +3,10 @@ refused with file and field and the rules in force stay. By the API (admins) and
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -25,6 +25,7 @@ from tests.cloud.conftest import (
 )
 from tests.cloud.helpers import rules_file
 from tests.cloud.ingest.test_ingest import active
+from tests.db_backends import outside_connection
 from tests.servers import REPO, Mosquitto
 
 
@@ -55,11 +56,11 @@ def lower_methane_bound(data: dict[str, Any]) -> None:
 
 
 async def test_an_admin_reloads_the_rules_a_bad_file_is_refused_and_both_are_audited(
-    tmp_path: Path, mosquitto: Mosquitto, gw1: Publisher
+    tmp_path: Path, mosquitto: Mosquitto, gw1: Publisher, database_url: str
 ) -> None:
     path = tmp_path / "rules.yaml"
     shutil.copy(DEFAULT_RULES, path)
-    settings = cloud_settings(tmp_path, mosquitto, rules_file=path)
+    settings = cloud_settings(tmp_path, mosquitto, rules_file=path, database=database_url)
     async with running_cloud(settings) as running:
         admin = await signed_in(running.url, "adm")
         operator = await signed_in(running.url, "op")
@@ -112,7 +113,9 @@ async def test_an_admin_reloads_the_rules_a_bad_file_is_refused_and_both_are_aud
     assert "methane_high" in audit[2]["detail"] and before["digest"] in audit[2]["detail"]
 
 
-def test_sighup_reloads_the_rules_of_a_running_cloud(tmp_path: Path, mosquitto: Mosquitto) -> None:
+def test_sighup_reloads_the_rules_of_a_running_cloud(
+    tmp_path: Path, mosquitto: Mosquitto, database_url: str
+) -> None:
     path = tmp_path / "rules.yaml"
     shutil.copy(DEFAULT_RULES, path)
     env = dict(
@@ -120,7 +123,7 @@ def test_sighup_reloads_the_rules_of_a_running_cloud(tmp_path: Path, mosquitto: 
         SC_CLOUD_MQTT_PORT=str(mosquitto.port),
         SC_CLOUD_MQTT_PASSWORD=mosquitto.users["cloud"],
         SC_CLOUD_MQTT_CLIENT_ID=f"sighup-{uuid.uuid4().hex[:6]}",
-        SC_CLOUD_DATABASE=str(tmp_path / "cloud.db"),
+        SC_CLOUD_DATABASE=database_url,
         SC_CLOUD_TELEMETRY_URL=f"sqlite:///{tmp_path / 'telemetry.db'}",
         SC_CLOUD_RULES_FILE=str(path),
         SC_CLOUD_WEB_PORT="0",
@@ -142,10 +145,10 @@ def test_sighup_reloads_the_rules_of_a_running_cloud(tmp_path: Path, mosquitto: 
                 break
         rules_file(tmp_path, lower_methane_bound)
         proc.send_signal(signal.SIGHUP)
-        assert _audited(tmp_path / "cloud.db", "rules_reloaded")
+        assert _audited(database_url, "rules_reloaded")
         path.write_text("events: [")
         proc.send_signal(signal.SIGHUP)
-        assert _audited(tmp_path / "cloud.db", "rules_reload_refused")
+        assert _audited(database_url, "rules_reload_refused")
         assert proc.poll() is None  # a bad file does not stop the cloud
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -156,10 +159,10 @@ def test_sighup_reloads_the_rules_of_a_running_cloud(tmp_path: Path, mosquitto: 
     assert proc.returncode == 0
 
 
-def _audited(db: Path, action: str, timeout: float = 10.0) -> bool:
+def _audited(database: str, action: str, timeout: float = 10.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        with sqlite3.connect(db) as conn:
+        with contextlib.closing(outside_connection(database)) as conn:
             rows = conn.execute("SELECT actor FROM audit WHERE action = ?", (action,)).fetchall()
         if rows:
             return rows[0][0] == "sighup"

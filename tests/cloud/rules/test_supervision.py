@@ -44,11 +44,15 @@ async def by_rule(client: httpx.AsyncClient) -> dict[tuple[str, str], dict[str, 
 
 
 async def test_an_offline_gateway_is_one_alarm_muting_its_devices_and_clears_when_back(
-    tmp_path: Path, mosquitto: Mosquitto, gw1: Publisher
+    tmp_path: Path, mosquitto: Mosquitto, gw1: Publisher, database_url: str
 ) -> None:
     forget_gateway_status(mosquitto)
     settings = cloud_settings(
-        tmp_path, mosquitto, rules_file=rules_file(tmp_path, quick_supervision), tick_s=0.1
+        tmp_path,
+        mosquitto,
+        rules_file=rules_file(tmp_path, quick_supervision),
+        tick_s=0.1,
+        database=database_url,
     )
     gw1.publish("sc/v1/gw-ld01/status", status("gw-ld01", "offline"), retain=True)
     try:
@@ -145,10 +149,13 @@ async def test_the_last_will_of_a_gateway_that_dies_raises_the_alarm(
 
 
 async def test_a_fault_is_an_alarm_and_its_restore_closes_it_but_never_pages(
-    tmp_path: Path, mosquitto: Mosquitto, gw1: Publisher
+    tmp_path: Path, mosquitto: Mosquitto, gw1: Publisher, database_url: str
 ) -> None:
     settings = cloud_settings(
-        tmp_path, mosquitto, rules_file=rules_file(tmp_path, quick_supervision)
+        tmp_path,
+        mosquitto,
+        rules_file=rules_file(tmp_path, quick_supervision),
+        database=database_url,
     )
     async with running_cloud(settings) as running:
         client = await signed_in(running.url, "op")

@@ -40,6 +40,7 @@ from tests.cloud.conftest import (
     RunningCloud,
     cloud_settings,
     eventually,
+    rejections_kept,
     running_cloud,
     signed_in,
 )
@@ -437,6 +438,7 @@ async def test_a_removed_device_is_rejected_from_then_on(
     assert resp.status_code == 200, resp.text
     gw1.publish("sc/v1/gw-ld01/event", event(device="smoke-0102"))
     await eventually(lambda: cloud.cloud.rejects.counts["unknown_device"] == 1)
+    await eventually(lambda: rejections_kept(cloud, 1))
     assert await open_alarms(operator) == []
     kept = (await admin.get("/api/rejected")).json()  # raw payloads: admins only
     assert "smoke-0102" in kept[0]["detail"] and kept[0]["reason"] == "unknown_device"
@@ -564,11 +566,11 @@ async def test_csv_import_through_the_api_is_all_or_nothing_with_a_dry_run(
 
 
 async def test_versions_persist_across_a_restart_and_the_site_file_does_not_override_edits(
-    tmp_path: Path, mosquitto: Mosquitto
+    tmp_path: Path, mosquitto: Mosquitto, database_url: str
 ) -> None:
     site_file = tmp_path / "site.yaml"
     shutil.copy(DEFAULT_SITE, site_file)
-    settings = cloud_settings(tmp_path, mosquitto, site_file=site_file)
+    settings = cloud_settings(tmp_path, mosquitto, site_file=site_file, database=database_url)
     async with running_cloud(settings) as running:
         client = await signed_in(running.url, "inst")
         body = {"grid": "wg-02", "id": "ld-08", "name": "红星小区8栋"}

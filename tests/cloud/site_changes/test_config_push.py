@@ -20,6 +20,7 @@ from tests.cloud.conftest import (
     RunningCloud,
     cloud_settings,
     eventually,
+    rejections_kept,
     running_cloud,
     signed_in,
 )
@@ -100,13 +101,15 @@ async def test_a_device_bound_on_the_site_page_reaches_its_gateway_and_raises_al
 
 
 async def test_a_push_the_broker_cannot_take_is_recorded_as_not_sent(
-    tmp_path: Path, mosquitto: Mosquitto
+    tmp_path: Path, mosquitto: Mosquitto, database_url: str
 ) -> None:
     broker = Mosquitto()
     broker.add_user("cloud")
     broker.start()
     try:
-        async with running_cloud(cloud_settings(tmp_path, broker)) as running:
+        async with running_cloud(
+            cloud_settings(tmp_path, broker, database=database_url)
+        ) as running:
             client = await signed_in(running.url, "inst")
             try:
                 broker.stop()
@@ -148,6 +151,7 @@ async def test_a_bad_reply_is_rejected_with_its_reason_and_kept(
     gw1.publish("sc/v1/gw-ld01/reply", encode(lie))
     counts = cloud.cloud.rejects.counts
     await eventually(lambda: counts["malformed_json"] == 1 and counts["gateway_mismatch"] == 1)
+    await eventually(lambda: rejections_kept(cloud, 2))
     admin = await signed_in(cloud.url, "adm")  # raw payloads: admins only
     kept = (await admin.get("/api/rejected")).json()
     await admin.aclose()

@@ -51,8 +51,10 @@ def small_queue_broker() -> Iterator[Mosquitto]:
 
 
 @contextlib.asynccontextmanager
-async def operator_on(tmp_path: Path, broker: Mosquitto) -> AsyncIterator[httpx.AsyncClient]:
-    async with running_cloud(cloud_settings(tmp_path, broker)) as running:
+async def operator_on(
+    tmp_path: Path, broker: Mosquitto, database: str
+) -> AsyncIterator[httpx.AsyncClient]:
+    async with running_cloud(cloud_settings(tmp_path, broker, database=database)) as running:
         client = await signed_in(running.url, "op")
         try:
             yield client
@@ -61,9 +63,9 @@ async def operator_on(tmp_path: Path, broker: Mosquitto) -> AsyncIterator[httpx.
 
 
 async def test_a_broker_that_dropped_nothing_reads_zero_though_it_never_repeats_its_count(
-    tmp_path: Path, forgetful_broker: Mosquitto
+    tmp_path: Path, forgetful_broker: Mosquitto, database_url: str
 ) -> None:
-    async with operator_on(tmp_path, forgetful_broker) as operator:
+    async with operator_on(tmp_path, forgetful_broker, database_url) as operator:
         stats = await eventually(
             lambda: _json_if(operator.get("/api/stats"), lambda s: s["broker_dropped"] is not None)
         )
@@ -73,10 +75,13 @@ async def test_a_broker_that_dropped_nothing_reads_zero_though_it_never_repeats_
 
 
 async def test_messages_the_broker_drops_are_counted_and_logged(
-    tmp_path: Path, small_queue_broker: Mosquitto, caplog: pytest.LogCaptureFixture
+    tmp_path: Path,
+    small_queue_broker: Mosquitto,
+    caplog: pytest.LogCaptureFixture,
+    database_url: str,
 ) -> None:
     broker = small_queue_broker
-    async with operator_on(tmp_path, broker) as operator:
+    async with operator_on(tmp_path, broker, database_url) as operator:
         await eventually(
             lambda: _json_if(operator.get("/api/stats"), lambda s: s["broker_dropped"] == 0)
         )

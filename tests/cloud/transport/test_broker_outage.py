@@ -61,12 +61,16 @@ def begun() -> datetime:
 
 @pytest.fixture
 async def cloud_and_operator(
-    tmp_path: Path, broker: Mosquitto
+    tmp_path: Path, broker: Mosquitto, database_url: str
 ) -> AsyncIterator[tuple[RunningCloud, httpx.AsyncClient]]:
     """The cloud, pointed at `broker` (not waiting for it: the test starts it when it wants),
     and the operator signed in."""
     settings = cloud_settings(
-        tmp_path, broker, mqtt_retry_min_s=RETRY_MIN_S, mqtt_retry_max_s=RETRY_MAX_S
+        tmp_path,
+        broker,
+        mqtt_retry_min_s=RETRY_MIN_S,
+        mqtt_retry_max_s=RETRY_MAX_S,
+        database=database_url,
     )
     async with running_cloud(settings, with_broker=False) as running:
         client = await signed_in(running.url, "op")
@@ -255,7 +259,7 @@ async def test_what_waited_in_the_cloud_session_arrives_after_a_broker_crash(
 
 
 def test_the_cloud_process_prints_its_address_without_a_broker_then_when_ingest_connects(
-    tmp_path: Path, broker: Mosquitto
+    tmp_path: Path, broker: Mosquitto, database_url: str
 ) -> None:
     """`python -m cloud` (as systemd, the benchmark and an operator run it): the address of
     the duty room comes first, whether or not the broker is there; `ingest connected` follows
@@ -266,7 +270,7 @@ def test_the_cloud_process_prints_its_address_without_a_broker_then_when_ingest_
         SC_CLOUD_MQTT_PASSWORD=broker.users["cloud"],
         SC_CLOUD_MQTT_RETRY_MIN_S=str(RETRY_MIN_S),
         SC_CLOUD_MQTT_RETRY_MAX_S=str(RETRY_MAX_S),
-        SC_CLOUD_DATABASE=str(tmp_path / "cloud.db"),
+        SC_CLOUD_DATABASE=database_url,
         SC_CLOUD_TELEMETRY_URL=f"sqlite:///{tmp_path / 'telemetry.db'}",
         SC_CLOUD_WEB_PORT="0",
     )
@@ -316,7 +320,7 @@ def test_backoff_doubles_with_jitter_up_to_its_cap_and_starts_again_after_a_rese
 
 
 async def test_the_clouds_own_outage_is_not_every_gateway_going_silent(
-    tmp_path: Path, broker: Mosquitto
+    tmp_path: Path, broker: Mosquitto, database_url: str
 ) -> None:
     """Nothing reaches a cloud without its broker; that says nothing of the gateways. A
     gateway is called offline for silence only once the cloud could have heard it."""
@@ -332,6 +336,7 @@ async def test_the_clouds_own_outage_is_not_every_gateway_going_silent(
         mqtt_retry_min_s=RETRY_MIN_S,
         mqtt_retry_max_s=RETRY_MAX_S,
         tick_s=0.2,
+        database=database_url,
     )
     broker.start()
     async with running_cloud(settings) as running:

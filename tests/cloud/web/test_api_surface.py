@@ -27,6 +27,7 @@ from schemathesis.specs.openapi.checks import response_schema_conformance
 from cloud.web.app import PAGES, create_app
 from cloud.web.openapi import document
 from tests.cloud.conftest import PASSWORDS, ROLES, RunningCloud
+from tests.db_backends import BACKENDS, fresh_database_url
 from tests.servers import REPO, Mosquitto
 
 #: Routes that answer without a session: health for monitors, sign-in/out, and the gateway's
@@ -91,7 +92,7 @@ async def test_a_signed_in_user_gets_the_openapi_document_with_every_outcome_des
 
 
 class CloudProcess:
-    def __init__(self, workdir: Path, broker: Mosquitto) -> None:
+    def __init__(self, workdir: Path, broker: Mosquitto, database: str) -> None:
         users = {name: [ROLES[name], pw] for name, pw in PASSWORDS.items()}
         env = {
             **os.environ,
@@ -99,7 +100,7 @@ class CloudProcess:
             "SC_CLOUD_MQTT_USERNAME": "cloud",
             "SC_CLOUD_MQTT_PASSWORD": broker.users["cloud"],
             "SC_CLOUD_MQTT_CLIENT_ID": f"fuzz-cloud-{uuid.uuid4().hex[:8]}",
-            "SC_CLOUD_DATABASE": str(workdir / "cloud.db"),
+            "SC_CLOUD_DATABASE": database,
             "SC_CLOUD_TELEMETRY_URL": f"sqlite:///{workdir / 'telemetry.db'}",
             "SC_CLOUD_WEB_PORT": "0",
             "SC_CLOUD_SESSION_SECRET": "fuzz-secret",
@@ -129,9 +130,14 @@ class CloudProcess:
         return self.proc.returncode
 
 
-@pytest.fixture(scope="module")
-def cloud_process(tmp_path_factory: pytest.TempPathFactory, mosquitto: Mosquitto) -> Iterator[str]:
-    process = CloudProcess(tmp_path_factory.mktemp("fuzz-cloud"), mosquitto)
+@pytest.fixture(scope="module", params=BACKENDS)
+def cloud_process(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, mosquitto: Mosquitto
+) -> Iterator[str]:
+    """The cloud process, on each database backend in turn."""
+    workdir = tmp_path_factory.mktemp("fuzz-cloud")
+    database = fresh_database_url(request.param, request, workdir)
+    process = CloudProcess(workdir, mosquitto, database)
     try:
         yield process.url
     finally:

@@ -5,7 +5,6 @@ resident's profile — for duty roles only, every read in the audit."""
 
 from __future__ import annotations
 
-import sqlite3
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,6 +14,7 @@ import httpx
 import pytest
 
 from cloud.alarms.model import Outcome
+from cloud.db.database import Database
 from cloud.rules import Clear, load_rules
 from cloud.settings import DEFAULT_RULES
 from tests.cloud.conftest import (
@@ -71,10 +71,10 @@ async def test_every_live_alarm_carries_the_acceptance_budget_of_its_policy(
 
 
 async def test_the_acceptance_budget_survives_a_restart_and_old_alarms_get_one(
-    tmp_path: Path, mosquitto: Mosquitto, gw1: Publisher
+    tmp_path: Path, mosquitto: Mosquitto, gw1: Publisher, database_url: str
 ) -> None:
     forget_gateway_status(mosquitto)
-    settings = cloud_settings(tmp_path, mosquitto)
+    settings = cloud_settings(tmp_path, mosquitto, database=database_url)
     async with running_cloud(settings) as first:
         client = await signed_in(first.url, "op")
         try:
@@ -86,8 +86,11 @@ async def test_the_acceptance_budget_survives_a_restart_and_old_alarms_get_one(
             await client.aclose()
 
     # as a database written by a version without budgets would have it
-    with sqlite3.connect(tmp_path / "cloud.db") as db:
-        db.execute("UPDATE alarms SET accept_by = NULL WHERE id = ?", (fault["id"],))
+    db = await Database.open(database_url)
+    try:
+        await db.execute("UPDATE alarms SET accept_by = NULL WHERE id = ?", (fault["id"],))
+    finally:
+        await db.close()
 
     async with running_cloud(settings) as second:
         client = await signed_in(second.url, "op")
@@ -362,14 +365,14 @@ async def test_control_characters_in_typed_text_are_refused_with_the_reason(
 
 
 async def test_the_supervisors_list_covers_a_week_of_cases_people_resolved(
-    tmp_path: Path, mosquitto: Mosquitto
+    tmp_path: Path, mosquitto: Mosquitto, database_url: str
 ) -> None:
     """Resolved 3 days ago (a weekend): listed; 10 days ago: not; closed by the system when
     the device recovered (outcome cleared): nobody's work to verify, not listed."""
     now = datetime.now(UTC).timestamp()
     clock = FakeClock(now - 10 * 86400)
     made: dict[str, int] = {}
-    async with book_parts(tmp_path / "cloud.db", clock) as parts:
+    async with book_parts(database_url, clock) as parts:
         for name, days in (("old", 10), ("weekend", 3)):
             clock.now = at = now - days * 86400
             [raised] = await parts.book.apply(
@@ -385,7 +388,7 @@ async def test_the_supervisors_list_covers_a_week_of_cases_people_resolved(
         [closed] = await parts.book.apply([clear], at + 5)
         assert closed.alarm.outcome == "cleared"
     forget_gateway_status(mosquitto)
-    async with running_cloud(cloud_settings(tmp_path, mosquitto)) as running:
+    async with running_cloud(cloud_settings(tmp_path, mosquitto, database=database_url)) as running:
         supervisor = await signed_in(running.url, "sup")
         try:
             listed = (await supervisor.get("/api/alarms/unverified")).json()

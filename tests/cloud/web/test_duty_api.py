@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import paho.mqtt.client as mqtt
+import pytest
 
 from tests.cloud.conftest import PASSWORDS, Publisher, RunningCloud, eventually, signed_in
 from tests.cloud.ingest.test_ingest import active, event
@@ -185,6 +186,7 @@ async def test_pages_and_json_travel_compressed_and_the_live_stream_is_not_held_
         assert await anext(lines) == "event: snapshot"  # arrives at once, not buffered
 
 
+@pytest.mark.parametrize("db_backend", ["sqlite"])  # SQLite's statement trace and query plans
 async def test_open_alarms_and_the_supervisors_list_are_read_through_indexes(
     cloud: RunningCloud, operator: httpx.AsyncClient, gw1: Publisher
 ) -> None:

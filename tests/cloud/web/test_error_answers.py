@@ -86,10 +86,12 @@ async def test_residents_of_an_unknown_home_are_refused_and_a_read_is_audited(
 
 
 async def test_a_claim_that_cannot_be_served_is_a_conflict_and_keeps_its_code(
-    tmp_path: Path, mosquitto: Mosquitto
+    tmp_path: Path, mosquitto: Mosquitto, database_url: str
 ) -> None:
     ca_file = tmp_path / "gateway-ca.pem"  # configured, but not there yet
-    settings = cloud_settings(tmp_path, mosquitto, gateway_mqtt_ca_file=ca_file)
+    settings = cloud_settings(
+        tmp_path, mosquitto, gateway_mqtt_ca_file=ca_file, database=database_url
+    )
     async with running_cloud(settings, with_broker=False) as running:
         installer = await signed_in(running.url, "inst")
         try:
