@@ -49,7 +49,7 @@ class Session:
             client.tls_set_context(tls)
         client.on_connect = lambda _c, _u, _f, rc, _p: self._connack.put(rc)
         client.on_disconnect = self._on_disconnect
-        client.on_message = lambda _c, _u, msg: self.messages.put((msg.topic, msg.payload))
+        client.on_message = lambda _c, _u, msg: self.messages.put((msg.topic, bytes(msg.payload)))
         client.on_subscribe = lambda _c, _u, _mid, codes, _p: self.subacks.put(codes)
         self.client = client
         client.connect("127.0.0.1", port, keepalive=30)  # TLS handshake errors raise here

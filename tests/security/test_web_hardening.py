@@ -403,14 +403,15 @@ async def test_hsts_in_production_over_https_only(
     tmp_path: Path, mosquitto: Mosquitto, certs: Certs, how: str, database_url: str
 ) -> None:
     forget_gateway_status(mosquitto)
-    extra: dict[str, Any] = {
+    choices: dict[str, dict[str, Any]] = {
         "own certificate": {
             "web_tls_cert_file": certs.files.cert,
             "web_tls_key_file": certs.files.key,
         },
         "behind a TLS proxy": {"web_behind_https": True},
         "plain HTTP": {},
-    }[how]
+    }
+    extra = choices[how]
     settings = cloud_settings(
         tmp_path, mosquitto, environment="production", database=database_url, **extra
     )

@@ -264,7 +264,9 @@ async def test_values_come_back_as_sqlite_gives_them(db: Database) -> None:
         "INSERT INTO reject_counts (gateway, reason, count) VALUES (?, ?, ?)",
         [("gw1", "r", 2), ("gw2", "r", 3)],
     )
-    total, mean = tuple(await db.fetch_one("SELECT SUM(count), AVG(count) FROM reject_counts"))
+    row = await db.fetch_one("SELECT SUM(count), AVG(count) FROM reject_counts")
+    assert row is not None
+    total, mean = tuple(row)
     assert (total, type(total)) == (5, int)
     assert (mean, type(mean)) == (2.5, float)
     # a `?` or `%` inside quotes is text, not a placeholder

@@ -48,7 +48,7 @@ def statements() -> Iterator[tuple[str, str]]:
         parts = {id(v) for n in ast.walk(tree) if isinstance(n, ast.JoinedStr) for v in n.values}
         outer: list[tuple[int, int]] = []
         for node in ast.walk(tree):
-            if id(node) in parts:
+            if id(node) in parts or not isinstance(node, ast.expr):
                 continue
             sql = _text(node, path.name)
             if sql is None or not START.match(sql):

@@ -35,7 +35,7 @@ def reading(kind: str, at: float, device: str = "gas-1", **values: float) -> Rea
     return Reading(
         device=device,
         ts=START + timedelta(seconds=at),
-        kind=kind,  # type: ignore[arg-type]
+        kind=kind,
         values=Values(**values),
     )
 
@@ -88,7 +88,7 @@ def test_a_rules_file_cannot_make_an_end_or_a_test_page(tmp_path: Path, type_: s
 
 
 def test_an_event_rule_clears_after_its_hold_unless_it_alarms_again(rules: Rules) -> None:
-    water = {"device": "w-1", "kind": "water", "gateway": "gw-1"}
+    water: dict[str, Any] = {"device": "w-1", "kind": "water", "gateway": "gw-1"}
     assert kinds(rules.on_event(event(**water, type_="alarm"), None, T0)) == ["raise water_leak 3"]
     assert rules.on_event(event(**water, type_="clear"), None, T0 + 1) == []
     assert rules.tick(T0 + 300) == []  # the hold (300 s) has not run out

@@ -5,6 +5,7 @@ keeps its order (each step once, none lost) across restarts."""
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
@@ -178,12 +179,12 @@ async def _latched(database: str, steps: list[tuple[str, Any]]) -> None:
                 await record(
                     parts.book,
                     batch_arrival(f"b{i}", "gw-ld01", 1, now),
-                    lambda r=reading, n=now: parts.core.readings("gw-ld01", [r], n),
+                    functools.partial(parts.core.readings, "gw-ld01", [reading], now),
                 )
             else:
                 device = "smoke-0102" if what == "smoke" else "call-0101"
                 ev = event(device, what, arg, ts=ts)
-                decide = lambda e=ev, n=now: parts.core.event(e, n)  # noqa: E731
+                decide = functools.partial(parts.core.event, ev, now)
                 await record(parts.book, event_arrival(ev, now), decide)
             for row in await parts.db.fetch_all(
                 "SELECT id, state, life_safety FROM alarms WHERE life_safety = 1"
@@ -229,9 +230,8 @@ async def _alarms_after(database: str, deliveries: list[Any]) -> list[tuple[Any,
     async with book_parts(database, clock) as parts:
         for ev in deliveries:
             now = clock.advance(1.0)
-            await record(
-                parts.book, event_arrival(ev, now), lambda e=ev, n=now: parts.core.event(e, n)
-            )
+            decide = functools.partial(parts.core.event, ev, now)
+            await record(parts.book, event_arrival(ev, now), decide)
         rows = await parts.db.fetch_all(
             "SELECT rule, device, level, repeats, state, first_event_id FROM alarms ORDER BY id"
         )

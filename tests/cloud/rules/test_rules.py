@@ -43,7 +43,7 @@ def ev(kind: str, type_: str, device: str = "d1", **values: float) -> Event:
 
 
 def reading(kind: str, at: datetime, **values: float) -> Reading:
-    return Reading(device="d1", ts=at, kind=kind, values=Values(**values))  # type: ignore[arg-type]
+    return Reading(device="d1", ts=at, kind=kind, values=Values(**values))
 
 
 @pytest.mark.parametrize(

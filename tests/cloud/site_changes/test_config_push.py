@@ -88,6 +88,7 @@ async def test_a_device_bound_on_the_site_page_reaches_its_gateway_and_raises_al
     assert "gw-ld02" not in await _pushes(installer)  # an unchanged gateway is left alone
 
     # the new detector works end to end: tripped below its driver, paged in the duty room
+    assert agent.hardware is not None  # the agent runs simulated
     agent.hardware.trip_smoke("smoke-0201")
 
     async def smoke_alarm() -> list[dict[str, object]]:

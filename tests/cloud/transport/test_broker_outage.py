@@ -83,7 +83,7 @@ async def cloud_and_operator(
 async def broker_state(client: httpx.AsyncClient) -> dict[str, Any]:
     resp = await client.get("/api/stats")
     resp.raise_for_status()
-    return resp.json()["broker"]  # type: ignore[no-any-return]
+    return resp.json()["broker"]
 
 
 async def _broker_if(client: httpx.AsyncClient, predicate: Any) -> dict[str, Any] | None:
@@ -95,7 +95,7 @@ async def health(url: str) -> dict[str, Any]:
     async with httpx.AsyncClient(base_url=url) as anonymous:
         resp = await anonymous.get("/health")
     assert resp.status_code == 200
-    return resp.json()  # type: ignore[no-any-return]
+    return resp.json()
 
 
 def outage_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:

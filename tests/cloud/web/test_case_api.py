@@ -44,7 +44,7 @@ async def one_alarm(client: httpx.AsyncClient, device: str) -> dict[str, Any]:
     async def find() -> dict[str, Any] | None:
         return next((a for a in await active(client) if a["device"] == device), None)
 
-    return await eventually(find)  # type: ignore[no-any-return]
+    return await eventually(find)
 
 
 async def test_every_live_alarm_carries_the_acceptance_budget_of_its_policy(
@@ -167,7 +167,7 @@ async def test_supervisors_list_resolved_cases_until_they_verify_them(
 async def resident_reads(client: httpx.AsyncClient) -> list[dict[str, Any]]:
     resp = await client.get("/api/audit", params={"action": "resident_read"})
     resp.raise_for_status()
-    return resp.json()  # type: ignore[no-any-return]
+    return resp.json()
 
 
 @pytest.mark.parametrize("reader", ["op", "sup", "adm"])
