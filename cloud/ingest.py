@@ -678,46 +678,52 @@ class Ingest:
             self.drops.subscribed()
             await client.subscribe([(topic, 0) for topic in SYS_TOPICS])
             self.link.up()
-            messages = client.messages
+            messages = _NextMessage(client)
             queue = client._queue  # what len(client.messages) counts; no await to drain it
-            while True:
-                # Group commit: what is waiting already (never waiting for more, unless there
-                # is nothing at all), stored with one commit, then acknowledged, announced.
-                if self.fair.due(self.clock()):
-                    arrived = []
-                elif self.fair.backlog:  # a flooding gateway's backlog waits for its rate
-                    try:
-                        arrived = [await asyncio.wait_for(anext(messages), 0.05)]
-                    except TimeoutError:
-                        arrived = []
-                else:
-                    arrived = [await anext(messages)]
-                while len(arrived) < self.max_batch and not queue.empty():
-                    arrived.append(queue.get_nowait())
-                received_at = self.clock()
-                fresh: list[_Received] = []
-                for message in arrived:
-                    topic = str(message.topic)
-                    if topic.startswith("$SYS/"):
-                        payload = _payload_bytes(message.payload)
-                        self.drops.heard(topic, payload, retained=message.retain)
-                        continue
-                    fresh.append(_Received(topic, _payload_bytes(message.payload), message))
-                batch, put_aside = self.fair.schedule(fresh, self.max_batch, received_at)
-                for item in put_aside:  # a flooding gateway's: the broker goes on delivering
-                    item.ack(client)
-                self.counts["put_aside"] += len(put_aside)
-                dropped = self.fair.counts["dropped"] - self.counts["put_aside_dropped"]
-                if dropped:  # received, and dropped unread: the flooding gateway's backlog is full
-                    self.counts["put_aside_dropped"] += dropped
-                    self.counts["messages"] += dropped
-                if not batch:
+            try:
+                await self._consume(client, messages, queue)
+            finally:
+                messages.close()
+
+    async def _consume(
+        self, client: aiomqtt.Client, messages: _NextMessage, queue: asyncio.Queue[Any]
+    ) -> None:
+        while True:
+            # Group commit: what is waiting already (never waiting for more, unless there
+            # is nothing at all), stored with one commit, then acknowledged, announced.
+            if self.fair.due(self.clock()):
+                wait: float | None = 0.0
+            elif self.fair.backlog:  # a flooding gateway's backlog waits for its rate
+                wait = 0.05
+            else:
+                wait = None
+            arrived = await messages.first(wait)
+            while len(arrived) < self.max_batch and not queue.empty():
+                arrived.append(queue.get_nowait())
+            received_at = self.clock()
+            fresh: list[_Received] = []
+            for message in arrived:
+                topic = str(message.topic)
+                if topic.startswith("$SYS/"):
+                    payload = _payload_bytes(message.payload)
+                    self.drops.heard(topic, payload, retained=message.retain)
                     continue
-                work = [(item.topic, item.payload, received_at) for item in batch]
-                announce = await self.handle_many(work)
-                for item in batch:  # only once stored (or rejected, recorded)
-                    item.ack(client)
-                await self._announce(announce)
+                fresh.append(_Received(topic, _payload_bytes(message.payload), message))
+            batch, put_aside = self.fair.schedule(fresh, self.max_batch, received_at)
+            for item in put_aside:  # a flooding gateway's: the broker goes on delivering
+                item.ack(client)
+            self.counts["put_aside"] += len(put_aside)
+            dropped = self.fair.counts["dropped"] - self.counts["put_aside_dropped"]
+            if dropped:  # received, and dropped unread: the flooding gateway's backlog is full
+                self.counts["put_aside_dropped"] += dropped
+                self.counts["messages"] += dropped
+            if not batch:
+                continue
+            work = [(item.topic, item.payload, received_at) for item in batch]
+            announce = await self.handle_many(work)
+            for item in batch:  # only once stored (or rejected, recorded)
+                item.ack(client)
+            await self._announce(announce)
 
     async def send_command(self, gateway: str, name: str, command: Command) -> bool:
         """Publish a command to a gateway (QoS 1); False if the broker is not reachable now."""
@@ -730,6 +736,55 @@ class Ingest:
             log.warning("command %s to %s not sent: %s", name, gateway, exc)
             return False
         return True
+
+
+class _NextMessage:
+    """The next message off aiomqtt's queue, waited for at most a while, never lost.
+
+    aiomqtt's own iterator loses a message when a wait on it is cancelled just after its
+    inner `queue.get()` took one (`asyncio.wait_for(anext(client.messages), t)` timing out
+    at the wrong moment: seen as a valid alarm never stored, about once in a few thousand
+    waits). Here the one waiting `queue.get()` is a task of its own that no timeout cancels:
+    it is done exactly when it has taken a message, a wait that ends empty-handed leaves it
+    waiting, and the next call returns its message first (it is the oldest).
+    """
+
+    def __init__(self, client: aiomqtt.Client) -> None:
+        self._queue = client._queue
+        self._disconnected = client._disconnected
+        self._next: asyncio.Task[aiomqtt.Message] | None = None
+
+    async def first(self, wait: float | None) -> list[aiomqtt.Message]:
+        """[the next message], waiting for it at most `wait` seconds (None: until it comes;
+        0: only if one is here already) — or [] if none came. The caller may then drain the
+        queue without awaiting: nothing older than what is in it is held here."""
+        if self._next is None:
+            if not self._queue.empty():
+                return [self._queue.get_nowait()]
+            if wait == 0:
+                return []
+            self._next = asyncio.ensure_future(self._queue.get())
+        if not self._next.done() and wait != 0:
+            await asyncio.wait(
+                (self._next, self._disconnected),
+                timeout=wait,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        if not self._next.done():
+            if self._disconnected.done():
+                raise aiomqtt.MqttError("Disconnected during message iteration") from (
+                    self._disconnected.exception()
+                )
+            return []
+        task, self._next = self._next, None
+        return [task.result()]
+
+    def close(self) -> None:
+        """The session is over: a message taken but not handled is not acknowledged, so the
+        broker delivers it again."""
+        if self._next is not None:
+            self._next.cancel()
+            self._next = None
 
 
 @dataclasses.dataclass(slots=True)
