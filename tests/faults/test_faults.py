@@ -2,9 +2,7 @@
 the shipped Mosquitto to the real cloud while the scenario kills, cuts or fills something.
 Nothing may be lost, doubled or reordered, and the system must settle (the outboxes empty).
 
-The broker scenarios fail on today's code (Mosquitto acknowledges what it holds only in
-memory and the gateway forgets an event on that acknowledgement): they are marked xfail
-until the delivery protocol acknowledges end to end. The full sizes: `python -m tests.faults`.
+The full sizes: `python -m tests.faults`; what they measured: docs/reliability.md.
 """
 
 from __future__ import annotations
@@ -20,11 +18,6 @@ from tests.faults.stack import CannotMount, Options
 
 pytestmark = pytest.mark.timeout(150)
 
-BROKER_PUBACK = (
-    "Mosquitto PUBACKs an event it holds only in memory and the gateway deletes it on that "
-    "PUBACK: a broker kill -9 loses it (the cloud-acknowledged delivery fixes this)"
-)
-
 
 def run(name: str, **params: object) -> Result:
     # small sizes; settling gives up after 8 s without progress (agents back off 2 s at most)
@@ -38,8 +31,8 @@ def run(name: str, **params: object) -> Result:
 
 
 class Broken(AssertionError):
-    """The promise does not hold (what the xfail marks expect today). A plain
-    AssertionError is the harness's own check failing: never expected."""
+    """The promise does not hold. (A plain AssertionError is the harness's own check
+    failing.)"""
 
 
 def assert_nothing_lost_doubled_or_reordered(result: Result) -> None:
