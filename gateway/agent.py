@@ -31,17 +31,14 @@ import logging
 import sqlite3
 import threading
 import uuid
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from pathlib import Path
 
 from pydantic import ValidationError
 
 from contract import topics
 from contract.models import (
-    EARLIEST,
     MAX_OFFLINE_S,
     MAX_READINGS_PER_BATCH,
     MESSAGE_VERSION,
@@ -49,7 +46,6 @@ from contract.models import (
     Event,
     EventType,
     Kind,
-    Reading,
     Reply,
     Telemetry,
     Values,
@@ -63,17 +59,14 @@ from edge.local import LocalAlarm
 from edge.scheduler import Scheduler
 from edge.sim import SimulatedHardware
 from edge.supervision import Supervisor, report_intervals
-from gateway import commands
+from gateway import commands, event_clock
 from gateway.config_store import ConfigRefused, ConfigStore, Pushed, document_of, parse
+from gateway.held_events import HeldEvents
 from gateway.outbox import Outbox, OutboxFull
+from gateway.readings import ReadingBuffer
 from gateway.uplink import BrokerParams, Uplink, UplinkOptions
 
 log = logging.getLogger(__name__)
-
-_TIMESYNC = Path("/run/systemd/timesync")
-#: An event time this far behind the latest one of the boot means the wall clock stepped
-#: back (smaller inversions are real: two devices' changes reach the agent out of order).
-CLOCK_STEP_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -128,7 +121,7 @@ class GatewayAgent:
             self.options.config_dir or self.outbox_path.parent / "config",
             configs_dir=self.options.configs_dir,
         )
-        self._clock_synced = clock_synced or _clock_synced
+        self._clock_synced = clock_synced or event_clock.clock_synced
         self._owns_hardware = hardware is None and simulate
         #: The simulated devices (None on a real board).
         self.hardware: SimulatedHardware | None = (
@@ -145,16 +138,14 @@ class GatewayAgent:
         self.scheduler: Scheduler | None = None
         self.supervisor: Supervisor | None = None
         self.local_alarm: LocalAlarm | None = None
-        self._latest_ts: datetime | None = None
-        self._reading_ts: dict[str, datetime] = {}
+        self._event_clock = event_clock.EventClock()
+        self._readings = ReadingBuffer()
         self._config_lock = threading.Lock()  # one configuration change at a time
         self._seq = 0
         self._telemetry_seq = 0
         self._lock = threading.Lock()  # seq numbers and outbox order
         #: events the outbox could not take (a full disk), in seq order, until it does
-        self._spill: deque[tuple[str, bytes, tuple[str, int]]] = deque()
-        self._readings: list[Reading] = []
-        self._readings_lock = threading.Lock()
+        self._spill = HeldEvents()
         self._life = threading.Lock()
         self._running = False
 
@@ -171,8 +162,8 @@ class GatewayAgent:
                 return
             self.boot = uuid.uuid4().hex[:16]
             self._seq = self._telemetry_seq = 0
-            self._latest_ts = None
-            self._reading_ts = {}
+            self._event_clock = event_clock.EventClock()
+            self._readings.restart()
             self.outbox = Outbox(self.outbox_path, budget_bytes=self.options.outbox_budget_bytes)
             self.uplink = Uplink(
                 self.gateway_id,
@@ -295,7 +286,8 @@ class GatewayAgent:
             return
         try:
             with self._lock:
-                ts, stepped = self._event_time(event.ts)
+                ts, stepped = self._event_clock.time(event.ts)
+                self.stats.clock_steps += stepped
                 self._seq += 1
                 message = Event(
                     v=MESSAGE_VERSION,
@@ -311,7 +303,7 @@ class GatewayAgent:
                     clock_synced=self._clock_synced() and not stepped,
                 )
                 self._spill.append(
-                    (topics.event(self.gateway_id), encode(message), (message.boot, message.seq))
+                    topics.event(self.gateway_id), encode(message), (message.boot, message.seq)
                 )
                 row = self._drain_spill(outbox)
         except ValidationError as exc:
@@ -333,62 +325,17 @@ class GatewayAgent:
             self.uplink.wake()
 
     def _drain_spill(self, outbox: Outbox) -> int | None:
-        """Write the events the outbox could not take yet, oldest first (lock held); the row
-        of the newest, or None while the disk refuses them (they stay in memory, in order:
-        seq order is outbox order)."""
-        row = None
-        while self._spill:
-            topic, payload, stream = self._spill[0]
-            try:
-                row = outbox.put(topic, payload, 1, stream=stream)
-            except (OutboxFull, sqlite3.OperationalError) as exc:
-                self.stats.held_in_memory = len(self._spill)
-                if len(self._spill) == 1 or len(self._spill) % 100 == 0:
-                    log.error(
-                        "outbox refused an event; %d kept in memory until it takes them error=%r",
-                        len(self._spill),
-                        str(exc),
-                    )
-                return None
-            self._spill.popleft()
-        self.stats.held_in_memory = 0
+        """Write the events held in memory (lock held); the row of the newest, or None."""
+        row = self._spill.write(outbox)
+        self.stats.held_in_memory = len(self._spill)
         return row
 
     def sample(self, sample: Sample) -> None:
-        with self._readings_lock:
-            ts = sample.ts
-            latest = self._reading_ts.get(sample.device)
-            if latest is not None and ts < latest:
-                ts = latest  # a device's readings never go back in time
-            self._reading_ts[sample.device] = ts
-            try:
-                reading = Reading(
-                    device=sample.device, ts=ts, kind=sample.kind, values=sample.values
-                )
-            except ValidationError as exc:
-                self.stats.rejected += 1
-                log.error("reading rejected device=%s error=%r", sample.device, str(exc))
-                return
-            self._readings.append(reading)
-
-    def _event_time(self, ts: datetime) -> tuple[datetime, bool]:
-        """The time to put on an event (lock held), and whether it is not the clock's own: the
-        clock stepped back, or it was never set (a Pi without RTC starts at 1970, a time the
-        contract refuses; the latest time used, or the contract's earliest, goes instead)."""
-        latest = self._latest_ts
-        if ts < EARLIEST:
-            self.stats.clock_steps += 1
-            log.warning("clock not set (%s): event time held", ts.isoformat())
-            return max(latest or EARLIEST, EARLIEST), True
-        if latest is not None and ts < latest - timedelta(seconds=CLOCK_STEP_S):
-            self.stats.clock_steps += 1
-            log.warning(
-                "clock stepped back: event time held behind=%.3f",
-                (latest - ts).total_seconds(),
-            )
-            return latest, True
-        self._latest_ts = ts if latest is None else max(latest, ts)
-        return ts, False
+        try:
+            self._readings.add(sample)
+        except ValidationError as exc:
+            self.stats.rejected += 1
+            log.error("reading rejected device=%s error=%r", sample.device, str(exc))
 
     # -- periodic work (scheduler thread) -----------------------------------------------------
 
@@ -408,8 +355,7 @@ class GatewayAgent:
         )
 
     def _flush_telemetry(self) -> None:
-        with self._readings_lock:
-            readings, self._readings = self._readings, []
+        readings = self._readings.take()
         outbox = self.outbox
         if outbox is not None and self._spill:
             with self._lock:
@@ -553,10 +499,3 @@ class GatewayAgent:
             return payload
         event = Event.model_validate_json(payload)
         return encode(event.model_copy(update={"replayed": True}))
-
-
-def _clock_synced() -> bool:
-    """False while systemd-timesyncd has not synchronised the clock yet (no RTC on a Pi)."""
-    if not _TIMESYNC.is_dir():
-        return True
-    return (_TIMESYNC / "synchronized").exists()
