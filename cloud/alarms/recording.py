@@ -93,14 +93,10 @@ class Recording:
     def _store_together(
         self, conn: Conn, plans: Sequence[tuple[Arrival, Evaluation] | Exception | None]
     ) -> list[list[_Touched] | Exception | None]:
-        results: list[list[_Touched] | Exception | None] = []
-        for plan in plans:
-            if plan is None or isinstance(plan, Exception):
-                results.append(plan)
-                continue
-            arrival, evaluation = plan
-            cursor = conn.execute(arrival.sql, arrival.params)
-            results.append(self._decide(conn, evaluation, arrival.at) if cursor.rowcount else None)
+        results = [
+            plan if plan is None or isinstance(plan, Exception) else self._one(conn, *plan)
+            for plan in plans
+        ]
         self._flush(conn)
         return results
 
@@ -112,11 +108,9 @@ class Recording:
             if plan is None or isinstance(plan, Exception):
                 results.append(plan)
                 continue
-            arrival, evaluation = plan
             conn.execute("SAVEPOINT arrival")
             try:
-                cursor = conn.execute(arrival.sql, arrival.params)
-                touched = self._decide(conn, evaluation, arrival.at) if cursor.rowcount else None
+                touched = self._one(conn, *plan)
                 self._flush(conn)  # a savepoint must not roll back another message's repeats
             except Exception as exc:  # this message only: the others go on
                 conn.execute("ROLLBACK TO arrival")
@@ -127,6 +121,11 @@ class Recording:
             conn.execute("RELEASE arrival")
             results.append(touched)
         return results
+
+    def _one(self, conn: Conn, arrival: Arrival, evaluation: Evaluation) -> list[_Touched] | None:
+        """Store a message's id and, if it is new, what the rules decided about it."""
+        cursor = conn.execute(arrival.sql, arrival.params)
+        return self._decide(conn, evaluation, arrival.at) if cursor.rowcount else None
 
     def apply(self, conn: Conn, evaluation: Evaluation, at: float) -> list[Raised]:
         touched = self._decide(conn, evaluation, at)
