@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from tests.servers import REPO
 
@@ -79,7 +80,25 @@ def autosave_interval_s(config: str) -> float | None:
     return float(found.group(1)) if found else 1800.0  # Mosquitto's default
 
 
-class ShippedBroker:
+class _Killable:
+    """A process of ours, stopped by its own pid: kill -9 (for a broker, nothing saved since
+    its last autosave), or a clean stop."""
+
+    proc: subprocess.Popen[Any] | None
+
+    def kill9(self) -> float:
+        """kill -9; returns when (time.time()). Down until started again."""
+        assert self.proc is not None
+        _kill(self.proc, signal.SIGKILL)
+        self.proc = None
+        return time.time()
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            _kill(self.proc, signal.SIGTERM)
+
+
+class ShippedBroker(_Killable):
     """Mosquitto run from the shipped configuration (persistence on, its autosave interval, the
     shipped ACL, one account per gateway and the cloud's), on a loopback port. Its persistence
     folder survives kill -9 and restarts, as /var/lib/mosquitto does on a real box."""
@@ -137,17 +156,6 @@ class ShippedBroker:
         self.started_at = time.time()
         return self.started_at
 
-    def kill9(self) -> float:
-        """kill -9 (nothing saved since the last autosave); returns when (time.time())."""
-        assert self.proc is not None
-        _kill(self.proc, signal.SIGKILL)
-        self.proc = None
-        return time.time()
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            _kill(self.proc, signal.SIGTERM)
-
     def connects(self, user: str) -> int:
         """How often `user` has connected since the newest start (the shipped configuration
         logs connections)."""
@@ -187,7 +195,7 @@ class _Lines:
 CLOUD_USER = ("op", "operator", "faults-op-pass-1")  # name, role, password of the duty user
 
 
-class CloudProcess:
+class CloudProcess(_Killable):
     """`python -m cloud` with its settings in SC_CLOUD_* (cloud/settings.py); its database and
     telemetry store are files in the work folder, kept across restarts."""
 
@@ -255,22 +263,11 @@ class CloudProcess:
         self.url = found.group(1)
         return time.time()
 
-    def kill9(self) -> float:
-        """kill -9; returns when (time.time()). Down until started again."""
-        assert self.proc is not None
-        _kill(self.proc, signal.SIGKILL)
-        self.proc = None
-        return time.time()
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            _kill(self.proc, signal.SIGTERM)
-
     def log_text(self) -> str:
         return "".join(p.read_text(errors="replace") for p in self.logs if p.exists())
 
 
-class AgentProcess:
+class AgentProcess(_Killable):
     """`python -m gateway run --simulate` for one gateway; its outbox (and pushed-config folder)
     live in its own folder and are kept across restarts (kill -9 included)."""
 
@@ -331,17 +328,6 @@ class AgentProcess:
                 args, cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err
             )
         return time.time()
-
-    def kill9(self) -> float:
-        """kill -9; returns when (time.time()). Down until started again."""
-        assert self.proc is not None
-        _kill(self.proc, signal.SIGKILL)
-        self.proc = None
-        return time.time()
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            _kill(self.proc, signal.SIGTERM)
 
     def check_alive(self) -> None:
         if self.proc is not None and self.proc.poll() is not None:
