@@ -1,6 +1,6 @@
 """10,000 junk messages from one gateway's account (valid credentials, its own topics: past
 the shipped broker's ACL) to the real cloud, while another gateway raises a valid smoke alarm
-every 0.5 s (bench/fuzz.py; the big run: `python -m bench.fuzz --count 100000`).
+every 0.5 s (bench/fuzz/; the big run: `python -m bench.fuzz --count 100000`).
 
 Speed is measured, not asserted — with one exception, stated relatively: a valid alarm must
 not queue behind the junk (see `test_valid_alarms_do_not_wait_behind_the_junk`). The figures
@@ -13,7 +13,8 @@ import asyncio
 
 import pytest
 
-from bench.fuzz import FuzzReport, run_fuzz
+from bench.fuzz.flood import run_fuzz
+from bench.fuzz.report import FuzzReport
 
 pytestmark = pytest.mark.timeout(300)
 

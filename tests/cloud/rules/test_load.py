@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bench.rules_load import main
+from bench.rules_load.__main__ import main
 
 
 def test_the_rules_load_benchmark_runs_and_every_fire_alarm_escalates_once(
