@@ -52,8 +52,8 @@ from playwright.async_api import Page, Request, async_playwright
 
 from bench.load import Gateway, start_gateways
 from bench.procs import Child
-from bench.run import BENCH_PASSWORD, BENCH_USER, write_bench_rules
 from bench.sitegen import BenchDevice, write_site
+from bench.stack import BENCH_PASSWORD, BENCH_USER, write_bench_rules
 from bench.stats import LATENCY_HEADERS, latency_row, ratio, summary_ms, table
 from contract import topics
 from contract.models import Event, EventType, Kind, Values, encode, utc_now
