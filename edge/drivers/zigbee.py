@@ -78,7 +78,10 @@ class ZigbeeBridge:
     """One MQTT session to the local broker, shared by every Zigbee device of a gateway.
 
     Devices register with `add()`; the session starts with the first and stops with the last.
-    paho reconnects by itself and every (re)connect subscribes again.
+    paho reconnects by itself and every (re)connect subscribes again. `connected` is set on
+    the broker's CONNACK; `wait_subscribed()` returns once the broker has also acknowledged
+    the subscriptions of every device added so far (messages published before that may
+    not reach this bridge).
     """
 
     def __init__(self, broker: ZigbeeBroker, *, client_id: str | None = None):
@@ -90,6 +93,8 @@ class ZigbeeBridge:
         self._lock = threading.Lock()
         self._client: mqtt.Client | None = None
         self._live = False  # connected, and the devices known then are subscribed
+        self._unacked: set[int] = set()  # SUBSCRIBE packets (mids) the broker has not acknowledged
+        self._subscribed = threading.Condition(self._lock)
 
     # -- devices -------------------------------------------------------------------------------
 
@@ -99,11 +104,10 @@ class ZigbeeBridge:
         with self._lock:
             self._devices[device.device_id] = device
             client = self._client
-            live = self._live
+            if client is not None and self._live:
+                self._subscribe(client, self._filters(device.device_id))
         if client is None:
             self._start()
-        elif live:
-            client.subscribe(self._filters(device.device_id))
 
     def remove(self, device: ZigbeeDevice) -> None:
         with self._lock:
@@ -116,6 +120,22 @@ class ZigbeeBridge:
             self._stop(client)
         elif self._client is not None and self.connected.is_set():
             self._client.unsubscribe([f for f, _ in self._filters(device.device_id)])
+
+    def wait_subscribed(self, timeout: float) -> bool:
+        """Until connected with every added device's subscriptions acknowledged."""
+        with self._subscribed:
+            return self._subscribed.wait_for(lambda: self._live and not self._unacked, timeout)
+
+    def _subscribe(self, client: mqtt.Client, filters: list[tuple[str, int]]) -> None:
+        # Under the lock: `_on_subscribe` cannot see the SUBACK before its mid is recorded.
+        result, mid = client.subscribe(filters)
+        if result == mqtt.MQTT_ERR_SUCCESS and mid is not None:
+            self._unacked.add(mid)
+
+    def _on_subscribe(self, _c: Any, _u: Any, mid: int, _codes: Any, _p: Any) -> None:
+        with self._subscribed:
+            self._unacked.discard(mid)
+            self._subscribed.notify_all()
 
     def _filters(self, name: str) -> list[tuple[str, int]]:
         base = self.broker.base_topic
@@ -131,6 +151,7 @@ class ZigbeeBridge:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
         with self._lock:
             self._client = client
         # connect_async: the gateway starts even when the local broker is not up yet.
@@ -155,12 +176,14 @@ class ZigbeeBridge:
         if reason.is_failure:
             log.warning("zigbee broker refused the bridge reason=%r", str(reason))
             return
-        with self._lock:
+        with self._subscribed:
             names = list(self._devices)
             filters = [f for name in names for f in self._filters(name)]
+            self._unacked.clear()  # a new session: what the old one waited for is moot
             if filters:
-                client.subscribe(filters)
+                self._subscribe(client, filters)
             self._live = True
+            self._subscribed.notify_all()
         self.stats.connects += 1
         self.connected.set()
         log.info(
@@ -173,6 +196,7 @@ class ZigbeeBridge:
     def _on_disconnect(self, *_: Any) -> None:
         with self._lock:
             self._live = False
+            self._unacked.clear()
         if self.connected.is_set():
             log.warning(
                 "zigbee bridge disconnected broker=%s:%d", self.broker.host, self.broker.port

@@ -26,7 +26,7 @@ def zigbee_rig(local_broker, rig_factory):
             **changes,
         )
         bridge = rig.drivers[SMOKE]._bridge
-        assert bridge.connected.wait(5), "the bridge did not reach the local broker"
+        assert bridge.wait_subscribed(5), "the bridge did not subscribe at the local broker"
         assert rig.hw.zigbee().wait_connected(5)
         rig.bridge = bridge
         return rig

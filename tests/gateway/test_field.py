@@ -58,7 +58,7 @@ def test_every_kind_of_device_reaches_the_cloud(mosquitto, field_agent, cloud_fa
     hw.circuit_trip("power-0101", "residual")
     hw.set_co2("co2-0201", 1450)
     bridge = agent.drivers["zsmoke-0201"]._bridge
-    assert bridge.connected.wait(5)
+    assert bridge.wait_subscribed(5)
     hw.zigbee_state("zsmoke-0201", smoke=True, battery=64)
     hw.zigbee_state("zsos-0101", action="emergency")
 
