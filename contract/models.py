@@ -143,8 +143,10 @@ class Values(BaseModel):
     )
 
     def present(self) -> dict[str, float]:
-        """The values that were sent, by unit name."""
-        return self.model_dump(exclude_none=True)
+        """The values that were sent, by unit name (in the fields' order)."""
+        # what model_dump(exclude_none=True) gives, at half its cost: it is on the hot path,
+        # several times per reading, and every field is a plain float or None
+        return {unit: value for unit, value in self.__dict__.items() if value is not None}
 
 
 class Event(BaseModel):

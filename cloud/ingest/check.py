@@ -11,9 +11,10 @@ record of it).
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,7 +37,11 @@ from contract.models import (
 )
 from contract.topics import Channel, TopicError
 
+log = logging.getLogger(__name__)
+
 Message = Event | Telemetry | Status | Reply
+#: A message that passed the checks: (topic, payload, received_at, message).
+Checked = tuple[str, bytes, float, Message]
 
 _LIMITS = {
     Channel.EVENT: MAX_EVENT_BYTES,
@@ -74,6 +79,36 @@ class Checker:
         self.refused_streams: list[tuple[StreamKey, int]] = []
         #: refusals per gateway since the last `take_refusals` (the `invalid_input` rule)
         self._refused_by_gateway: Counter[str] = Counter()
+
+    def check_many(self, batch: Sequence[tuple[str, bytes, float]]) -> list[Checked]:
+        """What passed the checks, in order; what did not is refused with its reason (written
+        with the next commit). Touches no store, so one batch can be checked while the one
+        before commits. Never raises."""
+        self.counts["messages"] += len(batch)
+        checked: list[Checked] = []
+        for topic, payload, received_at in batch:
+            try:
+                message = self.check(topic, payload, received_at)
+            except Exception as exc:  # never let one message stop ingest
+                self.internal_error(topic, payload, exc, received_at)
+                continue
+            if message is not None:
+                checked.append((topic, payload, received_at, message))
+        return checked
+
+    def internal_error(
+        self, topic: str, payload: bytes, exc: BaseException, received_at: float
+    ) -> None:
+        """A bug of ours on this message: logged, and kept as an `internal_error` rejection
+        (not as a refusal of the sender: the gateway may send it again)."""
+        log.error("internal error handling %s", topic, exc_info=exc)
+        try:
+            detail = f"{type(exc).__name__}: {exc}"
+            self.reject(
+                topic, payload, Reason.INTERNAL_ERROR, detail, received_at, acknowledge=False
+            )
+        except Exception:
+            log.exception("could not record the internal error of %s", topic)
 
     def check(self, topic: str, payload: bytes, received_at: float) -> Message | None:
         """The message, or None if it is not ingest's business or was refused (noted)."""

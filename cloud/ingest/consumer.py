@@ -1,39 +1,57 @@
-"""Consuming from the broker: what the transport hands over goes through fair shares, then the
-pipeline's group commit, then is acknowledged to the broker, then announced — with the
-readings' writer and the rules' tick running beside.
+"""Consuming from the broker: what the transport hands over goes through fair shares and the
+contract's checks, then the pipeline's group commit, then is acknowledged to the broker, then
+announced — with the readings' writer and the rules' tick running beside.
 
-    transport ─batch─▶ fair shares ─▶ Ingest.handle_many (ONE commit) ─▶ broker acks ─▶ announce
+    transport ─batch─▶ fair shares ─▶ checks ─queue─▶ Ingest.store_checked (ONE commit)
+                            │                              ─▶ broker acks ─▶ announce
                             └─ a flooding gateway's messages: put aside, acknowledged at once
+
+Two stages on the one event loop: while a batch commits (on the database's thread), the next
+one is checked, so the loop's parsing and the database's writing overlap. Batches are stored
+in the order they came, one at a time; one checked batch waits at most.
 
 A message is acknowledged to the broker only once it is stored (or its refusal kept), so a
 crash in between makes the broker deliver it again (`cloud/ingest/fair_share.py` says what a
-flooding gateway's early acknowledgement costs).
+flooding gateway's early acknowledgement costs). A batch whose broker session ended while it
+was stored is not acknowledged on the next session: the broker delivers it again and the
+event ids make the second time a no-op.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 
+from cloud.ingest.check import Checked
 from cloud.ingest.pipeline import Ingest
 from cloud.transport.mqtt import MqttTransport, Received
+
+log = logging.getLogger(__name__)
 
 
 class BrokerConsumer:
     def __init__(self, ingest: Ingest, transport: MqttTransport) -> None:
         self.ingest = ingest
         self.transport = transport
+        #: checked, waiting for the batch before it to be stored
+        self._checked: asyncio.Queue[tuple[list[Received], list[Checked]]] = asyncio.Queue(
+            maxsize=1
+        )
 
     async def run(self) -> None:
         """Consume until cancelled (the transport's reconnects are its own)."""
         ingest = self.ingest
-        flusher = asyncio.create_task(ingest.samples.run(), name="telemetry-flush")
-        ticker = asyncio.create_task(ingest.tick_forever(), name="rules-tick")
+        helpers = [
+            asyncio.create_task(self._store_forever(), name="ingest-store"),
+            asyncio.create_task(ingest.samples.run(), name="telemetry-flush"),
+            asyncio.create_task(ingest.tick_forever(), name="rules-tick"),
+        ]
         try:
             await self.transport.run(self.consume, wait_s=self._wait_s)
         finally:
-            ticker.cancel()
-            flusher.cancel()
-            await asyncio.gather(flusher, ticker, return_exceptions=True)
+            for task in helpers:
+                task.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
 
     def _wait_s(self) -> float | None:
         """A flooding gateway's backlog is worked through at its rate: no waiting for the
@@ -44,8 +62,8 @@ class BrokerConsumer:
         return 0.05 if fair.backlog else None
 
     async def consume(self, arrived: list[Received]) -> None:
-        """One group commit of what the transport handed over (and the backlogs' due share):
-        stored, then acknowledged to the broker, then announced."""
+        """Fair shares and checks of what the transport handed over (and the backlogs' due
+        share); handed to the storing stage, waiting while it still has a batch waiting."""
         ingest, transport, fair = self.ingest, self.transport, self.ingest.fair
         received_at = ingest.clock()
         dropped_before = fair.counts["dropped"]
@@ -56,7 +74,19 @@ class BrokerConsumer:
         ingest.count_unread(fair.counts["dropped"] - dropped_before)
         if not batch:
             return
-        announce = await ingest.handle_many([(r.topic, r.payload, received_at) for r in batch])
-        for item in batch:  # only once stored (or refused, recorded)
-            transport.ack(item)
-        await ingest.announce(announce)
+        checked = ingest.checker.check_many([(r.topic, r.payload, received_at) for r in batch])
+        await self._checked.put((batch, checked))
+
+    async def _store_forever(self) -> None:
+        """One group commit per checked batch, in order: stored, then acknowledged to the
+        broker, then announced."""
+        ingest, transport = self.ingest, self.transport
+        while True:
+            batch, checked = await self._checked.get()
+            try:
+                announce = await ingest.store_checked(checked)
+                for item in batch:  # only once stored (or refused, recorded)
+                    transport.ack(item)
+                await ingest.announce(announce)
+            except Exception:  # store_checked never raises; announcing may, and must not stop this
+                log.exception("storing a batch of %d failed", len(batch))

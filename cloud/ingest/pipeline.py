@@ -28,10 +28,10 @@ from cloud.alarms.book import AlarmBook
 from cloud.alarms.model import Raised
 from cloud.db.database import Conn
 from cloud.devices.maintenance import Maintenance
-from cloud.ingest.check import Checker
+from cloud.ingest.check import Checked, Checker
 from cloud.ingest.delivery import AckDue, Delivery, StreamKey
 from cloud.ingest.fair_share import FairShare
-from cloud.ingest.rejects import Reason, RejectLog
+from cloud.ingest.rejects import RejectLog
 from cloud.ingest.samples import SampleBuffer
 from cloud.ingest.watermarks import read_streams, write_watermarks
 from cloud.live import messages
@@ -165,24 +165,24 @@ class Ingest:
         await self.announce(await self.handle_many([(topic, payload, received_at)]))
 
     async def handle_many(self, batch: Sequence[tuple[str, bytes, float]]) -> list[Raised]:
-        """Check and store a batch of messages (topic, payload, received_at), in order, with
-        ONE commit for all the events, telemetry batches and rejections among them; returns
-        what is to be announced (`announce`) once they are stored — and, by the consumer,
-        acknowledged.
+        """Check (`Checker.check_many`) and store (`store_checked`) a batch of messages
+        (topic, payload, received_at); what is to be announced once they are stored."""
+        return await self.store_checked(self.checker.check_many(batch))
 
-        Never raises: a bad message is refused with its reason and the others go on; an
-        internal error in one (the rules or the storing) is recorded as an `internal_error`
-        rejection for that one; if the group commit itself fails, the batch is handled again
-        message by message. A status message is a boundary: what came before it is stored
-        first, so the rules see every message in the order the broker delivered them."""
-        self._counts["messages"] += len(batch)
+    async def store_checked(self, checked: Sequence[Checked]) -> list[Raised]:
+        """Store checked messages in order with ONE commit for all the events, telemetry
+        batches and refusals among them; returns what is to be announced (`announce`) once
+        they are stored — and, by the consumer, acknowledged.
+
+        Never raises: an internal error in one (the rules or the storing) is recorded as an
+        `internal_error` rejection for that one; if the group commit itself fails, the batch is
+        handled again message by message. A status message is a boundary: what came before it
+        is stored first, so the rules see every message in the order the broker delivered
+        them."""
         announce: list[Raised] = []
         group: list[_Accepted] = []
-        for topic, payload, received_at in batch:
+        for topic, payload, received_at, message in checked:
             try:
-                message = self.checker.check(topic, payload, received_at)
-                if message is None:
-                    continue
                 if isinstance(message, Reply):  # a gateway's answer to a command: handed on
                     self._counts["replies"] += 1
                     if self.on_reply is not None:
@@ -194,7 +194,7 @@ class Ingest:
                 else:
                     group.append(self._accept(topic, payload, message, received_at))
             except Exception as exc:  # never let one message stop ingest
-                self._internal_error(topic, payload, exc, received_at)
+                self.checker.internal_error(topic, payload, exc, received_at)
         announce += await self._store(group)
         return announce
 
@@ -280,7 +280,7 @@ class Ingest:
             self.delivery.remark(marks)
             if len(ready) <= 1:
                 for item in ready:
-                    self._internal_error(item.topic, item.payload, exc, item.received_at)
+                    self.checker.internal_error(item.topic, item.payload, exc, item.received_at)
                 if not ready:
                     log.exception("writing rejections failed; kept for the next commit")
                 return []
@@ -298,7 +298,7 @@ class Ingest:
         out = []
         for item, result in zip(ready, results, strict=True):
             if isinstance(result, Exception):
-                self._internal_error(item.topic, item.payload, result, item.received_at)
+                self.checker.internal_error(item.topic, item.payload, result, item.received_at)
                 continue
             if item.stream is not None:
                 self.delivery.committed(item.stream, [item.message.seq])
@@ -311,19 +311,6 @@ class Ingest:
                 self.samples.add(item.message)
             out += result
         return out
-
-    def _internal_error(
-        self, topic: str, payload: bytes, exc: BaseException, received_at: float
-    ) -> None:
-        log.error("internal error handling %s", topic, exc_info=exc)
-        try:
-            # not kept as a refusal of the sender: the gateway may send it again
-            detail = f"{type(exc).__name__}: {exc}"
-            self.checker.reject(
-                topic, payload, Reason.INTERNAL_ERROR, detail, received_at, acknowledge=False
-            )
-        except Exception:
-            log.exception("could not record the internal error of %s", topic)
 
     def _send_ack(self, due: AckDue) -> None:
         """Tell a gateway what is committed (QoS 1, not awaited: a lost one is made good by
@@ -412,7 +399,7 @@ class Ingest:
 
     def count_unread(self, n: int) -> None:
         """Messages received and dropped unread (a flooding gateway's full backlog)."""
-        self._counts["messages"] += n
+        self.checker.counts["messages"] += n
 
     async def flush(self) -> int:
         """Write the readings waiting for the time-series store now."""

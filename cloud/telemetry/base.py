@@ -62,10 +62,17 @@ class Sample:
     value: float
 
     def __post_init__(self) -> None:
-        for name in ("gateway", "device", "kind", "field"):
-            text = getattr(self, name)
-            if text not in _STORABLE:
-                _check_storable(name, text)
+        known = _STORABLE  # the common case, by far: names seen before
+        if not (
+            self.gateway in known
+            and self.device in known
+            and self.kind in known
+            and self.field in known
+        ):
+            for name in ("gateway", "device", "kind", "field"):
+                text = getattr(self, name)
+                if text not in known:
+                    _check_storable(name, text)
         if self.ts.tzinfo is not UTC:
             if self.ts.tzinfo is None or self.ts.utcoffset() is None:
                 raise ValueError(f"Sample.ts={self.ts!r} is naive; give a time zone (UTC)")

@@ -58,6 +58,7 @@ class Received:
     topic: str
     payload: bytes
     _message: aiomqtt.Message
+    _session: aiomqtt.Client  # the session it came on: only that one may acknowledge it
     acked: bool = False
 
     @property
@@ -157,18 +158,18 @@ class MqttTransport:
                         if topic.startswith("$SYS/"):
                             self.drops.heard(topic, payload, retained=message.retain)
                         else:
-                            batch.append(Received(topic, payload, message))
+                            batch.append(Received(topic, payload, message, client))
                     await consume(batch)
             finally:
                 waiting.close()
 
     def ack(self, item: Received) -> None:
-        """The broker may forget this message (QoS 1: a PUBACK; once)."""
-        client = self._client
-        if item.acked or client is None:
+        """The broker may forget this message (QoS 1: a PUBACK; once). Not on a later session
+        than the one it came on (the broker delivers it again there)."""
+        if item.acked or item._session is not self._client:
             return
         if item._message.qos > 0:
-            client._client.ack(item._message.mid, item._message.qos)
+            item._session._client.ack(item._message.mid, item._message.qos)
         item.acked = True
 
     # ---- out ---------------------------------------------------------------------------------
