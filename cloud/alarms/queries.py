@@ -46,7 +46,7 @@ class AlarmQueries:
         SQLite prefer the index on state, i.e. every resolved case)."""
         rows = await self.db.fetch_all(
             "SELECT * FROM alarms WHERE verified_at IS NULL AND resolved_at >= ?"
-            " AND mode = ? AND outcome != ? ORDER BY resolved_at DESC LIMIT ?",
+            " AND mode = ? AND outcome != ? ORDER BY resolved_at DESC, id DESC LIMIT ?",
             (since, Mode.LIVE.value, Outcome.CLEARED.value, limit),
         )
         return [Alarm.from_row(r) for r in rows]
@@ -82,7 +82,7 @@ class AlarmQueries:
         """Events of one gateway received in a time range (a walk test's report)."""
         rows = await self.db.fetch_all(
             'SELECT device, kind, type, ts, "values", received_at FROM events WHERE gateway = ?'
-            " AND received_at >= ? AND received_at <= ? ORDER BY received_at",
+            " AND received_at >= ? AND received_at <= ? ORDER BY received_at, ts, boot, seq",
             (gateway, since, until),
         )
         return [dict(zip(r.keys(), r, strict=True)) for r in rows]

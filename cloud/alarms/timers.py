@@ -26,7 +26,7 @@ class EscalationTimers:
         """Active live alarms whose next step is due, the most overdue first."""
         rows = await self.db.fetch_all(
             "SELECT * FROM alarms WHERE notify_due_at IS NOT NULL AND notify_due_at <= ?"
-            " AND state = ? AND mode = ? ORDER BY notify_due_at LIMIT ?",
+            " AND state = ? AND mode = ? ORDER BY notify_due_at, id LIMIT ?",
             (now, AlarmState.ACTIVE.value, Mode.LIVE.value, limit),
         )
         return [Due(Alarm.from_row(r), r["notify_step"], r["notify_due_at"]) for r in rows]
