@@ -65,7 +65,8 @@ class CloudSettings(BaseSettings):
         description="The public address is HTTPS (a TLS-terminating proxy): send HSTS in"
         " production as when the app serves HTTPS itself",
     )
-    # name → (role, password); the demo and tests create users from here at start-up.
+    # name → (role, password or its scrypt hash as cloud.access.passwords makes it); accounts
+    # created at start-up when they do not exist yet (the demo's and tests' users).
     bootstrap_users: dict[str, tuple[str, SecretStr]] = Field(default_factory=dict)
 
     telemetry_flush_s: float = Field(0.2, gt=0, le=10)

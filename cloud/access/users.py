@@ -2,7 +2,8 @@
 audited with who made it). Passwords are scrypt hashes (cloud/access/passwords.py); sign-in
 limits are cloud/access/sign_in.py's, sessions and their ending cloud/access/sessions.py's.
 
-Accounts from `SC_CLOUD_BOOTSTRAP_USERS` are created at start-up when they do not exist yet;
+Accounts from `SC_CLOUD_BOOTSTRAP_USERS` (name → [role, password or its scrypt hash]) are
+created at start-up when they do not exist yet;
 after that the admins manage them here (settings never overwrite an admin's change, and an
 account dropped from the setting is left as it is: disable it through the API).
 """
@@ -22,6 +23,7 @@ from pydantic import BaseModel
 from cloud.access.audit import Audit
 from cloud.access.passwords import (
     hash_password,
+    is_hash,
     new_session_id,
     new_session_key,
     verify_password,
@@ -112,8 +114,12 @@ class Users:
 
     async def ensure(self, name: str, role: Role, password: str) -> bool:
         """Create the account if it does not exist yet (bootstrap from settings); an existing
-        account is left as the admins made it. True if it was created."""
-        hashed = await asyncio.to_thread(hash_password, password)
+        account is left as the admins made it (and its password is not even hashed). The
+        password may be given as its hash (`passwords.is_hash`). True if it was created."""
+        exists = await self.db.fetch_value("SELECT 1 FROM users WHERE name = ?", (name,))
+        if exists is not None:
+            return False
+        hashed = password if is_hash(password) else await asyncio.to_thread(hash_password, password)
         now = self.db.clock()
 
         def ensure(conn: Conn) -> bool:

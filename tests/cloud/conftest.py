@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -16,6 +17,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from pydantic import SecretStr
 
+from cloud.access.passwords import hash_password
 from cloud.parts import Cloud, open_cloud
 from cloud.serve import serve
 from cloud.settings import CloudSettings
@@ -24,6 +26,13 @@ from tests.servers import Mosquitto
 
 PASSWORDS = {"op": "op-pass-1", "sup": "sup-pass-1", "inst": "inst-pass-1", "adm": "adm-pass-1"}
 ROLES = {"op": "operator", "sup": "supervisor", "inst": "installer", "adm": "admin"}
+
+
+@functools.cache
+def password_hashes() -> dict[str, str]:
+    """The test accounts' password hashes, made once per test run: a cloud given a hash
+    stores it as is, instead of spending scrypt's deliberate slowness at every start."""
+    return {name: hash_password(password) for name, password in PASSWORDS.items()}
 
 
 def cloud_settings(tmp: Path, broker: Mosquitto, **overrides: Any) -> CloudSettings:
@@ -39,7 +48,9 @@ def cloud_settings(tmp: Path, broker: Mosquitto, **overrides: Any) -> CloudSetti
         "web_port": 0,
         "telemetry_flush_s": 0.05,
         "session_secret": SecretStr("test-secret"),
-        "bootstrap_users": {name: (ROLES[name], SecretStr(pw)) for name, pw in PASSWORDS.items()},
+        "bootstrap_users": {
+            name: (ROLES[name], SecretStr(hashed)) for name, hashed in password_hashes().items()
+        },
     }
     values.update(overrides)
     return CloudSettings(**values)
