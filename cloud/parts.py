@@ -35,6 +35,7 @@ from cloud.site.store import SiteStore, SiteVersion, load_or_seed
 from cloud.site_changes.config_push import ConfigPush
 from cloud.site_changes.service import SiteService
 from cloud.telemetry.base import TelemetryStore
+from cloud.telemetry.history import Retention
 from cloud.telemetry.open import open_store
 from cloud.transport.broker_drops import DropWatch
 from cloud.transport.broker_link import BrokerLink
@@ -78,7 +79,14 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[Cloud]:
     """Open every part of the cloud (not yet consuming); closes them on exit."""
     loaded = load_rules_with_digest(settings.rules_file)
     db = await Database.open(settings.database)
-    store = open_store(settings.telemetry_url)
+    store = open_store(
+        settings.telemetry_url,
+        retention=Retention(
+            settings.telemetry_raw_days,
+            settings.telemetry_minute_days,
+            settings.telemetry_hour_days,
+        ),
+    )
     webhook: WebhookChannel | None = None
     try:
         # the site registry: the newest version in the database; the site file seeds it once

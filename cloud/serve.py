@@ -10,6 +10,7 @@ import uvicorn
 
 from cloud.ingest.consumer import BrokerConsumer
 from cloud.parts import Cloud
+from cloud.telemetry import history
 from cloud.web.app import create_app
 
 
@@ -22,6 +23,7 @@ async def serve(cloud: Cloud, *, started: asyncio.Event | None = None) -> None:
     `cloud.ingest.connected` as well."""
     settings = cloud.settings
     escalation = asyncio.create_task(cloud.escalator.run(), name="escalation")
+    keeping = asyncio.create_task(history.keep(cloud.store), name="telemetry-history")
     consumer = asyncio.create_task(
         BrokerConsumer(cloud.ingest, cloud.transport).run(), name="ingest"
     )
@@ -50,11 +52,14 @@ async def serve(cloud: Cloud, *, started: asyncio.Event | None = None) -> None:
         cloud.web_url = f"{scheme}://{settings.web_host}:{bound_port(server)}"
         if started is not None:
             started.set()
-        await asyncio.gather(consumer, web, escalation)
+        await asyncio.gather(consumer, web, escalation, keeping)
     finally:
         server.should_exit = True
         consumer.cancel()
         escalation.cancel()
+        keeping.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await keeping
         with contextlib.suppress(asyncio.CancelledError):
             await consumer
         with contextlib.suppress(asyncio.CancelledError):

@@ -38,6 +38,15 @@ class CloudSettings(BaseSettings):
     telemetry_url: str = Field(
         "sqlite:///var/telemetry.db", description="sqlite:///FILE or influx://HOST:PORT/DB"
     )
+    telemetry_raw_days: float = Field(
+        7, gt=0, description="Raw readings kept this many days (the SQLite store)"
+    )
+    telemetry_minute_days: float = Field(
+        31, gt=0, description="1-minute means, minima and maxima kept this many days"
+    )
+    telemetry_hour_days: float = Field(
+        400, gt=0, description="1-hour means, minima and maxima kept this many days (≥ a year)"
+    )
     site_file: Path = Field(
         DEFAULT_SITE,
         description="Seeds the site registry on the first start only (the database's"

@@ -1,8 +1,9 @@
 """Trends: gas and air readings of a device, a home or a building over the last hour, day or
 week, as bucket means from the telemetry store, with the limit lines of the rules in force.
 
-- Ranges and buckets: 1h → 1 min means, 1d → 15 min, 1w → 1 h (`RANGES`). Buckets are the
-  store's: aligned to the epoch, named by their start, empty ones left out; the answer puts
+- Ranges and buckets: 1h → 1 min means, 1d → 15 min, 1w → 1 h, 30d → 6 h, 1y → 1 day
+  (`RANGES`); the store reads its 1-minute or 1-hour aggregates where they serve
+  (`cloud/telemetry/history.py`). Buckets are the store's: aligned to the epoch, named by their start, empty ones left out; the answer puts
   every series on one time axis (`times`, Unix seconds) with `null` where a device has no
   point in a bucket, which is the shape uPlot draws.
 - A home or a building is one series per device that has readings of the field in the range.
@@ -34,6 +35,8 @@ class TrendRange(StrEnum):
     HOUR = "1h"
     DAY = "1d"
     WEEK = "1w"
+    MONTH = "30d"
+    YEAR = "1y"
 
 
 #: range → (how far back, bucket)
@@ -41,6 +44,8 @@ RANGES: dict[TrendRange, tuple[timedelta, timedelta]] = {
     TrendRange.HOUR: (timedelta(hours=1), timedelta(minutes=1)),
     TrendRange.DAY: (timedelta(days=1), timedelta(minutes=15)),
     TrendRange.WEEK: (timedelta(days=7), timedelta(hours=1)),
+    TrendRange.MONTH: (timedelta(days=30), timedelta(hours=6)),
+    TrendRange.YEAR: (timedelta(days=365), timedelta(days=1)),
 }
 
 

@@ -128,6 +128,11 @@ class TelemetryStore(Protocol):
         """Check that the store can be written and queried now; raises StoreError if not."""
         ...
 
+    async def maintain(self) -> object:
+        """Keep the history (`cloud/telemetry/history.py`): aggregates up to date, what is
+        past its retention deleted, where the store does not do it itself; what was done."""
+        ...
+
     async def close(self) -> None: ...
 
 

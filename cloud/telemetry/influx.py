@@ -184,6 +184,11 @@ class InfluxStore:
         await self._write_body("")
         await self._select("SHOW MEASUREMENTS LIMIT 1")
 
+    async def maintain(self) -> str:
+        """Nothing yet: InfluxDB keeps the raw points under the database's retention policy
+        (`autogen`: forever) and every query reads them; aggregates are the SQLite store's."""
+        return "raw points under the database's own retention policy"
+
     async def close(self) -> None:
         self._closed = True
         await self._http.aclose()

@@ -5,33 +5,36 @@ from __future__ import annotations
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from cloud.telemetry.base import TelemetryStore
+from cloud.telemetry.history import Retention
 from cloud.telemetry.influx import InfluxStore
 from cloud.telemetry.sqlite import SqliteStore
 
 
-def open_store(url: str) -> TelemetryStore:
+def open_store(url: str, *, retention: Retention | None = None) -> TelemetryStore:
     """The store a URL names. Nothing is connected until first use (or `ping()`).
 
     - `sqlite:///abs/path.db`, `sqlite://relative/path.db`, `sqlite://:memory:`
     - `influx://host[:8086]/dbname` (`influxs://` for HTTPS); credentials as
       `?user=...&password=...` or `influx://user:password@host/db`; `?token=...` sends
       `Authorization: Token ...` (InfluxDB 2.x/3.x).
+
+    `retention`: how long the SQLite store keeps raw points and its aggregates.
     """
     scheme, sep, rest = url.partition("://")
     scheme = scheme.lower()
     if not sep:
         raise ValueError(f"store URL {url!r} has no scheme (sqlite:// or influx://)")
     if scheme == "sqlite":
-        return _sqlite(rest.split("?", 1)[0], url)
+        return _sqlite(rest.split("?", 1)[0], url, retention)
     if scheme in ("influx", "influxs"):
         return _influx(url, https=scheme == "influxs")
     raise ValueError(f"store URL {url!r}: unknown scheme {scheme!r} (sqlite:// or influx://)")
 
 
-def _sqlite(path: str, url: str) -> SqliteStore:
+def _sqlite(path: str, url: str, retention: Retention | None) -> SqliteStore:
     if not path:
         raise ValueError(f"store URL {url!r} names no file (sqlite:///path/to/file.db)")
-    return SqliteStore(unquote(path))
+    return SqliteStore(unquote(path), retention=retention)
 
 
 def _influx(url: str, *, https: bool) -> InfluxStore:

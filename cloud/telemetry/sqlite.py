@@ -26,15 +26,19 @@ import asyncio
 import contextlib
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import aiosqlite
 
+from cloud.telemetry import sqlite_history
 from cloud.telemetry.base import Latest, Sample, StoreError, every_ms, from_ms, to_ms
+from cloud.telemetry.history import Retention
+from cloud.telemetry.sqlite_history import RollUp
 
-SCHEMA_VERSION = 1
+#: 2: the history's aggregate tables (`sqlite_history.py`); version 1 files gain them
+SCHEMA_VERSION = 2
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS series (
     id INTEGER PRIMARY KEY,
@@ -59,8 +63,16 @@ _SeriesKey = tuple[str, str, str]
 class SqliteStore:
     """`TelemetryStore` on one SQLite file (or `:memory:`); connects on first use."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        retention: Retention | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.path = str(path)
+        self.retention = retention or Retention()
+        self._clock = clock
         self._db: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()  # one transaction at a time on the one connection
         self._series: dict[_SeriesKey, int] = {}
@@ -91,6 +103,7 @@ class SqliteStore:
                 await db.executemany(
                     "INSERT OR REPLACE INTO point (series, ts, value) VALUES (?, ?, ?)", rows
                 )
+                await sqlite_history.mark_dirty(db, min(row[1] for row in rows))
                 await db.commit()
             except sqlite3.Error as exc:
                 await self._rollback(db)
@@ -117,20 +130,16 @@ class SqliteStore:
                 series = await self._series_id(db, (gateway, device, field))
                 if series is None or lo >= hi:
                     return []
+                rows: Iterable[tuple[int, float]]
                 if bucket is None:
-                    sql = (
+                    rows = await db.execute_fetchall(  # type: ignore[assignment]  # (ts, value)
                         "SELECT ts, value FROM point"
-                        " WHERE series = ? AND ts >= ? AND ts < ? ORDER BY ts"
+                        " WHERE series = ? AND ts >= ? AND ts < ? ORDER BY ts",
+                        (series, lo, hi),
                     )
-                    params: tuple[int, ...] = (series, lo, hi)
                 else:
-                    # floor to the bucket, right for times before 1970 too
-                    sql = (
-                        "SELECT ts - ((ts % ?) + ?) % ? AS bucket, avg(value) FROM point"
-                        " WHERE series = ? AND ts >= ? AND ts < ? GROUP BY bucket ORDER BY bucket"
-                    )
-                    params = (bucket, bucket, bucket, series, lo, hi)
-                rows = await db.execute_fetchall(sql, params)
+                    source = self.retention.source(lo, bucket, self._now_ms())
+                    rows = await sqlite_history.bucket_means(db, source, series, lo, hi, bucket)
             except sqlite3.Error as exc:
                 raise self._error("query", exc) from exc
         return [(from_ms(ts), float(value)) for ts, value in rows]
@@ -171,6 +180,26 @@ class SqliteStore:
             except sqlite3.Error as exc:
                 raise self._error("latest", exc) from exc
         return [Latest(g, d, f, from_ms(ts), float(v)) for g, d, f, ts, v in rows]
+
+    async def maintain(self) -> RollUp:
+        """Bring the 1-minute and 1-hour aggregates up to date and delete what is past its
+        retention (`sqlite_history.roll_up`); the cloud calls it every minute."""
+        async with self._lock:
+            db = await self._connect()
+            try:
+                await db.execute("BEGIN IMMEDIATE")
+                done = await sqlite_history.roll_up(db, self.retention, self._now_ms())
+                await db.commit()
+            except sqlite3.Error as exc:
+                await self._rollback(db)
+                raise self._error("maintain", exc) from exc
+            except BaseException:
+                await self._rollback(db)
+                raise
+        return done
+
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)
 
     async def ping(self) -> None:
         """A real write (one row of `store_ping`) and a real read."""
@@ -216,7 +245,7 @@ class SqliteStore:
                 raise StoreError(
                     f"{self!r}: schema version {version} is newer than this code's {SCHEMA_VERSION}"
                 )
-            await db.executescript(_SCHEMA)
+            await db.executescript(_SCHEMA + sqlite_history.SCHEMA)
             await db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except (OSError, sqlite3.Error) as exc:
             if db is not None:

@@ -3,18 +3,18 @@
 // GET /api/trends. The choice is kept in the address (?building=…&field=…&range=…).
 Object.assign(MESSAGES.zh, {
   title: "街道值班室 · 趋势", trTitle: "街道值班室 · 趋势", trBuilding: "楼栋", trHome: "住户",
-  trDevice: "设备", trField: "读数", tr1h: "1小时", tr1d: "1天", tr1w: "1周",
+  trDevice: "设备", trField: "读数", tr1h: "1小时", tr1d: "1天", tr1w: "1周", tr30d: "1个月", tr1y: "1年",
   trWholeBuilding: "整栋楼", trAllDevices: "全部设备",
   trNote: "图中虚线为现行规则的限值（室内空气按 GB/T 18883-2022，其限值针对规定时段的平均值）；曲线为每个时间段的平均值。",
-  trRanges: {"1h": "最近1小时（每分钟均值）", "1d": "最近1天（每15分钟均值）", "1w": "最近1周（每小时均值）"},
+  trRanges: {"1h": "最近1小时（每分钟均值）", "1d": "最近1天（每15分钟均值）", "1w": "最近1周（每小时均值）", "30d": "最近1个月（每6小时均值）", "1y": "最近1年（每日均值）"},
   trFailed: "无法读取趋势：",
 });
 Object.assign(MESSAGES.en, {
   title: "Street duty room · Trends", trTitle: "Street duty room · Trends", trBuilding: "Building", trHome: "Home",
-  trDevice: "Device", trField: "Reading", tr1h: "1 hour", tr1d: "1 day", tr1w: "1 week",
+  trDevice: "Device", trField: "Reading", tr1h: "1 hour", tr1d: "1 day", tr1w: "1 week", tr30d: "1 month", tr1y: "1 year",
   trWholeBuilding: "Whole building", trAllDevices: "All devices",
   trNote: "Dashed lines are the limits of the rules in force (indoor air per GB/T 18883-2022, whose limits apply to means over a set period); the curves are the mean of each interval.",
-  trRanges: {"1h": "last hour (1 min means)", "1d": "last day (15 min means)", "1w": "last week (hourly means)"},
+  trRanges: {"1h": "last hour (1 min means)", "1d": "last day (15 min means)", "1w": "last week (hourly means)", "30d": "last month (6-hour means)", "1y": "last year (daily means)"},
   trFailed: "Cannot read the trend: ",
 });
 

@@ -131,6 +131,15 @@ async def test_a_devices_readings_come_back_as_bucket_means(
     old = int(minute(-2 * 24 * 60).timestamp()) // 3600 * 3600
     assert week["times"][0] == old
     assert week["series"][0]["values"][0] == 1.0
+    # a year of daily means (read from the hourly aggregates and the raw points not rolled up
+    # yet): the day two days ago has the old reading alone, today's the three new ones
+    year = await trend(op, range="1y", **params)
+    assert year["bucket_s"] == 86400
+    days = dict(zip(year["times"], year["series"][0]["values"], strict=True))
+    assert days[int(minute(-2 * 24 * 60).timestamp()) // 86400 * 86400] == 1.0
+    today = int(b.timestamp()) // 86400 * 86400
+    if int(a.timestamp()) // 86400 * 86400 == today:  # not across midnight UTC
+        assert days[today] == pytest.approx((2.0 + 4.0 + 6.5) / 3)
 
     # the same device on the other gateway has its own line, and nothing here
     other = await trend(op, range="1h", gateway="gw-ld02", device="gas-0101", field="ch4_pct_lel")
@@ -216,7 +225,7 @@ async def test_bad_input_is_refused_with_a_reason(
         return str(resp.json()["detail"])
 
     assert "ch4_pct_lel" in await refused(422, range="1h", building="ld-01", field="methane")
-    assert "'1h', '1d' or '1w'" in await refused(422, range="2h", building="ld-01", field="co2_ppm")
+    assert "'1h', '1d', '1w', '30d' or '1y'" in await refused(422, range="2h", building="ld-01", field="co2_ppm")
     assert "no building 'ld-99'" in await refused(
         404, range="1h", building="ld-99", field="co2_ppm"
     )
