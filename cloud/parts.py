@@ -25,6 +25,7 @@ from cloud.live import messages
 from cloud.live.hub import LiveHub
 from cloud.notify import Channel, PushChannel, WebhookChannel
 from cloud.notify.announce import Announcer
+from cloud.notify.channels import Closable, vendor_channels
 from cloud.notify.log import NotificationLog
 from cloud.routing.escalation import Escalator
 from cloud.rules import RulesCore, load_rules_with_digest
@@ -80,6 +81,7 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[Cloud]:
     db = await Database.open(settings.database)
     store = open_store(settings.telemetry_url)
     webhook: WebhookChannel | None = None
+    vendors: dict[str, Closable] = {}
     try:
         # the site registry: the newest version in the database; the site file seeds it once
         seeded, site_version = await load_or_seed(db, settings.site_file)
@@ -127,6 +129,9 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[Cloud]:
             channels["webhook"] = webhook
         else:
             log.warning("no SC_CLOUD_WEBHOOK_URL: notifications by webhook are recorded as skipped")
+        vendors = vendor_channels(settings)
+        channels.update(vendors)
+        log.info("notification channels: %s", ", ".join(sorted(channels)))
         announcer = Announcer(db, hub, notifications)
         escalator = Escalator(
             db=db,
@@ -135,6 +140,7 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[Cloud]:
             channels=channels,
             notifications=notifications,
             on_change=announcer.changed,
+            case_url=settings.case_url,
         )
         announcer.on_new_alarms = escalator.wake
         mqtt_password = settings.mqtt_password
@@ -227,5 +233,7 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[Cloud]:
     finally:
         if webhook is not None:
             await webhook.close()
+        for vendor in vendors.values():
+            await vendor.close()
         await store.close()
         await db.close()
