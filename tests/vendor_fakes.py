@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import calendar
 import contextlib
 import hashlib
 import hmac
@@ -292,8 +293,7 @@ class VendorFake:
                 400,
             )
         try:
-            stamp = time.mktime(time.strptime(params["Timestamp"], "%Y-%m-%dT%H:%M:%SZ"))
-            stamp -= time.timezone
+            stamp = calendar.timegm(time.strptime(params["Timestamp"], "%Y-%m-%dT%H:%M:%SZ"))
         except (KeyError, ValueError):
             return answer("MissingTimestamp", "Timestamp is mandatory for this action.", 400)
         if abs(stamp - time.time()) > 15 * 60:

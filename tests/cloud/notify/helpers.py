@@ -15,17 +15,24 @@ from cloud.notify.robots import DingTalkRobot, FeishuBot, WeComRobot
 from cloud.notify.tencent import TencentApi, TencentSmsChannel, TencentVoiceChannel
 from tests import vendor_fakes as v
 
-TIMEOUT_S = 1.0
+#: generous: a loaded machine must not turn a slow answer into a lost one
+TIMEOUT_S = 5.0
 
 
 def build(
-    product: str, fake: v.VendorFake, *, wrong: bool = False, per_minute: int = 20
+    product: str,
+    fake: v.VendorFake,
+    *,
+    wrong: bool = False,
+    per_minute: int = 20,
+    timeout_s: float = TIMEOUT_S,
 ) -> Closable:
-    """The channel for `product` aimed at the fake; `wrong`: with a wrong secret or key."""
+    """The channel for `product` aimed at the fake; `wrong`: with a wrong secret or key;
+    `timeout_s`: short where the test makes the fake hang."""
     bad = "wrong-" if wrong else ""
     if product in ("sms_aliyun", "voice_aliyun"):
         rpc = AliyunRpc(
-            fake.url(product), v.ALIYUN_KEY_ID, bad + v.ALIYUN_SECRET, timeout_s=TIMEOUT_S
+            fake.url(product), v.ALIYUN_KEY_ID, bad + v.ALIYUN_SECRET, timeout_s=timeout_s
         )
         if product == "sms_aliyun":
             return AliyunSmsChannel(rpc, sign_name=v.SMS_SIGN, template_code=v.SMS_TEMPLATE)
@@ -39,7 +46,7 @@ def build(
             region="ap-guangzhou",
             secret_id=v.TENCENT_ID,
             secret_key=bad + v.TENCENT_KEY,
-            timeout_s=TIMEOUT_S,
+            timeout_s=timeout_s,
         )
         if sms:
             return TencentSmsChannel(
@@ -48,16 +55,16 @@ def build(
         return TencentVoiceChannel(api, app_id=v.TC_VMS_APP, template_id=v.TC_VMS_TEMPLATE)
     if product == "wecom":
         url = fake.url("wecom").replace(v.WECOM_KEY, bad + v.WECOM_KEY)
-        return WeComRobot(url, timeout_s=TIMEOUT_S, per_minute=per_minute)
+        return WeComRobot(url, timeout_s=timeout_s, per_minute=per_minute)
     if product == "dingtalk":
         return DingTalkRobot(
             fake.url("dingtalk"),
             secret=bad + v.DINGTALK_SECRET,
-            timeout_s=TIMEOUT_S,
+            timeout_s=timeout_s,
             per_minute=per_minute,
         )
     return FeishuBot(
-        fake.url("feishu"), secret=bad + v.FEISHU_SECRET, timeout_s=TIMEOUT_S, per_minute=per_minute
+        fake.url("feishu"), secret=bad + v.FEISHU_SECRET, timeout_s=timeout_s, per_minute=per_minute
     )
 
 

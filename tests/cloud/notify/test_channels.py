@@ -184,14 +184,14 @@ async def test_a_vendor_that_is_down_is_worth_a_retry(fake: v.VendorFake, produc
 @pytest.mark.parametrize("product", PRODUCTS)
 async def test_a_lost_answer_is_an_unknown_outcome(fake: v.VendorFake, product: str) -> None:
     fake.fail_next(product, "hang")
-    channel = build(product, fake)
+    channel = build(product, fake, timeout_s=1.0)
     try:
         delivery = await channel.send(note(product))
     finally:
         await channel.close()
     assert not delivery.ok and delivery.unknown and delivery.retry
     assert "whether it arrived is unknown" in delivery.detail
-    assert len(fake.received(product)) == 1  # it did go out
+    assert len(await fake.await_for(product, 1)) == 1  # it did go out
 
 
 async def test_nobody_listening_is_not_sent(fake: v.VendorFake) -> None:

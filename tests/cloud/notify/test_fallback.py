@@ -55,8 +55,14 @@ def fire_policy(tmp: Path, via: list[str], fallback: list[str]) -> RulesFile:
 
 
 @contextlib.asynccontextmanager
-async def channels(fake: v.VendorFake, *products: str, per_minute: int = 20) -> Any:
-    built = {p: build(p, fake, per_minute=per_minute) for p in products}
+async def channels(
+    fake: v.VendorFake, *products: str, per_minute: int = 20, hangs: str = ""
+) -> Any:
+    """The channels aimed at the fake; the one that `hangs` times out after 1 s."""
+    built = {
+        p: build(p, fake, per_minute=per_minute, timeout_s=1.0 if p == hangs else 5.0)
+        for p in products
+    }
     try:
         yield dict[str, Channel](built)
     finally:
@@ -75,7 +81,7 @@ async def test_a_lost_sms_answer_is_not_sent_again_and_falls_back_to_a_call(
     config = fire_policy(tmp_path, ["sms_aliyun"], ["voice_aliyun", "wecom"])
     fake.fail_next("sms_aliyun", "hang")
     async with (
-        channels(fake, "sms_aliyun", "voice_aliyun", "wecom") as chans,
+        channels(fake, "sms_aliyun", "voice_aliyun", "wecom", hangs="sms_aliyun") as chans,
         book_parts(
             tmp_path / "a.db", clock, config=config, channels=chans, case_url=CASE_URL
         ) as parts,

@@ -66,7 +66,7 @@ def vendor_settings(fake: v.VendorFake) -> dict[str, Any]:
         ),
         "case_url": "https://duty.example.cn/?alarm={id}",
         "receipt_token": SecretStr(TOKEN),
-        "notify_timeout_s": 2.0,
+        "notify_timeout_s": 5.0,
     }
 
 
