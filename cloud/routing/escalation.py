@@ -4,11 +4,11 @@ The timer of an alarm is two columns of its own row: the next step of its policy
 (`notify_step`) and when it is due (`notify_due_at`). The alarm book sets them in the same
 transaction that raises the alarm (step 0, due at once); accepting or resolving clears them.
 
-Firing a step is one unit of work: the notifications it makes (rows of the notification
-log, cloud/notify/log.py, one per person and channel, with a unique key) and the move of the
-alarm's timer (cloud/alarms/timers.py) are committed together. Delivering
-is separate: pending rows are sent, in order per alarm, and marked delivered or retried with
-backoff. So a restart at any point neither loses a step (an uncommitted step fires again,
+Firing a step is one unit of work: the notifications it makes (rows of the notification log,
+cloud/notify/log.py, one per person and channel, with a unique key) and the move of the alarm's
+timer (cloud/alarms/timers.py) are committed together. Delivering is separate: pending rows are
+sent step by step per alarm (the channels of one step at once) and marked delivered or retried
+with backoff. So a restart at any point neither loses a step (an uncommitted step fires again,
 committed rows are still pending) nor repeats one (a committed step has moved on, its rows
 exist once). The one thing a crash can repeat is a single delivery that went out but was not
 yet marked: it carries the same `Idempotency-Key`, so the receiver can drop it. A channel that
@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Mapping
@@ -93,6 +94,7 @@ class Escalator:
         self._fire_wake = asyncio.Event()
         self._deliver_wake = asyncio.Event()
         self._inflight: set[int] = set()
+        self._fallback_lock = asyncio.Lock()
 
     def wake(self) -> None:
         """Something changed (a new alarm): look for due steps now."""
@@ -204,49 +206,53 @@ class Escalator:
         return len(rows)
 
     async def _deliver(self, alarm_id: int, rows: list[Row]) -> None:
-        """One alarm's notifications, one after the other, in the order they were made."""
+        """One alarm's notifications in the order of their steps; the channels of one step
+        at once (a vendor that hangs does not hold back the other channel)."""
         alarm = await self.alarms.get(alarm_id)
         policy = self.rules().policy_for(alarm.rule, alarm.level)
-        for row in rows:
-            if alarm.state is not AlarmState.ACTIVE and row["reason"] != routing.NOTIFY:
-                await self._finish(row, alarm, "cancelled", f"alarm {alarm.state} before delivery")
-                continue
-            channel = self.channels.get(row["channel"])
-            if channel is None:
-                why = f"channel {row['channel']} is not configured"
-                await self._finish(row, alarm, "skipped", why)
-                await self._fall_back(row, alarm, why)
-                continue
-            once_only = bool(getattr(channel, "once_only", False))
-            if once_only and row["sending_since"] is not None:
-                why = (
-                    f"outcome unknown: a send began at {row['sending_since']:.3f} and the cloud"
-                    f" stopped before its answer; not sent again via {channel.name}"
-                )
-                await self._finish(row, alarm, "failed", why)
-                await self._fall_back(row, alarm, why)
-                continue
-            note = Notification(
-                key=row["key"],
-                alarm=alarm,
-                step=row["step"],
-                reason=row["reason"],
-                target=row["target"],
-                name=row["name"],
-                phone=row["phone"],
-                link=self.case_url.replace("{id}", str(alarm.id)) if self.case_url else "",
-                attempt=row["attempts"],
+        for _, same_step in itertools.groupby(rows, key=lambda r: r["step"]):
+            await asyncio.gather(*(self._deliver_one(r, alarm, policy) for r in same_step))
+
+    async def _deliver_one(self, row: Row, alarm: Alarm, policy: Policy) -> None:
+        if alarm.state is not AlarmState.ACTIVE and row["reason"] != routing.NOTIFY:
+            await self._finish(row, alarm, "cancelled", f"alarm {alarm.state} before delivery")
+            return
+        channel = self.channels.get(row["channel"])
+        if channel is None:
+            why = f"channel {row['channel']} is not configured"
+            await self._finish(row, alarm, "skipped", why)
+            await self._fall_back(row, alarm, why)
+            return
+        once_only = bool(getattr(channel, "once_only", False))
+        if once_only and row["sending_since"] is not None:
+            why = (
+                f"outcome unknown: a send began at {row['sending_since']:.3f} and the cloud"
+                f" stopped before its answer; not sent again via {channel.name}"
             )
-            if once_only:
-                await self.notifications.sending(row["id"], self.db.clock())
-            try:
-                delivery = await channel.send(note)
-            except Exception as exc:  # a channel bug must not stop the others
-                log.exception("channel %s failed", channel.name)
-                delivery = Delivery(
-                    False, f"{type(exc).__name__}: {exc}", retry=True, unknown=once_only
-                )
-            await self._after(row, alarm, policy, channel, delivery)
+            await self._finish(row, alarm, "failed", why)
+            await self._fall_back(row, alarm, why)
+            return
+        note = Notification(
+            key=row["key"],
+            alarm=alarm,
+            step=row["step"],
+            reason=row["reason"],
+            target=row["target"],
+            name=row["name"],
+            phone=row["phone"],
+            link=self.case_url.replace("{id}", str(alarm.id)) if self.case_url else "",
+            attempt=row["attempts"],
+        )
+        if once_only:
+            await self.notifications.sending(row["id"], self.db.clock())
+        try:
+            delivery = await channel.send(note)
+        except Exception as exc:  # a channel bug must not stop the others
+            log.exception("channel %s failed", channel.name)
+            delivery = Delivery(
+                False, f"{type(exc).__name__}: {exc}", retry=True, unknown=once_only
+            )
+        await self._after(row, alarm, policy, channel, delivery)
 
     async def _after(
         self, row: Row, alarm: Alarm, policy: Policy, channel: Channel, delivery: Delivery
@@ -303,6 +309,12 @@ class Escalator:
         current = routing.step(policy, row["step"])
         if current is None:
             return
+        async with self._fallback_lock:  # two channels failing at once pick different ones
+            await self._add_fallback(row, alarm, current, why)
+
+    async def _add_fallback(
+        self, row: Row, alarm: Alarm, current: routing.PlanStep, why: str
+    ) -> None:
         prefix = row["key"].rsplit("/", 1)[0]
         used = await self.notifications.channels_of(alarm.id, prefix)
         via = routing.fallback_for(current, row["target"], used)

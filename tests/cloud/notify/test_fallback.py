@@ -235,3 +235,23 @@ async def test_when_every_channel_refuses_the_chain_ends_and_says_so(
     assert {c: r["status"] for c, r in rows.items()} == {"wecom": "failed", "dingtalk": "failed"}
     assert "93000" in str(rows["wecom"]["detail"]) and "310000" in str(rows["dingtalk"]["detail"])
     assert fake.received() == []
+
+
+async def test_a_vendor_that_hangs_does_not_hold_back_the_other_channel_of_the_step(
+    tmp_path: Path, fake: v.VendorFake
+) -> None:
+    clock = FakeClock()
+    config = fire_policy(tmp_path, ["sms_aliyun", "wecom"], [])
+    fake.fail_next("sms_aliyun", "hang")
+    async with (
+        channels(fake, "sms_aliyun", "wecom", hangs="sms_aliyun") as chans,
+        book_parts(tmp_path / "a.db", clock, config=config, channels=chans) as parts,
+    ):
+        [raised] = await parts.book.apply([SMOKE], clock())
+        await parts.escalator.fire_due()
+        await parts.escalator.deliver_due()
+        rows = by_channel(await parts.notifications.of_alarm(raised.alarm.id))
+    [sms] = fake.received("sms_aliyun")
+    [robot] = fake.received("wecom")
+    assert robot.at - sms.at < 0.9  # not after the SMS's 1 s timeout
+    assert rows["wecom"]["status"] == "delivered" and rows["sms_aliyun"]["status"] == "failed"
