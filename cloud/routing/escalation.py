@@ -297,11 +297,13 @@ class Escalator:
                 )
             )
             within = policy.deliver_within_s
-            if within is not None and at > row["created_at"] + within:
+            late = within is not None and at > row["created_at"] + within
+            if late and not _past_deadline(row, policy):  # the first time: one fallback a row
                 await self._fall_back(row, alarm, f"the next try is past the policy's {within:g} s")
             return
         await self._finish(row, alarm, "failed", delivery.detail)
-        await self._fall_back(row, alarm, delivery.detail)
+        if not _past_deadline(row, policy):  # else it fell back when its retries ran late
+            await self._fall_back(row, alarm, delivery.detail)
 
     async def _fall_back(self, row: Row, alarm: Alarm, why: str) -> None:
         """A row for the next channel of the step's fallback list not yet used for the person."""
@@ -394,3 +396,11 @@ class Escalator:
                 timeout = min(POLL_S, max(0.0, due - self.db.clock()))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), timeout)
+
+
+def _past_deadline(row: Row, policy: Policy) -> bool:
+    """Whether this row's retries already ran past its policy's deliver_within_s (it fell back
+    then): this attempt was scheduled after the deadline."""
+    within = policy.deliver_within_s
+    scheduled = row["next_attempt_at"]
+    return within is not None and scheduled is not None and scheduled > row["created_at"] + within

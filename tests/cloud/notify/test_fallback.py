@@ -144,10 +144,10 @@ async def test_a_throttled_robot_falls_back_before_the_15_s_budget_and_keeps_ret
     tmp_path: Path, fake: v.VendorFake
 ) -> None:
     clock = FakeClock()
-    config = fire_policy(tmp_path, ["dingtalk"], ["sms_aliyun"])
+    config = fire_policy(tmp_path, ["dingtalk"], ["sms_aliyun", "voice_aliyun"])
     second = dataclasses.replace(SMOKE, gateway="gw-ld02", device="smoke-0301")
     async with (
-        channels(fake, "dingtalk", "sms_aliyun", per_minute=1) as chans,
+        channels(fake, "dingtalk", "sms_aliyun", "voice_aliyun", per_minute=1) as chans,
         book_parts(tmp_path / "a.db", clock, config=config, channels=chans) as parts,
     ):
         raised = await parts.book.apply([SMOKE, second], clock())
@@ -156,6 +156,9 @@ async def test_a_throttled_robot_falls_back_before_the_15_s_budget_and_keeps_ret
         await parts.escalator.deliver_due()  # the held one's fallback: an SMS
         rows = [by_channel(await parts.notifications.of_alarm(r.alarm.id)) for r in raised]
         history = await parts.alarms.history(raised[1].alarm.id)
+        clock.advance(61)  # its retry falls due; the robot's minute has not passed here
+        assert await parts.escalator.deliver_due() == 1
+        later = by_channel(await parts.notifications.of_alarm(raised[1].alarm.id))
     assert rows[0]["dingtalk"]["status"] == "delivered" and "sms_aliyun" not in rows[0]
     held = rows[1]["dingtalk"]
     assert held["status"] == "pending" and held["attempts"] == 1  # still to be retried
@@ -166,6 +169,9 @@ async def test_a_throttled_robot_falls_back_before_the_15_s_budget_and_keeps_ret
     lines = [h for h in history if h.action in ("notify_retry", "notify_fallback", "delivered")]
     assert [h.action for h in lines] == ["notify_retry", "notify_fallback", "delivered"]
     assert "past the policy's 15 s" in lines[1].detail
+    # still held back, retried again, and no second fallback: the SMS already covers it
+    assert later["dingtalk"]["status"] == "pending" and later["dingtalk"]["attempts"] == 2
+    assert "voice_aliyun" not in later and fake.received("voice_aliyun") == []
 
 
 async def test_a_vendor_error_is_retried_with_backoff_and_sent_once(
