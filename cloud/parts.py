@@ -127,11 +127,21 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[Cloud]:
                 settings.webhook_url, secret=secret, timeout_s=settings.webhook_timeout_s
             )
             channels["webhook"] = webhook
-        else:
-            log.warning("no SC_CLOUD_WEBHOOK_URL: notifications by webhook are recorded as skipped")
         vendors = vendor_channels(settings)
         channels.update(vendors)
         log.info("notification channels: %s", ", ".join(sorted(channels)))
+        named = {
+            via.value
+            for policy in loaded.config.policies
+            for notify in (*policy.notify, *policy.escalate)
+            for via in (*notify.via, *notify.fallback)
+        }
+        if missing := sorted(named - set(channels)):
+            log.warning(
+                "the policies name channels that are not configured (recorded as skipped,"
+                " then their fallback): %s",
+                ", ".join(missing),
+            )
         announcer = Announcer(db, hub, notifications)
         escalator = Escalator(
             db=db,
