@@ -25,6 +25,7 @@ from cloud.live import messages
 from cloud.live.hub import LiveHub
 from cloud.notify import Channel, PushChannel, WebhookChannel
 from cloud.notify.announce import Announcer
+from cloud.notify.channels import Closable, vendor_channels
 from cloud.notify.log import NotificationLog
 from cloud.routing.escalation import Escalator
 from cloud.rules import RulesCore, load_rules_with_digest
@@ -88,6 +89,7 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[Cloud]:
         ),
     )
     webhook: WebhookChannel | None = None
+    vendors: dict[str, Closable] = {}
     try:
         # the site registry: the newest version in the database; the site file seeds it once
         seeded, site_version = await load_or_seed(db, settings.site_file)
@@ -133,8 +135,21 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[Cloud]:
                 settings.webhook_url, secret=secret, timeout_s=settings.webhook_timeout_s
             )
             channels["webhook"] = webhook
-        else:
-            log.warning("no SC_CLOUD_WEBHOOK_URL: notifications by webhook are recorded as skipped")
+        vendors = vendor_channels(settings)
+        channels.update(vendors)
+        log.info("notification channels: %s", ", ".join(sorted(channels)))
+        named = {
+            via.value
+            for policy in loaded.config.policies
+            for notify in (*policy.notify, *policy.escalate)
+            for via in (*notify.via, *notify.fallback)
+        }
+        if missing := sorted(named - set(channels)):
+            log.warning(
+                "the policies name channels that are not configured (recorded as skipped,"
+                " then their fallback): %s",
+                ", ".join(missing),
+            )
         announcer = Announcer(db, hub, notifications)
         escalator = Escalator(
             db=db,
@@ -143,6 +158,7 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[Cloud]:
             channels=channels,
             notifications=notifications,
             on_change=announcer.changed,
+            case_url=settings.case_url,
         )
         announcer.on_new_alarms = escalator.wake
         mqtt_password = settings.mqtt_password
@@ -235,5 +251,7 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[Cloud]:
     finally:
         if webhook is not None:
             await webhook.close()
+        for vendor in vendors.values():
+            await vendor.close()
         await store.close()
         await db.close()

@@ -6,13 +6,43 @@ import ipaddress
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_SITE = REPO / "firmware_configs" / "sites" / "demo.yaml"
 DEFAULT_RULES = REPO / "firmware_configs" / "rules" / "default.yaml"
 _PLACEHOLDER = "change-me"
+
+
+class AliyunSettings(BaseModel):
+    """Aliyun SMS (SendSms) and voice (SingleCallByTts); either is on once its template is set."""
+
+    model_config = ConfigDict(extra="forbid")
+    access_key_id: str = Field(min_length=1)
+    access_key_secret: SecretStr
+    sms_endpoint: str = Field("https://dysmsapi.aliyuncs.com/", pattern=r"^https?://")
+    sms_sign_name: str | None = None
+    sms_template_code: str | None = Field(None, description="${level} ${what} ${where} ${link}")
+    voice_endpoint: str = Field("https://dyvmsapi.aliyuncs.com/", pattern=r"^https?://")
+    voice_tts_code: str | None = Field(None, description="TTS template: ${level} ${what} ${where}")
+    voice_show_number: str | None = Field(None, description="CalledShowNumber (a number you own)")
+
+
+class TencentSettings(BaseModel):
+    """Tencent Cloud SMS (SendSms) and voice (SendTtsVoice); either is on once its app is set."""
+
+    model_config = ConfigDict(extra="forbid")
+    secret_id: str = Field(min_length=1)
+    secret_key: SecretStr
+    region: str = "ap-guangzhou"
+    sms_endpoint: str = Field("https://sms.tencentcloudapi.com/", pattern=r"^https?://")
+    sms_app_id: str | None = Field(None, description="SmsSdkAppId")
+    sms_sign_name: str | None = None
+    sms_template_id: str | None = Field(None, description="{1}=level {2}=what {3}=where {4}=link")
+    voice_endpoint: str = Field("https://vms.tencentcloudapi.com/", pattern=r"^https?://")
+    voice_app_id: str | None = Field(None, description="VoiceSdkAppid")
+    voice_template_id: str | None = Field(None, description="{1}=level {2}=what {3}=where")
 
 
 class CloudSettings(BaseSettings):
@@ -85,6 +115,34 @@ class CloudSettings(BaseSettings):
     webhook_url: str | None = Field(None, pattern=r"^https?://")
     webhook_secret: SecretStr | None = Field(None, description="Signs each POST (HMAC-SHA256)")
     webhook_timeout_s: float = Field(5.0, gt=0, le=60)
+
+    # The vendor channels (docs/notifications.md); each is off until its settings are given.
+    case_url: str = Field(
+        "",
+        description="The case in the web app, put in every message: `{id}` is the alarm's id"
+        " (e.g. https://duty.example.cn/?alarm={id}); empty: no link",
+    )
+    notify_timeout_s: float = Field(
+        4.0, gt=0, le=60, description="Each vendor request's timeout (SMS, voice, robots)"
+    )
+    aliyun: AliyunSettings | None = None
+    tencent: TencentSettings | None = None
+    wecom_url: SecretStr | None = Field(
+        None, description="WeCom group robot webhook, …/cgi-bin/webhook/send?key=KEY"
+    )
+    dingtalk_url: SecretStr | None = Field(
+        None, description="DingTalk robot webhook, …/robot/send?access_token=TOKEN"
+    )
+    dingtalk_secret: SecretStr | None = Field(None, description="The robot's SEC… signing secret")
+    feishu_url: SecretStr | None = Field(
+        None, description="Feishu bot webhook, …/open-apis/bot/v2/hook/TOKEN"
+    )
+    feishu_secret: SecretStr | None = Field(None, description="The bot's signing secret")
+    receipt_token: SecretStr | None = Field(
+        None,
+        description="The secret path part of the call-result receipt URLs given to the vendors"
+        " (POST /api/receipts/{vendor}/{token}); no token: receipts are refused",
+    )
     keep_rejected: int = Field(10000, ge=100, description="Rejected messages kept for inspection")
     keep_rejected_per_minute: int = Field(
         100, ge=1, description="Payloads kept per gateway a minute (the rest only counted)"
@@ -155,6 +213,14 @@ class CloudSettings(BaseSettings):
     def _retry_bounds_in_order(self) -> CloudSettings:
         if self.mqtt_retry_min_s > self.mqtt_retry_max_s:
             raise ValueError("SC_CLOUD_MQTT_RETRY_MIN_S is above SC_CLOUD_MQTT_RETRY_MAX_S")
+        return self
+
+    @model_validator(mode="after")
+    def _robot_secrets_with_their_urls(self) -> CloudSettings:
+        if self.dingtalk_url is not None and self.dingtalk_secret is None:
+            raise ValueError("SC_CLOUD_DINGTALK_URL needs SC_CLOUD_DINGTALK_SECRET (signing)")
+        if self.feishu_url is not None and self.feishu_secret is None:
+            raise ValueError("SC_CLOUD_FEISHU_URL needs SC_CLOUD_FEISHU_SECRET (signing)")
         return self
 
     @model_validator(mode="after")

@@ -342,7 +342,26 @@ def _add_columns(conn: Any, dialect: Dialect) -> None:
 
 
 #: Steps after version 1: (version, what it does, the step). Never edit a step that shipped.
-MIGRATIONS: list[tuple[int, str, Callable[[Any, Dialect], None]]] = []
+def _notification_sends(conn: Any, dialect: Dialect) -> None:
+    """The vendor channels (issue 14): a send under way (never sent twice), the vendor's id of
+    what was sent, and a call's result from the vendor's receipt."""
+    have = dialect.columns(conn, "notifications")
+    for name, declaration in (
+        ("sending_since", "REAL"),
+        ("vendor_ref", "TEXT"),
+        ("call_result", "TEXT"),
+    ):
+        if name not in have:
+            conn.execute(dialect.ddl(f"ALTER TABLE notifications ADD COLUMN {name} {declaration}"))
+    conn.execute(
+        "CREATE INDEX IF NOT EXISTS notifications_by_ref ON notifications (vendor_ref)"
+        " WHERE vendor_ref IS NOT NULL"
+    )
+
+
+MIGRATIONS: list[tuple[int, str, Callable[[Any, Dialect], None]]] = [
+    (2, "notifications: sending_since, vendor_ref, call_result", _notification_sends),
+]
 
 
 def migrate(conn: Any, now: float, dialect: Dialect) -> int:

@@ -19,13 +19,18 @@ class Notification:
     target: str  # duty_room, grid_worker, street_supervisor, emergency_contacts
     name: str
     phone: str | None
+    #: the case in the web app (the configured `case_url` with the alarm's id), or ""
+    link: str = ""
+    #: attempts made before this one (0: the first)
+    attempt: int = 0
 
     def text_zh(self) -> str:
         a = self.alarm
         where = f"{a.community}{a.building}{a.home}"
         lead = {"notify": "", "escalate": "【升级】", "remind": "【提醒】"}.get(self.reason, "")
         tail = "，尚未受理，请立即处置" if self.reason != "notify" else "，请及时处置"
-        return f"{lead}【{a.level_name}级】{a.title_zh}：{where}{tail}（告警号 {a.id}）"
+        text = f"{lead}【{a.level_name}级】{a.title_zh}：{where}{tail}（告警号 {a.id}）"
+        return f"{text} {self.link}" if self.link else text
 
     def payload(self) -> dict[str, Any]:
         a = self.alarm
@@ -35,6 +40,7 @@ class Notification:
             "step": self.step,
             "to": {"target": self.target, "name": self.name, "phone": self.phone},
             "text_zh": self.text_zh(),
+            "link": self.link,
             "alarm": {
                 "id": a.id,
                 "rule": a.rule,
@@ -61,9 +67,19 @@ class Delivery:
     ok: bool
     detail: str = ""
     retry: bool = False  # a failure worth trying again (timeout, 5xx), not a refusal
+    #: the request may have reached the vendor (a timeout or a cut connection after it was
+    #: written): whether the person got it is unknown
+    unknown: bool = False
+    #: the vendor (or our own rate window) says when a try can succeed again
+    retry_after_s: float | None = None
+    #: the vendor's id of what was sent (BizId, CallId, SerialNo): call results name it
+    ref: str = ""
 
 
 class Channel(Protocol):
     name: str
+    #: sending the same notification twice may reach the person twice (SMS, a voice call):
+    #: after an attempt with an unknown outcome it is never sent again on this channel
+    once_only: bool
 
     async def send(self, notification: Notification) -> Delivery: ...

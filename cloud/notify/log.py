@@ -84,20 +84,53 @@ class NotificationLog:
             (now, limit),
         )
 
-    def finish(self, conn: Conn, row_id: int, status: str, detail: str, now: float) -> None:
+    def finish(
+        self, conn: Conn, row_id: int, status: str, detail: str, now: float, *, ref: str = ""
+    ) -> None:
         tried = status in ("delivered", "failed")
         conn.execute(
             "UPDATE notifications SET status = ?, attempts = attempts + ?, delivered_at = ?,"
-            " next_attempt_at = NULL, detail = ? WHERE id = ?",
-            (status, int(tried), now if status == "delivered" else None, detail[:500], row_id),
+            " next_attempt_at = NULL, detail = ?, sending_since = NULL,"
+            " vendor_ref = ? WHERE id = ?",
+            (
+                status,
+                int(tried),
+                now if status == "delivered" else None,
+                detail[:500],
+                ref or None,
+                row_id,
+            ),
+        )
+
+    async def sending(self, row_id: int, now: float) -> None:
+        """Before a `once_only` channel's request goes out: if the cloud stops before the
+        answer is recorded, the row says a send may have happened (never sent twice)."""
+        await self.db.execute(
+            "UPDATE notifications SET sending_since = ? WHERE id = ?", (now, row_id)
         )
 
     async def retry(self, row_id: int, at: float, detail: str) -> None:
         await self.db.execute(
-            "UPDATE notifications SET attempts = attempts + 1, next_attempt_at = ?, detail = ?"
-            " WHERE id = ?",
+            "UPDATE notifications SET attempts = attempts + 1, next_attempt_at = ?, detail = ?,"
+            " sending_since = NULL WHERE id = ?",
             (at, detail[:500], row_id),
         )
+
+    async def channels_of(self, alarm_id: int, prefix: str) -> set[str]:
+        """The channels with a row for one person in one step (keys `prefix/channel`)."""
+        rows = await self.db.fetch_all(
+            "SELECT key, channel FROM notifications WHERE alarm_id = ?", (alarm_id,)
+        )
+        return {r["channel"] for r in rows if r["key"].rsplit("/", 1)[0] == prefix}
+
+    async def call_result(self, *, key: str | None, ref: str | None) -> Row | None:
+        """The delivered row a vendor's receipt names (by our key, or by the vendor's id)."""
+        if key:
+            return await self.db.fetch_one("SELECT * FROM notifications WHERE key = ?", (key,))
+        return await self.db.fetch_one("SELECT * FROM notifications WHERE vendor_ref = ?", (ref,))
+
+    def record_result(self, conn: Conn, row_id: int, result: str) -> None:
+        conn.execute("UPDATE notifications SET call_result = ? WHERE id = ?", (result, row_id))
 
     async def next_attempt_due(self) -> float | None:
         value = await self.db.fetch_value(
@@ -108,7 +141,8 @@ class NotificationLog:
     async def of_alarm(self, alarm_id: int) -> list[dict[str, object]]:
         rows = await self.db.fetch_all(
             "SELECT key, step, reason, target, name, channel, status, attempts, created_at,"
-            " delivered_at, detail FROM notifications WHERE alarm_id = ? ORDER BY id",
+            " delivered_at, detail, vendor_ref, call_result FROM notifications"
+            " WHERE alarm_id = ? ORDER BY id",
             (alarm_id,),
         )
         return [dict(zip(r.keys(), r, strict=True)) for r in rows]

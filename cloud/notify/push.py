@@ -9,6 +9,7 @@ from cloud.notify.base import Delivery, Notification
 
 class PushChannel:
     name = "push"
+    once_only = False  # a page shows it once
 
     def __init__(self, hub: LiveHub) -> None:
         self.hub = hub

@@ -15,6 +15,7 @@ from cloud.notify.base import Delivery, Notification
 
 class WebhookChannel:
     name = "webhook"
+    once_only = False  # the receiver drops a repeat by its Idempotency-Key
 
     def __init__(self, url: str, *, secret: str | None = None, timeout_s: float = 5.0) -> None:
         self.url = url

@@ -57,11 +57,16 @@ def step(policy: Policy, index: int) -> PlanStep | None:
     else:  # no chain: the first reminder when the budget runs out
         first = policy.budget_s
     everyone: dict[Target, set[Via]] = {}
+    fallbacks: dict[Target, list[Via]] = {}
     for notify in (*policy.notify, *policy.escalate):
         everyone.setdefault(notify.to, set()).update(notify.via)
+        later = fallbacks.setdefault(notify.to, [])
+        later.extend(v for v in notify.fallback if v not in later)
     if not everyone:  # nobody but the duty room: remind it
         everyone[Target.DUTY_ROOM] = {Via.PUSH}
-    told = tuple(Notify(to=t, via=sorted(v)) for t, v in everyone.items())
+    told = tuple(
+        Notify(to=t, via=sorted(v), fallback=fallbacks.get(t, [])) for t, v in everyone.items()
+    )
     return PlanStep(index, first + (reminder - 1) * policy.remind_every_s, REMIND, told)
 
 
@@ -72,6 +77,18 @@ def plan(policy: Policy) -> list[PlanStep]:
         steps.append(s)
         index += 1
     return steps
+
+
+def fallback_for(step: PlanStep, target: str, used: set[str]) -> Via | None:
+    """The next channel to try for a person of `target` in this step, after the ones `used`
+    (every channel that has a row for them already), or None when the chain is spent."""
+    for notify in step.notify:
+        if notify.to.value != target:
+            continue
+        for via in notify.fallback:
+            if via.value not in used:
+                return via
+    return None
 
 
 def recipients(

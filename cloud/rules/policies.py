@@ -23,11 +23,23 @@ class Target(StrEnum):
 class Via(StrEnum):
     PUSH = "push"  # the live duty-room push (pages open in the browser)
     WEBHOOK = "webhook"  # an outbound HTTP POST, e.g. to an SMS or voice gateway
+    SMS_ALIYUN = "sms_aliyun"  # Aliyun SendSms
+    SMS_TENCENT = "sms_tencent"  # Tencent Cloud SendSms
+    VOICE_ALIYUN = "voice_aliyun"  # Aliyun SingleCallByTts: a call reading the alarm aloud
+    VOICE_TENCENT = "voice_tencent"  # Tencent Cloud SendTtsVoice
+    WECOM = "wecom"  # WeCom (企业微信) group robot
+    DINGTALK = "dingtalk"  # DingTalk (钉钉) custom robot
+    FEISHU = "feishu"  # Feishu (飞书) custom bot
 
 
 class Notify(Strict):
     to: Target
-    via: list[Via] = Field(min_length=1)
+    via: list[Via] = Field(min_length=1, description="Sent through each of these at once")
+    fallback: list[Via] = Field(
+        default_factory=list,
+        description="When a `via` channel fails (refused, or retries would run past the"
+        " policy's deliver_within_s): the first of these not yet used for the person",
+    )
 
 
 class Policy(Strict):

@@ -81,6 +81,8 @@ class NotificationRecord(BaseModel):
     created_at: datetime
     delivered_at: datetime | None
     detail: str
+    vendor_ref: str | None = None  # the vendor's id: BizId, SerialNo, CallId
+    call_result: str | None = None  # a voice call: answered or not (the vendor's receipt)
 
 
 class AlarmCase(BaseModel):

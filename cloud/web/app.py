@@ -21,6 +21,7 @@ from cloud.devices.trends import Trends
 from cloud.devices.walk_test_report import WalkTestReports
 from cloud.devices.windows import Windows
 from cloud.ledger.service import XLSX, Ledger
+from cloud.notify.receipts import CallResults
 from cloud.parts import Cloud
 from cloud.site.residents import ResidentReads
 from cloud.web import (
@@ -29,6 +30,7 @@ from cloud.web import (
     errors,
     ledger,
     maintenance,
+    receipts,
     rules,
     site_devices,
     site_import,
@@ -86,6 +88,7 @@ def services_of(cloud: Cloud) -> Services:
             send_command=cloud.transport.send_command,
         ),
         notifications=cloud.notifications,
+        call_results=CallResults(cloud.db, cloud.notifications),
         residents=ResidentReads(cloud.registry, cloud.audit),
         hub=cloud.hub,
         link=cloud.ingest.link,
@@ -174,6 +177,7 @@ def create_app(cloud: Cloud) -> FastAPI:
     app.include_router(site_devices.router)
     app.include_router(site_import.router)
     app.include_router(users_api.router)
+    app.include_router(receipts.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/openapi.json", include_in_schema=False)

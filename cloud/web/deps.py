@@ -26,6 +26,7 @@ from cloud.ledger.service import Ledger
 from cloud.live.hub import LiveHub
 from cloud.notify.announce import Announcer
 from cloud.notify.log import NotificationLog
+from cloud.notify.receipts import CallResults
 from cloud.routing.escalation import Escalator
 from cloud.rules.reload import RulesReloader
 from cloud.settings import CloudSettings
@@ -58,6 +59,7 @@ AuditDep = Annotated[Audit, Depends(_service(lambda s: s.audit))]
 AlarmsDep = Annotated[AlarmQueries, Depends(_service(lambda s: s.alarms))]
 CasesDep = Annotated[CaseActions, Depends(_service(lambda s: s.cases))]
 NotificationsDep = Annotated[NotificationLog, Depends(_service(lambda s: s.notifications))]
+CallResultsDep = Annotated[CallResults, Depends(_service(lambda s: s.call_results))]
 ResidentsDep = Annotated[ResidentReads, Depends(_service(lambda s: s.residents))]
 HubDep = Annotated[LiveHub, Depends(_service(lambda s: s.hub))]
 BrokerLinkDep = Annotated[BrokerLink, Depends(_service(lambda s: s.link))]

@@ -22,6 +22,7 @@ from cloud.ledger.service import Ledger
 from cloud.live.hub import LiveHub
 from cloud.notify.announce import Announcer
 from cloud.notify.log import NotificationLog
+from cloud.notify.receipts import CallResults
 from cloud.routing.escalation import Escalator
 from cloud.rules.reload import RulesReloader
 from cloud.settings import CloudSettings
@@ -43,6 +44,7 @@ class Services:
     alarms: AlarmQueries
     cases: CaseActions
     notifications: NotificationLog
+    call_results: CallResults  # the voice vendors' receipts
     residents: ResidentReads
     hub: LiveHub
     # how the cloud is doing (/health, /api/stats, rejected input, gateways, readings)

@@ -184,17 +184,20 @@ async def book_parts(
     *,
     config: RulesFile | None = None,
     webhook_url: str | None = None,
+    channels: dict[str, Channel] | None = None,
+    case_url: str = "",
 ) -> AsyncIterator[Parts]:
     """Alarm book, rules core (restored from the open alarms) and escalator on one database
-    (a path or URL: `database_url` for each backend): opening it again is a restart."""
+    (a path or URL: `database_url` for each backend): opening it again is a restart.
+    `channels`: more channels besides the duty-room push (and the webhook)."""
     registry = Registry(load_site(DEFAULT_SITE))
     config = config or load_rules(DEFAULT_RULES)
     db = await Database.open(database, clock=clock)
     hub = LiveHub()
-    channels: dict[str, Channel] = {"push": PushChannel(hub)}
+    every: dict[str, Channel] = {"push": PushChannel(hub), **(channels or {})}
     webhook = WebhookChannel(webhook_url, timeout_s=2) if webhook_url else None
     if webhook is not None:
-        channels["webhook"] = webhook
+        every["webhook"] = webhook
     try:
         book = AlarmBook(db, registry)
         core = RulesCore(
@@ -207,9 +210,10 @@ async def book_parts(
             db=db,
             registry=registry,
             rules=lambda: config,
-            channels=channels,
+            channels=every,
             notifications=notifications,
             on_change=announcer.changed,
+            case_url=case_url,
         )
         announcer.on_new_alarms = escalator.wake
         yield Parts(
