@@ -175,7 +175,8 @@ def test_the_sides_keep_apart(side: str, never: tuple[str, ...]) -> None:
         # edge.sim plays zigbee2mqtt (another program) publishing to the gateway's broker
         ("paho", {"gateway.uplink", "edge.drivers.zigbee", "gateway.footprint", "edge.sim"}),
         ("gpiozero", {"edge.drivers.gpio"}),
-        ("aiosqlite", {"cloud.telemetry.sqlite"}),
+        # the SQLite telemetry backend: the store, and its history tables
+        ("aiosqlite", {"cloud.telemetry.sqlite", "cloud.telemetry.sqlite_history"}),
         ("psycopg", {"cloud.db.postgres"}),
     ],
 )

@@ -1,11 +1,13 @@
-"""Trends: gas and air readings of a device, a home or a building over the last hour, day or
-week, as bucket means from the telemetry store, with the limit lines of the rules in force.
+"""Trends: gas and air readings of a device, a home or a building over the last hour, day,
+week, month or year, as bucket means from the telemetry store, with the limit lines of the
+rules in force.
 
 - Ranges and buckets: 1h → 1 min means, 1d → 15 min, 1w → 1 h, 30d → 6 h, 1y → 1 day
   (`RANGES`); the store reads its 1-minute or 1-hour aggregates where they serve
-  (`cloud/telemetry/history.py`). Buckets are the store's: aligned to the epoch, named by their start, empty ones left out; the answer puts
-  every series on one time axis (`times`, Unix seconds) with `null` where a device has no
-  point in a bucket, which is the shape uPlot draws.
+  (`cloud/telemetry/history.py`). Buckets are the store's: aligned to the epoch, named by
+  their start, empty ones left out; the answer puts every series on one time axis (`times`,
+  Unix seconds) with `null` where a device has no point in a bucket, which is the shape
+  uPlot draws.
 - A home or a building is one series per device that has readings of the field in the range.
 - Limits: every step of every threshold rule of the file in force (`cloud.core.config`, read
   at the time of asking) on the field, with its level; the GB/T 18883-2022 indoor-air fields

@@ -225,7 +225,9 @@ async def test_bad_input_is_refused_with_a_reason(
         return str(resp.json()["detail"])
 
     assert "ch4_pct_lel" in await refused(422, range="1h", building="ld-01", field="methane")
-    assert "'1h', '1d', '1w', '30d' or '1y'" in await refused(422, range="2h", building="ld-01", field="co2_ppm")
+    assert "'1h', '1d', '1w', '30d' or '1y'" in await refused(
+        422, range="2h", building="ld-01", field="co2_ppm"
+    )
     assert "no building 'ld-99'" in await refused(
         404, range="1h", building="ld-99", field="co2_ppm"
     )
