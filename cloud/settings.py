@@ -87,6 +87,11 @@ class CloudSettings(BaseSettings):
     web_host: str = "127.0.0.1"
     web_port: int = Field(8000, ge=0, le=65535)
     session_secret: SecretStr = SecretStr(_PLACEHOLDER)
+    metrics_token: SecretStr | None = Field(
+        None,
+        description="Bearer token Prometheus sends to GET /metrics; without one the"
+        " endpoint is off (docs/operations.md)",
+    )
     session_max_age_s: int = Field(12 * 3600, ge=60)
     web_origins: list[str] = Field(
         default_factory=list,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from cloud.alarms.groups import AlarmGroup, group_alarms
-from cloud.alarms.model import OPEN_STATES, Alarm, LogEntry, Mode, Outcome
+from cloud.alarms.model import OPEN_STATES, Alarm, AlarmState, LogEntry, Mode, Outcome
 from cloud.alarms.rows import get
 from cloud.db.database import Database
 
@@ -31,6 +31,14 @@ class AlarmQueries:
             sql, params = sql + " LIMIT ?", (*params, limit)
         rows = await self.db.fetch_all(sql, params)
         return [Alarm.from_row(r) for r in rows]
+
+    async def unaccepted_by_level(self) -> dict[int, int]:
+        """How many live alarms wait for an operator, per level (the metrics' gauge)."""
+        rows = await self.db.fetch_all(
+            "SELECT level, count(*) AS n FROM alarms WHERE state = ? AND mode = ? GROUP BY level",
+            (AlarmState.ACTIVE.value, Mode.LIVE.value),
+        )
+        return {int(r["level"]): int(r["n"]) for r in rows}
 
     async def groups(self) -> list[AlarmGroup]:
         """The duty room's open alarms folded by building and category (cloud/alarms/groups.py),

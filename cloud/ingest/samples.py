@@ -31,6 +31,11 @@ class SampleBuffer:
         self.counts: Counter[str] = Counter()
         self._pending: list[Sample] = []
 
+    @property
+    def pending(self) -> int:
+        """Samples waiting for the next flush (or for a store that failed to come back)."""
+        return len(self._pending)
+
     def add(self, batch: Telemetry) -> None:
         """A stored telemetry batch's readings, one sample per value present."""
         pending = self._pending

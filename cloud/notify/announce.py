@@ -34,6 +34,9 @@ class Announcer:
         self.notifications = notifications
         #: called after new live alarms were pushed (the escalator's first step is due)
         self.on_new_alarms = on_new_alarms
+        #: told, for each new live alarm, the seconds from its message's arrival to its push
+        #: (the metrics' latency histogram)
+        self.on_pushed: Callable[[float], None] | None = None
         self.counts: Counter[str] = Counter()
 
     def changed(self, alarm: Alarm) -> int:
@@ -67,6 +70,8 @@ class Announcer:
         for alarm_id, alarm in latest.items():
             if alarm_id in fresh and alarm.pushed_at is None:
                 alarm = alarm.model_copy(update={"pushed_at": pushed})
+                if self.on_pushed is not None:
+                    self.on_pushed(max(pushed_at - alarm.received_at.timestamp(), 0.0))
             pages = self.hub.publish(messages.alarm_changed(alarm))
         if not new_live:
             return

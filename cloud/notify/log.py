@@ -132,6 +132,13 @@ class NotificationLog:
     def record_result(self, conn: Conn, row_id: int, result: str) -> None:
         conn.execute("UPDATE notifications SET call_result = ? WHERE id = ?", (result, row_id))
 
+    async def by_channel_and_status(self) -> dict[tuple[str, str], int]:
+        """Notifications per (channel, status) since the start of the record (the metrics)."""
+        rows = await self.db.fetch_all(
+            "SELECT channel, status, count(*) AS n FROM notifications GROUP BY channel, status"
+        )
+        return {(r["channel"], r["status"]): int(r["n"]) for r in rows}
+
     async def next_attempt_due(self) -> float | None:
         value = await self.db.fetch_value(
             "SELECT min(next_attempt_at) FROM notifications WHERE status = 'pending'"

@@ -30,6 +30,7 @@ from cloud.web import (
     errors,
     ledger,
     maintenance,
+    metrics,
     receipts,
     rules,
     site_devices,
@@ -136,6 +137,8 @@ def create_app(cloud: Cloud) -> FastAPI:
         redoc_url=None,
     )
     app.state.services = services_of(cloud)
+    app.state.metrics = metrics.CloudMetrics()
+    cloud.announcer.on_pushed = app.state.metrics.push_seconds.observe
     errors.install(app)
     app.add_middleware(
         SessionMiddleware,
@@ -178,6 +181,7 @@ def create_app(cloud: Cloud) -> FastAPI:
     app.include_router(site_import.router)
     app.include_router(users_api.router)
     app.include_router(receipts.router)
+    app.include_router(metrics.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/openapi.json", include_in_schema=False)
