@@ -47,6 +47,10 @@ def _parser() -> argparse.ArgumentParser:
             continue
         cmd.add_argument("--broker-host")
         cmd.add_argument("--broker-port", type=int)
+        cmd.add_argument(
+            "--broker-nodes",
+            help="a clustered broker's nodes, HOST:PORT,HOST:PORT,… (tried in turn)",
+        )
         cmd.add_argument("--broker-ca-file", type=Path, help="MQTT over TLS, trusting this CA")
         cmd.add_argument("--username")
         cmd.add_argument("--password")
