@@ -26,6 +26,11 @@ class GatewaySettings(BaseSettings):
         description="Every node of a clustered broker, HOST:PORT,HOST:PORT,…; tried in turn"
         " (a node that fails: the next one). Set, it replaces broker_host and broker_port",
     )
+    broker_command_qos: Literal[0, 1] = Field(
+        1,
+        description="QoS of the subscription to commands; 0 for a RabbitMQ 3.10 cluster"
+        " (docs/cluster.md: its QoS 1 subscription is tied to one node)",
+    )
     broker_ca_file: Path | None = Field(None, description="MQTT over TLS, trusting this CA")
     username: str | None = Field(None, description="Broker user (default: the gateway id)")
     password: SecretStr | None = None
@@ -79,6 +84,7 @@ class GatewaySettings(BaseSettings):
             password=self.password.get_secret_value() if self.password else None,
             ca_file=self.broker_ca_file,
             nodes=parse_nodes(self.broker_nodes) if self.broker_nodes else (),
+            command_qos=self.broker_command_qos,
         )
 
 

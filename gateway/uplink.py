@@ -78,6 +78,12 @@ class BrokerParams:
     ca_file: Path | None = None  # MQTT over TLS, trusting this CA (None: plain MQTT)
     #: every node of a clustered broker (host, port), tried in turn; empty: (host, port) only
     nodes: tuple[tuple[str, int], ...] = ()
+    #: QoS of the subscription to commands. 0 for a RabbitMQ 3.10 cluster: its MQTT plugin keeps
+    #: a QoS 1 subscription in a durable queue on the node that made it, and while that node
+    #: is down a subscription from another node is refused (the connection closed), so the
+    #: gateway could not fail over. (With a clean session, QoS 1 adds nothing across a
+    #: reconnect anyway: a lost acknowledgement is made good by sending again.)
+    command_qos: int = 1
 
     def addresses(self) -> tuple[tuple[str, int], ...]:
         """The nodes to try, in order (the single broker's address when there is no list)."""
@@ -284,7 +290,9 @@ class Uplink:
                     qos=1,
                     retain=True,
                 )
-                client.subscribe(topics.subscription(Channel.CMD, self.gateway_id), qos=1)
+                client.subscribe(
+                    topics.subscription(Channel.CMD, self.gateway_id), qos=self.broker.command_qos
+                )
                 up.set()
                 self.stats.connects += 1
                 self._queue.put(("up", gen, client, time.time()))

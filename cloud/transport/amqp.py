@@ -51,6 +51,23 @@ from contract.models import Command, encode
 
 log = logging.getLogger(__name__)
 
+
+class _NoTraceback(logging.Filter):
+    """aiormq logs a lost connection (a node killed: "reader exited abnormally") at warning
+    level with a traceback; the transport reports the outage itself (`BrokerLink`). Such a
+    record is kept as one line, the exception's text without its traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.levelno < logging.ERROR:
+            record.msg = f"{record.getMessage()}: {record.exc_info[1]!r}"
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+logging.getLogger("aiormq.connection").addFilter(_NoTraceback())
+
 #: The exchange RabbitMQ's MQTT plugin publishes to (its default `mqtt.exchange`).
 TOPIC_EXCHANGE = "amq.topic"
 #: The alternate exchange of `amq.topic` (set by policy) and the queue behind it.
