@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 from pathlib import Path
 
 from tests.faults.site import GATEWAYS
@@ -27,9 +28,10 @@ class ClusterBroker:
     def __init__(self, cluster: RabbitCluster | None = None) -> None:
         self.owned = cluster is None
         self.cluster = cluster or RabbitCluster()
-        if self.owned:
+        if self.owned:  # started now: the stack needs its ports and accounts
             for user in ("cloud", *GATEWAYS):
                 self.cluster.add_user(user)
+            self.cluster.start()
         self.queue = f"sc.faults-{os.urandom(4).hex()}"
         self._declared = False
 
@@ -44,10 +46,9 @@ class ClusterBroker:
         return self.cluster.users[user]
 
     def start(self) -> float:
-        if self.owned and not self.cluster.nodes:
-            self.cluster.start()
+        """(Running already; the cloud declares the stack's queue when it connects.)"""
         self._declared = True
-        return 0.0
+        return time.time()
 
     def stop(self) -> None:
         """The stack's queue goes; a cluster of its own stops too (by pid)."""

@@ -366,10 +366,15 @@ def cluster_node_kill(
         targets = [CLUSTER_TARGETS[i % 2] for i in range(kills)]
         rng.shuffle(targets)
     down_s = 2.0 if size is Size.SMALL else 6.0
-    slot = 4.0 if size is Size.SMALL else 12.0
+    slot = 4.0 if size is Size.SMALL else 20.0  # a node takes 10-16 s to start here
     duration = max(opts.duration_s, slot * len(targets) + 2)
     broker = ClusterBroker(cluster)
-    with Stack(opts, duration_s=duration, cluster=broker) as stack:
+    try:
+        stack = Stack(opts, duration_s=duration, cluster=broker)
+    except BaseException:
+        broker.stop()  # a cluster of its own is not left running
+        raise
+    with stack:
         stack.start()
         faults: list[Fault] = []
         leaders: list[bool] = []
@@ -378,8 +383,13 @@ def cluster_node_kill(
             stack.sleep_until(max(stack.at(slot * (i + rng.uniform(0.2, 0.5))), time.time()))
             leader = broker.leader()
             if target == "gateway-node":
-                gateway = GATEWAYS[0] if size is Size.SMALL else rng.choice(GATEWAYS)
-                node = broker.node_of_agent(stack.agents[gateway].logs[-1])
+                on = {gw: broker.node_of_agent(a.logs[-1]) for gw, a in stack.agents.items()}
+                # full size: a gateway's node that does not lead the queue, if there is one
+                # (the other target kills the leader)
+                apart = [gw for gw, n in on.items() if n is not leader]
+                choices = [GATEWAYS[0]] if size is Size.SMALL else apart or list(GATEWAYS)
+                gateway = rng.choice(choices)
+                node = on[gateway]
                 what = f"node {node.index} kill -9 ({gateway}'s node)"
             else:
                 node = leader
