@@ -14,6 +14,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 
+import aio_pika
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
@@ -30,7 +31,18 @@ from tests.servers import RabbitCluster, RabbitNode, free_port
 def queue_name(rabbit_cluster: RabbitCluster) -> Iterator[str]:
     name = f"sc.test-{uuid.uuid4().hex[:8]}"
     yield name
-    rabbit_cluster.ctl(rabbit_cluster.any_running(), "delete_queue", name)
+    asyncio.run(_delete_queue(rabbit_cluster, name))
+
+
+async def _delete_queue(cluster: RabbitCluster, name: str) -> None:
+    """Over AMQP (a `rabbitmqctl` call costs an Erlang start-up)."""
+    node = cluster.any_running()
+    connection = await aio_pika.connect(
+        host="127.0.0.1", port=node.amqp_port, login="cloud", password=cluster.users["cloud"]
+    )
+    async with connection:
+        channel = await connection.channel()
+        await channel.queue_delete(name)
 
 
 def transport(cluster: RabbitCluster, queue: str, nodes: list[Node] | None = None) -> AmqpTransport:
