@@ -740,6 +740,13 @@ log.console = false
                         return node
         raise KeyError(f"no quorum queue {queue!r} with a leader: {out!r}")
 
+    def heal(self) -> None:
+        """Start again every node that is not running (after a test that killed one), and wait
+        until each runs."""
+        for node in self.nodes:
+            if not node.alive():
+                self.start_node(node)
+
     # ---- the end -----------------------------------------------------------------------------
 
     def stop(self) -> None:

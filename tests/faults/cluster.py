@@ -51,7 +51,10 @@ class ClusterBroker:
         return time.time()
 
     def stop(self) -> None:
-        """The stack's queue goes; a cluster of its own stops too (by pid)."""
+        """The stack's queue goes; a cluster of its own stops too (by pid); a shared one is
+        left whole (a node the scenario killed and did not start again is started)."""
+        if not self.owned:
+            self.cluster.heal()
         if self._declared and any(n.alive() for n in self.cluster.nodes):
             self.cluster.ctl(self.cluster.any_running(), "delete_queue", self.queue)
             self._declared = False

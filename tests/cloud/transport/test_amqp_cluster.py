@@ -26,6 +26,9 @@ from cloud.transport.broker_link import BrokerLink
 from contract import topics
 from tests.servers import RabbitCluster, RabbitNode, free_port
 
+# the first test to ask for the session's cluster waits for it to start (~25-40 s on 2 cores)
+pytestmark = pytest.mark.timeout(180)
+
 
 @pytest.fixture
 def queue_name(rabbit_cluster: RabbitCluster) -> Iterator[str]:
