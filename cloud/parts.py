@@ -30,7 +30,7 @@ from cloud.notify.log import NotificationLog
 from cloud.routing.escalation import Escalator
 from cloud.rules import RulesCore, load_rules_with_digest
 from cloud.rules.reload import RulesReloader, check_against_site
-from cloud.settings import CloudSettings
+from cloud.settings import CloudSettings, parse_node
 from cloud.site.registry import Registry
 from cloud.site.store import SiteStore, SiteVersion, load_or_seed
 from cloud.site_changes.config_push import ConfigPush
@@ -38,6 +38,8 @@ from cloud.site_changes.service import SiteService
 from cloud.telemetry.base import TelemetryStore
 from cloud.telemetry.history import Retention
 from cloud.telemetry.open import open_store
+from cloud.transport.amqp import AmqpTransport, ClusterAddress, Node
+from cloud.transport.base import Transport
 from cloud.transport.broker_drops import DropWatch
 from cloud.transport.broker_link import BrokerLink
 from cloud.transport.mqtt import BrokerAddress, MqttTransport
@@ -68,7 +70,7 @@ class Cloud:
     users: Users
     credentials: GatewayCredentials
     claims: Claims
-    transport: MqttTransport
+    transport: Transport
     ingest: Ingest
     site: SiteService
     config_push: ConfigPush
@@ -161,23 +163,8 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[Cloud]:
             case_url=settings.case_url,
         )
         announcer.on_new_alarms = escalator.wake
-        mqtt_password = settings.mqtt_password
-        transport = MqttTransport(
-            BrokerAddress(
-                host=settings.mqtt_host,
-                port=settings.mqtt_port,
-                username=settings.mqtt_username,
-                password=mqtt_password.get_secret_value() if mqtt_password else None,
-                client_id=settings.mqtt_client_id,
-                tls_ca_file=settings.mqtt_tls_ca_file,
-            ),
-            link=BrokerLink(
-                on_change=lambda up, since: hub.publish(messages.broker_state(up, since))
-            ),
-            drops=DropWatch(),
-            retry_min_s=settings.mqtt_retry_min_s,
-            retry_max_s=settings.mqtt_retry_max_s,
-        )
+        link = BrokerLink(on_change=lambda up, since: hub.publish(messages.broker_state(up, since)))
+        transport = open_transport(settings, link)
         ingest = Ingest(
             registry=registry,
             core=core,
@@ -255,3 +242,39 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[Cloud]:
             await vendor.close()
         await store.close()
         await db.close()
+
+
+def open_transport(settings: CloudSettings, link: BrokerLink) -> Transport:
+    """The transport of the shape the settings choose: the single box's MQTT session, or the
+    cluster's AMQP consumer (docs/cluster.md)."""
+    if settings.broker == "rabbitmq":
+        password = settings.amqp_password
+        return AmqpTransport(
+            ClusterAddress(
+                nodes=tuple(Node(*parse_node(value)) for value in settings.amqp_nodes),
+                username=settings.amqp_username,
+                password=password.get_secret_value() if password else "",
+                client_id=settings.mqtt_client_id,
+                queue=settings.amqp_queue,
+                heartbeat_s=settings.amqp_heartbeat_s,
+            ),
+            link=link,
+            drops=DropWatch(),
+            retry_min_s=settings.mqtt_retry_min_s,
+            retry_max_s=settings.mqtt_retry_max_s,
+        )
+    mqtt_password = settings.mqtt_password
+    return MqttTransport(
+        BrokerAddress(
+            host=settings.mqtt_host,
+            port=settings.mqtt_port,
+            username=settings.mqtt_username,
+            password=mqtt_password.get_secret_value() if mqtt_password else None,
+            client_id=settings.mqtt_client_id,
+            tls_ca_file=settings.mqtt_tls_ca_file,
+        ),
+        link=link,
+        drops=DropWatch(),
+        retry_min_s=settings.mqtt_retry_min_s,
+        retry_max_s=settings.mqtt_retry_max_s,
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
@@ -49,6 +50,26 @@ class CloudSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SC_CLOUD_", env_nested_delimiter="__")
 
     environment: str = Field("development", pattern=r"^(development|production)$")
+
+    broker: Literal["mqtt", "rabbitmq"] = Field(
+        "mqtt",
+        description="mqtt: the single box (one MQTT broker: Mosquitto or the embedded one);"
+        " rabbitmq: the cluster shape, consuming over AMQP from a RabbitMQ cluster"
+        " (docs/cluster.md)",
+    )
+    amqp_nodes: list[str] = Field(
+        default_factory=lambda: ["127.0.0.1:5672"],
+        description="The cluster's nodes, HOST:PORT of AMQP each; the cloud uses one and moves"
+        " to the next when it fails (broker=rabbitmq)",
+    )
+    amqp_username: str = "cloud"
+    amqp_password: SecretStr | None = None
+    amqp_heartbeat_s: int = Field(
+        5, ge=1, le=60, description="AMQP heartbeat: a dead node is noticed in ~2x this"
+    )
+    amqp_queue: str = Field(
+        "sc.ingest", pattern=r"^[a-z0-9_.-]{1,200}$", description="The quorum queue consumed"
+    )
 
     mqtt_host: str = "127.0.0.1"
     mqtt_port: int = Field(1883, ge=1, le=65535)
@@ -210,9 +231,20 @@ class CloudSettings(BaseSettings):
         if self.environment == "production":
             if self.session_secret.get_secret_value() == _PLACEHOLDER:
                 raise ValueError("SC_CLOUD_SESSION_SECRET must be set in production")
-            if self.mqtt_password is None:
+            if self.broker == "mqtt" and self.mqtt_password is None:
                 raise ValueError("SC_CLOUD_MQTT_PASSWORD must be set in production")
+            if self.broker == "rabbitmq" and self.amqp_password is None:
+                raise ValueError("SC_CLOUD_AMQP_PASSWORD must be set in production")
         return self
+
+    @field_validator("amqp_nodes")
+    @classmethod
+    def _nodes(cls, nodes: list[str]) -> list[str]:
+        if not nodes:
+            raise ValueError("at least one node (HOST:PORT)")
+        for value in nodes:
+            parse_node(value)
+        return nodes
 
     @model_validator(mode="after")
     def _retry_bounds_in_order(self) -> CloudSettings:
@@ -247,3 +279,12 @@ def normal_origin(value: str) -> str:
     host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
     port = f":{parts.port}" if parts.port not in (None, default) else ""
     return f"{parts.scheme}://{host}{port}"
+
+
+def parse_node(value: str) -> tuple[str, int]:
+    """`HOST:PORT` (`[v6]:PORT` too) → (host, port); anything else is refused with the reason."""
+    host, sep, port = value.strip().rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"not HOST:PORT: {value!r}")
+    return host, int(port)

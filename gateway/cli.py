@@ -47,6 +47,13 @@ def _parser() -> argparse.ArgumentParser:
             continue
         cmd.add_argument("--broker-host")
         cmd.add_argument("--broker-port", type=int)
+        cmd.add_argument(
+            "--broker-nodes",
+            help="a clustered broker's nodes, HOST:PORT,HOST:PORT,… (tried in turn)",
+        )
+        cmd.add_argument(
+            "--broker-command-qos", type=int, choices=[0, 1], help="0 for a RabbitMQ cluster"
+        )
         cmd.add_argument("--broker-ca-file", type=Path, help="MQTT over TLS, trusting this CA")
         cmd.add_argument("--username")
         cmd.add_argument("--password")

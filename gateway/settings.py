@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contract.models import GatewayId
@@ -21,6 +21,16 @@ class GatewaySettings(BaseSettings):
     configs_dir: Path | None = Field(None, description="firmware_configs/ (default: the repo's)")
     broker_host: str = "127.0.0.1"
     broker_port: int = Field(1883, ge=1, le=65535)
+    broker_nodes: str | None = Field(
+        None,
+        description="Every node of a clustered broker, HOST:PORT,HOST:PORT,…; tried in turn"
+        " (a node that fails: the next one). Set, it replaces broker_host and broker_port",
+    )
+    broker_command_qos: Literal[0, 1] = Field(
+        1,
+        description="QoS of the subscription to commands; 0 for a RabbitMQ 3.10 cluster"
+        " (docs/cluster.md: its QoS 1 subscription is tied to one node)",
+    )
     broker_ca_file: Path | None = Field(None, description="MQTT over TLS, trusting this CA")
     username: str | None = Field(None, description="Broker user (default: the gateway id)")
     password: SecretStr | None = None
@@ -48,6 +58,13 @@ class GatewaySettings(BaseSettings):
             raise ValueError("script needs simulate (it drives the simulated devices)")
         return self
 
+    @field_validator("broker_nodes")
+    @classmethod
+    def _nodes(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_nodes(value)
+        return value
+
     def zigbee_broker(self) -> ZigbeeBroker:
         return ZigbeeBroker(
             host=self.zigbee_host,
@@ -66,4 +83,18 @@ class GatewaySettings(BaseSettings):
             username=self.username or self.gateway,
             password=self.password.get_secret_value() if self.password else None,
             ca_file=self.broker_ca_file,
+            nodes=parse_nodes(self.broker_nodes) if self.broker_nodes else (),
+            command_qos=self.broker_command_qos,
         )
+
+
+def parse_nodes(value: str) -> tuple[tuple[str, int], ...]:
+    """`HOST:PORT,HOST:PORT` → ((host, port), …); anything else is refused with the reason."""
+    out = []
+    for item in value.split(","):
+        host, sep, port = item.strip().rpartition(":")
+        host = host.strip("[]")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"not HOST:PORT: {item.strip()!r} (in {value!r})")
+        out.append((host, int(port)))
+    return tuple(out)

@@ -19,6 +19,10 @@ How it keeps the outbox promise:
   (it saw a gap in `seq`). The cloud's idempotency by event `id` makes this harmless.
 - Rows that waited for an uplink (stored during an outage, or left by an earlier run) go
   through the replay hook when sent (the agent marks such events `replayed: true`).
+- A clustered broker (`BrokerParams.nodes`): a connection that fails or drops moves on to the
+  next node at once; only after every node has failed in a row does the back-off grow. The
+  events the cloud has not acknowledged go out again on the new node (as after any
+  reconnect); the cloud's acknowledgements reach the gateway on whichever node it is.
 - Outages: an outage begins with the first failed connect or a dropped connection, and is
   kept in the outbox's `meta` (so one that spans a restart is measured whole). When a
   connection is up again, `on_restored(offline_s)` is called once, after the backlog has been
@@ -72,6 +76,18 @@ class BrokerParams:
     keepalive: int = 30
     client_id: str | None = None  # default: the gateway id
     ca_file: Path | None = None  # MQTT over TLS, trusting this CA (None: plain MQTT)
+    #: every node of a clustered broker (host, port), tried in turn; empty: (host, port) only
+    nodes: tuple[tuple[str, int], ...] = ()
+    #: QoS of the subscription to commands. 0 for a RabbitMQ 3.10 cluster: its MQTT plugin keeps
+    #: a QoS 1 subscription in a durable queue on the node that made it, and while that node
+    #: is down a subscription from another node is refused (the connection closed), so the
+    #: gateway could not fail over. (With a clean session, QoS 1 adds nothing across a
+    #: reconnect anyway: a lost acknowledgement is made good by sending again.)
+    command_qos: int = 1
+
+    def addresses(self) -> tuple[tuple[str, int], ...]:
+        """The nodes to try, in order (the single broker's address when there is no list)."""
+        return self.nodes or ((self.host, self.port),)
 
 
 @dataclass(frozen=True)
@@ -152,6 +168,7 @@ class Uplink:
         # during an outage (a failed connect or a dropped connection): see `_sender`.
         self._replay_upto = outbox.last_row()
         self._outage = False
+        self._node = broker.addresses()[0]  # the node connected to (or tried) last
         self._session_thread: threading.Thread | None = None
         self._sender_thread: threading.Thread | None = None
         if broker.username is not None and broker.username != gateway_id:
@@ -183,7 +200,7 @@ class Uplink:
                 return
             self._down_since = time.monotonic()
         self.outbox.set_meta(DOWN_SINCE, repr(time.time()))
-        log.warning("uplink outage began broker=%s:%d", self.broker.host, self.broker.port)
+        log.warning("uplink outage began broker=%s:%d", *self._node)
 
     def _came_back(self) -> None:
         with self._down_lock:
@@ -273,7 +290,9 @@ class Uplink:
                     qos=1,
                     retain=True,
                 )
-                client.subscribe(topics.subscription(Channel.CMD, self.gateway_id), qos=1)
+                client.subscribe(
+                    topics.subscription(Channel.CMD, self.gateway_id), qos=self.broker.command_qos
+                )
                 up.set()
                 self.stats.connects += 1
                 self._queue.put(("up", gen, client, time.time()))
@@ -314,17 +333,27 @@ class Uplink:
 
     def _session(self) -> None:
         delay = self.options.backoff_min_s
-        where = f"{self.broker.host}:{self.broker.port}"
+        nodes = self.broker.addresses()
+        turn = 0  # the node to try next
+        failed_in_a_row = 0  # nodes that failed since the last good connection
         while not self._stopping.is_set():
             self._gen += 1
             up, down = threading.Event(), threading.Event()
             client = self._make_client(self._gen, up, down)
+            host, port = self._node = nodes[turn % len(nodes)]
+            turn += 1
+            where = f"{host}:{port}"
             try:
-                client.connect(self.broker.host, self.broker.port, self.broker.keepalive)
+                client.connect(host, port, self.broker.keepalive)
             except (OSError, ValueError) as exc:
                 self._outage = True
                 self._went_down()
                 self.stats.connect_failures += 1
+                failed_in_a_row += 1
+                if failed_in_a_row < len(nodes):
+                    log.info("uplink connect failed broker=%s error=%r next=node", where, exc)
+                    continue  # another node may be there: at once
+                failed_in_a_row = 0
                 log.info("uplink connect failed broker=%s error=%r retry_s=%.2f", where, exc, delay)
                 self._stopping.wait(_jitter(delay))
                 delay = min(delay * 2, self.options.backoff_max_s)
@@ -341,13 +370,18 @@ class Uplink:
                 self._went_down()
             if up.is_set():
                 self.stats.disconnects += 1
+                failed_in_a_row = 0
                 delay = self.options.backoff_min_s
                 if not self._end_session.is_set():
                     log.warning("uplink disconnected broker=%s", where)
             else:
                 self.stats.connect_failures += 1
+                failed_in_a_row += 1
             if self._stopping.is_set():
                 break
+            if not up.is_set() and failed_in_a_row < len(nodes):
+                continue  # refused by this node (e.g. it lost its cluster): the next one
+            failed_in_a_row = 0
             self._stopping.wait(_jitter(delay))
             if not up.is_set():
                 delay = min(delay * 2, self.options.backoff_max_s)
@@ -408,8 +442,7 @@ class Uplink:
                 state.conn.replay_upto = self._replay_upto
                 log.info(
                     "uplink connected broker=%s:%d backlog=%d",
-                    self.broker.host,
-                    self.broker.port,
+                    *self._node,
                     self.outbox.count(),
                 )
                 self._came_back()

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Run the whole test suite against real servers (Mosquitto, InfluxDB, PostgreSQL, Chromium),
-# installing what is missing first. Extra arguments go to pytest.
+# Run the whole test suite against real servers (Mosquitto, InfluxDB, PostgreSQL, a RabbitMQ
+# cluster, Chromium), installing what is missing first. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh test mosquitto mosquitto-clients influxdb postgresql chromium fonts-noto-cjk
+scripts/setup.sh test mosquitto mosquitto-clients influxdb postgresql rabbitmq-server chromium \
+  fonts-noto-cjk
 echo "==> ruff"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .

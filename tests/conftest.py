@@ -16,7 +16,7 @@ from tests.db_backends import (  # noqa: F401
     postgresql,
     postgresql_databases,
 )
-from tests.servers import InfluxDB, Mosquitto
+from tests.servers import InfluxDB, Mosquitto, RabbitCluster
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_SITE = REPO / "firmware_configs" / "sites" / "demo.yaml"
@@ -34,6 +34,24 @@ def mosquitto() -> Iterator[Mosquitto]:
     broker.start()
     yield broker
     broker.cleanup()
+
+
+#: The accounts of the session's RabbitMQ cluster: the cloud, the demo's gateways and the fault
+#: suite's.
+CLUSTER_USERS = ("cloud", "gw-ld01", "gw-ld02", "gw-f01", "gw-f02")
+
+
+@pytest.fixture(scope="session")
+def rabbit_cluster() -> Iterator[RabbitCluster]:
+    """A RabbitMQ cluster of 3 nodes for the session (~25-35 s to start: only when a test asks
+    for it, at most once), with the accounts of `CLUSTER_USERS` and the shipped policies
+    (deploy/rabbitmq/definitions.json). A test that kills a node starts it again."""
+    cluster = RabbitCluster()
+    for user in CLUSTER_USERS:
+        cluster.add_user(user)
+    cluster.start()
+    yield cluster
+    cluster.cleanup()
 
 
 @pytest.fixture(scope="session")

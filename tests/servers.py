@@ -1,12 +1,16 @@
-"""Real servers for the tests: Mosquitto, InfluxDB and PostgreSQL from Debian, on free loopback
-ports.
+"""Real servers for the tests: Mosquitto, InfluxDB, PostgreSQL and a RabbitMQ cluster from Debian,
+on free loopback ports.
 
 Each is started in the foreground as a child process and stopped by its own process id.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -15,6 +19,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 ACL = REPO / "deploy" / "mosquitto" / "acl"
@@ -420,6 +425,344 @@ class PostgreSQL:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+RABBITMQ_BIN = Path("/usr/lib/rabbitmq/bin")
+#: The policies we ship (amq.topic's alternate exchange), imported on start.
+RABBITMQ_DEFINITIONS = REPO / "deploy" / "rabbitmq" / "definitions.json"
+#: The plugins every node runs: MQTT for the gateways, the consistent-hash exchange for sharding.
+RABBITMQ_PLUGINS = ("rabbitmq_mqtt", "rabbitmq_consistent_hash_exchange")
+#: The cloud's account: everything on the virtual host.
+CLOUD_PERMISSIONS = (".*", ".*", ".*")
+
+
+def gateway_permissions(gateway: str) -> tuple[str, str, str]:
+    """configure, write, read: what RabbitMQ's MQTT plugin does for a gateway (its own
+    subscription queues, publishing to and binding from amq.topic)."""
+    own = rf"mqtt-subscription-{re.escape(gateway)}qos[01]"
+    return (f"^{own}$", rf"^(amq\.topic|{own})$", rf"^(amq\.topic|{own})$")
+
+
+def gateway_topic_permissions(gateway: str) -> tuple[str, str]:
+    """write, read on amq.topic (routing keys: the MQTT plugin maps `/` to `.`): a gateway
+    publishes on its own status, event, telemetry and reply topics and reads its own commands,
+    like the Mosquitto ACL we ship (deploy/mosquitto/acl)."""
+    gw = re.escape(gateway)
+    return (
+        rf"^sc\.v1\.{gw}\.(status|event|telemetry|reply)$",
+        rf"^sc\.v1\.{gw}\.cmd\.",
+    )
+
+
+def users_definitions(users: dict[str, str]) -> dict[str, Any]:
+    """RabbitMQ definitions (as `rabbitmqctl import_definitions` reads them) of these accounts
+    (name → password): "cloud" may do everything, any other is a gateway."""
+    out: dict[str, list[dict[str, str]]] = {"users": [], "permissions": [], "topic_permissions": []}
+    for name, password in users.items():
+        salt = os.urandom(4)
+        digest = hashlib.sha256(salt + password.encode()).digest()
+        out["users"].append(
+            {
+                "name": name,
+                "password_hash": base64.b64encode(salt + digest).decode(),
+                "hashing_algorithm": "rabbit_password_hashing_sha256",
+                "tags": "",
+            }
+        )
+        configure, write, read = CLOUD_PERMISSIONS if name == "cloud" else gateway_permissions(name)
+        out["permissions"].append(
+            {"user": name, "vhost": "/", "configure": configure, "write": write, "read": read}
+        )
+        if name != "cloud":
+            topic_write, topic_read = gateway_topic_permissions(name)
+            out["topic_permissions"].append(
+                {
+                    "user": name,
+                    "vhost": "/",
+                    "exchange": "amq.topic",
+                    "write": topic_write,
+                    "read": topic_read,
+                }
+            )
+    return dict(out)
+
+
+@dataclass
+class RabbitNode:
+    """One node of a `RabbitCluster`: its name, ports, folder and process."""
+
+    index: int
+    amqp_port: int
+    mqtt_port: int
+    dist_port: int
+    folder: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def name(self) -> str:
+        return f"rabbit{self.index}@localhost"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.folder / "rabbit.pid"
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+
+@dataclass
+class RabbitCluster:
+    """A RabbitMQ cluster (Debian package `rabbitmq-server`) of `size` nodes on loopback, each
+    with its own data folder and free ports for AMQP, MQTT and Erlang distribution, a private
+    epmd on a free port (so clusters of other programs on this machine never meet ours), and
+    one cookie. Nodes run as this user (root here) started in the foreground and stopped by
+    their own process ids, never by name; epmd too.
+
+    `users` are made on start: "cloud" may do everything; any other name is a gateway with
+    `gateway_permissions` and per-gateway topic permissions (RabbitMQ's topic authorisation
+    on amq.topic). Start-up takes ~25 s on 2 cores (three nodes at once, then joined).
+    """
+
+    size: int = 3
+    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="sc-rabbit-")))
+    users: dict[str, str] = field(default_factory=dict)
+    nodes: list[RabbitNode] = field(default_factory=list)
+    epmd_port: int = 0
+    epmd: subprocess.Popen[bytes] | None = None
+
+    def add_user(self, name: str, password: str | None = None) -> str:
+        """An account made on start() (or at once, if the cluster runs); its password."""
+        password = password or f"pw-{name}-{os.urandom(4).hex()}"
+        self.users[name] = password
+        if self.nodes and any(n.alive() for n in self.nodes):
+            self._make_user(name, password)
+        return password
+
+    # ---- lifetime ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if not (RABBITMQ_BIN / "rabbitmq-server").exists():
+            raise RuntimeError("RabbitMQ is not installed (Debian package `rabbitmq-server`)")
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        # Erlang wants the cookie private to its user; `rabbitmqctl` reads it from $HOME too
+        cookie = self.workdir / ".erlang.cookie"
+        cookie.write_text(os.urandom(16).hex())
+        cookie.chmod(0o400)
+        ports = free_ports(1 + 3 * self.size)
+        self.epmd_port = ports[0]
+        self.epmd = subprocess.Popen(
+            ["epmd", "-port", str(self.epmd_port), "-address", "127.0.0.1"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=self._env(),
+        )
+        self.nodes = [
+            RabbitNode(
+                index=i + 1,
+                amqp_port=ports[1 + 3 * i],
+                mqtt_port=ports[2 + 3 * i],
+                dist_port=ports[3 + 3 * i],
+                folder=self.workdir / f"rabbit{i + 1}",
+            )
+            for i in range(self.size)
+        ]
+        for node in self.nodes:
+            self._prepare(node)
+        try:
+            for node in self.nodes:
+                self.start_node(node, wait=False)
+            for node in self.nodes:
+                self.wait_node(node)
+            first = self.nodes[0]
+            for node in self.nodes[1:]:
+                self.ctl(node, "stop_app")
+                self.ctl(node, "join_cluster", first.name)
+                self.ctl(node, "start_app")
+            shipped = json.loads(RABBITMQ_DEFINITIONS.read_text(encoding="utf-8"))
+            self.import_definitions({**shipped, **users_definitions(self.users)})
+        except BaseException:
+            self.stop()
+            raise
+
+    def _env(self, node: RabbitNode | None = None) -> dict[str, str]:
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("RABBITMQ_", "ERL_"))},
+            "HOME": str(self.workdir),
+            "ERL_EPMD_ADDRESS": "127.0.0.1",
+            "ERL_EPMD_PORT": str(self.epmd_port),
+            "LC_ALL": "C.UTF-8",
+        }
+        if node is not None:
+            env.update(
+                {
+                    "RABBITMQ_NODENAME": node.name,
+                    "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+                    "RABBITMQ_NODE_PORT": str(node.amqp_port),
+                    "RABBITMQ_DIST_PORT": str(node.dist_port),
+                    "RABBITMQ_CONFIG_FILE": str(node.folder / "rabbitmq.conf"),
+                    "RABBITMQ_MNESIA_BASE": str(node.folder / "mnesia"),
+                    "RABBITMQ_LOG_BASE": str(node.folder / "log"),
+                    "RABBITMQ_ENABLED_PLUGINS_FILE": str(node.folder / "enabled_plugins"),
+                    "RABBITMQ_PID_FILE": str(node.pid_file),
+                    "RABBITMQ_CONF_ENV_FILE": str(node.folder / "rabbitmq-env.conf"),
+                    # `exec erl`: the process we start is the node itself (its pid is ours)
+                    "RUNNING_UNDER_SYSTEMD": "1",
+                    # distribution (clustering) on loopback only, like the other listeners
+                    "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface"
+                    " {127,0,0,1}",
+                }
+            )
+        return env
+
+    def _prepare(self, node: RabbitNode) -> None:
+        node.folder.mkdir(parents=True, exist_ok=True)
+        (node.folder / "rabbitmq-env.conf").write_text("")
+        (node.folder / "enabled_plugins").write_text(f"[{','.join(RABBITMQ_PLUGINS)}].\n")
+        (node.folder / "rabbitmq.conf").write_text(
+            f"""listeners.tcp.default = 127.0.0.1:{node.amqp_port}
+mqtt.listeners.tcp.default = 127.0.0.1:{node.mqtt_port}
+mqtt.allow_anonymous = false
+mqtt.vhost = /
+mqtt.exchange = amq.topic
+loopback_users = none
+cluster_partition_handling = pause_minority
+log.file.level = warning
+log.console = false
+"""
+        )
+
+    def start_node(self, node: RabbitNode, *, wait: bool = True) -> float:
+        """Start (again) one node, in its own data folder; with `wait`, until it runs
+        (rejoining its cluster). Returns when it was started (time.time())."""
+        node.pid_file.unlink(missing_ok=True)
+        node.proc = subprocess.Popen(
+            [str(RABBITMQ_BIN / "rabbitmq-server")],
+            env=self._env(node),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=open(node.folder / "stderr.log", "ab"),  # noqa: SIM115
+            cwd=node.folder,
+        )
+        started = time.time()
+        if wait:
+            self.wait_node(node)
+        return started
+
+    def wait_node(self, node: RabbitNode, timeout: float = 120.0) -> None:
+        """Until the node's application runs (`rabbitmqctl wait` on its pid file)."""
+        deadline = time.monotonic() + timeout
+        while not node.pid_file.exists():
+            if not node.alive():
+                raise RuntimeError(f"{node.name} exited: {self._tail(node)}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{node.name} wrote no pid file in {timeout:g} s")
+            time.sleep(0.05)
+        self.ctl(node, "wait", "--timeout", str(int(timeout)), str(node.pid_file))
+
+    def ctl(self, node: RabbitNode, *args: str, timeout: float = 130.0) -> str:
+        """`rabbitmqctl -n NODE ARGS…` (the real one: /usr/sbin's wrapper switches user)."""
+        done = subprocess.run(
+            [str(RABBITMQ_BIN / "rabbitmqctl"), "-n", node.name, *args],
+            env=self._env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(
+                f"rabbitmqctl {' '.join(args)} on {node.name} failed: {done.stderr.strip()}"
+            )
+        return done.stdout
+
+    def any_running(self) -> RabbitNode:
+        for node in self.nodes:
+            if node.alive():
+                return node
+        raise RuntimeError("no node of the cluster is running")
+
+    def _make_user(self, name: str, password: str) -> None:
+        self.import_definitions(users_definitions({name: password}))
+
+    def import_definitions(self, definitions: dict[str, Any]) -> None:
+        """Users, permissions, policies… in one `rabbitmqctl import_definitions` (each call of
+        the CLI costs an Erlang start-up, ~1 s)."""
+        path = self.workdir / f"definitions-{os.urandom(4).hex()}.json"
+        path.write_text(json.dumps(definitions))
+        try:
+            self.ctl(self.any_running(), "import_definitions", str(path))
+        finally:
+            path.unlink(missing_ok=True)
+
+    def _tail(self, node: RabbitNode) -> str:
+        text = (node.folder / "stderr.log").read_text(errors="replace")
+        for log in sorted((node.folder / "log").glob("*.log")):
+            text += log.read_text(errors="replace")
+        return text[-2000:]
+
+    # ---- faults ------------------------------------------------------------------------------
+
+    def kill9(self, node: RabbitNode) -> float:
+        """kill -9 of one node by its pid, as a crash or a power cut would end it; when
+        (time.time())."""
+        if node.proc is not None and node.proc.poll() is None:
+            node.proc.kill()
+            node.proc.wait(timeout=10)
+        return time.time()
+
+    def node_of(self, port: int) -> RabbitNode:
+        """The node listening on this AMQP or MQTT port."""
+        for node in self.nodes:
+            if port in (node.amqp_port, node.mqtt_port):
+                return node
+        raise KeyError(port)
+
+    def queue_leader(self, queue: str, vhost: str = "/") -> RabbitNode:
+        """The node that leads a quorum queue now."""
+        out = self.ctl(
+            self.any_running(),
+            "list_queues",
+            "-p",
+            vhost,
+            "name",
+            "leader",
+            "--no-table-headers",
+            "--quiet",
+        )
+        for line in out.splitlines():
+            parts = line.split()
+            if len(parts) == 2 and parts[0] == queue:
+                for node in self.nodes:
+                    if node.name == parts[1]:
+                        return node
+        raise KeyError(f"no quorum queue {queue!r} with a leader: {out!r}")
+
+    def heal(self) -> None:
+        """Start again every node that is not running (after a test that killed one), and wait
+        until each runs."""
+        for node in self.nodes:
+            if not node.alive():
+                self.start_node(node)
+
+    # ---- the end -----------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Every node (SIGTERM: a clean stop), then epmd — each by its own pid."""
+        for node in self.nodes:
+            if node.proc is not None and node.proc.poll() is None:
+                node.proc.terminate()
+        for node in self.nodes:
+            if node.proc is not None:
+                try:
+                    node.proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    node.proc.kill()
+                    node.proc.wait(timeout=10)
+        if self.epmd is not None:
+            _stop(self.epmd)
 
     def cleanup(self) -> None:
         self.stop()

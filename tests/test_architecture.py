@@ -4,7 +4,8 @@
 - the web app is imported only by the module that runs the cloud (`cloud.serve`);
 - the cloud and the gateway side never import each other; the contract imports neither;
 - the MQTT clients are each imported by one module (the cloud's transport, the gateway's
-  uplink and zigbee bridge), gpiozero by the GPIO driver only;
+  uplink and zigbee bridge), the AMQP client by the cluster's transport, gpiozero by the GPIO
+  driver only;
 - no module of the cloud or the contract is much over 400 lines.
 """
 
@@ -172,6 +173,8 @@ def test_the_sides_keep_apart(side: str, never: tuple[str, ...]) -> None:
     ("library", "allowed"),
     [
         ("aiomqtt", {"cloud.transport.mqtt"}),
+        ("aio_pika", {"cloud.transport.amqp"}),
+        ("aiormq", {"cloud.transport.amqp"}),
         # edge.sim plays zigbee2mqtt (another program) publishing to the gateway's broker
         ("paho", {"gateway.uplink", "edge.drivers.zigbee", "gateway.footprint", "edge.sim"}),
         ("gpiozero", {"edge.drivers.gpio"}),

@@ -24,13 +24,13 @@ import logging
 
 from cloud.ingest.check import Checked
 from cloud.ingest.pipeline import Ingest
-from cloud.transport.mqtt import MqttTransport, Received
+from cloud.transport.base import Received, Transport
 
 log = logging.getLogger(__name__)
 
 
 class BrokerConsumer:
-    def __init__(self, ingest: Ingest, transport: MqttTransport) -> None:
+    def __init__(self, ingest: Ingest, transport: Transport) -> None:
         self.ingest = ingest
         self.transport = transport
         #: checked, waiting for the batch before it to be stored

@@ -39,9 +39,9 @@ from cloud.notify.announce import Announcer
 from cloud.rules import Evaluation, RulesCore
 from cloud.site.registry import Registry
 from cloud.telemetry.base import TelemetryStore
+from cloud.transport.base import Received, Transport
 from cloud.transport.broker_drops import DropWatch
 from cloud.transport.broker_link import BrokerLink
-from cloud.transport.mqtt import MqttTransport, Received
 from contract import topics
 from contract.models import (
     Ack,
@@ -85,7 +85,7 @@ class Ingest:
         announcer: Announcer,
         rejects: RejectLog,
         maintenance: Maintenance | None = None,
-        transport: MqttTransport | None = None,
+        transport: Transport | None = None,
         flush_interval_s: float = 0.2,
         tick_s: float = 1.0,
         max_pending_samples: int = 1_000_000,

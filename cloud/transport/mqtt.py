@@ -22,23 +22,21 @@ import asyncio
 import logging
 import socket
 import ssl
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiomqtt
 
+from cloud.transport.base import CHANNELS, Consume, Received, WaitS
 from cloud.transport.broker_drops import SYS_TOPICS, DropWatch
 from cloud.transport.broker_link import Backoff, BrokerLink
 from contract import topics
 from contract.models import Command, encode
-from contract.topics import Channel
 
 log = logging.getLogger(__name__)
 
-#: What the cloud consumes: every gateway's status, events, telemetry and replies.
-CHANNELS = (Channel.STATUS, Channel.EVENT, Channel.TELEMETRY, Channel.REPLY)
+__all__ = ["CHANNELS", "BrokerAddress", "Consume", "MqttTransport", "Received", "WaitS"]
 
 
 @dataclass(frozen=True)
@@ -49,30 +47,6 @@ class BrokerAddress:
     password: str | None
     client_id: str
     tls_ca_file: Path | None = None  # MQTT over TLS (1.2+) trusting this CA
-
-
-@dataclass(slots=True)
-class Received:
-    """A message off the broker, acknowledged to it at most once."""
-
-    topic: str
-    payload: bytes
-    _message: aiomqtt.Message
-    _session: aiomqtt.Client  # the session it came on: only that one may acknowledge it
-    acked: bool = False
-
-    @property
-    def gateway(self) -> str:
-        """The gateway the topic names (`-` if none): what fair shares count by."""
-        parts = self.topic.split("/", 3)
-        return parts[2] if len(parts) > 2 else "-"
-
-
-#: Given a batch, handles it; returns when the next batch may be taken.
-Consume = Callable[[list[Received]], Awaitable[None]]
-#: How long to wait for a first message before handing over an empty batch (None: until one
-#: comes).
-WaitS = Callable[[], float | None]
 
 
 class MqttTransport:
@@ -166,10 +140,11 @@ class MqttTransport:
     def ack(self, item: Received) -> None:
         """The broker may forget this message (QoS 1: a PUBACK; once). Not on a later session
         than the one it came on (the broker delivers it again there)."""
-        if item.acked or item._session is not self._client:
+        client = self._client
+        if item.acked or client is None or item._session is not client:
             return
         if item._message.qos > 0:
-            item._session._client.ack(item._message.mid, item._message.qos)
+            client._client.ack(item._message.mid, item._message.qos)
         item.acked = True
 
     # ---- out ---------------------------------------------------------------------------------

@@ -18,10 +18,12 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from tests.faults.cluster import ClusterBroker
 from tests.faults.ledger import Counts, Fault, read_outbox
 from tests.faults.procs import SHIPPED_CONF, autosave_interval_s
 from tests.faults.site import GATEWAYS
 from tests.faults.stack import Options, Settled, Stack
+from tests.servers import RabbitCluster
 
 
 class Size(Enum):
@@ -340,6 +342,83 @@ def _disk_full_logged(log: Path) -> bool:
     return log.exists() and "database or disk is full" in log.read_text(errors="replace")
 
 
+# -- 7. a node of the cluster killed ------------------------------------------------------------
+
+#: What a cluster kill aims at: the node a gateway is connected to, the quorum queue's leader.
+CLUSTER_TARGETS = ("gateway-node", "queue-leader")
+
+
+def cluster_node_kill(
+    opts: Options,
+    size: Size,
+    rng: random.Random,
+    kills: int = 0,
+    cluster: RabbitCluster | None = None,
+) -> Result:
+    """The cluster shape (tests/faults/cluster.py): kill -9 of one node at a time, at random
+    moments, while the others carry on; the node is started again after `down_s` (and has
+    rejoined before the next kill, so a majority is always there). Small: one kill of the node
+    gw-f01 is on. Full: `kills` (default 4), both targets, in random order."""
+    if size is Size.SMALL:
+        targets = [CLUSTER_TARGETS[0]] * (kills or 1)
+    else:
+        kills = max(kills or 4, 2)
+        targets = [CLUSTER_TARGETS[i % 2] for i in range(kills)]
+        rng.shuffle(targets)
+    down_s = 2.0 if size is Size.SMALL else 6.0
+    slot = 4.0 if size is Size.SMALL else 20.0  # a node takes 10-16 s to start here
+    duration = max(opts.duration_s, slot * len(targets) + 2)
+    broker = ClusterBroker(cluster)
+    try:
+        stack = Stack(opts, duration_s=duration, cluster=broker)
+    except BaseException:
+        broker.stop()  # a cluster of its own is not left running
+        raise
+    with stack:
+        stack.start()
+        faults: list[Fault] = []
+        leaders: list[bool] = []
+        back_after: list[float] = []  # s from each kill until its node ran again
+        for i, target in enumerate(targets):
+            stack.sleep_until(max(stack.at(slot * (i + rng.uniform(0.2, 0.5))), time.time()))
+            leader = broker.leader()
+            if target == "gateway-node":
+                on = {gw: broker.node_of_agent(a.logs[-1]) for gw, a in stack.agents.items()}
+                # full size: a gateway's node that does not lead the queue, if there is one
+                # (the other target kills the leader)
+                apart = [gw for gw, n in on.items() if n is not leader]
+                choices = [GATEWAYS[0]] if size is Size.SMALL else apart or list(GATEWAYS)
+                gateway = rng.choice(choices)
+                node = on[gateway]
+                what = f"node {node.index} kill -9 ({gateway}'s node)"
+            else:
+                node = leader
+                what = f"node {node.index} kill -9 (the queue's leader)"
+            if node is leader and target == "gateway-node":
+                what = what[:-1] + ", the queue's leader)"
+            began = broker.cluster.kill9(node)
+            leaders.append(node is leader)
+            _say(stack, what)
+            stack.sleep_until(began + down_s * rng.uniform(0.75, 1.25))
+            broker.cluster.start_node(node)
+            back_after.append(round(time.time() - began, 1))
+            _say(stack, f"node {node.index} running again ({back_after[-1]:.1f} s after)")
+            # recovery is measured from the kill: the cluster must carry on without the node
+            faults.append(Fault(what, began, began))
+        moved = {
+            gw: broker.node_of_agent(agent.logs[-1]).index for gw, agent in stack.agents.items()
+        }
+        return _finish(
+            stack,
+            "cluster-node-kill",
+            faults,
+            targets=targets,
+            leader_killed=leaders,
+            back_after_s=back_after,
+            nodes_of_gateways_at_end=moved,
+        )
+
+
 SCENARIOS = {
     s.name: s
     for s in (
@@ -369,6 +448,12 @@ SCENARIOS = {
             "disk-full",
             "one gateway offline with its outbox on a small filesystem that fills up",
             disk_full,
+        ),
+        Scenario(
+            "cluster-node-kill",
+            "the cluster shape (3 RabbitMQ nodes): kill -9 of the node a gateway is on and of"
+            " the quorum queue's leader, at random moments",
+            cluster_node_kill,
         ),
     )
 }

@@ -28,6 +28,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from contract import topics
 from contract.models import Event, EventType, Kind, encode, utc_now
+from tests.faults.cluster import ClusterBroker
 from tests.faults.gate import UplinkGate
 from tests.faults.ledger import (
     Counts,
@@ -80,15 +81,27 @@ class Stack:
         gated: Sequence[str] = (),
         agent_args: Sequence[str] = (),
         outbox_disk_mb: Mapping[str, float] | None = None,
+        cluster: ClusterBroker | None = None,
     ):
         self.opts = opts
         self.duration_s = duration_s
         self.workdir = Path(tempfile.mkdtemp(prefix="sc-faults-"))
         self.workdir.chmod(0o755)
-        self.passwords = {name: f"pw-{name}-{os.urandom(6).hex()}" for name in ("cloud", *GATEWAYS)}
-        port = free_port()
-        (self.workdir / "broker").mkdir()
-        self.broker = ShippedBroker(self.workdir / "broker", self.passwords, port)
+        cloud_env = dict(opts.cloud_env)
+        self._broker: ShippedBroker | None = None
+        #: the cluster shape's broker (None: the shipped Mosquitto, `broker`)
+        self.cluster = cluster
+        if cluster is None:
+            self.passwords = {
+                name: f"pw-{name}-{os.urandom(6).hex()}" for name in ("cloud", *GATEWAYS)
+            }
+            port = free_port()
+            (self.workdir / "broker").mkdir()
+            self._broker = ShippedBroker(self.workdir / "broker", self.passwords, port)
+        else:  # the cluster shape (tests/faults/cluster.py)
+            self.passwords = {name: cluster.password(name) for name in ("cloud", *GATEWAYS)}
+            port = cluster.port
+            cloud_env = {**cluster.cloud_env(), **cloud_env}
         self.site = write_site(self.workdir / "site.yaml")
         self.configs = write_configs(self.workdir / "configs", compress=compress)
         (self.workdir / "cloud").mkdir()
@@ -97,7 +110,7 @@ class Stack:
             broker_port=port,
             password=self.passwords["cloud"],
             site_file=self.site,
-            extra_env=opts.cloud_env,
+            extra_env=cloud_env,
         )
         self.gates = {gw: UplinkGate(port) for gw in gated}
         (self.workdir / "agents").mkdir()
@@ -109,7 +122,11 @@ class Stack:
                 configs_dir=self.configs,
                 broker_port=self.gates[gw].port if gw in self.gates else port,
                 password=self.passwords[gw],
-                extra_args=[*agent_args, *opts.agent_args],
+                extra_args=[
+                    *agent_args,
+                    *opts.agent_args,
+                    *(cluster.agent_args(gw) if cluster is not None else []),
+                ],
             )
             for gw in GATEWAYS
         }
@@ -122,6 +139,17 @@ class Stack:
             raise
         self.t0 = 0.0  # when the stream began (time.time())
         self.stream_ends = 0.0
+
+    @property
+    def broker(self) -> ShippedBroker:
+        """The shipped Mosquitto (not in the cluster shape: `cluster`)."""
+        assert self._broker is not None, "this stack runs on the cluster (stack.cluster)"
+        return self._broker
+
+    def _any_broker(self) -> ShippedBroker | ClusterBroker:
+        broker = self.cluster or self._broker
+        assert broker is not None
+        return broker
 
     # -- lifetime -------------------------------------------------------------------------------
 
@@ -136,7 +164,7 @@ class Stack:
     def start(self, *, agents: bool = True) -> None:
         """Broker, cloud, then the agents with their scripts: the stream begins. (Without
         `agents`, the gateways' accounts are free for other clients.)"""
-        self.broker.start()
+        self._any_broker().start()
         self.cloud.start()
         self._await_consuming()
         for gate in self.gates.values():
@@ -158,7 +186,7 @@ class Stack:
         gateway = GATEWAYS[0]
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=gateway)
         client.username_pw_set(gateway, self.passwords[gateway])
-        client.connect("127.0.0.1", self.broker.port)
+        client.connect("127.0.0.1", self._any_broker().port)
         client.loop_start()
         try:
             deadline = time.monotonic() + within_s
@@ -205,7 +233,7 @@ class Stack:
             thread.start()
         for thread in stopping:
             thread.join()
-        self.broker.stop()
+        self._any_broker().stop()
         for gate in self.gates.values():
             gate.close()
 
