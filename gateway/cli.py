@@ -18,6 +18,7 @@ from edge.config import GatewayConfig, load_gateway_config
 from gateway.agent import AgentOptions, GatewayAgent
 from gateway.config_store import CURRENT, ConfigRefused, ConfigStore, parse
 from gateway.logs import setup_logging
+from gateway.metrics import MetricsServer
 from gateway.script import ScriptRunner, load_script
 from gateway.settings import GatewaySettings
 from gateway.uplink import UplinkOptions
@@ -70,6 +71,8 @@ def _parser() -> argparse.ArgumentParser:
         cmd.add_argument("--telemetry-period-s", type=float)
         cmd.add_argument("--backoff-max-s", type=float)
         cmd.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+        cmd.add_argument("--metrics-port", type=int, help="serve /metrics for Prometheus here")
+        cmd.add_argument("--metrics-host", help="where /metrics listens (default 127.0.0.1)")
     _claim_parser(sub)
     return parser
 
@@ -213,6 +216,10 @@ def run(settings: GatewaySettings) -> int:
         log.exception("agent could not start error=%r", str(exc))
         agent.close()
         return 1
+    exporter: MetricsServer | None = None
+    if settings.metrics_port is not None:
+        exporter = MetricsServer(agent, settings.metrics_host, settings.metrics_port)
+        log.info("metrics served url=http://%s:%d/metrics", settings.metrics_host, exporter.port)
     if runner is not None:
         runner.start()
     while not stop.wait(0.5):
@@ -221,6 +228,8 @@ def run(settings: GatewaySettings) -> int:
             _reload(agent, settings)
     if runner is not None:
         runner.stop()
+    if exporter is not None:
+        exporter.close()
     agent.close()
     return 0
 

@@ -51,6 +51,10 @@ class GatewaySettings(BaseSettings):
     telemetry_period_s: float = Field(5.0, gt=0)
     backoff_max_s: float = Field(30.0, gt=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    metrics_port: int | None = Field(
+        None, ge=0, le=65535, description="Serve /metrics for Prometheus here (off without it)"
+    )
+    metrics_host: str = Field("127.0.0.1", description="Where /metrics listens")
 
     @model_validator(mode="after")
     def _script_needs_simulation(self) -> GatewaySettings:

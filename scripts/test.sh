@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh test mosquitto mosquitto-clients influxdb postgresql rabbitmq-server chromium \
+  prometheus \
   fonts-noto-cjk
 echo "==> ruff"
 .venv/bin/ruff check .
