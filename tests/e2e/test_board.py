@@ -134,8 +134,10 @@ async def test_most_urgent_alarm_is_on_top_and_choices_survive_updates(
     await expect(rows(page).first.locator(".badge")).to_have_text(LEVEL_III)
     await expect(rows(page).first).to_contain_text("设备故障")
     await expect(page.locator("body")).to_have_attribute("data-alerting", "false")
-    # the operator starts on the fault and marks it a false alarm ...
+    # the operator takes the fault and marks it a false alarm ...
     fault_row = page.locator("#board tbody tr[data-level='3']")
+    await fault_row.get_by_role("button", name="受理").click()
+    await expect(fault_row).to_contain_text("已受理")
     await fault_row.locator("select[data-outcome]").select_option("false_alarm")
 
     # ... when a smoke alarm arrives later: it goes on top

@@ -15,7 +15,7 @@ Object.assign(MESSAGES.zh, {
   readings: "近一小时读数", noReadings: "近一小时没有读数", readingsFailed: "读数暂时无法获取",
   caseDevice: "设备", model: "型号", gateway: "网关", acceptNow: "受理",
   noteOptional: "说明（可选）", actionsTitle: "处置", alertTitle: "【新告警】",
-  acceptFirst: "受理后可派单和反馈情况",
+  acceptFirst: "受理后可派单、反馈情况和办结", outcomePick: "请选择办结结果…", outcomeRequired: "请先选择办结结果",
   brokerDown: "告警通道中断",
   brokerSince: "平台自 {time} 起连接不上消息服务器（已持续 {dur}）。新告警可能延迟送达，恢复后自动补收；现有告警可照常处置。",
 });
@@ -30,7 +30,7 @@ Object.assign(MESSAGES.en, {
   readings: "Readings, last hour", noReadings: "No readings in the last hour", readingsFailed: "Readings are not available now",
   caseDevice: "Device", model: "Model", gateway: "Gateway", acceptNow: "Accept",
   noteOptional: "Note (optional)", actionsTitle: "Actions", alertTitle: "[ALARM] ",
-  acceptFirst: "Accept the case to dispatch and give feedback",
+  acceptFirst: "Accept the case to dispatch, give feedback and resolve it", outcomePick: "Choose the outcome…", outcomeRequired: "Choose the outcome first",
   brokerDown: "Alarm feed interrupted",
   brokerSince: "The platform has not reached its message broker since {time} (for {dur}). New alarms may be delayed and arrive once it is back; open alarms can be handled as usual.",
 });
@@ -97,11 +97,18 @@ function rowHtml(a) {
       <td><div class="waited" data-since="${a.received_at}">${since(a.received_at)}</div>${budgetCell(a)}${escalated(a)}</td>
       <td>${esc(t(a.state))}${a.accepted_by ? `<div class="sub">${esc(a.accepted_by)}</div>` : ""}</td>
       <td><div class="actions">
-        ${a.state === "active" ? `<button class="accept" data-act="accept">${t("accept")}</button>` : ""}
-        <select data-outcome>${["handled", "false_alarm", "test"].map((o) => `<option value="${o}"${outcomes.get(a.id) === o ? " selected" : ""}>${t(o)}</option>`).join("")}</select>
-        <button class="resolve" data-act="resolve">${t("resolve")}</button>
+        ${a.state === "active" ? `<button class="accept" data-act="accept">${t("accept")}</button>` : resolveControls(a)}
         <button class="link" data-act="open">${t("timeline")}</button>
       </div></td>`;
+}
+// 办结 only for an accepted case, and never with an outcome nobody chose: the select starts
+// on "choose…" (the API refuses to resolve an unaccepted case too).
+function outcomeOptions(chosen) {
+  return `<option value="">${esc(t("outcomePick"))}</option>${["handled", "false_alarm", "test"].map((o) => `<option value="${o}"${chosen === o ? " selected" : ""}>${t(o)}</option>`).join("")}`;
+}
+function resolveControls(a) {
+  return `<select data-outcome required aria-label="${esc(t("outcome"))}">${outcomeOptions(outcomes.get(a.id))}</select>
+        <button class="resolve" data-act="resolve">${t("resolve")}</button>`;
 }
 
 // The clocks of the rows on screen tick; the others are brought up to date when scrolled to.
@@ -304,11 +311,14 @@ function connect() {
   });
 }
 
-// The API's reason for a refusal as it gave it (its words are the same in either language):
-// a string, a list of field problems, or nothing usable (then the status text).
+// The API's reason for a refusal: in the user's language where it gave both (`zh`, `en`),
+// else as it gave it — a string, a list of field problems, or nothing usable (then the
+// status text).
 async function refusal(resp) {
-  let detail = null;
-  try { detail = (await resp.json()).detail; } catch { /* not JSON */ }
+  let body = null;
+  try { body = await resp.json(); } catch { /* not JSON */ }
+  if (body && body.zh && body.en) return LANG === "zh" ? body.zh : body.en; // said in both
+  const detail = body && body.detail;
   if (typeof detail === "string" && detail) return detail;
   if (Array.isArray(detail)) return detail.map((d) => (d && d.msg) || "").filter(Boolean).join("; ") || resp.statusText;
   return resp.statusText;
@@ -333,7 +343,13 @@ async function act(id, action, row) {
   if (action === "open") return openCase(id);
   if (action === "accept") return post(`/api/alarms/${id}/accept`);
   if (action === "resolve") {
-    const outcome = row.querySelector("[data-outcome]").value;
+    const select = row.querySelector("[data-outcome]");
+    const outcome = select.value;
+    if (!outcome) { // nothing chosen: say so at the select, close nothing
+      select.setAttribute("aria-invalid", "true");
+      select.setCustomValidity(t("outcomeRequired")); select.reportValidity(); select.focus();
+      return;
+    }
     // a false alarm needs its cause: the case opens at the short form for it
     if (outcome === "false_alarm") return openCase(id, {outcome});
     return post(`/api/alarms/${id}/resolve`, {outcome, note: ""});
@@ -430,20 +446,21 @@ function actionsHtml(alarm, preset) {
   const supervisor = ROLE === "supervisor" || ROLE === "admin";
   let html = "";
   if (alarm.state === "active") html += `<button id="case-accept" class="accept">${t("acceptNow")}</button>`;
-  if (open) {
-    const outcome = preset.outcome || "handled";
-    // dispatch and feedback follow acceptance (the API refuses them before)
-    html += alarm.state === "accepted" ? `<form id="dispatch" class="case-form"><h3>${t("dispatch")}</h3>
+  if (alarm.state === "accepted") {
+    const outcome = preset.outcome || "";
+    // dispatch, feedback and 办结 follow acceptance (the API refuses them before)
+    html += `<form id="dispatch" class="case-form"><h3>${t("dispatch")}</h3>
       <input name="to" required maxlength="100" placeholder="${esc(t("dispatchTo"))}">
       <input name="note" maxlength="1000" placeholder="${esc(t("note"))}"><button>${t("send")}</button></form>
     <form id="feedback" class="case-form"><h3>${t("feedback")}</h3>
-      <input name="note" required maxlength="1000" placeholder="${esc(t("note"))}"><button>${t("send")}</button></form>`
-      : `<p class="sub" id="accept-first">${t("acceptFirst")}</p>`;
+      <input name="note" required maxlength="1000" placeholder="${esc(t("note"))}"><button>${t("send")}</button></form>`;
     html += `<form id="resolve" class="case-form" novalidate><h3>${t("resolve")}</h3>
-      <select name="outcome" aria-label="${esc(t("outcome"))}">${["handled", "false_alarm", "test"].map((o) => `<option value="${o}"${o === outcome ? " selected" : ""}>${t(o)}</option>`).join("")}</select>
+      <select name="outcome" aria-label="${esc(t("outcome"))}">${outcomeOptions(outcome)}</select>
       <select name="cause" aria-label="${esc(t("cause"))}"${outcome === "false_alarm" ? "" : " hidden"}><option value="">${t("causePick")}</option>${CAUSES.map((c) => `<option value="${c}">${esc(MESSAGES[LANG].causes[c])}</option>`).join("")}</select>
       <input name="note" maxlength="1000" placeholder="${esc(t("noteOptional"))}"><button>${t("resolve")}</button>
       <p class="form-error" role="alert" hidden></p></form>`;
+  } else if (open) {
+    html += `<p class="sub" id="accept-first">${t("acceptFirst")}</p>`;
   } else if (supervisor && !alarm.verified_at) {
     html += `<form id="verify" class="case-form"><h3>${t("verify")}</h3>
       <input name="note" maxlength="1000" placeholder="${esc(t("verifyNote"))}"><button>${t("verify")}</button></form>`;
@@ -513,9 +530,9 @@ function wireCase(id) {
       const body = Object.fromEntries(new FormData(form));
       if (form.id === "resolve") {
         const error = form.querySelector(".form-error");
-        const problem = body.outcome !== "false_alarm" ? "" : !body.cause ? "causeRequired" : body.cause === "other" && !body.note.trim() ? "otherNeedsNote" : "";
+        const problem = !body.outcome ? "outcomeRequired" : body.outcome !== "false_alarm" ? "" : !body.cause ? "causeRequired" : body.cause === "other" && !body.note.trim() ? "otherNeedsNote" : "";
         error.hidden = !problem; error.textContent = problem ? t(problem) : "";
-        if (problem) { (body.cause ? form.elements.note : form.elements.cause).focus(); return; }
+        if (problem) { (problem === "outcomeRequired" ? form.elements.outcome : body.cause ? form.elements.note : form.elements.cause).focus(); return; }
         if (body.outcome !== "false_alarm") delete body.cause;
       }
       const button = form.querySelector("button");
@@ -565,6 +582,7 @@ $("#awaiting").addEventListener("click", (ev) => {
 
 $("#board").addEventListener("change", (ev) => {
   if (!ev.target.matches("select[data-outcome]")) return;
+  ev.target.removeAttribute("aria-invalid"); ev.target.setCustomValidity("");
   outcomes.set(Number(ev.target.closest("tr").dataset.id), ev.target.value);
 });
 $("#board").addEventListener("click", (ev) => {

@@ -88,6 +88,7 @@ async def test_cases_from_the_broker_are_found_filtered_paged_and_exported(
     assert done.status_code == 200
     # the fault turns out to be nothing
     url = f"/api/alarms/{fault['id']}"
+    assert (await operator.post(f"{url}/accept")).status_code == 200
     done = await operator.post(
         f"{url}/resolve",
         json={"outcome": "false_alarm", "cause": "device_fault", "note": "传感器受潮"},
@@ -629,6 +630,7 @@ async def hostile_cases(
             [draft("smoke_alarm", 1, "smoke", "gw-ld01", "smoke-0102", B + 60)], B + 60
         )
         made["control"] = control.alarm.id
+        await parts.casework.accept(control.alarm.id, "op")
         await parts.casework.resolve(control.alarm.id, "op", Outcome.HANDLED, HOSTILE["control"])
         await parts.casework.verify(control.alarm.id, "sup", "回访属实")
     forget_gateway_status(mosquitto)
