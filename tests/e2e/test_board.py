@@ -218,7 +218,10 @@ async def test_english_on_request_and_remembered(
     await expect(rows(page).first).to_contain_text("Emergency call")
     await expect(rows(page).first.get_by_role("button", name="Accept")).to_be_visible()
     await expect(page.locator("#conn")).to_have_text("Live")
-    await expect(page.locator("#sound")).to_contain_text("click here to enable alarm sound")
+    # sound off while a level-I alarm waits: the switch is a banner saying so
+    await expect(page.locator("#sound")).to_have_text(
+        "A level-I alarm is waiting and the alarm sound is off: click here to turn it on"
+    )
     await expect(page.locator("html")).to_have_attribute("lang", "en")
 
     # a reload (or tomorrow's shift) keeps English

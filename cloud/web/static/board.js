@@ -14,7 +14,7 @@ Object.assign(MESSAGES.zh, {
   conditions: "需注意", contacts: "紧急联系人", noResident: "档案中没有该户的住户信息", residentDenied: "无权查看住户信息",
   readings: "近一小时读数", noReadings: "近一小时没有读数", readingsFailed: "读数暂时无法获取",
   caseDevice: "设备", model: "型号", gateway: "网关", acceptNow: "受理",
-  noteOptional: "说明（可选）", actionsTitle: "处置", alertTitle: "【新告警】",
+  noteOptional: "说明（可选）", actionsTitle: "处置",
   acceptFirst: "受理后可派单、反馈情况和办结", outcomePick: "请选择办结结果…", outcomeRequired: "请先选择办结结果",
   brokerDown: "告警通道中断",
   brokerSince: "平台自 {time} 起连接不上消息服务器（已持续 {dur}）。新告警可能延迟送达，恢复后自动补收；现有告警可照常处置。",
@@ -29,7 +29,7 @@ Object.assign(MESSAGES.en, {
   conditions: "Take note", contacts: "Emergency contacts", noResident: "No resident on file for this home", residentDenied: "Not allowed to view the resident",
   readings: "Readings, last hour", noReadings: "No readings in the last hour", readingsFailed: "Readings are not available now",
   caseDevice: "Device", model: "Model", gateway: "Gateway", acceptNow: "Accept",
-  noteOptional: "Note (optional)", actionsTitle: "Actions", alertTitle: "[ALARM] ",
+  noteOptional: "Note (optional)", actionsTitle: "Actions",
   acceptFirst: "Accept the case to dispatch, give feedback and resolve it", outcomePick: "Choose the outcome…", outcomeRequired: "Choose the outcome first",
   brokerDown: "Alarm feed interrupted",
   brokerSince: "The platform has not reached its message broker since {time} (for {dur}). New alarms may be delayed and arrive once it is back; open alarms can be handled as usual.",
@@ -48,9 +48,7 @@ const alarms = new Map();
 const rowCache = new Map(); // id → {alarm, tr}: the alarm object each row was drawn from
 const shownReported = new Set();
 const outcomes = new Map(); // the outcome an operator picked per alarm, kept across re-renders
-let soundEnabled = false;
 let denied = false; // this role may not view alarms (the API said 403)
-let audio = null;
 let ROLE = "";
 let renderPending = false;
 let broker = {connected: true, down_since: null}; // the cloud's link to the MQTT broker
@@ -175,58 +173,9 @@ async function reportShown(ids) {
 function forget(id, tr) { visibility.unobserve(tr); onScreen.delete(tr); tr.remove(); rowCache.delete(id); }
 function redrawAll() { rowCache.forEach(({tr}, id) => forget(id, tr)); render(); }
 
-// ---- the alert: beeps on the audio clock, and a flashing tab title in a background tab ----
-// A background tab's timers may run once a minute, the audio clock does not slow down: the
-// beeps are scheduled BEEP_AHEAD_S ahead on it, and topped up whenever a timer or a message
-// runs. A new unaccepted level-I alarm beeps at once; acceptance silences the queue at once.
-const BEEP_EVERY_S = 1.5, BEEP_AHEAD_S = 90;
-let beepsUntil = 0; // audio time up to which beeps are scheduled
-let queued = []; // the scheduled oscillators (stopped when the alert ends)
-const alertingIds = new Set(); // the unaccepted level-I alarms the page knows of
-
+// ---- the alert (alert.js): the unaccepted level-I alarms beep and flash the title ----
 function updateAlerting() {
-  const waiting = [...alarms.values()].filter((a) => a.level === 1 && a.state === "active").map((a) => a.id);
-  const fresh = waiting.some((id) => !alertingIds.has(id));
-  alertingIds.clear(); waiting.forEach((id) => alertingIds.add(id));
-  document.body.dataset.alerting = waiting.length ? "true" : "false";
-  if (!waiting.length) stopBeeps();
-  else if (fresh) { stopBeeps(); scheduleBeeps(); } // a new one: beep now, not at the next slot
-  flashTitle();
-}
-function beepAt(when) {
-  const osc = audio.createOscillator(), gain = audio.createGain();
-  osc.frequency.value = 880; osc.type = "square"; gain.gain.value = 0.15;
-  osc.connect(gain).connect(audio.destination);
-  osc.onended = () => { queued = queued.filter((o) => o !== osc); };
-  osc.start(when); osc.stop(when + 0.35);
-  queued.push(osc);
-}
-function scheduleBeeps() {
-  if (!soundEnabled || !audio || document.body.dataset.alerting !== "true") return;
-  const at = audio.currentTime;
-  if (beepsUntil < at) beepsUntil = at; // nothing pending: the first one now
-  while (beepsUntil < at + BEEP_AHEAD_S) { beepAt(beepsUntil); beepsUntil += BEEP_EVERY_S; }
-}
-function stopBeeps() {
-  for (const osc of queued) { osc.onended = null; try { osc.stop(); } catch { /* never started */ } osc.disconnect(); }
-  queued = []; beepsUntil = 0;
-}
-setInterval(scheduleBeeps, 5000);
-
-// The tab's title alternates with a warning while a level-I alarm waits and the page is not
-// on screen (on screen, the pulsing row says it).
-let titleTimer = null, plainTitle = "";
-function flashTitle() {
-  const flash = document.body.dataset.alerting === "true" && document.visibilityState === "hidden";
-  if (flash && !titleTimer) {
-    plainTitle = document.title;
-    let on = false;
-    const toggle = () => { on = !on; document.title = on ? `${t("alertTitle")}${plainTitle}` : plainTitle; };
-    toggle();
-    titleTimer = setInterval(toggle, 1000);
-  } else if (!flash && titleTimer) {
-    clearInterval(titleTimer); titleTimer = null; document.title = plainTitle;
-  }
+  setWaiting([...alarms.values()].filter((a) => a.level === 1 && a.state === "active").map((a) => a.id));
 }
 function tickBudget(el) {
   const [text, over] = budgetText(el.dataset.by);
@@ -247,15 +196,6 @@ function tick() {
   document.querySelectorAll("#case .budget").forEach(tickBudget);
 }
 setInterval(tick, 1000);
-
-function setSound(on) {
-  soundEnabled = on;
-  const btn = $("#sound");
-  btn.className = `sound ${on ? "on" : "off"}`;
-  btn.dataset.t = on ? "soundOn" : "soundOff";
-  btn.textContent = t(btn.dataset.t);
-  if (on) { audio = audio || new AudioContext(); audio.resume(); scheduleBeeps(); } else stopBeeps();
-}
 
 function setConn(up) {
   const el = $("#conn");
@@ -592,13 +532,12 @@ $("#board").addEventListener("click", (ev) => {
   if (btn.dataset.act !== "open") btn.disabled = true; // a double click must not act twice
   Promise.resolve(act(Number(row.dataset.id), btn.dataset.act, row)).finally(() => { btn.disabled = false; });
 });
-document.addEventListener("visibilitychange", () => { flashTitle(); if (document.visibilityState === "visible") render(); });
-$("#sound").onclick = () => setSound(!soundEnabled);
+document.addEventListener("visibilitychange", () => { if (document.visibilityState === "visible") render(); });
 $("#case-close").onclick = () => $("#case").close();
 $("#case").addEventListener("close", () => { caseExtras = null; });
 // After a language switch (the shared header, i18n.js startPage, relabels the rest).
 function relabel() {
-  setSound(soundEnabled); setConn($("#conn").classList.contains("up")); redrawAll(); drawAwaiting(); drawBroker();
+  drawAlert(); setConn($("#conn").classList.contains("up")); redrawAll(); drawAwaiting(); drawBroker();
   if ($("#case").open) openCase(Number($("#case").dataset.id));
 }
 
@@ -620,9 +559,9 @@ async function mayView() {
 }
 
 (async () => {
-  setSound(false);
   const user = await startPage("board", {onLang: relabel});
   if (!user) return;
   ROLE = user.role;
+  startAlert(ROLE);
   if (await mayView()) { drawAwaiting(); connect(); }
 })();

@@ -87,9 +87,13 @@ async function startPage(key, {title = "title", onLang = () => {}} = {}) {
   renderNav(user.role, key);
   document.getElementById("lang").onclick = () => {
     setLang(LANG === "zh" ? "en" : "zh"); label(); showUser(); renderNav(user.role, key); onLang();
+    if (typeof drawAlert === "function") drawAlert();
   };
   document.getElementById("logout").onclick = async () => {
     await fetch("/api/logout", {method: "POST"}); location.href = "/login";
   };
+  // a duty page with the alert (alert.js) hears and sees waiting level-I alarms; the board
+  // feeds it from its own stream
+  if (typeof watchAlarms === "function" && key !== "board") watchAlarms(user.role);
   return user;
 }
