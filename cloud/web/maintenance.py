@@ -21,7 +21,7 @@ router = APIRouter(prefix="/api", tags=["maintenance"])
 class WalkTestStart(BaseModel):
     gateway: str
     devices: list[str] = Field(default_factory=list, description="Empty: every device")
-    minutes: float = Field(30, gt=0, le=240)
+    minutes: float = Field(30, ge=1, le=240, description="1 to 240 (the form's limits)")
     note: str = Field("", max_length=500)
 
 

@@ -15,7 +15,7 @@ Object.assign(MESSAGES.zh, {
   readings: "近一小时读数", noReadings: "近一小时没有读数", readingsFailed: "读数暂时无法获取",
   caseDevice: "设备", model: "型号", gateway: "网关", acceptNow: "受理",
   noteOptional: "说明（可选）", actionsTitle: "处置",
-  acceptFirst: "受理后可派单、反馈情况和办结", outcomePick: "请选择办结结果…", outcomeRequired: "请先选择办结结果",
+  acceptFirst: "受理后可派单、反馈情况和办结", blankText: "请填写内容（不能只有空格）", outcomePick: "请选择办结结果…", outcomeRequired: "请先选择办结结果",
   brokerDown: "告警通道中断",
   brokerSince: "平台自 {time} 起连接不上消息服务器（已持续 {dur}）。新告警可能延迟送达，恢复后自动补收；现有告警可照常处置。",
 });
@@ -30,12 +30,10 @@ Object.assign(MESSAGES.en, {
   readings: "Readings, last hour", noReadings: "No readings in the last hour", readingsFailed: "Readings are not available now",
   caseDevice: "Device", model: "Model", gateway: "Gateway", acceptNow: "Accept",
   noteOptional: "Note (optional)", actionsTitle: "Actions",
-  acceptFirst: "Accept the case to dispatch, give feedback and resolve it", outcomePick: "Choose the outcome…", outcomeRequired: "Choose the outcome first",
+  acceptFirst: "Accept the case to dispatch, give feedback and resolve it", blankText: "Please write something (spaces alone say nothing)", outcomePick: "Choose the outcome…", outcomeRequired: "Choose the outcome first",
   brokerDown: "Alarm feed interrupted",
   brokerSince: "The platform has not reached its message broker since {time} (for {dur}). New alarms may be delayed and arrive once it is back; open alarms can be handled as usual.",
 });
-Object.assign(MESSAGES.zh.logActions, {dispatched: "派单", feedback: "情况反馈", verified: "督办核实", notify: "通知", escalate: "升级", remind: "提醒", cleared: "设备解除", device_cleared: "设备已解除", inhibited: "抑制", delivered: "已送达", notify_failed: "通知失败", notify_skipped: "未通知", notify_pending: "待重试", notify_cancelled: "通知取消"});
-Object.assign(MESSAGES.en.logActions, {dispatched: "dispatched", feedback: "feedback", verified: "verified", notify: "notified", escalate: "escalated", remind: "reminded", cleared: "cleared", device_cleared: "device cleared", inhibited: "inhibited", delivered: "delivered", notify_failed: "notification failed", notify_skipped: "not notified", notify_pending: "to retry", notify_cancelled: "notification cancelled"});
 const FIELDS = {
   gas: ["ch4_pct_lel"], air: ["pm25_ugm3", "pm10_ugm3", "co2_ppm", "temp_c"], smoke: ["temp_c", "battery_pct"],
   call: ["battery_pct", "rssi_dbm"], power: ["current_a", "residual_ma"], water: ["battery_pct"],
@@ -251,26 +249,13 @@ function connect() {
   });
 }
 
-// The API's reason for a refusal: in the user's language where it gave both (`zh`, `en`),
-// else as it gave it — a string, a list of field problems, or nothing usable (then the
-// status text).
-async function refusal(resp) {
-  let body = null;
-  try { body = await resp.json(); } catch { /* not JSON */ }
-  if (body && body.zh && body.en) return LANG === "zh" ? body.zh : body.en; // said in both
-  const detail = body && body.detail;
-  if (typeof detail === "string" && detail) return detail;
-  if (Array.isArray(detail)) return detail.map((d) => (d && d.msg) || "").filter(Boolean).join("; ") || resp.statusText;
-  return resp.statusText;
-}
 async function post(url, body) {
   const init = {method: "POST"};
   if (body !== undefined) { init.headers = {"Content-Type": "application/json"}; init.body = JSON.stringify(body); }
   let resp;
   try { resp = await fetch(url, init); } catch { alert(t("reconnecting")); return null; }
   if (!resp.ok) {
-    const detail = await refusal(resp);
-    alert(detail ? `${resp.status}: ${detail}` : `${resp.status}`);
+    alert(`${resp.status}: ${await reasonOf(resp)}`); // in the user's language (i18n.js)
     return null;
   }
   const a = await resp.json();
@@ -393,7 +378,7 @@ function actionsHtml(alarm, preset) {
       <input name="to" required maxlength="100" placeholder="${esc(t("dispatchTo"))}">
       <input name="note" maxlength="1000" placeholder="${esc(t("note"))}"><button>${t("send")}</button></form>
     <form id="feedback" class="case-form"><h3>${t("feedback")}</h3>
-      <input name="note" required maxlength="1000" placeholder="${esc(t("note"))}"><button>${t("send")}</button></form>`;
+      <input name="note" required maxlength="2000" placeholder="${esc(t("note"))}"><button>${t("send")}</button></form>`;
     html += `<form id="resolve" class="case-form" novalidate><h3>${t("resolve")}</h3>
       <select name="outcome" aria-label="${esc(t("outcome"))}">${outcomeOptions(outcome)}</select>
       <select name="cause" aria-label="${esc(t("cause"))}"${outcome === "false_alarm" ? "" : " hidden"}><option value="">${t("causePick")}</option>${CAUSES.map((c) => `<option value="${c}">${esc(MESSAGES[LANG].causes[c])}</option>`).join("")}</select>
@@ -414,7 +399,7 @@ function infoHtml(alarm) {
     <div>${t("caseDevice")}${t("colon")}${esc(alarm.device)} · ${t("model")} ${esc(alarm.model)} · ${t("gateway")} ${esc(alarm.gateway)}</div>`;
 }
 function historyHtml(history) {
-  return history.map((h) => `<li>${fmt(h.at)} ${esc(h.actor === "system" ? t("system") : h.actor)} ${esc(MESSAGES[LANG].logActions[h.action] || h.action)} ${esc(h.detail)}</li>`).join("");
+  return history.map((h) => `<li>${fmt(h.at)} ${esc(h.actor === "system" ? t("system") : h.actor)} ${esc(MESSAGES[LANG].logActions[h.action] || h.action)} ${esc(logDetail(h))}</li>`).join("");
 }
 
 // Opens (or redraws) the case dialog. `live`: an update pushed while it is open — the forms
@@ -459,6 +444,8 @@ async function openCase(id, preset = {}, live = false) {
 function wireCase(id) {
   const accept = $("#case-accept");
   if (accept) accept.onclick = async () => { accept.disabled = true; if (await post(`/api/alarms/${id}/accept`)) openCase(id); else accept.disabled = false; };
+  // a field refused for its blanks is fine again once typed in
+  for (const input of document.querySelectorAll("#case-body input[required]")) input.oninput = () => input.setCustomValidity("");
   const resolve = $("#resolve");
   if (resolve) {
     const outcome = resolve.elements.outcome, cause = resolve.elements.cause;
@@ -467,6 +454,9 @@ function wireCase(id) {
   for (const form of document.querySelectorAll("#case-body form")) {
     form.onsubmit = async (ev) => {
       ev.preventDefault();
+      // a required field of spaces only says nothing (the API refuses it too)
+      const blank = [...form.querySelectorAll("input[required]")].find((input) => !input.value.trim());
+      if (blank) { blank.setCustomValidity(t("blankText")); blank.reportValidity(); blank.focus(); return; }
       const body = Object.fromEntries(new FormData(form));
       if (form.id === "resolve") {
         const error = form.querySelector(".form-error");

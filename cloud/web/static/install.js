@@ -4,7 +4,7 @@
 // who tested what. Reads GET /api/provision/gateways and polls GET /api/walktests/{id}/live.
 // Homes are shown by name only: residents never appear on this page.
 Object.assign(MESSAGES.zh, {
-  title: "街道值班室 · 安装调试", instTitle: "街道值班室 · 安装调试", instLoading: "读取中",
+  title: "街道值班室 · 安装调试", instTitle: "街道值班室 · 安装调试", instGwLabel: "网关", instCodeLabel: "认领码", instMinutesBad: "测试时长：请填写 1–240 分钟", instLoading: "读取中",
   instUpdated: "已更新", instStale: "无法读取，正在重试…",
   instDenied: "当前账号无权使用安装调试。此页面仅供安装人员和管理员使用。",
   instPick: "选择网关", instGateway: "网关", instClaim: "认领网关",
@@ -25,7 +25,7 @@ Object.assign(MESSAGES.zh, {
   eventTypes: {press: "按下呼叫", cancel: "取消", alarm: "报警", clear: "解除", test: "测试", fault: "故障", restore: "恢复", battery_low: "低电量", tamper: "防拆", heartbeat: "心跳"},
 });
 Object.assign(MESSAGES.en, {
-  title: "Street duty room · Installation", instTitle: "Street duty room · Installation", instLoading: "Loading",
+  title: "Street duty room · Installation", instTitle: "Street duty room · Installation", instGwLabel: "Gateway", instCodeLabel: "Claim code", instMinutesBad: "Test length: enter 1 to 240 minutes", instLoading: "Loading",
   instUpdated: "Updated", instStale: "Cannot read, retrying…",
   instDenied: "Your role cannot use the installation page. It is for installers and administrators.",
   instPick: "Pick a gateway", instGateway: "Gateway", instClaim: "Claim the gateway",
@@ -77,7 +77,7 @@ function setConn(ok) {
 }
 function showError(sel, text) { const el = $(sel); el.textContent = text || ""; el.hidden = !text; }
 async function detail(resp) {
-  try { const body = await resp.json(); return typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail); } catch { return `HTTP ${resp.status}`; }
+  return reasonOf(resp); // in the user's language, naming the field (i18n.js)
 }
 
 // ---- gateways ------------------------------------------------------------------------------
@@ -178,7 +178,9 @@ async function findOpenWalkTest() {
 
 async function startTest() {
   showError("#walk-error", "");
-  const minutes = Number($("#minutes").value) || 30;
+  // the length as typed: empty, 0 or beyond the limits is refused here, never replaced
+  const typed = $("#minutes").value.trim(), minutes = Number(typed);
+  if (!typed || !(minutes >= 1 && minutes <= 240)) { showError("#walk-error", t("instMinutesBad")); $("#minutes").focus(); return; }
   const resp = await fetch("/api/walktests", {method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify({gateway: selected(), minutes})});
   if (!resp.ok) { showError("#walk-error", await detail(resp)); return; }
   const started = await resp.json();

@@ -60,7 +60,7 @@ async function openCase(id) {
     <p><span class="badge l${alarm.level}">${esc(levelName(alarm.level))}</span> ${esc(kindName(alarm.kind))} · ${esc(alarm.device)} (${esc(alarm.model)}) · ${esc(alarm.community)} ${esc(alarm.grid)}${outcome}</p>
     <h3>${t("timeline")}</h3><ol class="timeline">${steps.map((s) => `<li data-step="${s}">${t(s)}${t("colon")}${fmtTime(alarm[s])}</li>`).join("")}</ol>
     ${alarm.note ? `<p>${esc(t("noteCause"))}${t("colon")}${esc(alarm.note)}</p>` : ""}
-    <h3>${t("history")}</h3><ol class="history">${history.map((h) => `<li>${fmtTime(h.at)} ${esc(h.actor === "system" ? t("system") : h.actor)} ${esc(words("logActions")[h.action] || h.action)} ${esc(h.detail)}</li>`).join("")}</ol>`;
+    <h3>${t("history")}</h3><ol class="history">${history.map((h) => `<li>${fmtTime(h.at)} ${esc(h.actor === "system" ? t("system") : h.actor)} ${esc(words("logActions")[h.action] || h.action)} ${esc(logDetail(h))}</li>`).join("")}</ol>`;
   if (!$("#case").open) $("#case").showModal();
 }
 
