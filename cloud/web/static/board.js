@@ -15,7 +15,7 @@ Object.assign(MESSAGES.zh, {
   readings: "近一小时读数", noReadings: "近一小时没有读数", readingsFailed: "读数暂时无法获取",
   caseDevice: "设备", model: "型号", gateway: "网关", acceptNow: "受理",
   noteOptional: "说明（可选）", actionsTitle: "处置",
-  acceptFirst: "受理后可派单、反馈情况和办结", blankText: "请填写内容（不能只有空格）", outcomePick: "请选择办结结果…", outcomeRequired: "请先选择办结结果",
+  acceptFirst: "受理后可派单、反馈情况和办结", clearedRow: "设备已恢复", dispatchedTo: "派给", blankText: "请填写内容（不能只有空格）", outcomePick: "请选择办结结果…", outcomeRequired: "请先选择办结结果",
   brokerDown: "告警通道中断",
   brokerSince: "平台自 {time} 起连接不上消息服务器（已持续 {dur}）。新告警可能延迟送达，恢复后自动补收；现有告警可照常处置。",
 });
@@ -30,13 +30,24 @@ Object.assign(MESSAGES.en, {
   readings: "Readings, last hour", noReadings: "No readings in the last hour", readingsFailed: "Readings are not available now",
   caseDevice: "Device", model: "Model", gateway: "Gateway", acceptNow: "Accept",
   noteOptional: "Note (optional)", actionsTitle: "Actions",
-  acceptFirst: "Accept the case to dispatch, give feedback and resolve it", blankText: "Please write something (spaces alone say nothing)", outcomePick: "Choose the outcome…", outcomeRequired: "Choose the outcome first",
+  acceptFirst: "Accept the case to dispatch, give feedback and resolve it", clearedRow: "device back to normal", dispatchedTo: "to", blankText: "Please write something (spaces alone say nothing)", outcomePick: "Choose the outcome…", outcomeRequired: "Choose the outcome first",
   brokerDown: "Alarm feed interrupted",
   brokerSince: "The platform has not reached its message broker since {time} (for {dur}). New alarms may be delayed and arrive once it is back; open alarms can be handled as usual.",
 });
+// The reading an alarm's rule judged, with its unit and precision; an event's alarm (a call,
+// a smoke or gas detector's own alarm) has no reading to show.
+const RULE_READINGS = {
+  methane_high: ["%LEL", 1], pm25_24h: ["µg/m³", 0], pm10_24h: ["µg/m³", 0], co2_1h: ["ppm", 0],
+  hcho_1h: ["mg/m³", 2], tvoc_8h: ["mg/m³", 2], battery_low_reading: ["%", 0], heat_rising: ["°C", 1],
+};
+function readingText(a) {
+  const unit = RULE_READINGS[a.rule];
+  return unit && a.value != null ? `${a.value.toFixed(unit[1])} ${unit[0]}` : "";
+}
+function clock24(iso) { return new Date(iso).toLocaleTimeString(LANG === "zh" ? "zh-CN" : "en-GB", {hour12: false}); }
 const FIELDS = {
   gas: ["ch4_pct_lel"], air: ["pm25_ugm3", "pm10_ugm3", "co2_ppm", "temp_c"], smoke: ["temp_c", "battery_pct"],
-  call: ["battery_pct", "rssi_dbm"], power: ["current_a", "residual_ma"], water: ["battery_pct"],
+  power: ["current_a", "residual_ma"], water: ["battery_pct"],
 };
 // Alarms from a home where someone may need help to get out: the resident's profile is shown.
 const RESIDENT_KINDS = new Set(["call", "smoke", "gas"]);
@@ -87,11 +98,11 @@ function title(a) { return LANG === "zh" ? a.title_zh : a.title_en; }
 function rowHtml(a) {
   return `<td><span class="badge l${a.level}">${esc(MESSAGES[LANG].levelNames[a.level])}</span></td>
       <td><div class="title">${esc(title(a))}</div>
-          <div class="sub">${esc(MESSAGES[LANG].kinds[a.kind] || a.kind)}${a.value != null ? ` · ${t("value")} ${a.value}` : ""}${a.repeats ? ` · ${t("repeats")} ×${a.repeats}` : ""}</div></td>
+          <div class="sub">${esc(MESSAGES[LANG].kinds[a.kind] || a.kind)}${readingText(a) ? ` · ${t("value")} ${esc(readingText(a))}` : ""}${a.repeats ? ` · ${t("repeats")} ×${a.repeats}` : ""}</div></td>
       <td><div>${esc(a.building)} ${esc(a.home)}</div><div class="sub">${esc(a.community)} · ${esc(a.grid)}</div></td>
       <td><div>${esc(a.device)}</div><div class="sub">${esc(a.gateway)}</div></td>
       <td><div class="waited" data-since="${a.received_at}">${since(a.received_at)}</div>${budgetCell(a)}${escalated(a)}</td>
-      <td>${esc(t(a.state))}${a.accepted_by ? `<div class="sub">${esc(a.accepted_by)}</div>` : ""}</td>
+      <td>${esc(t(a.state))}${a.accepted_by ? `<div class="sub">${esc(a.accepted_by)}</div>` : ""}${a.cleared_at ? `<div class="sub cleared">${esc(t("clearedRow"))} ${clock24(a.cleared_at)}</div>` : ""}</td>
       <td><div class="actions">
         ${a.state === "active" ? `<button class="accept" data-act="accept">${t("accept")}</button>` : resolveControls(a)}
         <button class="link" data-act="open">${t("timeline")}</button>
@@ -288,7 +299,7 @@ let caseExtras = null; // {id, resident, readings}: read once per opening of the
 function fmt(iso) {
   if (!iso) return "—";
   const d = new Date(iso);
-  return d.toLocaleString(LANG === "zh" ? "zh-CN" : "en-GB", {hour12: false}) + `.${String(d.getMilliseconds()).padStart(3, "0")}`;
+  return d.toLocaleString(LANG === "zh" ? "zh-CN" : "en-GB", {hour12: false});
 }
 
 function loadScript(src) {
@@ -357,13 +368,25 @@ async function drawReadings(el, readings) {
   el.dataset.points = String(trend.series[0].values.filter((v) => v != null).length);
 }
 
-function timelineHtml(alarm) {
+// The case's steps in the order they happened (the ones still to come after, in the usual
+// order), each with who or what: whom it was dispatched to, the feedback, the outcome and its
+// note, the supervisor's note.
+function timelineHtml(alarm, history = []) {
   const steps = ["device_ts", "received_at", "stored_at", "pushed_at", "shown_at", "accepted_at",
     "dispatched_at", "feedback_at", "resolved_at", "verified_at"];
   for (const extra of ["escalated_at", "cleared_at"]) if (alarm[extra]) steps.splice(steps.indexOf("resolved_at"), 0, extra);
-  return `<ol class="timeline">${steps.map((s) => `<li data-step="${s}">${t(s)}${t("colon")}${fmt(alarm[s])}${
-    s === "resolved_at" && alarm.outcome ? ` · ${esc(t(alarm.outcome))}${alarm.cause ? `（${esc(MESSAGES[LANG].causes[alarm.cause] || alarm.cause)}）` : ""}${alarm.resolved_by ? ` · ${esc(alarm.resolved_by)}` : ""}` : ""}${
-    s === "verified_at" && alarm.verified_by ? ` · ${esc(alarm.verified_by)}` : ""}</li>`).join("")}</ol>`;
+  const done = steps.filter((s) => alarm[s]).sort((x, y) => Date.parse(alarm[x]) - Date.parse(alarm[y]));
+  const ordered = [...done, ...steps.filter((s) => !alarm[s])];
+  const last = (action) => [...history].reverse().find((h) => h.action === action);
+  const said = {
+    accepted_at: alarm.accepted_by ? ` · ${esc(alarm.accepted_by)}` : "",
+    dispatched_at: alarm.dispatched_to ? ` · ${esc(t("dispatchedTo"))} ${esc(alarm.dispatched_to)}` : "",
+    feedback_at: last("feedback") ? ` · ${esc(last("feedback").detail)}` : "",
+    escalated_at: alarm.escalations ? ` ×${alarm.escalations}` : "",
+    resolved_at: alarm.outcome ? ` · ${esc(t(alarm.outcome))}${alarm.cause ? `（${esc(MESSAGES[LANG].causes[alarm.cause] || alarm.cause)}）` : ""}${alarm.resolved_by ? ` · ${esc(alarm.resolved_by)}` : ""}${alarm.note ? `${t("colon")}${esc(alarm.note)}` : ""}` : "",
+    verified_at: alarm.verified_by ? ` · ${esc(alarm.verified_by)}${last("verified") && last("verified").detail ? `${t("colon")}${esc(last("verified").detail)}` : ""}` : "",
+  };
+  return `<ol class="timeline">${ordered.map((s) => `<li data-step="${s}">${t(s)}${t("colon")}${fmt(alarm[s])}${said[s] || ""}</li>`).join("")}</ol>`;
 }
 
 function actionsHtml(alarm, preset) {
@@ -412,7 +435,7 @@ async function openCase(id, preset = {}, live = false) {
   const stateKey = `${alarm.state}/${alarm.verified_at ? 1 : 0}`;
   if (live && dialog.open && Number(dialog.dataset.id) === id && dialog.dataset.state === stateKey) {
     $("#case-info").innerHTML = infoHtml(alarm);
-    $("#case-timeline").innerHTML = timelineHtml(alarm);
+    $("#case-timeline").innerHTML = timelineHtml(alarm, history);
     $("#case-history").innerHTML = historyHtml(history);
     return;
   }
@@ -426,11 +449,11 @@ async function openCase(id, preset = {}, live = false) {
       <div>
         <section class="panel" id="case-info">${infoHtml(alarm)}</section>
         <div id="case-actions">${actionsHtml(alarm, preset)}</div>
-        <section class="panel"><h3>${t("timeline")}</h3><div id="case-timeline">${timelineHtml(alarm)}</div></section>
+        <section class="panel"><h3>${t("timeline")}</h3><div id="case-timeline">${timelineHtml(alarm, history)}</div></section>
       </div>
       <div>
         <div id="resident-slot"></div>
-        <section class="panel"><h3>${t("readings")}</h3><div id="readings"></div></section>
+        ${FIELDS[alarm.kind] ? `<section class="panel"><h3>${t("readings")}</h3><div id="readings"></div></section>` : ""}
         <section class="panel"><h3>${t("history")}</h3><ol class="history" id="case-history">${historyHtml(history)}</ol></section>
       </div>
     </div>`;
@@ -443,7 +466,9 @@ async function openCase(id, preset = {}, live = false) {
 
 function wireCase(id) {
   const accept = $("#case-accept");
-  if (accept) accept.onclick = async () => { accept.disabled = true; if (await post(`/api/alarms/${id}/accept`)) openCase(id); else accept.disabled = false; };
+  // redrawn only if the live update has not done it yet: a second redraw would wipe what the
+  // operator has begun to type in the forms acceptance opened
+  if (accept) accept.onclick = async () => { accept.disabled = true; if (await post(`/api/alarms/${id}/accept`)) openCase(id, {}, true); else accept.disabled = false; };
   // a field refused for its blanks is fine again once typed in
   for (const input of document.querySelectorAll("#case-body input[required]")) input.oninput = () => input.setCustomValidity("");
   const resolve = $("#resolve");
