@@ -17,6 +17,8 @@ Object.assign(MESSAGES.zh, {
   noteOptional: "说明（可选）", actionsTitle: "处置",
   acceptFirst: "受理后可派单、反馈情况和办结", clearedRow: "设备已恢复", dispatchedTo: "派给", blankText: "请填写内容（不能只有空格）", outcomePick: "请选择办结结果…", outcomeRequired: "请先选择办结结果",
   brokerDown: "告警通道中断",
+  windowModes: {walk_test: "巡检测试", maintenance: "维护窗口"}, windowAll: "全部设备", windowUntil: "至",
+  windowLeft: "剩余", windowBy: "发起人", windowLive: "期间非生命安全类告警只记为测试；呼叫、烟感、燃气报警照常推送",
   brokerSince: "平台自 {time} 起连接不上消息服务器（已持续 {dur}）。新告警可能延迟送达，恢复后自动补收；现有告警可照常处置。",
 });
 Object.assign(MESSAGES.en, {
@@ -32,6 +34,8 @@ Object.assign(MESSAGES.en, {
   noteOptional: "Note (optional)", actionsTitle: "Actions",
   acceptFirst: "Accept the case to dispatch, give feedback and resolve it", clearedRow: "device back to normal", dispatchedTo: "to", blankText: "Please write something (spaces alone say nothing)", outcomePick: "Choose the outcome…", outcomeRequired: "Choose the outcome first",
   brokerDown: "Alarm feed interrupted",
+  windowModes: {walk_test: "Walk test", maintenance: "Maintenance"}, windowAll: "all devices", windowUntil: "until",
+  windowLeft: "left", windowBy: "by", windowLive: "other alarms are recorded as tests; calls, smoke and gas still reach the duty room",
   brokerSince: "The platform has not reached its message broker since {time} (for {dur}). New alarms may be delayed and arrive once it is back; open alarms can be handled as usual.",
 });
 // The reading an alarm's rule judged, with its unit and precision; an event's alarm (a call,
@@ -200,6 +204,7 @@ function tickRow(tr) {
 // Only the rows on screen: a thousand clocks redrawn every second would keep the page busy.
 function tick() {
   onScreen.forEach(tickRow);
+  document.querySelectorAll("#windows .left").forEach((el) => { el.textContent = clock((Date.parse(el.dataset.ends) - Date.now()) / 1000); });
   const outage = $("#broker .dur");
   if (outage) outage.textContent = since(outage.dataset.since);
   document.querySelectorAll("#case .budget").forEach(tickBudget);
@@ -224,6 +229,26 @@ function drawBroker() {
     .replace("{dur}", `<span class="dur" data-since="${esc(broker.down_since)}">${since(broker.down_since)}</span>`)}`;
 }
 
+// ---- walk tests and maintenance windows running now (GET /api/windows/now) ----------------
+let windows = [];
+async function loadWindows() {
+  let resp;
+  try { resp = await fetch("/api/windows/now"); } catch { return; }
+  if (!resp.ok) return;
+  windows = await resp.json();
+  drawWindows();
+}
+function drawWindows() {
+  const el = $("#windows");
+  el.hidden = denied || !windows.length;
+  el.innerHTML = windows.map((w) => `<li data-window="${w.id}"><strong>${esc(MESSAGES[LANG].windowModes[w.mode] || w.mode)} #${w.id}</strong>${[
+    ` · ${esc(t("gateway"))} ${esc(w.gateway)}（${w.devices.length ? esc(w.devices.join("、")) : esc(t("windowAll"))}）`,
+    ` · ${esc(t("windowBy"))} ${esc(w.created_by)} · ${esc(t("windowUntil"))} ${esc(clock24(w.ends_at))}`,
+    `（${esc(t("windowLeft"))} <span class="left" data-ends="${esc(w.ends_at)}">${clock((Date.parse(w.ends_at) - Date.now()) / 1000)}</span>）`,
+    ` · ${esc(t("windowLive"))}`].join("")}</li>`).join("");
+}
+setInterval(loadWindows, 30000);
+
 function connect() {
   const source = new EventSource("/api/alarms/stream");
   source.addEventListener("open", () => setConn(true));
@@ -244,6 +269,7 @@ function connect() {
     render();
     window.boardPerf.snapshots.push({rows: list.length, parse_ms: t1 - t0, draw_ms: now() - t1});
     refreshAwaiting();
+    loadWindows();
   });
   source.addEventListener("broker", (ev) => {
     const state = JSON.parse(ev.data);
@@ -552,7 +578,7 @@ $("#case-close").onclick = () => $("#case").close();
 $("#case").addEventListener("close", () => { caseExtras = null; });
 // After a language switch (the shared header, i18n.js startPage, relabels the rest).
 function relabel() {
-  drawAlert(); setConn($("#conn").classList.contains("up")); redrawAll(); drawAwaiting(); drawBroker();
+  drawAlert(); setConn($("#conn").classList.contains("up")); redrawAll(); drawAwaiting(); drawBroker(); drawWindows();
   if ($("#case").open) openCase(Number($("#case").dataset.id));
 }
 

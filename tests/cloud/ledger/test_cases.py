@@ -244,7 +244,8 @@ async def test_test_mode_alarms_only_when_asked(
     finally:
         await installer.aclose()
     assert window.status_code == 201, window.text
-    gw1.publish("sc/v1/gw-ld01/event", event(device="smoke-0102", type="alarm"))
+    # a fault (a smoke alarm would go live: life safety is never muted by a walk test)
+    gw1.publish("sc/v1/gw-ld01/event", event(device="smoke-0102", type="fault"))
     found = await eventually(lambda: _nonempty(ledger(operator, include_tests=True)))
     assert found["items"][0]["mode"] == "walk_test"
     assert (await ledger(operator))["total"] == 0
