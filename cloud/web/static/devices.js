@@ -4,9 +4,9 @@
 Object.assign(MESSAGES.zh, {
   title: "街道值班室 · 设备状态", devTitle: "街道值班室 · 设备状态", devLoading: "读取中",
   devUpdated: "已更新", devCounts: "各状态设备数", devStale: "无法读取，正在重试…", devNone: "没有登记的设备",
-  devStates: {online: "在线", silent: "失联", faulty: "故障", low_battery: "低电量", under_test: "测试中"},
+  devStates: {online: "在线", silent: "失联", faulty: "故障", low_battery: "低电量", under_test: "测试中", never_heard: "从未上报"},
   gwStates: {online: "在线", offline: "离线", unknown: "未上报"},
-  gwSince: {online: "在线自", offline: "离线自", unknown: ""},
+  gwSince: {online: "自", offline: "自", unknown: ""},
   gwCount: "网关", devCol: "设备", modelCol: "型号", homeCol: "住户", stateCol: "状态",
   seenCol: "最后上报", batteryCol: "电量", signalCol: "信号", alarmsCol: "未办结告警",
   never: "从未", ago: "前", every: "应每", seconds: "秒上报", storeError: "时序库暂不可用，电量和信号可能缺失：",
@@ -15,9 +15,9 @@ Object.assign(MESSAGES.zh, {
 Object.assign(MESSAGES.en, {
   title: "Street duty room · Device health", devTitle: "Street duty room · Device health", devLoading: "Loading",
   devCounts: "Devices by state", devUpdated: "Updated", devStale: "Cannot read, retrying…", devNone: "No registered devices",
-  devStates: {online: "online", silent: "silent", faulty: "faulty", low_battery: "low battery", under_test: "under test"},
+  devStates: {online: "online", silent: "silent", faulty: "faulty", low_battery: "low battery", under_test: "under test", never_heard: "never heard"},
   gwStates: {online: "online", offline: "offline", unknown: "no status yet"},
-  gwSince: {online: "online since", offline: "offline since", unknown: ""},
+  gwSince: {online: "since", offline: "since", unknown: ""},
   gwCount: "Gateways", devCol: "Device", modelCol: "Model", homeCol: "Home", stateCol: "State",
   seenCol: "Last seen", batteryCol: "Battery", signalCol: "Signal", alarmsCol: "Open alarms",
   never: "never", ago: "ago", every: "expected every", seconds: "s", storeError: "Telemetry store unavailable, battery and signal may be missing: ",
@@ -25,7 +25,7 @@ Object.assign(MESSAGES.en, {
 });
 
 const REFRESH_MS = 5000;
-const STATE_ORDER = ["online", "silent", "faulty", "low_battery", "under_test"];
+const STATE_ORDER = ["online", "silent", "faulty", "low_battery", "under_test", "never_heard"];
 const $ = (sel) => document.querySelector(sel);
 let report = null;
 let role = "";
@@ -43,6 +43,7 @@ function reasonText(reason) {
   m = reason.match(/^battery ([\d.]+) % ≤ ([\d.]+) %$/);
   if (m) return `电量 ${m[1]} % ≤ ${m[2]} %`;
   if (/^open: /.test(reason)) return "有未办结的告警";
+  if (reason === "never heard") return "登记后从未收到它的消息";
   return reason;
 }
 function when(iso) {
