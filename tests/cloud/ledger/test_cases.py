@@ -116,6 +116,8 @@ async def test_cases_from_the_broker_are_found_filtered_paged_and_exported(
         "op",
     )
     assert row["feedback"] == "老人摔倒，已送医"
+    assert row["dispatch_notes"] == "网格员 李网格: 上门"  # whom, and the dispatch's note
+    assert row["verify_note"] == ""  # not verified yet
     assert (row["outcome"], row["note"], row["state"]) == ("handled", "已处置", "resolved")
     assert row["budget_s"] == 60 and row["policy"] == "life_safety"
     received, accepted, resolved = (
@@ -674,6 +676,9 @@ async def test_exports_write_typed_text_as_text_never_as_a_formula(
     for field in ("note", "dispatched_to", "feedback"):
         assert row[_column(field)] == "'" + HOSTILE[field], field
     assert by_id[made["control"]][_column("note")] == "门铃坏了"
+    # the supervisor's note and the dispatch's are in the export too
+    assert by_id[made["control"]][_column("verify_note")] == "回访属实"
+    assert row[_column("dispatch_notes")].startswith("'")  # typed text, kept as text
 
 
 async def test_the_ledger_filters_verified_and_unverified_cases(
