@@ -3,9 +3,23 @@ each kind to its HTTP status once (cloud/web/errors.py); a message names what an
 
 from __future__ import annotations
 
+from typing import Self
+
 
 class CloudError(Exception):
-    """Something the cloud refuses or cannot find, with a reason for the person who asked."""
+    """Something the cloud refuses or cannot find, with a reason for the person who asked.
+
+    A reason a duty-room page shows is made with `said(zh, en)`: the message holds both, and
+    the web app's answer gives each (`zh`, `en`) so the page shows the user's language."""
+
+    zh: str | None = None
+    en: str | None = None
+
+    @classmethod
+    def said(cls, zh: str, en: str) -> Self:
+        exc = cls(f"{zh} / {en}")
+        exc.zh, exc.en = zh, en
+        return exc
 
 
 class NotFound(CloudError):

@@ -3,19 +3,24 @@ simulated devices (below the drivers: gpiozero's mock pins, a mock MCP3008, pseu
 fed PMS5003 frames), the cloud and the duty-room web app, in one process.
 
 A scripted scenario gives the board something to show: a call button is pressed, a smoke
-alarm trips, methane rises past both thresholds, and the air gets dusty.
+alarm trips, methane rises past both thresholds, and the air gets dusty. It starts when the
+duty room first opens a page (the live stream), so a visitor signing in sees fresh alarms,
+not ones overdue and escalated; `kill -USR1 <pid>` plays it again. The terminal says its times
+in Beijing time, as the pages do.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import secrets
 import signal
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from pydantic import SecretStr
@@ -59,8 +64,11 @@ SCENARIO = [
 ]
 
 
+BEIJING = timezone(timedelta(hours=8))
+
+
 def say(text: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
+    print(f"[{datetime.now(BEIJING):%H:%M:%S}] {text}", flush=True)
 
 
 async def run_demo(
@@ -117,10 +125,17 @@ async def run_demo(
                 say(f"gateway {gw}: {'online' if connected else 'NOT connected'}")
             say("")
             say(f"值班室 / duty room: {cloud.web_url}")
-            say(f"登录 / sign in: duty / {password}  (operator; also leader, installer, admin)")
+            say(
+                "登录 / sign in: duty 值班员 (operator) · leader 督导 (supervisor) ·"
+                f" installer 安装人员 · admin 管理员 — 密码均为 / all with password {password}"
+            )
+            say("情景在值班室打开页面后开始 / the scenario starts once the duty room opens a page")
+            say(f"重放情景 / replay it: kill -USR1 {os.getpid()}")
             say("按 Ctrl-C 结束 / Ctrl-C to stop")
             say("")
-            scenario = asyncio.create_task(_play(agents))
+            replay = asyncio.Event()
+            loop.add_signal_handler(signal.SIGUSR1, replay.set)
+            scenario = asyncio.create_task(_scenarios(agents, cloud, replay))
             waits = [asyncio.create_task(stop.wait()), server]
             done, _ = await asyncio.wait(
                 waits, timeout=duration_s, return_when=asyncio.FIRST_COMPLETED
@@ -159,6 +174,16 @@ def _start_agent(site_file: Path, gateway: str, broker: EmbeddedBroker, workdir:
     )
     agent.start()
     return agent
+
+
+async def _scenarios(agents: dict[str, GatewayAgent], cloud: Cloud, replay: asyncio.Event) -> None:
+    """The scenario once the first page is open, then again on every SIGUSR1."""
+    await cloud.hub.first_listener.wait()
+    while True:
+        await _play(agents)
+        await replay.wait()
+        replay.clear()
+        say("重放情景 / replaying the scenario")
 
 
 async def _play(agents: dict[str, GatewayAgent]) -> None:

@@ -122,8 +122,8 @@ class Casework:
         note: str,
         cause: FalseAlarmCause | None = None,
     ) -> Alarm:
-        """Close a case (办结). A false alarm needs its cause (and "other" a note); a cause
-        is refused with any other outcome."""
+        """Close an accepted case (办结; an unaccepted one is refused). A false alarm needs
+        its cause (and "other" a note); a cause is refused with any other outcome."""
         if outcome is Outcome.FALSE_ALARM and cause is None:
             raise Refused("a false alarm needs its cause")
         if outcome is not Outcome.FALSE_ALARM and cause is not None:
@@ -136,11 +136,16 @@ class Casework:
             alarm = get(conn, alarm_id)
             if alarm.state is AlarmState.RESOLVED:
                 raise Conflict(f"alarm {alarm_id} is already resolved")
-            accepted = alarm.accepted_at.timestamp() if alarm.accepted_at else now
+            if alarm.state is AlarmState.ACTIVE:
+                # closing a case nobody took on is never one click: accept it first, so the
+                # ledger's accept time is a person's act, not the resolve time copied
+                raise Conflict.said(
+                    f"告警 {alarm_id} 尚未受理，不能办结：请先受理",
+                    f"alarm {alarm_id} is not accepted yet: accept it before resolving it",
+                )
             conn.execute(
                 "UPDATE alarms SET state = ?, open_key = NULL, resolved_at = ?, resolved_by = ?,"
-                " outcome = ?, cause = ?, note = ?, accepted_at = ?,"
-                " accepted_by = COALESCE(accepted_by, ?), notify_due_at = NULL WHERE id = ?",
+                " outcome = ?, cause = ?, note = ?, notify_due_at = NULL WHERE id = ?",
                 (
                     AlarmState.RESOLVED.value,
                     now,
@@ -148,8 +153,6 @@ class Casework:
                     outcome.value,
                     cause.value if cause else None,
                     note,
-                    accepted,
-                    actor,
                     alarm_id,
                 ),
             )

@@ -209,6 +209,9 @@ class HealthReports:
             if mode is not Mode.LIVE:
                 conditions.append(DeviceState.UNDER_TEST)
                 reasons.append(f"{mode.value} #{window}")
+            if seen is None and not conditions:
+                conditions.append(DeviceState.NEVER_HEARD)
+                reasons.append("never heard")
             state = conditions[0] if conditions else DeviceState.ONLINE
             counts[state] += 1
             building.devices.append(

@@ -20,6 +20,7 @@ class DeviceState(StrEnum):
     FAULTY = "faulty"  # an open fault or tamper alarm
     LOW_BATTERY = "low_battery"  # an open low-battery alarm, or its last reading is low
     UNDER_TEST = "under_test"  # a walk test or a maintenance window covers it
+    NEVER_HEARD = "never_heard"  # registered, but nothing heard from it yet (not "online")
     ONLINE = "online"  # none of the above
 
 

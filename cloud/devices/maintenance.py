@@ -1,5 +1,9 @@
 """Walk tests and maintenance windows: while one covers a device, what its alarms raise is
-recorded as a test (the installer's view), never pushed to the duty room, never escalated.
+recorded as a test (the installer's view), never pushed to the duty room, never escalated —
+except a life-safety alarm (a call for help, smoke, gas, methane at level I): a real emergency
+during a walk test still reaches the duty room, so those are never muted (and their clears
+stay live too). An installer tests those devices with their test button (event type `test`),
+which raises no alarm.
 
 A walk test is started by an installer on site for one gateway (all its devices, or the ones
 named) and ends when they say so — or by itself after its time (at most four hours), so a
@@ -21,7 +25,7 @@ from cloud.access.audit import Audit
 from cloud.alarms.model import Mode
 from cloud.db.database import Conn, Database, Row
 from cloud.errors import Conflict, NotFound, Refused
-from cloud.rules import Evaluation
+from cloud.rules import AlarmDraft, Clear, Evaluation
 from cloud.times import from_epoch
 
 MAX_WALK_TEST_S = 4 * 3600
@@ -63,6 +67,9 @@ class Maintenance:
         self.db = db
         self.audit = audit
         self._open: dict[int, Window] = {}  # not yet ended (current or future)
+        #: (gateway, device, rule) of the life-safety alarms let through live during a window:
+        #: their clears go live as well
+        self._live_keys: set[tuple[str, str, str]] = set()
 
     async def load(self) -> None:
         rows = await self.db.fetch_all("SELECT * FROM maintenance WHERE ended_at IS NULL")
@@ -83,14 +90,21 @@ class Maintenance:
 
     def gate(self, evaluation: Evaluation, at: float) -> Evaluation:
         """The rules' decisions, with those about devices under a walk test or in a
-        maintenance window made tests (of that window)."""
+        maintenance window made tests (of that window) — but never a life-safety alarm, nor
+        the clear of one let through."""
         if not self._open:
+            self._live_keys.clear()
             return evaluation
         gated = []
         for decision in evaluation.decisions:
-            mode, window = self.mode_for(decision.gateway, decision.device, at)
-            if mode is not Mode.LIVE:
-                decision = dataclasses.replace(decision, mode=mode.value, window=window)
+            if isinstance(decision, AlarmDraft) and decision.life_safety:
+                self._live_keys.add(decision.key)
+            elif isinstance(decision, Clear) and decision.key in self._live_keys:
+                self._live_keys.discard(decision.key)
+            else:
+                mode, window = self.mode_for(decision.gateway, decision.device, at)
+                if mode is not Mode.LIVE:
+                    decision = dataclasses.replace(decision, mode=mode.value, window=window)
             gated.append(decision)
         return Evaluation(gated, evaluation.inhibited, evaluation.muted)
 

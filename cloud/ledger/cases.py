@@ -5,7 +5,7 @@ the report reads (`ReportCase`), computed the same way from a few columns.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -55,6 +55,8 @@ class LedgerRow(BaseModel):
     dispatched_by: str | None
     dispatched_to: str | None
     feedback: str = Field(description="Feedback notes (情况反馈), oldest first")
+    dispatch_notes: str = Field("", description="Each dispatch: to whom and its note, oldest first")
+    verify_note: str = Field("", description="The supervisor's note when verifying (督办核实)")
     feedback_at: datetime | None
     feedback_by: str | None
     resolved_at: datetime | None
@@ -127,7 +129,11 @@ def _budget_and_within(
     return budget, within
 
 
-def ledger_row(alarm: Alarm, feedback: Sequence[str], rules: RulesFile, now: float) -> LedgerRow:
+def ledger_row(
+    alarm: Alarm, notes: Mapping[str, Sequence[str]], rules: RulesFile, now: float
+) -> LedgerRow:
+    """One case of the ledger; `notes` are its log's details by action (feedback, dispatched,
+    verified), oldest first."""
     live = alarm.mode is Mode.LIVE
     policy = policy_of(alarm, rules) if live else None
     tta = _seconds(alarm.received_at, alarm.accepted_at)
@@ -145,7 +151,9 @@ def ledger_row(alarm: Alarm, feedback: Sequence[str], rules: RulesFile, now: flo
         time_to_accept_s=tta,
         budget_s=budget,
         within_budget=within,
-        feedback="; ".join(feedback),
+        feedback="; ".join(notes.get("feedback", ())),
+        dispatch_notes="; ".join(notes.get("dispatched", ())),
+        verify_note="; ".join(n for n in notes.get("verified", ()) if n),
         time_to_resolve_s=_seconds(alarm.received_at, alarm.resolved_at),
         policy=policy.name if policy else alarm.policy,
     )

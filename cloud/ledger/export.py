@@ -115,6 +115,7 @@ COLUMNS: tuple[tuple[str, str, str, int], ...] = (
     ("within_budget", "时限内受理", "Accepted within budget", 10),
     ("dispatched_at", "派单时间", "Dispatched", 20),
     ("dispatched_to", "派给", "Dispatched to", 16),
+    ("dispatch_notes", "派单说明", "Dispatch notes", 28),
     ("feedback", "情况反馈", "Feedback", 28),
     ("resolved_at", "办结时间", "Resolved", 20),
     ("resolved_by", "办结人", "Resolved by", 10),
@@ -125,6 +126,7 @@ COLUMNS: tuple[tuple[str, str, str, int], ...] = (
     ("escalations", "升级次数", "Escalations", 9),
     ("verified_at", "督办核实时间", "Verified", 20),
     ("verified_by", "核实人", "Verified by", 10),
+    ("verify_note", "核实说明", "Verification note", 24),
     ("state", "状态", "State", 9),
     ("mode", "记录类型", "Record", 9),
 )

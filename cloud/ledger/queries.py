@@ -39,13 +39,14 @@ class Found:
 
     total: int
     rows: list[Row]
-    feedback: dict[int, list[str]]
+    #: per alarm, per action (feedback, dispatched, verified): the log's details, oldest first
+    notes: dict[int, dict[str, list[str]]]
 
     def cases(self, rules: RulesFile, now: float) -> list[LedgerRow]:
         out = []
         for row in self.rows:
             alarm = Alarm.from_row(row)
-            out.append(ledger_row(alarm, self.feedback.get(alarm.id, []), rules, now))
+            out.append(ledger_row(alarm, self.notes.get(alarm.id, {}), rules, now))
         return out
 
 
@@ -61,18 +62,19 @@ def _select(conn: Conn, filt: LedgerFilter, limit: int | None, offset: int) -> F
         sql += " LIMIT ? OFFSET ?"
         args = [*args, limit, offset]
     rows = list(conn.execute(sql, args))
-    feedback: dict[int, list[str]] = {}
+    notes: dict[int, dict[str, list[str]]] = {}
     ids = [r["id"] for r in rows]
     for i in range(0, len(ids), 500):
         chunk = ids[i : i + 500]
-        notes = conn.execute(
-            "SELECT alarm_id, detail FROM alarm_log WHERE action = 'feedback' AND alarm_id IN"
+        lines = conn.execute(
+            "SELECT alarm_id, action, detail FROM alarm_log"
+            " WHERE action IN ('feedback', 'dispatched', 'verified') AND alarm_id IN"
             f" ({','.join('?' * len(chunk))}) ORDER BY id",
             chunk,
         )
-        for alarm_id, detail in notes:
-            feedback.setdefault(alarm_id, []).append(detail)
-    return Found(total, rows, feedback)
+        for alarm_id, action, detail in lines:
+            notes.setdefault(alarm_id, {}).setdefault(action, []).append(detail)
+    return Found(total, rows, notes)
 
 
 async def count(db: Database, filt: LedgerFilter) -> int:

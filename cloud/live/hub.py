@@ -27,10 +27,13 @@ class LiveHub:
 
     def __init__(self) -> None:
         self._subs: set[Subscription] = set()
+        #: set once the first page has subscribed (the demo's scenario waits for it)
+        self.first_listener = asyncio.Event()
 
     def subscribe(self) -> Subscription:
         sub = Subscription()
         self._subs.add(sub)
+        self.first_listener.set()
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:

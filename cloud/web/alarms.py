@@ -65,8 +65,16 @@ def _typed_text(text: str) -> str:
     return text
 
 
+def _not_blank(text: str) -> str:
+    if not text.strip():
+        raise ValueError("must not be only spaces")
+    return text
+
+
 #: Text an operator types (a note, feedback, whom a case went to).
 TypedText = Annotated[str, AfterValidator(_typed_text)]
+#: Typed text that must say something: spaces alone are refused.
+SaidText = Annotated[TypedText, AfterValidator(_not_blank)]
 
 
 class NotificationRecord(BaseModel):
@@ -127,7 +135,7 @@ class ResidentProfile(BaseModel):
 
 
 class Dispatch(BaseModel):
-    to: TypedText = Field(min_length=1, max_length=100, description="e.g. 网格员, 物业, 119, 120")
+    to: SaidText = Field(min_length=1, max_length=100, description="e.g. 网格员, 物业, 119, 120")
     note: TypedText = Field("", max_length=1000)
 
 
@@ -136,7 +144,7 @@ class Note(BaseModel):
 
 
 class Feedback(BaseModel):
-    note: TypedText = Field(min_length=1, max_length=2000)
+    note: SaidText = Field(min_length=1, max_length=2000)
 
 
 @router.get("", response_model=list[Alarm])

@@ -2,8 +2,9 @@
 
 - The kinds of `CloudError` (cloud/errors.py): not found 404, conflict 409, refused 422, too
   large 413, unavailable 503, each with `{"detail": reason}` (the OpenAPI document's
-  `ErrorDetail`); a site change refused (`SiteEditError`, a `Refused`) gives its reason in
-  Chinese / English.
+  `ErrorDetail`; a reason made in both languages, `CloudError.said`, also has `zh` and
+  `en`); a site change refused (`SiteEditError`, a `Refused`) gives its reason in Chinese /
+  English.
 - Errors of a domain with an answer of their own: the telemetry store that cannot answer
   (503); a rules file refused (422); a sign-in limited (429 with Retry-After) or of a disabled
   account (403); a refused claim code (its status by reason, the reason also in
@@ -56,7 +57,10 @@ def _detail(detail: str, code: int, headers: dict[str, str] | None = None) -> JS
 
 
 def _cloud_error(exc: CloudError) -> JSONResponse:
-    return _detail(str(exc), http_status(exc))
+    body = {"detail": str(exc)}
+    if exc.zh and exc.en:  # the reason in each language, for a page to show the user's
+        body |= {"zh": exc.zh, "en": exc.en}
+    return JSONResponse(body, status_code=http_status(exc))
 
 
 def _store_error(exc: StoreError) -> JSONResponse:

@@ -1,11 +1,12 @@
 """Walk tests (installers, on site) and maintenance windows (planned by supervisors and
 admins): while one covers a device its alarms are recorded as tests, not sent to the duty
-room. The walk-test report is the installer's view: which devices were heard and what they
-raised. It names homes, never residents."""
+room — a life-safety alarm excepted (cloud/devices/maintenance.py). The board lists the ones
+running now (`GET /api/windows/now`). The walk-test report is the installer's view: which
+devices were heard and what they raised. It names homes, never residents."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from fastapi import APIRouter, status
 from pydantic import BaseModel, Field
@@ -13,7 +14,14 @@ from pydantic import BaseModel, Field
 from cloud.alarms.model import Mode
 from cloud.devices.maintenance import Window
 from cloud.devices.walk_test_report import WalkTestReport
-from cloud.web.deps import InstallerUser, PlannerUser, RowId, WalkTestsDep, WindowsDep
+from cloud.web.deps import (
+    DutyUser,
+    InstallerUser,
+    PlannerUser,
+    RowId,
+    WalkTestsDep,
+    WindowsDep,
+)
 
 router = APIRouter(prefix="/api", tags=["maintenance"])
 
@@ -21,7 +29,7 @@ router = APIRouter(prefix="/api", tags=["maintenance"])
 class WalkTestStart(BaseModel):
     gateway: str
     devices: list[str] = Field(default_factory=list, description="Empty: every device")
-    minutes: float = Field(30, gt=0, le=240)
+    minutes: float = Field(30, ge=1, le=240, description="1 to 240 (the form's limits)")
     note: str = Field("", max_length=500)
 
 
@@ -57,6 +65,14 @@ async def walk_test_report(
 @router.post("/walktests/{window_id}/end", response_model=Window)
 async def end_walk_test(window_id: RowId, windows: WindowsDep, user: InstallerUser) -> Window:
     return await windows.end_walk_test(window_id, user.name)
+
+
+@router.get("/windows/now", response_model=list[Window])
+async def running_windows(windows: WindowsDep, user: DutyUser) -> list[Window]:
+    """The walk tests and maintenance windows running now, for the duty room's board (which
+    devices, until when, by whom): their non-life-safety alarms are recorded as tests."""
+    now = datetime.now(UTC)
+    return [w for w in await windows.windows(open_only=True) if w.starts_at <= now < w.ends_at]
 
 
 @router.post("/maintenance", response_model=Window, status_code=status.HTTP_201_CREATED)

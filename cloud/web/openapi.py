@@ -15,7 +15,11 @@ NAME = "ErrorDetail"
 REFUSAL = {
     "title": NAME,
     "type": "object",
-    "properties": {"detail": {"type": "string", "title": "Detail"}},
+    "properties": {
+        "detail": {"type": "string", "title": "Detail"},
+        "zh": {"type": "string", "title": "The reason in Chinese (when given in both)"},
+        "en": {"type": "string", "title": "The reason in English (when given in both)"},
+    },
     "required": ["detail"],
 }
 

@@ -134,8 +134,10 @@ async def test_most_urgent_alarm_is_on_top_and_choices_survive_updates(
     await expect(rows(page).first.locator(".badge")).to_have_text(LEVEL_III)
     await expect(rows(page).first).to_contain_text("设备故障")
     await expect(page.locator("body")).to_have_attribute("data-alerting", "false")
-    # the operator starts on the fault and marks it a false alarm ...
+    # the operator takes the fault and marks it a false alarm ...
     fault_row = page.locator("#board tbody tr[data-level='3']")
+    await fault_row.get_by_role("button", name="受理").click()
+    await expect(fault_row).to_contain_text("已受理")
     await fault_row.locator("select[data-outcome]").select_option("false_alarm")
 
     # ... when a smoke alarm arrives later: it goes on top
@@ -216,7 +218,10 @@ async def test_english_on_request_and_remembered(
     await expect(rows(page).first).to_contain_text("Emergency call")
     await expect(rows(page).first.get_by_role("button", name="Accept")).to_be_visible()
     await expect(page.locator("#conn")).to_have_text("Live")
-    await expect(page.locator("#sound")).to_contain_text("click here to enable alarm sound")
+    # sound off while a level-I alarm waits: the switch is a banner saying so
+    await expect(page.locator("#sound")).to_have_text(
+        "A level-I alarm is waiting and the alarm sound is off: click here to turn it on"
+    )
     await expect(page.locator("html")).to_have_attribute("lang", "en")
 
     # a reload (or tomorrow's shift) keeps English

@@ -106,8 +106,12 @@ async def test_a_false_alarm_is_closed_with_its_cause(
     await row.get_by_role("button", name="时间线").click()
     dialog = page.locator("#case")
     form = dialog.locator("form#resolve")
+    await dialog.locator("#case-accept").click()
     cause = form.locator("select[name=cause]")
+    await expect(form.locator("select[name=outcome]")).to_have_value("")  # nobody chose yet
     await expect(cause).to_be_hidden()  # asked for only with a false alarm
+    await form.get_by_role("button", name="办结").click()
+    await expect(form.get_by_role("alert")).to_have_text("请先选择办结结果")
 
     await form.locator("select[name=outcome]").select_option(label="误报")
     await expect(cause).to_be_visible()
@@ -117,7 +121,7 @@ async def test_a_false_alarm_is_closed_with_its_cause(
     await form.get_by_role("button", name="办结").click()
     await expect(form.get_by_role("alert")).to_have_text("原因选“其他”时，请在说明中写明")
     # nothing was closed meanwhile
-    assert (await operator.get(f"/api/alarms/{alarm_id}")).json()["alarm"]["state"] == "active"
+    assert (await operator.get(f"/api/alarms/{alarm_id}")).json()["alarm"]["state"] == "accepted"
     await expect(rows(page)).to_have_count(1)
 
     await cause.select_option(label="烹饪油烟")
@@ -259,12 +263,13 @@ async def test_the_case_charts_the_devices_recent_readings(
     # the limits of the rules in force, as dashed lines named in the legend
     await expect(chart.locator(".u-legend")).to_contain_text("≥10 %LEL Ⅱ级")
     await expect(chart.locator(".u-legend")).to_contain_text("≥25 %LEL Ⅰ级")
-    # a call button sends no readings: the case says so instead of an empty chart
+    # a call button has no readings to chart: its case has no readings panel at all
     await page.get_by_role("button", name="关闭").click()
     await publish(gw1, "event", event(device="call-0101", kind="call", type="press"))
     call = page.locator("#board tbody tr[data-level='1']")
     await call.get_by_role("button", name="时间线").click()
-    await expect(page.locator("#case #readings")).to_have_text("近一小时没有读数")
+    await expect(page.locator("#case h2")).to_contain_text("一键呼叫求助")
+    await expect(page.locator("#case #readings")).to_have_count(0)
 
 
 async def test_an_installer_cannot_open_a_residents_profile(

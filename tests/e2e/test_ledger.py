@@ -75,7 +75,7 @@ async def test_a_case_worked_on_the_board_is_in_the_ledger_its_export_and_the_re
     await page.locator("#filter input[name=date_from]").fill("2030-01-02")
     await page.locator("#filter input[name=date_to]").fill("2030-01-01")
     await page.get_by_role("button", name="查询").click()
-    await expect(page.get_by_role("alert")).to_contain_text("is not before date_to")
+    await expect(page.get_by_role("alert")).to_contain_text("起始日期须早于截止日期")
     await page.locator("#filter input[name=date_from]").fill("")
     await page.locator("#filter input[name=date_to]").fill("")
     await page.get_by_role("button", name="查询").click()

@@ -81,7 +81,7 @@ async def test_installer_imports_homes_fixes_a_bad_row_and_binds_a_device(
     await expect(page.locator("#msg")).to_have_text("已保存：版本 3")
     device = tree.locator("[data-device='gw-ld01/smoke-0201']")
     await expect(device).to_contain_text("smoke_dry_contact → 1单元201")
-    await expect(device).to_contain_text("alarm=GPIO19, fault=GPIO20")
+    await expect(device).to_contain_text("报警 GPIO19，故障 GPIO20")
     assert cloud.cloud.registry.device("gw-ld01", "smoke-0201") is not None
 
     # an installer's page never shows who lives there

@@ -30,7 +30,7 @@ async def test_admin_manages_accounts_on_the_page(
     await page.locator("#new-role").select_option("supervisor")
     await page.locator("#new-password").fill("short")
     await page.get_by_role("button", name="创建").click()
-    await expect(page.locator("#message")).to_contain_text("at least 10 characters")
+    await expect(page.locator("#message")).to_contain_text("密码：至少 10 个字符")
     await expect(table).to_have_count(4)
     await page.locator("#new-password").fill("night-shift-2027")
     await page.get_by_role("button", name="创建").click()

@@ -14,9 +14,11 @@ Object.assign(MESSAGES.zh, {
   conditions: "需注意", contacts: "紧急联系人", noResident: "档案中没有该户的住户信息", residentDenied: "无权查看住户信息",
   readings: "近一小时读数", noReadings: "近一小时没有读数", readingsFailed: "读数暂时无法获取",
   caseDevice: "设备", model: "型号", gateway: "网关", acceptNow: "受理",
-  noteOptional: "说明（可选）", actionsTitle: "处置", alertTitle: "【新告警】",
-  acceptFirst: "受理后可派单和反馈情况",
+  noteOptional: "说明（可选）", actionsTitle: "处置",
+  acceptFirst: "受理后可派单、反馈情况和办结", clearedRow: "设备已恢复", dispatchedTo: "派给", blankText: "请填写内容（不能只有空格）", outcomePick: "请选择办结结果…", outcomeRequired: "请先选择办结结果",
   brokerDown: "告警通道中断",
+  windowModes: {walk_test: "巡检测试", maintenance: "维护窗口"}, windowAll: "全部设备", windowUntil: "至",
+  windowLeft: "剩余", windowBy: "发起人", windowLive: "期间非生命安全类告警只记为测试；呼叫、烟感、燃气报警照常推送",
   brokerSince: "平台自 {time} 起连接不上消息服务器（已持续 {dur}）。新告警可能延迟送达，恢复后自动补收；现有告警可照常处置。",
 });
 Object.assign(MESSAGES.en, {
@@ -29,16 +31,27 @@ Object.assign(MESSAGES.en, {
   conditions: "Take note", contacts: "Emergency contacts", noResident: "No resident on file for this home", residentDenied: "Not allowed to view the resident",
   readings: "Readings, last hour", noReadings: "No readings in the last hour", readingsFailed: "Readings are not available now",
   caseDevice: "Device", model: "Model", gateway: "Gateway", acceptNow: "Accept",
-  noteOptional: "Note (optional)", actionsTitle: "Actions", alertTitle: "[ALARM] ",
-  acceptFirst: "Accept the case to dispatch and give feedback",
+  noteOptional: "Note (optional)", actionsTitle: "Actions",
+  acceptFirst: "Accept the case to dispatch, give feedback and resolve it", clearedRow: "device back to normal", dispatchedTo: "to", blankText: "Please write something (spaces alone say nothing)", outcomePick: "Choose the outcome…", outcomeRequired: "Choose the outcome first",
   brokerDown: "Alarm feed interrupted",
+  windowModes: {walk_test: "Walk test", maintenance: "Maintenance"}, windowAll: "all devices", windowUntil: "until",
+  windowLeft: "left", windowBy: "by", windowLive: "other alarms are recorded as tests; calls, smoke and gas still reach the duty room",
   brokerSince: "The platform has not reached its message broker since {time} (for {dur}). New alarms may be delayed and arrive once it is back; open alarms can be handled as usual.",
 });
-Object.assign(MESSAGES.zh.logActions, {dispatched: "派单", feedback: "情况反馈", verified: "督办核实", notify: "通知", escalate: "升级", remind: "提醒", cleared: "设备解除", device_cleared: "设备已解除", inhibited: "抑制", delivered: "已送达", notify_failed: "通知失败", notify_skipped: "未通知", notify_pending: "待重试", notify_cancelled: "通知取消"});
-Object.assign(MESSAGES.en.logActions, {dispatched: "dispatched", feedback: "feedback", verified: "verified", notify: "notified", escalate: "escalated", remind: "reminded", cleared: "cleared", device_cleared: "device cleared", inhibited: "inhibited", delivered: "delivered", notify_failed: "notification failed", notify_skipped: "not notified", notify_pending: "to retry", notify_cancelled: "notification cancelled"});
+// The reading an alarm's rule judged, with its unit and precision; an event's alarm (a call,
+// a smoke or gas detector's own alarm) has no reading to show.
+const RULE_READINGS = {
+  methane_high: ["%LEL", 1], pm25_24h: ["µg/m³", 0], pm10_24h: ["µg/m³", 0], co2_1h: ["ppm", 0],
+  hcho_1h: ["mg/m³", 2], tvoc_8h: ["mg/m³", 2], battery_low_reading: ["%", 0], heat_rising: ["°C", 1],
+};
+function readingText(a) {
+  const unit = RULE_READINGS[a.rule];
+  return unit && a.value != null ? `${a.value.toFixed(unit[1])} ${unit[0]}` : "";
+}
+function clock24(iso) { return new Date(iso).toLocaleTimeString(LANG === "zh" ? "zh-CN" : "en-GB", {hour12: false}); }
 const FIELDS = {
   gas: ["ch4_pct_lel"], air: ["pm25_ugm3", "pm10_ugm3", "co2_ppm", "temp_c"], smoke: ["temp_c", "battery_pct"],
-  call: ["battery_pct", "rssi_dbm"], power: ["current_a", "residual_ma"], water: ["battery_pct"],
+  power: ["current_a", "residual_ma"], water: ["battery_pct"],
 };
 // Alarms from a home where someone may need help to get out: the resident's profile is shown.
 const RESIDENT_KINDS = new Set(["call", "smoke", "gas"]);
@@ -48,9 +61,7 @@ const alarms = new Map();
 const rowCache = new Map(); // id → {alarm, tr}: the alarm object each row was drawn from
 const shownReported = new Set();
 const outcomes = new Map(); // the outcome an operator picked per alarm, kept across re-renders
-let soundEnabled = false;
 let denied = false; // this role may not view alarms (the API said 403)
-let audio = null;
 let ROLE = "";
 let renderPending = false;
 let broker = {connected: true, down_since: null}; // the cloud's link to the MQTT broker
@@ -91,17 +102,24 @@ function title(a) { return LANG === "zh" ? a.title_zh : a.title_en; }
 function rowHtml(a) {
   return `<td><span class="badge l${a.level}">${esc(MESSAGES[LANG].levelNames[a.level])}</span></td>
       <td><div class="title">${esc(title(a))}</div>
-          <div class="sub">${esc(MESSAGES[LANG].kinds[a.kind] || a.kind)}${a.value != null ? ` · ${t("value")} ${a.value}` : ""}${a.repeats ? ` · ${t("repeats")} ×${a.repeats}` : ""}</div></td>
+          <div class="sub">${esc(MESSAGES[LANG].kinds[a.kind] || a.kind)}${readingText(a) ? ` · ${t("value")} ${esc(readingText(a))}` : ""}${a.repeats ? ` · ${t("repeats")} ×${a.repeats}` : ""}</div></td>
       <td><div>${esc(a.building)} ${esc(a.home)}</div><div class="sub">${esc(a.community)} · ${esc(a.grid)}</div></td>
       <td><div>${esc(a.device)}</div><div class="sub">${esc(a.gateway)}</div></td>
       <td><div class="waited" data-since="${a.received_at}">${since(a.received_at)}</div>${budgetCell(a)}${escalated(a)}</td>
-      <td>${esc(t(a.state))}${a.accepted_by ? `<div class="sub">${esc(a.accepted_by)}</div>` : ""}</td>
+      <td>${esc(t(a.state))}${a.accepted_by ? `<div class="sub">${esc(a.accepted_by)}</div>` : ""}${a.cleared_at ? `<div class="sub cleared">${esc(t("clearedRow"))} ${clock24(a.cleared_at)}</div>` : ""}</td>
       <td><div class="actions">
-        ${a.state === "active" ? `<button class="accept" data-act="accept">${t("accept")}</button>` : ""}
-        <select data-outcome>${["handled", "false_alarm", "test"].map((o) => `<option value="${o}"${outcomes.get(a.id) === o ? " selected" : ""}>${t(o)}</option>`).join("")}</select>
-        <button class="resolve" data-act="resolve">${t("resolve")}</button>
+        ${a.state === "active" ? `<button class="accept" data-act="accept">${t("accept")}</button>` : resolveControls(a)}
         <button class="link" data-act="open">${t("timeline")}</button>
       </div></td>`;
+}
+// 办结 only for an accepted case, and never with an outcome nobody chose: the select starts
+// on "choose…" (the API refuses to resolve an unaccepted case too).
+function outcomeOptions(chosen) {
+  return `<option value="">${esc(t("outcomePick"))}</option>${["handled", "false_alarm", "test"].map((o) => `<option value="${o}"${chosen === o ? " selected" : ""}>${t(o)}</option>`).join("")}`;
+}
+function resolveControls(a) {
+  return `<select data-outcome required aria-label="${esc(t("outcome"))}">${outcomeOptions(outcomes.get(a.id))}</select>
+        <button class="resolve" data-act="resolve">${t("resolve")}</button>`;
 }
 
 // The clocks of the rows on screen tick; the others are brought up to date when scrolled to.
@@ -168,58 +186,9 @@ async function reportShown(ids) {
 function forget(id, tr) { visibility.unobserve(tr); onScreen.delete(tr); tr.remove(); rowCache.delete(id); }
 function redrawAll() { rowCache.forEach(({tr}, id) => forget(id, tr)); render(); }
 
-// ---- the alert: beeps on the audio clock, and a flashing tab title in a background tab ----
-// A background tab's timers may run once a minute, the audio clock does not slow down: the
-// beeps are scheduled BEEP_AHEAD_S ahead on it, and topped up whenever a timer or a message
-// runs. A new unaccepted level-I alarm beeps at once; acceptance silences the queue at once.
-const BEEP_EVERY_S = 1.5, BEEP_AHEAD_S = 90;
-let beepsUntil = 0; // audio time up to which beeps are scheduled
-let queued = []; // the scheduled oscillators (stopped when the alert ends)
-const alertingIds = new Set(); // the unaccepted level-I alarms the page knows of
-
+// ---- the alert (alert.js): the unaccepted level-I alarms beep and flash the title ----
 function updateAlerting() {
-  const waiting = [...alarms.values()].filter((a) => a.level === 1 && a.state === "active").map((a) => a.id);
-  const fresh = waiting.some((id) => !alertingIds.has(id));
-  alertingIds.clear(); waiting.forEach((id) => alertingIds.add(id));
-  document.body.dataset.alerting = waiting.length ? "true" : "false";
-  if (!waiting.length) stopBeeps();
-  else if (fresh) { stopBeeps(); scheduleBeeps(); } // a new one: beep now, not at the next slot
-  flashTitle();
-}
-function beepAt(when) {
-  const osc = audio.createOscillator(), gain = audio.createGain();
-  osc.frequency.value = 880; osc.type = "square"; gain.gain.value = 0.15;
-  osc.connect(gain).connect(audio.destination);
-  osc.onended = () => { queued = queued.filter((o) => o !== osc); };
-  osc.start(when); osc.stop(when + 0.35);
-  queued.push(osc);
-}
-function scheduleBeeps() {
-  if (!soundEnabled || !audio || document.body.dataset.alerting !== "true") return;
-  const at = audio.currentTime;
-  if (beepsUntil < at) beepsUntil = at; // nothing pending: the first one now
-  while (beepsUntil < at + BEEP_AHEAD_S) { beepAt(beepsUntil); beepsUntil += BEEP_EVERY_S; }
-}
-function stopBeeps() {
-  for (const osc of queued) { osc.onended = null; try { osc.stop(); } catch { /* never started */ } osc.disconnect(); }
-  queued = []; beepsUntil = 0;
-}
-setInterval(scheduleBeeps, 5000);
-
-// The tab's title alternates with a warning while a level-I alarm waits and the page is not
-// on screen (on screen, the pulsing row says it).
-let titleTimer = null, plainTitle = "";
-function flashTitle() {
-  const flash = document.body.dataset.alerting === "true" && document.visibilityState === "hidden";
-  if (flash && !titleTimer) {
-    plainTitle = document.title;
-    let on = false;
-    const toggle = () => { on = !on; document.title = on ? `${t("alertTitle")}${plainTitle}` : plainTitle; };
-    toggle();
-    titleTimer = setInterval(toggle, 1000);
-  } else if (!flash && titleTimer) {
-    clearInterval(titleTimer); titleTimer = null; document.title = plainTitle;
-  }
+  setWaiting([...alarms.values()].filter((a) => a.level === 1 && a.state === "active").map((a) => a.id));
 }
 function tickBudget(el) {
   const [text, over] = budgetText(el.dataset.by);
@@ -235,20 +204,12 @@ function tickRow(tr) {
 // Only the rows on screen: a thousand clocks redrawn every second would keep the page busy.
 function tick() {
   onScreen.forEach(tickRow);
+  document.querySelectorAll("#windows .left").forEach((el) => { el.textContent = clock((Date.parse(el.dataset.ends) - Date.now()) / 1000); });
   const outage = $("#broker .dur");
   if (outage) outage.textContent = since(outage.dataset.since);
   document.querySelectorAll("#case .budget").forEach(tickBudget);
 }
 setInterval(tick, 1000);
-
-function setSound(on) {
-  soundEnabled = on;
-  const btn = $("#sound");
-  btn.className = `sound ${on ? "on" : "off"}`;
-  btn.dataset.t = on ? "soundOn" : "soundOff";
-  btn.textContent = t(btn.dataset.t);
-  if (on) { audio = audio || new AudioContext(); audio.resume(); scheduleBeeps(); } else stopBeeps();
-}
 
 function setConn(up) {
   const el = $("#conn");
@@ -267,6 +228,26 @@ function drawBroker() {
     .replace("{time}", `<time datetime="${esc(broker.down_since)}">${esc(at)}</time>`)
     .replace("{dur}", `<span class="dur" data-since="${esc(broker.down_since)}">${since(broker.down_since)}</span>`)}`;
 }
+
+// ---- walk tests and maintenance windows running now (GET /api/windows/now) ----------------
+let windows = [];
+async function loadWindows() {
+  let resp;
+  try { resp = await fetch("/api/windows/now"); } catch { return; }
+  if (!resp.ok) return;
+  windows = await resp.json();
+  drawWindows();
+}
+function drawWindows() {
+  const el = $("#windows");
+  el.hidden = denied || !windows.length;
+  el.innerHTML = windows.map((w) => `<li data-window="${w.id}"><strong>${esc(MESSAGES[LANG].windowModes[w.mode] || w.mode)} #${w.id}</strong>${[
+    ` · ${esc(t("gateway"))} ${esc(w.gateway)}（${w.devices.length ? esc(w.devices.join("、")) : esc(t("windowAll"))}）`,
+    ` · ${esc(t("windowBy"))} ${esc(w.created_by)} · ${esc(t("windowUntil"))} ${esc(clock24(w.ends_at))}`,
+    `（${esc(t("windowLeft"))} <span class="left" data-ends="${esc(w.ends_at)}">${clock((Date.parse(w.ends_at) - Date.now()) / 1000)}</span>）`,
+    ` · ${esc(t("windowLive"))}`].join("")}</li>`).join("");
+}
+setInterval(loadWindows, 30000);
 
 function connect() {
   const source = new EventSource("/api/alarms/stream");
@@ -288,6 +269,7 @@ function connect() {
     render();
     window.boardPerf.snapshots.push({rows: list.length, parse_ms: t1 - t0, draw_ms: now() - t1});
     refreshAwaiting();
+    loadWindows();
   });
   source.addEventListener("broker", (ev) => {
     const state = JSON.parse(ev.data);
@@ -304,23 +286,13 @@ function connect() {
   });
 }
 
-// The API's reason for a refusal as it gave it (its words are the same in either language):
-// a string, a list of field problems, or nothing usable (then the status text).
-async function refusal(resp) {
-  let detail = null;
-  try { detail = (await resp.json()).detail; } catch { /* not JSON */ }
-  if (typeof detail === "string" && detail) return detail;
-  if (Array.isArray(detail)) return detail.map((d) => (d && d.msg) || "").filter(Boolean).join("; ") || resp.statusText;
-  return resp.statusText;
-}
 async function post(url, body) {
   const init = {method: "POST"};
   if (body !== undefined) { init.headers = {"Content-Type": "application/json"}; init.body = JSON.stringify(body); }
   let resp;
   try { resp = await fetch(url, init); } catch { alert(t("reconnecting")); return null; }
   if (!resp.ok) {
-    const detail = await refusal(resp);
-    alert(detail ? `${resp.status}: ${detail}` : `${resp.status}`);
+    alert(`${resp.status}: ${await reasonOf(resp)}`); // in the user's language (i18n.js)
     return null;
   }
   const a = await resp.json();
@@ -333,7 +305,13 @@ async function act(id, action, row) {
   if (action === "open") return openCase(id);
   if (action === "accept") return post(`/api/alarms/${id}/accept`);
   if (action === "resolve") {
-    const outcome = row.querySelector("[data-outcome]").value;
+    const select = row.querySelector("[data-outcome]");
+    const outcome = select.value;
+    if (!outcome) { // nothing chosen: say so at the select, close nothing
+      select.setAttribute("aria-invalid", "true");
+      select.setCustomValidity(t("outcomeRequired")); select.reportValidity(); select.focus();
+      return;
+    }
     // a false alarm needs its cause: the case opens at the short form for it
     if (outcome === "false_alarm") return openCase(id, {outcome});
     return post(`/api/alarms/${id}/resolve`, {outcome, note: ""});
@@ -347,7 +325,7 @@ let caseExtras = null; // {id, resident, readings}: read once per opening of the
 function fmt(iso) {
   if (!iso) return "—";
   const d = new Date(iso);
-  return d.toLocaleString(LANG === "zh" ? "zh-CN" : "en-GB", {hour12: false}) + `.${String(d.getMilliseconds()).padStart(3, "0")}`;
+  return d.toLocaleString(LANG === "zh" ? "zh-CN" : "en-GB", {hour12: false});
 }
 
 function loadScript(src) {
@@ -416,13 +394,25 @@ async function drawReadings(el, readings) {
   el.dataset.points = String(trend.series[0].values.filter((v) => v != null).length);
 }
 
-function timelineHtml(alarm) {
+// The case's steps in the order they happened (the ones still to come after, in the usual
+// order), each with who or what: whom it was dispatched to, the feedback, the outcome and its
+// note, the supervisor's note.
+function timelineHtml(alarm, history = []) {
   const steps = ["device_ts", "received_at", "stored_at", "pushed_at", "shown_at", "accepted_at",
     "dispatched_at", "feedback_at", "resolved_at", "verified_at"];
   for (const extra of ["escalated_at", "cleared_at"]) if (alarm[extra]) steps.splice(steps.indexOf("resolved_at"), 0, extra);
-  return `<ol class="timeline">${steps.map((s) => `<li data-step="${s}">${t(s)}${t("colon")}${fmt(alarm[s])}${
-    s === "resolved_at" && alarm.outcome ? ` · ${esc(t(alarm.outcome))}${alarm.cause ? `（${esc(MESSAGES[LANG].causes[alarm.cause] || alarm.cause)}）` : ""}${alarm.resolved_by ? ` · ${esc(alarm.resolved_by)}` : ""}` : ""}${
-    s === "verified_at" && alarm.verified_by ? ` · ${esc(alarm.verified_by)}` : ""}</li>`).join("")}</ol>`;
+  const done = steps.filter((s) => alarm[s]).sort((x, y) => Date.parse(alarm[x]) - Date.parse(alarm[y]));
+  const ordered = [...done, ...steps.filter((s) => !alarm[s])];
+  const last = (action) => [...history].reverse().find((h) => h.action === action);
+  const said = {
+    accepted_at: alarm.accepted_by ? ` · ${esc(alarm.accepted_by)}` : "",
+    dispatched_at: alarm.dispatched_to ? ` · ${esc(t("dispatchedTo"))} ${esc(alarm.dispatched_to)}` : "",
+    feedback_at: last("feedback") ? ` · ${esc(last("feedback").detail)}` : "",
+    escalated_at: alarm.escalations ? ` ×${alarm.escalations}` : "",
+    resolved_at: alarm.outcome ? ` · ${esc(t(alarm.outcome))}${alarm.cause ? `（${esc(MESSAGES[LANG].causes[alarm.cause] || alarm.cause)}）` : ""}${alarm.resolved_by ? ` · ${esc(alarm.resolved_by)}` : ""}${alarm.note ? `${t("colon")}${esc(alarm.note)}` : ""}` : "",
+    verified_at: alarm.verified_by ? ` · ${esc(alarm.verified_by)}${last("verified") && last("verified").detail ? `${t("colon")}${esc(last("verified").detail)}` : ""}` : "",
+  };
+  return `<ol class="timeline">${ordered.map((s) => `<li data-step="${s}">${t(s)}${t("colon")}${fmt(alarm[s])}${said[s] || ""}</li>`).join("")}</ol>`;
 }
 
 function actionsHtml(alarm, preset) {
@@ -430,20 +420,21 @@ function actionsHtml(alarm, preset) {
   const supervisor = ROLE === "supervisor" || ROLE === "admin";
   let html = "";
   if (alarm.state === "active") html += `<button id="case-accept" class="accept">${t("acceptNow")}</button>`;
-  if (open) {
-    const outcome = preset.outcome || "handled";
-    // dispatch and feedback follow acceptance (the API refuses them before)
-    html += alarm.state === "accepted" ? `<form id="dispatch" class="case-form"><h3>${t("dispatch")}</h3>
+  if (alarm.state === "accepted") {
+    const outcome = preset.outcome || "";
+    // dispatch, feedback and 办结 follow acceptance (the API refuses them before)
+    html += `<form id="dispatch" class="case-form"><h3>${t("dispatch")}</h3>
       <input name="to" required maxlength="100" placeholder="${esc(t("dispatchTo"))}">
       <input name="note" maxlength="1000" placeholder="${esc(t("note"))}"><button>${t("send")}</button></form>
     <form id="feedback" class="case-form"><h3>${t("feedback")}</h3>
-      <input name="note" required maxlength="1000" placeholder="${esc(t("note"))}"><button>${t("send")}</button></form>`
-      : `<p class="sub" id="accept-first">${t("acceptFirst")}</p>`;
+      <input name="note" required maxlength="2000" placeholder="${esc(t("note"))}"><button>${t("send")}</button></form>`;
     html += `<form id="resolve" class="case-form" novalidate><h3>${t("resolve")}</h3>
-      <select name="outcome" aria-label="${esc(t("outcome"))}">${["handled", "false_alarm", "test"].map((o) => `<option value="${o}"${o === outcome ? " selected" : ""}>${t(o)}</option>`).join("")}</select>
+      <select name="outcome" aria-label="${esc(t("outcome"))}">${outcomeOptions(outcome)}</select>
       <select name="cause" aria-label="${esc(t("cause"))}"${outcome === "false_alarm" ? "" : " hidden"}><option value="">${t("causePick")}</option>${CAUSES.map((c) => `<option value="${c}">${esc(MESSAGES[LANG].causes[c])}</option>`).join("")}</select>
       <input name="note" maxlength="1000" placeholder="${esc(t("noteOptional"))}"><button>${t("resolve")}</button>
       <p class="form-error" role="alert" hidden></p></form>`;
+  } else if (open) {
+    html += `<p class="sub" id="accept-first">${t("acceptFirst")}</p>`;
   } else if (supervisor && !alarm.verified_at) {
     html += `<form id="verify" class="case-form"><h3>${t("verify")}</h3>
       <input name="note" maxlength="1000" placeholder="${esc(t("verifyNote"))}"><button>${t("verify")}</button></form>`;
@@ -457,7 +448,7 @@ function infoHtml(alarm) {
     <div>${t("caseDevice")}${t("colon")}${esc(alarm.device)} · ${t("model")} ${esc(alarm.model)} · ${t("gateway")} ${esc(alarm.gateway)}</div>`;
 }
 function historyHtml(history) {
-  return history.map((h) => `<li>${fmt(h.at)} ${esc(h.actor === "system" ? t("system") : h.actor)} ${esc(MESSAGES[LANG].logActions[h.action] || h.action)} ${esc(h.detail)}</li>`).join("");
+  return history.map((h) => `<li>${fmt(h.at)} ${esc(h.actor === "system" ? t("system") : h.actor)} ${esc(MESSAGES[LANG].logActions[h.action] || h.action)} ${esc(logDetail(h))}</li>`).join("");
 }
 
 // Opens (or redraws) the case dialog. `live`: an update pushed while it is open — the forms
@@ -470,7 +461,7 @@ async function openCase(id, preset = {}, live = false) {
   const stateKey = `${alarm.state}/${alarm.verified_at ? 1 : 0}`;
   if (live && dialog.open && Number(dialog.dataset.id) === id && dialog.dataset.state === stateKey) {
     $("#case-info").innerHTML = infoHtml(alarm);
-    $("#case-timeline").innerHTML = timelineHtml(alarm);
+    $("#case-timeline").innerHTML = timelineHtml(alarm, history);
     $("#case-history").innerHTML = historyHtml(history);
     return;
   }
@@ -484,11 +475,11 @@ async function openCase(id, preset = {}, live = false) {
       <div>
         <section class="panel" id="case-info">${infoHtml(alarm)}</section>
         <div id="case-actions">${actionsHtml(alarm, preset)}</div>
-        <section class="panel"><h3>${t("timeline")}</h3><div id="case-timeline">${timelineHtml(alarm)}</div></section>
+        <section class="panel"><h3>${t("timeline")}</h3><div id="case-timeline">${timelineHtml(alarm, history)}</div></section>
       </div>
       <div>
         <div id="resident-slot"></div>
-        <section class="panel"><h3>${t("readings")}</h3><div id="readings"></div></section>
+        ${FIELDS[alarm.kind] ? `<section class="panel"><h3>${t("readings")}</h3><div id="readings"></div></section>` : ""}
         <section class="panel"><h3>${t("history")}</h3><ol class="history" id="case-history">${historyHtml(history)}</ol></section>
       </div>
     </div>`;
@@ -501,7 +492,11 @@ async function openCase(id, preset = {}, live = false) {
 
 function wireCase(id) {
   const accept = $("#case-accept");
-  if (accept) accept.onclick = async () => { accept.disabled = true; if (await post(`/api/alarms/${id}/accept`)) openCase(id); else accept.disabled = false; };
+  // redrawn only if the live update has not done it yet: a second redraw would wipe what the
+  // operator has begun to type in the forms acceptance opened
+  if (accept) accept.onclick = async () => { accept.disabled = true; if (await post(`/api/alarms/${id}/accept`)) openCase(id, {}, true); else accept.disabled = false; };
+  // a field refused for its blanks is fine again once typed in
+  for (const input of document.querySelectorAll("#case-body input[required]")) input.oninput = () => input.setCustomValidity("");
   const resolve = $("#resolve");
   if (resolve) {
     const outcome = resolve.elements.outcome, cause = resolve.elements.cause;
@@ -510,12 +505,15 @@ function wireCase(id) {
   for (const form of document.querySelectorAll("#case-body form")) {
     form.onsubmit = async (ev) => {
       ev.preventDefault();
+      // a required field of spaces only says nothing (the API refuses it too)
+      const blank = [...form.querySelectorAll("input[required]")].find((input) => !input.value.trim());
+      if (blank) { blank.setCustomValidity(t("blankText")); blank.reportValidity(); blank.focus(); return; }
       const body = Object.fromEntries(new FormData(form));
       if (form.id === "resolve") {
         const error = form.querySelector(".form-error");
-        const problem = body.outcome !== "false_alarm" ? "" : !body.cause ? "causeRequired" : body.cause === "other" && !body.note.trim() ? "otherNeedsNote" : "";
+        const problem = !body.outcome ? "outcomeRequired" : body.outcome !== "false_alarm" ? "" : !body.cause ? "causeRequired" : body.cause === "other" && !body.note.trim() ? "otherNeedsNote" : "";
         error.hidden = !problem; error.textContent = problem ? t(problem) : "";
-        if (problem) { (body.cause ? form.elements.note : form.elements.cause).focus(); return; }
+        if (problem) { (problem === "outcomeRequired" ? form.elements.outcome : body.cause ? form.elements.note : form.elements.cause).focus(); return; }
         if (body.outcome !== "false_alarm") delete body.cause;
       }
       const button = form.querySelector("button");
@@ -565,6 +563,7 @@ $("#awaiting").addEventListener("click", (ev) => {
 
 $("#board").addEventListener("change", (ev) => {
   if (!ev.target.matches("select[data-outcome]")) return;
+  ev.target.removeAttribute("aria-invalid"); ev.target.setCustomValidity("");
   outcomes.set(Number(ev.target.closest("tr").dataset.id), ev.target.value);
 });
 $("#board").addEventListener("click", (ev) => {
@@ -574,13 +573,12 @@ $("#board").addEventListener("click", (ev) => {
   if (btn.dataset.act !== "open") btn.disabled = true; // a double click must not act twice
   Promise.resolve(act(Number(row.dataset.id), btn.dataset.act, row)).finally(() => { btn.disabled = false; });
 });
-document.addEventListener("visibilitychange", () => { flashTitle(); if (document.visibilityState === "visible") render(); });
-$("#sound").onclick = () => setSound(!soundEnabled);
+document.addEventListener("visibilitychange", () => { if (document.visibilityState === "visible") render(); });
 $("#case-close").onclick = () => $("#case").close();
 $("#case").addEventListener("close", () => { caseExtras = null; });
 // After a language switch (the shared header, i18n.js startPage, relabels the rest).
 function relabel() {
-  setSound(soundEnabled); setConn($("#conn").classList.contains("up")); redrawAll(); drawAwaiting(); drawBroker();
+  drawAlert(); setConn($("#conn").classList.contains("up")); redrawAll(); drawAwaiting(); drawBroker(); drawWindows();
   if ($("#case").open) openCase(Number($("#case").dataset.id));
 }
 
@@ -602,9 +600,9 @@ async function mayView() {
 }
 
 (async () => {
-  setSound(false);
   const user = await startPage("board", {onLang: relabel});
   if (!user) return;
   ROLE = user.role;
+  startAlert(ROLE);
   if (await mayView()) { drawAwaiting(); connect(); }
 })();

@@ -3,10 +3,10 @@
 // GET /api/devices/health every few seconds.
 Object.assign(MESSAGES.zh, {
   title: "街道值班室 · 设备状态", devTitle: "街道值班室 · 设备状态", devLoading: "读取中",
-  devUpdated: "已更新", devStale: "无法读取，正在重试…", devNone: "没有登记的设备",
-  devStates: {online: "在线", silent: "失联", faulty: "故障", low_battery: "低电量", under_test: "测试中"},
+  devUpdated: "已更新", devCounts: "各状态设备数", devStale: "无法读取，正在重试…", devNone: "没有登记的设备",
+  devStates: {online: "在线", silent: "失联", faulty: "故障", low_battery: "低电量", under_test: "测试中", never_heard: "从未上报"},
   gwStates: {online: "在线", offline: "离线", unknown: "未上报"},
-  gwSince: {online: "在线自", offline: "离线自", unknown: ""},
+  gwSince: {online: "自", offline: "自", unknown: ""},
   gwCount: "网关", devCol: "设备", modelCol: "型号", homeCol: "住户", stateCol: "状态",
   seenCol: "最后上报", batteryCol: "电量", signalCol: "信号", alarmsCol: "未办结告警",
   never: "从未", ago: "前", every: "应每", seconds: "秒上报", storeError: "时序库暂不可用，电量和信号可能缺失：",
@@ -14,10 +14,10 @@ Object.assign(MESSAGES.zh, {
 });
 Object.assign(MESSAGES.en, {
   title: "Street duty room · Device health", devTitle: "Street duty room · Device health", devLoading: "Loading",
-  devUpdated: "Updated", devStale: "Cannot read, retrying…", devNone: "No registered devices",
-  devStates: {online: "online", silent: "silent", faulty: "faulty", low_battery: "low battery", under_test: "under test"},
+  devCounts: "Devices by state", devUpdated: "Updated", devStale: "Cannot read, retrying…", devNone: "No registered devices",
+  devStates: {online: "online", silent: "silent", faulty: "faulty", low_battery: "low battery", under_test: "under test", never_heard: "never heard"},
   gwStates: {online: "online", offline: "offline", unknown: "no status yet"},
-  gwSince: {online: "online since", offline: "offline since", unknown: ""},
+  gwSince: {online: "since", offline: "since", unknown: ""},
   gwCount: "Gateways", devCol: "Device", modelCol: "Model", homeCol: "Home", stateCol: "State",
   seenCol: "Last seen", batteryCol: "Battery", signalCol: "Signal", alarmsCol: "Open alarms",
   never: "never", ago: "ago", every: "expected every", seconds: "s", storeError: "Telemetry store unavailable, battery and signal may be missing: ",
@@ -25,13 +25,27 @@ Object.assign(MESSAGES.en, {
 });
 
 const REFRESH_MS = 5000;
-const STATE_ORDER = ["online", "silent", "faulty", "low_battery", "under_test"];
+const STATE_ORDER = ["online", "silent", "faulty", "low_battery", "under_test", "never_heard"];
 const $ = (sel) => document.querySelector(sel);
 let report = null;
 let role = "";
 
 // Escapes for text and for attribute values (quotes too).
 function msg(group, key) { return (MESSAGES[LANG][group] || {})[key] ?? key; }
+// Why a device is in its state, as the cloud says it (cloud/devices/health.py), in the user's
+// language.
+function reasonText(reason) {
+  let m = reason.match(/^(walk_test|maintenance) #(\d+)$/);
+  if (m) return `${msg("testModes", m[1])} #${m[2]}`;
+  if (LANG !== "zh") return reason;
+  m = reason.match(/^not heard for (\d+) s \(expected every ([\d.]+) s\)$/);
+  if (m) return `已 ${m[1]} 秒未上报（应每 ${m[2]} 秒上报一次）`;
+  m = reason.match(/^battery ([\d.]+) % ≤ ([\d.]+) %$/);
+  if (m) return `电量 ${m[1]} % ≤ ${m[2]} %`;
+  if (/^open: /.test(reason)) return "有未办结的告警";
+  if (reason === "never heard") return "登记后从未收到它的消息";
+  return reason;
+}
 function when(iso) {
   if (!iso) return "—";
   return new Date(iso).toLocaleString(LANG === "zh" ? "zh-CN" : "en-GB", {month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false});
@@ -66,7 +80,7 @@ function deviceRow(d) {
     <td><div>${esc(d.device)}</div><div class="sub">${esc(d.gateway)}</div></td>
     <td><div>${esc(msg("kinds", d.kind) || "")}</div><div class="sub">${esc(d.model)}</div></td>
     <td>${esc(d.home)}</td>
-    <td>${chips}<div class="sub">${esc(d.reasons.join("; "))}</div></td>
+    <td>${chips}<div class="sub">${esc(d.reasons.map(reasonText).join(LANG === "zh" ? "；" : "; "))}</div></td>
     <td class="num"><div>${when(d.last_seen)}</div><div class="sub">${ago(d.last_seen)}</div>${expected}</td>
     <td class="num">${d.battery_pct == null ? "—" : `${d.battery_pct} %`}</td>
     <td class="num">${d.rssi_dbm == null ? "—" : `${d.rssi_dbm} dBm`}</td>

@@ -46,6 +46,7 @@ function t(key) { return MESSAGES[LANG][key] ?? key; }
 function setLang(lang) { LANG = lang; localStorage.setItem("lang", lang); document.documentElement.lang = lang === "zh" ? "zh-CN" : "en"; }
 function applyStatic() {
   document.querySelectorAll("[data-t]").forEach((el) => { el.textContent = t(el.dataset.t); });
+  document.querySelectorAll("[data-t-label]").forEach((el) => { el.setAttribute("aria-label", t(el.dataset.tLabel)); });
   document.title = t("title");
 }
 setLang(LANG);
@@ -87,9 +88,90 @@ async function startPage(key, {title = "title", onLang = () => {}} = {}) {
   renderNav(user.role, key);
   document.getElementById("lang").onclick = () => {
     setLang(LANG === "zh" ? "en" : "zh"); label(); showUser(); renderNav(user.role, key); onLang();
+    if (typeof drawAlert === "function") drawAlert();
   };
   document.getElementById("logout").onclick = async () => {
     await fetch("/api/logout", {method: "POST"}); location.href = "/login";
   };
+  // a duty page with the alert (alert.js) hears and sees waiting level-I alarms; the board
+  // feeds it from its own stream
+  if (typeof watchAlarms === "function" && key !== "board") watchAlarms(user.role);
   return user;
+}
+
+// ---- refusals, in the user's language, naming the field -----------------------------------
+// The API refuses with {detail: "reason"} (our own reasons; with `zh` and `en` where it gives
+// both) or with pydantic's list of problems ({type, loc, msg, ctx}). A person gets one line
+// per problem: the field by its name on the form, then what is wrong with it.
+const FIELD_NAMES = {
+  zh: {password: "密码", username: "用户名", name: "名称", role: "角色", to: "派给", note: "说明", outcome: "办结结果",
+    cause: "误报原因", minutes: "测试时长（分钟）", gateway: "网关", devices: "设备", date_from: "起始日期", date_to: "截止日期",
+    level: "级别", kind: "类型", community: "社区", state: "状态", verified: "核实", id: "编号", address: "地址",
+    serial: "序列号", model: "型号", home: "户", building: "楼栋", grid: "网格", phone: "电话", worker: "网格员",
+    starts_at: "开始时间", ends_at: "结束时间", hours: "小时数", range: "时间范围", field: "读数项", device: "设备", code: "认领码"},
+  en: {password: "Password", username: "User name", name: "Name", role: "Role", to: "To", note: "Note", outcome: "Outcome",
+    cause: "Cause", minutes: "Test length (minutes)", gateway: "Gateway", devices: "Devices", date_from: "From", date_to: "To",
+    level: "Level", kind: "Kind", community: "Community", state: "State", verified: "Verified", id: "Id", address: "Address",
+    serial: "Serial number", model: "Model", home: "Home", building: "Building", grid: "Grid", phone: "Phone", worker: "Grid worker",
+    starts_at: "Starts", ends_at: "Ends", hours: "Hours", range: "Range", field: "Reading", device: "Device", code: "Claim code"},
+};
+// What is wrong, by pydantic's problem type ({n}: the limit from its context).
+const PROBLEMS = {
+  zh: {missing: "必须填写", string_too_short: "至少 {n} 个字符", blank: "不能为空", string_too_long: "最多 {n} 个字符",
+    greater_than: "须大于 {n}", greater_than_equal: "须不小于 {n}", less_than: "须小于 {n}", less_than_equal: "须不大于 {n}",
+    number: "须为数字", date: "日期格式不对（例：2027-01-15）", choice: "不是可选的值", pattern: "格式不对", too_many: "最多 {n} 项", other: "输入不正确"},
+  en: {missing: "required", string_too_short: "at least {n} characters", blank: "must not be empty", string_too_long: "at most {n} characters",
+    greater_than: "must be more than {n}", greater_than_equal: "must be at least {n}", less_than: "must be less than {n}", less_than_equal: "must be at most {n}",
+    number: "must be a number", date: "not a date (e.g. 2027-01-15)", choice: "not one of the choices", pattern: "not in the expected form", too_many: "at most {n} items", other: "not valid"},
+};
+// Our own reasons inside pydantic's "Value error, …", in Chinese (the English is the reason).
+const VALUE_ERRORS_ZH = [
+  [/control character U\+([0-9A-F]{4}) at position (\d+)/, "含有控制字符 U+$1（第 $2 位）：只能输入文字、制表符和换行"],
+  [/only spaces/, "不能只有空格"],
+  [/date_from .* is not before date_to/, "起始日期须早于截止日期"],
+  [/is not a date like|is neither a date|expected an ISO date/, "日期格式不对（例：2027-01-15）"],
+  [/out of range: the years 1970-2999/, "年份须在 1970–2999 之间"],
+  [/a false alarm needs its cause/, "误报必须选择原因"],
+  [/needs a note saying what it was/, "原因选“其他”时，请在说明中写明"],
+  [/a cause is given only for a false alarm/, "只有误报才填写误报原因"],
+];
+function problemKey(p) {
+  const type = p.type || "";
+  if (type === "string_too_short") return p.ctx && p.ctx.min_length === 1 ? "blank" : type;
+  if (["missing", "string_too_long", "greater_than", "greater_than_equal", "less_than", "less_than_equal"].includes(type)) return type;
+  if (type === "too_long") return "too_many";
+  if (/^(int|float|decimal)_(parsing|type|from_float)$/.test(type) || type === "finite_number") return "number";
+  if (/^(date|datetime)_/.test(type)) return "date";
+  if (type === "enum" || type === "literal_error") return "choice";
+  if (type === "string_pattern_mismatch") return "pattern";
+  return "other";
+}
+function problemText(p) {
+  const words = PROBLEMS[LANG];
+  const field = [...(p.loc || [])].reverse().find((part) => typeof part === "string" && !["body", "query", "path"].includes(part));
+  const label = field ? (FIELD_NAMES[LANG][field] || field) : "";
+  let what;
+  if (p.type === "value_error") {
+    const reason = String(p.msg || "").replace(/^Value error, /, "");
+    const zh = VALUE_ERRORS_ZH.find(([pattern]) => pattern.test(reason));
+    what = LANG === "zh" ? (zh ? reason.replace(new RegExp(`^.*?${zh[0].source}.*$`), zh[1]) : words.other) : reason;
+  } else {
+    const ctx = p.ctx || {};
+    const n = ctx.min_length ?? ctx.max_length ?? ctx.gt ?? ctx.ge ?? ctx.lt ?? ctx.le ?? "";
+    what = words[problemKey(p)].replace("{n}", n);
+  }
+  return label ? `${label}${t("colon")}${what}` : what;
+}
+// The refusal's body (parsed JSON, or null) → one line per problem.
+function refusalText(body, status) {
+  if (body && body.zh && body.en) return LANG === "zh" ? body.zh : body.en;
+  const detail = body && body.detail;
+  if (typeof detail === "string" && detail) return detail;
+  if (Array.isArray(detail) && detail.length) return detail.map((p) => (p && p.type ? problemText(p) : String(p && (p.msg || p)))).join("；");
+  return `HTTP ${status}`;
+}
+async function reasonOf(resp) {
+  let body = null;
+  try { body = await resp.json(); } catch { /* not JSON */ }
+  return refusalText(body, resp.status);
 }

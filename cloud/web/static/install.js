@@ -4,14 +4,16 @@
 // who tested what. Reads GET /api/provision/gateways and polls GET /api/walktests/{id}/live.
 // Homes are shown by name only: residents never appear on this page.
 Object.assign(MESSAGES.zh, {
-  title: "街道值班室 · 安装调试", instTitle: "街道值班室 · 安装调试", instLoading: "读取中",
+  title: "街道值班室 · 安装调试", instTitle: "街道值班室 · 安装调试", instGwLabel: "网关", instCodeLabel: "认领码", instMinutesBad: "测试时长：请填写 1–240 分钟", instLoading: "读取中",
   instUpdated: "已更新", instStale: "无法读取，正在重试…",
   instDenied: "当前账号无权使用安装调试。此页面仅供安装人员和管理员使用。",
   instPick: "选择网关", instGateway: "网关", instClaim: "认领网关",
   instClaimHelp: "在网关上运行下面的命令并输入认领码。认领码只能使用一次，过期后需重新生成；重新认领会更换网关的密码，旧设备的密码随即失效。",
   instMakeCode: "生成认领码", instCodeLeft: "有效期剩余", instCodeExpired: "认领码已过期，请重新生成", instCodeUsed: "认领码已使用，网关已认领",
-  instRunOnGateway: "在网关上运行：",
-  instWalk: "巡检测试", instWalkHelp: "测试期间触发的告警只记为测试，不会推送给值班室。逐个触发设备，确认每台设备都出现在下表中。",
+  instRunOnGateway: "在网关上运行：", instCopy: "复制命令", instCopied: "已复制，粘贴到网关的终端运行", instCopyFailed: "无法自动复制：请长按命令手动复制",
+  hints: {call: "按测试键（测试按压，不会呼叫值班室）", smoke: "按住烟感测试键约 3 秒", gas: "用测试气体靠近探头（报警会推送值班室，请先告知）",
+    air: "对进气口呼一口气（二氧化碳读数上升），约 1 分钟内出现", water: "用湿布同时碰两个探针", power: "断开再接回干接点"},
+  instWalk: "巡检测试", instWalkHelp: "测试期间触发的告警只记为测试，不会推送给值班室；但呼叫、烟感、燃气等生命安全类报警照常推送（真实险情不会被测试屏蔽），请用设备的测试键（测试按压）来测试它们。逐个触发设备，确认每台设备都出现在下表中。",
   instMinutes: "时长（分钟）", instStart: "开始测试", instEnd: "结束测试",
   instDevice: "设备", instKind: "类型", instHome: "房号", instSeen: "状态", instLast: "最近事件",
   instReading: "读数", instBattery: "电量", instSignal: "信号",
@@ -25,14 +27,16 @@ Object.assign(MESSAGES.zh, {
   eventTypes: {press: "按下呼叫", cancel: "取消", alarm: "报警", clear: "解除", test: "测试", fault: "故障", restore: "恢复", battery_low: "低电量", tamper: "防拆", heartbeat: "心跳"},
 });
 Object.assign(MESSAGES.en, {
-  title: "Street duty room · Installation", instTitle: "Street duty room · Installation", instLoading: "Loading",
+  title: "Street duty room · Installation", instTitle: "Street duty room · Installation", instGwLabel: "Gateway", instCodeLabel: "Claim code", instMinutesBad: "Test length: enter 1 to 240 minutes", instLoading: "Loading",
   instUpdated: "Updated", instStale: "Cannot read, retrying…",
   instDenied: "Your role cannot use the installation page. It is for installers and administrators.",
   instPick: "Pick a gateway", instGateway: "Gateway", instClaim: "Claim the gateway",
   instClaimHelp: "Run the command below on the gateway with the claim code. A code works once and expires; claiming again gives the gateway a new password and the old box's password stops working.",
   instMakeCode: "Generate claim code", instCodeLeft: "Expires in", instCodeExpired: "The claim code expired — generate a new one", instCodeUsed: "code used: the gateway is claimed",
-  instRunOnGateway: "Run on the gateway:",
-  instWalk: "Walk test", instWalkHelp: "Alarms during the test are recorded as tests and not sent to the duty room. Trigger each device and check that it appears below.",
+  instRunOnGateway: "Run on the gateway:", instCopy: "Copy command", instCopied: "Copied: paste it into the gateway's terminal", instCopyFailed: "Cannot copy by itself: select the command and copy it",
+  hints: {call: "press its test button (a test press does not call the duty room)", smoke: "hold the smoke alarm's test button for about 3 s", gas: "hold test gas to the sensor (its alarm reaches the duty room: tell them first)",
+    air: "breathe on the air inlet (CO2 rises); shows within about a minute", water: "touch both probes with a wet cloth", power: "open and close the dry contact"},
+  instWalk: "Walk test", instWalkHelp: "Alarms during the test are recorded as tests and not sent to the duty room — except life-safety alarms (call buttons, smoke, gas), which always reach the duty room (a real emergency is never muted): test those with the device's test button. Trigger each device and check that it appears below.",
   instMinutes: "Minutes", instStart: "Start walk test", instEnd: "End walk test",
   instDevice: "Device", instKind: "Kind", instHome: "Home", instSeen: "State", instLast: "Last event",
   instReading: "Reading", instBattery: "Battery", instSignal: "Signal",
@@ -77,7 +81,7 @@ function setConn(ok) {
 }
 function showError(sel, text) { const el = $(sel); el.textContent = text || ""; el.hidden = !text; }
 async function detail(resp) {
-  try { const body = await resp.json(); return typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail); } catch { return `HTTP ${resp.status}`; }
+  return reasonOf(resp); // in the user's language, naming the field (i18n.js)
 }
 
 // ---- gateways ------------------------------------------------------------------------------
@@ -148,6 +152,7 @@ async function makeCode() {
   const resp = await fetch("/api/provision/codes", {method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify({gateway: selected()})});
   if (!resp.ok) { showError("#claim-error", await detail(resp)); return; }
   code = await resp.json();
+  sessionStorage.setItem("claimCode", JSON.stringify(code)); // still shown after a reload
   $("#code-box").hidden = false;
   drawCode();
   loadGateways();
@@ -164,7 +169,34 @@ function drawCode() {
   $("#code-expiry").classList.toggle("expired", expired && !code.used);
   $("#code-expiry").classList.toggle("used", Boolean(code.used));
   $("#code").classList.toggle("used", Boolean(code.used));
-  $("#code-cmd").textContent = `${t("instRunOnGateway")} sudo /opt/smart-community/.venv/bin/python -m gateway claim --cloud ${location.origin} --code ${code.code}`;
+  $("#code-cmd").textContent = claimCommand(code);
+}
+// The command as it works when typed: this gateway's id (a code for another is refused), and
+// --insecure-http where the page itself came over plain http (a lab; the claim refuses it
+// otherwise).
+function claimCommand(c) {
+  const insecure = location.protocol === "http:" ? " --insecure-http" : "";
+  return `sudo /opt/smart-community/.venv/bin/python -m gateway claim --cloud ${location.origin} --gateway ${c.gateway} --code ${c.code}${insecure}`;
+}
+// The code made in this tab, shown again after a reload while it is valid.
+function restoreCode() {
+  let saved = null;
+  try { saved = JSON.parse(sessionStorage.getItem("claimCode") || "null"); } catch { /* damaged */ }
+  if (!saved || Date.parse(saved.expires_at) <= Date.now()) { sessionStorage.removeItem("claimCode"); return; }
+  code = saved;
+  $("#code-box").hidden = false;
+  drawCode();
+}
+async function copyCommand() {
+  const text = $("#code-cmd").textContent, done = $("#copy-done");
+  let ok = false;
+  try { await navigator.clipboard.writeText(text); ok = true; } catch {
+    const range = document.createRange(); range.selectNodeContents($("#code-cmd"));
+    getSelection().removeAllRanges(); getSelection().addRange(range);
+    try { ok = document.execCommand("copy"); } catch { ok = false; }
+  }
+  done.textContent = t(ok ? "instCopied" : "instCopyFailed");
+  done.hidden = false;
 }
 
 // ---- walk tests ----------------------------------------------------------------------------
@@ -178,7 +210,9 @@ async function findOpenWalkTest() {
 
 async function startTest() {
   showError("#walk-error", "");
-  const minutes = Number($("#minutes").value) || 30;
+  // the length as typed: empty, 0 or beyond the limits is refused here, never replaced
+  const typed = $("#minutes").value.trim(), minutes = Number(typed);
+  if (!typed || !(minutes >= 1 && minutes <= 240)) { showError("#walk-error", t("instMinutesBad")); $("#minutes").focus(); return; }
   const resp = await fetch("/api/walktests", {method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify({gateway: selected(), minutes})});
   if (!resp.ok) { showError("#walk-error", await detail(resp)); return; }
   const started = await resp.json();
@@ -221,7 +255,7 @@ function drawWalk() {
   $("#devices tbody").innerHTML = walk.devices.map((d) => `
     <tr data-device="${esc(d.device)}" class="${d.seen ? "seen" : "unseen"}">
       <td><b>${esc(d.device)}</b><div class="sub">${esc(d.model)}</div></td>
-      <td>${esc(d.kind ? msg("kinds", d.kind) : "—")}</td>
+      <td>${esc(d.kind ? msg("kinds", d.kind) : "—")}${!d.seen && d.kind && msg("hints", d.kind) !== d.kind ? `<div class="hint" data-hint>${esc(msg("hints", d.kind))}</div>` : ""}</td>
       <td>${esc(d.home)}</td>
       <td class="seen-cell">${d.seen ? `<span class="tag ok">${esc(t("instTriggered"))}</span>` : `<span class="tag bad">${esc(t("instNotYet"))}</span>`}</td>
       <td>${d.last_type ? `${esc(msg("eventTypes", d.last_type))} · ${when(d.last_at)} <span class="sub">(${d.events} ${esc(t("instEvents"))})</span>` : "—"}</td>
@@ -275,6 +309,7 @@ async function pickGateway() {
 }
 
 $("#make-code").onclick = makeCode;
+$("#copy-cmd").onclick = copyCommand;
 $("#start-test").onclick = startTest;
 $("#end-test").onclick = endTest;
 $("#gw-select").onchange = pickGateway;
@@ -284,6 +319,7 @@ $("#gw-select").onchange = pickGateway;
   if (!user) return;
   role = user.role;
   if (!(await loadGateways())) return;
+  restoreCode();
   await pickGateway();
   setInterval(drawCode, 1000);
   // the gateways' state: every 3 s while a fresh code waits to be used, else every 12 s

@@ -107,18 +107,15 @@ function renderFilter(onSubmit) {
 }
 function renderFilterFromAddress(onSubmit) { $("#filter").innerHTML = ""; renderFilter(onSubmit); }
 
-// The API's refusal (422 and the like) in words an operator can act on.
+// The API's refusal (422 and the like) in words an operator can act on, in the user's
+// language (i18n.js); the results of the previous filter are hidden, not left as if current.
 async function showError(resp) {
-  let detail = `${resp.status}`;
-  try {
-    const body = await resp.json();
-    detail = Array.isArray(body.detail) ? body.detail.map((d) => `${(d.loc || []).slice(1).join(".")}: ${d.msg}`).join("; ") : body.detail;
-  } catch { /* not JSON */ }
   const el = $("#error");
-  el.textContent = `${t("badFilter")}${detail}`;
+  el.textContent = `${t("badFilter")}${await reasonOf(resp)}`;
   el.hidden = false;
+  $("#content").hidden = true;
 }
-function clearError() { $("#error").hidden = true; }
+function clearError() { $("#error").hidden = true; $("#content").hidden = false; }
 
 // Signs in (or sends to the sign-in page), fills the header, loads the filter's choices.
 // Returns false if this role may not see the ledger (the page says so). `submit` runs when

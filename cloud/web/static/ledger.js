@@ -55,12 +55,15 @@ async function openCase(id) {
   const steps = ["device_ts", "received_at", "stored_at", "pushed_at", "shown_at", "accepted_at",
     "dispatched_at", "feedback_at", "resolved_at", "verified_at"];
   for (const extra of ["escalated_at", "cleared_at"]) if (alarm[extra]) steps.splice(steps.indexOf("resolved_at"), 0, extra);
+  // in the order things happened; what is still to come after
+  const ordered = [...steps.filter((x) => alarm[x]).sort((x, y) => Date.parse(alarm[x]) - Date.parse(alarm[y])), ...steps.filter((x) => !alarm[x])];
+  const said = {dispatched_at: alarm.dispatched_to ? ` · ${esc(t("dispatchedTo"))} ${esc(alarm.dispatched_to)}` : ""};
   const outcome = alarm.outcome ? ` · ${esc(words("outcomeNames")[alarm.outcome])}${alarm.cause ? `（${esc(words("causeNames")[alarm.cause])}）` : ""}` : "";
   $("#case-body").innerHTML = `<h2>#${alarm.id} ${esc(LANG === "zh" ? alarm.title_zh : alarm.title_en)} · ${esc(alarm.building)} ${esc(alarm.home)}</h2>
     <p><span class="badge l${alarm.level}">${esc(levelName(alarm.level))}</span> ${esc(kindName(alarm.kind))} · ${esc(alarm.device)} (${esc(alarm.model)}) · ${esc(alarm.community)} ${esc(alarm.grid)}${outcome}</p>
-    <h3>${t("timeline")}</h3><ol class="timeline">${steps.map((s) => `<li data-step="${s}">${t(s)}${t("colon")}${fmtTime(alarm[s])}</li>`).join("")}</ol>
+    <h3>${t("timeline")}</h3><ol class="timeline">${ordered.map((s) => `<li data-step="${s}">${t(s)}${t("colon")}${fmtTime(alarm[s])}${said[s] || ""}</li>`).join("")}</ol>
     ${alarm.note ? `<p>${esc(t("noteCause"))}${t("colon")}${esc(alarm.note)}</p>` : ""}
-    <h3>${t("history")}</h3><ol class="history">${history.map((h) => `<li>${fmtTime(h.at)} ${esc(h.actor === "system" ? t("system") : h.actor)} ${esc(words("logActions")[h.action] || h.action)} ${esc(h.detail)}</li>`).join("")}</ol>`;
+    <h3>${t("history")}</h3><ol class="history">${history.map((h) => `<li>${fmtTime(h.at)} ${esc(h.actor === "system" ? t("system") : h.actor)} ${esc(words("logActions")[h.action] || h.action)} ${esc(logDetail(h))}</li>`).join("")}</ol>`;
   if (!$("#case").open) $("#case").showModal();
 }
 

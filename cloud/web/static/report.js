@@ -6,7 +6,7 @@ Object.assign(MESSAGES.zh, {
   budgetChart: "时限内受理率（按级别）", byModel: "各设备型号误报率", byBuilding: "各楼栋误报率", byCause: "误报原因",
   cases: "案件数", acceptedN: "已受理", resolvedN: "已办结", openN: "未办结", falseN: "误报", pctWithin: "时限内受理率",
   budgetOf: "受理时限", allLevels: "合计", model: "设备型号", building: "楼栋", rate: "误报率", cause: "原因", count: "次数", share: "占比",
-  reportSummary: "共 {n} 条案件（按平台接收时间筛选，北京时间）", noData: "无",
+  reportSummary: "共 {n} 条案件（按平台接收时间筛选，北京时间）", noData: "无", noChartData: "所选时段内没有可统计的案件",
   method: "分位数采用最近秩法：n 个用时从小到大排列，第 p 百分位取第 ⌈p/100 × n⌉ 个，总是实际出现过的用时，不做插值。受理用时 = 受理时间 − 平台接收时间；办结用时 = 办结时间 − 平台接收时间（系统自动解除的案件不计入）。时限内受理率 = 时限内受理数 ÷（时限内受理数 + 超时数）；受理时限按告警产生时其路由策略确定，尚在时限内未受理或在时限内被系统自动解除的案件不计入。误报率 = 误报数 ÷ 已办结数。",
 });
 Object.assign(MESSAGES.en, {
@@ -14,7 +14,7 @@ Object.assign(MESSAGES.en, {
   budgetChart: "Accepted within budget, by level", byModel: "False-alarm rate by device model", byBuilding: "False-alarm rate by building", byCause: "Causes of false alarms",
   cases: "Cases", acceptedN: "Accepted", resolvedN: "Resolved", openN: "Open", falseN: "False alarms", pctWithin: "Within budget",
   budgetOf: "Budget", allLevels: "All levels", model: "Device model", building: "Building", rate: "False-alarm rate", cause: "Cause", count: "Count", share: "Share",
-  reportSummary: "{n} cases (filtered by when the cloud received them, Beijing time)", noData: "none",
+  reportSummary: "{n} cases (filtered by when the cloud received them, Beijing time)", noData: "none", noChartData: "No cases to chart in this period",
   method: "Percentiles by nearest rank: of n times sorted ascending, the p-th percentile is the one at rank ⌈p/100 × n⌉ — always an observed time, never interpolated. Time to accept = accepted − received; time to resolve = resolved − received (cases the system cleared by itself are left out). Within budget = within ÷ (within + missed); the budget is the routing policy's when the alarm was raised; cases still inside their budget, or cleared by the system within it, are not counted. False-alarm rate = false alarms ÷ resolved.",
 });
 
@@ -54,7 +54,14 @@ function rateTable(sel, rows, labelKey) {
 
 // Grouped bars on one chart: each level (x = 1..4) gets one bar per series, side by side.
 // Times on a log scale (seconds to hours on one chart); percentages on a linear one.
+// The log scale's ticks: round durations (1 s … 1 day), not powers of ten (1000 s reads
+// "16分40秒").
+const DURATION_TICKS = [1, 5, 10, 30, 60, 300, 600, 1800, 3600, 7200, 21600, 43200, 86400];
 function groupedBars(el, names, perLevel, fmt, yMax) {
+  if (!perLevel.some((values) => values.some((v) => v != null))) {
+    el.innerHTML = `<p class="trend-empty" data-empty>${esc(t("noChartData"))}</p>`; // nothing to draw: say so
+    return;
+  }
   const k = names.length, step = 0.8 / k, xs = [], cols = names.map(() => []);
   for (let lv = 1; lv <= 4; lv++) {
     for (let i = 0; i < k; i++) {
@@ -70,7 +77,8 @@ function groupedBars(el, names, perLevel, fmt, yMax) {
         min > 0 && min < 1 ? 10 ** Math.floor(Math.log10(min)) : 1, Math.max(10, 10 ** Math.ceil(Math.log10(max || 1)))]}},
     axes: [
       {splits: () => [1, 2, 3, 4], values: (u, vals) => vals.map((v) => levelName(v))},
-      {size: 80, values: (u, vals) => vals.map((v) => (v == null ? "" : fmt(v)))},
+      {size: 80, values: (u, vals) => vals.map((v) => (v == null ? "" : fmt(v))),
+        ...(yMax ? {} : {splits: (u) => DURATION_TICKS.filter((v) => v >= u.scales.y.min && v <= u.scales.y.max)})},
     ],
     legend: {live: false},
     cursor: {show: false},

@@ -5,7 +5,7 @@ Object.assign(MESSAGES.zh, {
   siteTitle: "场所与设备", siteTree: "场所结构", version: "版本", savedBy: "保存人",
   fileDiffers: "磁盘上的场所文件与上次导入的不同；数据库中的版本仍然有效，管理员可重新导入。",
   csvImport: "从表格导入房屋（CSV）", csvFile: "CSV 文件", csvCheck: "预检", csvDo: "导入",
-  csvHelp: "表头：社区、网格、楼栋编号、楼栋名称、地址、房屋编号、门牌（也可用英文 community, grid, building_id, building, address, home_id, home）。UTF-8 或 GBK 编码均可。全部正确才会导入。",
+  csvHelp: "表头：社区、网格、楼栋编号、楼栋名称、地址、房屋编号、门牌（也可用英文表头，见英文界面）。UTF-8 或 GBK 编码均可。全部正确才会导入。",
   csvNoFile: "请先选择 CSV 文件", csvErrors: "文件有 {n} 处问题，未导入任何数据：",
   csvWould: "预检通过：将新增 {h} 户、{b} 栋楼（尚未导入）", csvDone: "已导入 {h} 户、{b} 栋楼（版本 {v}）",
   row: "行", column: "列", problem: "问题",
@@ -13,6 +13,7 @@ Object.assign(MESSAGES.zh, {
   addGateway: "新建网关", addDevice: "绑定设备", id: "编号", name: "名称", community: "社区",
   grid: "网格", building: "楼栋", address: "地址", homeName: "门牌", workerName: "网格员",
   workerPhone: "网格员电话", profile: "硬件配置", gateway: "网关", model: "型号", home: "房屋",
+  pinRoles: {button: "按键", led: "指示灯", buzzer: "蜂鸣器", alarm: "报警", fault: "故障", relay: "继电器", power: "电源", water: "水浸"},
   pins: "引脚", adc: "ADC 通道", port: "串口", serialNo: "序列号", add: "添加", bind: "绑定",
   move: "移动", replace: "更换", remove: "拆除", moveTo: "移到房屋", newSerial: "新设备序列号",
   note: "说明", confirm: "确定", cancel: "取消", saved: "已保存：版本 {v}",
@@ -34,6 +35,7 @@ Object.assign(MESSAGES.en, {
   addGateway: "New gateway", addDevice: "Bind a device", id: "Id", name: "Name", community: "Community",
   grid: "Grid", building: "Building", address: "Address", homeName: "Home", workerName: "Grid worker",
   workerPhone: "Grid worker's phone", profile: "Board profile", gateway: "Gateway", model: "Model", home: "Home",
+  pinRoles: {},
   pins: "Pins", adc: "ADC channel", port: "Serial port", serialNo: "Serial no.", add: "Add", bind: "Bind",
   move: "Move", replace: "Replace", remove: "Remove", moveTo: "Move to home", newSerial: "New unit's serial no.",
   note: "Note", confirm: "OK", cancel: "Cancel", saved: "Saved: version {v}",
@@ -55,7 +57,7 @@ function fmt(key, values) { return t(key).replace(/\{(\w+)\}/g, (_, k) => values
 function describe(detail) {
   if (typeof detail === "string") return detail;
   if (Array.isArray(detail)) {
-    return detail.map((e) => (e.zh !== undefined ? (LANG === "zh" ? e.zh : e.en) : `${(e.loc || []).slice(1).join(".")}: ${e.msg}`)).join("\n");
+    return detail.map((e) => (e.zh !== undefined ? (LANG === "zh" ? e.zh : e.en) : problemText(e))).join("\n");
   }
   return JSON.stringify(detail);
 }
@@ -73,7 +75,7 @@ async function call(method, path, body) {
   const resp = await fetch(path, init);
   if (resp.status === 401) { location.href = "/login"; throw new Error("signed out"); }
   const data = await resp.json().catch(() => ({}));
-  if (!resp.ok) throw new Error(describe(data.detail ?? resp.statusText));
+  if (!resp.ok) throw new Error(Array.isArray(data.detail) ? describe(data.detail) : refusalText(data, resp.status));
   return data;
 }
 
@@ -85,7 +87,7 @@ function* buildings() {
 
 function deviceRow(gw, d) {
   const where = d.home_name ? `${esc(d.home_name)} <span class="sub">${esc(d.home)}</span>` : esc(d.home);
-  const pins = Object.entries(d.pins).map(([r, p]) => `${r}=GPIO${p}`).join(", ");
+  const pins = Object.entries(d.pins).map(([r, p]) => `${MESSAGES[LANG].pinRoles[r] || r} GPIO${p}`).join(LANG === "zh" ? "，" : ", ");
   const extra = [pins, d.adc_channel != null ? `ADC ${d.adc_channel}` : "", d.port || "", d.serial ? `SN ${d.serial}` : ""].filter(Boolean).join(" · ");
   const actions = EDITORS.includes(role) ? `<span class="actions">
       <button class="link" data-act="move" data-gw="${esc(gw.id)}" data-dev="${esc(d.id)}">${t("move")}</button>

@@ -65,10 +65,8 @@ async function load() {
   if (resp && resp.status === 401) { location.href = "/login"; return; }
   const error = $("#error");
   if (!resp || !resp.ok) {
-    let detail = resp ? resp.status : "network";
-    try { detail = (await resp.json()).detail; } catch { /* keep the status */ }
     error.hidden = false;
-    error.textContent = t("trFailed") + (typeof detail === "string" ? detail : JSON.stringify(detail));
+    error.textContent = t("trFailed") + (resp ? await reasonOf(resp) : t("reconnecting"));
     return;
   }
   error.hidden = true;

@@ -8,7 +8,7 @@ Object.assign(MESSAGES.zh, {
   usrAccounts: "账号", usrState: "状态", usrCreated: "创建", usrPasswordChanged: "密码修改",
   usrEnabled: "启用", usrDisabled: "已停用", usrDisable: "停用", usrEnable: "启用",
   usrNewPassword: "新密码", usrResetPassword: "重置密码", usrEndSessions: "强制下线",
-  usrBy: "由", usrNever: "—",
+  usrBy: "由", usrNever: "—", usrBootstrap: "系统初始化（服务配置）",
   usrCreatedMsg: "已创建账号 {name}", usrRoleMsg: "{name} 的角色已改为 {role}",
   usrPasswordMsg: "{name} 的密码已重置，其所有登录已失效", usrDisabledMsg: "{name} 已停用，其所有登录已失效",
   usrEnabledMsg: "{name} 已启用", usrSessionsMsg: "{name} 已在所有设备上退出登录",
@@ -20,7 +20,7 @@ Object.assign(MESSAGES.en, {
   usrAccounts: "Accounts", usrState: "State", usrCreated: "Created", usrPasswordChanged: "Password changed",
   usrEnabled: "active", usrDisabled: "disabled", usrDisable: "Disable", usrEnable: "Enable",
   usrNewPassword: "New password", usrResetPassword: "Reset password", usrEndSessions: "Sign out everywhere",
-  usrBy: "by", usrNever: "—",
+  usrBy: "by", usrNever: "—", usrBootstrap: "the service's first start (its settings)",
   usrCreatedMsg: "Account {name} created", usrRoleMsg: "{name} is now {role}",
   usrPasswordMsg: "Password of {name} reset; all their sessions ended", usrDisabledMsg: "{name} disabled; all their sessions ended",
   usrEnabledMsg: "{name} enabled", usrSessionsMsg: "{name} signed out everywhere",
@@ -49,15 +49,8 @@ function say(text, error = false) {
   box.hidden = false;
 }
 
-// The server's reason for a refusal: a string, or pydantic's list of problems.
-async function reason(resp) {
-  try {
-    const body = await resp.json();
-    if (typeof body.detail === "string") return body.detail;
-    if (Array.isArray(body.detail)) return body.detail.map((d) => `${(d.loc || []).slice(-1)[0]}: ${d.msg}`).join("; ");
-  } catch { /* not JSON */ }
-  return `${resp.status}`;
-}
+// The server's reason for a refusal, in the user's language, naming the field (i18n.js).
+const reason = reasonOf;
 
 async function call(method, path, body, okKey, vars) {
   const resp = await fetch(path, {method, headers: body ? {"Content-Type": "application/json"} : {}, body: body ? JSON.stringify(body) : undefined});
@@ -94,7 +87,7 @@ function row(account) {
     el("td", {textContent: name}),
     el("td", {}, role),
     el("td", {}, el("span", {className: `state ${account.disabled ? "off" : "on"}`, textContent: t(account.disabled ? "usrDisabled" : "usrEnabled")})),
-    el("td", {textContent: `${when(account.created_at)} ${t("usrBy")} ${account.created_by}`}),
+    el("td", {textContent: `${when(account.created_at)} ${t("usrBy")} ${account.created_by === "bootstrap" ? t("usrBootstrap") : account.created_by}`}),
     el("td", {textContent: when(account.password_changed_at)}),
     el("td", {}, el("div", {className: "acts"}, password, reset, toggle, end)),
   );

@@ -1,6 +1,7 @@
 """Walk tests and maintenance windows: alarms from devices under test are recorded as tests,
-shown to the installer, never pushed to the duty room or escalated; every start and end is
-audited; a walk test ends by itself."""
+shown to the installer, never pushed to the duty room or escalated — except a life-safety
+alarm (a call for help, smoke, gas), which is never muted: a real emergency during a walk test
+still reaches the duty room. Every start and end is audited; a walk test ends by itself."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from tests.cloud.ingest.test_ingest import active, event
 from tests.cloud.web.test_duty_api import read_stream
 
 
-async def test_a_walk_test_records_tests_for_the_installer_and_never_pages(
+async def test_a_walk_test_records_tests_for_the_installer_and_a_real_emergency_still_pages(
     cloud: RunningCloud, operator: httpx.AsyncClient, gw1: Publisher, mosquitto: Any
 ) -> None:
     installer = await signed_in(cloud.url, "inst")
@@ -35,27 +36,52 @@ async def test_a_walk_test_records_tests_for_the_installer_and_never_pages(
         window = started.json()
         assert window["mode"] == "walk_test" and window["created_by"] == "inst"
 
-        stream = asyncio.create_task(read_stream(operator, want=2))
+        stream = asyncio.create_task(read_stream(operator, want=3))
         await eventually(lambda: cloud.cloud.hub.listeners == 1)
-        # the installer trips the smoke alarm and presses the call button …
-        gw1.publish("sc/v1/gw-ld01/event", event(device="smoke-0102", type="alarm"))
+        # the installer presses the smoke detector's test button and trips the gas
+        # detector's fault: recorded for the installer, not sent to the duty room …
+        gw1.publish("sc/v1/gw-ld01/event", event(device="smoke-0102", type="test"))
+        gw1.publish("sc/v1/gw-ld01/event", event(device="gas-0101", kind="gas", type="fault"))
+        await eventually(lambda: cloud.cloud.announcer.counts["test_alarms"] == 1)
+        # … while an old man on the same gateway presses his call button for real, and a
+        # real alarm comes from the next building: both reach the duty room
         gw1.publish("sc/v1/gw-ld01/event", event(device="call-0101", kind="call", type="press"))
-        await eventually(lambda: cloud.cloud.announcer.counts["test_alarms"] == 2)
-        # … while a real alarm comes from the next building
         gw2.publish(
             "sc/v1/gw-ld02/event", event(gateway="gw-ld02", device="smoke-0301", type="alarm")
         )
-        (_, snapshot), (_, message) = await stream
-        assert snapshot == [] and message["alarm"]["gateway"] == "gw-ld02"
+        (_, snapshot), *messages = await stream
+        assert snapshot == []
+        assert sorted((m["alarm"]["gateway"], m["alarm"]["rule"]) for _, m in messages) == [
+            ("gw-ld01", "call_for_help"),
+            ("gw-ld02", "smoke_alarm"),
+        ]
         live = await active(operator)
-        assert [(a["gateway"], a["rule"]) for a in live] == [("gw-ld02", "smoke_alarm")]
+        assert sorted((a["gateway"], a["rule"], a["mode"]) for a in live) == [
+            ("gw-ld01", "call_for_help", "live"),
+            ("gw-ld02", "smoke_alarm", "live"),
+        ]
+        [call] = [a for a in live if a["rule"] == "call_for_help"]
+
+        # routed as any live alarm: the escalator plans the policy's first step (tests get none)
+        async def routed() -> list[Any]:
+            return (await operator.get(f"/api/alarms/{call['id']}")).json()["notifications"]
+
+        await eventually(routed)
+        # the call's clear (the resident cancels) during the test reaches the live alarm too
+        gw1.publish("sc/v1/gw-ld01/event", event(device="call-0101", kind="call", type="cancel"))
+
+        async def call_cleared() -> bool:
+            case = (await operator.get(f"/api/alarms/{call['id']}")).json()["alarm"]
+            return case["cleared_at"] is not None
+
+        await eventually(call_cleared)
 
         report = (await installer.get(f"/api/walktests/{window['id']}")).json()
         seen = {d["device"]: d for d in report["devices"]}
-        assert seen["smoke-0102"]["events"] == 1 and seen["smoke-0102"]["last_type"] == "alarm"
-        assert seen["gas-0101"]["events"] == 0  # not tested yet: the installer sees it
+        assert seen["smoke-0102"]["events"] == 1 and seen["smoke-0102"]["last_type"] == "test"
+        assert seen["air-0201"]["events"] == 0  # not tested yet: the installer sees it
         assert seen["call-0101"]["home"] == "1单元101"
-        assert sorted(a["rule"] for a in report["alarms"]) == ["call_for_help", "smoke_alarm"]
+        assert [a["rule"] for a in report["alarms"]] == ["device_fault"]
         test_ids = [a["id"] for a in report["alarms"]]
 
         # tests are never escalated: no notification beyond the record

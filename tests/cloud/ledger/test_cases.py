@@ -88,6 +88,7 @@ async def test_cases_from_the_broker_are_found_filtered_paged_and_exported(
     assert done.status_code == 200
     # the fault turns out to be nothing
     url = f"/api/alarms/{fault['id']}"
+    assert (await operator.post(f"{url}/accept")).status_code == 200
     done = await operator.post(
         f"{url}/resolve",
         json={"outcome": "false_alarm", "cause": "device_fault", "note": "传感器受潮"},
@@ -115,6 +116,8 @@ async def test_cases_from_the_broker_are_found_filtered_paged_and_exported(
         "op",
     )
     assert row["feedback"] == "老人摔倒，已送医"
+    assert row["dispatch_notes"] == "网格员 李网格: 上门"  # whom, and the dispatch's note
+    assert row["verify_note"] == ""  # not verified yet
     assert (row["outcome"], row["note"], row["state"]) == ("handled", "已处置", "resolved")
     assert row["budget_s"] == 60 and row["policy"] == "life_safety"
     received, accepted, resolved = (
@@ -243,7 +246,8 @@ async def test_test_mode_alarms_only_when_asked(
     finally:
         await installer.aclose()
     assert window.status_code == 201, window.text
-    gw1.publish("sc/v1/gw-ld01/event", event(device="smoke-0102", type="alarm"))
+    # a fault (a smoke alarm would go live: life safety is never muted by a walk test)
+    gw1.publish("sc/v1/gw-ld01/event", event(device="smoke-0102", type="fault"))
     found = await eventually(lambda: _nonempty(ledger(operator, include_tests=True)))
     assert found["items"][0]["mode"] == "walk_test"
     assert (await ledger(operator))["total"] == 0
@@ -629,6 +633,7 @@ async def hostile_cases(
             [draft("smoke_alarm", 1, "smoke", "gw-ld01", "smoke-0102", B + 60)], B + 60
         )
         made["control"] = control.alarm.id
+        await parts.casework.accept(control.alarm.id, "op")
         await parts.casework.resolve(control.alarm.id, "op", Outcome.HANDLED, HOSTILE["control"])
         await parts.casework.verify(control.alarm.id, "sup", "回访属实")
     forget_gateway_status(mosquitto)
@@ -671,6 +676,9 @@ async def test_exports_write_typed_text_as_text_never_as_a_formula(
     for field in ("note", "dispatched_to", "feedback"):
         assert row[_column(field)] == "'" + HOSTILE[field], field
     assert by_id[made["control"]][_column("note")] == "门铃坏了"
+    # the supervisor's note and the dispatch's are in the export too
+    assert by_id[made["control"]][_column("verify_note")] == "回访属实"
+    assert row[_column("dispatch_notes")].startswith("'")  # typed text, kept as text
 
 
 async def test_the_ledger_filters_verified_and_unverified_cases(

@@ -124,6 +124,7 @@ async def test_a_false_alarm_is_closed_only_with_its_cause(
     # none of these closed it
     assert (await operator.get(f"/api/alarms/{alarm['id']}")).json()["alarm"]["state"] == "active"
 
+    assert (await operator.post(f"/api/alarms/{alarm['id']}/accept")).status_code == 200
     done = await operator.post(
         url, json={"outcome": "false_alarm", "cause": "cooking", "note": "炒菜油烟"}
     )
@@ -137,6 +138,38 @@ async def test_a_false_alarm_is_closed_only_with_its_cause(
     case = (await operator.get(f"/api/alarms/{alarm['id']}")).json()
     log = [(h["actor"], h["action"], h["detail"]) for h in case["history"]]
     assert ("op", "resolved", "false_alarm (cooking): 炒菜油烟") in log
+
+
+async def test_an_unaccepted_alarm_is_not_closed_by_resolve(
+    cloud: RunningCloud, operator: httpx.AsyncClient, gw1: Publisher
+) -> None:
+    """办结 of a case nobody accepted is refused (409, the reason in both languages): the
+    ledger's accept time is then always a person's act, never the resolve time copied."""
+    gw1.publish("sc/v1/gw-ld01/event", event(device="gas-0101", kind="gas", type="alarm"))
+    alarm = await one_alarm(operator, "gas-0101")
+    url = f"/api/alarms/{alarm['id']}"
+    for body in (
+        {"outcome": "handled"},
+        {"outcome": "false_alarm", "cause": "mistouch", "note": "误报"},
+    ):
+        refused = await operator.post(f"{url}/resolve", json=body)
+        assert refused.status_code == 409
+        answer = refused.json()
+        assert answer["zh"] == f"告警 {alarm['id']} 尚未受理，不能办结：请先受理"
+        assert (
+            answer["en"]
+            == f"alarm {alarm['id']} is not accepted yet: accept it before resolving it"
+        )
+        assert answer["detail"] == f"{answer['zh']} / {answer['en']}"
+    case = (await operator.get(url)).json()
+    assert case["alarm"]["state"] == "active" and case["alarm"]["accepted_at"] is None
+    assert "resolved" not in [h["action"] for h in case["history"]]
+
+    assert (await operator.post(f"{url}/accept")).status_code == 200
+    done = await operator.post(f"{url}/resolve", json={"outcome": "handled"})
+    assert done.status_code == 200
+    closed = done.json()
+    assert closed["accepted_at"] < closed["resolved_at"]
 
 
 async def test_supervisors_list_resolved_cases_until_they_verify_them(
@@ -154,6 +187,7 @@ async def test_supervisors_list_resolved_cases_until_they_verify_them(
         bad = await supervisor.get("/api/alarms/unverified", params={"hours": 0})
         assert bad.status_code == 422
 
+        await operator.post(f"{url}/accept")
         await operator.post(f"{url}/resolve", json={"outcome": "handled", "note": "已上门"})
         [waiting] = (await supervisor.get("/api/alarms/unverified")).json()
         assert (waiting["id"], waiting["resolved_by"]) == (alarm["id"], "op")
@@ -312,6 +346,7 @@ async def test_nobody_verifies_a_case_they_resolved_themselves(
     own = await signed_in(cloud.url, resolver)
     other = await signed_in(cloud.url, "adm" if resolver == "sup" else "sup")
     try:
+        assert (await own.post(f"{url}/accept")).status_code == 200
         done = await own.post(f"{url}/resolve", json={"outcome": "handled", "note": "已上门"})
         assert done.status_code == 200
         refused = await own.post(f"{url}/verify", json={"note": "属实"})
@@ -379,6 +414,7 @@ async def test_the_supervisors_list_covers_a_week_of_cases_people_resolved(
                 [draft("call_for_help", 1, "call", "gw-ld01", "call-0101", at)], at
             )
             made[name] = raised.alarm.id
+            await parts.casework.accept(raised.alarm.id, "op")
             await parts.casework.resolve(raised.alarm.id, "op", Outcome.HANDLED, "已上门")
         clock.now = at = now - 2 * 86400
         d = draft("device_fault", 3, "gas", "gw-ld01", "gas-0101", at)

@@ -1,0 +1,72 @@
+// The lines of a case's history (处置记录) in the user's language. The cloud writes each line
+// once, in English (cloud/alarms, cloud/routing); here the known forms are put into Chinese,
+// piece by piece: policy, step, whom, by which channel, what happened. A person's own words
+// (a note, whom a case went to) are left as typed; an unknown form is shown as written.
+Object.assign(MESSAGES.zh.logActions, {dispatched: "派单", feedback: "情况反馈", verified: "督办核实", notify: "通知", escalate: "升级", remind: "提醒", cleared: "设备解除", device_cleared: "设备已解除", inhibited: "抑制", delivered: "已送达", notify_failed: "通知失败", notify_skipped: "未通知", notify_pending: "待重试", notify_cancelled: "通知取消"});
+Object.assign(MESSAGES.en.logActions, {dispatched: "dispatched", feedback: "feedback", verified: "verified", notify: "notified", escalate: "escalated", remind: "reminded", cleared: "cleared", device_cleared: "device cleared", inhibited: "inhibited", delivered: "delivered", notify_failed: "notification failed", notify_skipped: "not notified", notify_pending: "to retry", notify_cancelled: "notification cancelled"});
+const LOG_WORDS = {
+  causes: {mistouch: "误触", device_fault: "设备故障", cooking: "烹饪油烟", unannounced_test: "测试未报备", other: "其他"},
+  policies: {fire: "火灾", life_safety: "生命安全", urgent: "紧急", routine: "一般"},
+  targets: {duty_room: "值班室", grid_worker: "网格员", street_supervisor: "街道值班长", emergency_contacts: "紧急联系人"},
+  vias: {push: "值班室推送", webhook: "短信/语音网关"},
+  modes: {walk_test: "巡检测试", maintenance: "维护窗口"},
+  clears: {"heard again": "设备恢复上报", "online again": "网关恢复在线", "clear held": "恢复正常并保持"},
+};
+const LEVEL_ROMAN = {I: 1, II: 2, III: 3, IV: 4};
+
+function logWord(group, key) { return LOG_WORDS[group][key] || key; }
+// "grid_worker (李网格) via webhook" / "emergency_contacts: no emergency contacts on file for …"
+function toldZh(part) {
+  let m = part.match(/^(\w+) \((.*)\) via (.+)$/);
+  if (m) return `${logWord("targets", m[1])}（${m[2].replace(/ \((.+?) of (.+?)\)/g, "（$2的$1）")}），经${m[3].split(", ").map((v) => logWord("vias", v)).join("、")}`;
+  m = part.match(/^(\w+): (.*)$/);
+  if (m) return `${logWord("targets", m[1])}：${whyZh(m[2])}`;
+  return part === "nobody else to tell" ? "无其他通知对象" : part;
+}
+function whyZh(why) {
+  const m = why.match(/^no (grid worker|supervisor|emergency contacts) on file for (.+)$/);
+  if (m) return `档案中没有${{"grid worker": "网格员", supervisor: "街道值班长", "emergency contacts": "紧急联系人"}[m[1]]}（${m[2].replace(/^(grid|street) /, "")}）`;
+  let n = why.match(/^channel (\w+) is not configured$/);
+  if (n) return `未配置${logWord("vias", n[1])}通道`;
+  n = why.match(/^alarm (\w+) before delivery$/);
+  if (n) return `送达前告警已${t(n[1])}`;
+  n = why.match(/^attempt (\d+): (.*)$/);
+  if (n) return `第 ${n[1]} 次尝试：${whyZh(n[2])}`;
+  return why;
+}
+const LOG_FORMS = {
+  raised: (d) => {
+    const m = d.match(/^level (I|II|III|IV)(?:; (\w+) #(\d+): recorded as a test, not sent to the duty room)?$/);
+    if (!m) return d;
+    const level = MESSAGES.zh.levelNames[LEVEL_ROMAN[m[1]]];
+    return m[2] ? `${level}；${logWord("modes", m[2])} #${m[3]}：按测试记录，未推送值班室` : level;
+  },
+  notify: (d) => stepZh(d), escalate: (d) => stepZh(d), remind: (d) => stepZh(d),
+  command: (d) => {
+    const m = d.match(/^call_accepted to (\S+): (sent|NOT sent)$/);
+    return m ? `向 ${m[1]} 下发“已受理”提示：${m[2] === "sent" ? "已发送" : "未能发送"}` : d;
+  },
+  resolved: (d) => {
+    const m = d.match(/^(handled|false_alarm|test|cleared)(?: \((\w+)\))?(?:: ([\s\S]*))?$/);
+    if (!m) return d;
+    return `${t(m[1] === "cleared" ? "cleared_at" : m[1])}${m[2] ? `（${logWord("causes", m[2])}）` : ""}${m[3] ? `：${m[3]}` : ""}`;
+  },
+  cleared: (d) => LOG_WORDS.clears[d] || d,
+};
+for (const action of ["delivered", "notify_failed", "notify_skipped", "notify_pending", "notify_cancelled"]) {
+  LOG_FORMS[action] = (d) => {
+    const m = d.match(/^step (\d+) to (\w+)(?: (.+?))? via (\w+): ([\s\S]*)$/);
+    return m ? `第 ${Number(m[1]) + 1} 步 ${logWord("targets", m[2])}${m[3] ? ` ${m[3]}` : ""}（${logWord("vias", m[4])}）：${whyZh(m[5])}` : d;
+  };
+}
+function stepZh(d) {
+  const m = d.match(/^step (\d+) of policy (\w+)(?: \(not accepted within (\d+) s\))?: (.*?)(?:; (\d+) reminder\(s\) skipped \(due while the cloud was down\))?$/);
+  if (!m) return d;
+  return `第 ${Number(m[1]) + 1} 步（${logWord("policies", m[2])}策略）${m[3] ? `，${m[3]} 秒内无人受理` : ""}：${m[4].split("; ").map(toldZh).join("；")}${m[5] ? `；云端停机期间跳过 ${m[5]} 次提醒` : ""}`;
+}
+// One history entry ({action, detail}) as the page shows its detail.
+function logDetail(h) {
+  if (LANG !== "zh" || !h.detail) return h.detail || "";
+  const form = LOG_FORMS[h.action];
+  return form ? form(h.detail) : h.detail;
+}
