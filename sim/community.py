@@ -18,7 +18,7 @@ import secrets
 import signal
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -30,6 +30,7 @@ from cloud.serve import serve
 from cloud.settings import DEFAULT_SITE, CloudSettings
 from contract.site import load_site
 from edge.config import load_gateway_config
+from edge.sim import SimulatedHardware
 from gateway.agent import AgentOptions, GatewayAgent
 from gateway.uplink import BrokerParams
 from sim.broker import EmbeddedBroker
@@ -43,7 +44,7 @@ class Step:
     act: Callable[[GatewayAgent], None]
 
 
-def _hw(agent: GatewayAgent):  # type: ignore[no-untyped-def]
+def _hw(agent: GatewayAgent) -> SimulatedHardware:
     assert agent.hardware is not None, "the demo runs simulated gateways"
     return agent.hardware
 
@@ -157,7 +158,9 @@ async def run_demo(
     return 0
 
 
-def _start_agent(site_file: Path, gateway: str, broker: EmbeddedBroker, workdir: Path):  # type: ignore[no-untyped-def]
+def _start_agent(
+    site_file: Path, gateway: str, broker: EmbeddedBroker, workdir: Path
+) -> GatewayAgent:
     # The demo cannot wait three minutes for the methane sensor head to warm up.
     config = load_gateway_config(site_file, gateway).with_model("gas_mcp3008", warmup_s=2)
     agent = GatewayAgent(
@@ -194,8 +197,8 @@ async def _play(agents: dict[str, GatewayAgent]) -> None:
         await asyncio.to_thread(step.act, agents[step.gateway])
 
 
-async def _first(waiting: object, server: asyncio.Task[None]) -> None:
-    waiter = asyncio.ensure_future(waiting)  # type: ignore[arg-type]
+async def _first(waiting: Awaitable[object], server: asyncio.Task[None]) -> None:
+    waiter = asyncio.ensure_future(waiting)
     done, _ = await asyncio.wait({waiter, server}, return_when=asyncio.FIRST_COMPLETED)
     if server in done:
         waiter.cancel()

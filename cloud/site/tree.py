@@ -21,6 +21,9 @@ class SiteEditError(Refused):
     """A change that cannot be made; `zh` and `en` say why, naming the thing (the message
     holds both: `detail`)."""
 
+    zh: str
+    en: str
+
     def __init__(self, zh: str, en: str | None = None) -> None:
         self.zh = zh
         self.en = en or zh
