@@ -4,6 +4,8 @@ same way, with subscribers in their own processes."""
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 from collections.abc import Sequence
@@ -85,6 +87,35 @@ def measure_throughput(
     }
 
 
+def measure_drain(
+    stack: Stack, label: str, topic: str, publishers: Sequence[Gateway], count: int, pid: int
+) -> dict[str, Any]:
+    """The consumer's own capacity, whatever the publishers manage: the consumer process is
+    stopped (SIGSTOP) while `count` events are published and queued at the broker, then let go
+    (SIGCONT); the rate is count ÷ (last output − the moment it was let go)."""
+    sink = stack.sink(f"{label}-drain-sink", topic, count, ids=False)
+    messages = build_events(publishers, count, f"{label}-drain-{run_id()}", v2=False)
+    say(f"  {label}: {count:,} events queued at the broker while it is stopped, then drained")
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        started = blast(messages)
+        acked = wait_acked(publishers, timeout=300)
+    finally:
+        let_go = time.time()
+        os.kill(pid, signal.SIGCONT)
+    result = sink.result(grace=300)
+    stack.watch.remove("subscriber")
+    sink.finish()
+    seconds = (result["last"] - let_go) if result["last"] else None
+    return {
+        "sent": count,
+        "received": result["count"],
+        "queued_s": (acked - started) if acked else None,
+        "seconds": seconds,
+        "rate": result["count"] / seconds if seconds else None,
+    }
+
+
 def baseline(stack: Stack) -> dict[str, Any]:
     say("\n== phase 1: baseline (raw Mosquitto, paho QoS 1 both sides, TCP_NODELAY)")
     begun = stack.phase("baseline")
@@ -95,7 +126,12 @@ def baseline(stack: Stack) -> dict[str, Any]:
     lat = measure_latency(stack, "raw", "sc/v1/+/event")
     drop1 = stack.sys.read() if stack.sys else None
     stack.phase_end("baseline", begun)
-    result = {"throughput": tput, "latency": lat, "dropped_before": drop0, "dropped_after": drop1}
+    result = {
+        "throughput": tput,
+        "latency": lat,
+        "dropped_before": drop0,
+        "dropped_after": drop1,
+    }
     baseline_tables(result, stack.opts.rate)
     return result
 
@@ -143,12 +179,19 @@ def peer(stack: Stack, kind: str) -> dict[str, Any]:
         drop0 = stack.sys.read() if stack.sys else None
         lat = measure_latency(stack, name, OUT_TOPIC)
         tput = measure_throughput(stack, name, OUT_TOPIC, stack.gateways, stack.opts.events)
+        drain = measure_drain(stack, name, OUT_TOPIC, stack.gateways, stack.opts.events, child.pid)
         drop1 = stack.sys.read() if stack.sys else None
         stack.phase_end(name, begun)
     finally:
         child.stop()
         stack.watch.remove(name)
-    result = {"throughput": tput, "latency": lat, "dropped_before": drop0, "dropped_after": drop1}
+    result = {
+        "throughput": tput,
+        "drain": drain,
+        "latency": lat,
+        "dropped_before": drop0,
+        "dropped_after": drop1,
+    }
     peer_tables(kind, result, stack.opts.rate, len(stack.gateways))
     return result
 

@@ -4,6 +4,8 @@ The cloud's own counters (GET /api/stats) and database give its share of each.""
 
 from __future__ import annotations
 
+import os
+import signal
 import sqlite3
 import time
 from collections.abc import Callable
@@ -11,7 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from bench.duty import shown_at
-from bench.load import Gateway, blast, build_batches, build_events, paced_events, run_id
+from bench.load import (
+    Gateway,
+    blast,
+    build_batches,
+    build_events,
+    paced_events,
+    run_id,
+    wait_acked,
+)
 from bench.report import alarm_tables, ingest_tables, progress, say
 from bench.stack import Stack
 from bench.stats import summary_ms
@@ -122,6 +132,7 @@ def ingest(stack: Stack, raw: float | None) -> dict[str, Any]:
         time.sleep(0.05)
     events["stream_received"] = len(shown_at(dict(stack.stream.arrivals), order))
     events["stream_reconnects"] = stack.stream.connects - connects
+    events["drain"] = _drain(stack, o.events)
     begun = stack.phase("ingest-telemetry")
     batches, samples = build_batches(stack.gateways, o.batches, o.batch_size, f"tm-{run_id()}")
     telemetry = _blast(
@@ -202,6 +213,40 @@ def _blast(
     if acked_at and finished and finished - acked_at < 0.05 * (finished - started):
         out["publisher_limited"] = True
     return out
+
+
+def _drain(stack: Stack, count: int, stall_s: float = 30.0) -> dict[str, Any]:
+    """The cloud's own capacity, whatever the publishers manage: the cloud is stopped
+    (SIGSTOP) while `count` events are published and queued at the broker for its session,
+    then let go (SIGCONT); the rate is count ÷ (all stored − the moment it was let go)."""
+    assert stack.cloud is not None
+    pid = stack.cloud.pid
+    messages = build_events(stack.gateways, count, f"dr-{run_id()}")
+    say(f"  {count:,} events queued at the broker while the cloud is stopped, then drained")
+    before = stack.counts()
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        started = blast(messages)
+        acked = wait_acked(stack.gateways, timeout=300)
+    finally:
+        let_go = time.time()
+        os.kill(pid, signal.SIGCONT)
+    finished, last, last_change = None, -1, time.monotonic()
+    while finished is None and time.monotonic() - last_change < stall_s:
+        d = _deltas(before, stack.counts())
+        value = d.get("events", 0) + d.get("duplicates", 0)
+        if value >= count:
+            finished = time.time()
+        elif value != last:
+            last, last_change = value, time.monotonic()
+        time.sleep(0.05)
+    seconds = (finished - let_go) if finished else None
+    return {
+        "sent": count,
+        "queued_s": (acked - started) if acked else None,
+        "seconds": seconds,
+        "rate": count / seconds if seconds else None,
+    }
 
 
 def _deltas(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:

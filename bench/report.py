@@ -292,10 +292,17 @@ def summary(r: dict[str, Any], rate: float) -> int:
         summary[f"peer_{kind}_alarms_per_s"] = p_rate
         summary[f"peer_{kind}_latency_ms"] = peer["latency"]["latency_ms"]
         summary[f"cloud_events_vs_peer_{kind}"] = ratio(ing["events"]["rate"], p_rate)
+        summary[f"cloud_drain_vs_peer_{kind}_drain"] = ratio(
+            ing["events"].get("drain", {}).get("rate"), peer.get("drain", {}).get("rate")
+        )
         summary[f"cloud_p50_vs_peer_{kind}"] = ratio(a["p50"], peer["latency"]["latency_ms"]["p50"])
         summary[f"cloud_p99_vs_peer_{kind}"] = ratio(a["p99"], peer["latency"]["latency_ms"]["p99"])
         rows += [
             [f"bare flow ({kind}) throughput", f"{fmt(p_rate)} alarms/s"],
+            [
+                f"bare flow ({kind}) draining a queued backlog",
+                f"{fmt(peer.get('drain', {}).get('rate'))} alarms/s",
+            ],
             [f"bare flow ({kind}) latency p50 / p99", _p50_p99(peer["latency"]["latency_ms"])],
         ]
     rows += [
@@ -307,6 +314,10 @@ def summary(r: dict[str, Any], rate: float) -> int:
         ],
         ["cloud events/s (blast)", fmt(ing["events"]["rate"])],
         [
+            "cloud events/s draining a queued backlog",
+            fmt(ing["events"].get("drain", {}).get("rate")),
+        ],
+        [
             "cloud telemetry batches/s, readings/s",
             f"{fmt(ing['telemetry']['rate'])}, {fmt(ing['telemetry']['readings_per_s'])}",
         ],
@@ -317,6 +328,10 @@ def summary(r: dict[str, Any], rate: float) -> int:
             [
                 f"cloud events/s ÷ bare flow ({kind}) alarms/s",
                 fmt(summary[f"cloud_events_vs_peer_{kind}"], 4),
+            ],
+            [
+                f"cloud drain ÷ bare flow ({kind}) drain",
+                fmt(summary[f"cloud_drain_vs_peer_{kind}_drain"], 4),
             ],
             [
                 f"cloud p50 / p99 latency ÷ bare flow ({kind})",
