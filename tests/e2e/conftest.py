@@ -26,6 +26,15 @@ from tests.cloud.conftest import (  # noqa: F401  (fixtures re-exported for the 
 )
 from tests.servers import Mosquitto
 
+
+@pytest.fixture
+def db_backend() -> str:
+    """The browser tests are about the pages, not the database the cloud keeps its records
+    in: they run on SQLite, the embedded default, once (tests/db_backends.py; the same
+    behaviour on PostgreSQL is tested under tests/cloud)."""
+    return "sqlite"
+
+
 CHROMIUM = os.environ.get("SC_CHROMIUM", "/usr/bin/chromium")
 HAVE_CHROMIUM = Path(CHROMIUM).exists()
 CHROMIUM_ARGS = [
