@@ -64,7 +64,8 @@ from gateway.config_store import ConfigRefused, ConfigStore, Pushed, document_of
 from gateway.held_events import HeldEvents
 from gateway.outbox import Outbox, OutboxFull
 from gateway.readings import ReadingBuffer
-from gateway.uplink import BrokerParams, Uplink, UplinkOptions
+from gateway.uplink import Uplink
+from gateway.uplink_settings import BrokerParams, UplinkOptions
 
 log = logging.getLogger(__name__)
 

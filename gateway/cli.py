@@ -21,7 +21,7 @@ from gateway.logs import setup_logging
 from gateway.metrics import MetricsServer
 from gateway.script import ScriptRunner, load_script
 from gateway.settings import GatewaySettings
-from gateway.uplink import UplinkOptions
+from gateway.uplink_settings import UplinkOptions
 
 log = logging.getLogger("gateway")
 

@@ -10,7 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contract.models import GatewayId
 from edge.drivers.zigbee import ZigbeeBroker
-from gateway.uplink import BrokerParams
+from gateway.uplink_settings import BrokerParams
 
 
 class GatewaySettings(BaseSettings):

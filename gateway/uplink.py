@@ -34,14 +34,11 @@ from __future__ import annotations
 
 import logging
 import queue
-import random
 import socket
-import ssl
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -51,6 +48,8 @@ from contract import topics
 from contract.models import Ack, GatewayState, Status, decode, encode, utc_now
 from contract.topics import Channel
 from gateway.outbox import Entry, Outbox
+from gateway.resend import Resend, jitter
+from gateway.uplink_settings import BrokerParams, UplinkOptions, UplinkStats, tls_context
 
 log = logging.getLogger(__name__)
 
@@ -65,54 +64,6 @@ RestoredHook = Callable[[float], None]
 DOWN_SINCE = "uplink_down_since"
 #: the command the cloud acknowledges events with (`sc/v1/{gw}/cmd/ack`, an `Ack`)
 ACK_COMMAND = "ack"
-
-
-@dataclass(frozen=True)
-class BrokerParams:
-    host: str = "127.0.0.1"
-    port: int = 1883
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-    keepalive: int = 30
-    client_id: str | None = None  # default: the gateway id
-    ca_file: Path | None = None  # MQTT over TLS, trusting this CA (None: plain MQTT)
-    #: every node of a clustered broker (host, port), tried in turn; empty: (host, port) only
-    nodes: tuple[tuple[str, int], ...] = ()
-    #: QoS of the subscription to commands. 0 for a RabbitMQ 3.10 cluster: its MQTT plugin keeps
-    #: a QoS 1 subscription in a durable queue on the node that made it, and while that node
-    #: is down a subscription from another node is refused (the connection closed), so the
-    #: gateway could not fail over. (With a clean session, QoS 1 adds nothing across a
-    #: reconnect anyway: a lost acknowledgement is made good by sending again.)
-    command_qos: int = 1
-
-    def addresses(self) -> tuple[tuple[str, int], ...]:
-        """The nodes to try, in order (the single broker's address when there is no list)."""
-        return self.nodes or ((self.host, self.port),)
-
-
-@dataclass(frozen=True)
-class UplinkOptions:
-    window: int = 50  # outbox messages published and not yet acknowledged by the broker
-    backoff_min_s: float = 0.25
-    backoff_max_s: float = 30.0
-    drain_s: float = 1.0  # on stop, how long to wait for outstanding acknowledgements
-    #: events sent and not acknowledged by the cloud this long are sent again (then the wait
-    #: doubles, up to `ack_timeout_max_s`, until the cloud acknowledges something)
-    ack_timeout_s: float = 5.0
-    ack_timeout_max_s: float = 120.0
-
-
-@dataclass
-class UplinkStats:
-    connects: int = 0
-    connect_failures: int = 0
-    disconnects: int = 0
-    published: int = 0
-    acked: int = 0  # broker PUBACKs
-    cloud_acks: int = 0  # the cloud's acknowledgements (cmd/ack)
-    cloud_acked: int = 0  # events they let us delete
-    resends: int = 0  # times unacknowledged events were sent again (timeout or replay)
-    commands: int = 0
 
 
 @dataclass
@@ -355,7 +306,7 @@ class Uplink:
                     continue  # another node may be there: at once
                 failed_in_a_row = 0
                 log.info("uplink connect failed broker=%s error=%r retry_s=%.2f", where, exc, delay)
-                self._stopping.wait(_jitter(delay))
+                self._stopping.wait(jitter(delay))
                 delay = min(delay * 2, self.options.backoff_max_s)
                 continue
             _set_nodelay(client)
@@ -382,7 +333,7 @@ class Uplink:
             if not up.is_set() and failed_in_a_row < len(nodes):
                 continue  # refused by this node (e.g. it lost its cluster): the next one
             failed_in_a_row = 0
-            self._stopping.wait(_jitter(delay))
+            self._stopping.wait(jitter(delay))
             if not up.is_set():
                 delay = min(delay * 2, self.options.backoff_max_s)
         self._connected.clear()
@@ -415,7 +366,7 @@ class Uplink:
     def _sender(self) -> None:
         """The sender thread. It must never die (a full disk, a bug): an error is logged and
         the loop goes on, so the backlog is sent once the cause is gone."""
-        state = _SenderState(resend=_Resend(self.options))
+        state = _SenderState(resend=Resend(self.options))
         while True:
             try:
                 if self._send_round(state):
@@ -481,7 +432,7 @@ class Uplink:
         self.stats.acked += 1
         return None if entry.awaits_cloud else entry.row
 
-    def _apply_cloud_ack(self, conn: _Conn | None, ack: Ack, resend: _Resend) -> None:
+    def _apply_cloud_ack(self, conn: _Conn | None, ack: Ack, resend: Resend) -> None:
         self.stats.cloud_acks += 1
         deleted = self.outbox.ack_stream(ack.boot, ack.upto)
         self.stats.cloud_acked += deleted
@@ -520,7 +471,7 @@ class Uplink:
             except queue.Empty:
                 return items
 
-    def _fill(self, conn: _Conn, resend: _Resend) -> None:
+    def _fill(self, conn: _Conn, resend: Resend) -> None:
         window = self.options.window
         while len(conn.inflight) < window:
             rows = self.outbox.pending(limit=window, after=conn.cursor)
@@ -566,63 +517,9 @@ class Uplink:
 
 @dataclass
 class _SenderState:
-    resend: _Resend
+    resend: Resend
     conn: _Conn | None = None
     drain_until: float | None = None
-
-
-class _Resend:
-    """When events the cloud has not acknowledged are sent again (sender thread only).
-
-    The clock starts when an event is sent while none was waiting, and again at every
-    acknowledgement that lets something go; past `ack_timeout_s` they are sent again, and the
-    wait doubles (up to `ack_timeout_max_s`) until the cloud acknowledges something."""
-
-    def __init__(self, options: UplinkOptions) -> None:
-        self.options = options
-        self.timeout = options.ack_timeout_s
-        self.waiting_since: float | None = None
-        self._replays: dict[str, float] = {}
-
-    def reset(self) -> None:
-        """A new connection: everything unacknowledged goes out again from the start."""
-        self.timeout = self.options.ack_timeout_s
-        self.waiting_since = None
-
-    def sent(self) -> None:
-        if self.waiting_since is None:
-            self.waiting_since = time.monotonic()
-
-    def progress(self) -> None:
-        self.timeout = self.options.ack_timeout_s
-        self.waiting_since = time.monotonic()
-
-    def due(self) -> bool:
-        since = self.waiting_since
-        return since is not None and time.monotonic() - since > self.timeout
-
-    def backoff(self) -> None:
-        self.timeout = min(self.timeout * 2, self.options.ack_timeout_max_s)
-        self.waiting_since = time.monotonic()
-
-    def replay_allowed(self, boot: str) -> bool:
-        """At most one replay a second per boot (the cloud may ask once per batch)."""
-        now = time.monotonic()
-        if now - self._replays.get(boot, -1e9) < 1.0:
-            return False
-        self._replays[boot] = now
-        return True
-
-
-def _jitter(delay: float) -> float:
-    return delay * random.uniform(0.8, 1.2)
-
-
-def tls_context(ca_file: Path) -> ssl.SSLContext:
-    """TLS 1.2 or newer, the broker's certificate checked against `ca_file` and its name."""
-    context = ssl.create_default_context(cafile=str(ca_file))
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    return context
 
 
 def _set_nodelay(client: mqtt.Client) -> None:

@@ -32,7 +32,7 @@ from contract.site import load_site
 from edge.config import load_gateway_config
 from edge.sim import SimulatedHardware
 from gateway.agent import AgentOptions, GatewayAgent
-from gateway.uplink import BrokerParams
+from gateway.uplink_settings import BrokerParams
 from sim.broker import EmbeddedBroker
 
 

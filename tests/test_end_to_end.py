@@ -16,7 +16,7 @@ import pytest
 from edge.config import load_gateway_config
 from edge.drivers.call_button import CallButton, Indicator
 from gateway.agent import AgentOptions, GatewayAgent
-from gateway.uplink import BrokerParams
+from gateway.uplink_settings import BrokerParams
 from tests.cloud.conftest import RunningCloud, cloud, eventually, operator  # noqa: F401
 from tests.cloud.web.test_duty_api import read_stream
 from tests.conftest import DEMO_SITE

@@ -8,7 +8,7 @@ import pytest
 
 from edge.config import load_gateway_config
 from gateway.agent import AgentOptions, GatewayAgent
-from gateway.uplink import BrokerParams, UplinkOptions
+from gateway.uplink_settings import BrokerParams, UplinkOptions
 from tests.gateway.helpers import DEMO_SITE, CloudClient, clear_retained_status
 from tests.servers import Mosquitto
 

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from edge.config import load_gateway_config
 from gateway.agent import GatewayAgent
 from gateway.settings import GatewaySettings
-from gateway.uplink import BrokerParams
+from gateway.uplink_settings import BrokerParams
 from tests.gateway.conftest import FAST
 from tests.gateway.helpers import DEMO_SITE, CloudClient, wait_until
 from tests.servers import Mosquitto, free_port

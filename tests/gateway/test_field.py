@@ -9,7 +9,7 @@ from contract.models import EventType, Kind, Telemetry
 from edge.config import load_gateway_config
 from edge.sim import SimulatedHardware
 from gateway.agent import AgentOptions, GatewayAgent
-from gateway.uplink import BrokerParams
+from gateway.uplink_settings import BrokerParams
 from tests.edge.helpers import FIELD_SITE, LocalBroker
 from tests.gateway.conftest import FAST
 from tests.gateway.helpers import clear_retained_status

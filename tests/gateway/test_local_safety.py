@@ -7,7 +7,8 @@ import time
 
 from contract.models import EventType, Kind
 from gateway.outbox import Outbox
-from gateway.uplink import DOWN_SINCE, BrokerParams, Uplink
+from gateway.uplink import DOWN_SINCE, Uplink
+from gateway.uplink_settings import BrokerParams
 from tests.gateway.helpers import wait_until
 from tests.servers import free_port
 

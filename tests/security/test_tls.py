@@ -16,7 +16,7 @@ from cloud.settings import CloudSettings
 from edge.config import load_gateway_config
 from gateway.agent import AgentOptions, GatewayAgent
 from gateway.settings import GatewaySettings
-from gateway.uplink import BrokerParams
+from gateway.uplink_settings import BrokerParams
 from tests.cloud.conftest import PASSWORDS, RunningCloud, eventually, running_cloud
 from tests.conftest import DEMO_SITE
 from tests.security.conftest import Certs, managed_settings

@@ -14,7 +14,7 @@ import pytest
 from contract.models import Reply, encode
 from edge.config import load_gateway_config
 from gateway.agent import AgentOptions, GatewayAgent
-from gateway.uplink import BrokerParams, UplinkOptions
+from gateway.uplink_settings import BrokerParams, UplinkOptions
 from tests.cloud.conftest import (
     Publisher,
     RunningCloud,
