@@ -11,6 +11,11 @@ its workarounds.
 - Reconnects: a broker that is not there (at start-up too) or goes away is tried again and
   again with capped, jittered back-off; the `BrokerLink` says meanwhile since when it is
   missing and why. `$SYS` counters go to the `DropWatch`, never to the caller.
+- Reading: paho reads a packet a few bytes at a time (4 `recv` calls for an event) and aiomqtt
+  reads one packet per readiness of the socket (one turn of the event loop per message). The
+  socket is read ahead in large chunks (`_ReadAhead`), whose `pending()` makes aiomqtt go on
+  reading what is buffered — its own path for TLS sockets: a backlog of ~250 events costs one
+  `recv` and one turn of the loop.
 - Out: `publish` awaits the broker's acknowledgement (commands to a gateway: the caller wants
   to know); `publish_soon` does not (the cloud's `Ack`s: a lost one is made good by the
   gateway sending again).
@@ -109,6 +114,7 @@ class MqttTransport:
             tls_context=tls,
         )
         client.pending_calls_threshold = 1000
+        _read_ahead(client._client)
         # Acknowledge only after handling (paho's manual ack; aiomqtt does not wrap it).
         client._client.manual_ack_set(True)
         async with client:
@@ -232,6 +238,50 @@ class _NextMessage:
         if self._next is not None:
             self._next.cancel()
             self._next = None
+
+
+class _ReadAhead:
+    """The broker's socket read `CHUNK` bytes at a time, handed out as paho asks for them.
+
+    `pending()` counts what is buffered (and what a TLS socket buffers below), so aiomqtt's
+    reader goes on calling `loop_read()` until it is all handled; the event loop sees the
+    socket readable again only for bytes not read yet. Anything else is the socket's own.
+    """
+
+    CHUNK = 65536
+
+    def __init__(self, sock: Any) -> None:
+        self._sock = sock
+        self._buffer = b""
+        self._at = 0
+
+    def recv(self, size: int) -> bytes:
+        if self._at >= len(self._buffer):
+            data = self._sock.recv(max(size, self.CHUNK))  # BlockingIOError: nothing to read
+            if len(data) <= size:
+                return data
+            self._buffer, self._at = data, 0
+        end = self._at + size
+        piece = self._buffer[self._at : end]
+        self._at = min(end, len(self._buffer))
+        return piece
+
+    def pending(self) -> int:
+        below = getattr(self._sock, "pending", None)
+        return len(self._buffer) - self._at + (below() if below is not None else 0)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+def _read_ahead(paho: Any) -> None:
+    """Every socket this paho client opens (each reconnect makes one) is read ahead."""
+    create = paho._create_socket
+
+    def create_reading_ahead() -> _ReadAhead:
+        return _ReadAhead(create())
+
+    paho._create_socket = create_reading_ahead
 
 
 def _payload_bytes(payload: Any) -> bytes:
