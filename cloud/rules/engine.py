@@ -23,7 +23,7 @@ from cloud.rules.config import RulesFile
 from cloud.rules.decisions import AlarmDraft, Clear, Decision, Key
 from cloud.rules.windows import MeanWindow
 from cloud.times import from_epoch
-from contract.models import Event, Kind, Reading
+from contract.models import Event, EventType, Kind, Reading
 
 
 @dataclass(slots=True)
@@ -36,6 +36,7 @@ class _Condition:
 
 R = TypeVar("R", EventRule, ThresholdRule, RateRule, CountRule)
 W = TypeVar("W", ThresholdRule, RateRule)
+E = TypeVar("E", EventRule, CountRule)
 
 
 def _variants(rules: Sequence[R]) -> dict[str, list[R]]:
@@ -51,6 +52,19 @@ def _by_kind(table: dict[str, list[W]]) -> dict[Kind, list[list[W]]]:
     for variants in table.values():
         for kind in {rule.kind for rule in variants}:
             out.setdefault(kind, []).append(variants)
+    return out
+
+
+def _by_type(table: dict[str, list[E]]) -> dict[EventType, list[list[E]]]:
+    """The rules (each with its variants) an event of each type may fire or clear."""
+    out: dict[EventType, list[list[E]]] = {}
+    for variants in table.values():
+        types: set[EventType] = set()
+        for rule in variants:
+            types.add(rule.type)
+            types.update(getattr(rule, "clear_on", ()))
+        for event_type in types:
+            out.setdefault(event_type, []).append(variants)
     return out
 
 
@@ -77,6 +91,9 @@ class Rules:
         self._thresholds_by_kind = _by_kind(self._thresholds)
         self._rates_by_kind = _by_kind(self._rates)
         self._counts = _variants(config.counts)
+        #: by the type of event that fires or clears them (an event is checked against those)
+        self._events_by_type = _by_type(self._events)
+        self._counts_by_type = _by_type(self._counts)
         self._state: dict[Key, _Condition] = {}
         self._means: dict[Key, MeanWindow] = {}
         self._rises: dict[Key, deque[tuple[float, float]]] = {}
@@ -169,7 +186,7 @@ class Rules:
             return []  # tests and heartbeats neither raise nor clear anything
         out: list[Decision] = []
         ts = event.ts.timestamp()
-        for variants in self._events.values():
+        for variants in self._events_by_type.get(event.type, ()):
             rule = _pick(variants, model)
             if rule is None or (rule.kind is not None and rule.kind is not event.kind):
                 continue
@@ -200,7 +217,7 @@ class Rules:
                 elif cond.clear_due is None:
                     cond.clear_due = now + rule.clear_hold_s
                     self._clears_due.add(key)
-        for count_variants in self._counts.values():
+        for count_variants in self._counts_by_type.get(event.type, ()):
             count = _pick(count_variants, model)
             if count is None or count.type is not event.type:
                 continue
