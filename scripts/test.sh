@@ -12,4 +12,6 @@ echo "==> ruff"
 echo "==> mypy"
 .venv/bin/mypy
 echo "==> pytest"
-exec .venv/bin/python -m pytest "$@"
+# Two workers (pytest-xdist; SC_TEST_WORKERS to change): most tests wait on servers, so two
+# share two cores well. Tests of the one RabbitMQ cluster stay on one worker (xdist_group).
+exec .venv/bin/python -m pytest -n "${SC_TEST_WORKERS:-2}" --dist loadgroup "$@"

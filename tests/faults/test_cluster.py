@@ -20,7 +20,8 @@ from tests.faults.stack import Options
 from tests.faults.test_faults import assert_nothing_lost_doubled_or_reordered
 from tests.servers import RabbitCluster
 
-pytestmark = pytest.mark.timeout(240)
+# the session's one RabbitMQ cluster: every test that uses it runs on the same pytest worker
+pytestmark = [pytest.mark.timeout(240), pytest.mark.xdist_group("rabbitmq")]
 
 
 def test_kill_9_of_the_node_a_gateway_is_on(rabbit_cluster: RabbitCluster) -> None:

@@ -27,7 +27,8 @@ from contract import topics
 from tests.servers import RabbitCluster, RabbitNode, free_port
 
 # the first test to ask for the session's cluster waits for it to start (~25-40 s on 2 cores)
-pytestmark = pytest.mark.timeout(180)
+# the session's one RabbitMQ cluster: every test that uses it runs on the same pytest worker
+pytestmark = [pytest.mark.timeout(180), pytest.mark.xdist_group("rabbitmq")]
 
 
 @pytest.fixture
