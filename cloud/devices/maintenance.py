@@ -25,7 +25,7 @@ from cloud.access.audit import Audit
 from cloud.alarms.model import Mode
 from cloud.db.database import Conn, Database, Row
 from cloud.errors import Conflict, NotFound, Refused
-from cloud.rules import AlarmDraft, Clear, Evaluation
+from cloud.rules import AlarmDraft, Clear, Decision, Evaluation
 from cloud.times import from_epoch
 
 MAX_WALK_TEST_S = 4 * 3600
@@ -67,9 +67,6 @@ class Maintenance:
         self.db = db
         self.audit = audit
         self._open: dict[int, Window] = {}  # not yet ended (current or future)
-        #: (gateway, device, rule) of the life-safety alarms let through live during a window:
-        #: their clears go live as well
-        self._live_keys: set[tuple[str, str, str]] = set()
 
     async def load(self) -> None:
         rows = await self.db.fetch_all("SELECT * FROM maintenance WHERE ended_at IS NULL")
@@ -90,21 +87,22 @@ class Maintenance:
 
     def gate(self, evaluation: Evaluation, at: float) -> Evaluation:
         """The rules' decisions, with those about devices under a walk test or in a
-        maintenance window made tests (of that window) — but never a life-safety alarm, nor
-        the clear of one let through."""
+        maintenance window made tests (of that window) — but never a life-safety alarm. A
+        clear there ends both what the window's tests opened and a live alarm of the same
+        condition (raised before the window began, or let through during it): each applies
+        to whichever is open, so nothing needs remembering across a restart."""
         if not self._open:
-            self._live_keys.clear()
             return evaluation
-        gated = []
+        gated: list[Decision] = []
         for decision in evaluation.decisions:
             if isinstance(decision, AlarmDraft) and decision.life_safety:
-                self._live_keys.add(decision.key)
-            elif isinstance(decision, Clear) and decision.key in self._live_keys:
-                self._live_keys.discard(decision.key)
-            else:
-                mode, window = self.mode_for(decision.gateway, decision.device, at)
-                if mode is not Mode.LIVE:
-                    decision = dataclasses.replace(decision, mode=mode.value, window=window)
+                gated.append(decision)
+                continue
+            mode, window = self.mode_for(decision.gateway, decision.device, at)
+            if mode is not Mode.LIVE:
+                if isinstance(decision, Clear):
+                    gated.append(decision)
+                decision = dataclasses.replace(decision, mode=mode.value, window=window)
             gated.append(decision)
         return Evaluation(gated, evaluation.inhibited, evaluation.muted)
 

@@ -14,7 +14,7 @@ import httpx
 from cloud.access.audit import Audit
 from cloud.alarms.model import Mode
 from cloud.devices.maintenance import Maintenance
-from cloud.rules import AlarmDraft
+from cloud.rules import AlarmDraft, Clear, Decision, Evaluation
 from tests.cloud.conftest import Publisher, RunningCloud, eventually, signed_in
 from tests.cloud.helpers import T0, FakeClock, book_parts
 from tests.cloud.ingest.test_ingest import active, event
@@ -180,6 +180,48 @@ async def test_a_forgotten_walk_test_ends_by_itself_and_closes_its_tests(
         # the next walk test is capped at four hours, however long it was asked for
         long = await maintenance.start_walk_test("gw-ld01", [], 10_000, "inst")
         assert long.ends_at - long.starts_at == timedelta(hours=4)
+
+
+def _draft(device: str, rule: str, kind: str, *, life_safety: bool) -> AlarmDraft:
+    at = datetime.fromtimestamp(T0, UTC)
+    return AlarmDraft(rule, 1, kind, "gw-ld01", device, rule, rule, at, life_safety=life_safety)
+
+
+async def test_a_clear_during_a_walk_test_reaches_the_live_alarm_it_ends(
+    database_url: str,
+) -> None:
+    """The condition of a live alarm ends while its device is under a walk test: the live alarm
+    learns it — whether it was raised before the test began or let through during it (a call
+    for help), and after a restart of the cloud in between."""
+    clock = FakeClock()
+    at = datetime.fromtimestamp(T0, UTC)
+    async with book_parts(database_url, clock) as parts:
+        maintenance = Maintenance(parts.db, Audit(parts.db))
+        # methane over the limit, live: then the installer starts a walk test of the gateway
+        [gas] = await parts.book.apply(
+            [_draft("gas-0101", "gas_high", "gas", life_safety=False)], T0
+        )
+        await maintenance.start_walk_test("gw-ld01", [], 30, "inst")
+        call = _draft("call-0101", "call_for_help", "call", life_safety=True)
+        [raised_call] = await parts.book.apply(maintenance.gate(Evaluation([call]), T0 + 1), T0 + 1)
+        assert raised_call.alarm.mode == "live"  # a call for help is never muted
+    async with book_parts(database_url, clock) as parts:  # the cloud restarts
+        maintenance = Maintenance(parts.db, Audit(parts.db))
+        await maintenance.load()
+        clears: list[Decision] = [
+            Clear("gas_high", "gw-ld01", "gas-0101", at, "normal from the device"),
+            Clear("call_for_help", "gw-ld01", "call-0101", at, "cancel from the device"),
+        ]
+        await parts.book.apply(maintenance.gate(Evaluation(clears), T0 + 2), T0 + 2)
+        gas_row = await parts.db.fetch_one(
+            "SELECT state, cleared_at FROM alarms WHERE id = ?", (gas.alarm.id,)
+        )
+        call_row = await parts.db.fetch_one(
+            "SELECT state, cleared_at FROM alarms WHERE id = ?", (raised_call.alarm.id,)
+        )
+        assert gas_row is not None and call_row is not None
+        assert gas_row["state"] == "resolved"  # not latched: the live gas alarm closes
+        assert call_row["cleared_at"] is not None  # latched: noted for the operator
 
 
 async def _has(coro: Any, key: tuple[str, str]) -> bool:
