@@ -37,7 +37,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from contract import topics
+from contract import hush, topics
 from contract.models import (
     MAX_OFFLINE_S,
     MAX_READINGS_PER_BATCH,
@@ -391,10 +391,11 @@ class GatewayAgent:
 
     def _on_command(self, name: str, payload: bytes, retained: bool) -> None:
         self.stats.commands += 1
-        if name == "config" and not retained:
-            # Restarting drivers takes a moment: not on paho's thread.
+        if name in ("config", hush.COMMAND) and not retained:
+            # Restarting drivers, or waiting for a device to confirm, takes a moment: not on
+            # paho's thread.
             threading.Thread(
-                target=self._run_command, args=(name, payload, retained), name="cmd-config"
+                target=self._run_command, args=(name, payload, retained), name=f"cmd-{name}"
             ).start()
             return
         self._run_command(name, payload, retained)

@@ -78,3 +78,8 @@ class Driver(Protocol):
     def start(self) -> None: ...
 
     def close(self) -> None: ...
+
+
+class HushRefused(Exception):
+    """A remote hush cannot be done now (the message says why: not in alarm, hushed already,
+    the device cannot be hushed)."""
