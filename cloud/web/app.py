@@ -88,6 +88,7 @@ def services_of(cloud: Cloud) -> Services:
             announce=cloud.announcer.changed,
             send_command=cloud.transport.send_command,
         ),
+        hush=cloud.hush,
         notifications=cloud.notifications,
         call_results=CallResults(cloud.db, cloud.notifications),
         residents=ResidentReads(cloud.registry, cloud.audit),

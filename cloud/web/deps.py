@@ -14,6 +14,7 @@ from cloud.access.sessions import SessionRef
 from cloud.access.users import DUTY_ROLES, Role, User, Users
 from cloud.alarms.actions import CaseActions
 from cloud.alarms.book import AlarmBook
+from cloud.alarms.hush import Hush
 from cloud.alarms.queries import AlarmQueries
 from cloud.devices.health import HealthReports
 from cloud.devices.installation import Installation
@@ -58,6 +59,7 @@ UsersDep = Annotated[Users, Depends(_service(lambda s: s.users))]
 AuditDep = Annotated[Audit, Depends(_service(lambda s: s.audit))]
 AlarmsDep = Annotated[AlarmQueries, Depends(_service(lambda s: s.alarms))]
 CasesDep = Annotated[CaseActions, Depends(_service(lambda s: s.cases))]
+HushDep = Annotated[Hush, Depends(_service(lambda s: s.hush))]
 NotificationsDep = Annotated[NotificationLog, Depends(_service(lambda s: s.notifications))]
 CallResultsDep = Annotated[CallResults, Depends(_service(lambda s: s.call_results))]
 ResidentsDep = Annotated[ResidentReads, Depends(_service(lambda s: s.residents))]

@@ -10,6 +10,7 @@ from cloud.access.audit import Audit
 from cloud.access.users import Users
 from cloud.alarms.actions import CaseActions
 from cloud.alarms.book import AlarmBook
+from cloud.alarms.hush import Hush
 from cloud.alarms.queries import AlarmQueries
 from cloud.devices.health import HealthReports
 from cloud.devices.installation import Installation
@@ -43,6 +44,7 @@ class Services:
     # alarms and their cases
     alarms: AlarmQueries
     cases: CaseActions
+    hush: Hush
     notifications: NotificationLog
     call_results: CallResults  # the voice vendors' receipts
     residents: ResidentReads
