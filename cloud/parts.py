@@ -211,6 +211,7 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[Cloud]:
             registry=registry,
             audit=audit,
             send_command=transport.send_command,
+            announce=announcer.changed,
         )
 
         async def on_reply(reply: Reply) -> None:  # a gateway's answer to a command

@@ -5,7 +5,8 @@ has accepted and not yet resolved, only for a limited time (contract/hush.py: at
 persists), and only for a device that can be hushed (its model and wiring, `cannot_hush`).
 
 Every request is in the audit and on the case's log, and so is the device's answer (the
-gateway's `reply`: hushed, or refused with the reason). Requests waiting for their answer are
+gateway's `reply`: hushed, or refused with the reason), after which the case is pushed to the
+boards again so an open case shows it. Requests waiting for their answer are
 kept in memory: an answer that arrives after a restart of the cloud is logged, not matched.
 """
 
@@ -16,7 +17,7 @@ import uuid
 from dataclasses import dataclass
 
 from cloud.access.audit import Audit
-from cloud.alarms.actions import SendCommand
+from cloud.alarms.actions import Announce, SendCommand
 from cloud.alarms.book import AlarmBook
 from cloud.alarms.model import AlarmState
 from cloud.alarms.queries import AlarmQueries
@@ -55,6 +56,7 @@ class Hush:
         registry: Registry,
         audit: Audit,
         send_command: SendCommand,
+        announce: Announce,
         catalogue: Catalogue | None = None,
     ) -> None:
         self._alarms = alarms
@@ -62,6 +64,7 @@ class Hush:
         self._registry = registry
         self._audit = audit
         self._send = send_command
+        self._announce = announce
         self._catalogue = catalogue or Catalogue()
         self._pending: dict[str, _Pending] = {}
 
@@ -84,20 +87,21 @@ class Hush:
             device=alarm.device,
             args={"duration_s": duration_s},
         )
-        sent = await self._send(alarm.gateway, hush.COMMAND, command)
-        what = (
-            "已发送 / sent" if sent else "未发送：消息服务器不可达 / NOT sent: broker unreachable"
-        )
-        detail = f"远程消音 {duration_s} 秒 / remote hush {duration_s} s: {what}"
+        # on the case before it goes, and waiting for its answer: the device may answer
+        # before the send returns
+        detail = f"远程消音 {duration_s} 秒 / remote hush {duration_s} s"
         await self._book.note(alarm.id, actor, "hush", detail)
-        await self._audit.record(
-            actor, "hush", f"alarm {alarm.id} {alarm.gateway}/{alarm.device}: {detail}"
-        )
-        if not sent:
+        where = f"alarm {alarm.id} {alarm.gateway}/{alarm.device}"
+        await self._audit.record(actor, "hush", f"{where}: {detail}")
+        self._pending[command.id] = _Pending(alarm.id, alarm.gateway, alarm.device, duration_s)
+        if not await self._send(alarm.gateway, hush.COMMAND, command):
+            del self._pending[command.id]
+            failed = "未发送：消息服务器不可达 / NOT sent: the broker cannot be reached"
+            await self._book.note(alarm.id, actor, "hush.result", failed)
+            await self._audit.record(actor, "hush.reply", f"{where}: {failed}")
             raise Unavailable.said(
                 "消息服务器暂时不可达，消音未发送", "the broker cannot be reached: hush not sent"
             )
-        self._pending[command.id] = _Pending(alarm.id, alarm.gateway, alarm.device, duration_s)
         return HushSent(command.id, alarm.id, duration_s)
 
     def _cannot_hush(self, gateway: str, device: str, model_name: str) -> tuple[str, str] | None:
@@ -122,5 +126,7 @@ class Hush:
             "hush.reply",
             f"alarm {pending.alarm_id} {pending.gateway}/{pending.device}: {detail}",
         )
+        # the boards redraw an open case with its new history line
+        self._announce(await self._alarms.get(pending.alarm_id))
         if not reply.ok:
             log.warning("hush refused alarm=%d: %s", pending.alarm_id, reply.detail)

@@ -433,6 +433,7 @@ function actionsHtml(alarm, preset) {
       <select name="cause" aria-label="${esc(t("cause"))}"${outcome === "false_alarm" ? "" : " hidden"}><option value="">${t("causePick")}</option>${CAUSES.map((c) => `<option value="${c}">${esc(MESSAGES[LANG].causes[c])}</option>`).join("")}</select>
       <input name="note" maxlength="1000" placeholder="${esc(t("noteOptional"))}"><button>${t("resolve")}</button>
       <p class="form-error" role="alert" hidden></p></form>`;
+    html += hushHtml(alarm); // case-hush.js
   } else if (open) {
     html += `<p class="sub" id="accept-first">${t("acceptFirst")}</p>`;
   } else if (supervisor && !alarm.verified_at) {
@@ -502,7 +503,8 @@ function wireCase(id) {
     const outcome = resolve.elements.outcome, cause = resolve.elements.cause;
     outcome.onchange = () => { cause.hidden = outcome.value !== "false_alarm"; };
   }
-  for (const form of document.querySelectorAll("#case-body form")) {
+  wireHush(id); // case-hush.js
+  for (const form of document.querySelectorAll("#case-body form:not(#hush)")) {
     form.onsubmit = async (ev) => {
       ev.preventDefault();
       // a required field of spaces only says nothing (the API refuses it too)
