@@ -11,6 +11,10 @@ documented v1-compatibility settings (token "user:password", org "-", bucket "db
 and its async client needs aiohttp besides. So it cannot store or read anything on 1.6.7 while
 looking healthy; this module does not use it.
 
+With a `Retention` (the cloud passes its settings), the database keeps the raw points, 1-minute
+and 1-hour aggregates for their periods through InfluxDB's retention policies and continuous
+queries (`cloud/telemetry/influx_history.py`); without one, raw points are kept forever.
+
 Data layout: measurement `reading`, tags `device`, `gateway`, `kind`, one float field per unit
 name (`ch4_pct_lel=3.5`), millisecond timestamps. Samples of one device and time share a line.
 Tag values are escaped per the line protocol; every name and string that reaches InfluxQL is
@@ -23,13 +27,16 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 
+from cloud.telemetry import influx_history as history
 from cloud.telemetry.base import Latest, Sample, StoreError, every_ms, from_ms, to_ms
+from cloud.telemetry.history import Resolution, Retention, floor
 from contract.models import Values
 
 log = logging.getLogger(__name__)
@@ -71,9 +78,15 @@ class InfluxStore:
         password: str | None = None,
         token: str | None = None,
         timeout_s: float = 30.0,
+        retention: Retention | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.database = database
+        self.retention = retention
+        self._clock = clock
+        #: per resolution, the oldest reading written too late for the continuous query
+        self._late_from: dict[Resolution, int] = {}
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
             auth=httpx.BasicAuth(user, password or "") if user else None,
@@ -101,6 +114,15 @@ class InfluxStore:
         await self._ensure_database()
         for first in range(0, len(lines), LINES_PER_REQUEST):
             await self._write_body("\n".join(lines[first : first + LINES_PER_REQUEST]))
+        if self.retention is not None:
+            self._note_late(min(to_ms(s.ts) for s in samples))
+
+    def _note_late(self, oldest_ms: int) -> None:
+        now = self._now_ms()
+        for resolution in history.POLICY:
+            if oldest_ms < history.late_before(resolution, now):
+                known = self._late_from.get(resolution)
+                self._late_from[resolution] = oldest_ms if known is None else min(known, oldest_ms)
 
     async def query(
         self,
@@ -113,6 +135,11 @@ class InfluxStore:
         every: timedelta | None = None,
     ) -> list[tuple[datetime, float]]:
         bucket = every_ms(every)
+        if bucket is not None and self.retention is not None:
+            lo, hi = to_ms(start), to_ms(end)
+            source = self.retention.source(lo, bucket, self._now_ms())
+            if source is not Resolution.RAW:
+                return await self._history_means(gateway, device, field, lo, hi, bucket, source)
         column = f"{quote_ident(field)}::field"
         if bucket is None:
             statement = f"SELECT {column} FROM {quote_ident(MEASUREMENT)}"
@@ -123,6 +150,55 @@ class InfluxStore:
             statement += f" GROUP BY time({bucket}ms) fill(none)"
         rows = await self._select(statement)
         return [(from_ms(int(ts)), float(value)) for ts, value in rows if value is not None]
+
+    async def _history_means(
+        self,
+        gateway: str,
+        device: str,
+        field: str,
+        lo: int,
+        hi: int,
+        bucket: int,
+        source: Resolution,
+    ) -> list[tuple[datetime, float]]:
+        """Bucket means from the aggregates of `source` before their cut, from the raw points
+        after it, merged bucket by bucket through sums and counts. Readings written too late
+        for the continuous query and not rolled up yet move the cut back to them, as the
+        SQLite store reads raw points from its `dirty_from`."""
+        cut = history.cut(source, self._now_ms())
+        late = self._late_from.get(source)
+        if late is not None:
+            cut = min(cut, floor(late, source.ms))
+        cut = max(min(cut, hi), lo)
+        totals: dict[int, list[float]] = {}
+        parts = [
+            (
+                f"sum({quote_ident('sum_' + field)}), sum({quote_ident('count_' + field)})",
+                f"{quote_ident(self.database)}.{quote_ident(history.POLICY[source])}",
+                floor(lo, source.ms),
+                cut,
+            ),
+            (
+                f"sum({quote_ident(field)}::field), count({quote_ident(field)}::field)",
+                f"{quote_ident(self.database)}.{quote_ident(history.RAW_POLICY)}",
+                cut,
+                hi,
+            ),
+        ]
+        for columns, policy, a, b in parts:
+            if a >= b:
+                continue
+            statement = (
+                f"SELECT {columns} FROM {policy}.{quote_ident(MEASUREMENT)}"
+                + self._where_ms(gateway, device, a, b)
+                + f" GROUP BY time({bucket}ms) fill(none)"
+            )
+            for ts, total, count in await self._select(statement):
+                if total is not None and count:
+                    sums = totals.setdefault(int(ts), [0.0, 0.0])
+                    sums[0] += float(total)
+                    sums[1] += float(count)
+        return [(from_ms(ts), s / n) for ts, (s, n) in sorted(totals.items()) if n]
 
     async def mean(
         self, *, gateway: str, device: str, field: str, start: datetime, end: datetime
@@ -185,9 +261,31 @@ class InfluxStore:
         await self._select("SHOW MEASUREMENTS LIMIT 1")
 
     async def maintain(self) -> str:
-        """Nothing yet: InfluxDB keeps the raw points under the database's retention policy
-        (`autogen`: forever) and every query reads them; aggregates are the SQLite store's."""
-        return "raw points under the database's own retention policy"
+        """Roll up the readings that came too late for the continuous queries (and, once,
+        whatever the database held when its policies were set up); the server itself deletes
+        what is past each policy. Without a retention: nothing (raw points kept forever)."""
+        if self.retention is None:
+            return "raw points under the database's own retention policy"
+        await self._ensure_database()
+        done = []
+        now = self._now_ms()
+        for resolution, since in sorted(self._late_from.items()):
+            horizon = self.retention.horizon(resolution, now)
+            lo = max(since, horizon - horizon % resolution.ms + resolution.ms)
+            hi = history.cut(resolution, now)
+            statements = 0
+            for a in range(lo, hi, history.STEP_MS[resolution]):
+                b = min(a + history.STEP_MS[resolution], hi)
+                await self._execute(
+                    history.rollup(self.database, MEASUREMENT, resolution, a, b), "roll-up"
+                )
+                statements += 1
+            del self._late_from[resolution]
+            done.append(f"{resolution.value} from {from_ms(lo).isoformat()}: {statements}")
+        return "late readings rolled up: " + (", ".join(done) or "none")
+
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)
 
     async def close(self) -> None:
         self._closed = True
@@ -209,9 +307,13 @@ class InfluxStore:
             for (gateway, device, kind, ms), fields in points.items()
         ]
 
+    @classmethod
+    def _where(cls, gateway: str, device: str, start: datetime, end: datetime) -> str:
+        return cls._where_ms(gateway, device, to_ms(start), to_ms(end))
+
     @staticmethod
-    def _where(gateway: str, device: str, start: datetime, end: datetime) -> str:
-        lo, hi = to_ms(start) * _NS_PER_MS, to_ms(end) * _NS_PER_MS
+    def _where_ms(gateway: str, device: str, lo_ms: int, hi_ms: int) -> str:
+        lo, hi = lo_ms * _NS_PER_MS, hi_ms * _NS_PER_MS
         return (
             f" WHERE {quote_ident('gateway')}::tag = {quote_string(gateway)}"
             f" AND {quote_ident('device')}::tag = {quote_string(device)}"
@@ -229,6 +331,69 @@ class InfluxStore:
         if problem:
             log.info("%r: %s refused (%s); assuming the database exists", self, statement, problem)
         self._database_ready = True
+        if self.retention is not None:
+            try:
+                await self._set_up_history(self.retention)
+            except BaseException:
+                self._database_ready = False
+                raise
+
+    async def _set_up_history(self, retention: Retention) -> None:
+        """The retention policies at their durations and the continuous queries. The first
+        time, what the raw policy already holds is rolled up (next `maintain`) before the raw
+        policy is shortened: nothing older is lost without its aggregates."""
+        db = quote_ident(self.database)
+        existing = {row[0] for row in await self._select(f"SHOW RETENTION POLICIES ON {db}")}
+        first = history.POLICY[Resolution.HOUR] not in existing
+        durations = history.policies(retention)
+        for name, duration in durations.items():
+            if name != history.RAW_POLICY:
+                statement = history.policy_statement(
+                    self.database, name, duration, exists=name in existing
+                )
+                await self._execute(statement, "retention policy")
+        queries = await self._continuous_queries()
+        for resolution, name in history.CONTINUOUS_QUERY.items():
+            if name not in queries:
+                statement = history.continuous_query(self.database, MEASUREMENT, resolution)
+                await self._execute(statement, "continuous query")
+        if first:
+            oldest = await self._select(
+                f"SELECT * FROM {db}.{quote_ident(history.RAW_POLICY)}."
+                f"{quote_ident(MEASUREMENT)} ORDER BY time ASC LIMIT 1"
+            )
+            if oldest:
+                self._note_late(int(oldest[0][0]))
+                await self.maintain()
+        raw = history.policy_statement(
+            self.database, history.RAW_POLICY, durations[history.RAW_POLICY], exists=True
+        )
+        await self._execute(raw, "retention policy")
+
+    async def _continuous_queries(self) -> set[str]:
+        """The names of this database's continuous queries (the server lists every
+        database's, one series each)."""
+        response = await self._request(
+            "continuous queries", "POST", "/query", data={"q": "SHOW CONTINUOUS QUERIES"}
+        )
+        if not response.is_success:
+            raise StoreError(f"{self!r}: SHOW CONTINUOUS QUERIES refused: {_problem(response)}")
+        names: set[str] = set()
+        for result in response.json().get("results", []):
+            for series in result.get("series", []):
+                if series.get("name") == self.database:
+                    names.update(row[0] for row in series.get("values", []))
+        return names
+
+    async def _execute(self, statement: str, what: str) -> None:
+        """A statement whose answer is only whether it worked; points a roll-up would write
+        past a policy's duration are dropped by the server, which is what retention means."""
+        response = await self._request(
+            what, "POST", "/query", params={"db": self.database}, data={"q": statement}
+        )
+        problem = _problem(response)
+        if problem and "points beyond retention policy" not in problem:
+            raise StoreError(f"{self!r}: {what} failed: {problem} ({statement})")
 
     async def _write_body(self, body: str) -> None:
         params = {"db": self.database, "precision": "ms"}
@@ -241,7 +406,12 @@ class InfluxStore:
                 "write", "POST", "/write", params=params, content=content
             )
         if not response.is_success:
-            raise StoreError(f"{self!r}: write refused: {_problem(response)}")
+            problem = _problem(response)
+            if "points beyond retention policy" in problem:
+                # older than the raw policy keeps: what the server is there to drop
+                log.info("%r: readings older than the raw retention dropped: %s", self, problem)
+                return
+            raise StoreError(f"{self!r}: write refused: {problem}")
 
     async def _select(self, statement: str) -> list[list[Any]]:
         """Rows of the one statement's result (all series joined), read in chunks."""
