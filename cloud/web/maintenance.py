@@ -87,6 +87,21 @@ async def windows(windows: WindowsDep, user: PlannerUser, open_only: bool = True
     return await windows.windows(open_only=open_only)
 
 
+@router.post("/drills", response_model=Window, status_code=status.HTTP_201_CREATED)
+async def plan_drill(body: WindowPlan, windows: WindowsDep, user: PlannerUser) -> Window:
+    """An emergency drill (应急演练) of a gateway's devices: only events that carry its number
+    (`Event.drill`) are its, recorded with mode `drill` and never escalated; everything else
+    from those devices stays real. Ended like a window (`/maintenance/{id}/end`)."""
+    return await windows.schedule_drill(
+        body.gateway, body.devices, body.starts_at, body.ends_at, user.name, body.note
+    )
+
+
+@router.get("/drills", response_model=list[Window])
+async def drills(windows: WindowsDep, user: PlannerUser, open_only: bool = True) -> list[Window]:
+    return await windows.windows(open_only=open_only, mode=Mode.DRILL)
+
+
 @router.post("/maintenance/{window_id}/end", response_model=Window)
 async def end_window(window_id: RowId, windows: WindowsDep, user: PlannerUser) -> Window:
     return await windows.end(window_id, user.name)
