@@ -16,6 +16,7 @@ from cloud.alarms.actions import CaseActions
 from cloud.alarms.book import AlarmBook
 from cloud.alarms.hush import Hush
 from cloud.alarms.queries import AlarmQueries
+from cloud.devices.drills import DrillIncidents
 from cloud.devices.health import HealthReports
 from cloud.devices.installation import Installation
 from cloud.devices.trends import Trends
@@ -73,6 +74,7 @@ BookDep = Annotated[AlarmBook, Depends(_service(lambda s: s.book))]
 StoreDep = Annotated[TelemetryStore, Depends(_service(lambda s: s.store))]
 ReloaderDep = Annotated[RulesReloader, Depends(_service(lambda s: s.reloader))]
 WindowsDep = Annotated[Windows, Depends(_service(lambda s: s.windows))]
+DrillsDep = Annotated[DrillIncidents, Depends(_service(lambda s: s.drills))]
 WalkTestsDep = Annotated[WalkTestReports, Depends(_service(lambda s: s.walk_tests))]
 InstallationDep = Annotated[Installation, Depends(_service(lambda s: s.installation))]
 HealthDep = Annotated[HealthReports, Depends(_service(lambda s: s.health))]

@@ -12,6 +12,7 @@ from cloud.alarms.actions import CaseActions
 from cloud.alarms.book import AlarmBook
 from cloud.alarms.hush import Hush
 from cloud.alarms.queries import AlarmQueries
+from cloud.devices.drills import DrillIncidents
 from cloud.devices.health import HealthReports
 from cloud.devices.installation import Installation
 from cloud.devices.trends import Trends
@@ -61,6 +62,7 @@ class Services:
     reloader: RulesReloader
     # devices: walk tests and maintenance windows, installation, health, trends
     windows: Windows
+    drills: DrillIncidents
     walk_tests: WalkTestReports
     installation: Installation
     health: HealthReports

@@ -6,7 +6,7 @@ from the same device too, is real, and so is an event whose drill number is wron
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,6 +14,9 @@ from typing import Any
 import pytest
 
 from contract.models import Event, encode, utc_now
+from edge.config import load_gateway_config
+from gateway.agent import AgentOptions, GatewayAgent
+from gateway.uplink_settings import BrokerParams
 from tests.cloud.conftest import (
     Publisher,
     RunningCloud,
@@ -25,6 +28,7 @@ from tests.cloud.conftest import (
     signed_in,
 )
 from tests.cloud.helpers import event
+from tests.conftest import DEMO_SITE
 from tests.servers import Mosquitto
 
 
@@ -119,3 +123,69 @@ async def test_only_the_drills_own_incidents_are_drills_and_a_real_alarm_stays_r
 async def _count(cloud: RunningCloud, n: int) -> list[dict[str, Any]] | None:
     alarms = await _alarms(cloud)
     return alarms if len(alarms) >= n else None
+
+
+@pytest.fixture
+def agent(tmp_path: Path, mosquitto: Mosquitto) -> Iterator[GatewayAgent]:
+    gateway = GatewayAgent(
+        load_gateway_config(DEMO_SITE, "gw-ld01"),
+        broker=BrokerParams(
+            port=mosquitto.port, username="gw-ld01", password=mosquitto.users["gw-ld01"]
+        ),
+        outbox_path=tmp_path / "outbox.sqlite3",
+        simulate=True,
+        options=AgentOptions(heartbeat_s=3600),
+    )
+    gateway.start()
+    assert gateway.wait_connected(10)
+    yield gateway
+    gateway.close()
+
+
+async def test_a_drills_incident_goes_through_the_real_gateway_and_a_real_fire_stays_real(
+    drill_cloud: RunningCloud, agent: GatewayAgent
+) -> None:
+    assert agent.hardware is not None
+    supervisor = await signed_in(drill_cloud.url, "sup")
+    operator = await signed_in(drill_cloud.url, "op")
+    try:
+        now = datetime.now(UTC)
+        plan = {
+            "gateway": "gw-ld01",
+            "devices": ["smoke-0102", "gas-0101"],
+            "starts_at": (now - timedelta(seconds=5)).isoformat(),
+            "ends_at": (now + timedelta(minutes=30)).isoformat(),
+        }
+        drill = (await supervisor.post("/api/drills", json=plan)).json()
+        url = f"/api/drills/{drill['id']}/incidents"
+        # a device the drill does not cover; an operator may not inject
+        refused = await supervisor.post(url, json={"device": "call-0101", "type": "press"})
+        assert refused.status_code == 409 and "call-0101" in refused.text
+        smoke = {"device": "smoke-0102", "type": "alarm"}
+        assert (await operator.post(url, json=smoke)).status_code == 403
+
+        sent = await supervisor.post(url, json=smoke)
+        assert sent.status_code == 202, sent.text
+        leak = {"device": "gas-0101", "type": "alarm", "values": {"ch4_pct_lel": 30.0}}
+        assert (await supervisor.post(url, json=leak)).status_code == 202
+        alarms = await eventually(lambda: _count(drill_cloud, 2))
+        assert {(a["device"], a["mode"], a["window_id"]) for a in alarms} >= {
+            ("smoke-0102", "drill", drill["id"])
+        }
+        assert all(a["mode"] == "drill" for a in alarms)
+        assert (await operator.get("/api/alarms")).json() == []  # nothing real yet
+        # the building's sounder stays quiet for a drill
+        assert agent.local_alarm is not None and not agent.local_alarm.lit
+
+        # a real fire at the drill's device, during the drill: on the board, as real
+        agent.hardware.trip_smoke("smoke-0102")
+        board = await eventually(lambda: _json(operator.get("/api/alarms")))
+        assert [(a["device"], a["mode"], a["level"]) for a in board] == [("smoke-0102", "live", 1)]
+        assert drill_cloud.cloud.ingest.counts["drill_events"] == 2
+    finally:
+        for client in (supervisor, operator):
+            await client.aclose()
+
+
+async def _json(request: Any) -> Any:
+    return (await request).json()
