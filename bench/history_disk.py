@@ -33,7 +33,6 @@ from bench.stats import table
 from cloud.telemetry.base import Sample, TelemetryStore
 from cloud.telemetry.history import Retention
 from cloud.telemetry.influx import InfluxStore
-from cloud.telemetry.open import open_store
 from cloud.telemetry.sqlite import SqliteStore
 
 DAY0 = datetime(2026, 1, 5, tzinfo=UTC)
@@ -108,11 +107,9 @@ async def influx_day(workdir: Path, samples: list[Sample]) -> dict[str, int]:
         # day's end, so the whole day is rolled up as readings too late for the continuous
         # queries (which run on the server's clock, on the last minutes only)
         now = DAY0 + timedelta(days=1, minutes=2)
-        store = open_store(
-            f"influx://127.0.0.1:{server.port}/sc", retention=Retention(400, 400, 400)
+        store = InfluxStore(
+            server.url, "sc", retention=Retention(400, 400, 400), clock=now.timestamp
         )
-        assert isinstance(store, InfluxStore)
-        store._clock = now.timestamp
         try:
             seconds = await write_day(store, samples)
             say(f"  influxdb: {len(samples):,} points written in {seconds:.1f} s")

@@ -255,7 +255,7 @@ class Ingest:
             try:
                 if isinstance(message, Event):
                     decided = self._gate(self.core.event(message, at), at)
-                    if message.drill is not None:
+                    if message.drill is not None and self.maintenance is not None:
                         decided = self._drill(message, decided, at)
                 else:
                     decided = self._gate(
@@ -345,18 +345,12 @@ class Ingest:
         return evaluation if self.maintenance is None else self.maintenance.gate(evaluation, at)
 
     def _drill(self, event: Event, evaluation: Evaluation, at: float) -> Evaluation:
-        """An event marked as a drill's incident: the drill's if that drill runs and covers
-        the device (cloud/devices/maintenance.py), else real — counted and logged."""
-        assert event.drill is not None
-        if self.maintenance is None:
-            why = "no drills here: handled as real"
-        else:
-            evaluation, why = self.maintenance.drill_gate(evaluation, event.drill, at)
+        """A drill's incident if its drill runs and covers the device, else real (counted)."""
+        assert event.drill is not None and self.maintenance is not None
+        evaluation, why = self.maintenance.drill_gate(evaluation, event.drill, at)
+        self._counts["drill_marks_refused" if why else "drill_events"] += 1
         if why:
-            self._counts["drill_marks_refused"] += 1
             log.warning("event %s of %s/%s: %s", event.id, event.gateway, event.device, why)
-        else:
-            self._counts["drill_events"] += 1
         return evaluation
 
     async def announce(self, raised: list[Raised]) -> None:

@@ -36,7 +36,7 @@ import httpx
 
 from cloud.telemetry import influx_history as history
 from cloud.telemetry.base import Latest, Sample, StoreError, every_ms, from_ms, to_ms
-from cloud.telemetry.history import Resolution, Retention, floor
+from cloud.telemetry.history import Retention
 from contract.models import Values
 
 log = logging.getLogger(__name__)
@@ -83,10 +83,12 @@ class InfluxStore:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.database = database
-        self.retention = retention
-        self._clock = clock
-        #: per resolution, the oldest reading written too late for the continuous query
-        self._late_from: dict[Resolution, int] = {}
+        #: keeps the history (None: raw points forever, as the database's default policy)
+        self.history = (
+            None
+            if retention is None
+            else history.History(self, MEASUREMENT, retention, clock, self._where_ms)
+        )
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
             auth=httpx.BasicAuth(user, password or "") if user else None,
@@ -114,15 +116,8 @@ class InfluxStore:
         await self._ensure_database()
         for first in range(0, len(lines), LINES_PER_REQUEST):
             await self._write_body("\n".join(lines[first : first + LINES_PER_REQUEST]))
-        if self.retention is not None:
-            self._note_late(min(to_ms(s.ts) for s in samples))
-
-    def _note_late(self, oldest_ms: int) -> None:
-        now = self._now_ms()
-        for resolution in history.POLICY:
-            if oldest_ms < history.late_before(resolution, now):
-                known = self._late_from.get(resolution)
-                self._late_from[resolution] = oldest_ms if known is None else min(known, oldest_ms)
+        if self.history is not None:
+            self.history.note_late(min(to_ms(s.ts) for s in samples))
 
     async def query(
         self,
@@ -135,11 +130,12 @@ class InfluxStore:
         every: timedelta | None = None,
     ) -> list[tuple[datetime, float]]:
         bucket = every_ms(every)
-        if bucket is not None and self.retention is not None:
-            lo, hi = to_ms(start), to_ms(end)
-            source = self.retention.source(lo, bucket, self._now_ms())
-            if source is not Resolution.RAW:
-                return await self._history_means(gateway, device, field, lo, hi, bucket, source)
+        if bucket is not None and self.history is not None:
+            found = await self.history.bucket_means(
+                gateway, device, field, to_ms(start), to_ms(end), bucket
+            )
+            if found is not None:
+                return found
         column = f"{quote_ident(field)}::field"
         if bucket is None:
             statement = f"SELECT {column} FROM {quote_ident(MEASUREMENT)}"
@@ -148,57 +144,8 @@ class InfluxStore:
         statement += self._where(gateway, device, start, end)
         if bucket is not None:
             statement += f" GROUP BY time({bucket}ms) fill(none)"
-        rows = await self._select(statement)
+        rows = await self.select(statement)
         return [(from_ms(int(ts)), float(value)) for ts, value in rows if value is not None]
-
-    async def _history_means(
-        self,
-        gateway: str,
-        device: str,
-        field: str,
-        lo: int,
-        hi: int,
-        bucket: int,
-        source: Resolution,
-    ) -> list[tuple[datetime, float]]:
-        """Bucket means from the aggregates of `source` before their cut, from the raw points
-        after it, merged bucket by bucket through sums and counts. Readings written too late
-        for the continuous query and not rolled up yet move the cut back to them, as the
-        SQLite store reads raw points from its `dirty_from`."""
-        cut = history.cut(source, self._now_ms())
-        late = self._late_from.get(source)
-        if late is not None:
-            cut = min(cut, floor(late, source.ms))
-        cut = max(min(cut, hi), lo)
-        totals: dict[int, list[float]] = {}
-        parts = [
-            (
-                f"sum({quote_ident('sum_' + field)}), sum({quote_ident('count_' + field)})",
-                f"{quote_ident(self.database)}.{quote_ident(history.POLICY[source])}",
-                floor(lo, source.ms),
-                cut,
-            ),
-            (
-                f"sum({quote_ident(field)}::field), count({quote_ident(field)}::field)",
-                f"{quote_ident(self.database)}.{quote_ident(history.RAW_POLICY)}",
-                cut,
-                hi,
-            ),
-        ]
-        for columns, policy, a, b in parts:
-            if a >= b:
-                continue
-            statement = (
-                f"SELECT {columns} FROM {policy}.{quote_ident(MEASUREMENT)}"
-                + self._where_ms(gateway, device, a, b)
-                + f" GROUP BY time({bucket}ms) fill(none)"
-            )
-            for ts, total, count in await self._select(statement):
-                if total is not None and count:
-                    sums = totals.setdefault(int(ts), [0.0, 0.0])
-                    sums[0] += float(total)
-                    sums[1] += float(count)
-        return [(from_ms(ts), s / n) for ts, (s, n) in sorted(totals.items()) if n]
 
     async def mean(
         self, *, gateway: str, device: str, field: str, start: datetime, end: datetime
@@ -207,7 +154,7 @@ class InfluxStore:
             f"SELECT mean({quote_ident(field)}::field) FROM {quote_ident(MEASUREMENT)}"
             + self._where(gateway, device, start, end)
         )
-        for _ts, value in await self._select(statement):
+        for _ts, value in await self.select(statement):
             if value is not None:
                 return float(value)
         return None
@@ -258,34 +205,15 @@ class InfluxStore:
         for database and permission like any other) and answers a query."""
         await self._ensure_database()
         await self._write_body("")
-        await self._select("SHOW MEASUREMENTS LIMIT 1")
+        await self.select("SHOW MEASUREMENTS LIMIT 1")
 
     async def maintain(self) -> str:
-        """Roll up the readings that came too late for the continuous queries (and, once,
-        whatever the database held when its policies were set up); the server itself deletes
-        what is past each policy. Without a retention: nothing (raw points kept forever)."""
-        if self.retention is None:
+        """Roll up the readings that came too late for the continuous queries; the server
+        itself deletes what is past each policy. Without a retention: nothing."""
+        if self.history is None:
             return "raw points under the database's own retention policy"
         await self._ensure_database()
-        done = []
-        now = self._now_ms()
-        for resolution, since in sorted(self._late_from.items()):
-            horizon = self.retention.horizon(resolution, now)
-            lo = max(since, horizon - horizon % resolution.ms + resolution.ms)
-            hi = history.cut(resolution, now)
-            statements = 0
-            for a in range(lo, hi, history.STEP_MS[resolution]):
-                b = min(a + history.STEP_MS[resolution], hi)
-                await self._execute(
-                    history.rollup(self.database, MEASUREMENT, resolution, a, b), "roll-up"
-                )
-                statements += 1
-            del self._late_from[resolution]
-            done.append(f"{resolution.value} from {from_ms(lo).isoformat()}: {statements}")
-        return "late readings rolled up: " + (", ".join(done) or "none")
-
-    def _now_ms(self) -> int:
-        return int(self._clock() * 1000)
+        return await self.history.roll_up()
 
     async def close(self) -> None:
         self._closed = True
@@ -331,46 +259,14 @@ class InfluxStore:
         if problem:
             log.info("%r: %s refused (%s); assuming the database exists", self, statement, problem)
         self._database_ready = True
-        if self.retention is not None:
+        if self.history is not None:
             try:
-                await self._set_up_history(self.retention)
+                await self.history.set_up()
             except BaseException:
                 self._database_ready = False
                 raise
 
-    async def _set_up_history(self, retention: Retention) -> None:
-        """The retention policies at their durations and the continuous queries. The first
-        time, what the raw policy already holds is rolled up (next `maintain`) before the raw
-        policy is shortened: nothing older is lost without its aggregates."""
-        db = quote_ident(self.database)
-        existing = {row[0] for row in await self._select(f"SHOW RETENTION POLICIES ON {db}")}
-        first = history.POLICY[Resolution.HOUR] not in existing
-        durations = history.policies(retention)
-        for name, duration in durations.items():
-            if name != history.RAW_POLICY:
-                statement = history.policy_statement(
-                    self.database, name, duration, exists=name in existing
-                )
-                await self._execute(statement, "retention policy")
-        queries = await self._continuous_queries()
-        for resolution, name in history.CONTINUOUS_QUERY.items():
-            if name not in queries:
-                statement = history.continuous_query(self.database, MEASUREMENT, resolution)
-                await self._execute(statement, "continuous query")
-        if first:
-            oldest = await self._select(
-                f"SELECT * FROM {db}.{quote_ident(history.RAW_POLICY)}."
-                f"{quote_ident(MEASUREMENT)} ORDER BY time ASC LIMIT 1"
-            )
-            if oldest:
-                self._note_late(int(oldest[0][0]))
-                await self.maintain()
-        raw = history.policy_statement(
-            self.database, history.RAW_POLICY, durations[history.RAW_POLICY], exists=True
-        )
-        await self._execute(raw, "retention policy")
-
-    async def _continuous_queries(self) -> set[str]:
+    async def continuous_queries(self) -> set[str]:
         """The names of this database's continuous queries (the server lists every
         database's, one series each)."""
         response = await self._request(
@@ -385,7 +281,7 @@ class InfluxStore:
                     names.update(row[0] for row in series.get("values", []))
         return names
 
-    async def _execute(self, statement: str, what: str) -> None:
+    async def run(self, statement: str, what: str) -> None:
         """A statement whose answer is only whether it worked; points a roll-up would write
         past a policy's duration are dropped by the server, which is what retention means."""
         response = await self._request(
@@ -413,7 +309,7 @@ class InfluxStore:
                 return
             raise StoreError(f"{self!r}: write refused: {problem}")
 
-    async def _select(self, statement: str) -> list[list[Any]]:
+    async def select(self, statement: str) -> list[list[Any]]:
         """Rows of the one statement's result (all series joined), read in chunks."""
         await self._ensure_database()
         if self._closed:

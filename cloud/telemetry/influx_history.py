@@ -21,6 +21,11 @@ and counts.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Protocol
+
+from cloud.telemetry.base import from_ms
 from cloud.telemetry.history import HOUR_MS, MINUTE_MS, Resolution, Retention, floor
 
 RAW_POLICY = "autogen"
@@ -108,3 +113,143 @@ def late_before(resolution: Resolution, now_ms: int) -> int:
 STEP_MS = {Resolution.MINUTE: 7 * 24 * HOUR_MS, Resolution.HOUR: 28 * 24 * HOUR_MS}
 """A backfill is done in statements of at most this span (a week of minutes, four weeks of
 hours), so no single statement holds the server for long."""
+
+
+class Server(Protocol):
+    """What the history needs of the store (cloud/telemetry/influx.py)."""
+
+    database: str
+
+    async def select(self, statement: str) -> list[list[Any]]: ...
+
+    async def run(self, statement: str, what: str) -> None: ...
+
+    async def continuous_queries(self) -> set[str]: ...
+
+
+#: `where(gateway, device, lo_ms, hi_ms)`: the store's WHERE clause for one series and range.
+Where = Callable[[str, str, int, int], str]
+
+
+class History:
+    """One database's history: its policies and continuous queries, the readings that came
+    too late for them, and bucket means read from the right policy."""
+
+    def __init__(
+        self,
+        server: Server,
+        measurement: str,
+        retention: Retention,
+        clock: Callable[[], float],
+        where: Where,
+    ) -> None:
+        self.server = server
+        self.measurement = measurement
+        self.retention = retention
+        self._clock = clock
+        self._where = where
+        #: per resolution, the oldest reading written too late for the continuous query
+        self.late_from: dict[Resolution, int] = {}
+
+    def now_ms(self) -> int:
+        return int(self._clock() * 1000)
+
+    def note_late(self, oldest_ms: int) -> None:
+        now = self.now_ms()
+        for resolution in POLICY:
+            if oldest_ms < late_before(resolution, now):
+                known = self.late_from.get(resolution)
+                self.late_from[resolution] = oldest_ms if known is None else min(known, oldest_ms)
+
+    async def set_up(self) -> None:
+        """The retention policies at their durations and the continuous queries. The first
+        time, what the raw policy already holds is rolled up before the raw policy is
+        shortened: nothing older is lost without its aggregates."""
+        db = self.server.database
+        policies_now = await self.server.select(f"SHOW RETENTION POLICIES ON {quote(db)}")
+        existing = {row[0] for row in policies_now}
+        durations = policies(self.retention)
+        for name, duration in durations.items():
+            if name != RAW_POLICY:
+                statement = policy_statement(db, name, duration, exists=name in existing)
+                await self.server.run(statement, "retention policy")
+        queries = await self.server.continuous_queries()
+        for resolution, name in CONTINUOUS_QUERY.items():
+            if name not in queries:
+                statement = continuous_query(db, self.measurement, resolution)
+                await self.server.run(statement, "continuous query")
+        if POLICY[Resolution.HOUR] not in existing:
+            oldest = await self.server.select(
+                f"SELECT * FROM {quote(db)}.{quote(RAW_POLICY)}.{quote(self.measurement)}"
+                " ORDER BY time ASC LIMIT 1"
+            )
+            if oldest:
+                self.note_late(int(oldest[0][0]))
+                await self.roll_up()
+        raw = policy_statement(db, RAW_POLICY, durations[RAW_POLICY], exists=True)
+        await self.server.run(raw, "retention policy")
+
+    async def roll_up(self) -> str:
+        """Roll up the readings that came too late for the continuous queries, never before
+        a policy's horizon (the server would drop those points)."""
+        done = []
+        now = self.now_ms()
+        for resolution, since in sorted(self.late_from.items()):
+            horizon = self.retention.horizon(resolution, now)
+            lo = max(since, horizon - horizon % resolution.ms + resolution.ms)
+            hi = cut(resolution, now)
+            statements = 0
+            for a in range(lo, hi, STEP_MS[resolution]):
+                b = min(a + STEP_MS[resolution], hi)
+                statement = rollup(self.server.database, self.measurement, resolution, a, b)
+                await self.server.run(statement, "roll-up")
+                statements += 1
+            del self.late_from[resolution]
+            done.append(f"{resolution.value} from {from_ms(lo).isoformat()}: {statements}")
+        return "late readings rolled up: " + (", ".join(done) or "none")
+
+    async def bucket_means(
+        self, gateway: str, device: str, field: str, lo: int, hi: int, bucket: int
+    ) -> list[tuple[datetime, float]] | None:
+        """Bucket means from the aggregates `Retention.source` picks before their cut and from
+        the raw points after it, merged bucket by bucket through sums and counts; None when
+        the raw points are the source. Readings too late for the continuous query and not
+        rolled up yet move the cut back to them (as the SQLite store reads raw points from
+        its `dirty_from`)."""
+        source = self.retention.source(lo, bucket, self.now_ms())
+        if source is Resolution.RAW:
+            return None
+        edge = cut(source, self.now_ms())
+        late = self.late_from.get(source)
+        if late is not None:
+            edge = min(edge, floor(late, source.ms))
+        edge = max(min(edge, hi), lo)
+        db, table = quote(self.server.database), quote(self.measurement)
+        parts = [
+            (
+                f"sum({quote('sum_' + field)}), sum({quote('count_' + field)})",
+                f"{db}.{quote(POLICY[source])}.{table}",
+                floor(lo, source.ms),
+                edge,
+            ),
+            (
+                f"sum({quote(field)}::field), count({quote(field)}::field)",
+                f"{db}.{quote(RAW_POLICY)}.{table}",
+                edge,
+                hi,
+            ),
+        ]
+        totals: dict[int, list[float]] = {}
+        for columns, source_table, a, b in parts:
+            if a >= b:
+                continue
+            statement = (
+                f"SELECT {columns} FROM {source_table}{self._where(gateway, device, a, b)}"
+                f" GROUP BY time({bucket}ms) fill(none)"
+            )
+            for ts, total, count in await self.server.select(statement):
+                if total is not None and count:
+                    sums = totals.setdefault(int(ts), [0.0, 0.0])
+                    sums[0] += float(total)
+                    sums[1] += float(count)
+        return [(from_ms(ts), s / n) for ts, (s, n) in sorted(totals.items()) if n]
