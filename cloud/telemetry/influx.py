@@ -213,6 +213,8 @@ class InfluxStore:
         if self.history is None:
             return "raw points under the database's own retention policy"
         await self._ensure_database()
+        if not self.history.ready:
+            await self.history.set_up()  # refused before: tried again, raising if it still is
         return await self.history.roll_up()
 
     async def close(self) -> None:
@@ -262,9 +264,10 @@ class InfluxStore:
         if self.history is not None:
             try:
                 await self.history.set_up()
-            except BaseException:
-                self._database_ready = False
-                raise
+            except StoreError as exc:
+                # e.g. an account that may write but not make policies: the readings are
+                # stored and read raw meanwhile; `maintain` tries again every minute
+                log.error("%r: history not set up, raw points only for now: %s", self, exc)
 
     async def continuous_queries(self) -> set[str]:
         """The names of this database's continuous queries (the server lists every

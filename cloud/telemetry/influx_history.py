@@ -150,6 +150,8 @@ class History:
         self._where = where
         #: per resolution, the oldest reading written too late for the continuous query
         self.late_from: dict[Resolution, int] = {}
+        #: the policies and continuous queries are in place (until then queries read raw)
+        self.ready = False
 
     def now_ms(self) -> int:
         return int(self._clock() * 1000)
@@ -162,12 +164,12 @@ class History:
                 self.late_from[resolution] = oldest_ms if known is None else min(known, oldest_ms)
 
     async def set_up(self) -> None:
-        """The retention policies at their durations and the continuous queries. The first
-        time, what the raw policy already holds is rolled up before the raw policy is
-        shortened: nothing older is lost without its aggregates."""
+        """The retention policies at their durations and the continuous queries. While the raw
+        policy still keeps its points forever (a database of before, or a set-up cut short),
+        what it holds is rolled up before it is shortened: nothing is lost unaggregated."""
         db = self.server.database
         policies_now = await self.server.select(f"SHOW RETENTION POLICIES ON {quote(db)}")
-        existing = {row[0] for row in policies_now}
+        existing = {row[0]: row[1] for row in policies_now}  # name: duration
         durations = policies(self.retention)
         for name, duration in durations.items():
             if name != RAW_POLICY:
@@ -178,7 +180,7 @@ class History:
             if name not in queries:
                 statement = continuous_query(db, self.measurement, resolution)
                 await self.server.run(statement, "continuous query")
-        if POLICY[Resolution.HOUR] not in existing:
+        if existing.get(RAW_POLICY, "0s") == "0s":  # raw points kept forever so far
             oldest = await self.server.select(
                 f"SELECT * FROM {quote(db)}.{quote(RAW_POLICY)}.{quote(self.measurement)}"
                 " ORDER BY time ASC LIMIT 1"
@@ -188,6 +190,7 @@ class History:
                 await self.roll_up()
         raw = policy_statement(db, RAW_POLICY, durations[RAW_POLICY], exists=True)
         await self.server.run(raw, "retention policy")
+        self.ready = True
 
     async def roll_up(self) -> str:
         """Roll up the readings that came too late for the continuous queries, never before
@@ -217,7 +220,7 @@ class History:
         rolled up yet move the cut back to them (as the SQLite store reads raw points from
         its `dirty_from`)."""
         source = self.retention.source(lo, bucket, self.now_ms())
-        if source is Resolution.RAW:
+        if source is Resolution.RAW or not self.ready:
             return None
         edge = cut(source, self.now_ms())
         late = self.late_from.get(source)
