@@ -8,9 +8,10 @@ monitor (PM1/PM2.5/PM10 every 10 s, `air_pms5003`) and one CO2 sensor (every 10 
 `co2_senseair_s8`). One simulated day of its raw readings is written through the store's own
 `write` (a day's worth of batches, times spread over the day) and, for SQLite, rolled up into
 its 1-minute and 1-hour tables on the store's clock; the bytes each table holds per day
-(SQLite's `dbstat`, pages actually used) then give a year for any retention. InfluxDB keeps
-the raw points (the database's data and WAL folders, `du`, once the day is written, the cache
-snapshotted to TSM files and compacted).
+(SQLite's `dbstat`, pages actually used) then give a year for any retention. On InfluxDB the
+day goes to the raw policy and is rolled up into `rp_1m` and `rp_1h` by the store's own
+statements (those of its continuous queries); each policy's shard folder and WAL are
+measured (`du`) once the cache is snapshotted to TSM files and compacted.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from bench.report import say
 from bench.stats import table
 from cloud.telemetry.base import Sample, TelemetryStore
 from cloud.telemetry.history import Retention
-from cloud.telemetry.open import open_store
+from cloud.telemetry.influx import InfluxStore
 from cloud.telemetry.sqlite import SqliteStore
 
 DAY0 = datetime(2026, 1, 5, tzinfo=UTC)
@@ -92,7 +93,7 @@ async def sqlite_day(workdir: Path, samples: list[Sample]) -> dict[str, tuple[in
     return table_bytes(workdir / "telemetry.db")
 
 
-async def influx_day(workdir: Path, samples: list[Sample]) -> int:
+async def influx_day(workdir: Path, samples: list[Sample]) -> dict[str, int]:
     from tests.servers import InfluxDB  # the test harness's server, started on a free port
 
     # influxd reads these over its config file: write the cache out to TSM files and compact
@@ -102,18 +103,29 @@ async def influx_day(workdir: Path, samples: list[Sample]) -> int:
     server = InfluxDB(workdir / "influx")
     server.start()
     try:
-        store = open_store(f"influx://127.0.0.1:{server.port}/sc")
+        # policies long enough to take the day at its real times; the store's clock is the
+        # day's end, so the whole day is rolled up as readings too late for the continuous
+        # queries (which run on the server's clock, on the last minutes only)
+        now = DAY0 + timedelta(days=1, minutes=2)
+        store = InfluxStore(
+            server.url, "sc", retention=Retention(400, 400, 400), clock=now.timestamp
+        )
         try:
-            # InfluxDB's default retention is forever: the day is written at its real times
             seconds = await write_day(store, samples)
             say(f"  influxdb: {len(samples):,} points written in {seconds:.1f} s")
+            started = time.perf_counter()
+            await store.maintain()
+            say(f"  influxdb: rolled up in {time.perf_counter() - started:.1f} s")
         finally:
             await store.close()
-        wal = server.workdir / "wal" / "sc"
-        await wait_compacted(wal)
-        # the shards' TSM files, not the series file (`_series`, preallocated once per
-        # database: ~32 MB however few buildings)
-        return await du(server.workdir / "data" / "sc" / "autogen") + await du(wal)
+        await wait_compacted(server.workdir / "wal" / "sc")
+        # the shards' TSM files and WAL per policy, not the series file (`_series`,
+        # preallocated once per database: ~32 MB however few buildings)
+        return {
+            policy: await du(server.workdir / "data" / "sc" / policy)
+            + await du(server.workdir / "wal" / "sc" / policy)
+            for policy in ("autogen", "rp_1m", "rp_1h")
+        }
     finally:
         server.stop()
 
@@ -137,13 +149,26 @@ async def du(folder: Path) -> int:
 
 
 def year_bytes(per_day: dict[str, int], retention: Retention) -> int:
-    """A year of a building under `retention` (each table holds min(its days, 365) days)."""
+    """A year of a building under `retention` (each table or policy holds min(its days, 365)
+    days)."""
     days = {
         "point": retention.raw_days,
         "point_1m": retention.minute_days,
         "point_1h": retention.hour_days,
+        "autogen": retention.raw_days,
+        "rp_1m": retention.minute_days,
+        "rp_1h": retention.hour_days,
     }
     return sum(int(per_day[name] * min(days[name], 365)) for name in per_day)
+
+
+CHOICES = [
+    ("default (raw 7 d, 1-min 31 d, 1-h 400 d)", Retention()),
+    ("raw 30 d, 1-min 400 d, 1-h 1830 d", Retention(30, 400, 1830)),
+    ("raw 7 d, 1-min and 1-h 400 d", Retention(7, 400, 400)),
+    ("raw 2 d, 1-min 7 d, 1-h 400 d", Retention(2, 7, 400)),
+    ("raw forever (a year of raw points)", Retention(400, 400, 400)),
+]
 
 
 def mb(n: float) -> str:
@@ -173,29 +198,33 @@ async def main() -> None:
                     ],
                 )
             )
-            choices = [
-                ("default (raw 7 d, 1-min 31 d, 1-h 400 d)", Retention()),
-                ("raw 30 d, 1-min 400 d, 1-h 1830 d", Retention(30, 400, 1830)),
-                ("raw 7 d, 1-min and 1-h 400 d", Retention(7, 400, 400)),
-                ("raw 2 d, 1-min 7 d, 1-h 400 d", Retention(2, 7, 400)),
-            ]
             say(
                 table(
                     "SQLite: a building-year by retention (a year of each table, at most)",
                     ["retention", "MB per building-year"],
-                    [[label, mb(year_bytes(per_day, r))] for label, r in choices],
+                    [[label, mb(year_bytes(per_day, r))] for label, r in CHOICES[:4]],
                 )
             )
         if args.store in ("influx", "both"):
             if shutil.which("influxd") is None:
                 say("  influxdb: influxd is not installed (apt-get install influxdb); skipped")
             else:
-                used = await influx_day(workdir, samples)
+                policies = await influx_day(workdir, samples)
                 say(
                     table(
-                        "InfluxDB 1.x: raw points (the database's retention: forever)",
-                        ["one day MB", "bytes per point", "a year MB"],
-                        [[mb(used), f"{used / len(samples):.2f}", mb(used * 365)]],
+                        "InfluxDB 1.x: one day of the building per retention policy",
+                        ["policy", "MB a day", "bytes per raw point"],
+                        [
+                            [name, mb(used), f"{used / len(samples):.3f}"]
+                            for name, used in policies.items()
+                        ],
+                    )
+                )
+                say(
+                    table(
+                        "InfluxDB 1.x: a building-year by retention (a year of each policy)",
+                        ["retention", "MB per building-year"],
+                        [[label, mb(year_bytes(policies, r))] for label, r in CHOICES],
                     )
                 )
     finally:

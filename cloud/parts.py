@@ -15,6 +15,7 @@ from cloud.access.credentials import GatewayCredentials
 from cloud.access.users import Role, Users
 from cloud.alarms.book import AlarmBook
 from cloud.alarms.casework import Casework
+from cloud.alarms.hush import Hush
 from cloud.alarms.queries import AlarmQueries
 from cloud.db.database import Database
 from cloud.devices.health import HealthReports
@@ -43,6 +44,7 @@ from cloud.transport.base import Transport
 from cloud.transport.broker_drops import DropWatch
 from cloud.transport.broker_link import BrokerLink
 from cloud.transport.mqtt import BrokerAddress, MqttTransport
+from contract.models import Reply
 from contract.site import Site
 
 log = logging.getLogger(__name__)
@@ -74,6 +76,7 @@ class Cloud:
     ingest: Ingest
     site: SiteService
     config_push: ConfigPush
+    hush: Hush
     web_url: str = ""
 
 
@@ -201,7 +204,21 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[Cloud]:
             await credentials.revoke_missing(registered, actor)
 
         site.listeners.append(revoke_removed)
-        ingest.on_reply = config_push.on_reply
+        alarms = AlarmQueries(db)
+        hush = Hush(
+            alarms=alarms,
+            book=book,
+            registry=registry,
+            audit=audit,
+            send_command=transport.send_command,
+            announce=announcer.changed,
+        )
+
+        async def on_reply(reply: Reply) -> None:  # a gateway's answer to a command
+            await config_push.on_reply(reply)
+            await hush.on_reply(reply)
+
+        ingest.on_reply = on_reply
         yield Cloud(
             settings=settings,
             db=db,
@@ -209,7 +226,7 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[Cloud]:
             core=core,
             reloader=reloader,
             book=book,
-            alarms=AlarmQueries(db),
+            alarms=alarms,
             casework=Casework(db),
             announcer=announcer,
             notifications=notifications,
@@ -234,6 +251,7 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[Cloud]:
             ingest=ingest,
             site=site,
             config_push=config_push,
+            hush=hush,
         )
     finally:
         if webhook is not None:

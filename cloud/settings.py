@@ -90,7 +90,7 @@ class CloudSettings(BaseSettings):
         "sqlite:///var/telemetry.db", description="sqlite:///FILE or influx://HOST:PORT/DB"
     )
     telemetry_raw_days: float = Field(
-        7, gt=0, description="Raw readings kept this many days (the SQLite store)"
+        7, gt=0, description="Raw readings kept this many days (SQLite; InfluxDB's raw policy)"
     )
     telemetry_minute_days: float = Field(
         31, gt=0, description="1-minute means, minima and maxima kept this many days"

@@ -122,11 +122,15 @@ class SmokeModel(ContactDetectorModel):
         "test": False,
         "battery_low": False,
         "tamper": False,
+        "hush": False,  # an output: the alarm's remote hush input (contract/hush.py)
     }
 
     driver: Literal["smoke_dry_contact"]
     alarm: Contact = Contact(active_low=True)
     test: Contact = Contact(active_low=True)
+    hush_active_high: bool = Field(
+        True, description="The hush output drives its pin high (True) or low to silence"
+    )
 
 
 class WaterModel(ContactDetectorModel):
@@ -245,6 +249,14 @@ class ZigbeeBinary(_Strict):
     when_false: EventType | None = Field(None, description="The event when it becomes false")
 
 
+class ZigbeeHush(_Strict):
+    """How a Zigbee smoke alarm is silenced through zigbee2mqtt: `{property: true}` published
+    on `{base_topic}/{friendly_name}/set` (the property its zigbee2mqtt page documents, e.g.
+    `silence`), and `{property: false}` when the hush is over."""
+
+    property: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")
+
+
 class ZigbeeModel(DeviceModelBase):
     """A Zigbee device behind a local zigbee2mqtt: how its messages map to our events.
 
@@ -261,6 +273,7 @@ class ZigbeeModel(DeviceModelBase):
     binary: dict[str, ZigbeeBinary] = Field(default_factory=dict)
     actions: dict[str, EventType] = Field(default_factory=dict)
     values: dict[str, str] = Field(default_factory=dict, description="property → unit name")
+    hush: ZigbeeHush | None = Field(None, description="Remote hush (smoke alarms that have it)")
 
     @model_validator(mode="after")
     def _maps_something_known(self) -> ZigbeeModel:
@@ -271,6 +284,8 @@ class ZigbeeModel(DeviceModelBase):
                 raise ValueError(f"values.{prop}: unknown unit name {unit!r}")
         if self.kind is Kind.GATEWAY:
             raise ValueError("kind 'gateway' is the gateway itself, not a device")
+        if self.hush is not None and self.kind is not Kind.SMOKE:
+            raise ValueError("hush: only a smoke alarm can be hushed")
         return self
 
 

@@ -170,6 +170,14 @@ class Event(BaseModel):
     values: Values = Field(default_factory=Values)
     clock_synced: bool = Field(True, description="Whether the gateway clock was synchronised")
     replayed: bool = Field(False, description="Sent again from the outbox after an outage")
+    drill: int | None = Field(
+        None,
+        ge=1,
+        le=2**53,
+        description="The number of the emergency drill (应急演练) the cloud gave, when this event "
+        "is one of its scripted incidents. Honoured only for a drill running now that covers the "
+        "device; otherwise the event is handled as real",
+    )
 
     @model_validator(mode="after")
     def _gateway_events_are_about_the_gateway(self) -> Event:

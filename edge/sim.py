@@ -52,10 +52,33 @@ class Zigbee2MqttFeed:
     def __init__(self, broker: ZigbeeBroker, *, base_topic: str = "zigbee2mqtt"):
         self.base_topic = base_topic
         self._connected = threading.Event()
+        #: the last state published per device, which a `/set` changes and publishes again
+        self._states: dict[str, dict[str, Any]] = {}
+        #: every `/set` received, by device (what the gateway asked of zigbee2mqtt)
+        self.sets: dict[str, list[dict[str, Any]]] = {}
         self._client = broker.client(f"sim-zigbee2mqtt-{os.urandom(3).hex()}")
-        self._client.on_connect = lambda *_: self._connected.set()
+        self._client.on_connect = self._on_connect
+        self._client.on_message = self._on_set
         self._client.connect_async(broker.host, broker.port)
         self._client.loop_start()
+
+    def _on_connect(self, client: Any, *_: Any) -> None:
+        client.subscribe(f"{self.base_topic}/+/set", qos=1)
+        self._connected.set()
+
+    def _on_set(self, _c: Any, _u: Any, msg: Any) -> None:
+        """zigbee2mqtt writes a `/set` to the device and publishes the device's new state."""
+        name = msg.topic[len(self.base_topic) + 1 :].removesuffix("/set")
+        try:
+            change = json.loads(msg.payload)
+        except ValueError:
+            return
+        if not isinstance(change, dict):
+            return
+        self.sets.setdefault(name, []).append(change)
+        state = {**self._states.get(name, {}), **change}
+        self._states[name] = state
+        self._client.publish(f"{self.base_topic}/{name}", json.dumps(state).encode(), qos=1)
 
     def wait_connected(self, timeout: float = 5.0) -> bool:
         return self._connected.wait(timeout)
@@ -67,6 +90,7 @@ class Zigbee2MqttFeed:
         self._client.publish(topic, data, qos=1, retain=retain).wait_for_publish(5)
 
     def state(self, name: str, state: dict[str, Any], *, retain: bool = False) -> None:
+        self._states[name] = {**self._states.get(name, {}), **state}
         self.publish(f"{self.base_topic}/{name}", state, retain=retain)
 
     def availability(self, name: str, online: bool) -> None:

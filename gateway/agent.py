@@ -37,7 +37,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from contract import topics
+from contract import drill, hush, topics
 from contract.models import (
     MAX_OFFLINE_S,
     MAX_READINGS_PER_BATCH,
@@ -277,7 +277,7 @@ class GatewayAgent:
 
     def event(self, event: DeviceEvent) -> None:
         local = self.local_alarm
-        if local is not None:
+        if local is not None and event.drill is None:  # a drill does not sound the building
             try:
                 local.react(event)  # first: it must not wait for anything
             except Exception:
@@ -302,6 +302,7 @@ class GatewayAgent:
                     type=event.type,
                     values=event.values,
                     clock_synced=self._clock_synced() and not stepped,
+                    drill=event.drill,
                 )
                 self._spill.append(
                     topics.event(self.gateway_id), encode(message), (message.boot, message.seq)
@@ -391,10 +392,11 @@ class GatewayAgent:
 
     def _on_command(self, name: str, payload: bytes, retained: bool) -> None:
         self.stats.commands += 1
-        if name == "config" and not retained:
-            # Restarting drivers takes a moment: not on paho's thread.
+        if name in ("config", hush.COMMAND) and not retained:
+            # Restarting drivers, or waiting for a device to confirm, takes a moment: not on
+            # paho's thread.
             threading.Thread(
-                target=self._run_command, args=(name, payload, retained), name="cmd-config"
+                target=self._run_command, args=(name, payload, retained), name=f"cmd-{name}"
             ).start()
             return
         self._run_command(name, payload, retained)
@@ -406,7 +408,7 @@ class GatewayAgent:
             payload,
             self.drivers,
             retained=retained,
-            extra={"config": self._config_command},
+            extra={"config": self._config_command, drill.COMMAND: self._drill_command},
         )
         log.info("command name=%s id=%s ok=%s detail=%r", name, reply.id, reply.ok, reply.detail)
         if name == "call_accepted" and reply.ok and self.local_alarm is not None:
@@ -414,6 +416,35 @@ class GatewayAgent:
             if device is not None:
                 self.local_alarm.accepted(device)
         self._send_reply(reply)
+
+    # -- drills -------------------------------------------------------------------------------
+
+    def _drill_command(self, command: Command, _drivers: object) -> str:
+        """A drill's scripted incident: sent as the device's event, with the drill's number."""
+        if command.device is None:
+            raise commands.CommandError("drill needs 'device' (where the incident happens)")
+        try:
+            model = self.config.model_of(command.device)
+        except KeyError:
+            raise commands.CommandError(f"no device {command.device!r} on this gateway") from None
+        try:
+            incident = drill.DrillIncident.from_args(command.args)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"args.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()
+            )
+            raise commands.CommandError(f"drill refused: {problems}") from None
+        self.event(
+            DeviceEvent(
+                command.device,
+                model.kind,
+                incident.type,
+                incident.values,
+                detail=f"drill #{incident.drill}",
+                drill=incident.drill,
+            )
+        )
+        return f"drill #{incident.drill}: {incident.type.value} of {command.device} sent"
 
     # -- configuration ------------------------------------------------------------------------
 

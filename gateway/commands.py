@@ -13,8 +13,9 @@ from collections.abc import Callable, Mapping
 
 from pydantic import ValidationError
 
+from contract import hush
 from contract.models import Command, Kind, Reply, decode
-from edge.drivers.base import Driver
+from edge.drivers.base import Driver, HushRefused
 from edge.drivers.call_button import CallButton
 from edge.drivers.zigbee import ZigbeeDevice
 
@@ -42,10 +43,35 @@ def _call_accepted(command: Command, drivers: Mapping[str, Driver]) -> str:
     raise CommandError(f"device {command.device!r} is not a call button")
 
 
+def _hush(command: Command, drivers: Mapping[str, Driver]) -> str:
+    """Silence a sounding smoke alarm for `args.duration_s` (contract/hush.py)."""
+    if command.device is None:
+        raise CommandError("hush needs 'device' (the smoke alarm)")
+    driver = drivers.get(command.device)
+    if driver is None:
+        raise CommandError(f"no device {command.device!r} on this gateway")
+    try:
+        args = hush.HushArgs.model_validate(command.args)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"args.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()
+        )
+        raise CommandError(f"hush refused: {problems}") from None
+    do_hush = getattr(driver, "hush", None)
+    if do_hush is None:
+        raise CommandError(f"hush refused: device {command.device!r} cannot be hushed remotely")
+    try:
+        result: str = do_hush(args.duration_s)
+    except HushRefused as exc:
+        raise CommandError(f"hush refused: {exc}") from None
+    return result
+
+
 Handler = Callable[[Command, Mapping[str, Driver]], str]
 
 HANDLERS: dict[str, Handler] = {
     "call_accepted": _call_accepted,
+    hush.COMMAND: _hush,
 }
 
 

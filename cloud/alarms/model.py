@@ -41,6 +41,7 @@ class Mode(StrEnum):
     LIVE = "live"  # the duty room's
     WALK_TEST = "walk_test"  # an installer is testing the devices
     MAINTENANCE = "maintenance"  # a planned window of work on the devices
+    DRILL = "drill"  # an emergency drill's scripted incident (应急演练), never a real alarm
 
 
 _TIMES = (

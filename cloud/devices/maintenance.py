@@ -10,6 +10,14 @@ named) and ends when they say so — or by itself after its time (at most four h
 forgotten walk test cannot mute a building for good. A maintenance window is planned ahead
 (start and end) by an admin or a supervisor. Every start and end is audited.
 
+An emergency drill (应急演练) is a window of mode `drill`, planned by a supervisor or an admin
+for the devices its scripted incidents come from. It changes nothing by itself: only an event
+that carries the drill's number (`Event.drill`, put there by the drill's injection) is a
+drill's, and its alarms are recorded with mode `drill` — never escalated to anyone, closed
+when the drill ends. An event without the number from the same device during the drill, or
+with the number of a drill that is not running or does not cover the device, is real
+(`drill_gate`): a drill never hides a real alarm.
+
 The gate (`mode_for`) is answered from memory on the message path; the table is the record.
 """
 
@@ -75,9 +83,10 @@ class Maintenance:
     # ---- the gate on the message path ------------------------------------------------------
 
     def mode_for(self, gateway: str, device: str, at: float) -> tuple[Mode, int | None]:
-        """Whether an alarm of this device now is live or a test (and of which window)."""
+        """Whether an alarm of this device now is live or a test (and of which window). A drill
+        makes nothing a test: only events that carry its number are its (`drill_gate`)."""
         for window in self._open.values():
-            if window.covers(gateway, device, at):
+            if window.mode is not Mode.DRILL and window.covers(gateway, device, at):
                 return window.mode, window.id
         return Mode.LIVE, None
 
@@ -106,7 +115,42 @@ class Maintenance:
             gated.append(decision)
         return Evaluation(gated, evaluation.inhibited, evaluation.muted)
 
+    def drill_gate(self, evaluation: Evaluation, drill: int, at: float) -> tuple[Evaluation, str]:
+        """The decisions about an event that carries drill number `drill`: the drill's (mode
+        `drill`) if that drill runs now and covers the device, else left as they are (real);
+        with why, for the log."""
+        window = self._open.get(drill)
+        decisions = []
+        why = ""
+        for decision in evaluation.decisions:
+            if window is None or window.mode is not Mode.DRILL:
+                why = f"drill #{drill} is not running: handled as real"
+            elif not window.covers(decision.gateway, decision.device, at):
+                why = f"drill #{drill} does not cover {decision.gateway}/{decision.device} now"
+            else:
+                decision = dataclasses.replace(decision, mode=Mode.DRILL.value, window=drill)
+            decisions.append(decision)
+        return Evaluation(decisions, evaluation.inhibited, evaluation.muted), why
+
     # ---- starting and ending ----------------------------------------------------------------
+
+    async def schedule_drill(
+        self,
+        gateway: str,
+        devices: list[str],
+        starts_at: float,
+        ends_at: float,
+        actor: str,
+        note: str = "",
+    ) -> Window:
+        """An emergency drill for these devices of a gateway (all of them if none are named)."""
+        if ends_at <= starts_at:
+            raise Refused("a drill must end after it starts")
+        if ends_at - starts_at > MAX_WALK_TEST_S:
+            raise Refused("a drill may last at most 4 hours")
+        if ends_at <= self.db.clock():
+            raise Refused("that drill is already over")
+        return await self._create(Mode.DRILL, gateway, devices, starts_at, ends_at, note, actor)
 
     async def start_walk_test(
         self, gateway: str, devices: list[str], minutes: float, actor: str, note: str = ""

@@ -50,6 +50,21 @@ class Windows:
             gateway, devices, to_epoch(starts_at), to_epoch(ends_at), actor, note
         )
 
+    async def schedule_drill(
+        self,
+        gateway: str,
+        devices: list[str],
+        starts_at: datetime,
+        ends_at: datetime,
+        actor: str,
+        note: str = "",
+    ) -> Window:
+        """An emergency drill (应急演练) of these devices (cloud/devices/maintenance.py)."""
+        self._check(gateway, devices)
+        return await self.maintenance.schedule_drill(
+            gateway, devices, to_epoch(starts_at), to_epoch(ends_at), actor, note
+        )
+
     async def windows(self, *, open_only: bool, mode: Mode | None = None) -> list[Window]:
         return await self.maintenance.windows(open_only=open_only, mode=mode)
 

@@ -254,10 +254,14 @@ class Ingest:
             message, at = item.message, item.received_at
             try:
                 if isinstance(message, Event):
-                    decided = self.core.event(message, at)
+                    decided = self._gate(self.core.event(message, at), at)
+                    if message.drill is not None and self.maintenance is not None:
+                        decided = self._drill(message, decided, at)
                 else:
-                    decided = self.core.readings(message.gateway, message.readings, at)
-                plans.append((item.arrival, self._gate(decided, at)))
+                    decided = self._gate(
+                        self.core.readings(message.gateway, message.readings, at), at
+                    )
+                plans.append((item.arrival, decided))
             except Exception as exc:  # reported as internal_error, the others go on
                 plans.append(exc)
         return plans
@@ -339,6 +343,15 @@ class Ingest:
         """Devices under a walk test or in a maintenance window: their alarms are tests."""
         self._counts["inhibited"] += evaluation.muted
         return evaluation if self.maintenance is None else self.maintenance.gate(evaluation, at)
+
+    def _drill(self, event: Event, evaluation: Evaluation, at: float) -> Evaluation:
+        """A drill's incident if its drill runs and covers the device, else real (counted)."""
+        assert event.drill is not None and self.maintenance is not None
+        evaluation, why = self.maintenance.drill_gate(evaluation, event.drill, at)
+        self._counts["drill_marks_refused" if why else "drill_events"] += 1
+        if why:
+            log.warning("event %s of %s/%s: %s", event.id, event.gateway, event.device, why)
+        return evaluation
 
     async def announce(self, raised: list[Raised]) -> None:
         """Tell the duty room about stored alarms (never before they are stored)."""

@@ -25,7 +25,7 @@ class AlarmDraft:
     event_id: str | None = None
     life_safety: bool = False
     group: str = ""
-    #: set by the maintenance gate: live, walk_test or maintenance
+    #: set by the maintenance gate: live, walk_test or maintenance (drill: by the drill gate)
     mode: str = "live"
     window: int | None = None
 

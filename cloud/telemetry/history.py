@@ -1,8 +1,11 @@
 """How long readings are kept, and at which resolution (GB/T 45839 expects a year of records).
 
 By default raw points 7 days, 1-minute aggregates 31 days, 1-hour aggregates 400 days: about
-110 MB per building-year on SQLite for a 24-home building (`python -m bench.history_disk`,
-docs/benchmarks.md); 1-minute aggregates for a year as well would take about 580 MB.
+110 MB per building-year on SQLite for a 24-home building, 17 MB on InfluxDB 1.x
+(`python -m bench.history_disk`, docs/benchmarks.md); 1-minute aggregates for a year as well
+would take about 580 MB on SQLite. The SQLite store keeps them in tables of its own
+(`sqlite_history.py`), the InfluxDB store in retention policies filled by continuous queries
+(`influx_history.py`).
 
 Raw points are kept `raw_days`; 1-minute aggregates (count, mean, min, max per series and
 minute) `minute_days`; 1-hour aggregates `hour_days`. A query for bucket means reads the

@@ -11,6 +11,10 @@ documented v1-compatibility settings (token "user:password", org "-", bucket "db
 and its async client needs aiohttp besides. So it cannot store or read anything on 1.6.7 while
 looking healthy; this module does not use it.
 
+With a `Retention` (the cloud passes its settings), the database keeps the raw points, 1-minute
+and 1-hour aggregates for their periods through InfluxDB's retention policies and continuous
+queries (`cloud/telemetry/influx_history.py`); without one, raw points are kept forever.
+
 Data layout: measurement `reading`, tags `device`, `gateway`, `kind`, one float field per unit
 name (`ch4_pct_lel=3.5`), millisecond timestamps. Samples of one device and time share a line.
 Tag values are escaped per the line protocol; every name and string that reaches InfluxQL is
@@ -23,13 +27,16 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 
+from cloud.telemetry import influx_history as history
 from cloud.telemetry.base import Latest, Sample, StoreError, every_ms, from_ms, to_ms
+from cloud.telemetry.history import Retention
 from contract.models import Values
 
 log = logging.getLogger(__name__)
@@ -71,9 +78,17 @@ class InfluxStore:
         password: str | None = None,
         token: str | None = None,
         timeout_s: float = 30.0,
+        retention: Retention | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.database = database
+        #: keeps the history (None: raw points forever, as the database's default policy)
+        self.history = (
+            None
+            if retention is None
+            else history.History(self, MEASUREMENT, retention, clock, self._where_ms)
+        )
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
             auth=httpx.BasicAuth(user, password or "") if user else None,
@@ -101,6 +116,8 @@ class InfluxStore:
         await self._ensure_database()
         for first in range(0, len(lines), LINES_PER_REQUEST):
             await self._write_body("\n".join(lines[first : first + LINES_PER_REQUEST]))
+        if self.history is not None:
+            self.history.note_late(min(to_ms(s.ts) for s in samples))
 
     async def query(
         self,
@@ -113,6 +130,12 @@ class InfluxStore:
         every: timedelta | None = None,
     ) -> list[tuple[datetime, float]]:
         bucket = every_ms(every)
+        if bucket is not None and self.history is not None:
+            found = await self.history.bucket_means(
+                gateway, device, field, to_ms(start), to_ms(end), bucket
+            )
+            if found is not None:
+                return found
         column = f"{quote_ident(field)}::field"
         if bucket is None:
             statement = f"SELECT {column} FROM {quote_ident(MEASUREMENT)}"
@@ -121,7 +144,7 @@ class InfluxStore:
         statement += self._where(gateway, device, start, end)
         if bucket is not None:
             statement += f" GROUP BY time({bucket}ms) fill(none)"
-        rows = await self._select(statement)
+        rows = await self.select(statement)
         return [(from_ms(int(ts)), float(value)) for ts, value in rows if value is not None]
 
     async def mean(
@@ -131,7 +154,7 @@ class InfluxStore:
             f"SELECT mean({quote_ident(field)}::field) FROM {quote_ident(MEASUREMENT)}"
             + self._where(gateway, device, start, end)
         )
-        for _ts, value in await self._select(statement):
+        for _ts, value in await self.select(statement):
             if value is not None:
                 return float(value)
         return None
@@ -182,12 +205,17 @@ class InfluxStore:
         for database and permission like any other) and answers a query."""
         await self._ensure_database()
         await self._write_body("")
-        await self._select("SHOW MEASUREMENTS LIMIT 1")
+        await self.select("SHOW MEASUREMENTS LIMIT 1")
 
     async def maintain(self) -> str:
-        """Nothing yet: InfluxDB keeps the raw points under the database's retention policy
-        (`autogen`: forever) and every query reads them; aggregates are the SQLite store's."""
-        return "raw points under the database's own retention policy"
+        """Roll up the readings that came too late for the continuous queries; the server
+        itself deletes what is past each policy. Without a retention: nothing."""
+        if self.history is None:
+            return "raw points under the database's own retention policy"
+        await self._ensure_database()
+        if not self.history.ready:
+            await self.history.set_up()  # refused before: tried again, raising if it still is
+        return await self.history.roll_up()
 
     async def close(self) -> None:
         self._closed = True
@@ -209,9 +237,13 @@ class InfluxStore:
             for (gateway, device, kind, ms), fields in points.items()
         ]
 
+    @classmethod
+    def _where(cls, gateway: str, device: str, start: datetime, end: datetime) -> str:
+        return cls._where_ms(gateway, device, to_ms(start), to_ms(end))
+
     @staticmethod
-    def _where(gateway: str, device: str, start: datetime, end: datetime) -> str:
-        lo, hi = to_ms(start) * _NS_PER_MS, to_ms(end) * _NS_PER_MS
+    def _where_ms(gateway: str, device: str, lo_ms: int, hi_ms: int) -> str:
+        lo, hi = lo_ms * _NS_PER_MS, hi_ms * _NS_PER_MS
         return (
             f" WHERE {quote_ident('gateway')}::tag = {quote_string(gateway)}"
             f" AND {quote_ident('device')}::tag = {quote_string(device)}"
@@ -229,6 +261,38 @@ class InfluxStore:
         if problem:
             log.info("%r: %s refused (%s); assuming the database exists", self, statement, problem)
         self._database_ready = True
+        if self.history is not None:
+            try:
+                await self.history.set_up()
+            except StoreError as exc:
+                # e.g. an account that may write but not make policies: the readings are
+                # stored and read raw meanwhile; `maintain` tries again every minute
+                log.error("%r: history not set up, raw points only for now: %s", self, exc)
+
+    async def continuous_queries(self) -> set[str]:
+        """The names of this database's continuous queries (the server lists every
+        database's, one series each)."""
+        response = await self._request(
+            "continuous queries", "POST", "/query", data={"q": "SHOW CONTINUOUS QUERIES"}
+        )
+        if not response.is_success:
+            raise StoreError(f"{self!r}: SHOW CONTINUOUS QUERIES refused: {_problem(response)}")
+        names: set[str] = set()
+        for result in response.json().get("results", []):
+            for series in result.get("series", []):
+                if series.get("name") == self.database:
+                    names.update(row[0] for row in series.get("values", []))
+        return names
+
+    async def run(self, statement: str, what: str) -> None:
+        """A statement whose answer is only whether it worked; points a roll-up would write
+        past a policy's duration are dropped by the server, which is what retention means."""
+        response = await self._request(
+            what, "POST", "/query", params={"db": self.database}, data={"q": statement}
+        )
+        problem = _problem(response)
+        if problem and "points beyond retention policy" not in problem:
+            raise StoreError(f"{self!r}: {what} failed: {problem} ({statement})")
 
     async def _write_body(self, body: str) -> None:
         params = {"db": self.database, "precision": "ms"}
@@ -241,9 +305,14 @@ class InfluxStore:
                 "write", "POST", "/write", params=params, content=content
             )
         if not response.is_success:
-            raise StoreError(f"{self!r}: write refused: {_problem(response)}")
+            problem = _problem(response)
+            if "points beyond retention policy" in problem:
+                # older than the raw policy keeps: what the server is there to drop
+                log.info("%r: readings older than the raw retention dropped: %s", self, problem)
+                return
+            raise StoreError(f"{self!r}: write refused: {problem}")
 
-    async def _select(self, statement: str) -> list[list[Any]]:
+    async def select(self, statement: str) -> list[list[Any]]:
         """Rows of the one statement's result (all series joined), read in chunks."""
         await self._ensure_database()
         if self._closed:

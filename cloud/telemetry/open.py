@@ -18,7 +18,9 @@ def open_store(url: str, *, retention: Retention | None = None) -> TelemetryStor
       `?user=...&password=...` or `influx://user:password@host/db`; `?token=...` sends
       `Authorization: Token ...` (InfluxDB 2.x/3.x).
 
-    `retention`: how long the SQLite store keeps raw points and its aggregates.
+    `retention`: how long raw points and the 1-minute and 1-hour aggregates are kept (SQLite:
+    its default when None; InfluxDB: its policies and continuous queries, raw points kept
+    forever when None).
     """
     scheme, sep, rest = url.partition("://")
     scheme = scheme.lower()
@@ -27,7 +29,7 @@ def open_store(url: str, *, retention: Retention | None = None) -> TelemetryStor
     if scheme == "sqlite":
         return _sqlite(rest.split("?", 1)[0], url, retention)
     if scheme in ("influx", "influxs"):
-        return _influx(url, https=scheme == "influxs")
+        return _influx(url, https=scheme == "influxs", retention=retention)
     raise ValueError(f"store URL {url!r}: unknown scheme {scheme!r} (sqlite:// or influx://)")
 
 
@@ -37,7 +39,7 @@ def _sqlite(path: str, url: str, retention: Retention | None) -> SqliteStore:
     return SqliteStore(unquote(path), retention=retention)
 
 
-def _influx(url: str, *, https: bool) -> InfluxStore:
+def _influx(url: str, *, https: bool, retention: Retention | None) -> InfluxStore:
     parts = urlsplit(url)
     database = unquote(parts.path.strip("/"))
     if not parts.hostname or not database or "/" in database:
@@ -59,4 +61,5 @@ def _influx(url: str, *, https: bool) -> InfluxStore:
         user=user,
         password=password,
         token=options.get("token"),
+        retention=retention,
     )

@@ -30,6 +30,7 @@ from cloud.web.deps import (
     CasesDep,
     DutyUser,
     HubDep,
+    HushDep,
     NotificationsDep,
     ResidentsDep,
     RowId,
@@ -37,6 +38,7 @@ from cloud.web.deps import (
     UsersDep,
     session_ref,
 )
+from contract import hush
 from contract.site import Resident
 
 router = APIRouter(prefix="/api/alarms", tags=["alarms"])
@@ -328,3 +330,32 @@ async def feedback(alarm_id: RowId, body: Feedback, cases: CasesDep, user: DutyU
 async def verify(alarm_id: RowId, body: Note, cases: CasesDep, user: SupervisorUser) -> Alarm:
     """A supervisor confirms that a resolved case is really closed (督办落实)."""
     return await cases.verify(alarm_id, user.name, body.note)
+
+
+class HushRequest(BaseModel):
+    duration_s: int = Field(
+        hush.DEFAULT_HUSH_S,
+        ge=hush.MIN_HUSH_S,
+        le=hush.MAX_HUSH_S,
+        description="How long the smoke alarm stays silent (it sounds again if smoke persists)",
+    )
+
+
+class HushAnswer(BaseModel):
+    command_id: str
+    alarm_id: int
+    duration_s: int
+
+
+@router.post("/{alarm_id}/hush", response_model=HushAnswer, status_code=202)
+async def hush_alarm(
+    alarm_id: RowId, body: HushRequest, hushes: HushDep, user: DutyUser
+) -> HushAnswer:
+    """Silence the case's smoke alarm for a while (远程消音): only once the case is accepted and
+    while it is open, only for a device that can be hushed (409 otherwise, zh/en). Accepted
+    here means sent: the device's answer (hushed, or refused with the reason) comes onto the
+    case's log (`hush.result`)."""
+    sent = await hushes.request(alarm_id, user.name, body.duration_s)
+    return HushAnswer(
+        command_id=sent.command_id, alarm_id=sent.alarm_id, duration_s=sent.duration_s
+    )

@@ -16,6 +16,7 @@ from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES, GZipMiddle
 from starlette.middleware.sessions import SessionMiddleware
 
 from cloud.alarms.actions import CaseActions
+from cloud.devices.drills import DrillIncidents
 from cloud.devices.installation import Installation
 from cloud.devices.trends import Trends
 from cloud.devices.walk_test_report import WalkTestReports
@@ -88,6 +89,7 @@ def services_of(cloud: Cloud) -> Services:
             announce=cloud.announcer.changed,
             send_command=cloud.transport.send_command,
         ),
+        hush=cloud.hush,
         notifications=cloud.notifications,
         call_results=CallResults(cloud.db, cloud.notifications),
         residents=ResidentReads(cloud.registry, cloud.audit),
@@ -101,6 +103,7 @@ def services_of(cloud: Cloud) -> Services:
         store=cloud.store,
         reloader=cloud.reloader,
         windows=windows,
+        drills=DrillIncidents(cloud.maintenance, cloud.audit, cloud.transport.send_command),
         walk_tests=WalkTestReports(windows, cloud.alarms, cloud.registry, cloud.store),
         installation=Installation(
             settings=cloud.settings,

@@ -14,7 +14,9 @@ from cloud.access.sessions import SessionRef
 from cloud.access.users import DUTY_ROLES, Role, User, Users
 from cloud.alarms.actions import CaseActions
 from cloud.alarms.book import AlarmBook
+from cloud.alarms.hush import Hush
 from cloud.alarms.queries import AlarmQueries
+from cloud.devices.drills import DrillIncidents
 from cloud.devices.health import HealthReports
 from cloud.devices.installation import Installation
 from cloud.devices.trends import Trends
@@ -58,6 +60,7 @@ UsersDep = Annotated[Users, Depends(_service(lambda s: s.users))]
 AuditDep = Annotated[Audit, Depends(_service(lambda s: s.audit))]
 AlarmsDep = Annotated[AlarmQueries, Depends(_service(lambda s: s.alarms))]
 CasesDep = Annotated[CaseActions, Depends(_service(lambda s: s.cases))]
+HushDep = Annotated[Hush, Depends(_service(lambda s: s.hush))]
 NotificationsDep = Annotated[NotificationLog, Depends(_service(lambda s: s.notifications))]
 CallResultsDep = Annotated[CallResults, Depends(_service(lambda s: s.call_results))]
 ResidentsDep = Annotated[ResidentReads, Depends(_service(lambda s: s.residents))]
@@ -71,6 +74,7 @@ BookDep = Annotated[AlarmBook, Depends(_service(lambda s: s.book))]
 StoreDep = Annotated[TelemetryStore, Depends(_service(lambda s: s.store))]
 ReloaderDep = Annotated[RulesReloader, Depends(_service(lambda s: s.reloader))]
 WindowsDep = Annotated[Windows, Depends(_service(lambda s: s.windows))]
+DrillsDep = Annotated[DrillIncidents, Depends(_service(lambda s: s.drills))]
 WalkTestsDep = Annotated[WalkTestReports, Depends(_service(lambda s: s.walk_tests))]
 InstallationDep = Annotated[Installation, Depends(_service(lambda s: s.installation))]
 HealthDep = Annotated[HealthReports, Depends(_service(lambda s: s.health))]

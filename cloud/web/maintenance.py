@@ -15,6 +15,7 @@ from cloud.alarms.model import Mode
 from cloud.devices.maintenance import Window
 from cloud.devices.walk_test_report import WalkTestReport
 from cloud.web.deps import (
+    DrillsDep,
     DutyUser,
     InstallerUser,
     PlannerUser,
@@ -22,6 +23,8 @@ from cloud.web.deps import (
     WalkTestsDep,
     WindowsDep,
 )
+from contract.drill import DrillIncident
+from contract.models import EventType, Values
 
 router = APIRouter(prefix="/api", tags=["maintenance"])
 
@@ -85,6 +88,45 @@ async def plan_window(body: WindowPlan, windows: WindowsDep, user: PlannerUser) 
 @router.get("/maintenance", response_model=list[Window])
 async def windows(windows: WindowsDep, user: PlannerUser, open_only: bool = True) -> list[Window]:
     return await windows.windows(open_only=open_only)
+
+
+@router.post("/drills", response_model=Window, status_code=status.HTTP_201_CREATED)
+async def plan_drill(body: WindowPlan, windows: WindowsDep, user: PlannerUser) -> Window:
+    """An emergency drill (应急演练) of a gateway's devices: only events that carry its number
+    (`Event.drill`) are its, recorded with mode `drill` and never escalated; everything else
+    from those devices stays real. Ended like a window (`/maintenance/{id}/end`)."""
+    return await windows.schedule_drill(
+        body.gateway, body.devices, body.starts_at, body.ends_at, user.name, body.note
+    )
+
+
+@router.get("/drills", response_model=list[Window])
+async def drills(windows: WindowsDep, user: PlannerUser, open_only: bool = True) -> list[Window]:
+    return await windows.windows(open_only=open_only, mode=Mode.DRILL)
+
+
+class Incident(BaseModel):
+    device: str
+    type: EventType
+    values: Values = Field(default_factory=Values)
+
+
+class IncidentSent(BaseModel):
+    command_id: str
+
+
+@router.post(
+    "/drills/{drill_id}/incidents",
+    response_model=IncidentSent,
+    status_code=status.HTTP_202_ACCEPTED,
+)
+async def inject_incident(
+    drill_id: RowId, body: Incident, drills: DrillsDep, user: PlannerUser
+) -> IncidentSent:
+    """One scripted incident of a running drill, sent to the device's gateway (`cmd/drill`)
+    to come back as that device's event marked with the drill's number."""
+    incident = DrillIncident(drill=drill_id, type=body.type, values=body.values)
+    return IncidentSent(command_id=await drills.inject(drill_id, body.device, incident, user.name))
 
 
 @router.post("/maintenance/{window_id}/end", response_model=Window)

@@ -10,7 +10,9 @@ from cloud.access.audit import Audit
 from cloud.access.users import Users
 from cloud.alarms.actions import CaseActions
 from cloud.alarms.book import AlarmBook
+from cloud.alarms.hush import Hush
 from cloud.alarms.queries import AlarmQueries
+from cloud.devices.drills import DrillIncidents
 from cloud.devices.health import HealthReports
 from cloud.devices.installation import Installation
 from cloud.devices.trends import Trends
@@ -43,6 +45,7 @@ class Services:
     # alarms and their cases
     alarms: AlarmQueries
     cases: CaseActions
+    hush: Hush
     notifications: NotificationLog
     call_results: CallResults  # the voice vendors' receipts
     residents: ResidentReads
@@ -59,6 +62,7 @@ class Services:
     reloader: RulesReloader
     # devices: walk tests and maintenance windows, installation, health, trends
     windows: Windows
+    drills: DrillIncidents
     walk_tests: WalkTestReports
     installation: Installation
     health: HealthReports

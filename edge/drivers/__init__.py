@@ -97,7 +97,7 @@ def build_drivers(
                         replace(zigbee, base_topic=config.profile.zigbee.base_topic),
                         client_id=f"sc-{config.gateway_id}-zigbee-{os.urandom(3).hex()}",
                     )
-                driver = ZigbeeDevice(spec, model, bridge=bridge, sink=sink)
+                driver = ZigbeeDevice(spec, model, bridge=bridge, sink=sink, scheduler=scheduler)
             else:  # pragma: no cover - the union is exhaustive
                 raise TypeError(f"no driver for {type(model).__name__}")
             drivers[spec.id] = driver

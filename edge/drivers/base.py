@@ -23,6 +23,7 @@ class DeviceEvent:
     values: Values = field(default_factory=Values)
     ts: datetime = field(default_factory=utc_now)
     detail: str = ""  # for the local log only
+    drill: int | None = None  # a drill's scripted incident (contract/drill.py), never a device's
 
 
 @dataclass(frozen=True)
@@ -78,3 +79,8 @@ class Driver(Protocol):
     def start(self) -> None: ...
 
     def close(self) -> None: ...
+
+
+class HushRefused(Exception):
+    """A remote hush cannot be done now (the message says why: not in alarm, hushed already,
+    the device cannot be hushed)."""

@@ -6,6 +6,10 @@
 - `battery_low` → `battery_low`; `tamper` (the cover is off) → `tamper`.
 - Smoke alarms with a `test` output: the alarm contact closes during the alarm's self-test;
   while the test output is active that is one `test` event, never an alarm.
+- Smoke alarms with their remote hush input wired (pin role `hush`, an output of ours):
+  `hush(duration_s)` holds it active for that long, only while in alarm; when the time is up
+  the output is released and, if the alarm contact is still closed (the smoke persists), the
+  alarm is reported again. A clear ends the hush early.
 
 A detector already in alarm, fault, low battery or tamper when the gateway starts is
 reported at once.
@@ -17,12 +21,13 @@ import functools
 import logging
 from typing import Any
 
-from contract.devices import ContactDetectorModel
+from contract.devices import ContactDetectorModel, SmokeModel
+from contract.hush import cannot_hush
 from contract.models import EventType
 from contract.site import DeviceSpec
-from edge.drivers.base import DeviceEvent, Sink
-from edge.drivers.gpio import DigitalInput, Edge
-from edge.scheduler import Scheduler
+from edge.drivers.base import DeviceEvent, HushRefused, Sink
+from edge.drivers.gpio import DigitalInput, Edge, Output
+from edge.scheduler import Scheduler, Timer
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +52,22 @@ class ContactDetector:
         self.device_id = spec.id
         self.model = model
         self._sink = sink
+        self._scheduler = scheduler
         self._inputs: dict[str, DigitalInput] = {}
+        self._hush_output: Output | None = None
+        self._hush_timer: Timer | None = None
+        self._hush_ends = 0.0
+        self._cannot_hush = cannot_hush(model, spec.pins)
         try:
+            if isinstance(model, SmokeModel) and "hush" in spec.pins:
+                self._hush_output = Output(
+                    spec.pins["hush"],
+                    active_high=model.hush_active_high,
+                    pin_factory=pin_factory,
+                )
             for role in spec.pins:
+                if role == "hush":
+                    continue
                 settings = model.contact(role)
                 self._inputs[role] = DigitalInput(
                     spec.pins[role],
@@ -98,9 +116,56 @@ class ContactDetector:
                 self._on_change(role, True, now, f"{role} contact active at start")
 
     def close(self) -> None:
+        if self._hush_timer is not None:
+            self._hush_timer.cancel()
+            self._hush_timer = None
+        if self._hush_output is not None:
+            self._hush_output.close()
+            self._hush_output = None
         for contact in self._inputs.values():
             contact.close()
         self._inputs.clear()
+
+    # -- remote hush (any thread) --------------------------------------------------------------
+
+    @property
+    def hushed(self) -> bool:
+        return self._hush_timer is not None
+
+    def hush(self, duration_s: float) -> str:
+        """Silence the alarm for `duration_s` seconds; HushRefused says why not."""
+        return self._scheduler.run_sync(self._hush, duration_s)
+
+    def _hush(self, duration_s: float) -> str:
+        if self._cannot_hush is not None or self._hush_output is None:
+            raise HushRefused(self._cannot_hush[1] if self._cannot_hush else "no hush output")
+        if not self._alarm_sent:
+            raise HushRefused("the smoke alarm is not in alarm: nothing to hush")
+        if self._hush_timer is not None:
+            left = self._hush_ends - self._scheduler.clock()
+            raise HushRefused(f"already hushed, {max(0.0, left):.0f} s left")
+        self._hush_output.on()
+        self._hush_ends = self._scheduler.clock() + duration_s
+        self._hush_timer = self._scheduler.call_later(duration_s, self._hush_over)
+        log.info("hushed device=%s for=%ss", self.device_id, duration_s)
+        return (
+            f"hushed for {duration_s:g} s (hush output on); it sounds again afterwards "
+            "if the smoke persists"
+        )
+
+    def _end_hush(self) -> None:
+        if self._hush_timer is not None:
+            self._hush_timer.cancel()
+            self._hush_timer = None
+        if self._hush_output is not None:
+            self._hush_output.off()
+
+    def _hush_over(self) -> None:
+        self._end_hush()
+        if any(self._asserted(r) for r in self._alarm_roles):
+            self._emit(EventType.ALARM, Edge.now(), "smoke persists after the hush: alarm again")
+        else:
+            log.info("hush over device=%s", self.device_id)
 
     # -- scheduler thread --------------------------------------------------------------------
 
@@ -141,6 +206,7 @@ class ContactDetector:
             if any(self._asserted(r) for r in self._alarm_roles):
                 return  # another alarm contact is still active
             self._alarm_sent = False
+            self._end_hush()
             self._emit(EventType.CLEAR, edge, f"{role} contact released")
 
     def _emit(self, type_: EventType, edge: Edge, detail: str = "") -> None:

@@ -149,6 +149,28 @@ class Led:
         self._led.close()
 
 
+class Output:
+    """A plain on/off output, e.g. a smoke alarm's remote hush input."""
+
+    def __init__(self, pin: int, *, active_high: bool = True, pin_factory: Any = None):
+        self._dev = OutputDevice(
+            pin, active_high=active_high, initial_value=False, pin_factory=pin_factory
+        )
+
+    def on(self) -> None:
+        self._dev.on()
+
+    def off(self) -> None:
+        self._dev.off()
+
+    @property
+    def is_active(self) -> bool:
+        return bool(self._dev.is_active)
+
+    def close(self) -> None:
+        self._dev.close()
+
+
 class Beeper:
     def __init__(self, pin: int, *, active_high: bool = True, pin_factory: Any = None):
         self._buzzer = Buzzer(

@@ -13,6 +13,12 @@ zigbee2mqtt publishes, for a device whose friendly name is our device id:
 - `{base}/{name}/availability`: `{"state": "online"}` or `{"state": "offline"}` (or the
   bare word, as older versions send it): offline → `fault`, online again → `restore`.
 
+A smoke alarm whose model names a hush property (e.g. `silence`, as zigbee2mqtt documents it
+for the Tuya PA-44Z) can be hushed while in alarm: `{"silence": true}` is published on
+`{base}/{name}/set`, the hush counts once zigbee2mqtt reports the property true, and when the
+time is up `{"silence": false}` is published and, if the smoke persists, the alarm is
+reported again.
+
 Device messages are read leniently (unknown properties are ignored; a value out of range is
 dropped, not the message); what is not a JSON object is counted and skipped. Every message
 from a device tells the sink it is alive (supervision). A retained state message (zigbee2mqtt
@@ -34,11 +40,16 @@ from paho.mqtt.enums import CallbackAPIVersion
 from pydantic import ValidationError
 
 from contract.devices import ZigbeeModel
+from contract.hush import cannot_hush
 from contract.models import EventType, Kind, Values
 from contract.site import DeviceSpec
-from edge.drivers.base import DeviceEvent, Sample, Sink
+from edge.drivers.base import DeviceEvent, HushRefused, Sample, Sink
+from edge.scheduler import Scheduler, Timer
 
 log = logging.getLogger(__name__)
+
+#: How long a hush waits for zigbee2mqtt to report the device silenced.
+HUSH_CONFIRM_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -120,6 +131,19 @@ class ZigbeeBridge:
             self._stop(client)
         elif self._client is not None and self.connected.is_set():
             self._client.unsubscribe([f for f, _ in self._filters(device.device_id)])
+
+    def set_state(self, name: str, state: dict[str, Any], timeout: float) -> bool:
+        """Publish `state` on `{base}/{name}/set` (QoS 1); True once the local broker has it."""
+        with self._lock:
+            client = self._client
+        if client is None or not self.connected.is_set():
+            return False
+        info = client.publish(f"{self.broker.base_topic}/{name}/set", json.dumps(state), qos=1)
+        try:
+            info.wait_for_publish(timeout)
+        except (RuntimeError, ValueError):
+            return False
+        return info.is_published()
 
     def wait_subscribed(self, timeout: float) -> bool:
         """Until connected with every added device's subscriptions acknowledged."""
@@ -250,7 +274,15 @@ def _availability(payload: bytes | bytearray) -> bool | None:
 class ZigbeeDevice:
     """One Zigbee device (a Driver): maps its zigbee2mqtt messages by its model's table."""
 
-    def __init__(self, spec: DeviceSpec, model: ZigbeeModel, *, bridge: ZigbeeBridge, sink: Sink):
+    def __init__(
+        self,
+        spec: DeviceSpec,
+        model: ZigbeeModel,
+        *,
+        bridge: ZigbeeBridge,
+        sink: Sink,
+        scheduler: Scheduler | None = None,
+    ):
         self.device_id = spec.id
         self.model = model
         self.kind: Kind = model.kind
@@ -258,13 +290,67 @@ class ZigbeeDevice:
         self.online: bool | None = None
         self._bridge = bridge
         self._sink = sink
+        self._scheduler = scheduler
         self._lock = threading.Lock()  # paho's thread only, but state is read by tests
+        self._changed = threading.Condition(self._lock)
+        self._hush_timer: Timer | None = None
 
     def start(self) -> None:
         self._bridge.add(self)
 
     def close(self) -> None:
+        with self._lock:
+            timer, self._hush_timer = self._hush_timer, None
+        if timer is not None:
+            timer.cancel()
         self._bridge.remove(self)
+
+    # -- remote hush (a command's thread) --------------------------------------------------------
+
+    @property
+    def hushed(self) -> bool:
+        return self._hush_timer is not None
+
+    def _in_alarm(self) -> bool:
+        return any(
+            self.state.get(prop) is True and meaning.when_true is EventType.ALARM
+            for prop, meaning in self.model.binary.items()
+        )
+
+    def hush(self, duration_s: float) -> str:
+        """Silence the alarm through zigbee2mqtt for `duration_s`; HushRefused says why not."""
+        reason = cannot_hush(self.model, {})
+        if reason is not None or self.model.hush is None or self._scheduler is None:
+            raise HushRefused(reason[1] if reason else "no scheduler for the hush")
+        prop = self.model.hush.property
+        with self._lock:
+            if not self._in_alarm():
+                raise HushRefused("the smoke alarm is not in alarm: nothing to hush")
+            if self._hush_timer is not None:
+                raise HushRefused("already hushed")
+            self.state.pop(prop, None)  # what zigbee2mqtt says from now on
+        if not self._bridge.set_state(self.device_id, {prop: True}, HUSH_CONFIRM_S):
+            raise HushRefused("zigbee2mqtt's broker did not take the hush")
+        with self._changed:
+            confirmed = self._changed.wait_for(lambda: self.state.get(prop) is True, HUSH_CONFIRM_S)
+            if confirmed:
+                self._hush_timer = self._scheduler.call_later(duration_s, self._hush_over)
+        if not confirmed:
+            raise HushRefused(f"zigbee2mqtt did not report {prop}=true within {HUSH_CONFIRM_S:g} s")
+        log.info("hushed device=%s for=%ss", self.device_id, duration_s)
+        return (
+            f"hushed for {duration_s:g} s (zigbee2mqtt reports {prop}=true); it sounds again "
+            "afterwards if the smoke persists"
+        )
+
+    def _hush_over(self) -> None:  # the scheduler's thread
+        assert self.model.hush is not None
+        with self._lock:
+            self._hush_timer = None
+            smoke = self._in_alarm()
+        self._bridge.set_state(self.device_id, {self.model.hush.property: False}, HUSH_CONFIRM_S)
+        if smoke:
+            self._emit(EventType.ALARM, Values(), "smoke persists after the hush: alarm again")
 
     def accept(self) -> str:
         """The duty room accepted a call from this device (it has no indicator to light)."""
@@ -299,6 +385,13 @@ class ZigbeeDevice:
                 type_ = meaning.when_true if value else meaning.when_false
                 if type_ is not None:
                     events.append((type_, f"{prop}={str(value).lower()}"))
+            hush = self.model.hush
+            if hush is not None and isinstance(state.get(hush.property), bool):
+                self.state[hush.property] = state[hush.property]
+                self._changed.notify_all()
+            if self._hush_timer is not None and not self._in_alarm() and hush is not None:
+                self._hush_timer.cancel()  # the smoke is gone: the hush is over
+                self._hush_timer = None
             action = state.get("action")
             if not retained and isinstance(action, str) and action:
                 type_ = self.model.actions.get(action)

@@ -54,7 +54,7 @@ def test_missing_pin_role_names_the_field():
 def test_unknown_pin_role():
     message = _error(lambda devices: devices[1]["pins"].update(siren=23))
     assert "devices[1].pins.siren: unknown role 'siren'" in message
-    assert "roles: alarm, battery_low, fault, tamper, test" in message
+    assert "roles: alarm, battery_low, fault, hush, tamper, test" in message
 
 
 def test_reserved_and_missing_pins():

@@ -17,7 +17,7 @@ Object.assign(MESSAGES.zh, {
   noteOptional: "说明（可选）", actionsTitle: "处置",
   acceptFirst: "受理后可派单、反馈情况和办结", clearedRow: "设备已恢复", dispatchedTo: "派给", blankText: "请填写内容（不能只有空格）", outcomePick: "请选择办结结果…", outcomeRequired: "请先选择办结结果",
   brokerDown: "告警通道中断",
-  windowModes: {walk_test: "巡检测试", maintenance: "维护窗口"}, windowAll: "全部设备", windowUntil: "至",
+  windowModes: {walk_test: "巡检测试", maintenance: "维护窗口", drill: "应急演练"}, windowDrill: "仅标记为本次演练的事件按演练处理；其他告警一律按真实告警处理", windowAll: "全部设备", windowUntil: "至",
   windowLeft: "剩余", windowBy: "发起人", windowLive: "期间非生命安全类告警只记为测试；呼叫、烟感、燃气报警照常推送",
   brokerSince: "平台自 {time} 起连接不上消息服务器（已持续 {dur}）。新告警可能延迟送达，恢复后自动补收；现有告警可照常处置。",
 });
@@ -34,7 +34,7 @@ Object.assign(MESSAGES.en, {
   noteOptional: "Note (optional)", actionsTitle: "Actions",
   acceptFirst: "Accept the case to dispatch, give feedback and resolve it", clearedRow: "device back to normal", dispatchedTo: "to", blankText: "Please write something (spaces alone say nothing)", outcomePick: "Choose the outcome…", outcomeRequired: "Choose the outcome first",
   brokerDown: "Alarm feed interrupted",
-  windowModes: {walk_test: "Walk test", maintenance: "Maintenance"}, windowAll: "all devices", windowUntil: "until",
+  windowModes: {walk_test: "Walk test", maintenance: "Maintenance", drill: "Emergency drill"}, windowDrill: "only events marked as this drill's are handled as a drill; every other alarm is real", windowAll: "all devices", windowUntil: "until",
   windowLeft: "left", windowBy: "by", windowLive: "other alarms are recorded as tests; calls, smoke and gas still reach the duty room",
   brokerSince: "The platform has not reached its message broker since {time} (for {dur}). New alarms may be delayed and arrive once it is back; open alarms can be handled as usual.",
 });
@@ -245,7 +245,7 @@ function drawWindows() {
     ` · ${esc(t("gateway"))} ${esc(w.gateway)}（${w.devices.length ? esc(w.devices.join("、")) : esc(t("windowAll"))}）`,
     ` · ${esc(t("windowBy"))} ${esc(w.created_by)} · ${esc(t("windowUntil"))} ${esc(clock24(w.ends_at))}`,
     `（${esc(t("windowLeft"))} <span class="left" data-ends="${esc(w.ends_at)}">${clock((Date.parse(w.ends_at) - Date.now()) / 1000)}</span>）`,
-    ` · ${esc(t("windowLive"))}`].join("")}</li>`).join("");
+    ` · ${esc(t(w.mode === "drill" ? "windowDrill" : "windowLive"))}`].join("")}</li>`).join("");
 }
 setInterval(loadWindows, 30000);
 
@@ -433,6 +433,7 @@ function actionsHtml(alarm, preset) {
       <select name="cause" aria-label="${esc(t("cause"))}"${outcome === "false_alarm" ? "" : " hidden"}><option value="">${t("causePick")}</option>${CAUSES.map((c) => `<option value="${c}">${esc(MESSAGES[LANG].causes[c])}</option>`).join("")}</select>
       <input name="note" maxlength="1000" placeholder="${esc(t("noteOptional"))}"><button>${t("resolve")}</button>
       <p class="form-error" role="alert" hidden></p></form>`;
+    html += hushHtml(alarm); // case-hush.js
   } else if (open) {
     html += `<p class="sub" id="accept-first">${t("acceptFirst")}</p>`;
   } else if (supervisor && !alarm.verified_at) {
@@ -502,7 +503,8 @@ function wireCase(id) {
     const outcome = resolve.elements.outcome, cause = resolve.elements.cause;
     outcome.onchange = () => { cause.hidden = outcome.value !== "false_alarm"; };
   }
-  for (const form of document.querySelectorAll("#case-body form")) {
+  wireHush(id); // case-hush.js
+  for (const form of document.querySelectorAll("#case-body form:not(#hush)")) {
     form.onsubmit = async (ev) => {
       ev.preventDefault();
       // a required field of spaces only says nothing (the API refuses it too)
