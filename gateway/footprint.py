@@ -1,11 +1,12 @@
 """Measure the agent's footprint: resident memory and idle CPU of a real `python -m gateway
-run` process, sampled with psutil.
+run` process, sampled with psutil, once it has said "agent started".
 
     python -m gateway.footprint --seconds 60 -- --site firmware_configs/sites/demo.yaml \\
         --gateway gw-ld01 --simulate --broker-port 1883 --password …
 
-Everything after `--` goes to `python -m gateway run`. The first `--settle-s` seconds
-(imports, start-up, connecting) are not counted; then RSS is sampled every second and CPU is
+Everything after `--` goes to `python -m gateway run`. Start-up (imports, opening the
+outbox: until the agent logs "agent started", at most `--start-s`) and the `--settle-s` seconds
+after it (connecting) are not counted; then RSS is sampled every second and CPU is
 the process's user+system time over the measured window divided by its length (100 % = one
 core). Needs psutil (`pip install psutil`; the cloud extra has it).
 """
@@ -17,6 +18,7 @@ import json
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,17 +26,37 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 
-def measure(run_args: Sequence[str], *, seconds: float, settle_s: float) -> dict[str, float]:
+STARTED = b'event="agent started"'
+
+
+def measure(
+    run_args: Sequence[str], *, seconds: float, settle_s: float, start_s: float = 60.0
+) -> dict[str, float]:
     import psutil  # only this tool needs it
 
     proc = subprocess.Popen(
         [sys.executable, "-m", "gateway", "run", *run_args],
         cwd=REPO,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
+    started = threading.Event()
+
+    def read_log() -> None:  # until the agent ends: a full pipe would stop it
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if STARTED in line:
+                started.set()
+
+    threading.Thread(target=read_log, daemon=True).start()
     try:
         ps = psutil.Process(proc.pid)
+        deadline = time.monotonic() + start_s
+        while not started.wait(0.05):
+            if proc.poll() is not None:
+                raise RuntimeError(f"the agent exited {proc.returncode} during start-up")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the agent did not start within {start_s:g} s")
         time.sleep(settle_s)
         if proc.poll() is not None:
             raise RuntimeError(f"the agent exited {proc.returncode} during start-up")
