@@ -92,9 +92,11 @@ async def test_the_panel_drives_the_demo_through_the_real_path(page: Page, demo:
     board = page.locator("#board tbody tr")
     await expect(board).to_have_count(0)  # quiet: nothing happens by itself
 
-    await gw1.locator("li[data-device='gw-ld01/call-0101']").get_by_role(
-        "button", name="按下呼叫按钮"
-    ).click()
+    await (
+        gw1.locator("li[data-device='gw-ld01/call-0101']")
+        .get_by_role("button", name="按下呼叫按钮")
+        .click()
+    )
     call = board.filter(has_text="一键呼叫求助")
     await expect(call).to_contain_text("王秀英")
     await expect(panel.locator("#sim-said")).to_have_text(
