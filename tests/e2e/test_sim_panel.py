@@ -79,10 +79,6 @@ async def sign_in(page: Page, demo: Demo, user: str) -> None:
     await expect(page.locator("#conn")).to_have_text("实时连接正常")
 
 
-def row(page: Page, title: str, device: str = "") -> object:
-    return page.locator("#board tbody tr", has_text=title).filter(has_text=device)
-
-
 async def test_the_panel_drives_the_demo_through_the_real_path(page: Page, demo: Demo) -> None:
     await sign_in(page, demo, "leader")
     panel = page.locator("#sim")
