@@ -101,6 +101,10 @@ async def test_the_panel_drives_the_demo_through_the_real_path(page: Page, demo:
     await gw2.get_by_role("button", name="烟感报警").click()
     await expect(board.filter(has_text="烟雾报警").filter(has_text="smoke-0301")).to_be_visible()
     methane = gw2.locator("li[data-device='gw-ld02/gas-0101']")
+    await methane.get_by_label("甲烷 %LEL").fill("150")
+    await methane.get_by_role("button", name="设定甲烷浓度").click()
+    await expect(panel.locator("#sim-said")).to_have_text("甲烷浓度须为 0–100 之间的数（%LEL）")
+    await expect(methane.get_by_label("甲烷 %LEL")).to_have_value("150")  # kept as typed
     await methane.get_by_label("甲烷 %LEL").fill("30")
     await methane.get_by_role("button", name="设定甲烷浓度").click()
     await expect(board.filter(has_text="甲烷浓度超标")).to_contain_text(re.compile(r"%LEL"))

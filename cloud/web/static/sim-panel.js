@@ -6,14 +6,16 @@ Object.assign(MESSAGES.zh, {
   simTitle: "演示模拟器", simNote: "仅演示环境：操作模拟设备，告警经网关、MQTT 和规则真实送达看板",
   simActions: {press_call: "按下呼叫按钮", smoke_alarm: "烟感报警", smoke_clear: "烟感复位", methane: "设定甲烷浓度", cut_link: "断开网络", restore_link: "恢复网络", replay: "重放演示情景"},
   simLinkUp: "网络正常", simLinkDown: "网络已断开", simMethane: "甲烷 %LEL", simDone: "已执行",
+  simMethaneRange: "甲烷浓度须为 0–100 之间的数（%LEL）",
 });
 Object.assign(MESSAGES.en, {
   simTitle: "Demo simulator", simNote: "The demo only: acts on simulated devices; alarms take the real path through the gateway, MQTT and the rules",
   simActions: {press_call: "Press the call button", smoke_alarm: "Trip the smoke alarm", smoke_clear: "Reset the smoke alarm", methane: "Set methane", cut_link: "Cut the link", restore_link: "Restore the link", replay: "Replay the scenario"},
   simLinkUp: "link up", simLinkDown: "link cut", simMethane: "Methane %LEL", simDone: "Done",
+  simMethaneRange: "Methane must be a number from 0 to 100 (%LEL)",
 });
 
-const SIM = {panel: null, said: null};
+const SIM = {panel: null, said: null, values: {}}; // values: the methane level typed per device
 
 function simAction(action) { return MESSAGES[LANG].simActions[action] || action; }
 
@@ -24,7 +26,7 @@ function simButton(action, gateway, device = "") {
 function simDeviceHtml(d) {
   const kind = MESSAGES[LANG].kinds[d.kind] || d.kind;
   const controls = d.actions.map((action) => action === "methane"
-    ? `<label class="sim-value">${esc(t("simMethane"))} <input type="number" min="0" max="100" step="1" value="30" data-value-for="${esc(d.gateway)}/${esc(d.device)}"></label>${simButton(action, d.gateway, d.device)}`
+    ? `<label class="sim-value">${esc(t("simMethane"))} <input type="number" min="0" max="100" step="1" value="${esc(SIM.values[`${d.gateway}/${d.device}`] ?? "30")}" data-value-for="${esc(d.gateway)}/${esc(d.device)}"></label>${simButton(action, d.gateway, d.device)}`
     : simButton(action, d.gateway, d.device)).join("");
   return `<li data-device="${esc(d.gateway)}/${esc(d.device)}"><span class="sim-where">${esc(d.building)} ${esc(d.home)} · ${esc(kind)} <span class="sub">${esc(d.device)}</span></span><span class="sim-controls">${controls}</span></li>`;
 }
@@ -47,7 +49,15 @@ async function simInject(button) {
   const body = {action};
   if (gateway) body.gateway = gateway;
   if (device) body.device = device;
-  if (action === "methane") body.value = Number(document.querySelector(`[data-value-for="${gateway}/${device}"]`).value);
+  if (action === "methane") {
+    const typed = document.querySelector(`[data-value-for="${gateway}/${device}"]`).value;
+    body.value = Number(typed);
+    if (typed.trim() === "" || !(body.value >= 0 && body.value <= 100)) {
+      SIM.said = () => t("simMethaneRange");
+      drawSim();
+      return;
+    }
+  }
   button.disabled = true;
   try {
     const resp = await fetch("/api/sim/inject", {method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body)});
@@ -74,6 +84,9 @@ async function loadSim() {
     box.className = "sim";
     box.open = window.innerWidth > 700; // on a phone it starts folded, above the alarms
     box.innerHTML = `<summary></summary><div class="sim-body"></div>`;
+    box.addEventListener("input", (ev) => {
+      if (ev.target.dataset.valueFor) SIM.values[ev.target.dataset.valueFor] = ev.target.value;
+    });
     box.addEventListener("click", (ev) => {
       const button = ev.target.closest("button[data-sim]");
       if (button) simInject(button);
