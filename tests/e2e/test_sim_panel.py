@@ -23,6 +23,7 @@ from playwright.async_api import Page, expect
 
 from tests.e2e.conftest import screenshot
 from tests.e2e.test_screens import PHONE, assert_no_sideways_scroll
+from tests.e2e.test_translated import VISIBLE_STRINGS, untranslated
 from tests.servers import REPO
 
 PASSWORD = "demo-pass-1"
@@ -108,6 +109,10 @@ async def test_the_panel_drives_the_demo_through_the_real_path(page: Page, demo:
     await methane.get_by_label("甲烷 %LEL").fill("30")
     await methane.get_by_role("button", name="设定甲烷浓度").click()
     await expect(board.filter(has_text="甲烷浓度超标")).to_contain_text(re.compile(r"%LEL"))
+    # every string in Chinese, but for the demo's account names (leader) as they are
+    user = await page.locator("#user").text_content()
+    strings = [s for s in await page.evaluate(VISIBLE_STRINGS) if s != user]
+    assert not {s: untranslated(s) for s in strings if untranslated(s)}
     if os.environ.get("SC_SCREENSHOTS"):
         await screenshot(page, REPO / "docs" / "screenshots" / "desktop" / "board-sim.png")
 
@@ -152,5 +157,5 @@ async def test_the_panel_drives_the_demo_through_the_real_path(page: Page, demo:
     # an operator's board has no simulator
     await page.get_by_role("button", name="退出").click()
     await sign_in(page, demo, "duty")
-    await expect(page.locator("#board tbody tr").first).to_be_visible()
+    await expect(page.locator("body")).to_have_attribute("data-sim", "off")  # asked, refused
     await expect(panel).to_have_count(0)

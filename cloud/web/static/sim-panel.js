@@ -75,6 +75,7 @@ async function simInject(button) {
 async function loadSim() {
   let resp;
   try { resp = await fetch("/api/sim"); } catch { return; }
+  document.body.dataset.sim = resp.ok ? "on" : "off";
   if (!resp.ok) return; // not the demo, or not this role: no panel
   SIM.panel = await resp.json();
   let box = document.getElementById("sim");
