@@ -60,6 +60,8 @@ async def test_a_resident_added_after_the_board_opened_shows_on_that_homes_alarm
     cloud: RunningCloud, gw1: Publisher, page: Page
 ) -> None:
     await board_live(page, cloud.url)
+    body = page.locator("body")
+    await expect(body).to_have_attribute("data-glance-reads", "1")  # read when it opened
     supervisor = await signed_in(cloud.url, "sup")
     try:
         added = await supervisor.put(
@@ -72,3 +74,4 @@ async def test_a_resident_added_after_the_board_opened_shows_on_that_homes_alarm
     await publish(gw1, "event", event(device="smoke-0102", kind="smoke", type="alarm"))
     smoke = page.locator("#board tbody tr", has_text="烟雾报警")
     await expect(smoke.locator(".glance")).to_have_text("刘芳 90岁 家庭用氧")
+    await expect(body).to_have_attribute("data-glance-reads", "2")  # read again, once

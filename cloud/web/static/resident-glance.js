@@ -23,6 +23,7 @@ function readGlance() {
       if (!resp.ok) return false;
       const body = await resp.json();
       GLANCE.homes = new Map(Object.entries(body.homes));
+      document.body.dataset.glanceReads = String(Number(document.body.dataset.glanceReads || 0) + 1);
       return true;
     } catch { return false; } finally { GLANCE.reading = null; }
   })();
