@@ -32,6 +32,7 @@ from cloud.routing.escalation import Escalator
 from cloud.rules import RulesCore, load_rules_with_digest
 from cloud.rules.reload import RulesReloader, check_against_site
 from cloud.settings import CloudSettings, parse_node
+from cloud.simulation import Simulator
 from cloud.site.registry import Registry
 from cloud.site.store import SiteStore, SiteVersion, load_or_seed
 from cloud.site_changes.config_push import ConfigPush
@@ -78,6 +79,8 @@ class Cloud:
     config_push: ConfigPush
     hush: Hush
     web_url: str = ""
+    #: the demo's simulated devices (sim/panel.py); served only with `settings.simulator`
+    simulator: Simulator | None = None
 
 
 @contextlib.asynccontextmanager

@@ -133,6 +133,11 @@ class CloudSettings(BaseSettings):
     # name → (role, password or its scrypt hash as cloud.access.passwords makes it); accounts
     # created at start-up when they do not exist yet (the demo's and tests' users).
     bootstrap_users: dict[str, tuple[str, SecretStr]] = Field(default_factory=dict)
+    simulator: bool = Field(
+        False,
+        description="Serve the demo's simulator panel (/api/sim: press a call button, trip a"
+        " detector, cut a gateway's link): the demo only; refused in production",
+    )
 
     telemetry_flush_s: float = Field(0.2, gt=0, le=10)
     tick_s: float = Field(1.0, gt=0, le=60, description="How often time-driven rules run")
@@ -235,6 +240,11 @@ class CloudSettings(BaseSettings):
                 raise ValueError("SC_CLOUD_MQTT_PASSWORD must be set in production")
             if self.broker == "rabbitmq" and self.amqp_password is None:
                 raise ValueError("SC_CLOUD_AMQP_PASSWORD must be set in production")
+            if self.simulator:
+                raise ValueError(
+                    "SC_CLOUD_SIMULATOR is for the demo: a production cloud never injects"
+                    " simulated alarms"
+                )
         return self
 
     @field_validator("amqp_nodes")

@@ -8,6 +8,7 @@ a duplicate id or a device bound to an unknown home is an error that names the f
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, TypeVar
 
@@ -33,11 +34,35 @@ class Contact(_Strict):
     phone: Phone
 
 
+class ResidentFlag(StrEnum):
+    """What a responder must know before going in, at a glance: shown on the board's row next
+    to the resident's name (the free-text `conditions` say the rest, in the case)."""
+
+    LIVES_ALONE = "lives_alone"  # 独居: nobody else to open the door or call back
+    MOBILITY = "mobility"  # 行动不便: cannot get out alone
+    HEARING = "hearing"  # 听力障碍: may not hear a call back or the sounder
+    VISION = "vision"  # 视力障碍
+    COGNITIVE = "cognitive"  # 认知障碍: may not understand or remember
+    OXYGEN = "oxygen"  # 家庭用氧: oxygen at home (fire and gas cases)
+
+
 class Resident(_Strict):
     name: Name
     age: int | None = Field(None, ge=0, le=130)
+    phone: Phone | None = Field(
+        None, description="The resident's own phone (home line or mobile): the call back"
+    )
+    flags: list[ResidentFlag] = Field(
+        default_factory=list, max_length=len(ResidentFlag), description="At a glance"
+    )
     conditions: str = Field("", max_length=500, description="What a responder must know")
     contacts: list[Contact] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _flags_once(self) -> Resident:
+        if len(set(self.flags)) != len(self.flags):
+            raise ValueError(f"a flag is given twice: {', '.join(f.value for f in self.flags)}")
+        return self
 
 
 class Home(_Strict):

@@ -20,6 +20,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, help="where state goes (default: a new temp dir)")
     parser.add_argument("--duration", type=float, help="stop after this many seconds")
     parser.add_argument("--password", help="password of the demo accounts (default: random)")
+    parser.add_argument(
+        "--no-scenario",
+        action="store_true",
+        help="a quiet community: the scenario plays only when replayed (panel or SIGUSR1)",
+    )
     parser.add_argument("--verbose", action="store_true", help="log every component")
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -41,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
                 workdir=args.workdir,
                 duration_s=args.duration,
                 password=args.password,
+                scenario=not args.no_scenario,
             )
         )
     except ConfigFileError as exc:

@@ -32,8 +32,10 @@ from contract.site import load_site
 from edge.config import load_gateway_config
 from edge.sim import SimulatedHardware
 from gateway.agent import AgentOptions, GatewayAgent
-from gateway.uplink_settings import BrokerParams
+from gateway.uplink_settings import BrokerParams, UplinkOptions
 from sim.broker import EmbeddedBroker
+from sim.link import GatewayLink
+from sim.panel import DemoSimulator
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,7 @@ async def run_demo(
     workdir: Path | None = None,
     duration_s: float | None = None,
     password: str | None = None,
+    scenario: bool = True,
 ) -> int:
     workdir = workdir or Path(tempfile.mkdtemp(prefix="sc-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -109,18 +112,25 @@ async def run_demo(
             "installer": ("installer", SecretStr(password)),
             "admin": ("admin", SecretStr(password)),
         },
+        simulator=True,  # the simulator panel (sim/panel.py), for the supervisor and admin
     )
     agents: dict[str, GatewayAgent] = {}
+    # each gateway reaches the broker through a link the simulator can cut (sim/link.py)
+    links = {gw: GatewayLink(broker.port) for gw in gateway_ids}
     raised = 0
     try:
+        for link in links.values():
+            await link.restore()
         async with open_cloud(settings) as cloud:
+            replay = asyncio.Event()
+            cloud.simulator = DemoSimulator(site, agents, links, replay.set, say)
             started = asyncio.Event()
             server = asyncio.create_task(serve(cloud, started=started))
             await _first(started.wait(), server)
             await _first(cloud.ingest.connected.wait(), server)  # the gateways' events reach it
             say(f"cloud ready: {len(gateway_ids)} gateways registered in {site.street.name}")
             for gw in gateway_ids:
-                agents[gw] = _start_agent(site_file, gw, broker, workdir)
+                agents[gw] = _start_agent(site_file, gw, broker, links[gw].port, workdir)
             for gw, agent in agents.items():
                 connected = await asyncio.to_thread(agent.wait_connected, 15)
                 say(f"gateway {gw}: {'online' if connected else 'NOT connected'}")
@@ -130,20 +140,28 @@ async def run_demo(
                 "登录 / sign in: duty 值班员 (operator) · leader 督导 (supervisor) ·"
                 f" installer 安装人员 · admin 管理员 — 密码均为 / all with password {password}"
             )
-            say("情景在值班室打开页面后开始 / the scenario starts once the duty room opens a page")
+            if scenario:
+                say(
+                    "情景在值班室打开页面后开始 /"
+                    " the scenario starts once the duty room opens a page"
+                )
+            say(
+                "模拟器面板（督导、管理员的告警看板上）/ the simulator panel (on the board, for"
+                " leader and admin): press a call button, trip a smoke alarm, raise methane,"
+                " cut a gateway's link, replay the scenario"
+            )
             say(f"重放情景 / replay it: kill -USR1 {os.getpid()}")
             say("按 Ctrl-C 结束 / Ctrl-C to stop")
             say("")
-            replay = asyncio.Event()
             loop.add_signal_handler(signal.SIGUSR1, replay.set)
-            scenario = asyncio.create_task(_scenarios(agents, cloud, replay))
+            scenarios = asyncio.create_task(_scenarios(agents, cloud, replay, first=scenario))
             waits = [asyncio.create_task(stop.wait()), server]
             done, _ = await asyncio.wait(
                 waits, timeout=duration_s, return_when=asyncio.FIRST_COMPLETED
             )
             if server in done:
                 server.result()
-            scenario.cancel()
+            scenarios.cancel()
             raised = await _summary(cloud)
             server.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -153,13 +171,15 @@ async def run_demo(
         for agent in agents.values():
             await asyncio.to_thread(agent.stop)
             agent.close()
+        for link in links.values():
+            await link.cut()
         await broker.stop()
     say(f"stopped cleanly; {raised} alarms raised")
     return 0
 
 
 def _start_agent(
-    site_file: Path, gateway: str, broker: EmbeddedBroker, workdir: Path
+    site_file: Path, gateway: str, broker: EmbeddedBroker, port: int, workdir: Path
 ) -> GatewayAgent:
     # The demo cannot wait three minutes for the methane sensor head to warm up.
     config = load_gateway_config(site_file, gateway).with_model("gas_mcp3008", warmup_s=2)
@@ -167,21 +187,31 @@ def _start_agent(
         config,
         broker=BrokerParams(
             host="127.0.0.1",
-            port=broker.port,
+            port=port,
             username=gateway,
             password=broker.passwords[gateway],
         ),
         outbox_path=workdir / f"{gateway}-outbox.sqlite3",
         simulate=True,
-        options=AgentOptions(heartbeat_s=30, telemetry_period_s=2),
+        # back within a couple of seconds once the simulator restores a cut link
+        options=AgentOptions(
+            heartbeat_s=30, telemetry_period_s=2, uplink=UplinkOptions(backoff_max_s=2)
+        ),
     )
     agent.start()
     return agent
 
 
-async def _scenarios(agents: dict[str, GatewayAgent], cloud: Cloud, replay: asyncio.Event) -> None:
-    """The scenario once the first page is open, then again on every SIGUSR1."""
-    await cloud.hub.first_listener.wait()
+async def _scenarios(
+    agents: dict[str, GatewayAgent], cloud: Cloud, replay: asyncio.Event, *, first: bool
+) -> None:
+    """The scenario once the first page is open (unless `first` is false), then again on
+    every replay (SIGUSR1 or the simulator panel)."""
+    if first:
+        await cloud.hub.first_listener.wait()
+    else:
+        await replay.wait()
+        replay.clear()
     while True:
         await _play(agents)
         await replay.wait()

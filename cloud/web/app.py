@@ -42,6 +42,7 @@ from cloud.web import (
 )
 from cloud.web import devices as devices_api
 from cloud.web import install as install_api
+from cloud.web import simulator as simulator_api
 from cloud.web import site as site_api
 from cloud.web import trends as trends_api
 from cloud.web import users as users_api
@@ -119,6 +120,8 @@ def services_of(cloud: Cloud) -> Services:
         registry=cloud.registry,
         site=cloud.site,
         config_push=cloud.config_push,
+        # the demo's simulator only where the settings allow one (never in production)
+        simulator=cloud.simulator if cloud.settings.simulator else None,
     )
 
 
@@ -184,6 +187,7 @@ def create_app(cloud: Cloud) -> FastAPI:
     app.include_router(site_import.router)
     app.include_router(users_api.router)
     app.include_router(receipts.router)
+    app.include_router(simulator_api.router)
     app.include_router(metrics.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

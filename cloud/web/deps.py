@@ -22,6 +22,7 @@ from cloud.devices.installation import Installation
 from cloud.devices.trends import Trends
 from cloud.devices.walk_test_report import WalkTestReports
 from cloud.devices.windows import Windows
+from cloud.errors import NotFound
 from cloud.ingest.pipeline import Ingest
 from cloud.ingest.rejects import RejectLog
 from cloud.ledger.service import Ledger
@@ -32,6 +33,7 @@ from cloud.notify.receipts import CallResults
 from cloud.routing.escalation import Escalator
 from cloud.rules.reload import RulesReloader
 from cloud.settings import CloudSettings
+from cloud.simulation import Simulator
 from cloud.site.registry import Registry
 from cloud.site.residents import ResidentReads
 from cloud.site_changes.config_push import ConfigPush
@@ -185,3 +187,19 @@ EditorUser = Annotated[User, Depends(_roles(Role.INSTALLER, Role.ADMIN, what="ch
 ResidentEditorUser = Annotated[
     User, Depends(_roles(Role.SUPERVISOR, Role.ADMIN, what="change resident data"))
 ]
+#: The demo's simulator panel: supervisors and admins (a leader showing the system).
+SimulatorUser = Annotated[
+    User, Depends(_roles(Role.SUPERVISOR, Role.ADMIN, what="use the demo's simulator"))
+]
+
+
+def _simulator(request: Request) -> Simulator:
+    found = services(request).simulator
+    if found is None:
+        raise NotFound.said(
+            "本系统未启用模拟器（仅演示环境提供）", "no simulator here (the demo only)"
+        )
+    return found
+
+
+SimulatorDep = Annotated[Simulator, Depends(_simulator)]

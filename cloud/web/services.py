@@ -28,6 +28,7 @@ from cloud.notify.receipts import CallResults
 from cloud.routing.escalation import Escalator
 from cloud.rules.reload import RulesReloader
 from cloud.settings import CloudSettings
+from cloud.simulation import Simulator
 from cloud.site.registry import Registry
 from cloud.site.residents import ResidentReads
 from cloud.site_changes.config_push import ConfigPush
@@ -73,3 +74,5 @@ class Services:
     registry: Registry
     site: SiteService
     config_push: ConfigPush
+    # the demo's simulator (None: not this cloud; cloud/web/simulator.py answers 404)
+    simulator: Simulator | None = None

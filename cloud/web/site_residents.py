@@ -6,6 +6,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from cloud.site.edit import set_residents
+from cloud.site.residents import ResidentBrief
 from cloud.web.deps import DutyUser, ResidentEditorUser, ResidentsDep, SiteDep
 from cloud.web.site import Refused, SiteChanged, apply, site_router
 from contract.site import Resident
@@ -20,6 +21,20 @@ class Residents(BaseModel):
 
 class ResidentsChange(BaseModel):
     residents: list[Resident] = Field(max_length=20)
+
+
+class Glance(BaseModel):
+    homes: dict[str, list[ResidentBrief]] = Field(
+        description="home id → its residents: name, age, flags (no phone, no contacts)"
+    )
+
+
+@router.get("/residents/glance", response_model=Glance)
+async def glance(residents: ResidentsDep, user: DutyUser) -> Glance:
+    """Who lives where, in brief, for the board's rows: duty-room roles only; each read is
+    audited (one line, `resident_glance_read`). Phones stay in the case (`GET
+    /api/alarms/{id}/resident`, audited per alarm)."""
+    return Glance(homes=await residents.at_a_glance(user.name))
 
 
 @router.get(

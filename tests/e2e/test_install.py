@@ -129,7 +129,7 @@ async def test_installer_claims_and_walk_tests_a_gateway(
     assert alarms.json() == []
     # and nothing about the residents was on the installer's page
     text = await page.locator("body").inner_text()
-    for private in ("王秀英", "王建国", "139 0000", "高血压"):
+    for private in ("王秀英", "王建国", "139 0000", "8600 0101", "高血压"):
         assert private not in text
 
     # the box goes missing: its credential is revoked from the page (after a confirmation)

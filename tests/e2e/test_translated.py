@@ -19,6 +19,7 @@ from playwright.async_api import Page, expect
 from tests.cloud.conftest import Publisher, RunningCloud, eventually
 from tests.cloud.ingest.test_ingest import event
 from tests.e2e.conftest import board_live, publish, sign_in
+from tests.e2e.test_board import telemetry
 
 # about the pages, not the database: on SQLite only (tests/db_backends.py)
 pytestmark = pytest.mark.parametrize("db_backend", ["sqlite"])
@@ -97,6 +98,11 @@ async def test_every_visible_string_is_chinese(
     ):
         (await operator.post(f"{url}/{action}", json=body)).raise_for_status()
     await publish(gw1, "event", event(device="smoke-0102", kind="smoke", type="alarm"))
+    # its repeat and its clear (latched: the case stays); methane raised from level II to I
+    await publish(gw1, "event", event(device="smoke-0102", kind="smoke", type="alarm"))
+    await publish(gw1, "event", event(device="smoke-0102", kind="smoke", type="clear"))
+    for lel in (12, 27):
+        await publish(gw1, "telemetry", telemetry("gw-ld01", "gas-0101", "gas", ch4_pct_lel=lel))
 
     await board_live(page, cloud.url, "sup")
     row = page.locator("#board tbody tr").first
@@ -105,7 +111,16 @@ async def test_every_visible_string_is_chinese(
     await row.get_by_role("button", name="时间线").click()
     history = page.locator("#case-history li")
     await expect(history.filter(has_text="未通知")).not_to_have_count(0)
+    await expect(history.filter(has_text="重复触发")).not_to_have_count(0)
+    await expect(history.filter(has_text="设备已解除")).not_to_have_count(0)
     await assert_all_chinese(page, "case (waiting)")
+    await page.locator("#case-close").click()
+    methane = page.locator("#board tbody tr", has_text="甲烷浓度超标")
+    await methane.get_by_role("button", name="时间线").click()
+    await expect(history.filter(has_text="由Ⅱ级 重大升级")).to_have_count(1)
+    await assert_all_chinese(page, "case (methane raised to level I)")
+    await page.locator("#case-close").click()
+    await row.get_by_role("button", name="时间线").click()
     await page.locator("#case-accept").click()
     await expect(page.locator("#case form#dispatch")).to_be_visible()
     await assert_all_chinese(page, "case (accepted)")

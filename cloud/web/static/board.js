@@ -11,7 +11,7 @@ Object.assign(MESSAGES.zh, {
   verify: "督办核实", verifyNote: "核实说明（如：已电话回访，属实）", awaiting: "近期办结、待督办核实",
   noneAwaiting: "没有待核实的案件", resolvedBy: "办结人", review: "查看并核实", verifiedBy: "核实人",
   resident: "住户信息", residentPrivate: "仅值班人员可见，每次查看均记入审计", age: "年龄", ageUnit: "岁",
-  conditions: "需注意", contacts: "紧急联系人", noResident: "档案中没有该户的住户信息", residentDenied: "无权查看住户信息",
+  conditions: "需注意", contacts: "紧急联系人", residentPhone: "本人电话", noResident: "档案中没有该户的住户信息", residentDenied: "无权查看住户信息",
   readings: "近一小时读数", noReadings: "近一小时没有读数", readingsFailed: "读数暂时无法获取",
   caseDevice: "设备", model: "型号", gateway: "网关", acceptNow: "受理",
   noteOptional: "说明（可选）", actionsTitle: "处置",
@@ -28,7 +28,7 @@ Object.assign(MESSAGES.en, {
   verify: "Verify", verifyNote: "Note (e.g. called back, confirmed)", awaiting: "Recently resolved, awaiting verification",
   noneAwaiting: "Nothing awaits verification", resolvedBy: "Resolved by", review: "Review and verify", verifiedBy: "Verified by",
   resident: "Resident", residentPrivate: "Duty roles only; every view is audited", age: "Age", ageUnit: "",
-  conditions: "Take note", contacts: "Emergency contacts", noResident: "No resident on file for this home", residentDenied: "Not allowed to view the resident",
+  conditions: "Take note", contacts: "Emergency contacts", residentPhone: "Phone", noResident: "No resident on file for this home", residentDenied: "Not allowed to view the resident",
   readings: "Readings, last hour", noReadings: "No readings in the last hour", readingsFailed: "Readings are not available now",
   caseDevice: "Device", model: "Model", gateway: "Gateway", acceptNow: "Accept",
   noteOptional: "Note (optional)", actionsTitle: "Actions",
@@ -103,7 +103,7 @@ function rowHtml(a) {
   return `<td><span class="badge l${a.level}">${esc(MESSAGES[LANG].levelNames[a.level])}</span></td>
       <td><div class="title">${esc(title(a))}</div>
           <div class="sub">${esc(MESSAGES[LANG].kinds[a.kind] || a.kind)}${readingText(a) ? ` · ${t("value")} ${esc(readingText(a))}` : ""}${a.repeats ? ` · ${t("repeats")} ×${a.repeats}` : ""}</div></td>
-      <td><div>${esc(a.building)} ${esc(a.home)}</div><div class="sub">${esc(a.community)} · ${esc(a.grid)}</div></td>
+      <td><div>${esc(a.building)} ${esc(a.home)}</div>${glanceHtml(a.home_id)}<div class="sub">${esc(a.community)} · ${esc(a.grid)}</div></td>
       <td><div>${esc(a.device)}</div><div class="sub">${esc(a.gateway)}</div></td>
       <td><div class="waited" data-since="${a.received_at}">${since(a.received_at)}</div>${budgetCell(a)}${escalated(a)}</td>
       <td>${esc(t(a.state))}${a.accepted_by ? `<div class="sub">${esc(a.accepted_by)}</div>` : ""}${a.cleared_at ? `<div class="sub cleared">${esc(t("clearedRow"))} ${clock24(a.cleared_at)}</div>` : ""}</td>
@@ -279,6 +279,7 @@ function connect() {
   source.addEventListener("alarm", (ev) => {
     const a = JSON.parse(ev.data).alarm;
     alarms.set(a.id, a);
+    if (glanceMissing(a.home_id)) readGlance().then((changed) => { if (changed) redrawAll(); });
     updateAlerting();
     scheduleRender();
     if (a.state === "resolved") { alarms.delete(a.id); refreshAwaiting(); }
@@ -375,7 +376,8 @@ function residentHtml(profile) {
   if (profile.denied) inner = `<p class="sub">${t("residentDenied")}</p>`;
   else if (!profile.residents.length) inner = `<p class="sub">${t("noResident")}</p>`;
   else inner = profile.residents.map((r) => `<div class="person">
-      <div class="who"><strong>${esc(r.name)}</strong>${r.age != null ? ` · ${t("age")} ${r.age}${t("ageUnit")}` : ""}</div>
+      <div class="who"><strong>${esc(r.name)}</strong>${r.age != null ? ` · ${t("age")} ${r.age}${t("ageUnit")}` : ""}${r.flags.map((f) => ` <span class="flag" data-flag="${esc(f)}">${esc(residentFlagText(f))}</span>`).join("")}</div>
+      ${r.phone ? `<div class="phone">${t("residentPhone")}${t("colon")}<a href="tel:${esc(r.phone.replace(/\s/g, ""))}">${esc(r.phone)}</a></div>` : ""}
       ${r.conditions ? `<div class="conditions">${t("conditions")}${t("colon")}${esc(r.conditions)}</div>` : ""}
       ${r.contacts.length ? `<div>${t("contacts")}${t("colon")}${r.contacts.map((c) => `<span class="contact">${esc(c.name)}${c.relation ? `（${esc(c.relation)}）` : ""} <a href="tel:${esc(c.phone.replace(/\s/g, ""))}">${esc(c.phone)}</a></span>`).join("、")}</div>` : ""}
     </div>`).join("");
@@ -606,5 +608,5 @@ async function mayView() {
   if (!user) return;
   ROLE = user.role;
   startAlert(ROLE);
-  if (await mayView()) { drawAwaiting(); connect(); }
+  if (await mayView()) { drawAwaiting(); connect(); readGlance().then((changed) => { if (changed) redrawAll(); }); }
 })();

@@ -51,8 +51,31 @@ const LOG_FORMS = {
     if (!m) return d;
     return `${t(m[1] === "cleared" ? "cleared_at" : m[1])}${m[2] ? `（${logWord("causes", m[2])}）` : ""}${m[3] ? `：${m[3]}` : ""}`;
   },
-  cleared: (d) => LOG_WORDS.clears[d] || d,
+  // a repeat: "level I, value 27.09; raised from level II; life safety now: latched, …"
+  repeat: (d) => {
+    const m = d.match(/^level (I|II|III|IV)(?:, value (-?[\d.]+))?(; raised from level (I|II|III|IV))?(; life safety now: latched, an operator closes it)?$/);
+    if (!m) return d;
+    return `${MESSAGES.zh.levelNames[LEVEL_ROMAN[m[1]]]}${m[2] ? `，读数 ${readingZh(m[2])}` : ""}${m[3] ? `（由${MESSAGES.zh.levelNames[LEVEL_ROMAN[m[4]]]}升级）` : ""}${m[5] ? "；转为生命安全告警：锁定，须人工办结" : ""}`;
+  },
+  cleared: (d) => clearZh(d),
+  device_cleared: (d) => {
+    const m = d.match(/^([\s\S]*); latched: an operator closes it$/);
+    return m ? `${clearZh(m[1])}；告警已锁定，须人工办结` : clearZh(d);
+  },
 };
+// Why a device's condition ended, as the rules say it.
+const CLEAR_FIELDS = {ch4_pct_lel: ["甲烷", "%LEL"], pm25_ugm3: ["PM2.5", "µg/m³"], pm10_ugm3: ["PM10", "µg/m³"], co2_ppm: ["CO₂", "ppm"], temp_c: ["温度", "°C"], hcho_mgm3: ["甲醛", "mg/m³"], tvoc_mgm3: ["TVOC", "mg/m³"]};
+function readingZh(value) { return String(Math.round(Number(value) * 10) / 10); }
+function clearZh(d) {
+  if (LOG_WORDS.clears[d]) return LOG_WORDS.clears[d];
+  let m = d.match(/^(\w+) from the device$/);
+  if (m) return "设备报告恢复正常";
+  m = d.match(/^(\w+) (-?[\d.]+)$/);
+  if (m && CLEAR_FIELDS[m[1]]) return `读数回落：${CLEAR_FIELDS[m[1]][0]} ${readingZh(m[2])} ${CLEAR_FIELDS[m[1]][1]}`;
+  m = d.match(/^(\w+) rise (-?[\d.]+) within (\d+) s$/);
+  if (m && CLEAR_FIELDS[m[1]]) return `${CLEAR_FIELDS[m[1]][0]}上升速率回落：${m[3]} 秒内升 ${readingZh(m[2])} ${CLEAR_FIELDS[m[1]][1]}`;
+  return d;
+}
 for (const action of ["delivered", "notify_failed", "notify_skipped", "notify_pending", "notify_cancelled"]) {
   LOG_FORMS[action] = (d) => {
     const m = d.match(/^step (\d+) to (\w+)(?: (.+?))? via (\w+): ([\s\S]*)$/);

@@ -100,7 +100,7 @@ async def test_a_claim_gives_credentials_the_broker_accepts_and_a_config_the_gat
     site = Site.model_validate(yaml.safe_load(bundle.site))
     assert [g.id for g in site.gateways] == ["gw-ld01"]
     assert [b.id for c in site.communities for g in c.grids for b in g.buildings] == ["ld-01"]
-    for private in ("王秀英", "王建国", "139 0000", "高血压", "李网格", "138 0000"):
+    for private in ("王秀英", "王建国", "139 0000", "8600 0101", "高血压", "李网格", "138 0000"):
         assert private not in resp.text
 
     # the password logs in at the real broker (the cloud rewrote its file and reloaded it)
