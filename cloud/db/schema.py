@@ -407,6 +407,7 @@ CREATE TABLE IF NOT EXISTS handovers (
     shift TEXT NOT NULL,
     made_at REAL NOT NULL,
     made_by TEXT NOT NULL,
+    incoming_expected TEXT,
     summary TEXT NOT NULL,
     note TEXT NOT NULL DEFAULT '',
     acknowledged_at REAL,
