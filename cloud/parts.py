@@ -19,6 +19,7 @@ from cloud.alarms.queries import AlarmQueries
 from cloud.db.database import Database
 from cloud.devices.health import HealthReports
 from cloud.devices.maintenance import Maintenance
+from cloud.duty.desk import DutyDesk
 from cloud.ingest.pipeline import Ingest
 from cloud.ingest.rejects import RejectLog
 from cloud.live import messages
@@ -74,6 +75,7 @@ class Cloud:
     ingest: Ingest
     site: SiteService
     config_push: ConfigPush
+    duty: DutyDesk
     web_url: str = ""
 
 
@@ -202,6 +204,18 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[Cloud]:
 
         site.listeners.append(revoke_removed)
         ingest.on_reply = config_push.on_reply
+        health = HealthReports(
+            db=db,
+            registry=registry,
+            core=core,
+            book=book,
+            store=store,
+            maintenance=maintenance,
+        )
+        duty = DutyDesk.build(
+            db=db, registry=registry, book=book, health=health, audit=audit, announcer=announcer
+        )
+        escalator.roster = duty.roster  # escalation steps name roles of the roster
         yield Cloud(
             settings=settings,
             db=db,
@@ -215,14 +229,7 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[Cloud]:
             notifications=notifications,
             audit=audit,
             maintenance=maintenance,
-            health=HealthReports(
-                db=db,
-                registry=registry,
-                core=core,
-                book=book,
-                store=store,
-                maintenance=maintenance,
-            ),
+            health=health,
             escalator=escalator,
             store=store,
             hub=hub,
@@ -234,6 +241,7 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[Cloud]:
             ingest=ingest,
             site=site,
             config_push=config_push,
+            duty=duty,
         )
     finally:
         if webhook is not None:

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from cloud.db.dialect import Dialect
+from cloud.db.schema_duty import duty_tables
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -359,92 +360,9 @@ def _notification_sends(conn: Any, dialect: Dialect) -> None:
     )
 
 
-#: Duty rosters, shift handovers and the daily check-in (issue 14; cloud/duty/).
-DUTY_SCHEMA = """
-CREATE TABLE IF NOT EXISTS roster_people (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    name TEXT NOT NULL,
-    phone TEXT NOT NULL,
-    active INTEGER NOT NULL DEFAULT 1,
-    created_at REAL NOT NULL,
-    created_by TEXT NOT NULL
-);
--- the weekly pattern: day_key mon..sun or holiday
-CREATE TABLE IF NOT EXISTS roster_weekly (
-    day_key TEXT NOT NULL,
-    shift TEXT NOT NULL,
-    role TEXT NOT NULL,
-    scope TEXT NOT NULL,
-    person_id INTEGER NOT NULL REFERENCES roster_people (id),
-    updated_at REAL NOT NULL,
-    updated_by TEXT NOT NULL,
-    PRIMARY KEY (day_key, shift, role, scope)
-);
-CREATE TABLE IF NOT EXISTS roster_holidays (
-    on_day TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    created_by TEXT NOT NULL
-);
--- one date's swap or cover of one slot (replaces_id: who held it before)
-CREATE TABLE IF NOT EXISTS roster_changes (
-    on_day TEXT NOT NULL,
-    shift TEXT NOT NULL,
-    role TEXT NOT NULL,
-    scope TEXT NOT NULL,
-    person_id INTEGER NOT NULL REFERENCES roster_people (id),
-    replaces_id INTEGER REFERENCES roster_people (id),
-    kind TEXT NOT NULL,
-    reason TEXT NOT NULL DEFAULT '',
-    created_at REAL NOT NULL,
-    created_by TEXT NOT NULL,
-    PRIMARY KEY (on_day, shift, role, scope)
-);
--- shift handovers: the summary (JSON) made by the outgoing operator, acknowledged by the incoming
-CREATE TABLE IF NOT EXISTS handovers (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    on_day TEXT NOT NULL,
-    shift TEXT NOT NULL,
-    made_at REAL NOT NULL,
-    made_by TEXT NOT NULL,
-    incoming_expected TEXT,
-    summary TEXT NOT NULL,
-    note TEXT NOT NULL DEFAULT '',
-    acknowledged_at REAL,
-    acknowledged_by TEXT,
-    ack_note TEXT
-);
-CREATE INDEX IF NOT EXISTS handovers_by_time ON handovers (made_at);
--- the daily check-in (平安报): homes enrolled, with the local time a check-in is due by
-CREATE TABLE IF NOT EXISTS checkin_homes (
-    home_id TEXT PRIMARY KEY,
-    due_by TEXT NOT NULL,
-    enrolled_at REAL NOT NULL,
-    enrolled_by TEXT NOT NULL
-);
--- per home and local date: when it checked in, or the visit task raised when it did not
-CREATE TABLE IF NOT EXISTS checkin_days (
-    home_id TEXT NOT NULL,
-    on_day TEXT NOT NULL,
-    checked_in_at REAL,
-    missed_at REAL,
-    alarm_id INTEGER REFERENCES alarms (id),
-    PRIMARY KEY (home_id, on_day)
-)
-"""
-
-
-def _duty(conn: Any, dialect: Dialect) -> None:
-    """Duty rosters, shift handovers, the daily check-in (issue 14)."""
-    sql = "\n".join(line for line in DUTY_SCHEMA.splitlines() if not line.lstrip().startswith("--"))
-    for statement in dialect.ddl(sql).split(";"):
-        if statement.strip():
-            conn.execute(statement)
-
-
 MIGRATIONS: list[tuple[int, str, Callable[[Any, Dialect], None]]] = [
     (2, "notifications: sending_since, vendor_ref, call_result", _notification_sends),
-    (3, "duty rosters, shift handovers, daily check-in", _duty),
+    (3, "duty rosters, shift handovers, daily check-in", duty_tables),
 ]
 
 

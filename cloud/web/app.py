@@ -27,6 +27,7 @@ from cloud.site.residents import ResidentReads
 from cloud.web import (
     alarms,
     auth,
+    duty,
     errors,
     ledger,
     maintenance,
@@ -61,6 +62,7 @@ PAGES = {
     "/site": "site.html",
     "/install": "install.html",
     "/users": "users.html",
+    "/duty": "duty.html",
 }
 
 
@@ -116,6 +118,7 @@ def services_of(cloud: Cloud) -> Services:
         registry=cloud.registry,
         site=cloud.site,
         config_push=cloud.config_push,
+        duty=cloud.duty,
     )
 
 
@@ -181,6 +184,7 @@ def create_app(cloud: Cloud) -> FastAPI:
     app.include_router(site_import.router)
     app.include_router(users_api.router)
     app.include_router(receipts.router)
+    app.include_router(duty.router)
     app.include_router(metrics.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

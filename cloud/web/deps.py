@@ -20,6 +20,7 @@ from cloud.devices.installation import Installation
 from cloud.devices.trends import Trends
 from cloud.devices.walk_test_report import WalkTestReports
 from cloud.devices.windows import Windows
+from cloud.duty.desk import DutyDesk
 from cloud.ingest.pipeline import Ingest
 from cloud.ingest.rejects import RejectLog
 from cloud.ledger.service import Ledger
@@ -79,6 +80,7 @@ LedgerDep = Annotated[Ledger, Depends(_service(lambda s: s.ledger))]
 RegistryDep = Annotated[Registry, Depends(_service(lambda s: s.registry))]
 SiteDep = Annotated[SiteService, Depends(_service(lambda s: s.site))]
 ConfigPushDep = Annotated[ConfigPush, Depends(_service(lambda s: s.config_push))]
+DutyDeskDep = Annotated[DutyDesk, Depends(_service(lambda s: s.duty))]
 
 #: A row number in a path (alarm, window): SQLite's integers end at 2**63 - 1, so a larger one
 #: is refused as invalid rather than reaching the database.
@@ -180,4 +182,8 @@ EditorUser = Annotated[User, Depends(_roles(Role.INSTALLER, Role.ADMIN, what="ch
 #: Residents and their contacts are duty-room data: supervisors and admins change them.
 ResidentEditorUser = Annotated[
     User, Depends(_roles(Role.SUPERVISOR, Role.ADMIN, what="change resident data"))
+]
+#: The duty roster (排班): supervisors and admins edit it; the duty room reads it.
+RosterEditorUser = Annotated[
+    User, Depends(_roles(Role.SUPERVISOR, Role.ADMIN, what="edit the duty roster"))
 ]

@@ -16,6 +16,7 @@ from cloud.devices.installation import Installation
 from cloud.devices.trends import Trends
 from cloud.devices.walk_test_report import WalkTestReports
 from cloud.devices.windows import Windows
+from cloud.duty.desk import DutyDesk
 from cloud.ingest.pipeline import Ingest
 from cloud.ingest.rejects import RejectLog
 from cloud.ledger.service import Ledger
@@ -69,3 +70,5 @@ class Services:
     registry: Registry
     site: SiteService
     config_push: ConfigPush
+    # the duty desk: roster, handovers, check-ins (and the grid worker's cases)
+    duty: DutyDesk
