@@ -13,6 +13,8 @@ CREATE TABLE IF NOT EXISTS roster_people (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     name TEXT NOT NULL,
     phone TEXT NOT NULL,
+    -- the person's account in the web app (a grid worker's phone page), if they have one
+    account TEXT,
     active INTEGER NOT NULL DEFAULT 1,
     created_at REAL NOT NULL,
     created_by TEXT NOT NULL
@@ -63,6 +65,23 @@ CREATE TABLE IF NOT EXISTS handovers (
     ack_note TEXT
 );
 CREATE INDEX IF NOT EXISTS handovers_by_time ON handovers (made_at);
+-- a grid worker took a case on their phone page (cloud/duty/field.py)
+CREATE TABLE IF NOT EXISTS field_tasks (
+    alarm_id INTEGER NOT NULL REFERENCES alarms (id),
+    account TEXT NOT NULL,
+    accepted_at REAL NOT NULL,
+    PRIMARY KEY (alarm_id, account)
+);
+-- photos a grid worker sent with their feedback
+CREATE TABLE IF NOT EXISTS field_photos (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    alarm_id INTEGER NOT NULL REFERENCES alarms (id),
+    account TEXT NOT NULL,
+    at REAL NOT NULL,
+    mime TEXT NOT NULL,
+    data BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS field_photos_by_alarm ON field_photos (alarm_id);
 -- the daily check-in (平安报): homes enrolled, with the local time a check-in is due by
 CREATE TABLE IF NOT EXISTS checkin_homes (
     home_id TEXT PRIMARY KEY,

@@ -22,7 +22,7 @@ from enum import StrEnum
 from pydantic import BaseModel
 
 from cloud.access.audit import Audit
-from cloud.db.database import Conn, Database
+from cloud.db.database import Conn, Database, Row
 from cloud.duty.shifts import DAY_KEYS, HOLIDAY, SHIFTS, Shift, ShiftRef, by_code, shift_at
 from cloud.errors import NotFound, Refused
 from cloud.site.registry import Registry
@@ -34,17 +34,11 @@ class DutyRole(StrEnum):
     GRID_WORKER = "grid_worker"  # 网格员 (scope: grid)
 
 
-ROLE_NAMES = {
-    DutyRole.DUTY_OFFICER: ("值班员", "duty officer"),
-    DutyRole.ON_CALL_LEADER: ("带班领导", "on-call leader"),
-    DutyRole.GRID_WORKER: ("网格员", "grid worker"),
-}
-
-
 class Person(BaseModel):
     id: int
     name: str
     phone: str
+    account: str | None = None  # their web app account (a grid worker's phone page)
 
 
 class Slot(BaseModel):
@@ -104,12 +98,11 @@ def _view(on: OnShift) -> ShiftView:
     )
 
 
-_PEOPLE = "SELECT id, name, phone FROM roster_people"
+_PEOPLE = "SELECT id, name, phone, account FROM roster_people"
 
 
-def _person(row: object) -> Person:
-    r = row  # a database row
-    return Person(id=r["id"], name=r["name"], phone=r["phone"])  # type: ignore[index]
+def _person(row: Row) -> Person:
+    return Person(id=row["id"], name=row["name"], phone=row["phone"], account=row["account"])
 
 
 class Roster:
@@ -135,7 +128,7 @@ class Roster:
         found: dict[tuple[str, str], Assignment] = {}
         for key in keys:  # the holiday pattern over the weekday's
             for r in conn.execute(
-                "SELECT w.role, w.scope, p.id, p.name, p.phone FROM roster_weekly w"
+                "SELECT w.role, w.scope, p.id, p.name, p.phone, p.account FROM roster_weekly w"
                 " JOIN roster_people p ON p.id = w.person_id"
                 " WHERE w.day_key = ? AND w.shift = ?",
                 (key, ref.shift.code),
@@ -147,7 +140,7 @@ class Roster:
                     source="holiday" if key == HOLIDAY else "weekly",
                 )
         for r in conn.execute(
-            "SELECT c.role, c.scope, c.kind, c.reason, p.id, p.name, p.phone,"
+            "SELECT c.role, c.scope, c.kind, c.reason, p.id, p.name, p.phone, p.account,"
             " o.name AS replaced FROM roster_changes c"
             " JOIN roster_people p ON p.id = c.person_id"
             " LEFT JOIN roster_people o ON o.id = c.replaces_id"
@@ -198,6 +191,15 @@ class Roster:
         ]
         return await self.db.read(lambda c: [_view(self.of_shift(c, ref)) for ref in refs])
 
+    def grids_of(self, conn: Conn, account: str, at: float) -> list[str]:
+        """The grids whose grid worker on shift at `at` is the person with this account."""
+        on = self.on_shift(conn, at)
+        return sorted(
+            a.scope
+            for a in on.assignments.values()
+            if a.role == DutyRole.GRID_WORKER and a.person.account == account
+        )
+
     async def people(self) -> list[Person]:
         rows = await self.db.fetch_all(f"{_PEOPLE} WHERE active = 1 ORDER BY id")
         return [_person(r) for r in rows]
@@ -215,17 +217,22 @@ class Roster:
 
     # ---- changing -------------------------------------------------------------------------
 
-    async def add_person(self, name: str, phone: str, actor: str) -> Person:
+    async def add_person(
+        self, name: str, phone: str, actor: str, account: str | None = None
+    ) -> Person:
+        """A person who can be put on the roster; `account`: their web app account, which
+        sees the cases of the grids they cover on the grid worker's page."""
         now = self.db.clock()
 
         def add(conn: Conn) -> Person:
             row = conn.execute(
-                "INSERT INTO roster_people (name, phone, created_at, created_by)"
-                " VALUES (?,?,?,?) RETURNING id",
-                (name, phone, now, actor),
+                "INSERT INTO roster_people (name, phone, account, created_at, created_by)"
+                " VALUES (?,?,?,?,?) RETURNING id",
+                (name, phone, account, now, actor),
             ).fetchone()
-            self.audit.add(conn, actor, "roster_person", f"{row['id']}: {name} {phone}", now)
-            return Person(id=row["id"], name=name, phone=phone)
+            detail = f"{row['id']}: {name} {phone}" + (f" (account {account})" if account else "")
+            self.audit.add(conn, actor, "roster_person", detail, now)
+            return Person(id=row["id"], name=name, phone=phone, account=account)
 
         return await self.db.write(add)
 

@@ -21,6 +21,7 @@ from cloud.devices.trends import Trends
 from cloud.devices.walk_test_report import WalkTestReports
 from cloud.devices.windows import Windows
 from cloud.duty.desk import DutyDesk
+from cloud.duty.grid_cases import GridCases
 from cloud.ingest.pipeline import Ingest
 from cloud.ingest.rejects import RejectLog
 from cloud.ledger.service import Ledger
@@ -81,6 +82,7 @@ RegistryDep = Annotated[Registry, Depends(_service(lambda s: s.registry))]
 SiteDep = Annotated[SiteService, Depends(_service(lambda s: s.site))]
 ConfigPushDep = Annotated[ConfigPush, Depends(_service(lambda s: s.config_push))]
 DutyDeskDep = Annotated[DutyDesk, Depends(_service(lambda s: s.duty))]
+GridCasesDep = Annotated[GridCases, Depends(_service(lambda s: s.grid_cases))]
 
 #: A row number in a path (alarm, window): SQLite's integers end at 2**63 - 1, so a larger one
 #: is refused as invalid rather than reaching the database.
@@ -186,4 +188,8 @@ ResidentEditorUser = Annotated[
 #: The duty roster (排班): supervisors and admins edit it; the duty room reads it.
 RosterEditorUser = Annotated[
     User, Depends(_roles(Role.SUPERVISOR, Role.ADMIN, what="edit the duty roster"))
+]
+#: The grid worker's phone page: their own cases only.
+GridWorkerUser = Annotated[
+    User, Depends(_roles(Role.GRID_WORKER, what="work a grid worker's cases"))
 ]

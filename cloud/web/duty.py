@@ -32,6 +32,9 @@ class RosterPage(BaseModel):
 class NewPerson(BaseModel):
     name: Name
     phone: Phone
+    account: str | None = Field(
+        None, min_length=1, max_length=64, description="Their account (a grid worker's page)"
+    )
 
 
 class WeeklySlot(BaseModel):
@@ -103,7 +106,7 @@ async def roster(
 
 @router.post("/roster/people", response_model=Person, status_code=status.HTTP_201_CREATED)
 async def add_person(body: NewPerson, desk: DutyDeskDep, user: RosterEditorUser) -> Person:
-    return await desk.roster.add_person(body.name, body.phone, user.name)
+    return await desk.roster.add_person(body.name, body.phone, user.name, body.account)
 
 
 @router.put("/roster/weekly", status_code=status.HTTP_204_NO_CONTENT)

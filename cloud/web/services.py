@@ -17,6 +17,7 @@ from cloud.devices.trends import Trends
 from cloud.devices.walk_test_report import WalkTestReports
 from cloud.devices.windows import Windows
 from cloud.duty.desk import DutyDesk
+from cloud.duty.grid_cases import GridCases
 from cloud.ingest.pipeline import Ingest
 from cloud.ingest.rejects import RejectLog
 from cloud.ledger.service import Ledger
@@ -72,3 +73,4 @@ class Services:
     config_push: ConfigPush
     # the duty desk: roster, handovers, check-ins (and the grid worker's cases)
     duty: DutyDesk
+    grid_cases: GridCases
