@@ -1,22 +1,25 @@
 """The duty page (值班排班) in Chromium: a supervisor puts a person on the roster for the shift
 in force and sees them on duty now; an operator's handover waits for another account, which
-takes it over from the page; every visible string is Chinese."""
+takes it over from the page; every visible string is Chinese. With SC_SCREENSHOTS=1 the page
+goes to docs/screenshots/desktop/duty.png."""
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import httpx
 from playwright.async_api import Page, expect
 
 from cloud.duty.shifts import shift_at
 from tests.cloud.conftest import RunningCloud
-from tests.e2e.conftest import sign_in
+from tests.e2e.conftest import screenshot, sign_in
+from tests.e2e.test_screens import shots_dir
 from tests.e2e.test_translated import assert_all_chinese
 
 
 async def test_the_roster_and_a_handover_on_the_page(
-    cloud: RunningCloud, operator: httpx.AsyncClient, page: Page
+    cloud: RunningCloud, operator: httpx.AsyncClient, page: Page, tmp_path: Path
 ) -> None:
     made = await operator.post("/api/handovers", json={"note": "7栋水浸已派物业"})
     assert made.status_code == 201, made.text
@@ -50,6 +53,7 @@ async def test_the_roster_and_a_handover_on_the_page(
     await expect(handover).to_contain_text("已知悉")
     [kept] = (await operator.get("/api/handovers")).json()
     assert (kept["acknowledged_by"], kept["ack_note"]) == ("sup", "已知悉")
+    await screenshot(page, shots_dir("desktop", tmp_path) / "duty.png", full_page=True)
 
     await page.locator("#lang").click()
     await expect(page.locator("h1")).to_have_text("Street duty room · Duty & roster")

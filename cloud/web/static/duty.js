@@ -19,7 +19,7 @@ Object.assign(MESSAGES.zh, {
   dtyAck: "接班确认", dtyWaitingAck: "待接班", dtyOwn: "（本人交班，须由接班人确认）", dtyNone: "暂无交接班记录",
   dtyCheckinStates: {checked_in: "已报到 {at}", waiting: "未到截止时间", missed: "未报到，已派网格员探访"},
   dtyMadeMsg: "已交班，等待接班确认", dtyAckMsg: "已接班", dtySavedMsg: "已保存", dtyFailed: "操作失败",
-  dtyNoTimeAt: "—", dtyCaseLine: "{level} {title} · {where} · {state}", dtyName: "姓名", dtyPhone: "电话", dtyHolidayName: "名称",
+  dtyNoTimeAt: "—", dtyCaseLine: "{level} {title} · {where} · {state}", dtyName: "姓名", dtyPhone: "电话", dtyHolidayName: "名称", dtyAccount: "账号（可选，网格员登录用）",
 });
 Object.assign(MESSAGES.en, {
   dtyTitle: "Street duty room · Duty & roster", dtyDenied: "Your role cannot see the duty roster. This page is for duty operators, supervisors and administrators.",
@@ -37,7 +37,7 @@ Object.assign(MESSAGES.en, {
   dtyAck: "Take over", dtyWaitingAck: "waiting to be taken over", dtyOwn: "(yours: the incoming operator takes it over)", dtyNone: "No handovers yet",
   dtyCheckinStates: {checked_in: "checked in {at}", waiting: "not due yet", missed: "missed: grid worker sent to visit"},
   dtyMadeMsg: "Handed over; waiting for the incoming operator", dtyAckMsg: "Shift taken over", dtySavedMsg: "Saved", dtyFailed: "Refused",
-  dtyNoTimeAt: "—", dtyCaseLine: "{level} {title} · {where} · {state}", dtyName: "Name", dtyPhone: "Phone", dtyHolidayName: "Name",
+  dtyNoTimeAt: "—", dtyCaseLine: "{level} {title} · {where} · {state}", dtyName: "Name", dtyPhone: "Phone", dtyHolidayName: "Name", dtyAccount: "Account (optional, a grid worker's sign-in)",
 });
 
 const $ = (sel) => document.querySelector(sel);
@@ -171,7 +171,10 @@ function renderCheckins() {
   )));
 }
 
-function renderAll() { renderNow(); renderRoster(); renderForms(); renderHandovers(); renderCheckins(); }
+// the reasons' placeholders follow the language (their aria-labels do: data-t-label)
+function placeholders() { document.querySelectorAll("input.reason").forEach((input) => { input.placeholder = t("dtyReason"); }); }
+
+function renderAll() { placeholders(); renderNow(); renderRoster(); renderForms(); renderHandovers(); renderCheckins(); }
 
 async function loadRoster() {
   const [p, n] = await Promise.all([call("GET", "/api/roster"), call("GET", "/api/roster/now")]);
@@ -187,8 +190,9 @@ function slotOf(select) { const [role, scope] = select.value.split("/"); return 
 function wireEdits() {
   const submit = (form, handler) => { $(form).onsubmit = async (ev) => { ev.preventDefault(); if (await handler()) await loadRoster(); }; };
   submit("#person-form", async () => {
-    const ok = await call("POST", "/api/roster/people", {name: $("#person-name").value.trim(), phone: $("#person-phone").value.trim()}, "dtySavedMsg");
-    if (ok) { $("#person-name").value = ""; $("#person-phone").value = ""; }
+    const account = $("#person-account").value.trim() || null;
+    const ok = await call("POST", "/api/roster/people", {name: $("#person-name").value.trim(), phone: $("#person-phone").value.trim(), account}, "dtySavedMsg");
+    if (ok) { for (const id of ["#person-name", "#person-phone", "#person-account"]) $(id).value = ""; }
     return ok;
   });
   submit("#weekly-form", () => call("PUT", "/api/roster/weekly", {day: $("#weekly-day").value, shift: $("#weekly-shift").value, ...slotOf($("#weekly-slot")), person_id: Number($("#weekly-person").value) || null}, "dtySavedMsg"));
@@ -203,6 +207,7 @@ function wireEdits() {
   if (!me) return;
   if (!["operator", "supervisor", "admin"].includes(me.role)) { $("#denied").hidden = false; return; }
   for (const id of ["#now", "#handover", "#checkins", "#roster"]) $(id).hidden = false;
+  placeholders();
   if (me.role !== "operator") { $("#edit").hidden = false; wireEdits(); }
   $("#handover-draft").onclick = async () => { const d = await call("GET", "/api/handovers/draft"); if (d) { draft = d; renderHandovers(); } };
   $("#handover-form").onsubmit = async (ev) => {
