@@ -159,7 +159,7 @@ class CheckIns:
                     checked_in.append((home_id, seen))
                     if day is not None and day["alarm_id"] is not None:
                         at = from_epoch(seen)
-                        reason = f"平安报已报到 {at.astimezone(BEIJING):%H:%M} / checked in"
+                        reason = f"checked in at {at.astimezone(BEIJING):%H:%M}"
                         decisions.append(Clear(CHECKIN_MISSED, gateway, device, at, reason))
                 continue
             hour, minute = (int(p) for p in home["due_by"].split(":"))

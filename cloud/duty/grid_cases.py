@@ -164,7 +164,7 @@ class GridCases:
                 alarm_id,
                 account,
                 "field_accepted",
-                "网格员已接单 / taken by the grid worker",
+                "on the grid worker's page",
                 now,
             )
 
@@ -207,7 +207,7 @@ class GridCases:
                 return int(row["id"])
 
             photo_id = await self.db.write(keep)
-        text = note.strip() + (f" [照片 / photo {photo_id}]" if photo_id else "")
+        text = note.strip() + (f" [photo {photo_id}]" if photo_id else "")
         await self.cases.feedback(alarm_id, account, text)
         return await self._mine(alarm_id, account)
 

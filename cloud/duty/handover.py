@@ -162,6 +162,10 @@ class Handovers:
             store_error=report.store_error,
         )
 
+    async def summary_now(self) -> Summary:
+        """What a handover made now would say (not kept)."""
+        return await self.summary(self.db.clock())
+
     async def make(self, actor: str, note: str) -> Handover:
         """The outgoing operator's handover of the shift ending nearest to now."""
         now = self.db.clock()

@@ -6,6 +6,7 @@ Every change is audited by the services (cloud/duty/)."""
 from __future__ import annotations
 
 from datetime import date
+from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, Field
@@ -13,12 +14,15 @@ from pydantic import BaseModel, Field
 from cloud.duty.checkin import CheckInDay
 from cloud.duty.handover import Handover, Summary
 from cloud.duty.roster import Assignment, DutyRole, Person, ShiftView, Slot
+from cloud.web.alarms import TypedText
 from cloud.web.deps import DutyDeskDep, DutyUser, ResidentEditorUser, RosterEditorUser, RowId
-from contract.site import Name, Phone, Slug
+from contract.site import Phone, Slug
 
 router = APIRouter(prefix="/api", tags=["duty"])
 
 ShiftCode = Field(pattern=r"^[a-z]{1,16}$")
+#: A name a person types: 1–100 characters, no control characters.
+Name = Annotated[TypedText, Field(min_length=1, max_length=100)]
 
 
 class RosterPage(BaseModel):
@@ -32,7 +36,7 @@ class RosterPage(BaseModel):
 class NewPerson(BaseModel):
     name: Name
     phone: Phone
-    account: str | None = Field(
+    account: TypedText | None = Field(
         None, min_length=1, max_length=64, description="Their account (a grid worker's page)"
     )
 
@@ -55,7 +59,7 @@ class Cover(BaseModel):
     day: date
     shift: str = ShiftCode
     person_id: int = Field(ge=1)
-    reason: str = Field("", max_length=200)
+    reason: TypedText = Field("", max_length=200)
 
 
 class ShiftOf(BaseModel):
@@ -68,11 +72,11 @@ class Swap(BaseModel):
     scope: Slug
     first: ShiftOf
     second: ShiftOf
-    reason: str = Field("", max_length=200)
+    reason: TypedText = Field("", max_length=200)
 
 
 class Note(BaseModel):
-    note: str = Field("", max_length=1000)
+    note: TypedText = Field("", max_length=1000)
 
 
 class Enrolment(BaseModel):
@@ -153,7 +157,7 @@ async def swap(body: Swap, desk: DutyDeskDep, user: RosterEditorUser) -> list[As
 @router.get("/handovers/draft", response_model=Summary)
 async def handover_draft(desk: DutyDeskDep, user: DutyUser) -> Summary:
     """What a handover made now would say (not kept)."""
-    return await desk.handovers.summary(desk.handovers.db.clock())
+    return await desk.handovers.summary_now()
 
 
 @router.get("/handovers", response_model=list[Handover])

@@ -14,13 +14,14 @@ from cloud.access.users import DUTY_ROLES, Role
 from cloud.alarms.model import Alarm
 from cloud.duty.grid_cases import MAX_PHOTO, GridCase
 from cloud.errors import NotFound, Refused
+from cloud.web.alarms import TypedText
 from cloud.web.deps import CurrentUser, GridCasesDep, GridWorkerUser, RowId
 
 router = APIRouter(prefix="/api/grid", tags=["grid worker"])
 
 
 class Feedback(BaseModel):
-    note: str = Field("", max_length=2000)
+    note: TypedText = Field("", max_length=2000)
     photo: str | None = Field(
         None,
         max_length=(MAX_PHOTO * 4) // 3 + 200,
@@ -29,7 +30,7 @@ class Feedback(BaseModel):
 
 
 class Resolve(BaseModel):
-    note: str = Field("", max_length=1000)
+    note: TypedText = Field("", max_length=1000)
 
 
 @router.get("/cases", response_model=list[GridCase])

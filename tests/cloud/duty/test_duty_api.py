@@ -23,6 +23,11 @@ async def test_the_roster_through_the_api(cloud: RunningCloud, operator: httpx.A
         assert refused.status_code == 403 and "edit the duty roster" in refused.text
         bad = await sup.post("/api/roster/people", json={"name": "x", "phone": "call me"})
         assert bad.status_code == 422
+        # a control character is refused with its reason (PostgreSQL cannot store NUL at all)
+        nul = await sup.post(
+            "/api/roster/people", json={"name": "赵\x00", "phone": "138 2222 0009"}
+        )
+        assert nul.status_code == 422 and "control character U+0000" in nul.text
         zhao = (await sup.post("/api/roster/people", json=person)).json()
         qian = (
             await sup.post("/api/roster/people", json={"name": "钱带班", "phone": "138 2222 0010"})
@@ -93,6 +98,7 @@ async def test_a_handover_is_made_by_one_operator_and_acknowledged_by_the_next(
     gone = Status(gateway="gw-ld02", state="offline", boot="b1", ts=datetime.now(UTC))
     await parts.book.record_status(gone, now)
 
+    assert (await operator.post("/api/handovers", json={"note": "\x00"})).status_code == 422
     made = await operator.post("/api/handovers", json={"note": "2栋网关离线，已报物业"})
     assert made.status_code == 201, made.text
     handover = made.json()
