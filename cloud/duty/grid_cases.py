@@ -114,16 +114,18 @@ class GridCases:
         return [self._case(a, taken, n) for a, taken, n in await self.db.read(read)]
 
     def _case(self, alarm: Alarm, taken: float | None, photos: int) -> GridCase:
-        place = self.registry.site
-        address, residents = "", []
-        for community in place.communities:
-            for grid in community.grids:
-                for building in grid.buildings:
-                    if building.id == alarm.building_id:
-                        address = building.address or building.name
+        address = next(
+            (
+                building.address or building.name
+                for community in self.registry.site.communities
+                for grid in community.grids
+                for building in grid.buildings
+                if building.id == alarm.building_id
+            ),
+            alarm.building,
+        )
         home = self.registry.home(alarm.home_id) if alarm.home_id else None
-        if home is not None:
-            residents = [r.name for r in home.residents]
+        residents = [r.name for r in home.residents] if home is not None else []
         return GridCase(
             id=alarm.id,
             level=alarm.level,

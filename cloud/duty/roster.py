@@ -369,8 +369,8 @@ class Roster:
         actor: str,
         now: float,
     ) -> None:
-        # a change of a changed slot replaces the person of the weekly pattern's record only
-        # if nobody was changed in before: `replaces` keeps who held it before this change
+        # one change per slot: a later one replaces it; `replaces_id` keeps who held the slot
+        # just before (the weekly pattern's person, or the one an earlier change put there)
         conn.execute(
             "INSERT INTO roster_changes (on_day, shift, role, scope, person_id, replaces_id,"
             " kind, reason, created_at, created_by) VALUES (?,?,?,?,?,?,?,?,?,?)"
