@@ -13,8 +13,8 @@ from playwright.async_api import Page, expect
 
 from cloud.duty.shifts import shift_at
 from tests.cloud.conftest import RunningCloud
-from tests.e2e.conftest import screenshot, sign_in
-from tests.e2e.test_screens import shots_dir
+from tests.e2e.conftest import VIEWPORT, screenshot, sign_in
+from tests.e2e.test_screens import PHONE, assert_no_sideways_scroll, shots_dir
 from tests.e2e.test_translated import assert_all_chinese
 
 
@@ -55,6 +55,9 @@ async def test_the_roster_and_a_handover_on_the_page(
     assert (kept["acknowledged_by"], kept["ack_note"]) == ("sup", "已知悉")
     await screenshot(page, shots_dir("desktop", tmp_path) / "duty.png", full_page=True)
 
+    await page.set_viewport_size(PHONE)  # the duty page on a phone: nothing wider than it
+    await assert_no_sideways_scroll(page, "duty (phone)")
+    await page.set_viewport_size(VIEWPORT)
     await page.locator("#lang").click()
     await expect(page.locator("h1")).to_have_text("Street duty room · Duty & roster")
     await expect(handover).to_contain_text("taken over by sup")

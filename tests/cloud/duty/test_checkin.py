@@ -101,3 +101,18 @@ async def test_enrolment_refusals(database_url: str) -> None:
         with pytest.raises(NotFound, match="no home"):
             await daily.enrol("h-99", "10:00", "sup")
         assert await daily.today() == []
+
+
+async def test_a_restart_raises_no_second_task(database_url: str) -> None:
+    clock = FakeClock(TEN + 60)
+    async with book_parts(database_url, clock) as parts:
+        daily = CheckIns(parts.db, parts.registry, parts.book, parts.roster.audit)
+        await daily.enrol(HOME, "10:00", "sup")
+        [raised] = await daily.sweep()
+        await parts.casework.accept(raised.alarm.id, "op")
+        await parts.casework.resolve(raised.alarm.id, "op", Outcome.HANDLED, "上门看过，平安", None)
+    clock.advance(600)
+    async with book_parts(database_url, clock) as parts:  # the cloud started again
+        daily = CheckIns(parts.db, parts.registry, parts.book, parts.roster.audit)
+        assert await daily.sweep() == []  # the day's task was raised (and closed by hand)
+        assert len(await tasks(parts)) == 1

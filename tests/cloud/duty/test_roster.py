@@ -38,10 +38,14 @@ def call(at: float, gateway: str = "gw-ld01") -> AlarmDraft:
 
 
 def leader_escalation(data: dict[str, Any]) -> None:
-    """Life safety: the grid worker at once; the on-call leader once the 60 s budget is spent."""
+    """Life safety: the grid worker and the duty officer at once; the on-call leader once the
+    60 s budget is spent."""
     for policy in data["policies"]:
         if policy["name"] == "life_safety":
-            policy["notify"] = [{"to": "grid_worker", "via": ["webhook"]}]
+            policy["notify"] = [
+                {"to": "grid_worker", "via": ["webhook"]},
+                {"to": "duty_officer", "via": ["webhook"]},  # nobody on the roster: skipped
+            ]
             policy["escalate"] = [{"to": "on_call_leader", "via": ["webhook"]}]
 
 
@@ -91,6 +95,12 @@ async def test_roles_are_resolved_when_the_step_fires_across_the_shift_boundary(
         await parts.escalator.fire_due()
         await parts.escalator.deliver_due()
         history = await parts.alarms.history(before.alarm.id)
+        notes = await parts.notifications.of_alarm(before.alarm.id)
+    [officer] = [n for n in notes if n["target"] == "duty_officer"]
+    assert (officer["status"], officer["detail"]) == (
+        "skipped",
+        "no duty officer on the roster for 2027-01-15 白班",
+    )
     assert told(webhook, before.alarm.id) == [
         (0, "grid_worker", "甲网格"),  # raised on the day shift
         (1, "on_call_leader", "杜带班"),  # escalated on the night shift: tonight's leader
