@@ -1,18 +1,31 @@
 """The daily check-in (平安报): a home enrolled with a time; no press of its call button by then
 raises exactly one level-III visit task a day, for the grid worker; a check-in clears it. The
-check-in goes through the alarm book as ingest stores it; the clock is the test's."""
+check-in goes through the alarm book as ingest stores it; the clock is the test's — and once
+through the running cloud, the broker and ingest."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
 from cloud.alarms.arrivals import event_arrival
-from cloud.alarms.model import AlarmState, Outcome
+from cloud.alarms.model import Alarm, AlarmState, Outcome
 from cloud.duty.checkin import CheckIns
 from cloud.errors import NotFound, Refused
+from tests.cloud.conftest import (
+    Publisher,
+    cloud_settings,
+    end_session,
+    eventually,
+    forget_gateway_status,
+    running_cloud,
+)
 from tests.cloud.helpers import T0, FakeClock, Parts, book_parts, event, record
+from tests.servers import Mosquitto
 
 HOME = "h-01-0101"  # 1栋101: 王秀英, 82, lives alone; call-0101 on gw-ld01
 MORNING = T0 - 8 * 3600  # 08:00 Beijing time, Friday 15 January 2027
@@ -116,3 +129,28 @@ async def test_a_restart_raises_no_second_task(database_url: str) -> None:
         daily = CheckIns(parts.db, parts.registry, parts.book, parts.roster.audit)
         assert await daily.sweep() == []  # the day's task was raised (and closed by hand)
         assert len(await tasks(parts)) == 1
+
+
+async def test_the_running_cloud_sweeps_and_a_long_press_over_mqtt_clears_the_task(
+    tmp_path: Path, mosquitto: Mosquitto, database_url: str, gw1: Publisher
+) -> None:
+    """The sweep as the cloud runs it (every 0.1 s here), the check-in through the broker and
+    ingest: a home due by 00:00 is overdue at once; the resident's long press clears it."""
+    forget_gateway_status(mosquitto)
+    settings = cloud_settings(tmp_path, mosquitto, database=database_url, checkin_sweep_s=0.1)
+    async with running_cloud(settings) as running:
+        parts = running.cloud
+        await parts.duty.checkins.enrol(HOME, "00:00", "sup")
+        [task] = await eventually(lambda: parts.alarms.active())
+        assert (task.rule, task.level, task.device) == ("checkin_missed", 3, "call-0101")
+        pressed = event(device="call-0101", kind="call", type_="test", ts=datetime.now(UTC))
+        await asyncio.to_thread(gw1.publish, "sc/v1/gw-ld01/event", pressed.model_dump_json())
+        cleared = await eventually(lambda: _resolved(parts.alarms.get(task.id)), timeout=10)
+        assert cleared.outcome == Outcome.CLEARED
+        assert (await parts.duty.checkins.today())[0].state == "checked_in"
+    await asyncio.to_thread(end_session, mosquitto, settings.mqtt_client_id)
+
+
+async def _resolved(alarm: Awaitable[Alarm]) -> Alarm | None:
+    found = await alarm
+    return found if found.state is AlarmState.RESOLVED else None
