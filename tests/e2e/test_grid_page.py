@@ -96,6 +96,8 @@ async def test_the_grid_workers_phone_page(
     assert box and box["width"] >= PHONE["width"] * 0.8  # the whole row
     await resolve.click()
     await card.get_by_role("button", name="确认办结").click()
+    await expect(card).to_have_count(0)  # the list was fetched again after the resolve
+    await expect(page.locator("#empty")).to_be_visible()  # (its text is there while hidden)
     await expect(page.locator("#empty")).to_have_text("暂无派给你的工单。")
     alarm = await parts.alarms.get(call.alarm.id)
     assert (alarm.state, alarm.resolved_by) == ("resolved", "li-wg")
