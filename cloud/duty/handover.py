@@ -27,7 +27,7 @@ from cloud.devices.health_report import DeviceState, GatewayState
 from cloud.duty.roster import DutyRole, Roster
 from cloud.duty.shifts import ShiftRef, by_code, shift_at
 from cloud.errors import Conflict, NotFound, Refused
-from cloud.times import from_epoch, to_epoch
+from cloud.times import from_epoch
 
 OPEN_TOO_LONG_S = 24 * 3600
 
@@ -89,8 +89,9 @@ def outgoing_shift(now: float) -> ShiftRef:
 
 
 def _case(alarm: Alarm, now: float) -> CaseLine:
-    waiting = alarm.state is AlarmState.ACTIVE and alarm.accept_by is not None
-    overdue = (waiting and to_epoch(alarm.accept_by) < now) or (  # type: ignore[operator]
+    budget = alarm.accept_by
+    late = alarm.state is AlarmState.ACTIVE and budget is not None and budget.timestamp() < now
+    open_long = (
         alarm.state is AlarmState.ACCEPTED and now - alarm.received_at.timestamp() > OPEN_TOO_LONG_S
     )
     return CaseLine(
@@ -104,7 +105,7 @@ def _case(alarm: Alarm, now: float) -> CaseLine:
         accept_by=alarm.accept_by,
         accepted_by=alarm.accepted_by,
         dispatched_to=alarm.dispatched_to,
-        overdue=bool(overdue),
+        overdue=late or open_long,
     )
 
 

@@ -95,6 +95,13 @@ async def test_a_handover_is_made_by_one_operator_and_acknowledged_by_the_next(
         datetime.fromtimestamp(waited, UTC), life_safety=True,
     )  # fmt: skip
     [raised] = await parts.book.apply([draft], waited)
+    day_ago = now - 25 * 3600  # a smoke fault taken a day ago and still open: overdue too
+    stale = AlarmDraft(
+        "device_fault", 3, "smoke", "gw-ld02", "smoke-0301", "设备故障", "Device fault",
+        datetime.fromtimestamp(day_ago, UTC),
+    )  # fmt: skip
+    [old] = await parts.book.apply([stale], day_ago)
+    (await operator.post(f"/api/alarms/{old.alarm.id}/accept")).raise_for_status()
     gone = Status(gateway="gw-ld02", state="offline", boot="b1", ts=datetime.now(UTC))
     await parts.book.record_status(gone, now)
 
@@ -103,7 +110,7 @@ async def test_a_handover_is_made_by_one_operator_and_acknowledged_by_the_next(
     assert made.status_code == 201, made.text
     handover = made.json()
     summary = handover["summary"]
-    assert [c["id"] for c in summary["overdue"]] == [raised.alarm.id]
+    assert [c["id"] for c in summary["overdue"]] == [raised.alarm.id, old.alarm.id]
     assert raised.alarm.id in [c["id"] for c in summary["open_cases"]]
     assert [(d["gateway"], d["device"], d["state"]) for d in summary["devices"]] == [
         ("gw-ld02", None, "offline")
