@@ -85,27 +85,25 @@ class GridCases:
                     "SELECT alarm_id, accepted_at FROM field_tasks WHERE account = ?", (account,)
                 ).fetchall()
             }
-            in_grids = (
-                f"(grid_id IN ({','.join('?' * len(grids))}) AND (dispatched_at IS NOT NULL"
-                " OR rule = ?)) OR "
-                if grids
-                else ""
-            )
+            grid_ids = grids or [""]  # no grid now: a condition no alarm meets
+            marks = ", ".join("?" * len(grid_ids))
             rows = conn.execute(
                 f"SELECT a.* FROM alarms a WHERE a.state IN ({OPEN_STATES}) AND a.mode = ?"
-                f" AND ({in_grids}a.id IN (SELECT alarm_id FROM field_tasks WHERE account = ?))"
+                f" AND ((a.grid_id IN ({marks}) AND (a.dispatched_at IS NOT NULL OR a.rule = ?))"
+                " OR a.id IN (SELECT alarm_id FROM field_tasks WHERE account = ?))"
                 " ORDER BY a.level, a.received_at, a.id",
-                (Mode.LIVE.value, *grids, *([CHECKIN_MISSED] if grids else []), account),
+                (Mode.LIVE.value, *grid_ids, CHECKIN_MISSED, account),
             ).fetchall()
             alarms = [Alarm.from_row(r) for r in rows]
             photos: dict[int, int] = {}
             if alarms:
                 ids = [a.id for a in alarms]
+                marks = ", ".join("?" * len(ids))
                 photos = {
                     r["alarm_id"]: r["n"]
                     for r in conn.execute(
                         "SELECT alarm_id, count(*) AS n FROM field_photos"
-                        f" WHERE alarm_id IN ({','.join('?' * len(ids))}) GROUP BY alarm_id",
+                        f" WHERE alarm_id IN ({marks}) GROUP BY alarm_id",
                         ids,
                     ).fetchall()
                 }
