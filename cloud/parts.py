@@ -20,6 +20,7 @@ from cloud.alarms.queries import AlarmQueries
 from cloud.db.database import Database
 from cloud.devices.health import HealthReports
 from cloud.devices.maintenance import Maintenance
+from cloud.duty.desk import DutyDesk
 from cloud.ingest.pipeline import Ingest
 from cloud.ingest.rejects import RejectLog
 from cloud.live import messages
@@ -78,6 +79,7 @@ class Cloud:
     site: SiteService
     config_push: ConfigPush
     hush: Hush
+    duty: DutyDesk
     web_url: str = ""
     #: the demo's simulated devices (sim/panel.py); served only with `settings.simulator`
     simulator: Simulator | None = None
@@ -207,6 +209,18 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[Cloud]:
             await credentials.revoke_missing(registered, actor)
 
         site.listeners.append(revoke_removed)
+        health = HealthReports(
+            db=db,
+            registry=registry,
+            core=core,
+            book=book,
+            store=store,
+            maintenance=maintenance,
+        )
+        duty = DutyDesk.build(
+            db=db, registry=registry, book=book, health=health, audit=audit, announcer=announcer
+        )
+        escalator.roster = duty.roster  # escalation steps name roles of the roster
         alarms = AlarmQueries(db)
         hush = Hush(
             alarms=alarms,
@@ -235,14 +249,7 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[Cloud]:
             notifications=notifications,
             audit=audit,
             maintenance=maintenance,
-            health=HealthReports(
-                db=db,
-                registry=registry,
-                core=core,
-                book=book,
-                store=store,
-                maintenance=maintenance,
-            ),
+            health=health,
             escalator=escalator,
             store=store,
             hub=hub,
@@ -255,6 +262,7 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[Cloud]:
             site=site,
             config_push=config_push,
             hush=hush,
+            duty=duty,
         )
     finally:
         if webhook is not None:

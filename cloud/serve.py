@@ -24,6 +24,9 @@ async def serve(cloud: Cloud, *, started: asyncio.Event | None = None) -> None:
     settings = cloud.settings
     escalation = asyncio.create_task(cloud.escalator.run(), name="escalation")
     keeping = asyncio.create_task(history.keep(cloud.store), name="telemetry-history")
+    checking = asyncio.create_task(
+        cloud.duty.checkins.run(settings.checkin_sweep_s), name="checkin"
+    )
     consumer = asyncio.create_task(
         BrokerConsumer(cloud.ingest, cloud.transport).run(), name="ingest"
     )
@@ -52,14 +55,17 @@ async def serve(cloud: Cloud, *, started: asyncio.Event | None = None) -> None:
         cloud.web_url = f"{scheme}://{settings.web_host}:{bound_port(server)}"
         if started is not None:
             started.set()
-        await asyncio.gather(consumer, web, escalation, keeping)
+        await asyncio.gather(consumer, web, escalation, keeping, checking)
     finally:
         server.should_exit = True
         consumer.cancel()
         escalation.cancel()
         keeping.cancel()
+        checking.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await keeping
+        with contextlib.suppress(asyncio.CancelledError):
+            await checking
         with contextlib.suppress(asyncio.CancelledError):
             await consumer
         with contextlib.suppress(asyncio.CancelledError):

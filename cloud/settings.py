@@ -141,6 +141,9 @@ class CloudSettings(BaseSettings):
 
     telemetry_flush_s: float = Field(0.2, gt=0, le=10)
     tick_s: float = Field(1.0, gt=0, le=60, description="How often time-driven rules run")
+    checkin_sweep_s: float = Field(
+        30.0, gt=0, le=3600, description="How often the daily check-ins are looked at"
+    )
 
     # The outbound webhook channel (e.g. an SMS or voice gateway); off when no URL is set.
     webhook_url: str | None = Field(None, pattern=r"^https?://")

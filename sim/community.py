@@ -33,6 +33,7 @@ from edge.config import load_gateway_config
 from edge.sim import SimulatedHardware
 from gateway.agent import AgentOptions, GatewayAgent
 from gateway.uplink_settings import BrokerParams, UplinkOptions
+from sim import duty_seed
 from sim.broker import EmbeddedBroker
 from sim.link import GatewayLink
 from sim.panel import DemoSimulator
@@ -111,6 +112,7 @@ async def run_demo(
             "leader": ("supervisor", SecretStr(password)),
             "installer": ("installer", SecretStr(password)),
             "admin": ("admin", SecretStr(password)),
+            "grid": ("grid_worker", SecretStr(password)),
         },
         simulator=True,  # the simulator panel (sim/panel.py), for the supervisor and admin
     )
@@ -129,6 +131,8 @@ async def run_demo(
             await _first(started.wait(), server)
             await _first(cloud.ingest.connected.wait(), server)  # the gateways' events reach it
             say(f"cloud ready: {len(gateway_ids)} gateways registered in {site.street.name}")
+            if await duty_seed.seed(cloud.duty):
+                say("排班、平安报已预置 / a week's roster and one daily check-in seeded")
             for gw in gateway_ids:
                 agents[gw] = _start_agent(site_file, gw, broker, links[gw].port, workdir)
             for gw, agent in agents.items():
@@ -138,7 +142,8 @@ async def run_demo(
             say(f"值班室 / duty room: {cloud.web_url}")
             say(
                 "登录 / sign in: duty 值班员 (operator) · leader 督导 (supervisor) ·"
-                f" installer 安装人员 · admin 管理员 — 密码均为 / all with password {password}"
+                f" installer 安装人员 · admin 管理员 · grid 网格员 (/grid) — 密码均为 / all with"
+                f" password {password}"
             )
             if scenario:
                 say(

@@ -42,6 +42,7 @@ class Role(StrEnum):
     SUPERVISOR = "supervisor"  # verifies, reads reports
     INSTALLER = "installer"  # provisions gateways; never sees resident data
     ADMIN = "admin"
+    GRID_WORKER = "grid_worker"  # 网格员: only their own cases, on the phone page (/grid)
 
 
 #: Roles that handle alarms at the duty room.

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from cloud.db.dialect import Dialect
+from cloud.db.schema_duty import duty_tables
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -361,6 +362,7 @@ def _notification_sends(conn: Any, dialect: Dialect) -> None:
 
 MIGRATIONS: list[tuple[int, str, Callable[[Any, Dialect], None]]] = [
     (2, "notifications: sending_since, vendor_ref, call_result", _notification_sends),
+    (3, "duty rosters, shift handovers, daily check-in", duty_tables),
 ]
 
 

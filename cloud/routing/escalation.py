@@ -39,6 +39,7 @@ from cloud.alarms.queries import AlarmQueries
 from cloud.alarms.rows import log as log_line
 from cloud.alarms.timers import Due, EscalationTimers
 from cloud.db.database import Conn, Database, Row
+from cloud.duty.roster import OnShift, Roster
 from cloud.notify.base import Channel, Delivery, Notification
 from cloud.notify.log import NotificationLog, Planned
 from cloud.routing import policy as routing
@@ -75,8 +76,11 @@ class Escalator:
         notifications: NotificationLog,
         on_change: Callable[[Alarm], object] | None = None,
         case_url: str = "",
+        roster: Roster | None = None,
     ) -> None:
         self.db = db
+        #: the duty roster: roles are resolved when a step fires (None: the site file only)
+        self.roster = roster
         #: the case in the web app, `{id}` replaced by the alarm's id ("" for no link)
         self.case_url = case_url
         self.alarms = AlarmQueries(db)
@@ -108,9 +112,12 @@ class Escalator:
         if not due:
             return []
         config = self.rules()
-        fired = await self.db.write(
-            lambda c: [f for d in due if (f := self._fire(c, d, config, now))]
-        )
+
+        def fire(conn: Conn) -> list[Fired]:
+            on_shift = self.roster.on_shift(conn, now) if self.roster is not None else None
+            return [f for d in due if (f := self._fire(conn, d, config, now, on_shift))]
+
+        fired = await self.db.write(fire)
         if fired:
             self.fired.extend(fired)
             self._deliver_wake.set()
@@ -122,7 +129,9 @@ class Escalator:
                     self.on_change(await self.alarms.get(f.alarm_id))
         return fired
 
-    def _fire(self, conn: Conn, due: Due, config: RulesFile, now: float) -> Fired | None:
+    def _fire(
+        self, conn: Conn, due: Due, config: RulesFile, now: float, on_shift: OnShift | None
+    ) -> Fired | None:
         """One step of one alarm's plan, in the caller's unit of work."""
         alarm, index = due.alarm, due.step
         policy = config.policy_for(alarm.rule, alarm.level)
@@ -132,7 +141,9 @@ class Escalator:
             return None
         told: list[str] = []
         for notify in current.notify:
-            people, why = routing.recipients(notify.to, alarm, self.registry, config.contacts)
+            people, why = routing.recipients(
+                notify.to, alarm, self.registry, config.contacts, on_shift
+            )
             vias = ", ".join(v.value for v in notify.via)
             if not people:
                 told.append(f"{notify.to.value}: {why}")
@@ -178,6 +189,8 @@ class Escalator:
             escalated_at=now if escalated else None,
         )
         detail = f"step {index} of policy {policy.name}"
+        if on_shift is not None:
+            detail += f" [{on_shift.ref.label()}]"
         if escalated:
             detail += f" (not accepted within {policy.budget_s:g} s)"
         detail += ": " + ("; ".join(told) if told else "nobody else to tell")

@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cloud.alarms.model import Alarm
+from cloud.duty.roster import OnShift
 from cloud.rules.policies import Contacts, Notify, Policy, Target, Via
 from cloud.site.registry import Registry
 
@@ -92,17 +93,29 @@ def fallback_for(step: PlanStep, target: str, used: set[str]) -> Via | None:
 
 
 def recipients(
-    target: Target, alarm: Alarm, registry: Registry, contacts: Contacts
+    target: Target,
+    alarm: Alarm,
+    registry: Registry,
+    contacts: Contacts,
+    on_shift: OnShift | None = None,
 ) -> tuple[list[Recipient], str]:
-    """The people behind a target for this alarm, or none and the reason why."""
+    """The people behind a target for this alarm, or none and the reason why. Roles of the
+    duty roster are whoever `on_shift` (the shift in force when the step fires) names."""
     if target is Target.DUTY_ROOM:
         return [Recipient(target, "duty room", None)], ""
+    scope = alarm.grid_id if target is Target.GRID_WORKER else alarm.street_id
+    rostered = on_shift.who(target.value, scope) if on_shift is not None else None
+    if rostered is not None:
+        return [Recipient(target, rostered.person.name, rostered.person.phone)], ""
     if target is Target.GRID_WORKER:
         worker = registry.grid_worker(alarm.grid_id)
         if worker is None:
             return [], f"no grid worker on file for grid {alarm.grid_id}"
         return [Recipient(target, worker.name, worker.phone)], ""
-    if target is Target.STREET_SUPERVISOR:
+    if target is Target.DUTY_OFFICER:
+        when = on_shift.ref.label() if on_shift is not None else "this shift"
+        return [], f"no duty officer on the roster for {when}"
+    if target in (Target.STREET_SUPERVISOR, Target.ON_CALL_LEADER):
         person = contacts.street_supervisors.get(alarm.street_id)
         if person is None:
             return [], f"no supervisor on file for street {alarm.street_id}"

@@ -15,8 +15,11 @@ from contract.site import Phone
 
 class Target(StrEnum):
     DUTY_ROOM = "duty_room"  # the street's duty room (the live board)
-    GRID_WORKER = "grid_worker"  # 网格员 of the alarm's grid (from the site file)
+    GRID_WORKER = "grid_worker"  # 网格员 of the alarm's grid: the roster's, else the site file's
     STREET_SUPERVISOR = "street_supervisor"  # the street's duty leader (contacts below)
+    # roles of the duty roster (cloud/duty/roster.py), resolved when the step fires
+    DUTY_OFFICER = "duty_officer"  # 值班员 on shift in the street's duty room
+    ON_CALL_LEADER = "on_call_leader"  # 带班领导 on shift (else the street supervisor above)
     EMERGENCY_CONTACTS = "emergency_contacts"  # the residents' contacts of the home
 
 

@@ -15,7 +15,10 @@ DEVICE_SILENT = "device_silent"
 GATEWAY_OFFLINE = "gateway_offline"
 EVENTS_MISSING = "events_missing"
 INVALID_INPUT = "invalid_input"
-RESERVED = frozenset({DEVICE_SILENT, GATEWAY_OFFLINE, EVENTS_MISSING, INVALID_INPUT})
+CHECKIN_MISSED = "checkin_missed"  # a resident living alone did not check in (cloud/duty/)
+RESERVED = frozenset(
+    {DEVICE_SILENT, GATEWAY_OFFLINE, EVENTS_MISSING, INVALID_INPUT, CHECKIN_MISSED}
+)
 
 
 class DeviceSilence(Strict):

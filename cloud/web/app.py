@@ -21,6 +21,7 @@ from cloud.devices.installation import Installation
 from cloud.devices.trends import Trends
 from cloud.devices.walk_test_report import WalkTestReports
 from cloud.devices.windows import Windows
+from cloud.duty.grid_cases import GridCases
 from cloud.ledger.service import XLSX, Ledger
 from cloud.notify.receipts import CallResults
 from cloud.parts import Cloud
@@ -28,7 +29,9 @@ from cloud.site.residents import ResidentReads
 from cloud.web import (
     alarms,
     auth,
+    duty,
     errors,
+    grid,
     ledger,
     maintenance,
     metrics,
@@ -63,6 +66,8 @@ PAGES = {
     "/site": "site.html",
     "/install": "install.html",
     "/users": "users.html",
+    "/duty": "duty.html",
+    "/grid": "grid.html",
 }
 
 
@@ -79,17 +84,18 @@ def services_of(cloud: Cloud) -> Services:
     """The services the routers use, from the cloud's parts (with the few that only the web
     app asks for)."""
     windows = Windows(cloud.maintenance, cloud.registry, cloud.book)
+    cases = CaseActions(
+        cloud.casework,
+        cloud.book,
+        announce=cloud.announcer.changed,
+        send_command=cloud.transport.send_command,
+    )
     return Services(
         settings=cloud.settings,
         users=cloud.users,
         audit=cloud.audit,
         alarms=cloud.alarms,
-        cases=CaseActions(
-            cloud.casework,
-            cloud.book,
-            announce=cloud.announcer.changed,
-            send_command=cloud.transport.send_command,
-        ),
+        cases=cases,
         hush=cloud.hush,
         notifications=cloud.notifications,
         call_results=CallResults(cloud.db, cloud.notifications),
@@ -122,6 +128,8 @@ def services_of(cloud: Cloud) -> Services:
         config_push=cloud.config_push,
         # the demo's simulator only where the settings allow one (never in production)
         simulator=cloud.simulator if cloud.settings.simulator else None,
+        duty=cloud.duty,
+        grid_cases=GridCases(cloud.db, cloud.duty.roster, cloud.registry, cases),
     )
 
 
@@ -188,6 +196,8 @@ def create_app(cloud: Cloud) -> FastAPI:
     app.include_router(users_api.router)
     app.include_router(receipts.router)
     app.include_router(simulator_api.router)
+    app.include_router(duty.router)
+    app.include_router(grid.router)
     app.include_router(metrics.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

@@ -22,6 +22,8 @@ from cloud.devices.installation import Installation
 from cloud.devices.trends import Trends
 from cloud.devices.walk_test_report import WalkTestReports
 from cloud.devices.windows import Windows
+from cloud.duty.desk import DutyDesk
+from cloud.duty.grid_cases import GridCases
 from cloud.errors import NotFound
 from cloud.ingest.pipeline import Ingest
 from cloud.ingest.rejects import RejectLog
@@ -85,6 +87,8 @@ LedgerDep = Annotated[Ledger, Depends(_service(lambda s: s.ledger))]
 RegistryDep = Annotated[Registry, Depends(_service(lambda s: s.registry))]
 SiteDep = Annotated[SiteService, Depends(_service(lambda s: s.site))]
 ConfigPushDep = Annotated[ConfigPush, Depends(_service(lambda s: s.config_push))]
+DutyDeskDep = Annotated[DutyDesk, Depends(_service(lambda s: s.duty))]
+GridCasesDep = Annotated[GridCases, Depends(_service(lambda s: s.grid_cases))]
 
 #: A row number in a path (alarm, window): SQLite's integers end at 2**63 - 1, so a larger one
 #: is refused as invalid rather than reaching the database.
@@ -203,3 +207,13 @@ def _simulator(request: Request) -> Simulator:
 
 
 SimulatorDep = Annotated[Simulator, Depends(_simulator)]
+
+
+#: The duty roster (排班): supervisors and admins edit it; the duty room reads it.
+RosterEditorUser = Annotated[
+    User, Depends(_roles(Role.SUPERVISOR, Role.ADMIN, what="edit the duty roster"))
+]
+#: The grid worker's phone page: their own cases only.
+GridWorkerUser = Annotated[
+    User, Depends(_roles(Role.GRID_WORKER, what="work a grid worker's cases"))
+]

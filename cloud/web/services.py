@@ -18,6 +18,8 @@ from cloud.devices.installation import Installation
 from cloud.devices.trends import Trends
 from cloud.devices.walk_test_report import WalkTestReports
 from cloud.devices.windows import Windows
+from cloud.duty.desk import DutyDesk
+from cloud.duty.grid_cases import GridCases
 from cloud.ingest.pipeline import Ingest
 from cloud.ingest.rejects import RejectLog
 from cloud.ledger.service import Ledger
@@ -76,3 +78,6 @@ class Services:
     config_push: ConfigPush
     # the demo's simulator (None: not this cloud; cloud/web/simulator.py answers 404)
     simulator: Simulator | None = None
+    # the duty desk: roster, handovers, check-ins (and the grid worker's cases)
+    duty: DutyDesk
+    grid_cases: GridCases

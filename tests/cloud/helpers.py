@@ -20,11 +20,13 @@ from typing import Any
 
 import yaml
 
+from cloud.access.audit import Audit
 from cloud.alarms.arrivals import Arrival
 from cloud.alarms.book import AlarmBook
 from cloud.alarms.casework import Casework
 from cloud.alarms.queries import AlarmQueries
 from cloud.db.database import Database
+from cloud.duty.roster import Roster
 from cloud.live.hub import LiveHub
 from cloud.notify import Channel, PushChannel, WebhookChannel
 from cloud.notify.announce import Announcer
@@ -175,6 +177,7 @@ class Parts:
     hub: LiveHub
     registry: Registry
     config: RulesFile
+    roster: Roster
 
 
 @contextlib.asynccontextmanager
@@ -186,10 +189,12 @@ async def book_parts(
     webhook_url: str | None = None,
     channels: dict[str, Channel] | None = None,
     case_url: str = "",
+    with_roster: bool = False,
 ) -> AsyncIterator[Parts]:
     """Alarm book, rules core (restored from the open alarms) and escalator on one database
     (a path or URL: `database_url` for each backend): opening it again is a restart.
-    `channels`: more channels besides the duty-room push (and the webhook)."""
+    `channels`: more channels besides the duty-room push (and the webhook); `with_roster`:
+    escalation resolves roles from the duty roster (`Parts.roster`)."""
     registry = Registry(load_site(DEFAULT_SITE))
     config = config or load_rules(DEFAULT_RULES)
     db = await Database.open(database, clock=clock)
@@ -206,6 +211,7 @@ async def book_parts(
         core.restore(await book.open_keys())
         notifications = NotificationLog(db)
         announcer = Announcer(db, hub, notifications)
+        roster = Roster(db, registry, Audit(db))
         escalator = Escalator(
             db=db,
             registry=registry,
@@ -214,6 +220,7 @@ async def book_parts(
             notifications=notifications,
             on_change=announcer.changed,
             case_url=case_url,
+            roster=roster if with_roster else None,
         )
         announcer.on_new_alarms = escalator.wake
         yield Parts(
@@ -228,6 +235,7 @@ async def book_parts(
             hub,
             registry,
             config,
+            roster,
         )
     finally:
         if webhook is not None:

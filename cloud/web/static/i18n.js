@@ -15,10 +15,10 @@ const MESSAGES = {
     kinds: {call: "一键呼叫", smoke: "烟感", gas: "燃气", air: "空气", water: "水浸", power: "电路", gateway: "网关"},
     value: "读数", gateways: "网关", online: "在线", offline: "离线",
     denied: "当前账号无权查看告警。告警看板仅供值班员、督导和管理员使用。",
-    roles: {operator: "值班员", supervisor: "督导", installer: "安装人员", admin: "管理员"},
+    roles: {operator: "值班员", supervisor: "督导", installer: "安装人员", admin: "管理员", grid_worker: "网格员"},
     colon: "：", system: "系统",
     logActions: {raised: "产生告警", repeat: "重复触发", shown: "已显示给值班员", accepted: "受理", resolved: "办结", command: "下发指令"},
-    nav: {board: "告警看板", ledger: "台账", report: "统计报表", devices: "设备状态", trends: "趋势", site: "场所与设备", install: "安装调试", users: "账号管理"},
+    nav: {board: "告警看板", ledger: "台账", report: "统计报表", devices: "设备状态", trends: "趋势", site: "场所与设备", install: "安装调试", users: "账号管理", duty: "值班排班", grid: "我的工单"},
   },
   en: {
     title: "Street duty room · Alarm board", signin: "Sign in", username: "User name", password: "Password",
@@ -35,10 +35,10 @@ const MESSAGES = {
     kinds: {call: "Call button", smoke: "Smoke", gas: "Gas", air: "Air", water: "Water", power: "Circuit", gateway: "Gateway"},
     value: "Value", gateways: "Gateways", online: "online", offline: "offline",
     denied: "Your role cannot view alarms. The alarm board is for duty operators, supervisors and administrators.",
-    roles: {operator: "operator", supervisor: "supervisor", installer: "installer", admin: "admin"},
+    roles: {operator: "operator", supervisor: "supervisor", installer: "installer", admin: "admin", grid_worker: "grid worker"},
     colon: ": ", system: "system",
     logActions: {raised: "raised", repeat: "repeated", shown: "shown to the operator", accepted: "accepted", resolved: "resolved", command: "command"},
-    nav: {board: "Alarm board", ledger: "Ledger", report: "Report", devices: "Device health", trends: "Trends", site: "Site & devices", install: "Installation", users: "Accounts"},
+    nav: {board: "Alarm board", ledger: "Ledger", report: "Report", devices: "Device health", trends: "Trends", site: "Site & devices", install: "Installation", users: "Accounts", duty: "Duty & roster", grid: "My cases"},
   },
 };
 let LANG = localStorage.getItem("lang") || "zh";
@@ -60,7 +60,8 @@ const PAGES = [
   ["board", "/", DUTY], ["ledger", "/ledger", DUTY], ["report", "/report", DUTY],
   ["devices", "/devices", [...DUTY, "installer"]], ["trends", "/trends", [...DUTY, "installer"]],
   ["site", "/site", ["installer", "admin"]], ["install", "/install", ["installer", "admin"]],
-  ["users", "/users", ["admin"]],
+  ["users", "/users", ["admin"]], ["duty", "/duty", DUTY],
+  ["grid", "/grid", ["grid_worker"]],
 ];
 // Fills <nav id="nav"> with the links this role may follow; `active` is this page's key.
 function renderNav(role, active) {

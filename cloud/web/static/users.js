@@ -27,7 +27,7 @@ Object.assign(MESSAGES.en, {
   usrDisableConfirm: "Disable account {name}? All its sessions end at once.", usrFailed: "Refused",
 });
 
-const ROLES = ["operator", "supervisor", "installer", "admin"];
+const ROLES = ["operator", "supervisor", "installer", "admin", "grid_worker"];
 const $ = (sel) => document.querySelector(sel);
 let accounts = [];
 

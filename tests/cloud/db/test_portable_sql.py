@@ -36,6 +36,8 @@ FILLS = {
     ("recording.py", "marks"): "?, ?",
     ("casework.py", "marks"): "?, ?",
     ("queries.py", "OPEN_STATES"): "'active', 'accepted'",
+    ("grid_cases.py", "OPEN_STATES"): "'active', 'accepted'",
+    ("grid_cases.py", "marks"): "?, ?",
 }
 BARE_CONDITION = re.compile(r"\b(WHEN|WHERE|AND|OR|NOT)\s+\?\s*(THEN|AND|OR|\)|$)", re.I)
 
