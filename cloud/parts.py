@@ -43,6 +43,9 @@ from cloud.transport.base import Transport
 from cloud.transport.broker_drops import DropWatch
 from cloud.transport.broker_link import BrokerLink
 from cloud.transport.mqtt import BrokerAddress, MqttTransport
+from cloud.voice.desk import VoiceDesk
+from contract.catalogue import Catalogue
+from contract.models import Reply
 from contract.site import Site
 
 log = logging.getLogger(__name__)
@@ -74,6 +77,7 @@ class Cloud:
     ingest: Ingest
     site: SiteService
     config_push: ConfigPush
+    voice: VoiceDesk
     web_url: str = ""
 
 
@@ -201,7 +205,22 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[Cloud]:
             await credentials.revoke_missing(registered, actor)
 
         site.listeners.append(revoke_removed)
-        ingest.on_reply = config_push.on_reply
+        voice = VoiceDesk(
+            send_command=transport.send_command,
+            note=book.note,
+            record=audit.record,
+            publish=lambda call: hub.publish(messages.call_changed(call)),
+            has_audio=lambda gateway: _has_audio(registry.site, gateway),
+        )
+        announcer.on_raised.append(
+            lambda alarm: voice.alarm_raised(alarm.id, alarm.kind, alarm.gateway, alarm.device)
+        )
+
+        async def on_reply(reply: Reply) -> None:
+            await config_push.on_reply(reply)
+            await voice.on_reply(reply)
+
+        ingest.on_reply = on_reply
         yield Cloud(
             settings=settings,
             db=db,
@@ -234,6 +253,7 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[Cloud]:
             ingest=ingest,
             site=site,
             config_push=config_push,
+            voice=voice,
         )
     finally:
         if webhook is not None:
@@ -278,3 +298,15 @@ def open_transport(settings: CloudSettings, link: BrokerLink) -> Transport:
         retry_min_s=settings.mqtt_retry_min_s,
         retry_max_s=settings.mqtt_retry_max_s,
     )
+
+
+def _has_audio(site: Site, gateway: str) -> bool:
+    """Whether a gateway's board profile has audio for one-key voice."""
+    entry = next((gw for gw in site.gateways if gw.id == gateway), None)
+    if entry is None:
+        return False
+    try:
+        return Catalogue().profile(entry.profile).audio is not None
+    except Exception:  # the site names a profile this cloud does not have: no voice
+        log.warning("voice: profile %s of %s unreadable", entry.profile, gateway)
+        return False

@@ -66,6 +66,7 @@ from gateway.outbox import Outbox, OutboxFull
 from gateway.readings import ReadingBuffer
 from gateway.uplink import Uplink
 from gateway.uplink_settings import BrokerParams, UplinkOptions
+from gateway.voice.service import VOICE_COMMAND, VoiceService
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +140,8 @@ class GatewayAgent:
         self.scheduler: Scheduler | None = None
         self.supervisor: Supervisor | None = None
         self.local_alarm: LocalAlarm | None = None
+        #: one-key voice (gateway/voice/), when the board profile has `audio`
+        self.voice: VoiceService | None = None
         self._event_clock = event_clock.EventClock()
         self._readings = ReadingBuffer()
         self._config_lock = threading.Lock()  # one configuration change at a time
@@ -188,6 +191,17 @@ class GatewayAgent:
                         local, scheduler=self.scheduler, pin_factory=self._hw.pin_factory
                     )
                 self._start_drivers(self.config)
+                audio = self.config.profile.audio
+                if audio is not None:
+                    self.voice = VoiceService(
+                        self.gateway_id,
+                        audio,
+                        self._hw,
+                        drivers=lambda: self.drivers,
+                        send_reply=self._send_reply,
+                        configs_dir=self.options.configs_dir,
+                    )
+                    self.voice.hook_buttons()
             except Exception:
                 self._teardown()
                 raise
@@ -241,6 +255,9 @@ class GatewayAgent:
                 log.exception("driver close failed device=%s", driver.device_id)
 
     def _teardown(self) -> None:
+        if self.voice is not None:
+            self.voice.close()  # its last reports (calls ended) go to the outbox
+            self.voice = None
         if self.scheduler is not None:
             self.scheduler.stop()
         self._close_drivers()
@@ -391,6 +408,8 @@ class GatewayAgent:
 
     def _on_command(self, name: str, payload: bytes, retained: bool) -> None:
         self.stats.commands += 1
+        if name == VOICE_COMMAND and self.voice is not None and self.voice.take(payload, retained):
+            return  # answered when the call engine has done it
         if name == "config" and not retained:
             # Restarting drivers takes a moment: not on paho's thread.
             threading.Thread(
@@ -406,7 +425,7 @@ class GatewayAgent:
             payload,
             self.drivers,
             retained=retained,
-            extra={"config": self._config_command},
+            extra={"config": self._config_command, VOICE_COMMAND: _no_voice},
         )
         log.info("command name=%s id=%s ok=%s detail=%r", name, reply.id, reply.ok, reply.detail)
         if name == "call_accepted" and reply.ok and self.local_alarm is not None:
@@ -500,3 +519,7 @@ class GatewayAgent:
             return payload
         event = Event.model_validate_json(payload)
         return encode(event.model_copy(update={"replayed": True}))
+
+
+def _no_voice(command: Command, _drivers: object) -> str:
+    raise commands.CommandError("no voice on this gateway: its board profile has no audio")

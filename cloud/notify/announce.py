@@ -38,6 +38,8 @@ class Announcer:
         #: (the metrics' latency histogram)
         self.on_pushed: Callable[[float], None] | None = None
         self.counts: Counter[str] = Counter()
+        #: told each new live alarm once it is pushed (one-key voice offers a call for it)
+        self.on_raised: list[Callable[[Alarm], None]] = []
 
     def changed(self, alarm: Alarm) -> int:
         """One alarm's new state to every open page (an operator's action, an escalation);
@@ -83,3 +85,6 @@ class Announcer:
         await self.db.write(record)
         if self.on_new_alarms is not None:
             self.on_new_alarms()
+        for alarm_id in new_live:
+            for hook in self.on_raised:
+                hook(latest[alarm_id])

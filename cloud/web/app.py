@@ -44,6 +44,7 @@ from cloud.web import install as install_api
 from cloud.web import site as site_api
 from cloud.web import trends as trends_api
 from cloud.web import users as users_api
+from cloud.web import voice as voice_api
 from cloud.web.cross_origin import SESSION_COOKIE, CrossOriginGuard
 from cloud.web.deps import CurrentUser, services, session_user
 from cloud.web.openapi import document
@@ -116,6 +117,7 @@ def services_of(cloud: Cloud) -> Services:
         registry=cloud.registry,
         site=cloud.site,
         config_push=cloud.config_push,
+        voice=cloud.voice,
     )
 
 
@@ -180,6 +182,7 @@ def create_app(cloud: Cloud) -> FastAPI:
     app.include_router(site_devices.router)
     app.include_router(site_import.router)
     app.include_router(users_api.router)
+    app.include_router(voice_api.router)
     app.include_router(receipts.router)
     app.include_router(metrics.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -32,6 +32,7 @@ from cloud.site_changes.config_push import ConfigPush
 from cloud.site_changes.service import SiteService
 from cloud.telemetry.base import TelemetryStore
 from cloud.transport.broker_link import BrokerLink
+from cloud.voice.desk import VoiceDesk
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -69,3 +70,5 @@ class Services:
     registry: Registry
     site: SiteService
     config_push: ConfigPush
+    # one-key voice: the calls between homes and the duty room
+    voice: VoiceDesk

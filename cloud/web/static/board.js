@@ -251,6 +251,7 @@ setInterval(loadWindows, 30000);
 
 function connect() {
   const source = new EventSource("/api/alarms/stream");
+  voiceListen(source); // one-key voice (voice.js): calls come on the same stream
   source.addEventListener("open", () => setConn(true));
   source.addEventListener("error", async () => {
     setConn(false);
@@ -303,7 +304,7 @@ async function post(url, body) {
 
 async function act(id, action, row) {
   if (action === "open") return openCase(id);
-  if (action === "accept") return post(`/api/alarms/${id}/accept`);
+  if (action === "accept") { const a = await post(`/api/alarms/${id}/accept`); if (a) voiceAccepted(id); return a; }
   if (action === "resolve") {
     const select = row.querySelector("[data-outcome]");
     const outcome = select.value;
@@ -485,6 +486,7 @@ async function openCase(id, preset = {}, live = false) {
     </div>`;
   wireCase(id);
   if (!dialog.open) dialog.showModal();
+  voiceCase(id);
   const extras = caseExtras;
   extras.resident.then((profile) => { if (caseExtras === extras && $("#resident-slot")) $("#resident-slot").innerHTML = residentHtml(profile); });
   extras.readings.then((readings) => { if (caseExtras === extras && $("#readings")) drawReadings($("#readings"), readings); });
@@ -494,7 +496,7 @@ function wireCase(id) {
   const accept = $("#case-accept");
   // redrawn only if the live update has not done it yet: a second redraw would wipe what the
   // operator has begun to type in the forms acceptance opened
-  if (accept) accept.onclick = async () => { accept.disabled = true; if (await post(`/api/alarms/${id}/accept`)) openCase(id, {}, true); else accept.disabled = false; };
+  if (accept) accept.onclick = async () => { accept.disabled = true; if (await post(`/api/alarms/${id}/accept`)) { openCase(id, {}, true); voiceAccepted(id); } else accept.disabled = false; };
   // a field refused for its blanks is fine again once typed in
   for (const input of document.querySelectorAll("#case-body input[required]")) input.oninput = () => input.setCustomValidity("");
   const resolve = $("#resolve");

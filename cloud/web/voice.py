@@ -1,0 +1,36 @@
+"""One-key voice for the duty room: the calls in progress, answering one (the first operator
+gets it; the others are told who did), hanging up. The browser's SDP answer is relayed to the
+gateway; the audio itself never passes through here."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from cloud.voice.desk import Call
+from cloud.web.deps import DutyUser, VoiceDep
+from contract.voice import MAX_SDP
+
+router = APIRouter(prefix="/api/calls", tags=["voice"])
+
+
+class Answer(BaseModel):
+    sdp: str = Field(min_length=10, max_length=MAX_SDP, description="The browser's SDP answer")
+
+
+@router.get("", response_model=list[Call])
+async def calls(voice: VoiceDep, _user: DutyUser) -> list[Call]:
+    """Calls in progress (ringing ones with the gateway's SDP offer), and those that ended in
+    the last ten minutes."""
+    return voice.calls()
+
+
+@router.post("/{call_id}/answer", response_model=Call)
+async def answer(call_id: str, body: Answer, voice: VoiceDep, user: DutyUser) -> Call:
+    """Take a ringing call: 409 if another operator answered first (the reason names them)."""
+    return await voice.answer(call_id, user.name, body.sdp)
+
+
+@router.post("/{call_id}/hangup", response_model=Call)
+async def hangup(call_id: str, voice: VoiceDep, user: DutyUser) -> Call:
+    return await voice.hangup(call_id, user.name)
