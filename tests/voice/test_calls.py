@@ -1,0 +1,162 @@
+"""One-key voice through the real broker, cloud and gateway agent, with aiortc standing in for
+the duty room's browser (the Chromium version: tests/e2e/test_voice.py): who gets a call when
+two operators answer at once, the resident hanging up, nobody answering, media that fails."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import httpx
+from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc.contrib.media import MediaPlayer
+
+from contract.voice import CallState
+from edge.drivers.call_button import Indicator
+from gateway.agent import GatewayAgent
+from tests.cloud.conftest import RunningCloud, eventually, signed_in
+from tests.voice.conftest import button
+from tests.voice.tones import read_wav
+
+
+async def press(agent: GatewayAgent) -> None:
+    assert agent.hardware is not None
+    await asyncio.to_thread(agent.hardware.press_call, "call-0101")
+
+
+async def the_call(client: httpx.AsyncClient, status: str, **fields: Any) -> dict[str, Any]:
+    async def found() -> dict[str, Any] | None:
+        calls = (await client.get("/api/calls")).json()
+        return next(
+            (
+                c
+                for c in calls
+                if c["status"] == status and all(c[k] == v for k, v in fields.items())
+            ),
+            None,
+        )
+
+    call: dict[str, Any] = await eventually(found, timeout=15)
+    return call
+
+
+async def history(client: httpx.AsyncClient, alarm_id: int) -> list[dict[str, Any]]:
+    case = (await client.get(f"/api/alarms/{alarm_id}")).json()
+    entries: list[dict[str, Any]] = case["history"]
+    return entries
+
+
+async def answer_sdp(offer: str, tone: Path) -> tuple[RTCPeerConnection, str]:
+    """The duty room's side: its microphone plays `tone`; its SDP answer."""
+    pc = RTCPeerConnection()
+    player = MediaPlayer(str(tone), loop=True)
+    await pc.setRemoteDescription(RTCSessionDescription(offer, "offer"))
+    assert player.audio is not None
+    pc.addTrack(player.audio)
+    await pc.setLocalDescription(await pc.createAnswer())
+    return pc, pc.localDescription.sdp
+
+
+async def test_two_operators_answer_at_once_one_gets_the_call_and_the_resident_hangs_up(
+    voice_cloud: RunningCloud, make_voice_agent: Any, tones: dict[str, Path]
+) -> None:
+    agent = make_voice_agent()
+    op, sup = await signed_in(voice_cloud.url, "op"), await signed_in(voice_cloud.url, "sup")
+    try:
+        await press(agent)
+        call = await the_call(op, "ringing", device="call-0101")
+        assert button(agent).showing is Indicator.RINGING
+        pc, sdp = await answer_sdp(call["sdp"], tones["operator"])
+        try:
+            first, second = await asyncio.gather(
+                op.post(f"/api/calls/{call['id']}/answer", json={"sdp": sdp}),
+                sup.post(f"/api/calls/{call['id']}/answer", json={"sdp": sdp}),
+            )
+            codes = sorted([first.status_code, second.status_code])
+            assert codes == [200, 409], (first.text, second.text)
+            won, lost = (first, second) if first.status_code == 200 else (second, first)
+            winner = won.json()["answered_by"]
+            assert lost.json()["en"] == f"answered by {winner}"  # the other sees who did
+            assert lost.json()["zh"] == f"已由 {winner} 接听"
+
+            await the_call(op, "connected", id=call["id"], answered_by=winner)
+            await eventually(lambda: button(agent).showing is Indicator.CONNECTED)
+
+            await press(agent)  # the resident presses again: hangs up (not a new call)
+            ended = await the_call(op, "ended", id=call["id"])
+            assert ended["ended_by"] == "resident" and ended["reason"] == "the resident hung up"
+            await eventually(lambda: button(agent).showing is Indicator.CALL_SENT)
+            assert agent.voice is not None and agent.voice.engine.state("call-0101") is None
+        finally:
+            await pc.close()
+
+        lines = await history(op, call["alarm_id"])
+        said = [(e["action"], e["actor"]) for e in lines]
+        assert ("call_offered", "system") in said
+        assert ("call_answered", winner) in said
+        assert ("call_connected", winner) in said
+        assert ("call_ended", "resident") in said
+        ended_line = next(e for e in lines if e["action"] == "call_ended")
+        assert ended_line["detail"].endswith("talk: the resident hung up")
+        audit = await voice_cloud.cloud.audit.recent(action="call.answer")
+        assert [(a.actor, a.detail) for a in audit] == [
+            (winner, f"alarm {call['alarm_id']} call {call['id']}")
+        ]
+        # one alarm: the press that hung up was not a new call
+        alarms = (await op.get("/api/alarms")).json()
+        assert [a["device"] for a in alarms if a["kind"] == "call"] == ["call-0101"]
+    finally:
+        await op.aclose()
+        await sup.aclose()
+
+
+async def test_nobody_answers_the_calm_prompt_plays_and_the_call_stays_offered(
+    voice_cloud: RunningCloud, make_voice_agent: Any, tmp_path: Path
+) -> None:
+    agent = make_voice_agent(prompt_after_s=0.3)
+    op = await signed_in(voice_cloud.url, "op")
+    try:
+        await press(agent)
+        call = await the_call(op, "ringing", device="call-0101", prompt_played=True)
+        assert agent.voice is not None
+        assert agent.voice.engine.state("call-0101") is CallState.RINGING  # still offered
+        lines = await history(op, call["alarm_id"])
+        assert [e["detail"] for e in lines if e["action"] == "call_prompt"] == [
+            f"{call['id']}: prompt played"
+        ]
+
+        resp = await op.post(f"/api/calls/{call['id']}/hangup")
+        assert resp.status_code == 200 and resp.json()["ended_by"] == "op"
+        await eventually(lambda: agent.voice.engine.state("call-0101") is None)
+        # what the home's speaker played: the whole prompt (11 s of speech), not silence
+        samples, rate = read_wav(tmp_path / "speaker.wav")
+        assert 10.5 < len(samples) / rate < 12.0
+        assert float((samples**2).mean()) ** 0.5 > 0.02
+        again = await op.post(f"/api/calls/{call['id']}/hangup")
+        assert again.status_code == 409 and again.json()["zh"] == "通话已结束"
+    finally:
+        await op.aclose()
+
+
+async def test_media_failing_the_alarm_still_arrives_and_the_call_says_why(
+    voice_cloud: RunningCloud, make_voice_agent: Any, tmp_path: Path
+) -> None:
+    agent = make_voice_agent(capture=tmp_path / "unplugged.wav")
+    op = await signed_in(voice_cloud.url, "op")
+    try:
+        await press(agent)
+        call = await the_call(op, "ended", device="call-0101")
+        assert call["reason"].startswith("media failed: microphone")
+        assert "no such file" in call["reason"]
+        alarms = (await op.get("/api/alarms")).json()
+        alarm = next(a for a in alarms if a["id"] == call["alarm_id"])
+        assert alarm["kind"] == "call" and alarm["level"] == 1 and alarm["state"] == "active"
+        assert button(agent).showing is Indicator.CALL_SENT  # "call sent", as without voice
+        lines = await history(op, call["alarm_id"])
+        assert [e["action"] for e in lines if e["action"].startswith("call_")] == ["call_failed"]
+        # accepting the case still lights "help is coming"
+        assert (await op.post(f"/api/alarms/{alarm['id']}/accept")).status_code == 200
+        await eventually(lambda: button(agent).showing is Indicator.HELP_COMING)
+    finally:
+        await op.aclose()
