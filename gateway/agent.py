@@ -34,6 +34,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
@@ -51,6 +52,7 @@ from contract.models import (
     Values,
     encode,
 )
+from contract.voice import VOICE_COMMAND
 from edge.config import GatewayConfig
 from edge.drivers import build_drivers
 from edge.drivers.base import DeviceEvent, Driver, Hardware, RealHardware, Sample
@@ -66,7 +68,9 @@ from gateway.outbox import Outbox, OutboxFull
 from gateway.readings import ReadingBuffer
 from gateway.uplink import Uplink
 from gateway.uplink_settings import BrokerParams, UplinkOptions
-from gateway.voice.service import VOICE_COMMAND, VoiceService
+
+if TYPE_CHECKING:
+    from gateway.voice.service import VoiceService
 
 log = logging.getLogger(__name__)
 
@@ -193,6 +197,9 @@ class GatewayAgent:
                 self._start_drivers(self.config)
                 audio = self.config.profile.audio
                 if audio is not None:
+                    # aiortc and PyAV load only on a board with audio (the `voice` extra)
+                    from gateway.voice.service import VoiceService
+
                     self.voice = VoiceService(
                         self.gateway_id,
                         audio,

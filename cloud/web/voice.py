@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from cloud.voice.desk import Call
-from cloud.web.deps import DutyUser, VoiceDep
+from cloud.web.deps import DutyUser, SettingsDep, VoiceDep
 from contract.voice import MAX_SDP
 
 router = APIRouter(prefix="/api/calls", tags=["voice"])
@@ -16,6 +16,26 @@ router = APIRouter(prefix="/api/calls", tags=["voice"])
 
 class Answer(BaseModel):
     sdp: str = Field(min_length=10, max_length=MAX_SDP, description="The browser's SDP answer")
+
+
+class IceServer(BaseModel):
+    urls: str
+    username: str | None = None
+    credential: str | None = None
+
+
+@router.get("/ice-servers", response_model=list[IceServer])
+async def ice_servers(settings: SettingsDep, _user: DutyUser) -> list[IceServer]:
+    """The STUN/TURN servers a browser answers calls with (SC_CLOUD_VOICE_ICE_SERVERS)."""
+    password = settings.voice_turn_password
+    return [
+        IceServer(
+            urls=url,
+            username=settings.voice_turn_username,
+            credential=password.get_secret_value() if password else None,
+        )
+        for url in settings.voice_ice_servers
+    ]
 
 
 @router.get("", response_model=list[Call])

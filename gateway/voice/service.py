@@ -14,14 +14,12 @@ from pydantic import ValidationError
 from contract.catalogue import CONFIGS_DIR
 from contract.models import Command, Reply, decode
 from contract.profiles import AudioConfig
-from contract.voice import VOICE_COMMAND, CallState, VoiceReport
+from contract.voice import CallState, VoiceReport
 from edge.drivers.base import Driver, Hardware
 from edge.drivers.call_button import CallButton
 from gateway.voice.engine import AudioDevices, VoiceEngine, VoiceError
 
 log = logging.getLogger(__name__)
-
-__all__ = ["VOICE_COMMAND", "VoiceService"]
 
 
 class VoiceService:

@@ -115,7 +115,7 @@ async def test_the_resident_hangs_up_and_the_board_says_who_did(
     await asyncio.to_thread(agent.hardware.press_call, "call-0101")  # the resident hangs up
     ended = page.locator("#calls .call.ended")
     await expect(ended).to_contain_text("挂断方：居民")
-    await expect(ended.locator(".call-reason")).to_have_text("the resident hung up")
+    await expect(ended.locator(".call-reason")).to_have_text("居民挂断")
     assert await page.evaluate("session") is None
 
     # the case's timeline, in Chinese

@@ -25,13 +25,24 @@ Object.assign(LOG_FORMS, {
   call_prompt: (d) => d.replace(/^(\S+): prompt played$/, "已播放“呼叫已送达值班室，请保持冷静”（$1）"),
   call_ended: (d) => endedZh(d), call_failed: (d) => endedZh(d),
 });
+// why a call ended (the cloud's and the gateway's English), in Chinese
+const REASONS_ZH = [
+  [/^hung up by (.+)$/, "$1 挂断"], [/^the resident hung up$/, "居民挂断"],
+  [/^nobody answered in (\S+) s$/, "$1 秒无人接听"], [/^the broker is unreachable$/, "消息服务器不可达"],
+  [/^media failed: microphone (.+?): (.*)$/, "音频设备故障：麦克风 $1（$2）"], [/^media failed: speaker (.+?): (.*)$/, "音频设备故障：扬声器 $1（$2）"],
+  [/^media failed: (.*)$/, "音频设备故障：$1"], [/^the gateway stopped$/, "网关已停止"],
+  [/^the connection (failed|closed)$/, "通话连接中断"], [/^replaced by a new offer$/, "被新的呼叫取代"],
+  [/^ended at the gateway$/, "网关结束通话"], [/^no voice on this gateway.*$/, "该网关未配置语音设备"],
+  [/^answer refused, call ended: (.*)$/, "网关无法使用应答，通话结束：$1"],
+];
+function reasonZh(why) {
+  for (const [pattern, zh] of REASONS_ZH) if (pattern.test(why)) return why.replace(pattern, zh);
+  return why;
+}
+function reasonText(why) { return LANG === "zh" ? reasonZh(why) : why; }
 function endedZh(d) {
   const m = d.match(/^(\S+) after (\d+) s talk: ([\s\S]*)$/);
-  if (!m) return d;
-  const why = m[3].replace(/^hung up by (.+)$/, "$1 挂断").replace(/^the resident hung up$/, "居民挂断")
-    .replace(/^nobody answered in (\S+) s$/, "$1 秒无人接听").replace(/^the broker is unreachable$/, "消息服务器不可达")
-    .replace(/^media failed: /, "音频设备故障：").replace(/^the gateway stopped$/, "网关停止");
-  return `通话 ${m[2]} 秒：${why}（${m[1]}）`;
+  return m ? `通话 ${m[2]} 秒：${reasonZh(m[3])}（${m[1]}）` : d;
 }
 
 const calls = new Map(); // call id → the call as the cloud last said
@@ -70,7 +81,7 @@ function callHtml(c) {
   if (c.prompt_played && c.status === "ringing") html += ` · <span class="sub">${esc(t("callPrompt"))}</span>`;
   if (c.status === "ended") {
     const by = MESSAGES[LANG].callBy[c.ended_by] || c.ended_by;
-    html += ` · ${esc(t("callHungUpBy"))}${t("colon")}${esc(by)} · <span class="sub call-reason">${esc(c.reason)}</span>`;
+    html += ` · ${esc(t("callHungUpBy"))}${t("colon")}${esc(by)} · <span class="sub call-reason">${esc(reasonText(c.reason))}</span>`;
   }
   if (c.status === "ringing") html += ` <button class="call-answer accept" data-call-act="answer">${esc(t("callAnswer"))}</button>`;
   if (c.status !== "ended" && (c.status === "ringing" || (session && session.callId === c.id))) html += ` <button class="call-hangup" data-call-act="hangup">${esc(t("callHangup"))}</button>`;
@@ -102,6 +113,13 @@ document.addEventListener("click", async (ev) => {
   if (button.dataset.callAct === "answer") await answer(id); else await hangup(id);
 });
 
+// STUN/TURN for a duty room behind NAT (the cloud's SC_CLOUD_VOICE_ICE_SERVERS); none on a LAN
+async function iceServers() {
+  try {
+    const resp = await fetch("/api/calls/ice-servers");
+    return resp.ok ? (await resp.json()).map((s) => Object.fromEntries(Object.entries(s).filter(([, v]) => v !== null))) : [];
+  } catch { return []; }
+}
 function gathered(pc) {
   if (pc.iceGatheringState === "complete") return Promise.resolve();
   return new Promise((resolve) => {
@@ -114,7 +132,7 @@ async function answer(callId) {
   if (!call || !call.sdp || session) return;
   let mic;
   try { mic = await navigator.mediaDevices.getUserMedia({audio: true}); } catch (err) { alert(`${t("callMic")}: ${err.message}`); return; }
-  const pc = new RTCPeerConnection({iceServers: window.VOICE_ICE_SERVERS || []});
+  const pc = new RTCPeerConnection({iceServers: await iceServers()});
   const audio = new Audio(); audio.autoplay = true;
   session = {callId, pc, mic, audio, analyser: null};
   for (const track of mic.getTracks()) pc.addTrack(track, mic);
