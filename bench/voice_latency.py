@@ -106,7 +106,8 @@ async def one_call(
         )
 
     await pc.setRemoteDescription(RTCSessionDescription(call["sdp"], "offer"))
-    pc.addTransceiver("audio", direction="recvonly")
+    for transceiver in pc.getTransceivers():
+        transceiver.direction = "recvonly"  # the bench listens only
     await pc.setLocalDescription(await pc.createAnswer())
     answered = time.time()
     resp = await op.post(f"/api/calls/{call['id']}/answer", json={"sdp": pc.localDescription.sdp})

@@ -215,6 +215,10 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[Cloud]:
         announcer.on_raised.append(
             lambda alarm: voice.alarm_raised(alarm.id, alarm.kind, alarm.gateway, alarm.device)
         )
+        announcer.on_changed.append(
+            lambda alarm: voice.alarm_closed(alarm.id) if alarm.state == "resolved" else None
+        )
+        ingest.on_gateway_state.append(voice.gateway_state)
 
         async def on_reply(reply: Reply) -> None:
             await config_push.on_reply(reply)

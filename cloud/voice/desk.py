@@ -52,6 +52,10 @@ class CallStatus(StrEnum):
     ENDED = "ended"
 
 
+#: States in which the gateway may not know the call as the cloud does (after an outage).
+_UNCONFIRMED = frozenset({CallStatus.OFFERING, CallStatus.RINGING, CallStatus.ANSWERED})
+
+
 class Call(BaseModel):
     """One call as the pages see it."""
 
@@ -100,7 +104,8 @@ class VoiceDesk:
         self._calls: dict[str, Call] = {}
         self._by_command: dict[str, str] = {}  # offering command id → call id
         self._lock = asyncio.Lock()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._closed: set[int] = set()  # alarms resolved: never offered again
 
     # ---- what the pages read --------------------------------------------------------------
 
@@ -127,11 +132,44 @@ class VoiceDesk:
             return
         if any(c.alarm_id == alarm_id and c.live for c in self._calls.values()):
             return
-        task = asyncio.get_running_loop().create_task(self.offer(alarm_id, gateway, device))
+        self._soon(self.offer(alarm_id, gateway, device))
+
+    def gateway_state(self, gateway: str, state: str) -> None:
+        """A gateway's uplink came back: a call it may not have heard of (the offer, or the
+        operator's answer, lost while it was away) is offered again (a task of its own)."""
+        if state != "online":
+            return
+        for call in list(self._calls.values()):
+            if call.gateway == gateway and call.status in _UNCONFIRMED:
+                self._soon(self._offer_again(call))
+
+    def alarm_closed(self, alarm_id: int) -> None:
+        """The case was resolved: its call (if any) ends, and none is offered again."""
+        self._closed.add(alarm_id)
+        for call in list(self._calls.values()):
+            if call.alarm_id == alarm_id and call.live:
+                self._soon(self._end_locked(call, SYSTEM, "the case was resolved"))
+
+    def _soon(self, work: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    async def _offer_again(self, call: Call) -> None:
+        async with self._lock:
+            if call.status not in _UNCONFIRMED:
+                return
+            await self._end(call, SYSTEM, "offered again: the gateway's link came back")
+        if call.alarm_id not in self._closed:
+            await self.offer(call.alarm_id, call.gateway, call.device)
+
+    async def _end_locked(self, call: Call, ended_by: str, reason: str) -> None:
+        async with self._lock:
+            await self._end(call, ended_by, reason)
+
     async def offer(self, alarm_id: int, gateway: str, device: str) -> Call:
+        if alarm_id in self._closed:
+            raise Conflict.said("案件已办结", f"alarm {alarm_id} is resolved")
         call = Call(
             id=f"call-{alarm_id}-{secrets.token_hex(4)}",
             alarm_id=alarm_id,

@@ -118,9 +118,9 @@ class VoiceEngine:
         """End every call (reported as ended: the gateway stops) and stop the loop."""
         if not self._loop.is_running():
             return
-        future = asyncio.run_coroutine_threadsafe(self._end_all("the gateway stopped"), self._loop)
+        future = asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop)
         try:
-            future.result(10)
+            future.result(15)
         finally:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(10)
@@ -257,9 +257,16 @@ class VoiceEngine:
             self._report(call.command_id, ended, f"call {call.id} ended: {reason}")
         return ended
 
-    async def _end_all(self, reason: str) -> None:
+    async def _shutdown(self) -> None:
+        """End every call, let what is under way finish (briefly), cancel the rest."""
         for call in list(self._calls.values()):
-            await self._end(call, reason)
+            await self._end(call, "the gateway stopped")
+        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        if others:
+            _, pending = await asyncio.wait(others, timeout=3)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
 
     def _report_of(
         self,

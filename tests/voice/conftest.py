@@ -76,14 +76,16 @@ def make_voice_agent(
 ) -> Iterator[Callable[..., GatewayAgent]]:
     agents: list[GatewayAgent] = []
 
-    def make(*, capture: Path | None = None, **audio: Any) -> GatewayAgent:
+    def make(*, capture: Path | None = None, port: int | None = None, **audio: Any) -> GatewayAgent:
         config = load_gateway_config(voice_site, "gw-ld01")
         if audio:
             config = with_audio(config, **audio)
         agent = GatewayAgent(
             config,
             broker=BrokerParams(
-                port=mosquitto.port, username="gw-ld01", password=mosquitto.users["gw-ld01"]
+                port=port or mosquitto.port,
+                username="gw-ld01",
+                password=mosquitto.users["gw-ld01"],
             ),
             outbox_path=tmp_path / f"gw-ld01-{len(agents)}.sqlite3",
             simulate=True,

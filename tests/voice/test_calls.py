@@ -16,6 +16,8 @@ from contract.voice import CallState
 from edge.drivers.call_button import Indicator
 from gateway.agent import GatewayAgent
 from tests.cloud.conftest import RunningCloud, eventually, signed_in
+from tests.faults.gate import UplinkGate
+from tests.servers import Mosquitto
 from tests.voice.conftest import button
 from tests.voice.tones import read_wav
 
@@ -160,3 +162,50 @@ async def test_media_failing_the_alarm_still_arrives_and_the_call_says_why(
         await eventually(lambda: button(agent).showing is Indicator.HELP_COMING)
     finally:
         await op.aclose()
+
+
+async def test_the_uplink_cut_while_it_rings_the_call_is_offered_again_when_it_returns(
+    voice_cloud: RunningCloud, make_voice_agent: Any, mosquitto: Mosquitto, tones: dict[str, Path]
+) -> None:
+    gate = UplinkGate(mosquitto.port)
+    gate.restore()
+    agent = make_voice_agent(port=gate.port)
+    op = await signed_in(voice_cloud.url, "op")
+    peers: list[RTCPeerConnection] = []
+    try:
+        await press(agent)
+        first = await the_call(op, "ringing", device="call-0101")
+        gate.cut()
+        await eventually(lambda: not agent.uplink.connected)
+        pc, sdp = await answer_sdp(first["sdp"], tones["operator"])
+        peers.append(pc)
+        resp = await op.post(f"/api/calls/{first['id']}/answer", json={"sdp": sdp})
+        assert resp.status_code == 200  # taken; the gateway cannot hear of it now
+        assert agent.voice is not None
+        assert agent.voice.engine.state("call-0101") is CallState.RINGING  # still offered
+
+        gate.restore()
+        again = await the_call(op, "ringing", device="call-0101")
+        assert again["id"] != first["id"] and again["alarm_id"] == first["alarm_id"]
+        old = next(c for c in (await op.get("/api/calls")).json() if c["id"] == first["id"])
+        assert old["status"] == "ended"
+        assert old["reason"] == "offered again: the gateway's link came back"
+        pc, sdp = await answer_sdp(again["sdp"], tones["operator"])
+        peers.append(pc)
+        resp = await op.post(f"/api/calls/{again['id']}/answer", json={"sdp": sdp})
+        assert resp.status_code == 200
+        await the_call(op, "connected", id=again["id"])
+
+        # the case resolved: its call ends, at the gateway too, and is not offered again
+        alarm = again["alarm_id"]
+        assert (await op.post(f"/api/alarms/{alarm}/accept")).status_code == 200
+        done = {"outcome": "handled", "note": "通话确认安全"}
+        assert (await op.post(f"/api/alarms/{alarm}/resolve", json=done)).status_code == 200
+        ended = await the_call(op, "ended", id=again["id"])
+        assert ended["reason"] == "the case was resolved"
+        await eventually(lambda: agent.voice.engine.state("call-0101") is None)
+    finally:
+        for peer in peers:
+            await peer.close()
+        await op.aclose()
+        gate.close()
