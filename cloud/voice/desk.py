@@ -24,7 +24,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from cloud.errors import Conflict, NotFound
+from cloud.errors import Conflict, NotFound, Refused
 from contract.models import Command, Reply, utc_now
 from contract.voice import VOICE_COMMAND, CallState, VoiceAction
 
@@ -73,6 +73,7 @@ class Call(BaseModel):
     ended_by: str | None = None
     reason: str = ""
     prompt_played: bool = False
+    callback_by: str | None = None  # an operator's call-back (回拨): theirs to answer
 
     @property
     def live(self) -> bool:
@@ -161,13 +162,28 @@ class VoiceDesk:
                 return
             await self._end(call, SYSTEM, "offered again: the gateway's link came back")
         if call.alarm_id not in self._closed:
-            await self.offer(call.alarm_id, call.gateway, call.device)
+            await self.offer(call.alarm_id, call.gateway, call.device, callback_by=call.callback_by)
 
     async def _end_locked(self, call: Call, ended_by: str, reason: str) -> None:
         async with self._lock:
             await self._end(call, ended_by, reason)
 
-    async def offer(self, alarm_id: int, gateway: str, device: str) -> Call:
+    async def callback(self, alarm_id: int, gateway: str, device: str, actor: str) -> Call:
+        """An operator calls the home back from its case (回拨): the call is theirs to
+        answer, and no calming prompt plays (nobody at the home is waiting for it)."""
+        if not self._has_audio(gateway):
+            raise Refused.said(
+                "该网关没有语音设备，无法回拨", f"{gateway} has no audio: no call-back"
+            )
+        if any(c.alarm_id == alarm_id and c.live for c in self._calls.values()):
+            raise Conflict.said("该案件已有语音呼叫", f"alarm {alarm_id} has a call already")
+        await self._record(actor, "call.callback", f"alarm {alarm_id} {gateway}/{device}")
+        await self._note(alarm_id, actor, "call_back", f"{gateway}/{device}")
+        return await self.offer(alarm_id, gateway, device, callback_by=actor)
+
+    async def offer(
+        self, alarm_id: int, gateway: str, device: str, *, callback_by: str | None = None
+    ) -> Call:
         if alarm_id in self._closed:
             raise Conflict.said("案件已办结", f"alarm {alarm_id} is resolved")
         call = Call(
@@ -177,14 +193,16 @@ class VoiceDesk:
             device=device,
             status=CallStatus.OFFERING,
             offered_at=utc_now(),
+            callback_by=callback_by,
         )
         self._calls[call.id] = call
-        command = Command(
-            id=f"voff-{secrets.token_hex(8)}",
-            ts=utc_now(),
-            device=device,
-            args={"action": VoiceAction.OFFER.value, "call": call.id},
-        )
+        args: dict[str, str | int | float | bool] = {
+            "action": VoiceAction.OFFER.value,
+            "call": call.id,
+        }
+        if callback_by is not None:
+            args["callback"] = True
+        command = Command(id=f"voff-{secrets.token_hex(8)}", ts=utc_now(), device=device, args=args)
         self._by_command[command.id] = call.id
         self._changed(call)
         if not await self._send_command(gateway, VOICE_COMMAND, command):
@@ -235,6 +253,10 @@ class VoiceDesk:
         """Take a ringing call (exactly one operator does); its SDP answer to the gateway."""
         async with self._lock:
             call = self.get(call_id)
+            if call.callback_by is not None and call.callback_by != actor:
+                raise Conflict.said(
+                    f"{call.callback_by} 正在回拨", f"{call.callback_by} is calling back"
+                )
             if call.answered_by is not None:
                 raise Conflict.said(
                     f"已由 {call.answered_by} 接听", f"answered by {call.answered_by}"

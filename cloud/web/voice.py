@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from cloud.voice.desk import Call
-from cloud.web.deps import DutyUser, SettingsDep, VoiceDep
+from cloud.web.deps import AlarmsDep, DutyUser, RowId, SettingsDep, VoiceDep
 from contract.voice import MAX_SDP
 
 router = APIRouter(prefix="/api/calls", tags=["voice"])
@@ -54,3 +54,11 @@ async def answer(call_id: str, body: Answer, voice: VoiceDep, user: DutyUser) ->
 @router.post("/{call_id}/hangup", response_model=Call)
 async def hangup(call_id: str, voice: VoiceDep, user: DutyUser) -> Call:
     return await voice.hangup(call_id, user.name)
+
+
+@router.post("/callback/{alarm_id}", response_model=Call, status_code=201)
+async def callback(alarm_id: RowId, alarms: AlarmsDep, voice: VoiceDep, user: DutyUser) -> Call:
+    """Call the home of a case back (回拨): the call rings at the home's speakerphone and is
+    the caller's to answer (others are refused); 422 if its gateway has no audio."""
+    alarm = await alarms.get(alarm_id)
+    return await voice.callback(alarm.id, alarm.gateway, alarm.device, user.name)

@@ -65,6 +65,7 @@ class _Call:
     player: MediaPlayer
     speaker: Speaker
     state: CallState = CallState.RINGING
+    prompt: bool = True  # play the calm prompt if nobody answers (not on a call-back)
     prompt_played: bool = False
     offered_at: float = field(default_factory=time.monotonic)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -182,6 +183,7 @@ class VoiceEngine:
             raise VoiceError(f"media failed: {exc}") from None
         pc = RTCPeerConnection(self._rtc_configuration())
         call = _Call(call_id, device, command.id, pc, player, speaker)
+        call.prompt = command.args.get("callback") is not True
         self._calls[device] = call
         pc.addTrack(track)
 
@@ -217,7 +219,7 @@ class VoiceEngine:
     async def _ring(self, call: _Call) -> None:
         """Prompt the resident once if nobody answers; give up after `ring_s`."""
         await asyncio.sleep(self.config.prompt_after_s)
-        if call.state is CallState.RINGING and self._calls.get(call.device) is call:
+        if call.prompt and call.state is CallState.RINGING and self._calls.get(call.device) is call:
             seconds = await asyncio.to_thread(call.speaker.play_file, self.devices.prompt)
             call.prompt_played = True
             self.stats.prompts += 1

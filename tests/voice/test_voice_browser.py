@@ -98,7 +98,7 @@ async def test_accepting_answers_the_call_each_side_hears_the_other_and_the_oper
     assert await page.evaluate("session") is None  # the browser let go of its microphone
 
 
-async def test_the_resident_hangs_up_and_the_board_says_who_did(
+async def test_the_resident_hangs_up_the_board_says_so_and_the_operator_calls_back(
     voice_cloud: RunningCloud, make_voice_agent: Any, duty_room: BrowserContext
 ) -> None:
     agent = make_voice_agent()
@@ -123,3 +123,23 @@ async def test_the_resident_hangs_up_and_the_board_says_who_did(
     history = page.locator("#case-history")
     await expect(history).to_contain_text("接听语音")
     await expect(history).to_contain_text("居民挂断")
+
+    # 回拨 from the case: it rings at the home and this page answers it by itself
+    await page.locator("#case-call #call-back").click()
+    back = page.locator("#case-call .call.connected")
+    await expect(back).to_contain_text("通话中")
+    await eventually(lambda: agent.voice.engine.state("call-0101") is CallState.CONNECTED)
+    assert button(agent).showing is Indicator.CONNECTED
+
+    async def hears_the_resident() -> bool:
+        peak = await page.evaluate(HEARD)
+        return peak is not None and abs(peak["hz"] - RESIDENT_HZ) < 12 and peak["db"] > -60
+
+    await eventually(hears_the_resident, timeout=10, every=0.2)
+    await back.locator(".call-hangup").click()  # hung up from the case
+    await expect(page.locator("#case-call .call.ended")).to_contain_text("挂断方：op")
+    await eventually(lambda: agent.voice.engine.state("call-0101") is None)
+    await page.locator("#case-close").click()
+    await page.locator("#board tbody tr").first.locator("[data-act=open]").first.click()
+    await expect(history).to_contain_text("op 回拨 gw-ld01/call-0101")
+    await expect(history).to_contain_text("居民 语音结束")

@@ -449,7 +449,7 @@ function infoHtml(alarm) {
     <div>${t("caseDevice")}${t("colon")}${esc(alarm.device)} · ${t("model")} ${esc(alarm.model)} · ${t("gateway")} ${esc(alarm.gateway)}</div>`;
 }
 function historyHtml(history) {
-  return history.map((h) => `<li>${fmt(h.at)} ${esc(h.actor === "system" ? t("system") : h.actor)} ${esc(MESSAGES[LANG].logActions[h.action] || h.action)} ${esc(logDetail(h))}</li>`).join("");
+  return history.map((h) => `<li>${fmt(h.at)} ${esc(h.actor === "system" ? t("system") : h.actor === "resident" ? t("byResident") : h.actor)} ${esc(MESSAGES[LANG].logActions[h.action] || h.action)} ${esc(logDetail(h))}</li>`).join("");
 }
 
 // Opens (or redraws) the case dialog. `live`: an update pushed while it is open — the forms

@@ -8,17 +8,17 @@ Object.assign(MESSAGES.zh, {
   callConnected: "通话中", callEnded: "通话已结束", callAnsweredBy: "接听人",
   callOffering: "正在建立语音…", callPrompt: "已向居民播放安抚提示", callMic: "无法使用麦克风",
   callHeard: "对方声音", callBy: {resident: "居民", system: "系统"}, callHungUpBy: "挂断方",
-  callTalk: "通话时长", seconds: "秒",
+  callTalk: "通话时长", seconds: "秒", byResident: "居民", callBack: "回拨", callingBack: "回拨中",
 });
 Object.assign(MESSAGES.en, {
   callRinging: "Voice call", callAnswer: "Answer", callHangup: "Hang up", callConnecting: "Connecting…",
   callConnected: "In call", callEnded: "Call ended", callAnsweredBy: "Answered by",
   callOffering: "Setting up voice…", callPrompt: "Calming prompt played to the resident", callMic: "The microphone cannot be used",
   callHeard: "Their voice", callBy: {resident: "the resident", system: "system"}, callHungUpBy: "Ended by",
-  callTalk: "Talk time", seconds: "s",
+  callTalk: "Talk time", seconds: "s", byResident: "resident", callBack: "Call back", callingBack: "Calling back",
 });
-Object.assign(MESSAGES.zh.logActions, {call_offered: "语音呼叫振铃", call_prompt: "播放安抚提示", call_answered: "接听语音", call_connected: "语音接通", call_ended: "语音结束", call_failed: "语音失败"});
-Object.assign(MESSAGES.en.logActions, {call_offered: "voice call ringing", call_prompt: "calming prompt", call_answered: "answered the call", call_connected: "call connected", call_ended: "call ended", call_failed: "voice failed"});
+Object.assign(MESSAGES.zh.logActions, {call_back: "回拨", call_offered: "语音呼叫振铃", call_prompt: "播放安抚提示", call_answered: "接听语音", call_connected: "语音接通", call_ended: "语音结束", call_failed: "语音失败"});
+Object.assign(MESSAGES.en.logActions, {call_back: "call-back", call_offered: "voice call ringing", call_prompt: "calming prompt", call_answered: "answered the call", call_connected: "call connected", call_ended: "call ended", call_failed: "voice failed"});
 // the cloud writes these lines in English (cloud/voice/desk.py); in Chinese here
 Object.assign(LOG_FORMS, {
   call_offered: (d) => d.replace(/^(\S+) ringing at (\S+)$/, "$2 振铃（$1）"),
@@ -47,9 +47,15 @@ function endedZh(d) {
 
 const calls = new Map(); // call id → the call as the cloud last said
 let session = null; // {callId, pc, mic, analyser, audio}
+const myCallBacks = new Set(); // calls this page asked for (回拨): answered as soon as they ring
 
 function voiceListen(source) {
-  source.addEventListener("call", (ev) => { const c = JSON.parse(ev.data).call; calls.set(c.id, c); drawCalls(); });
+  source.addEventListener("call", (ev) => {
+    const c = JSON.parse(ev.data).call;
+    calls.set(c.id, c);
+    drawCalls();
+    if (c.status === "ringing" && myCallBacks.delete(c.id)) answer(c.id);
+  });
   source.addEventListener("open", loadCalls);
 }
 async function loadCalls() {
@@ -76,14 +82,14 @@ function voiceCase(alarmId) { drawCalls(alarmId); }
 function callHtml(c) {
   const where = `${esc(c.gateway)} / ${esc(c.device)}`;
   const label = {offering: t("callOffering"), ringing: t("callRinging"), answered: t("callConnecting"), connected: t("callConnected"), ended: t("callEnded")}[c.status];
-  let html = `<div class="call ${esc(c.status)}" data-call="${esc(c.id)}" data-alarm="${c.alarm_id}"><strong class="call-state">${esc(label)}</strong> <span>${where}</span>`;
+  let html = `<div class="call ${esc(c.status)}" data-call="${esc(c.id)}" data-alarm="${c.alarm_id}"><strong class="call-state">${esc(c.callback_by && c.status !== "ended" && c.status !== "connected" ? t("callingBack") : label)}</strong> <span>${where}</span>`;
   if (c.answered_by) html += ` · ${esc(t("callAnsweredBy"))}${t("colon")}<span class="call-by">${esc(c.answered_by)}</span>`;
   if (c.prompt_played && c.status === "ringing") html += ` · <span class="sub">${esc(t("callPrompt"))}</span>`;
   if (c.status === "ended") {
     const by = MESSAGES[LANG].callBy[c.ended_by] || c.ended_by;
     html += ` · ${esc(t("callHungUpBy"))}${t("colon")}${esc(by)} · <span class="sub call-reason">${esc(reasonText(c.reason))}</span>`;
   }
-  if (c.status === "ringing") html += ` <button class="call-answer accept" data-call-act="answer">${esc(t("callAnswer"))}</button>`;
+  if (c.status === "ringing" && !c.callback_by) html += ` <button class="call-answer accept" data-call-act="answer">${esc(t("callAnswer"))}</button>`;
   if (c.status !== "ended" && (c.status === "ringing" || (session && session.callId === c.id))) html += ` <button class="call-hangup" data-call-act="hangup">${esc(t("callHangup"))}</button>`;
   if (session && session.callId === c.id && c.status !== "ended") html += ` <span class="sub">${esc(t("callHeard"))}</span> <meter class="call-level" min="0" max="1" value="0"></meter>`;
   return html + "</div>";
@@ -101,11 +107,24 @@ function drawCalls() {
     const call = callOf(Number(dialog.dataset.id));
     let slot = document.getElementById("case-call");
     if (!slot) { slot = document.createElement("div"); slot.id = "case-call"; body.prepend(slot); }
-    slot.innerHTML = call ? callHtml(call) : "";
+    const alarm = alarms.get(Number(dialog.dataset.id));
+    const callBack = (!call || call.status === "ended") && alarm && alarm.kind === "call" && !session;
+    slot.innerHTML = (call ? callHtml(call) : "") + (callBack ? `<button id="call-back" data-alarm="${alarm.id}">${esc(t("callBack"))}</button>` : "");
   }
   if (session && calls.get(session.callId)?.status === "ended") endSession();
 }
 document.addEventListener("click", async (ev) => {
+  if (ev.target.id === "call-back") {
+    ev.target.disabled = true;
+    const resp = await fetch(`/api/calls/callback/${ev.target.dataset.alarm}`, {method: "POST"});
+    if (!resp.ok) { alert(await reasonOf(resp)); ev.target.disabled = false; return; }
+    const c = await resp.json();
+    myCallBacks.add(c.id);
+    if (!calls.has(c.id)) calls.set(c.id, c); // the stream may have told us more already
+    drawCalls();
+    if (calls.get(c.id).status === "ringing" && myCallBacks.delete(c.id)) answer(c.id);
+    return;
+  }
   const button = ev.target.closest("[data-call-act]");
   if (!button) return;
   const id = button.closest("[data-call]").dataset.call;
