@@ -45,6 +45,7 @@ KEEP_ENDED_S = 600.0
 
 
 class CallStatus(StrEnum):
+    WAITING = "waiting"  # the gateway's speakerphone is in another call: offered after it
     OFFERING = "offering"  # cmd/voice offer sent; the gateway has not answered yet
     RINGING = "ringing"  # the gateway offers it: every open board rings
     ANSWERED = "answered"  # an operator took it; connecting
@@ -186,28 +187,62 @@ class VoiceDesk:
     ) -> Call:
         if alarm_id in self._closed:
             raise Conflict.said("案件已办结", f"alarm {alarm_id} is resolved")
+        busy = self._busy(gateway)
         call = Call(
             id=f"call-{alarm_id}-{secrets.token_hex(4)}",
             alarm_id=alarm_id,
             gateway=gateway,
             device=device,
-            status=CallStatus.OFFERING,
+            status=CallStatus.OFFERING if busy is None else CallStatus.WAITING,
             offered_at=utc_now(),
             callback_by=callback_by,
         )
         self._calls[call.id] = call
+        if busy is not None:  # one speakerphone per gateway: after the call in progress
+            self._changed(call)
+            await self._note(alarm_id, SYSTEM, "call_waiting", f"{call.id} after {busy.id}")
+            return call
+        await self._send_offer(call)
+        return call
+
+    def _busy(self, gateway: str) -> Call | None:
+        """The call the gateway's speakerphone is in (or being offered), if any."""
+        return next(
+            (
+                c
+                for c in self._calls.values()
+                if c.gateway == gateway and c.live and c.status is not CallStatus.WAITING
+            ),
+            None,
+        )
+
+    async def _send_offer(self, call: Call) -> None:
+        call.status = CallStatus.OFFERING
         args: dict[str, str | int | float | bool] = {
             "action": VoiceAction.OFFER.value,
             "call": call.id,
         }
-        if callback_by is not None:
+        if call.callback_by is not None:
             args["callback"] = True
-        command = Command(id=f"voff-{secrets.token_hex(8)}", ts=utc_now(), device=device, args=args)
+        command = Command(
+            id=f"voff-{secrets.token_hex(8)}", ts=utc_now(), device=call.device, args=args
+        )
         self._by_command[command.id] = call.id
         self._changed(call)
-        if not await self._send_command(gateway, VOICE_COMMAND, command):
+        if not await self._send_command(call.gateway, VOICE_COMMAND, command):
             await self._end(call, SYSTEM, "the broker is unreachable", action="call_failed")
-        return call
+
+    def _next_waiting(self, gateway: str) -> None:
+        """The gateway's speakerphone is free: the oldest waiting call is offered now."""
+        if self._busy(gateway) is not None:
+            return
+        waiting = [
+            c
+            for c in self._calls.values()
+            if c.gateway == gateway and c.status is CallStatus.WAITING
+        ]
+        if waiting:
+            self._soon(self._send_offer(min(waiting, key=lambda c: c.offered_at)))
 
     # ---- the gateway's replies ------------------------------------------------------------
 
@@ -303,7 +338,7 @@ class VoiceDesk:
         told (unless it is the one that said so)."""
         if not call.live:
             return
-        was_offered = call.status is not CallStatus.OFFERING
+        was_offered = call.status not in (CallStatus.OFFERING, CallStatus.WAITING)
         call.status, call.ended_at, call.ended_by, call.reason = (
             CallStatus.ENDED,
             utc_now(),
@@ -316,6 +351,7 @@ class VoiceDesk:
         await self._note(call.alarm_id, ended_by, action, detail)
         if tell and was_offered:
             await self._send(call, VoiceAction.HANGUP)
+        self._next_waiting(call.gateway)
 
     async def _send(self, call: Call, action: VoiceAction, document: str | None = None) -> bool:
         command = Command(

@@ -170,6 +170,9 @@ class VoiceEngine:
                     )
                 raise VoiceError(f"call {call_id} is {old.state} already")
             await self._end(old, "replaced by a new offer")
+        busy = next(iter(self._calls.values()), None)
+        if busy is not None:  # one microphone and speaker: one call at a time
+            raise VoiceError(f"the speakerphone is in call {busy.id} (at {busy.device})")
         try:
             player, track = microphone(self.devices.capture)
         except MediaFailed as exc:

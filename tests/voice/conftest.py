@@ -36,10 +36,19 @@ OPERATOR_HZ = 1700.0  # what the duty room's microphone hears
 
 @pytest.fixture
 def voice_site(tmp_path: Path) -> Path:
-    """The demo site with gw-ld01 on the board profile with a speakerphone."""
+    """The demo site with gw-ld01 on the board profile with a speakerphone, and a second
+    call button there (call-0102, in the home next door)."""
     text = DEMO_SITE.read_text(encoding="utf-8")
+    first = "      - {id: call-0101, model: call_button_gpio, home: h-01-0101,"
+    second = (
+        "      - {id: call-0102, model: call_button_gpio, home: h-01-0102,"
+        " pins: {button: 16, led: 20, buzzer: 21}}\n"
+    )
+    assert first in text
+    text = text.replace("profile: rpi4-standard", "profile: rpi4-voice", 1)
+    text = text.replace(first, second + first, 1)
     site = tmp_path / "site.yaml"
-    site.write_text(text.replace("profile: rpi4-standard", "profile: rpi4-voice", 1), "utf-8")
+    site.write_text(text, "utf-8")
     return site
 
 
@@ -107,8 +116,8 @@ def make_voice_agent(
     clear_retained_status(mosquitto, "gw-ld01")
 
 
-def button(agent: GatewayAgent) -> CallButton:
-    driver = agent.drivers["call-0101"]
+def button(agent: GatewayAgent, device: str = "call-0101") -> CallButton:
+    driver = agent.drivers[device]
     assert isinstance(driver, CallButton)
     return driver
 

@@ -22,9 +22,9 @@ from tests.voice.conftest import button
 from tests.voice.tones import read_wav
 
 
-async def press(agent: GatewayAgent) -> None:
+async def press(agent: GatewayAgent, device: str = "call-0101") -> None:
     assert agent.hardware is not None
-    await asyncio.to_thread(agent.hardware.press_call, "call-0101")
+    await asyncio.to_thread(agent.hardware.press_call, device)
 
 
 async def the_call(client: httpx.AsyncClient, status: str, **fields: Any) -> dict[str, Any]:
@@ -209,3 +209,32 @@ async def test_the_uplink_cut_while_it_rings_the_call_is_offered_again_when_it_r
             await peer.close()
         await op.aclose()
         gate.close()
+
+
+async def test_a_second_call_at_the_same_gateway_waits_with_its_alarm_until_the_first_ends(
+    voice_cloud: RunningCloud, make_voice_agent: Any
+) -> None:
+    agent = make_voice_agent()
+    op = await signed_in(voice_cloud.url, "op")
+    try:
+        await press(agent)
+        first = await the_call(op, "ringing", device="call-0101")
+        await press(agent, "call-0102")  # the home next door, same speakerphone
+        waiting = await the_call(op, "waiting", device="call-0102")
+        assert waiting["alarm_id"] != first["alarm_id"]
+        alarms = (await op.get("/api/alarms")).json()
+        assert {a["device"] for a in alarms if a["kind"] == "call"} == {"call-0101", "call-0102"}
+        assert button(agent, "call-0102").showing is Indicator.CALL_SENT  # its call is sent
+        lines = await history(op, waiting["alarm_id"])
+        assert [e["detail"] for e in lines if e["action"] == "call_waiting"] == [
+            f"{waiting['id']} after {first['id']}"
+        ]
+
+        assert (await op.post(f"/api/calls/{first['id']}/hangup")).status_code == 200
+        await the_call(op, "ringing", id=waiting["id"])  # its turn now
+        assert agent.voice is not None
+        await eventually(lambda: agent.voice.engine.state("call-0102") is CallState.RINGING)
+        assert agent.voice.engine.state("call-0101") is None
+        assert button(agent, "call-0102").showing is Indicator.RINGING
+    finally:
+        await op.aclose()

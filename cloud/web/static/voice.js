@@ -8,20 +8,21 @@ Object.assign(MESSAGES.zh, {
   callConnected: "通话中", callEnded: "通话已结束", callAnsweredBy: "接听人",
   callOffering: "正在建立语音…", callPrompt: "已向居民播放安抚提示", callMic: "无法使用麦克风",
   callHeard: "对方声音", callBy: {resident: "居民", system: "系统"}, callHungUpBy: "挂断方",
-  callTalk: "通话时长", seconds: "秒", byResident: "居民", callBack: "回拨", callingBack: "回拨中",
+  callTalk: "通话时长", seconds: "秒", byResident: "居民", callWaiting: "语音等待中（网关正在另一通话）", callBack: "回拨", callingBack: "回拨中",
 });
 Object.assign(MESSAGES.en, {
   callRinging: "Voice call", callAnswer: "Answer", callHangup: "Hang up", callConnecting: "Connecting…",
   callConnected: "In call", callEnded: "Call ended", callAnsweredBy: "Answered by",
   callOffering: "Setting up voice…", callPrompt: "Calming prompt played to the resident", callMic: "The microphone cannot be used",
   callHeard: "Their voice", callBy: {resident: "the resident", system: "system"}, callHungUpBy: "Ended by",
-  callTalk: "Talk time", seconds: "s", byResident: "resident", callBack: "Call back", callingBack: "Calling back",
+  callTalk: "Talk time", seconds: "s", byResident: "resident", callWaiting: "Call waiting (the gateway is in another call)", callBack: "Call back", callingBack: "Calling back",
 });
-Object.assign(MESSAGES.zh.logActions, {call_back: "回拨", call_offered: "语音呼叫振铃", call_prompt: "播放安抚提示", call_answered: "接听语音", call_connected: "语音接通", call_ended: "语音结束", call_failed: "语音失败"});
-Object.assign(MESSAGES.en.logActions, {call_back: "call-back", call_offered: "voice call ringing", call_prompt: "calming prompt", call_answered: "answered the call", call_connected: "call connected", call_ended: "call ended", call_failed: "voice failed"});
+Object.assign(MESSAGES.zh.logActions, {call_back: "回拨", call_waiting: "语音等待", call_offered: "语音呼叫振铃", call_prompt: "播放安抚提示", call_answered: "接听语音", call_connected: "语音接通", call_ended: "语音结束", call_failed: "语音失败"});
+Object.assign(MESSAGES.en.logActions, {call_back: "call-back", call_waiting: "call waiting", call_offered: "voice call ringing", call_prompt: "calming prompt", call_answered: "answered the call", call_connected: "call connected", call_ended: "call ended", call_failed: "voice failed"});
 // the cloud writes these lines in English (cloud/voice/desk.py); in Chinese here
 Object.assign(LOG_FORMS, {
   call_offered: (d) => d.replace(/^(\S+) ringing at (\S+)$/, "$2 振铃（$1）"),
+  call_waiting: (d) => d.replace(/^(\S+) after (\S+)$/, "等待 $2 结束（$1）"),
   call_prompt: (d) => d.replace(/^(\S+): prompt played$/, "已播放“呼叫已送达值班室，请保持冷静”（$1）"),
   call_ended: (d) => endedZh(d), call_failed: (d) => endedZh(d),
 });
@@ -34,6 +35,8 @@ const REASONS_ZH = [
   [/^the connection (failed|closed)$/, "通话连接中断"], [/^replaced by a new offer$/, "被新的呼叫取代"],
   [/^ended at the gateway$/, "网关结束通话"], [/^no voice on this gateway.*$/, "该网关未配置语音设备"],
   [/^answer refused, call ended: (.*)$/, "网关无法使用应答，通话结束：$1"],
+  [/^offered again: the gateway's link came back$/, "网关恢复连接，已重新呼叫"], [/^the case was resolved$/, "案件已办结"],
+  [/^the speakerphone is in call .*$/, "网关的语音设备正在另一通话"],
 ];
 function reasonZh(why) {
   for (const [pattern, zh] of REASONS_ZH) if (pattern.test(why)) return why.replace(pattern, zh);
@@ -81,7 +84,7 @@ function voiceCase(alarmId) { drawCalls(alarmId); }
 
 function callHtml(c) {
   const where = `${esc(c.gateway)} / ${esc(c.device)}`;
-  const label = {offering: t("callOffering"), ringing: t("callRinging"), answered: t("callConnecting"), connected: t("callConnected"), ended: t("callEnded")}[c.status];
+  const label = {waiting: t("callWaiting"), offering: t("callOffering"), ringing: t("callRinging"), answered: t("callConnecting"), connected: t("callConnected"), ended: t("callEnded")}[c.status];
   let html = `<div class="call ${esc(c.status)}" data-call="${esc(c.id)}" data-alarm="${c.alarm_id}"><strong class="call-state">${esc(c.callback_by && c.status !== "ended" && c.status !== "connected" ? t("callingBack") : label)}</strong> <span>${where}</span>`;
   if (c.answered_by) html += ` · ${esc(t("callAnsweredBy"))}${t("colon")}<span class="call-by">${esc(c.answered_by)}</span>`;
   if (c.prompt_played && c.status === "ringing") html += ` · <span class="sub">${esc(t("callPrompt"))}</span>`;
