@@ -99,11 +99,13 @@ async def one_call(
     pc = RTCPeerConnection()
     heard: asyncio.Future[float] = asyncio.get_running_loop().create_future()
 
+    def tone_came(task: asyncio.Task[float]) -> None:
+        if not heard.done():
+            heard.set_result(task.result())
+
     @pc.on("track")
     def on_track(track: MediaStreamTrack) -> None:
-        asyncio.ensure_future(first_tone(track)).add_done_callback(
-            lambda t: heard.done() or heard.set_result(t.result())
-        )
+        asyncio.ensure_future(first_tone(track)).add_done_callback(tone_came)
 
     await pc.setRemoteDescription(RTCSessionDescription(call["sdp"], "offer"))
     for transceiver in pc.getTransceivers():

@@ -105,11 +105,10 @@ class VoiceEngine:
         VoiceError with the reason."""
         return asyncio.run_coroutine_threadsafe(self._command(command), self._loop)
 
-    def resident_hangup(self, device: str) -> bool:
-        """The button pressed while its call is connected: end it. False: no such call."""
-        return asyncio.run_coroutine_threadsafe(self._resident_hangup(device), self._loop).result(
-            10
-        )
+    def resident_hangup(self, device: str) -> None:
+        """The button pressed while its call is connected: end it (never waits: the button's
+        thread must not wait for the call to close)."""
+        asyncio.run_coroutine_threadsafe(self._resident_hangup(device), self._loop)
 
     def state(self, device: str) -> CallState | None:
         call = self._calls.get(device)
@@ -233,12 +232,10 @@ class VoiceEngine:
         if call.state is CallState.RINGING and self._calls.get(call.device) is call:
             await self._end(call, f"nobody answered in {self.config.ring_s:g} s")
 
-    async def _resident_hangup(self, device: str) -> bool:
+    async def _resident_hangup(self, device: str) -> None:
         call = self._calls.get(device)
-        if call is None or call.state is not CallState.CONNECTED:
-            return False
-        await self._end(call, "the resident hung up")
-        return True
+        if call is not None and call.state is CallState.CONNECTED:
+            await self._end(call, "the resident hung up")
 
     async def _end(self, call: _Call, reason: str, *, report: bool = True) -> VoiceReport:
         """Close the call (idempotent); report it unless the caller answers with it."""
