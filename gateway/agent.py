@@ -146,6 +146,7 @@ class GatewayAgent:
         self.local_alarm: LocalAlarm | None = None
         #: one-key voice (gateway/voice/), when the board profile has `audio`
         self.voice: VoiceService | None = None
+        self._no_voice_why = "no voice on this gateway: its board profile has no audio"
         self._event_clock = event_clock.EventClock()
         self._readings = ReadingBuffer()
         self._config_lock = threading.Lock()  # one configuration change at a time
@@ -195,20 +196,7 @@ class GatewayAgent:
                         local, scheduler=self.scheduler, pin_factory=self._hw.pin_factory
                     )
                 self._start_drivers(self.config)
-                audio = self.config.profile.audio
-                if audio is not None:
-                    # aiortc and PyAV load only on a board with audio (the `voice` extra)
-                    from gateway.voice.service import VoiceService
-
-                    self.voice = VoiceService(
-                        self.gateway_id,
-                        audio,
-                        self._hw,
-                        drivers=lambda: self.drivers,
-                        send_reply=self._send_reply,
-                        configs_dir=self.options.configs_dir,
-                    )
-                    self.voice.hook_buttons()
+                self._start_voice()
             except Exception:
                 self._teardown()
                 raise
@@ -224,6 +212,31 @@ class GatewayAgent:
                 self.hardware is not None,
                 self.outbox.count(),
             )
+
+    def _start_voice(self) -> None:
+        """One-key voice, on a board whose profile has audio. Never in the way of the alarms:
+        if it cannot start (the `voice` extra missing, a broken install), the gateway runs
+        without it and says why to every `cmd/voice`."""
+        audio = self.config.profile.audio
+        if audio is None:
+            return
+        try:
+            # aiortc and PyAV load only on a board with audio (the `voice` extra)
+            from gateway.voice.service import VoiceService
+
+            self.voice = VoiceService(
+                self.gateway_id,
+                audio,
+                self._hw,
+                drivers=lambda: self.drivers,
+                send_reply=self._send_reply,
+                configs_dir=self.options.configs_dir,
+            )
+            self.voice.hook_buttons()
+        except Exception as exc:
+            self.voice = None
+            self._no_voice_why = f"voice could not start on this gateway: {exc!r}"[:300]
+            log.exception("voice could not start; running without it")
 
     def stop(self) -> None:
         """Stop drivers, flush readings, give outstanding sends a moment, say `offline`."""
@@ -432,7 +445,7 @@ class GatewayAgent:
             payload,
             self.drivers,
             retained=retained,
-            extra={"config": self._config_command, VOICE_COMMAND: _no_voice},
+            extra={"config": self._config_command, VOICE_COMMAND: self._no_voice},
         )
         log.info("command name=%s id=%s ok=%s detail=%r", name, reply.id, reply.ok, reply.detail)
         if name == "call_accepted" and reply.ok and self.local_alarm is not None:
@@ -440,6 +453,9 @@ class GatewayAgent:
             if device is not None:
                 self.local_alarm.accepted(device)
         self._send_reply(reply)
+
+    def _no_voice(self, _command: Command, _drivers: object) -> str:
+        raise commands.CommandError(self._no_voice_why)
 
     # -- configuration ------------------------------------------------------------------------
 
@@ -526,7 +542,3 @@ class GatewayAgent:
             return payload
         event = Event.model_validate_json(payload)
         return encode(event.model_copy(update={"replayed": True}))
-
-
-def _no_voice(command: Command, _drivers: object) -> str:
-    raise commands.CommandError("no voice on this gateway: its board profile has no audio")

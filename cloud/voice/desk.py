@@ -114,9 +114,15 @@ class VoiceDesk:
     def calls(self) -> list[Call]:
         """Calls in progress, and those that ended in the last ten minutes, oldest first."""
         now = utc_now()
-        for call_id, call in list(self._calls.items()):
-            if call.ended_at is not None and (now - call.ended_at).total_seconds() > KEEP_ENDED_S:
+        gone = {
+            call_id
+            for call_id, call in self._calls.items()
+            if call.ended_at is not None and (now - call.ended_at).total_seconds() > KEEP_ENDED_S
+        }
+        if gone:
+            for call_id in gone:
                 del self._calls[call_id]
+            self._by_command = {k: v for k, v in self._by_command.items() if v not in gone}
         return sorted(self._calls.values(), key=lambda c: c.offered_at)
 
     def get(self, call_id: str) -> Call:

@@ -5,10 +5,12 @@ two operators answer at once, the resident hanging up, nobody answering, media t
 from __future__ import annotations
 
 import asyncio
+import sys
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.contrib.media import MediaPlayer
 
@@ -236,5 +238,23 @@ async def test_a_second_call_at_the_same_gateway_waits_with_its_alarm_until_the_
         await eventually(lambda: agent.voice.engine.state("call-0102") is CallState.RINGING)
         assert agent.voice.engine.state("call-0101") is None
         assert button(agent, "call-0102").showing is Indicator.RINGING
+    finally:
+        await op.aclose()
+
+
+async def test_voice_that_cannot_start_never_stops_the_gateway_or_its_alarms(
+    voice_cloud: RunningCloud, make_voice_agent: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "gateway.voice.service", None)  # as if not installed
+    agent = make_voice_agent()
+    assert agent.running and agent.voice is None
+    op = await signed_in(voice_cloud.url, "op")
+    try:
+        await press(agent)
+        call = await the_call(op, "ended", device="call-0101")
+        assert call["reason"].startswith("voice could not start on this gateway: ModuleNotFound")
+        alarms = (await op.get("/api/alarms")).json()
+        assert [a["device"] for a in alarms if a["id"] == call["alarm_id"]] == ["call-0101"]
+        assert button(agent).showing is Indicator.CALL_SENT
     finally:
         await op.aclose()

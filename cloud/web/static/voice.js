@@ -93,7 +93,8 @@ function callHtml(c) {
     html += ` · ${esc(t("callHungUpBy"))}${t("colon")}${esc(by)} · <span class="sub call-reason">${esc(reasonText(c.reason))}</span>`;
   }
   if (c.status === "ringing" && !c.callback_by) html += ` <button class="call-answer accept" data-call-act="answer">${esc(t("callAnswer"))}</button>`;
-  if (c.status !== "ended" && (c.status === "ringing" || (session && session.callId === c.id))) html += ` <button class="call-hangup" data-call-act="hangup">${esc(t("callHangup"))}</button>`;
+  // any duty operator may end a call (one left connected by a page that closed, too)
+  if (c.status !== "ended") html += ` <button class="call-hangup" data-call-act="hangup">${esc(t("callHangup"))}</button>`;
   if (session && session.callId === c.id && c.status !== "ended") html += ` <span class="sub">${esc(t("callHeard"))}</span> <meter class="call-level" min="0" max="1" value="0"></meter>`;
   return html + "</div>";
 }
