@@ -12,7 +12,8 @@ process standing in for the duty room's browser. For each of `--calls` presses:
   person's reaction time).
 
 Then one call is held `--hold` seconds while the gateway process's CPU and RSS are sampled
-(and the same before any call: idle). Not measured: mouth-to-ear delay of the audio itself
+(and the same before any call: idle; and idle for the same gateway on the board profile
+without audio, which never loads aiortc). Not measured: mouth-to-ear delay of the audio itself
 (a click through both jitter buffers), and the load of a street's alarms meanwhile.
 
     .venv/bin/python -m bench.voice_latency                  # 20 calls, 15 s held; ~1 min
@@ -156,16 +157,28 @@ async def run(calls: int, hold_s: float) -> dict[str, Any]:
     for user in ("cloud", "gw-ld01", "gw-ld02"):
         broker.add_user(user)
     broker.start()
-    gateway = Child(
-        "gateway",
-        python_tool(
-            "bench.voice_gateway", str(site), str(broker.port), broker.users["gw-ld01"],
-            str(work), str(tone),
-        ),
-        work / "gateway.log",
-        stdin=True,
-    )  # fmt: skip
+
+    def gateway_on(site_file: Path, name: str) -> Child:
+        return Child(
+            name,
+            python_tool(
+                "bench.voice_gateway", str(site_file), str(broker.port),
+                broker.users["gw-ld01"], str(work), str(tone),
+            ),
+            work / f"{name}.log",
+            stdin=True,
+        )  # fmt: skip
+
+    gateway = gateway_on(site, "gateway")
     try:
+        # the same gateway on the profile without audio first: what voice adds at rest
+        plain = gateway_on(DEMO_SITE, "gateway-no-voice")
+        try:
+            plain.start()
+            no_voice = sample(psutil.Process(plain.pid), 5.0)
+            plain.finish()
+        finally:
+            plain.stop()
         async with running_cloud(cloud_settings(work, broker, site_file=site)) as cloud:
             await asyncio.to_thread(gateway.start)
             proc = psutil.Process(gateway.pid)
@@ -189,6 +202,7 @@ async def run(calls: int, hold_s: float) -> dict[str, Any]:
             key: summary_ms([t[key] for t in trials])
             for key in ("press_to_ringing_s", "answer_to_heard_s", "press_to_heard_s")
         },
+        "gateway_idle_without_voice": no_voice,
         "gateway_idle": idle,
         "gateway_in_call": during,
     }
