@@ -312,6 +312,7 @@ class VoiceDesk:
                 actor,
                 utc_now(),
             )
+            call.sdp = None  # the answering page has it; nobody else needs it now
             self._changed(call)
         await self._record(actor, "call.answer", f"alarm {call.alarm_id} call {call.id}")
         await self._note(call.alarm_id, actor, "call_answered", call.id)

@@ -132,7 +132,9 @@ async def test_nobody_answers_the_calm_prompt_plays_and_the_call_stays_offered(
 
         resp = await op.post(f"/api/calls/{call['id']}/hangup")
         assert resp.status_code == 200 and resp.json()["ended_by"] == "op"
-        await eventually(lambda: agent.voice.engine.state("call-0101") is None)
+        # the LED goes back once the call is closed, the speaker's recording with it
+        await eventually(lambda: button(agent).showing is Indicator.CALL_SENT)
+        assert agent.voice.engine.state("call-0101") is None
         # what the home's speaker played: the whole prompt (11 s of speech), not silence
         samples, rate = read_wav(tmp_path / "speaker.wav")
         assert 10.5 < len(samples) / rate < 12.0

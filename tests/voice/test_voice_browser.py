@@ -88,13 +88,13 @@ async def test_accepting_answers_the_call_each_side_hears_the_other_and_the_oper
 
     await call.locator(".call-hangup").click()
     await expect(page.locator("#calls .call.ended")).to_contain_text("挂断方：op")
-    assert agent.voice is not None
-    await eventually(lambda: agent.voice.engine.state("call-0101") is None)
+    # the case was accepted by the same click: "help is coming" once the call is over (and
+    # the LED changes after the speaker's recording is closed)
+    await eventually(lambda: button(agent).showing is Indicator.HELP_COMING)
+    assert agent.voice is not None and agent.voice.engine.state("call-0101") is None
     hz, prominence, seconds = loudest(tmp_path / "speaker.wav", skip_s=0.3)
     assert abs(hz - OPERATOR_HZ) < 5 and prominence > 100, (hz, prominence, seconds)
     assert seconds > 0.5
-    # the case was accepted by the same click: "help is coming" once the call is over
-    await eventually(lambda: button(agent).showing is Indicator.HELP_COMING)
     assert await page.evaluate("session") is None  # the browser let go of its microphone
 
 
