@@ -71,12 +71,20 @@ async def test_accepting_answers_the_call_each_side_hears_the_other_and_the_oper
     agent = make_voice_agent()
     page = duty_room.pages[0]
     await board_live(page, voice_cloud.url)
+    other = await duty_room.new_page()  # a second duty-room screen
+    await other.goto(voice_cloud.url)
+    await expect(other.locator("#conn")).to_have_text("实时连接正常")
     await ringing(page, agent)
+    await expect(other.locator("#calls .call.ringing .call-answer")).to_be_visible()  # rings too
 
     await page.locator("#board button.accept").click()  # 受理: one click answers the call
     call = page.locator("#calls .call.connected")
     await expect(call).to_contain_text("通话中")
     await expect(call.locator(".call-by")).to_have_text("op")
+    # the other screen stops ringing and says who took it
+    await expect(other.locator("#calls .call.connected .call-by")).to_have_text("op")
+    await expect(other.locator("#calls .call-answer")).to_have_count(0)
+    await other.close()
     await eventually(lambda: button(agent).showing is Indicator.CONNECTED)
 
     async def hears_the_resident() -> bool:
