@@ -175,9 +175,14 @@ class VoiceDesk:
         async with self._lock:
             await self._end(call, ended_by, reason)
 
-    async def callback(self, alarm_id: int, gateway: str, device: str, actor: str) -> Call:
+    async def callback(
+        self, alarm_id: int, gateway: str, device: str, actor: str, *, resolved: bool = False
+    ) -> Call:
         """An operator calls the home back from its case (回拨): the call is theirs to
         answer, and no calming prompt plays (nobody at the home is waiting for it)."""
+        if resolved:
+            self._closed.add(alarm_id)
+            raise Conflict.said("案件已办结，不能回拨", f"alarm {alarm_id} is resolved")
         if not self._has_audio(gateway):
             raise Refused.said(
                 "该网关没有语音设备，无法回拨", f"{gateway} has no audio: no call-back"

@@ -59,6 +59,9 @@ async def hangup(call_id: str, voice: VoiceDep, user: DutyUser) -> Call:
 @router.post("/callback/{alarm_id}", response_model=Call, status_code=201)
 async def callback(alarm_id: RowId, alarms: AlarmsDep, voice: VoiceDep, user: DutyUser) -> Call:
     """Call the home of a case back (回拨): the call rings at the home's speakerphone and is
-    the caller's to answer (others are refused); 422 if its gateway has no audio."""
+    the caller's to answer (others are refused); 422 if its gateway has no audio, 409 if the
+    case is resolved or has a call already."""
     alarm = await alarms.get(alarm_id)
-    return await voice.callback(alarm.id, alarm.gateway, alarm.device, user.name)
+    return await voice.callback(
+        alarm.id, alarm.gateway, alarm.device, user.name, resolved=alarm.state == "resolved"
+    )

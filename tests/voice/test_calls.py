@@ -17,7 +17,8 @@ from aiortc.contrib.media import MediaPlayer
 from contract.voice import CallState
 from edge.drivers.call_button import Indicator
 from gateway.agent import GatewayAgent
-from tests.cloud.conftest import RunningCloud, eventually, signed_in
+from tests.cloud.conftest import Publisher, RunningCloud, eventually, signed_in
+from tests.cloud.ingest.test_ingest import event
 from tests.faults.gate import UplinkGate
 from tests.servers import Mosquitto
 from tests.voice.conftest import button
@@ -260,3 +261,53 @@ async def test_voice_that_cannot_start_never_stops_the_gateway_or_its_alarms(
         assert button(agent).showing is Indicator.CALL_SENT
     finally:
         await op.aclose()
+
+
+async def test_call_back_is_the_callers_and_refused_where_it_cannot_be(
+    voice_cloud: RunningCloud, make_voice_agent: Any, mosquitto: Mosquitto
+) -> None:
+    agent = make_voice_agent()
+    op, sup = await signed_in(voice_cloud.url, "op"), await signed_in(voice_cloud.url, "sup")
+    gw2 = Publisher(mosquitto, "gw-ld02")
+    try:
+        # a call at gw-ld02, whose board has no audio: no call, and no call-back
+        press2 = event(gateway="gw-ld02", device="call-0101", kind="call", type="press")
+        await asyncio.to_thread(gw2.publish, "sc/v1/gw-ld02/event", press2)
+        alarms = await eventually(lambda: _alarms_of(op, "gw-ld02"), timeout=10)
+        refused = await op.post(f"/api/calls/callback/{alarms[0]['id']}")
+        assert refused.status_code == 422
+        assert refused.json()["zh"] == "该网关没有语音设备，无法回拨"
+
+        # gw-ld01's resident pressed and the call was hung up: op calls back
+        await press(agent)
+        first = await the_call(op, "ringing", device="call-0101")
+        assert (await op.post(f"/api/calls/{first['id']}/hangup")).status_code == 200
+        back = await op.post(f"/api/calls/callback/{first['alarm_id']}")
+        assert back.status_code == 201, back.text
+        call = await the_call(op, "ringing", id=back.json()["id"], callback_by="op")
+        taken = await sup.post(f"/api/calls/{call['id']}/answer", json={"sdp": "v=0 " * 5})
+        assert taken.status_code == 409 and taken.json()["zh"] == "op 正在回拨"
+        twice = await op.post(f"/api/calls/callback/{first['alarm_id']}")
+        assert twice.status_code == 409 and twice.json()["zh"] == "该案件已有语音呼叫"
+        lines = await history(op, first["alarm_id"])
+        assert ("call_back", "op") in [(e["action"], e["actor"]) for e in lines]
+        assert [a.actor for a in await voice_cloud.cloud.audit.recent(action="call.callback")] == [
+            "op"
+        ]
+
+        # resolved: the call-back ends, and no other can start
+        alarm = first["alarm_id"]
+        assert (await op.post(f"/api/alarms/{alarm}/accept")).status_code == 200
+        done = {"outcome": "handled", "note": "已回拨确认"}
+        assert (await op.post(f"/api/alarms/{alarm}/resolve", json=done)).status_code == 200
+        await the_call(op, "ended", id=call["id"], reason="the case was resolved")
+        late = await op.post(f"/api/calls/callback/{alarm}")
+        assert late.status_code == 409 and late.json()["zh"] == "案件已办结，不能回拨"
+    finally:
+        gw2.close()
+        await op.aclose()
+        await sup.aclose()
+
+
+async def _alarms_of(client: httpx.AsyncClient, gateway: str) -> list[dict[str, Any]]:
+    return [a for a in (await client.get("/api/alarms")).json() if a["gateway"] == gateway]
