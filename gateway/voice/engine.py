@@ -200,6 +200,7 @@ class VoiceEngine:
             log.info("voice call=%s device=%s connection=%s", call.id, device, state)
             if state == "connected" and call.state is CallState.RINGING:
                 call.state = CallState.CONNECTED
+                speaker.flush()  # the rest of a prompt must not delay the operator's voice
                 self.stats.connected += 1
                 self._light(device, CallState.CONNECTED)
                 self._report(call.command_id, self._report_of(call), f"call {call.id} connected")

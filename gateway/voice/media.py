@@ -81,6 +81,21 @@ class Speaker:
                 self._queue.put(frame)
         return seconds
 
+    def flush(self) -> int:
+        """Drop what is queued and not yet played (the rest of the prompt when the duty room
+        answers: an ALSA device plays in real time, and the operator must not wait behind
+        it); how many frames were dropped."""
+        dropped = 0
+        while True:
+            try:
+                frame = self._queue.get_nowait()
+            except queue.Empty:
+                return dropped
+            if frame is None:  # closing: leave that to the writer
+                self._queue.put(None)
+                return dropped
+            dropped += 1
+
     def close(self) -> None:
         """Write what is queued and close the device (the WAV gets its final length)."""
         self._queue.put(None)
