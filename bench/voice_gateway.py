@@ -3,7 +3,7 @@ site, simulated hardware; its microphone a WAV file, its speaker a WAV recorder)
 of its own, so its CPU and memory are its own. Driven on stdin, one command a line:
 `press` (the call button; answers `pressed <unix time of the release>`), `quit`.
 
-    python -m bench.voice_gateway SITE PORT PASSWORD WORKDIR MICROPHONE_WAV
+    python -m bench.voice_gateway SITE PORT PASSWORD WORKDIR MICROPHONE_WAV [SPEAKER_WAV]
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from gateway.uplink_settings import BrokerParams, UplinkOptions
 
 
 def main(argv: list[str]) -> int:
-    site, port, password, workdir, microphone = argv
+    site, port, password, workdir, microphone, *speaker = argv
     logging.basicConfig(level=logging.WARNING)
     agent = GatewayAgent(
         load_gateway_config(site, "gw-ld01"),
@@ -29,7 +29,8 @@ def main(argv: list[str]) -> int:
         options=AgentOptions(heartbeat_s=3600, uplink=UplinkOptions(drain_s=0.5)),
     )
     assert agent.hardware is not None
-    agent.hardware.audio = {"capture": microphone, "playback": str(Path(workdir) / "spk.wav")}
+    playback = speaker[0] if speaker else str(Path(workdir) / "spk.wav")
+    agent.hardware.audio = {"capture": microphone, "playback": playback}
     agent.start()
     if not agent.wait_connected(15):
         print("error not connected", flush=True)

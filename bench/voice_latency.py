@@ -13,8 +13,10 @@ process standing in for the duty room's browser. For each of `--calls` presses:
 
 Then one call is held `--hold` seconds while the gateway process's CPU and RSS are sampled
 (and the same before any call: idle; and idle for the same gateway on the board profile
-without audio, which never loads aiortc). Not measured: mouth-to-ear delay of the audio itself
-(a click through both jitter buffers), and the load of a street's alarms meanwhile.
+without audio, which never loads aiortc). During that call the operator's side clicks every
+half second and the gateway's speaker is a pipe read as it is written: the duty room → home
+mouth-to-ear delay (bench/voice_ear.py says what it includes). Not measured: the load of a
+street's alarms meanwhile.
 
     .venv/bin/python -m bench.voice_latency                  # 20 calls, 15 s held; ~1 min
     .venv/bin/python -m bench.voice_latency --calls 50 --json out.json
@@ -39,6 +41,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from bench.procs import Child, python_tool
 from bench.stats import summary_ms
+from bench.voice_ear import ClickTrack, Ear
 from cloud.live.hub import LiveHub
 from tests.cloud.conftest import cloud_settings, running_cloud, signed_in
 from tests.gateway.helpers import DEMO_SITE
@@ -87,7 +90,11 @@ async def wait_call(hub: LiveHub, status: str) -> tuple[dict[str, Any], float]:
 
 
 async def one_call(
-    gateway: Child, hub: LiveHub, op: httpx.AsyncClient, hold_s: float = 0.0
+    gateway: Child,
+    hub: LiveHub,
+    op: httpx.AsyncClient,
+    hold_s: float = 0.0,
+    clicks: ClickTrack | None = None,
 ) -> dict[str, float]:
     ringing = asyncio.create_task(wait_call(hub, "ringing"))
     await asyncio.sleep(0)  # subscribed before the press
@@ -109,8 +116,11 @@ async def one_call(
         asyncio.ensure_future(first_tone(track)).add_done_callback(tone_came)
 
     await pc.setRemoteDescription(RTCSessionDescription(call["sdp"], "offer"))
-    for transceiver in pc.getTransceivers():
-        transceiver.direction = "recvonly"  # the bench listens only
+    if clicks is not None:
+        pc.addTrack(clicks)  # the operator's side clicks (mouth-to-ear, bench/voice_ear.py)
+    else:
+        for transceiver in pc.getTransceivers():
+            transceiver.direction = "recvonly"  # the bench listens only
     await pc.setLocalDescription(await pc.createAnswer())
     answered = time.time()
     resp = await op.post(f"/api/calls/{call['id']}/answer", json={"sdp": pc.localDescription.sdp})
@@ -158,12 +168,14 @@ async def run(calls: int, hold_s: float) -> dict[str, Any]:
         broker.add_user(user)
     broker.start()
 
+    ear = Ear(work / "ear.wav")  # the gateway's speaker, read as it is written
+
     def gateway_on(site_file: Path, name: str) -> Child:
         return Child(
             name,
             python_tool(
                 "bench.voice_gateway", str(site_file), str(broker.port),
-                broker.users["gw-ld01"], str(work), str(tone),
+                broker.users["gw-ld01"], str(work), str(tone), str(ear.path),
             ),
             work / f"{name}.log",
             stdin=True,
@@ -186,7 +198,10 @@ async def run(calls: int, hold_s: float) -> dict[str, Any]:
             try:
                 idle = await asyncio.to_thread(sample, proc, 5.0)
                 trials = [await one_call(gateway, cloud.cloud.hub, op) for _ in range(calls)]
-                held = asyncio.create_task(one_call(gateway, cloud.cloud.hub, op, hold_s))
+                clicks = ClickTrack()
+                held = asyncio.create_task(
+                    one_call(gateway, cloud.cloud.hub, op, hold_s, clicks=clicks)
+                )
                 await asyncio.sleep(2.0)  # ringing, answered, audio flowing
                 during = await asyncio.to_thread(sample, proc, hold_s - 3.0)
                 await held
@@ -195,6 +210,7 @@ async def run(calls: int, hold_s: float) -> dict[str, Any]:
             gateway.finish()
     finally:
         gateway.stop()
+        ear.close()
         broker.cleanup()
     return {
         "calls": calls,
@@ -202,6 +218,8 @@ async def run(calls: int, hold_s: float) -> dict[str, Any]:
             key: summary_ms([t[key] for t in trials])
             for key in ("press_to_ringing_s", "answer_to_heard_s", "press_to_heard_s")
         },
+        "mouth_to_ear_ms": summary_ms(ear.delays(clicks.sent)),
+        "clicks_sent": len(clicks.sent),
         "gateway_idle_without_voice": no_voice,
         "gateway_idle": idle,
         "gateway_in_call": during,

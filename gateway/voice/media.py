@@ -58,7 +58,10 @@ class Speaker:
     def __init__(self, device: str) -> None:
         self.device = device
         try:
-            self._container = av.open(device, mode="w", format=_format(device))
+            kind = _format(device)
+            # a WAV written packet by packet (a reader may be following it, as the bench does)
+            flush = {"flush_packets": "1"} if kind == "wav" else {}
+            self._container = av.open(device, mode="w", format=kind, container_options=flush)
             self._stream = self._container.add_stream("pcm_s16le", rate=RATE, layout="mono")
         except Exception as exc:
             raise MediaFailed(f"speaker {device}: {exc}") from None
