@@ -151,3 +151,22 @@ async def test_the_resident_hangs_up_the_board_says_so_and_the_operator_calls_ba
     await page.locator("#board tbody tr").first.locator("[data-act=open]").first.click()
     await expect(history).to_contain_text("op 回拨 gw-ld01/call-0101")
     await expect(history).to_contain_text("居民 语音结束")
+
+
+async def test_the_microphone_fails_the_alarm_arrives_and_the_board_says_why(
+    voice_cloud: RunningCloud, make_voice_agent: Any, duty_room: BrowserContext, tmp_path: Path
+) -> None:
+    agent = make_voice_agent(capture=tmp_path / "unplugged.wav")
+    page = duty_room.pages[0]
+    await board_live(page, voice_cloud.url)
+    assert agent.hardware is not None
+    await asyncio.to_thread(agent.hardware.press_call, "call-0101")
+    await expect(page.locator("#board tbody tr")).to_have_count(1)  # the alarm, as ever
+    await expect(page.locator("#board tbody tr")).to_contain_text("一键呼叫")
+    ended = page.locator("#calls .call.ended")
+    await expect(ended.locator(".call-reason")).to_have_text(
+        f"音频设备故障：找不到麦克风 {tmp_path / 'unplugged.wav'}"
+    )
+    await page.locator("#board button.accept").click()  # 受理 still works, with no call
+    await eventually(lambda: button(agent).showing is Indicator.HELP_COMING)
+    assert await page.evaluate("session") is None

@@ -30,6 +30,7 @@ Object.assign(LOG_FORMS, {
 const REASONS_ZH = [
   [/^hung up by (.+)$/, "$1 挂断"], [/^the resident hung up$/, "居民挂断"],
   [/^nobody answered in (\S+) s$/, "$1 秒无人接听"], [/^the broker is unreachable$/, "消息服务器不可达"],
+  [/^media failed: microphone (.+?): no such (?:file|device)$/, "音频设备故障：找不到麦克风 $1"],
   [/^media failed: microphone (.+?): (.*)$/, "音频设备故障：麦克风 $1（$2）"], [/^media failed: speaker (.+?): (.*)$/, "音频设备故障：扬声器 $1（$2）"],
   [/^media failed: (.*)$/, "音频设备故障：$1"], [/^the gateway stopped$/, "网关已停止"],
   [/^the connection (failed|closed)$/, "通话连接中断"], [/^replaced by a new offer$/, "被新的呼叫取代"],
