@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import httpx
 import pytest
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.contrib.media import MediaPlayer
+from aiortc.mediastreams import MediaStreamError
 
 from contract.voice import CallState
 from edge.drivers.call_button import Indicator
@@ -22,7 +24,7 @@ from tests.cloud.ingest.test_ingest import event
 from tests.faults.gate import UplinkGate
 from tests.servers import Mosquitto
 from tests.voice.conftest import button
-from tests.voice.tones import read_wav
+from tests.voice.tones import peak_hz, read_wav
 
 
 async def press(agent: GatewayAgent, device: str = "call-0101") -> None:
@@ -311,3 +313,55 @@ async def test_call_back_is_the_callers_and_refused_where_it_cannot_be(
 
 async def _alarms_of(client: httpx.AsyncClient, gateway: str) -> list[dict[str, Any]]:
     return [a for a in (await client.get("/api/alarms")).json() if a["gateway"] == gateway]
+
+
+async def test_the_uplink_cut_during_a_call_the_talk_goes_on_and_it_ends_when_asked(
+    voice_cloud: RunningCloud, make_voice_agent: Any, mosquitto: Mosquitto, tones: dict[str, Path]
+) -> None:
+    gate = UplinkGate(mosquitto.port)
+    gate.restore()
+    agent = make_voice_agent(port=gate.port)
+    op = await signed_in(voice_cloud.url, "op")
+    heard: list[float] = []  # when each frame of the home's tone reached the duty room
+    pc, sdp = None, ""
+    try:
+        await press(agent)
+        call = await the_call(op, "ringing", device="call-0101")
+        pc, sdp = await answer_sdp(call["sdp"], tones["operator"])
+        receivers = [t.receiver for t in pc.getTransceivers()]
+        listening = asyncio.ensure_future(_listen(receivers[0].track, heard))
+        assert (await op.post(f"/api/calls/{call['id']}/answer", json={"sdp": sdp})).is_success
+        await the_call(op, "connected", id=call["id"])
+
+        cut = gate.cut()
+        await eventually(lambda: not agent.uplink.connected)
+        # the audio goes directly, not through the broker: a second more of it after the cut
+        await eventually(lambda: sum(t > cut for t in heard) >= 50, timeout=10)
+        assert agent.voice is not None
+        assert agent.voice.engine.state("call-0101") is CallState.CONNECTED
+
+        gate.restore()
+        assert await asyncio.to_thread(agent.wait_connected, 15)
+        still = await the_call(op, "connected", id=call["id"])  # not offered again
+        assert still["answered_by"] == "op"
+        assert (await op.post(f"/api/calls/{call['id']}/hangup")).status_code == 200
+        await eventually(lambda: agent.voice.engine.state("call-0101") is None)
+        listening.cancel()
+    finally:
+        if pc is not None:
+            await pc.close()
+        await op.aclose()
+        gate.close()
+
+
+async def _listen(track: Any, heard: list[float]) -> None:
+    """Note the arrival of every frame that is mostly the home's tone."""
+    while True:
+        try:
+            frame = await track.recv()
+        except MediaStreamError:
+            return
+        channels = len(frame.layout.channels)  # packed: L R L R …
+        samples = frame.to_ndarray().reshape(-1, channels).mean(axis=1)
+        if samples.any() and abs(peak_hz(samples, frame.sample_rate)[0] - 1000) < 60:
+            heard.append(time.time())
