@@ -52,13 +52,14 @@ function endedZh(d) {
 const calls = new Map(); // call id → the call as the cloud last said
 let session = null; // {callId, pc, mic, analyser, audio}
 const myCallBacks = new Set(); // calls this page asked for (回拨): answered as soon as they ring
+const answerWhenRinging = new Set(); // cases this page accepted before their call rang
 
 function voiceListen(source) {
   source.addEventListener("call", (ev) => {
     const c = JSON.parse(ev.data).call;
     calls.set(c.id, c);
     drawCalls();
-    if (c.status === "ringing" && myCallBacks.delete(c.id)) answer(c.id);
+    if (c.status === "ringing" && (myCallBacks.delete(c.id) || answerWhenRinging.delete(c.alarm_id))) answer(c.id);
   });
   source.addEventListener("open", loadCalls);
 }
@@ -80,6 +81,7 @@ function callOf(alarmId) {
 async function voiceAccepted(alarmId) {
   const call = callOf(alarmId);
   if (call && call.status === "ringing") await answer(call.id);
+  else if (call && (call.status === "offering" || call.status === "waiting")) answerWhenRinging.add(alarmId); // it rings soon: answered then
 }
 function voiceCase(alarmId) { drawCalls(alarmId); }
 
