@@ -249,11 +249,14 @@ class VoiceEngine:
         for task in call.tasks:
             if task is not asyncio.current_task():
                 task.cancel()
-        await call.pc.close()
-        for sender in call.pc.getSenders():
-            if sender.track is not None:
-                _stop_track(sender.track)
-        await asyncio.to_thread(call.speaker.close)
+        try:  # whatever fails in closing, the call is over: the LED and the report follow
+            await call.pc.close()
+            for sender in call.pc.getSenders():
+                if sender.track is not None:
+                    _stop_track(sender.track)
+            await asyncio.to_thread(call.speaker.close)
+        except Exception:
+            log.exception("voice: closing call %s failed", call.id)
         self._light(call.device, CallState.ENDED)
         log.info("voice call ended call=%s device=%s reason=%s", call.id, call.device, reason)
         if report:
