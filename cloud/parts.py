@@ -46,6 +46,8 @@ from cloud.transport.base import Transport
 from cloud.transport.broker_drops import DropWatch
 from cloud.transport.broker_link import BrokerLink
 from cloud.transport.mqtt import BrokerAddress, MqttTransport
+from cloud.voice.desk import VoiceDesk
+from contract.catalogue import Catalogue
 from contract.models import Reply
 from contract.site import Site
 
@@ -80,6 +82,7 @@ class Cloud:
     config_push: ConfigPush
     hush: Hush
     duty: DutyDesk
+    voice: VoiceDesk
     web_url: str = ""
     #: the demo's simulated devices (sim/panel.py); served only with `settings.simulator`
     simulator: Simulator | None = None
@@ -231,9 +234,25 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[Cloud]:
             announce=announcer.changed,
         )
 
+        voice = VoiceDesk(
+            send_command=transport.send_command,
+            note=book.note,
+            record=audit.record,
+            publish=lambda call: hub.publish(messages.call_changed(call)),
+            has_audio=lambda gateway: _has_audio(registry.site, gateway),
+        )
+        announcer.on_raised.append(
+            lambda alarm: voice.alarm_raised(alarm.id, alarm.kind, alarm.gateway, alarm.device)
+        )
+        announcer.on_changed.append(
+            lambda alarm: voice.alarm_closed(alarm.id) if alarm.state == "resolved" else None
+        )
+        ingest.on_gateway_state.append(voice.gateway_state)
+
         async def on_reply(reply: Reply) -> None:  # a gateway's answer to a command
             await config_push.on_reply(reply)
             await hush.on_reply(reply)
+            await voice.on_reply(reply)
 
         ingest.on_reply = on_reply
         yield Cloud(
@@ -263,6 +282,7 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[Cloud]:
             config_push=config_push,
             hush=hush,
             duty=duty,
+            voice=voice,
         )
     finally:
         if webhook is not None:
@@ -307,3 +327,15 @@ def open_transport(settings: CloudSettings, link: BrokerLink) -> Transport:
         retry_min_s=settings.mqtt_retry_min_s,
         retry_max_s=settings.mqtt_retry_max_s,
     )
+
+
+def _has_audio(site: Site, gateway: str) -> bool:
+    """Whether a gateway's board profile has audio for one-key voice."""
+    entry = next((gw for gw in site.gateways if gw.id == gateway), None)
+    if entry is None:
+        return False
+    try:
+        return Catalogue().profile(entry.profile).audio is not None
+    except Exception:  # the site names a profile this cloud does not have: no voice
+        log.warning("voice: profile %s of %s unreadable", entry.profile, gateway)
+        return False

@@ -104,6 +104,11 @@ class CloudSettings(BaseSettings):
         " newest version is in force after that; docs/site-registry.md)",
     )
     rules_file: Path = DEFAULT_RULES
+    #: one-key voice: the STUN/TURN servers the duty room's browsers use (docs/voice.md),
+    #: e.g. ["turn:turn.example.org:3478?transport=udp"]; none on a LAN
+    voice_ice_servers: list[str] = Field(default_factory=list)
+    voice_turn_username: str | None = None
+    voice_turn_password: SecretStr | None = None
 
     web_host: str = "127.0.0.1"
     web_port: int = Field(8000, ge=0, le=65535)

@@ -25,6 +25,8 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from contract.voice import VoiceReport
+
 #: Topic tree version, the `v1` in `sc/v1/...`.
 VERSION = 1
 #: Newest message version. 2 adds the cloud's end-to-end acknowledgement of events
@@ -36,6 +38,8 @@ MESSAGE_VERSION = 2
 MAX_EVENT_BYTES = 4 * 1024
 MAX_TELEMETRY_BYTES = 256 * 1024
 MAX_STATUS_BYTES = 1024
+#: A Reply may carry a voice call's SDP offer (contract/voice.py).
+MAX_REPLY_BYTES = 16 * 1024
 MAX_READINGS_PER_BATCH = 1000
 #: Largest `Command.document` (characters), e.g. the YAML config pushed by `cmd/config`.
 MAX_COMMAND_DOCUMENT = 64 * 1024
@@ -276,6 +280,9 @@ class Reply(BaseModel):
     gateway: GatewayId
     ok: bool
     detail: str = Field("", max_length=500)
+    voice: VoiceReport | None = Field(
+        None, description="A voice call's state (the answer to, and reports after, cmd/voice)"
+    )
 
 
 def utc_now() -> datetime:

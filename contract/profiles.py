@@ -70,6 +70,32 @@ class LocalAlarmConfig(_Strict):
         return pins
 
 
+class AudioConfig(_Strict):
+    """The board's audio for one-key voice (一键语音, docs/voice.md): typically a USB
+    speakerphone. `capture` and `playback` are ALSA devices; the simulator and the tests put
+    WAV files in their place (a source played as the microphone, a recorder as the speaker),
+    as gpiozero's mock pins stand in for the GPIOs."""
+
+    capture: str = Field("default", min_length=1, max_length=100, description="ALSA microphone")
+    playback: str = Field("default", min_length=1, max_length=100, description="ALSA speaker")
+    prompt: str = Field(
+        "audio/prompt-zh.wav",
+        pattern=r"^[A-Za-z0-9_./-]+\.wav$",
+        description="The calm recorded prompt, a WAV under firmware_configs/",
+    )
+    prompt_after_s: float = Field(
+        15.0, gt=0, le=600, description="Play the prompt when nobody has answered this long"
+    )
+    ring_s: float = Field(
+        900.0, gt=0, le=86400, description="How long an unanswered call stays offered"
+    )
+    stun: list[str] = Field(
+        default_factory=list, description="STUN/TURN URLs (turn:host:3478), if NAT needs them"
+    )
+    turn_username: str | None = None
+    turn_password: str | None = None
+
+
 class ZigbeeConfig(_Strict):
     """A Zigbee coordinator on this board, run by a local zigbee2mqtt (see deploy/zigbee/)."""
 
@@ -86,6 +112,7 @@ class Profile(_Strict):
     serial_ports: list[str] = Field(default_factory=list)
     local_alarm: LocalAlarmConfig | None = None
     zigbee: ZigbeeConfig | None = None
+    audio: AudioConfig | None = None
 
     @model_validator(mode="after")
     def _reserved_exist(self) -> Profile:

@@ -125,6 +125,9 @@ class SimulatedHardware:
         self._feeder: threading.Thread | None = None
         self._responder: threading.Thread | None = None
         self._closed = False
+        #: the home's audio below the voice engine: WAV files by role, `capture` (played as
+        #: the microphone, looped) and `playback` (written as the speaker, per call)
+        self.audio: dict[str, str] = {}
         self._wire(config)
 
     def _wire(self, config: GatewayConfig, keep: frozenset[str] = frozenset()) -> None:
@@ -177,6 +180,11 @@ class SimulatedHardware:
 
     def serial_port(self, device_id: str, configured: str) -> str:
         return self._ports[device_id].path
+
+    def audio_device(self, role: str, configured: str) -> str:
+        """The WAV file standing in for ALSA device `configured` (a missing one: a file that
+        does not exist, so opening it fails as an unplugged speakerphone would)."""
+        return self.audio.get(role, f"/nonexistent/simulated-{role}.wav")
 
     # -- lifetime ----------------------------------------------------------------------------
 

@@ -34,6 +34,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
@@ -51,6 +52,7 @@ from contract.models import (
     Values,
     encode,
 )
+from contract.voice import VOICE_COMMAND
 from edge.config import GatewayConfig
 from edge.drivers import build_drivers
 from edge.drivers.base import DeviceEvent, Driver, Hardware, RealHardware, Sample
@@ -66,6 +68,9 @@ from gateway.outbox import Outbox, OutboxFull
 from gateway.readings import ReadingBuffer
 from gateway.uplink import Uplink
 from gateway.uplink_settings import BrokerParams, UplinkOptions
+
+if TYPE_CHECKING:
+    from gateway.voice.service import VoiceService
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +144,9 @@ class GatewayAgent:
         self.scheduler: Scheduler | None = None
         self.supervisor: Supervisor | None = None
         self.local_alarm: LocalAlarm | None = None
+        #: one-key voice (gateway/voice/), when the board profile has `audio`
+        self.voice: VoiceService | None = None
+        self._no_voice_why = "no voice on this gateway: its board profile has no audio"
         self._event_clock = event_clock.EventClock()
         self._readings = ReadingBuffer()
         self._config_lock = threading.Lock()  # one configuration change at a time
@@ -188,6 +196,7 @@ class GatewayAgent:
                         local, scheduler=self.scheduler, pin_factory=self._hw.pin_factory
                     )
                 self._start_drivers(self.config)
+                self._start_voice()
             except Exception:
                 self._teardown()
                 raise
@@ -203,6 +212,31 @@ class GatewayAgent:
                 self.hardware is not None,
                 self.outbox.count(),
             )
+
+    def _start_voice(self) -> None:
+        """One-key voice, on a board whose profile has audio. Never in the way of the alarms:
+        if it cannot start (the `voice` extra missing, a broken install), the gateway runs
+        without it and says why to every `cmd/voice`."""
+        audio = self.config.profile.audio
+        if audio is None:
+            return
+        try:
+            # aiortc and PyAV load only on a board with audio (the `voice` extra)
+            from gateway.voice.service import VoiceService
+
+            self.voice = VoiceService(
+                self.gateway_id,
+                audio,
+                self._hw,
+                drivers=lambda: self.drivers,
+                send_reply=self._send_reply,
+                configs_dir=self.options.configs_dir,
+            )
+            self.voice.hook_buttons()
+        except Exception as exc:
+            self.voice = None
+            self._no_voice_why = f"voice could not start on this gateway: {exc!r}"[:300]
+            log.exception("voice could not start; running without it")
 
     def stop(self) -> None:
         """Stop drivers, flush readings, give outstanding sends a moment, say `offline`."""
@@ -241,6 +275,9 @@ class GatewayAgent:
                 log.exception("driver close failed device=%s", driver.device_id)
 
     def _teardown(self) -> None:
+        if self.voice is not None:
+            self.voice.close()  # its last reports (calls ended) go to the outbox
+            self.voice = None
         if self.scheduler is not None:
             self.scheduler.stop()
         self._close_drivers()
@@ -392,6 +429,8 @@ class GatewayAgent:
 
     def _on_command(self, name: str, payload: bytes, retained: bool) -> None:
         self.stats.commands += 1
+        if name == VOICE_COMMAND and self.voice is not None and self.voice.take(payload, retained):
+            return  # answered when the call engine has done it
         if name in ("config", hush.COMMAND) and not retained:
             # Restarting drivers, or waiting for a device to confirm, takes a moment: not on
             # paho's thread.
@@ -408,7 +447,11 @@ class GatewayAgent:
             payload,
             self.drivers,
             retained=retained,
-            extra={"config": self._config_command, drill.COMMAND: self._drill_command},
+            extra={
+                "config": self._config_command,
+                drill.COMMAND: self._drill_command,
+                VOICE_COMMAND: self._no_voice,
+            },
         )
         log.info("command name=%s id=%s ok=%s detail=%r", name, reply.id, reply.ok, reply.detail)
         if name == "call_accepted" and reply.ok and self.local_alarm is not None:
@@ -445,6 +488,9 @@ class GatewayAgent:
             )
         )
         return f"drill #{incident.drill}: {incident.type.value} of {command.device} sent"
+
+    def _no_voice(self, _command: Command, _drivers: object) -> str:
+        raise commands.CommandError(self._no_voice_why)
 
     # -- configuration ------------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from cloud.site.registry import Registry
 from contract import topics
 from contract.models import (
     MAX_EVENT_BYTES,
+    MAX_REPLY_BYTES,
     MAX_STATUS_BYTES,
     MAX_TELEMETRY_BYTES,
     Event,
@@ -47,7 +48,7 @@ _LIMITS = {
     Channel.EVENT: MAX_EVENT_BYTES,
     Channel.TELEMETRY: MAX_TELEMETRY_BYTES,
     Channel.STATUS: MAX_STATUS_BYTES,
-    Channel.REPLY: MAX_STATUS_BYTES,
+    Channel.REPLY: MAX_REPLY_BYTES,
 }
 _MODELS: dict[Channel, type[Event] | type[Telemetry] | type[Status] | type[Reply]] = {
     Channel.EVENT: Event,

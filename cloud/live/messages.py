@@ -38,6 +38,11 @@ def alarm_changed(alarm: Alarm) -> LiveMessage:
     return LiveMessage("alarm", '{"type":"alarm","alarm":' + alarm.model_dump_json() + "}")
 
 
+def call_changed(call: dict[str, Any]) -> LiveMessage:
+    """A voice call offered, ringing, answered, connected or ended (cloud/voice/desk.py)."""
+    return _message("call", {"call": call})
+
+
 def gateway_state(gateway: str, state: str) -> LiveMessage:
     return _message("gateway", {"gateway": gateway, "state": state})
 

@@ -38,10 +38,16 @@ class Announcer:
         #: (the metrics' latency histogram)
         self.on_pushed: Callable[[float], None] | None = None
         self.counts: Counter[str] = Counter()
+        #: told each new live alarm once it is pushed (one-key voice offers a call for it)
+        self.on_raised: list[Callable[[Alarm], None]] = []
+        #: told each alarm an operator's action changed (voice ends the call of a resolved case)
+        self.on_changed: list[Callable[[Alarm], None]] = []
 
     def changed(self, alarm: Alarm) -> int:
         """One alarm's new state to every open page (an operator's action, an escalation);
         returns how many pages got it."""
+        for hook in self.on_changed:
+            hook(alarm)
         return self.hub.publish(messages.alarm_changed(alarm))
 
     async def announce(self, raised: Iterable[Raised]) -> None:
@@ -83,3 +89,6 @@ class Announcer:
         await self.db.write(record)
         if self.on_new_alarms is not None:
             self.on_new_alarms()
+        for alarm_id in new_live:
+            for hook in self.on_raised:
+                hook(latest[alarm_id])

@@ -49,6 +49,7 @@ from cloud.web import simulator as simulator_api
 from cloud.web import site as site_api
 from cloud.web import trends as trends_api
 from cloud.web import users as users_api
+from cloud.web import voice as voice_api
 from cloud.web.cross_origin import SESSION_COOKIE, CrossOriginGuard
 from cloud.web.deps import CurrentUser, services, session_user
 from cloud.web.openapi import document
@@ -130,6 +131,7 @@ def services_of(cloud: Cloud) -> Services:
         simulator=cloud.simulator if cloud.settings.simulator else None,
         duty=cloud.duty,
         grid_cases=GridCases(cloud.db, cloud.duty.roster, cloud.registry, cases),
+        voice=cloud.voice,
     )
 
 
@@ -194,6 +196,7 @@ def create_app(cloud: Cloud) -> FastAPI:
     app.include_router(site_devices.router)
     app.include_router(site_import.router)
     app.include_router(users_api.router)
+    app.include_router(voice_api.router)
     app.include_router(receipts.router)
     app.include_router(simulator_api.router)
     app.include_router(duty.router)

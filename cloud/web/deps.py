@@ -42,6 +42,7 @@ from cloud.site_changes.config_push import ConfigPush
 from cloud.site_changes.service import SiteService
 from cloud.telemetry.base import TelemetryStore
 from cloud.transport.broker_link import BrokerLink
+from cloud.voice.desk import VoiceDesk
 from cloud.web.services import Services
 
 T = TypeVar("T")
@@ -86,6 +87,7 @@ TrendsDep = Annotated[Trends, Depends(_service(lambda s: s.trends))]
 LedgerDep = Annotated[Ledger, Depends(_service(lambda s: s.ledger))]
 RegistryDep = Annotated[Registry, Depends(_service(lambda s: s.registry))]
 SiteDep = Annotated[SiteService, Depends(_service(lambda s: s.site))]
+VoiceDep = Annotated[VoiceDesk, Depends(_service(lambda s: s.voice))]
 ConfigPushDep = Annotated[ConfigPush, Depends(_service(lambda s: s.config_push))]
 DutyDeskDep = Annotated[DutyDesk, Depends(_service(lambda s: s.duty))]
 GridCasesDep = Annotated[GridCases, Depends(_service(lambda s: s.grid_cases))]

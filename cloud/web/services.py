@@ -37,6 +37,7 @@ from cloud.site_changes.config_push import ConfigPush
 from cloud.site_changes.service import SiteService
 from cloud.telemetry.base import TelemetryStore
 from cloud.transport.broker_link import BrokerLink
+from cloud.voice.desk import VoiceDesk
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -81,3 +82,5 @@ class Services:
     # the duty desk: roster, handovers, check-ins (and the grid worker's cases)
     duty: DutyDesk
     grid_cases: GridCases
+    # one-key voice: the calls between homes and the duty room
+    voice: VoiceDesk

@@ -61,6 +61,10 @@ class Hardware(Protocol):
 
     def serial_port(self, device_id: str, configured: str) -> str: ...
 
+    def audio_device(self, role: str, configured: str) -> str:
+        """The microphone (`capture`) or speaker (`playback`): an ALSA name or a WAV file."""
+        ...
+
 
 class RealHardware:
     """The board itself: gpiozero's default pin factory and the ports as configured."""
@@ -68,6 +72,9 @@ class RealHardware:
     pin_factory: Any = None
 
     def serial_port(self, device_id: str, configured: str) -> str:
+        return configured
+
+    def audio_device(self, role: str, configured: str) -> str:
         return configured
 
 

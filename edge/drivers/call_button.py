@@ -9,6 +9,10 @@
   call: the buzzer chirps again to reassure, nothing is sent.
 - `accept()` (the cloud's `call_accepted`): the call is closed and the LED blinks slowly
   ("help is coming") for `help_led_s`.
+- One-key voice (gateway/voice/): while a voice call rings the LED flashes quickly, while it is
+  connected it is on with a short blink off every two seconds; when it ends, the LED shows
+  what it showed before. A press while the call is connected hangs up (`on_hangup`); it is
+  not a new call.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any
 from contract.devices import CallButtonModel
 from contract.models import EventType, Kind, Values
 from contract.site import DeviceSpec
+from contract.voice import CallState
 from edge.drivers.base import DeviceEvent, Sink
 from edge.drivers.gpio import Beeper, DigitalInput, Edge, Led
 from edge.scheduler import Scheduler, Timer
@@ -34,6 +39,8 @@ class Indicator(StrEnum):
     CALL_SENT = "call_sent"  # LED steady on
     HELP_COMING = "help_coming"  # LED blinking slowly
     TEST = "test"  # LED flashing three times (then back to the previous state)
+    RINGING = "ringing"  # a voice call offered: LED flashing quickly
+    CONNECTED = "connected"  # a voice call connected: LED on, a short blink off every 2 s
 
 
 class CallButton:
@@ -78,6 +85,9 @@ class CallButton:
         self._long_fired = False
         self._call_opened: float | None = None
         self._timers: dict[str, Timer] = {}
+        self.voice: CallState | None = None  # the voice call at this button, if any
+        #: a press while the voice call is connected: hang up (set by the voice service)
+        self.on_hangup: Callable[[str], None] | None = None
 
     # -- lifetime ----------------------------------------------------------------------------
 
@@ -111,7 +121,16 @@ class CallButton:
         """The duty room accepted the call: close it, show "help is coming". Any thread."""
         return self._scheduler.run_sync(self._accept)
 
+    def show_call(self, state: CallState) -> None:
+        """A voice call's state to show on the LED (any thread; never waits)."""
+        self._scheduler.call_soon(self._show_call, state)
+
     # -- scheduler thread --------------------------------------------------------------------
+
+    def _show_call(self, state: CallState) -> None:
+        self.voice = None if state is CallState.ENDED else state
+        self._cancel("pattern")
+        self._show(None)
 
     def _accept(self) -> str:
         detail = "call closed" if self.call_open else "no open call at this button"
@@ -153,6 +172,11 @@ class CallButton:
         self._test(self._clock() - self._pressed_at.mono, Edge.now())
 
     def _short_press(self, held: float, edge: Edge) -> None:
+        if self.voice is CallState.CONNECTED and self.on_hangup is not None:
+            log.info("press during a voice call: hanging up device=%s", self.device_id)
+            self.on_hangup(self.device_id)
+            self._chirp(1)
+            return
         if self.call_open:
             log.info("press while a call is open: not a new call device=%s", self.device_id)
             self._chirp(1)
@@ -196,11 +220,18 @@ class CallButton:
     def _set_indicator(self, state: Indicator) -> None:
         self.indicator = state
         self._cancel("pattern")
-        self._show(state)
+        self._show(None)  # a voice call's state shows over it while there is one
 
     def _show(self, state: Indicator | None) -> None:
-        """Drive the LED for a state (None: the current indicator again)."""
-        state = self.indicator if state is None else state
+        """Drive the LED for a state (None: the current indicator again, or the voice call's
+        while there is one)."""
+        if state is None:
+            if self.voice is CallState.RINGING:
+                state = Indicator.RINGING
+            elif self.voice is CallState.CONNECTED:
+                state = Indicator.CONNECTED
+            else:
+                state = self.indicator
         self.showing = state
         if state is Indicator.OFF:
             self._led.off()
@@ -208,6 +239,10 @@ class CallButton:
             self._led.on()
         elif state is Indicator.HELP_COMING:
             self._led.blink(0.5, 0.5)
+        elif state is Indicator.RINGING:
+            self._led.blink(0.15, 0.15)
+        elif state is Indicator.CONNECTED:
+            self._led.blink(1.8, 0.2)
         else:
             self._led.blink(0.1, 0.1, n=3)
 

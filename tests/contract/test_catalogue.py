@@ -23,7 +23,7 @@ def configs(tmp_path: Path) -> Path:
 def test_the_repositorys_models_and_profiles_all_load():
     catalogue = Catalogue()
     assert {"call_button_gpio", "gas_mcp3008", "zigbee_smoke"} <= set(catalogue.model_names())
-    assert catalogue.profile_names() == ["rpi4-standard", "rpi4-zigbee"]
+    assert catalogue.profile_names() == ["rpi4-standard", "rpi4-voice", "rpi4-zigbee"]
     for name in catalogue.model_names():
         catalogue.model(name)
     call = catalogue.model("call_button_gpio")

@@ -143,6 +143,7 @@ def test_protocol_mosquitto_pub_example(where: str, argv: list[str]) -> None:
         Channel.EVENT: models.MAX_EVENT_BYTES,
         Channel.TELEMETRY: models.MAX_TELEMETRY_BYTES,
         Channel.STATUS: models.MAX_STATUS_BYTES,
+        Channel.REPLY: models.MAX_REPLY_BYTES,
     }.get(topic.channel)
     if limit is not None:
         assert len(payload.encode()) <= limit
@@ -192,7 +193,14 @@ def test_protocol_names_every_unit_kind_and_type(word: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["MAX_EVENT_BYTES", "MAX_TELEMETRY_BYTES", "MAX_STATUS_BYTES", "MAX_READINGS_PER_BATCH"]
+    "name",
+    [
+        "MAX_EVENT_BYTES",
+        "MAX_TELEMETRY_BYTES",
+        "MAX_STATUS_BYTES",
+        "MAX_REPLY_BYTES",
+        "MAX_READINGS_PER_BATCH",
+    ],
 )
 def test_protocol_states_the_size_limits(name: str) -> None:
     value: Any = getattr(models, name)

@@ -251,6 +251,7 @@ setInterval(loadWindows, 30000);
 
 function connect() {
   const source = new EventSource("/api/alarms/stream");
+  voiceListen(source); // one-key voice (voice.js): calls come on the same stream
   source.addEventListener("open", () => setConn(true));
   source.addEventListener("error", async () => {
     setConn(false);
@@ -304,7 +305,7 @@ async function post(url, body) {
 
 async function act(id, action, row) {
   if (action === "open") return openCase(id);
-  if (action === "accept") return post(`/api/alarms/${id}/accept`);
+  if (action === "accept") { const a = await post(`/api/alarms/${id}/accept`); if (a) voiceAccepted(id); return a; }
   if (action === "resolve") {
     const select = row.querySelector("[data-outcome]");
     const outcome = select.value;
@@ -451,7 +452,7 @@ function infoHtml(alarm) {
     <div>${t("caseDevice")}${t("colon")}${esc(alarm.device)} · ${t("model")} ${esc(alarm.model)} · ${t("gateway")} ${esc(alarm.gateway)}</div>`;
 }
 function historyHtml(history) {
-  return history.map((h) => `<li>${fmt(h.at)} ${esc(h.actor === "system" ? t("system") : h.actor)} ${esc(MESSAGES[LANG].logActions[h.action] || h.action)} ${esc(logDetail(h))}</li>`).join("");
+  return history.map((h) => `<li>${fmt(h.at)} ${esc(h.actor === "system" ? t("system") : h.actor === "resident" ? t("byResident") : h.actor)} ${esc(MESSAGES[LANG].logActions[h.action] || h.action)} ${esc(logDetail(h))}</li>`).join("");
 }
 
 // Opens (or redraws) the case dialog. `live`: an update pushed while it is open — the forms
@@ -488,6 +489,7 @@ async function openCase(id, preset = {}, live = false) {
     </div>`;
   wireCase(id);
   if (!dialog.open) dialog.showModal();
+  voiceCase(id);
   const extras = caseExtras;
   extras.resident.then((profile) => { if (caseExtras === extras && $("#resident-slot")) $("#resident-slot").innerHTML = residentHtml(profile); });
   extras.readings.then((readings) => { if (caseExtras === extras && $("#readings")) drawReadings($("#readings"), readings); });
@@ -497,7 +499,7 @@ function wireCase(id) {
   const accept = $("#case-accept");
   // redrawn only if the live update has not done it yet: a second redraw would wipe what the
   // operator has begun to type in the forms acceptance opened
-  if (accept) accept.onclick = async () => { accept.disabled = true; if (await post(`/api/alarms/${id}/accept`)) openCase(id, {}, true); else accept.disabled = false; };
+  if (accept) accept.onclick = async () => { accept.disabled = true; if (await post(`/api/alarms/${id}/accept`)) { openCase(id, {}, true); voiceAccepted(id); } else accept.disabled = false; };
   // a field refused for its blanks is fine again once typed in
   for (const input of document.querySelectorAll("#case-body input[required]")) input.oninput = () => input.setCustomValidity("");
   const resolve = $("#resolve");
