@@ -247,7 +247,7 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[Cloud]:
         announcer.on_changed.append(
             lambda alarm: voice.alarm_closed(alarm.id) if alarm.state == "resolved" else None
         )
-        ingest.on_gateway_state.append(voice.gateway_state)
+        announcer.on_gateway_state.append(voice.gateway_state)
 
         async def on_reply(reply: Reply) -> None:  # a gateway's answer to a command
             await config_push.on_reply(reply)

@@ -34,7 +34,6 @@ from cloud.ingest.fair_share import FairShare
 from cloud.ingest.rejects import RejectLog
 from cloud.ingest.samples import SampleBuffer
 from cloud.ingest.watermarks import read_streams, write_watermarks
-from cloud.live import messages
 from cloud.notify.announce import Announcer
 from cloud.rules import Evaluation, RulesCore
 from cloud.site.registry import Registry
@@ -128,8 +127,6 @@ class Ingest:
         )
         #: Gateways' answers to commands go here (the site's config push sets it).
         self.on_reply: Callable[[Reply], Awaitable[None]] | None = None
-        #: Told each gateway status that came (gateway, "online"/"offline"); voice uses it.
-        self.on_gateway_state: list[Callable[[str, str], None]] = []
         self._no_link = BrokerLink()  # without a transport: never connected
 
     # ---- what the web app shows ----------------------------------------------------------
@@ -335,9 +332,7 @@ class Ingest:
         self._counts["status"] += 1
         if previous is not None:
             log.info("gateway=%s state=%s was=%s", status.gateway, status.state, previous)
-        self.announcer.hub.publish(messages.gateway_state(status.gateway, status.state.value))
-        for hook in self.on_gateway_state:
-            hook(status.gateway, status.state.value)
+        self.announcer.gateway_state(status.gateway, status.state.value)
         online = status.state is GatewayState.ONLINE
         async with self._deciding:
             decided = self.core.status(status.gateway, online, received_at)

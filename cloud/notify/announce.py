@@ -42,6 +42,15 @@ class Announcer:
         self.on_raised: list[Callable[[Alarm], None]] = []
         #: told each alarm an operator's action changed (voice ends the call of a resolved case)
         self.on_changed: list[Callable[[Alarm], None]] = []
+        #: told each gateway status that came (gateway, "online"/"offline"; voice offers a
+        #: call again to a gateway that is back)
+        self.on_gateway_state: list[Callable[[str, str], None]] = []
+
+    def gateway_state(self, gateway: str, state: str) -> None:
+        """A gateway's status (as it reported it) to every open page."""
+        for hook in self.on_gateway_state:
+            hook(gateway, state)
+        self.hub.publish(messages.gateway_state(gateway, state))
 
     def changed(self, alarm: Alarm) -> int:
         """One alarm's new state to every open page (an operator's action, an escalation);
