@@ -35,7 +35,7 @@ from gateway.agent import AgentOptions, GatewayAgent
 from gateway.uplink_settings import BrokerParams, UplinkOptions
 from sim import duty_seed
 from sim.broker import EmbeddedBroker
-from sim.link import GatewayLink
+from sim.link import CuttableLink
 from sim.panel import DemoSimulator
 
 
@@ -118,7 +118,7 @@ async def run_demo(
     )
     agents: dict[str, GatewayAgent] = {}
     # each gateway reaches the broker through a link the simulator can cut (sim/link.py)
-    links = {gw: GatewayLink(broker.port) for gw in gateway_ids}
+    links = {gw: CuttableLink(broker.port) for gw in gateway_ids}
     raised = 0
     try:
         for link in links.values():

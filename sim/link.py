@@ -1,8 +1,12 @@
-"""A demo gateway's network link: a TCP relay on loopback between its agent and the broker.
-`cut()` drops the connections and stops listening, as a pulled cable or a dead mobile link
-would (the broker sees the connection die and publishes the gateway's last will; the agent's
-reconnects are refused, its events wait in its outbox); `restore()` listens again on the same
-port (the agent reconnects, says it is online and sends what it kept)."""
+"""A network link that can be cut: a TCP relay on loopback to `target_port`. `cut()` drops the
+connections and stops listening, as a pulled cable or a dead mobile link would; `restore()`
+listens again on the same port.
+
+The demo puts one between each gateway's agent and the broker (cut: the broker publishes the
+gateway's last will, the agent's reconnects are refused and its events wait in its outbox;
+restored: it reconnects, says it is online and sends what it kept). The browser tests put one
+between Chromium and the cloud (Chromium's own offline emulation leaves an open event stream
+alone, so it cannot stand in for a blip)."""
 
 from __future__ import annotations
 
@@ -10,12 +14,16 @@ import asyncio
 import contextlib
 
 
-class GatewayLink:
-    def __init__(self, broker_port: int) -> None:
-        self.broker_port = broker_port
+class CuttableLink:
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
         self.port = 0
         self._server: asyncio.Server | None = None
         self._open: set[asyncio.StreamWriter] = set()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
     @property
     def up(self) -> bool:
@@ -40,7 +48,7 @@ class GatewayLink:
 
     async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.broker_port)
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
         except OSError:
             writer.transport.abort()
             return

@@ -22,7 +22,7 @@ from cloud.simulation import (
 from contract.site import Site
 from edge.sim import SimulatedHardware
 from gateway.agent import GatewayAgent
-from sim.link import GatewayLink
+from sim.link import CuttableLink
 
 #: What each action says it did: (zh, en), with {where} (building, home, device) and {value}.
 SAYS: dict[SimAction, tuple[str, str]] = {
@@ -41,7 +41,7 @@ class DemoSimulator:
         self,
         site: Site,
         agents: dict[str, GatewayAgent],
-        links: dict[str, GatewayLink],
+        links: dict[str, CuttableLink],
         replay: Callable[[], None],
         say: Callable[[str], None],
     ) -> None:
@@ -121,7 +121,7 @@ class DemoSimulator:
         self.say(f"模拟器 / simulator: {done.zh}")
         return done
 
-    def _link(self, gateway: str) -> GatewayLink:
+    def _link(self, gateway: str) -> CuttableLink:
         link = self.links.get(gateway)
         if link is None:
             raise NotFound.said(f"没有网关 {gateway}", f"no gateway {gateway}")

@@ -6,7 +6,6 @@ Playwright's own browser download is never used: the tests launch /usr/bin/chrom
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import re
 from collections.abc import AsyncIterator, Iterator
@@ -16,6 +15,7 @@ from typing import Any
 import pytest
 from playwright.async_api import BrowserContext, Page, ViewportSize, async_playwright, expect
 
+from sim.link import CuttableLink
 from tests.cloud.conftest import (  # noqa: F401  (fixtures re-exported for the e2e tests)
     PASSWORDS,
     Publisher,
@@ -112,73 +112,9 @@ async def board_live(page: Page, base_url: str, user: str = "op") -> None:
     await expect(page.locator("#conn")).to_have_text("实时连接正常")
 
 
-class CuttableLink:
-    """A TCP relay between the browser and the cloud that can be cut like a network outage:
-    open connections are reset and new ones refused until it is restored. (Chromium's own
-    offline emulation leaves an open event stream alone, so it cannot stand in for a blip.)"""
-
-    def __init__(self, target_port: int) -> None:
-        self.target_port = target_port
-        self.down = False
-        self.port = 0
-        self._server: asyncio.Server | None = None
-        self._open: set[asyncio.StreamWriter] = set()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def stop(self) -> None:
-        self.cut()
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-
-    def cut(self) -> None:
-        self.down = True
-        for writer in list(self._open):
-            writer.transport.abort()
-        self._open.clear()
-
-    def restore(self) -> None:
-        self.down = False
-
-    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self.down:
-            writer.transport.abort()
-            return
-        try:
-            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
-        except OSError:
-            writer.transport.abort()
-            return
-        self._open |= {writer, up_writer}
-
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-            with contextlib.suppress(OSError, ConnectionError):
-                while data := await src.read(65536):
-                    dst.write(data)
-                    await dst.drain()
-
-        await asyncio.wait(
-            [
-                asyncio.create_task(pipe(reader, up_writer)),
-                asyncio.create_task(pipe(up_reader, writer)),
-            ],
-            return_when=asyncio.FIRST_COMPLETED,
-        )
-        for w in (writer, up_writer):
-            self._open.discard(w)
-            w.transport.abort()
-
-
 @pytest.fixture
 async def link(cloud: RunningCloud) -> AsyncIterator[CuttableLink]:
     relay = CuttableLink(int(cloud.url.rsplit(":", 1)[1]))
-    await relay.start()
+    await relay.restore()
     yield relay
-    await relay.stop()
+    await relay.cut()

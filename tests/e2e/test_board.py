@@ -18,9 +18,10 @@ from typing import Any
 import httpx
 from playwright.async_api import Locator, Page, expect
 
+from sim.link import CuttableLink
 from tests.cloud.conftest import Publisher, RunningCloud, eventually
 from tests.cloud.ingest.test_ingest import event
-from tests.e2e.conftest import CuttableLink, board_live, publish, screenshot, sign_in
+from tests.e2e.conftest import board_live, publish, screenshot, sign_in
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "docs" / "screenshots"
@@ -170,7 +171,7 @@ async def test_alarm_raised_during_a_network_cut_appears_on_reconnect(
     await expect(page.get_by_text("当前没有未办结的告警")).to_be_visible()
 
     # the duty-room PC loses its network: the open stream breaks, the page says so
-    link.cut()
+    await link.cut()
     await expect(page.locator("#conn")).to_have_text("连接中断，正在重连…")
     await expect(page.locator("#conn")).to_have_class(re.compile(r"\bdown\b"))
 
@@ -181,7 +182,7 @@ async def test_alarm_raised_during_a_network_cut_appears_on_reconnect(
     await expect(page.locator("#conn")).to_have_text("连接中断，正在重连…")
 
     # the network is back: the stream reconnects by itself and its snapshot brings the call
-    link.restore()
+    await link.restore()
     await expect(page.locator("#conn")).to_have_text("实时连接正常")
     await expect(rows(page)).to_have_count(1)
     await expect(rows(page).first).to_contain_text("一键呼叫求助")
@@ -196,9 +197,9 @@ async def test_lapsed_session_goes_back_to_sign_in(link: CuttableLink, page: Pag
     await board_live(page, link.url)
     # the session ends elsewhere (signed out in another tab) and the stream then drops
     assert (await page.request.post(f"{link.url}/api/logout")).status == 204
-    link.cut()
+    await link.cut()
     await expect(page.locator("#conn")).to_have_text("连接中断，正在重连…")
-    link.restore()
+    await link.restore()
     # the reconnect is refused: the page asks for a sign-in instead of retrying for ever
     await expect(page).to_have_url(re.compile(r"/login$"))
     await expect(page.get_by_role("button", name="登录")).to_be_visible()
