@@ -102,7 +102,7 @@ async def rows(db: Database, filt: LedgerFilter, rules: RulesFile, now: float) -
 
 
 def _select_for_report(conn: Conn, filt: LedgerFilter) -> list[Row]:
-    """The report's cases: never a drill's (its own report: cloud/devices/drill_report.py)."""
+    """The report's cases: never a drill's (its own report: cloud/duty/drill_report.py)."""
     where, args = filt.where()
     where = f"{where} AND mode != ?" if where else " WHERE mode != ?"
     args = [*args, Mode.DRILL.value]

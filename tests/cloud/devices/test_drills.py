@@ -202,3 +202,162 @@ async def test_a_drills_incident_goes_through_the_real_gateway_and_a_real_fire_s
 async def _real_first(client: Any) -> list[dict[str, Any]] | None:
     board: list[dict[str, Any]] = (await client.get("/api/alarms")).json()
     return board if board and board[0]["mode"] == "live" else None
+
+
+_TIMES = "received_at, shown_at, accepted_at, dispatched_at, resolved_at, resolved_by, accept_by"
+
+
+async def _drill_rows(cloud: RunningCloud, drill_id: int) -> dict[int, dict[str, Any]]:
+    rows = await cloud.cloud.db.fetch_all(
+        f"SELECT id, device, rule, level, accepted_by, {_TIMES} FROM alarms WHERE window_id = ?",
+        (drill_id,),
+    )
+    return {r["id"]: dict(zip(r.keys(), r, strict=True)) for r in rows}
+
+
+def _expected_steps(row: dict[str, Any], deliver_within_s: float | None) -> list[tuple[Any, ...]]:
+    """(step, seconds, budget, within) from the recorded times, by hand."""
+    start = row["received_at"]
+
+    def since(at: float | None) -> float | None:
+        return None if at is None else round(at - start, 3)
+
+    accept_budget = round(row["accept_by"] - start, 3)
+    resolved = row["resolved_at"] if row["resolved_by"] != "system" else None
+    shown, accepted = since(row["shown_at"]), since(row["accepted_at"])
+    return [
+        ("shown", shown, deliver_within_s, shown is not None and shown <= (deliver_within_s or 0)),
+        ("accepted", accepted, accept_budget, accepted is not None and accepted <= accept_budget),
+        ("dispatched", since(row["dispatched_at"]), None, None),
+        ("resolved", since(resolved), None, None),
+    ]
+
+
+async def test_a_drills_report_measures_each_step_per_operator_beside_the_previous_drill(
+    drill_cloud: RunningCloud, agent: GatewayAgent
+) -> None:
+    """Two drills through the real agent: the first with one incident, accepted; the second
+    with two, worked by two people, and a real call during it, worked as real. The second's
+    report equals the figures computed here from the recorded times."""
+    assert agent.hardware is not None
+    supervisor = await signed_in(drill_cloud.url, "sup")
+    operator = await signed_in(drill_cloud.url, "op")
+    rules = drill_cloud.cloud.core.config
+    try:
+        now = datetime.now(UTC)
+
+        async def plan(starts_s: int) -> int:
+            body = {
+                "gateway": "gw-ld01",
+                "devices": ["smoke-0102", "gas-0101"],
+                "starts_at": (now - timedelta(seconds=starts_s)).isoformat(),
+                "ends_at": (now + timedelta(minutes=30)).isoformat(),
+            }
+            planned = await supervisor.post("/api/drills", json=body)
+            assert planned.status_code == 201, planned.text
+            return int(planned.json()["id"])
+
+        async def inject(drill_id: int, incident: dict[str, Any]) -> None:
+            sent = await supervisor.post(f"/api/drills/{drill_id}/incidents", json=incident)
+            assert sent.status_code == 202, sent.text
+
+        async def drill_alarms(drill_id: int, n: int) -> list[dict[str, Any]] | None:
+            rows = await _drill_rows(drill_cloud, drill_id)
+            return list(rows.values()) if len(rows) >= n else None
+
+        smoke = {"device": "smoke-0102", "type": "alarm"}
+        leak = {"device": "gas-0101", "type": "alarm", "values": {"ch4_pct_lel": 30.0}}
+        # the earlier drill: one incident, accepted, then the drill ends
+        first = await plan(20)
+        await inject(first, smoke)
+        (earlier,) = await eventually(lambda: drill_alarms(first, 1))
+        assert (await operator.post(f"/api/alarms/{earlier['id']}/accept")).status_code == 200
+        assert (await supervisor.post(f"/api/maintenance/{first}/end")).status_code == 200
+
+        second = await plan(10)
+        await inject(second, smoke)
+        await inject(second, leak)
+        alarms = await eventually(lambda: drill_alarms(second, 2))
+        by_device = {a["device"]: a["id"] for a in alarms}
+        # a real call during the drill: ahead of the drill's on the board, worked as real
+        agent.hardware.press_call("call-0101")
+        board = await eventually(lambda: _real_first(operator))
+        real = board[0]
+        assert (real["device"], real["mode"]) == ("call-0101", "live")
+
+        smoke_id, leak_id = by_device["smoke-0102"], by_device["gas-0101"]
+        shown = await operator.post("/api/alarms/shown", json={"ids": [smoke_id, leak_id]})
+        assert shown.status_code == 200
+        for step, body in (
+            ("accept", None),
+            ("dispatch", {"to": "网格员", "note": "演练"}),
+            ("feedback", {"note": "到场，演练处置完毕"}),
+            ("resolve", {"outcome": "handled"}),
+        ):
+            for alarm_id in (real["id"], smoke_id):
+                done = await operator.post(f"/api/alarms/{alarm_id}/{step}", json=body)
+                assert done.status_code == 200, done.text
+        assert (await supervisor.post(f"/api/alarms/{leak_id}/accept")).status_code == 200
+        dispatch = {"to": "物业", "note": ""}
+        assert (await supervisor.post(f"/api/alarms/{leak_id}/dispatch", json=dispatch)).is_success
+        # the drill ends with the leak still open: closed by the system, not resolved by anyone
+        assert (await supervisor.post(f"/api/maintenance/{second}/end")).status_code == 200
+
+        got = await supervisor.get(f"/api/drills/{second}/report")
+        assert got.status_code == 200, got.text
+        report = got.json()
+        rows = await _drill_rows(drill_cloud, second)
+        assert sorted(i["alarm_id"] for i in report["incidents"]) == sorted(rows)
+        assert real["id"] not in {i["alarm_id"] for i in report["incidents"]}
+        for item in report["incidents"]:
+            row = rows[item["alarm_id"]]
+            deliver = rules.policy_for(row["rule"], row["level"]).deliver_within_s
+            assert item["operator"] == row["accepted_by"]
+            steps = [(s["step"], s["seconds"], s["budget_s"], s["within"]) for s in item["steps"]]
+            assert steps == _expected_steps(row, deliver)
+        assert rows[leak_id]["resolved_by"] == "system"
+
+        # per operator: op worked the smoke alarm to the end, sup accepted and sent the leak
+        groups = {g["operator"]: g for g in report["by_operator"]}
+        assert set(groups) == {"op", "sup"}
+        smoke_row, leak_row = rows[smoke_id], rows[leak_id]
+        op_steps = {s["step"]: s for s in groups["op"]["steps"]}
+        assert op_steps["resolved"]["taken"] == 1
+        assert op_steps["resolved"]["mean_s"] == round(
+            smoke_row["resolved_at"] - smoke_row["received_at"], 3
+        )
+        sup_steps = {s["step"]: s for s in groups["sup"]["steps"]}
+        assert sup_steps["resolved"]["taken"] == 0
+        assert sup_steps["dispatched"]["mean_s"] == round(
+            leak_row["dispatched_at"] - leak_row["received_at"], 3
+        )
+        accepted = {s["step"]: s for s in report["steps"]}["accepted"]
+        times = [round(r["accepted_at"] - r["received_at"], 3) for r in (smoke_row, leak_row)]
+        assert accepted["taken"] == 2
+        assert accepted["mean_s"] == pytest.approx(sum(times) / 2, abs=0.001)
+        assert accepted["max_s"] == max(times)
+
+        # the earlier drill beside: its one incident, accepted by op, never resolved by anyone
+        previous = report["previous"]
+        assert previous["drill_id"] == first and previous["incidents"] == 1
+        earlier_row = (await _drill_rows(drill_cloud, first))[earlier["id"]]
+        earlier_steps = {s["step"]: s for s in previous["steps"]}
+        assert earlier_steps["accepted"]["mean_s"] == round(
+            earlier_row["accepted_at"] - earlier_row["received_at"], 3
+        )
+        assert earlier_steps["resolved"]["taken"] == 0
+
+        # the ledger's report never counts a drill; only supervisors read a drill's report
+        with_drills = {"include_tests": "true"}
+        ledger = (await supervisor.get("/api/ledger/report", params=with_drills)).json()
+        assert ledger["count"] == 1  # the real call alone
+        # ... but its rows and export show each drill case, marked as one
+        rows_page = (await supervisor.get("/api/ledger", params=with_drills)).json()["items"]
+        assert sorted(r["mode"] for r in rows_page) == ["drill", "drill", "drill", "live"]
+        export = await supervisor.get("/api/ledger/export.csv", params=with_drills)
+        assert export.text.count("应急演练") == 3
+        assert (await operator.get(f"/api/drills/{second}/report")).status_code == 403
+        assert (await supervisor.get(f"/api/drills/{second + 99}/report")).status_code == 404
+    finally:
+        for client in (supervisor, operator):
+            await client.aclose()
