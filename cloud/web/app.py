@@ -70,6 +70,7 @@ PAGES = {
     "/users": "users.html",
     "/duty": "duty.html",
     "/grid": "grid.html",
+    "/drills": "drills.html",
 }
 
 

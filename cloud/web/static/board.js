@@ -73,7 +73,8 @@ window.boardPerf = {snapshots: []};
 const $ = (sel) => document.querySelector(sel);
 const now = () => performance.timeOrigin + performance.now();
 
-function sortKey(a) { return [a.level, a.state === "active" ? 0 : 1, Date.parse(a.received_at)]; }
+// a drill's incidents behind every real alarm (as the API orders them)
+function sortKey(a) { return [a.mode === "drill" ? 1 : 0, a.level, a.state === "active" ? 0 : 1, Date.parse(a.received_at)]; }
 function compare(a, b) {
   const x = sortKey(a), y = sortKey(b);
   for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return x[i] - y[i];
