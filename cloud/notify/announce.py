@@ -99,5 +99,7 @@ class Announcer:
         if self.on_new_alarms is not None:
             self.on_new_alarms()
         for alarm_id in new_live:
+            if latest[alarm_id].mode is not Mode.LIVE:  # a drill's call rings no real home
+                continue
             for hook in self.on_raised:
                 hook(latest[alarm_id])

@@ -76,6 +76,11 @@ async def test_only_the_drills_own_incidents_are_drills_and_a_real_alarm_stays_r
         running = (await operator.get("/api/windows/now")).json()
         assert [(w["id"], w["mode"]) for w in running] == [(drill["id"], "drill")]
 
+        # what a new alarm sets off beyond the board (one-key voice offers the home a call)
+        raised: list[tuple[str, str]] = []
+        drill_cloud.cloud.announcer.on_raised.append(
+            lambda alarm: raised.append((alarm.device, alarm.mode.value))
+        )
         # the drill's incident: recorded as the drill's, on the board, only the duty room told
         gw1.publish("sc/v1/gw-ld01/event", marked(event("smoke-0102", ts=utc_now()), drill["id"]))
         await eventually(lambda: _count(drill_cloud, 1))
@@ -86,6 +91,8 @@ async def test_only_the_drills_own_incidents_are_drills_and_a_real_alarm_stays_r
         press = event("call-0101", kind="call", type_="press", ts=utc_now())
         gw1.publish("sc/v1/gw-ld01/event", marked(press, drill["id"]))
         alarms = await eventually(lambda: _count(drill_cloud, 3))
+        await eventually(lambda: _at_least(raised, 2))
+        assert sorted(raised) == [("call-0101", "live"), ("smoke-0102", "live")]
         modes = {(a["device"], a["mode"], a["window_id"]) for a in alarms}
         assert modes == {
             ("smoke-0102", "drill", drill["id"]),
@@ -124,6 +131,10 @@ async def test_only_the_drills_own_incidents_are_drills_and_a_real_alarm_stays_r
     finally:
         for client in (supervisor, operator, admin):
             await client.aclose()
+
+
+async def _at_least(items: list[Any], n: int) -> list[Any] | None:
+    return items if len(items) >= n else None
 
 
 async def _count(cloud: RunningCloud, n: int) -> list[dict[str, Any]] | None:
