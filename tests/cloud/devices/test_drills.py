@@ -116,6 +116,12 @@ async def test_only_the_drills_own_incidents_are_drills_and_a_real_alarm_stays_r
         counts = drill_cloud.cloud.ingest.counts
         assert (counts["drill_events"], counts["drill_marks_refused"]) == (1, 2)
 
+        # the shift handover hands over the real cases, not the drill's
+        made = await operator.post("/api/handovers", json={"note": "演练进行中"})
+        assert made.status_code == 201, made.text
+        handed = {c["id"] for c in made.json()["summary"]["open_cases"]}
+        assert handed == {a["id"] for a in alarms if a["mode"] == "live"}
+
         # the drill ends: its alarm is closed, the real ones stay open
         ended = await supervisor.post(f"/api/maintenance/{drill['id']}/end")
         assert ended.status_code == 200
