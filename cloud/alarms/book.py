@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 
 from cloud.alarms.arrivals import Arrival, known_ids
-from cloud.alarms.model import Alarm, AlarmState, Mode, Outcome, Raised
+from cloud.alarms.model import SYSTEM, Alarm, AlarmState, Mode, Outcome, Raised
 from cloud.alarms.recording import Recording
 from cloud.alarms.rows import get, log
 from cloud.db.database import Conn, Database
@@ -119,7 +119,8 @@ class AlarmBook:
         return [(r["gateway"], r["device"], r["rule"]) for r in rows]
 
     async def close_window(self, window_id: int, actor: str) -> list[Alarm]:
-        """A walk test or maintenance window ended: its open test alarms close as tests."""
+        """A walk test, maintenance window or drill ended: its open alarms close as tests,
+        resolved by the system (the log names who ended the window): nobody worked them."""
         now = self.db.clock()
 
         def close(conn: Conn) -> list[Alarm]:
@@ -134,9 +135,10 @@ class AlarmBook:
                 conn.execute(
                     "UPDATE alarms SET state = ?, open_key = NULL, resolved_at = ?,"
                     " resolved_by = ?, outcome = ? WHERE id = ?",
-                    (AlarmState.RESOLVED.value, now, actor, Outcome.TEST.value, alarm_id),
+                    (AlarmState.RESOLVED.value, now, SYSTEM, Outcome.TEST.value, alarm_id),
                 )
-                log(conn, alarm_id, actor, "resolved", f"test: window #{window_id} ended", now)
+                detail = f"test: window #{window_id} ended by {actor}"
+                log(conn, alarm_id, SYSTEM, "resolved", detail, now)
             return [get(conn, alarm_id) for alarm_id in ids]
 
         return await self.db.write(close)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from cloud.access.audit import Audit
 from cloud.alarms.actions import Announce, SendCommand
 from cloud.alarms.book import AlarmBook
-from cloud.alarms.model import AlarmState
+from cloud.alarms.model import AlarmState, Mode
 from cloud.alarms.queries import AlarmQueries
 from cloud.errors import Conflict, Unavailable
 from cloud.site.registry import Registry
@@ -72,6 +72,11 @@ class Hush:
         """Ask the alarm's device to be silent for `duration_s`. Conflict (409, zh/en) when the
         case or the device does not allow it; Unavailable (503) if the broker cannot take it."""
         alarm = await self._alarms.get(alarm_id)
+        if alarm.mode is Mode.DRILL:  # the detector is not sounding: never silence a real one
+            raise Conflict.said(
+                "演练事件：设备并未真正报警，不向设备发送消音指令",
+                "a drill's incident: the device is not sounding, no hush is sent to it",
+            )
         if alarm.state is AlarmState.ACTIVE:
             raise Conflict.said(
                 "请先受理该告警，再远程消音", "accept the case before hushing the alarm"

@@ -44,6 +44,11 @@ class Mode(StrEnum):
     DRILL = "drill"  # an emergency drill's scripted incident (应急演练), never a real alarm
 
 
+#: The modes the duty room works on its board: real alarms, and a drill's incidents (shown
+#: marked 演练 DRILL, behind every real one, told to nobody outside the duty room).
+WORKED = (Mode.LIVE, Mode.DRILL)
+
+
 _TIMES = (
     "device_ts",
     "received_at",

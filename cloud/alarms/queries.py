@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from cloud.alarms.groups import AlarmGroup, group_alarms
-from cloud.alarms.model import OPEN_STATES, Alarm, AlarmState, LogEntry, Mode, Outcome
+from cloud.alarms.model import OPEN_STATES, WORKED, Alarm, AlarmState, LogEntry, Mode, Outcome
 from cloud.alarms.rows import get
 from cloud.db.database import Database
 
@@ -19,14 +19,15 @@ class AlarmQueries:
         """The duty room's unresolved alarms, most severe first, then unaccepted before
         accepted, oldest first, then in the order stored (alarms one batch raised share their
         received_at; PostgreSQL, unlike SQLite, gives equal rows back in no set order) — at
-        most `limit`. Tests and maintenance are not the duty room's. The open states are named
-        (not `!= resolved`) so that the index on state finds the few open rows instead of a
-        scan of the whole book."""
+        most `limit`. Tests and maintenance are not the duty room's; a drill's incidents are,
+        each behind every real alarm (a real alarm jumps ahead of a drill). The open states
+        are named (not `!= resolved`) so that the index on state finds the few open rows
+        instead of a scan of the whole book."""
         sql = (
-            f"SELECT * FROM alarms WHERE state IN ({OPEN_STATES}) AND mode = ?"
-            " ORDER BY level ASC, (state = 'accepted') ASC, received_at ASC, id ASC"
+            f"SELECT * FROM alarms WHERE state IN ({OPEN_STATES}) AND mode IN (?, ?) ORDER BY"
+            " (mode = ?) ASC, level ASC, (state = 'accepted') ASC, received_at ASC, id ASC"
         )
-        params: tuple[object, ...] = (Mode.LIVE.value,)
+        params: tuple[object, ...] = (*(m.value for m in WORKED), Mode.DRILL.value)
         if limit is not None:  # no LIMIT at all: SQLite's "LIMIT -1" is an error on PostgreSQL
             sql, params = sql + " LIMIT ?", (*params, limit)
         rows = await self.db.fetch_all(sql, params)

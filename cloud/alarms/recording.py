@@ -14,7 +14,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from cloud.alarms.arrivals import Arrival
-from cloud.alarms.model import LEVEL_NAMES, SYSTEM, Alarm, AlarmState, Mode, Outcome, Raised
+from cloud.alarms.model import (
+    LEVEL_NAMES,
+    SYSTEM,
+    WORKED,
+    Alarm,
+    AlarmState,
+    Mode,
+    Outcome,
+    Raised,
+)
 from cloud.alarms.model import open_key as make_open_key
 from cloud.alarms.rows import log
 from cloud.db.database import Conn
@@ -180,9 +189,7 @@ class Recording:
             draft.life_safety,
             draft.mode,
             received_at,
-            self._accept_by(draft.rule, draft.level, received_at)
-            if draft.mode == Mode.LIVE
-            else None,
+            self._accept_by(draft.rule, draft.level, received_at) if draft.mode in WORKED else None,
         )
         return _Touched(alarm_id, True, "raised")
 
@@ -190,7 +197,7 @@ class Recording:
         """A repeat, kept until the unit writes it (one UPDATE for many)."""
         level = min(known.level, draft.level)
         latched = known.life_safety or draft.life_safety
-        if level < known.level and known.mode == Mode.LIVE:
+        if level < known.level and known.mode in WORKED:
             # more severe now: the budget of the new level, if that is shorter
             tighter = self._accept_by(draft.rule, level, known.received_at)
             if tighter is not None:
@@ -253,6 +260,7 @@ class Recording:
         if place is None:  # ingest checks the registry first; this is a programming error
             raise NoPlace(f"no place for {draft.gateway}/{draft.device}")
         live = draft.mode == Mode.LIVE
+        worked = draft.mode in WORKED  # a drill's: on the board with a budget, escalated never
         group_key = (
             None if draft.life_safety else f"{place.building_id}/{draft.group or draft.kind}"
         )
@@ -298,12 +306,14 @@ class Recording:
                 # the escalator runs step 0 (the first notifications) at once
                 0 if live else None,
                 now if live else None,
-                self._accept_by(draft.rule, draft.level, received_at) if live else None,
+                self._accept_by(draft.rule, draft.level, received_at) if worked else None,
             ),
         )
         alarm_id = int(cursor.fetchone()[0])
         detail = f"level {LEVEL_NAMES[draft.level]}"
-        if not live:
+        if draft.mode == Mode.DRILL:
+            detail += f"; drill #{draft.window}: on the duty room's board, told to nobody else"
+        elif not live:
             detail += (
                 f"; {draft.mode} #{draft.window}: recorded as a test, not sent to the duty room"
             )

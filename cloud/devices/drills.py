@@ -4,7 +4,7 @@ drill's number, so it takes the real path through the outbox, the broker and ing
 the drill gate honours the number (cloud/devices/maintenance.py). Only for a drill running
 now and a device it covers; every incident sent is audited.
 
-Not built yet: a script run on a timetable, the drill's report.
+The drill's report: cloud/duty/drill_report.py. Not built yet: a script run on a timetable.
 """
 
 from __future__ import annotations

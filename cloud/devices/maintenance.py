@@ -13,8 +13,9 @@ forgotten walk test cannot mute a building for good. A maintenance window is pla
 An emergency drill (应急演练) is a window of mode `drill`, planned by a supervisor or an admin
 for the devices its scripted incidents come from. It changes nothing by itself: only an event
 that carries the drill's number (`Event.drill`, put there by the drill's injection) is a
-drill's, and its alarms are recorded with mode `drill` — never escalated to anyone, closed
-when the drill ends. An event without the number from the same device during the drill, or
+drill's, and its alarms are recorded with mode `drill` — worked on the duty room's board
+behind every real alarm, never escalated to anyone, closed when the drill ends
+(docs/drills.md). An event without the number from the same device during the drill, or
 with the number of a drill that is not running or does not cover the device, is real
 (`drill_gate`): a drill never hides a real alarm.
 

@@ -19,7 +19,7 @@ from datetime import date, datetime
 from pydantic import BaseModel, Field
 
 from cloud.access.audit import Audit
-from cloud.alarms.model import Alarm, AlarmState
+from cloud.alarms.model import Alarm, AlarmState, Mode
 from cloud.alarms.queries import AlarmQueries
 from cloud.db.database import Conn, Database, Row
 from cloud.devices.health import HealthReports
@@ -125,7 +125,8 @@ class Handovers:
         self.audit = audit
 
     async def summary(self, now: float) -> Summary:
-        cases = [_case(a, now) for a in await self.alarms.active()]
+        # a drill's cases are the drill's (closed when it ends), never handed over as real work
+        cases = [_case(a, now) for a in await self.alarms.active() if a.mode is Mode.LIVE]
         report = await self.health.report(now, with_alarms=False)
         devices: list[DeviceLine] = []
         for building in report.buildings:

@@ -9,7 +9,7 @@ import asyncio
 import math
 from dataclasses import dataclass
 
-from cloud.alarms.model import Alarm
+from cloud.alarms.model import Alarm, Mode
 from cloud.db.database import Conn, Database, Row
 from cloud.errors import Refused
 from cloud.ledger.cases import LedgerPage, LedgerRow, ReportCase, ledger_row, report_case
@@ -102,7 +102,10 @@ async def rows(db: Database, filt: LedgerFilter, rules: RulesFile, now: float) -
 
 
 def _select_for_report(conn: Conn, filt: LedgerFilter) -> list[Row]:
+    """The report's cases: never a drill's (its own report: cloud/duty/drill_report.py)."""
     where, args = filt.where()
+    where = f"{where} AND mode != ?" if where else " WHERE mode != ?"
+    args = [*args, Mode.DRILL.value]
     total = _count(conn, where, args)
     if total > REPORT_MAX_ROWS:
         raise TooMany(total, REPORT_MAX_ROWS)

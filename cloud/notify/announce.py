@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
-from cloud.alarms.model import Alarm, Mode, Raised
+from cloud.alarms.model import WORKED, Alarm, Mode, Raised
 from cloud.alarms.rows import mark_pushed
 from cloud.db.database import Conn, Database
 from cloud.live import messages
@@ -67,11 +67,11 @@ class Announcer:
         pushed = datetime.fromtimestamp(pushed_at, UTC)
         for item in raised:
             alarm = item.alarm
-            if alarm.mode is not Mode.LIVE:
+            if alarm.mode not in WORKED:
                 self.counts["test_alarms" if item.new else "test_alarm_updates"] += 1
                 continue
-            if item.new:
-                self.counts["alarms_raised"] += 1
+            if item.new:  # a drill's goes to the duty room's pages too, marked, counted apart
+                self.counts["alarms_raised" if alarm.mode is Mode.LIVE else "drill_alarms"] += 1
                 new_live.append(alarm.id)
             elif item.change == "cleared":
                 self.counts["alarms_cleared"] += 1
@@ -85,7 +85,7 @@ class Announcer:
         for alarm_id, alarm in latest.items():
             if alarm_id in fresh and alarm.pushed_at is None:
                 alarm = alarm.model_copy(update={"pushed_at": pushed})
-                if self.on_pushed is not None:
+                if self.on_pushed is not None and alarm.mode is Mode.LIVE:
                     self.on_pushed(max(pushed_at - alarm.received_at.timestamp(), 0.0))
             pages = self.hub.publish(messages.alarm_changed(alarm))
         if not new_live:
@@ -99,5 +99,7 @@ class Announcer:
         if self.on_new_alarms is not None:
             self.on_new_alarms()
         for alarm_id in new_live:
+            if latest[alarm_id].mode is not Mode.LIVE:  # a drill's call rings no real home
+                continue
             for hook in self.on_raised:
                 hook(latest[alarm_id])

@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from cloud.alarms.model import Alarm
+from cloud.alarms.model import Alarm, Mode
+
+#: Leads every text about a drill's alarm (应急演练), on every channel.
+DRILL_MARK = "【演练 DRILL】"
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +33,8 @@ class Notification:
         lead = {"notify": "", "escalate": "【升级】", "remind": "【提醒】"}.get(self.reason, "")
         tail = "，尚未受理，请立即处置" if self.reason != "notify" else "，请及时处置"
         text = f"{lead}【{a.level_name}级】{a.title_zh}：{where}{tail}（告警号 {a.id}）"
+        if a.mode is Mode.DRILL:  # never mistaken for a real alarm (docs/drills.md)
+            text = f"{DRILL_MARK}{text}"
         return f"{text} {self.link}" if self.link else text
 
     def payload(self) -> dict[str, Any]:
@@ -50,6 +55,8 @@ class Notification:
                 "title_zh": a.title_zh,
                 "title_en": a.title_en,
                 "state": a.state.value,
+                "mode": a.mode.value,
+                "drill": a.window_id if a.mode is Mode.DRILL else None,
                 "street_id": a.street_id,
                 "community": a.community,
                 "grid": a.grid,

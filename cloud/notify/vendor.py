@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from cloud.alarms.model import Mode
 from cloud.notify.base import Delivery, Notification
 
 #: Failures where the request never left this machine: sending again cannot duplicate it.
@@ -35,6 +36,8 @@ _LEVELS = {1: "Ⅰ级", 2: "Ⅱ级", 3: "Ⅲ级", 4: "Ⅳ级"}
 def words(n: Notification) -> Words:
     a = n.alarm
     lead = {"escalate": "升级", "remind": "提醒"}.get(n.reason, "")
+    if a.mode is Mode.DRILL:
+        lead = f"演练{lead}"
     return Words(
         level=_LEVELS.get(a.level, f"{a.level}级"),
         what=a.title_zh,

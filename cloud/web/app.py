@@ -21,6 +21,7 @@ from cloud.devices.installation import Installation
 from cloud.devices.trends import Trends
 from cloud.devices.walk_test_report import WalkTestReports
 from cloud.devices.windows import Windows
+from cloud.duty.drill_report import DrillReports
 from cloud.duty.grid_cases import GridCases
 from cloud.ledger.service import XLSX, Ledger
 from cloud.notify.receipts import CallResults
@@ -69,6 +70,7 @@ PAGES = {
     "/users": "users.html",
     "/duty": "duty.html",
     "/grid": "grid.html",
+    "/drills": "drills.html",
 }
 
 
@@ -113,6 +115,7 @@ def services_of(cloud: Cloud) -> Services:
         windows=windows,
         drills=DrillIncidents(cloud.maintenance, cloud.audit, cloud.transport.send_command),
         walk_tests=WalkTestReports(windows, cloud.alarms, cloud.registry, cloud.store),
+        drill_reports=DrillReports(cloud.maintenance, cloud.alarms, lambda: cloud.core.config),
         installation=Installation(
             settings=cloud.settings,
             registry=cloud.registry,

@@ -23,6 +23,7 @@ from cloud.devices.trends import Trends
 from cloud.devices.walk_test_report import WalkTestReports
 from cloud.devices.windows import Windows
 from cloud.duty.desk import DutyDesk
+from cloud.duty.drill_report import DrillReports
 from cloud.duty.grid_cases import GridCases
 from cloud.errors import NotFound
 from cloud.ingest.pipeline import Ingest
@@ -81,6 +82,7 @@ ReloaderDep = Annotated[RulesReloader, Depends(_service(lambda s: s.reloader))]
 WindowsDep = Annotated[Windows, Depends(_service(lambda s: s.windows))]
 DrillsDep = Annotated[DrillIncidents, Depends(_service(lambda s: s.drills))]
 WalkTestsDep = Annotated[WalkTestReports, Depends(_service(lambda s: s.walk_tests))]
+DrillReportsDep = Annotated[DrillReports, Depends(_service(lambda s: s.drill_reports))]
 InstallationDep = Annotated[Installation, Depends(_service(lambda s: s.installation))]
 HealthDep = Annotated[HealthReports, Depends(_service(lambda s: s.health))]
 TrendsDep = Annotated[Trends, Depends(_service(lambda s: s.trends))]

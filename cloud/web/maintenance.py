@@ -14,7 +14,9 @@ from pydantic import BaseModel, Field
 from cloud.alarms.model import Mode
 from cloud.devices.maintenance import Window
 from cloud.devices.walk_test_report import WalkTestReport
+from cloud.duty.drill_report import DrillReport
 from cloud.web.deps import (
+    DrillReportsDep,
     DrillsDep,
     DutyUser,
     InstallerUser,
@@ -127,6 +129,13 @@ async def inject_incident(
     to come back as that device's event marked with the drill's number."""
     incident = DrillIncident(drill=drill_id, type=body.type, values=body.values)
     return IncidentSent(command_id=await drills.inject(drill_id, body.device, incident, user.name))
+
+
+@router.get("/drills/{drill_id}/report", response_model=DrillReport)
+async def drill_report(drill_id: RowId, reports: DrillReportsDep, user: PlannerUser) -> DrillReport:
+    """A drill's report: each incident's steps (shown, accepted, dispatched, resolved) against
+    a real alarm's budgets, per operator and shift, beside the previous drill's figures."""
+    return await reports.report(drill_id)
 
 
 @router.post("/maintenance/{window_id}/end", response_model=Window)

@@ -19,6 +19,7 @@ from cloud.devices.trends import Trends
 from cloud.devices.walk_test_report import WalkTestReports
 from cloud.devices.windows import Windows
 from cloud.duty.desk import DutyDesk
+from cloud.duty.drill_report import DrillReports
 from cloud.duty.grid_cases import GridCases
 from cloud.ingest.pipeline import Ingest
 from cloud.ingest.rejects import RejectLog
@@ -68,6 +69,7 @@ class Services:
     windows: Windows
     drills: DrillIncidents
     walk_tests: WalkTestReports
+    drill_reports: DrillReports
     installation: Installation
     health: HealthReports
     trends: Trends

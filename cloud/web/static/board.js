@@ -20,6 +20,7 @@ Object.assign(MESSAGES.zh, {
   windowModes: {walk_test: "巡检测试", maintenance: "维护窗口", drill: "应急演练"}, windowDrill: "仅标记为本次演练的事件按演练处理；其他告警一律按真实告警处理", windowAll: "全部设备", windowUntil: "至",
   windowLeft: "剩余", windowBy: "发起人", windowLive: "期间非生命安全类告警只记为测试；呼叫、烟感、燃气报警照常推送",
   brokerSince: "平台自 {time} 起连接不上消息服务器（已持续 {dur}）。新告警可能延迟送达，恢复后自动补收；现有告警可照常处置。",
+  drillTag: "演练", drillCase: "应急演练 #{n}：演练事件，不是真实告警。仅在值班室处置，不通知住户、家属和119。",
 });
 Object.assign(MESSAGES.en, {
   budgetLeft: "left", overdue: "overdue", accept_by: "Accept by", outcome: "Outcome",
@@ -37,6 +38,7 @@ Object.assign(MESSAGES.en, {
   windowModes: {walk_test: "Walk test", maintenance: "Maintenance", drill: "Emergency drill"}, windowDrill: "only events marked as this drill's are handled as a drill; every other alarm is real", windowAll: "all devices", windowUntil: "until",
   windowLeft: "left", windowBy: "by", windowLive: "other alarms are recorded as tests; calls, smoke and gas still reach the duty room",
   brokerSince: "The platform has not reached its message broker since {time} (for {dur}). New alarms may be delayed and arrive once it is back; open alarms can be handled as usual.",
+  drillTag: "Drill", drillCase: "Emergency drill #{n}: a drill's incident, not a real alarm. Worked in the duty room only; no resident, family or 119 is told.",
 });
 // The reading an alarm's rule judged, with its unit and precision; an event's alarm (a call,
 // a smoke or gas detector's own alarm) has no reading to show.
@@ -71,7 +73,8 @@ window.boardPerf = {snapshots: []};
 const $ = (sel) => document.querySelector(sel);
 const now = () => performance.timeOrigin + performance.now();
 
-function sortKey(a) { return [a.level, a.state === "active" ? 0 : 1, Date.parse(a.received_at)]; }
+// a drill's incidents behind every real alarm (as the API orders them)
+function sortKey(a) { return [a.mode === "drill" ? 1 : 0, a.level, a.state === "active" ? 0 : 1, Date.parse(a.received_at)]; }
 function compare(a, b) {
   const x = sortKey(a), y = sortKey(b);
   for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return x[i] - y[i];
@@ -99,9 +102,13 @@ function escalated(a) {
 }
 function title(a) { return LANG === "zh" ? a.title_zh : a.title_en; }
 
+// A drill's incident (应急演练) is marked on its row and its case: never taken for a real alarm.
+function drillTag(a) {
+  return a.mode === "drill" ? `<span class="badge drill" title="${esc(t("drillCase").replace("{n}", a.window_id))}">${esc(t("drillTag"))}</span> ` : "";
+}
 function rowHtml(a) {
   return `<td><span class="badge l${a.level}">${esc(MESSAGES[LANG].levelNames[a.level])}</span></td>
-      <td><div class="title">${esc(title(a))}</div>
+      <td><div class="title">${drillTag(a)}${esc(title(a))}</div>
           <div class="sub">${esc(MESSAGES[LANG].kinds[a.kind] || a.kind)}${readingText(a) ? ` · ${t("value")} ${esc(readingText(a))}` : ""}${a.repeats ? ` · ${t("repeats")} ×${a.repeats}` : ""}</div></td>
       <td><div>${esc(a.building)} ${esc(a.home)}</div>${glanceHtml(a.home_id)}<div class="sub">${esc(a.community)} · ${esc(a.grid)}</div></td>
       <td><div>${esc(a.device)}</div><div class="sub">${esc(a.gateway)}</div></td>
@@ -135,7 +142,7 @@ function rowFor(a) {
   if (cached && cached.alarm === a) return cached.tr;
   const tr = cached ? cached.tr : document.createElement("tr");
   if (!cached) visibility.observe(tr);
-  tr.className = `level-${a.level} state-${a.state}`;
+  tr.className = `level-${a.level} state-${a.state}${a.mode === "drill" ? " drill" : ""}`;
   tr.dataset.id = a.id; tr.dataset.level = a.level; tr.dataset.state = a.state;
   tr.innerHTML = rowHtml(a);
   rowCache.set(a.id, {alarm: a, tr});
@@ -448,7 +455,8 @@ function actionsHtml(alarm, preset) {
 
 function infoHtml(alarm) {
   const budget = alarm.state === "active" && alarm.accept_by ? (() => { const [text, over] = budgetText(alarm.accept_by); return `<div>${t("accept_by")}${t("colon")}${fmt(alarm.accept_by)} <span class="budget${over ? " overdue" : ""}" data-by="${alarm.accept_by}">${text}</span></div>`; })() : "";
-  return `<div>${esc(alarm.community)} · ${esc(alarm.grid)} · <strong>${esc(t(alarm.state))}</strong></div>${budget}
+  const drill = alarm.mode === "drill" ? `<p class="drill-note" role="note">${drillTag(alarm)}${esc(t("drillCase").replace("{n}", alarm.window_id))}</p>` : "";
+  return `${drill}<div>${esc(alarm.community)} · ${esc(alarm.grid)} · <strong>${esc(t(alarm.state))}</strong></div>${budget}
     <div>${t("caseDevice")}${t("colon")}${esc(alarm.device)} · ${t("model")} ${esc(alarm.model)} · ${t("gateway")} ${esc(alarm.gateway)}</div>`;
 }
 function historyHtml(history) {
@@ -557,7 +565,7 @@ function drawAwaiting() {
   $("#awaiting-empty").hidden = awaitingList.length > 0;
   $("#awaiting tbody").innerHTML = awaitingList.map((a) => `<tr data-id="${a.id}">
       <td><span class="badge l${a.level}">${esc(MESSAGES[LANG].levelNames[a.level])}</span></td>
-      <td><div class="title">${esc(title(a))}</div><div class="sub">${esc(a.building)} ${esc(a.home)}</div></td>
+      <td><div class="title">${drillTag(a)}${esc(title(a))}</div><div class="sub">${esc(a.building)} ${esc(a.home)}</div></td>
       <td>${esc(t(a.outcome))}${a.cause ? `<div class="sub">${esc(MESSAGES[LANG].causes[a.cause] || a.cause)}</div>` : ""}</td>
       <td>${fmt(a.resolved_at)}<div class="sub">${t("resolvedBy")} ${esc(a.resolved_by)}</div></td>
       <td><button data-review>${t("review")}</button></td></tr>`).join("");

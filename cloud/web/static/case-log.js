@@ -24,7 +24,10 @@ function toldZh(part) {
   return part === "nobody else to tell" ? "无其他通知对象" : part;
 }
 // the daily check-in's clear reason (cloud/duty/checkin.py)
-function checkinZh(text) { return text.replace(/^checked in at (\d\d:\d\d)$/, "平安报已报到 $1"); }
+function checkinZh(text) {
+  return text.replace(/^checked in at (\d\d:\d\d)$/, "平安报已报到 $1")
+    .replace(/^window #(\d+) ended(?: by (\S+))?$/, (_, n, who) => `#${n} 已结束${who ? `（${who === "system" ? t("system") : who}）` : ""}`);
+}
 function whyZh(why) {
   const duty = why.match(/^no duty officer on the roster for (.+)$/);
   if (duty) return `排班表中没有值班员（${duty[1]}）`;
@@ -40,9 +43,10 @@ function whyZh(why) {
 }
 const LOG_FORMS = {
   raised: (d) => {
-    const m = d.match(/^level (I|II|III|IV)(?:; (\w+) #(\d+): recorded as a test, not sent to the duty room)?$/);
+    const m = d.match(/^level (I|II|III|IV)(?:; (\w+) #(\d+): recorded as a test, not sent to the duty room|; drill #(\d+): on the duty room's board, told to nobody else)?$/);
     if (!m) return d;
     const level = MESSAGES.zh.levelNames[LEVEL_ROMAN[m[1]]];
+    if (m[4]) return `${level}；应急演练 #${m[4]}：在值班室看板处置，不通知其他人`;
     return m[2] ? `${level}；${logWord("modes", m[2])} #${m[3]}：按测试记录，未推送值班室` : level;
   },
   notify: (d) => stepZh(d), escalate: (d) => stepZh(d), remind: (d) => stepZh(d),

@@ -18,7 +18,7 @@ const MESSAGES = {
     roles: {operator: "值班员", supervisor: "督导", installer: "安装人员", admin: "管理员", grid_worker: "网格员"},
     colon: "：", system: "系统",
     logActions: {raised: "产生告警", repeat: "重复触发", shown: "已显示给值班员", accepted: "受理", resolved: "办结", command: "下发指令"},
-    nav: {board: "告警看板", ledger: "台账", report: "统计报表", devices: "设备状态", trends: "趋势", site: "场所与设备", install: "安装调试", users: "账号管理", duty: "值班排班", grid: "我的工单"},
+    nav: {board: "告警看板", ledger: "台账", report: "统计报表", devices: "设备状态", trends: "趋势", site: "场所与设备", install: "安装调试", users: "账号管理", duty: "值班排班", grid: "我的工单", drills: "应急演练"},
   },
   en: {
     title: "Street duty room · Alarm board", signin: "Sign in", username: "User name", password: "Password",
@@ -38,7 +38,7 @@ const MESSAGES = {
     roles: {operator: "operator", supervisor: "supervisor", installer: "installer", admin: "admin", grid_worker: "grid worker"},
     colon: ": ", system: "system",
     logActions: {raised: "raised", repeat: "repeated", shown: "shown to the operator", accepted: "accepted", resolved: "resolved", command: "command"},
-    nav: {board: "Alarm board", ledger: "Ledger", report: "Report", devices: "Device health", trends: "Trends", site: "Site & devices", install: "Installation", users: "Accounts", duty: "Duty & roster", grid: "My cases"},
+    nav: {board: "Alarm board", ledger: "Ledger", report: "Report", devices: "Device health", trends: "Trends", site: "Site & devices", install: "Installation", users: "Accounts", duty: "Duty & roster", grid: "My cases", drills: "Drills"},
   },
 };
 let LANG = localStorage.getItem("lang") || "zh";
@@ -61,7 +61,7 @@ const PAGES = [
   ["devices", "/devices", [...DUTY, "installer"]], ["trends", "/trends", [...DUTY, "installer"]],
   ["site", "/site", ["installer", "admin"]], ["install", "/install", ["installer", "admin"]],
   ["users", "/users", ["admin"]], ["duty", "/duty", DUTY],
-  ["grid", "/grid", ["grid_worker"]],
+  ["grid", "/grid", ["grid_worker"]], ["drills", "/drills", ["supervisor", "admin"]],
 ];
 // Fills <nav id="nav"> with the links this role may follow; `active` is this page's key.
 function renderNav(role, active) {

@@ -60,7 +60,7 @@ async function openCase(id) {
   const said = {dispatched_at: alarm.dispatched_to ? ` · ${esc(t("dispatchedTo"))} ${esc(alarm.dispatched_to)}` : ""};
   const outcome = alarm.outcome ? ` · ${esc(words("outcomeNames")[alarm.outcome])}${alarm.cause ? `（${esc(words("causeNames")[alarm.cause])}）` : ""}` : "";
   $("#case-body").innerHTML = `<h2>#${alarm.id} ${esc(LANG === "zh" ? alarm.title_zh : alarm.title_en)} · ${esc(alarm.building)} ${esc(alarm.home)}</h2>
-    <p><span class="badge l${alarm.level}">${esc(levelName(alarm.level))}</span> ${esc(kindName(alarm.kind))} · ${esc(alarm.device)} (${esc(alarm.model)}) · ${esc(alarm.community)} ${esc(alarm.grid)}${outcome}</p>
+    <p><span class="badge l${alarm.level}">${esc(levelName(alarm.level))}</span> ${esc(kindName(alarm.kind))} · ${esc(alarm.device)} (${esc(alarm.model)}) · ${esc(alarm.community)} ${esc(alarm.grid)}${alarm.mode !== "live" ? ` · <strong>${esc(words("modeNames")[alarm.mode])}</strong>` : ""}${outcome}</p>
     <h3>${t("timeline")}</h3><ol class="timeline">${ordered.map((s) => `<li data-step="${s}">${t(s)}${t("colon")}${fmtTime(alarm[s])}${said[s] || ""}</li>`).join("")}</ol>
     ${alarm.note ? `<p>${esc(t("noteCause"))}${t("colon")}${esc(alarm.note)}</p>` : ""}
     <h3>${t("history")}</h3><ol class="history">${history.map((h) => `<li>${fmtTime(h.at)} ${esc(h.actor === "system" ? t("system") : h.actor)} ${esc(words("logActions")[h.action] || h.action)} ${esc(logDetail(h))}</li>`).join("")}</ol>`;
