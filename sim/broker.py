@@ -10,7 +10,9 @@ from __future__ import annotations
 import secrets
 import socket
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from amqtt.broker import Broker
 from pwdlib import PasswordHash
@@ -23,6 +25,22 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+class _Subscriptions(dict[str, list[tuple[Any, int]]]):
+    """amqtt 0.12's table of subscriptions (topic filter → sessions), iterated on a copy.
+
+    Its broadcast loop walks the table across awaits (the ACL check, a send), so a client
+    subscribing to a new filter meanwhile ended the walk with "dictionary changed size during
+    iteration" and the message went to no one after that point (seen at the demo's start, as
+    the gateways subscribe). Iterating a snapshot sends it to every subscription that existed
+    when the broadcast began."""
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(super().__iter__()))
+
+    def items(self) -> list[tuple[str, list[tuple[Any, int]]]]:  # type: ignore[override]
+        return list(super().items())
 
 
 class EmbeddedBroker:
@@ -64,6 +82,7 @@ class EmbeddedBroker:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
             self._broker = Broker(self._config())
+        self._broker._subscriptions = _Subscriptions()
         await self._broker.start()
 
     async def stop(self) -> None:
