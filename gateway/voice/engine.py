@@ -103,12 +103,17 @@ class VoiceEngine:
     def command(self, command: Command) -> Future[tuple[str, VoiceReport | None]]:
         """Carry out a `cmd/voice`; the future gives the Reply's detail and report, or raises
         VoiceError with the reason."""
+        if self._loop.is_closed():  # the gateway is stopping: the command is not run
+            stopped: Future[tuple[str, VoiceReport | None]] = Future()
+            stopped.set_exception(VoiceError("voice has stopped: the gateway is stopping"))
+            return stopped
         return asyncio.run_coroutine_threadsafe(self._command(command), self._loop)
 
     def resident_hangup(self, device: str) -> None:
         """The button pressed while its call is connected: end it (never waits: the button's
         thread must not wait for the call to close)."""
-        asyncio.run_coroutine_threadsafe(self._resident_hangup(device), self._loop)
+        if not self._loop.is_closed():
+            asyncio.run_coroutine_threadsafe(self._resident_hangup(device), self._loop)
 
     def state(self, device: str) -> CallState | None:
         call = self._calls.get(device)
