@@ -91,6 +91,10 @@ class VoiceEngine:
         self.stats = VoiceStats()
         self._calls: dict[str, _Call] = {}  # by device
         self._loop = asyncio.new_event_loop()
+        #: held while something is handed to the loop, and by close() when it stops taking
+        #: work: nothing is handed over after (it would never run)
+        self._handing = threading.Lock()
+        self._stopping = False
         self._thread = threading.Thread(target=self._run, name="voice", daemon=True)
         self._thread.start()
 
@@ -103,17 +107,19 @@ class VoiceEngine:
     def command(self, command: Command) -> Future[tuple[str, VoiceReport | None]]:
         """Carry out a `cmd/voice`; the future gives the Reply's detail and report, or raises
         VoiceError with the reason."""
-        if self._loop.is_closed():  # the gateway is stopping: the command is not run
-            stopped: Future[tuple[str, VoiceReport | None]] = Future()
-            stopped.set_exception(VoiceError("voice has stopped: the gateway is stopping"))
-            return stopped
-        return asyncio.run_coroutine_threadsafe(self._command(command), self._loop)
+        with self._handing:
+            if not self._stopping:
+                return asyncio.run_coroutine_threadsafe(self._command(command), self._loop)
+        stopped: Future[tuple[str, VoiceReport | None]] = Future()  # the gateway is stopping
+        stopped.set_exception(VoiceError("voice has stopped: the gateway is stopping"))
+        return stopped
 
     def resident_hangup(self, device: str) -> None:
         """The button pressed while its call is connected: end it (never waits: the button's
         thread must not wait for the call to close)."""
-        if not self._loop.is_closed():
-            asyncio.run_coroutine_threadsafe(self._resident_hangup(device), self._loop)
+        with self._handing:
+            if not self._stopping:
+                asyncio.run_coroutine_threadsafe(self._resident_hangup(device), self._loop)
 
     def state(self, device: str) -> CallState | None:
         call = self._calls.get(device)
@@ -121,9 +127,11 @@ class VoiceEngine:
 
     def close(self) -> None:
         """End every call (reported as ended: the gateway stops) and stop the loop."""
-        if not self._loop.is_running():
-            return
-        future = asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop)
+        with self._handing:
+            if self._stopping or not self._loop.is_running():
+                return
+            self._stopping = True
+            future = asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop)
         try:
             future.result(15)
         finally:
