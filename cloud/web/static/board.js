@@ -470,6 +470,9 @@ async function openCase(id, preset = {}, live = false) {
   if (!resp.ok) return;
   const {alarm, history} = await resp.json();
   const dialog = $("#case");
+  // a refresh of an open case: if the operator closed it (or opened another) while this was
+  // being read, it stays closed
+  if (live && (!dialog.open || Number(dialog.dataset.id) !== id)) return;
   const stateKey = `${alarm.state}/${alarm.verified_at ? 1 : 0}`;
   if (live && dialog.open && Number(dialog.dataset.id) === id && dialog.dataset.state === stateKey) {
     $("#case-info").innerHTML = infoHtml(alarm);
@@ -593,7 +596,8 @@ $("#case").addEventListener("close", () => { caseExtras = null; });
 // After a language switch (the shared header, i18n.js startPage, relabels the rest).
 function relabel() {
   drawAlert(); setConn($("#conn").classList.contains("up")); redrawAll(); drawAwaiting(); drawBroker(); drawWindows();
-  if ($("#case").open) openCase(Number($("#case").dataset.id));
+  // a refresh that redraws the whole case in the new language (no state matches the empty one)
+  if ($("#case").open) { $("#case").dataset.state = ""; openCase(Number($("#case").dataset.id), {}, true); }
 }
 
 // Whether this session may watch alarms: a lapsed session goes back to the sign-in page, a
