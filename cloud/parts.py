@@ -29,7 +29,7 @@ from cloud.notify import Channel, PushChannel, WebhookChannel
 from cloud.notify.announce import Announcer
 from cloud.notify.channels import Closable, vendor_channels
 from cloud.notify.log import NotificationLog
-from cloud.routing.escalation import Escalator
+from cloud.routing.escalation import LEASE_S, Escalator
 from cloud.rules import RulesCore, load_rules_with_digest
 from cloud.rules.reload import RulesReloader, check_against_site
 from cloud.settings import CloudSettings, parse_node
@@ -172,6 +172,7 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[Cloud]:
             notifications=notifications,
             on_change=announcer.changed,
             case_url=settings.case_url,
+            lease_s=max(LEASE_S, 6 * settings.notify_timeout_s),
         )
         announcer.on_new_alarms = escalator.wake
         link = BrokerLink(on_change=lambda up, since: hub.publish(messages.broker_state(up, since)))

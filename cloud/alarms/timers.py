@@ -22,13 +22,16 @@ class EscalationTimers:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def due(self, now: float, limit: int = 500) -> list[Due]:
-        """Active live alarms whose next step is due, the most overdue first."""
-        rows = await self.db.fetch_all(
+    def due(self, conn: Conn, now: float, limit: int = 500) -> list[Due]:
+        """Within the caller's unit of work: active live alarms whose next step is due, the
+        most overdue first. Read under the writer's lock, in the unit that fires them, so a
+        step is fired once even by two processes on one database (the second finds it moved)
+        and never for an alarm accepted a moment before."""
+        rows = conn.execute(
             "SELECT * FROM alarms WHERE notify_due_at IS NOT NULL AND notify_due_at <= ?"
             " AND state = ? AND mode = ? ORDER BY notify_due_at, id LIMIT ?",
             (now, AlarmState.ACTIVE.value, Mode.LIVE.value, limit),
-        )
+        ).fetchall()
         return [Due(Alarm.from_row(r), r["notify_step"], r["notify_due_at"]) for r in rows]
 
     def move(

@@ -360,9 +360,17 @@ def _notification_sends(conn: Any, dialect: Dialect) -> None:
     )
 
 
+def _notification_leases(conn: Any, dialect: Dialect) -> None:
+    """A notification taken for delivery is leased to the process sending it: two cloud
+    processes on one database (a rolling restart, several workers) never send it both."""
+    if "leased_until" not in dialect.columns(conn, "notifications"):
+        conn.execute(dialect.ddl("ALTER TABLE notifications ADD COLUMN leased_until REAL"))
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Any, Dialect], None]]] = [
     (2, "notifications: sending_since, vendor_ref, call_result", _notification_sends),
     (3, "duty rosters, shift handovers, daily check-in", duty_tables),
+    (4, "notifications: leased_until", _notification_leases),
 ]
 
 

@@ -77,12 +77,30 @@ class NotificationLog:
             [(i, duty_room_key(i), status, at, at if pages else None, detail) for i in alarm_ids],
         )
 
-    async def due(self, now: float, limit: int = 1000) -> list[Row]:
-        return await self.db.fetch_all(
+    def claim(self, conn: Conn, now: float, lease_s: float, limit: int = 1000) -> list[Row]:
+        """Within the caller's unit of work (under the writer's lock): the pending rows due now
+        that no process holds, leased to the caller for `lease_s` — another process on the
+        database does not see them until the lease runs out (the holder died mid-send: then
+        a `once_only` row falls back rather than go out twice). The rows as they were."""
+        rows = conn.execute(
             "SELECT * FROM notifications WHERE status = 'pending' AND next_attempt_at <= ?"
-            " ORDER BY id LIMIT ?",
-            (now, limit),
+            " AND (leased_until IS NULL OR leased_until <= ?) ORDER BY id LIMIT ?",
+            (now, now, limit),
+        ).fetchall()
+        if rows:
+            conn.executemany(
+                "UPDATE notifications SET leased_until = ? WHERE id = ?",
+                [(now + lease_s, r["id"]) for r in rows],
+            )
+        return rows
+
+    def release_all(self, conn: Conn) -> int:
+        """Every lease given up: for a process that knows it is the only one on its database
+        (SQLite), at start, so what it was sending when it stopped goes on at once."""
+        cursor = conn.execute(
+            "UPDATE notifications SET leased_until = NULL WHERE leased_until IS NOT NULL"
         )
+        return int(cursor.rowcount)
 
     def finish(
         self, conn: Conn, row_id: int, status: str, detail: str, now: float, *, ref: str = ""
@@ -90,7 +108,7 @@ class NotificationLog:
         tried = status in ("delivered", "failed")
         conn.execute(
             "UPDATE notifications SET status = ?, attempts = attempts + ?, delivered_at = ?,"
-            " next_attempt_at = NULL, detail = ?, sending_since = NULL,"
+            " next_attempt_at = NULL, detail = ?, sending_since = NULL, leased_until = NULL,"
             " vendor_ref = ? WHERE id = ?",
             (
                 status,
@@ -112,7 +130,7 @@ class NotificationLog:
     async def retry(self, row_id: int, at: float, detail: str) -> None:
         await self.db.execute(
             "UPDATE notifications SET attempts = attempts + 1, next_attempt_at = ?, detail = ?,"
-            " sending_since = NULL WHERE id = ?",
+            " sending_since = NULL, leased_until = NULL WHERE id = ?",
             (at, detail[:500], row_id),
         )
 
@@ -141,7 +159,8 @@ class NotificationLog:
 
     async def next_attempt_due(self) -> float | None:
         value = await self.db.fetch_value(
-            "SELECT min(next_attempt_at) FROM notifications WHERE status = 'pending'"
+            "SELECT min(CASE WHEN leased_until > next_attempt_at THEN leased_until"
+            " ELSE next_attempt_at END) FROM notifications WHERE status = 'pending'"
         )
         return None if value is None else float(value)
 

@@ -39,6 +39,7 @@ from cloud.alarms.queries import AlarmQueries
 from cloud.alarms.rows import log as log_line
 from cloud.alarms.timers import Due, EscalationTimers
 from cloud.db.database import Conn, Database, Row
+from cloud.db.dialect import SQLITE
 from cloud.duty.roster import OnShift, Roster
 from cloud.notify.base import Channel, Delivery, Notification
 from cloud.notify.log import NotificationLog, Planned
@@ -54,6 +55,8 @@ BACKOFF_S = (2.0, 5.0, 15.0, 30.0, 60.0)
 MAX_ATTEMPTS = len(BACKOFF_S) + 1
 #: The loops wake at least this often even if nothing told them to.
 POLL_S = 1.0
+#: A notification taken for delivery is leased to this process for this long (seconds).
+LEASE_S = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,8 +80,12 @@ class Escalator:
         on_change: Callable[[Alarm], object] | None = None,
         case_url: str = "",
         roster: Roster | None = None,
+        lease_s: float = LEASE_S,
     ) -> None:
         self.db = db
+        #: how long a notification taken for delivery is this process's alone (longer than
+        #: any one send); another process on the database takes it up only after that
+        self.lease_s = lease_s
         #: the duty roster: roles are resolved when a step fires (None: the site file only)
         self.roster = roster
         #: the case in the web app, `{id}` replaced by the alarm's id ("" for no link)
@@ -108,12 +115,15 @@ class Escalator:
 
     async def fire_due(self) -> list[Fired]:
         now = self.db.clock()
-        due = await self.timers.due(now)
-        if not due:
+        next_due = await self.timers.next_due()
+        if next_due is None or next_due > now:
             return []
         config = self.rules()
 
         def fire(conn: Conn) -> list[Fired]:
+            due = self.timers.due(conn, now)  # again, under the writer's lock
+            if not due:
+                return []
             on_shift = self.roster.on_shift(conn, now) if self.roster is not None else None
             return [f for d in due if (f := self._fire(conn, d, config, now, on_shift))]
 
@@ -203,11 +213,9 @@ class Escalator:
 
     async def deliver_due(self) -> int:
         """Send every pending notification that is due; returns how many were attempted."""
-        rows = [
-            r
-            for r in await self.notifications.due(self.db.clock())
-            if r["id"] not in self._inflight
-        ]
+        now = self.db.clock()
+        claimed = await self.db.write(lambda c: self.notifications.claim(c, now, self.lease_s))
+        rows = [r for r in claimed if r["id"] not in self._inflight]
         by_alarm: dict[int, list[Row]] = {}
         for row in rows:
             self._inflight.add(row["id"])
@@ -383,8 +391,19 @@ class Escalator:
 
     # ---- the loops ---------------------------------------------------------------------------
 
+    async def recover(self) -> None:
+        """At start, on SQLite (one process per file): the leases left are this cloud's own
+        from before it stopped; given up, so what was being sent goes on at once (a row whose
+        send may have gone out falls back). On PostgreSQL another process may hold them: they
+        run out by themselves."""
+        if self.db.dialect is SQLITE:
+            released = await self.db.write(self.notifications.release_all)
+            if released:
+                log.warning("%d notification(s) were being sent when the cloud stopped", released)
+
     async def run(self) -> None:
         """Fire due steps and deliver notifications until cancelled."""
+        await self.recover()
         await asyncio.gather(
             self._loop(self.fire_due, self._fire_wake, self.timers.next_due),
             self._loop(self.deliver_due, self._deliver_wake, self.notifications.next_attempt_due),
