@@ -16,9 +16,11 @@ function el(tag, props = {}, ...children) {
   return node;
 }
 
-// A table row: each cell a text, a node, or a list of both; `tag` "th" for a header row.
+// A table row: each cell a text (set as textContent), a node, or a list of texts and nodes;
+// `tag` "th" for a header row.
 function tableRow(cells, props = {}, tag = "td") {
-  return el("tr", props, ...cells.map((cell) => el(tag, {}, ...[cell].flat())));
+  const cellOf = (c) => (c instanceof Node || Array.isArray(c) ? el(tag, {}, ...[c].flat()) : el(tag, {textContent: c}));
+  return el("tr", props, ...cells.map(cellOf));
 }
 
 // The page's one message line: what was done, or (error) why it was refused.
