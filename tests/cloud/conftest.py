@@ -1,4 +1,5 @@
-"""A running cloud (ingest + web) against the session's real Mosquitto."""
+"""A running cloud (ingest + web) against the session's real Mosquitto, and a real gateway
+agent to drive it with."""
 
 from __future__ import annotations
 
@@ -21,6 +22,9 @@ from cloud.access.passwords import hash_password
 from cloud.parts import Cloud, open_cloud
 from cloud.serve import serve
 from cloud.settings import CloudSettings
+from edge.config import load_gateway_config
+from gateway.agent import AgentOptions, GatewayAgent
+from gateway.uplink_settings import BrokerParams
 from tests.cloud.helpers import WebhookReceiver
 from tests.servers import Mosquitto
 
@@ -118,16 +122,43 @@ def end_session(broker: Mosquitto, client_id: str) -> None:
         client.loop_stop()
 
 
+@contextlib.asynccontextmanager
+async def cloud_on(broker: Mosquitto, settings: CloudSettings) -> AsyncIterator[RunningCloud]:
+    """The cloud of `settings` on the shared `broker`: the demo gateways' retained status is
+    forgotten before it starts, and its session dropped from the broker after it stops."""
+    forget_gateway_status(broker)
+    async with running_cloud(settings) as running:
+        yield running
+    await asyncio.to_thread(end_session, broker, settings.mqtt_client_id)
+
+
 @pytest.fixture
 async def cloud(
     tmp_path: Path, mosquitto: Mosquitto, database_url: str
 ) -> AsyncIterator[RunningCloud]:
     """The cloud, once on each database backend (tests/db_backends.py)."""
-    forget_gateway_status(mosquitto)
-    settings = cloud_settings(tmp_path, mosquitto, database=database_url)
-    async with running_cloud(settings) as running:
-        yield running
-    await asyncio.to_thread(end_session, mosquitto, settings.mqtt_client_id)
+    async with cloud_on(mosquitto, cloud_settings(tmp_path, mosquitto, database=database_url)) as c:
+        yield c
+
+
+@contextlib.contextmanager
+def gateway_agent(broker: Mosquitto, site: Path, outbox: Path) -> Iterator[GatewayAgent]:
+    """A real agent of gateway gw-ld01 as `site` describes it, simulated below the drivers
+    (its `hardware` trips and presses), connected to `broker` before it is handed over; no
+    heartbeat within a test. Closed after."""
+    agent = GatewayAgent(
+        load_gateway_config(site, "gw-ld01"),
+        broker=BrokerParams(port=broker.port, username="gw-ld01", password=broker.users["gw-ld01"]),
+        outbox_path=outbox,
+        simulate=True,
+        options=AgentOptions(heartbeat_s=3600),
+    )
+    agent.start()
+    try:
+        assert agent.wait_connected(10)
+        yield agent
+    finally:
+        agent.close()
 
 
 async def signed_in(base_url: str, user: str) -> httpx.AsyncClient:

@@ -18,7 +18,7 @@ Object.assign(MESSAGES.zh, {
   dtyMadeBy: "{who} 于 {at} 交班（{shift}）", dtyExpected: "应接班：{name}", dtyAckBy: "{who} 于 {at} 接班", dtyAckNote: "接班说明",
   dtyAck: "接班确认", dtyWaitingAck: "待接班", dtyOwn: "（本人交班，须由接班人确认）", dtyNone: "暂无交接班记录",
   dtyCheckinStates: {checked_in: "已报到 {at}", waiting: "未到截止时间", missed: "未报到，已派网格员探访"},
-  dtyMadeMsg: "已交班，等待接班确认", dtyAckMsg: "已接班", dtySavedMsg: "已保存", dtyFailed: "操作失败",
+  dtyMadeMsg: "已交班，等待接班确认", dtyAckMsg: "已接班", dtySavedMsg: "已保存",
   dtyNoTimeAt: "—", dtyCaseLine: "{level} {title} · {where} · {state}", dtyName: "姓名", dtyPhone: "电话", dtyHolidayName: "名称", dtyAccount: "账号（可选，网格员登录用）",
 });
 Object.assign(MESSAGES.en, {
@@ -36,38 +36,14 @@ Object.assign(MESSAGES.en, {
   dtyMadeBy: "Handed over by {who} at {at} ({shift})", dtyExpected: "expected: {name}", dtyAckBy: "taken over by {who} at {at}", dtyAckNote: "Note on taking over",
   dtyAck: "Take over", dtyWaitingAck: "waiting to be taken over", dtyOwn: "(yours: the incoming operator takes it over)", dtyNone: "No handovers yet",
   dtyCheckinStates: {checked_in: "checked in {at}", waiting: "not due yet", missed: "missed: grid worker sent to visit"},
-  dtyMadeMsg: "Handed over; waiting for the incoming operator", dtyAckMsg: "Shift taken over", dtySavedMsg: "Saved", dtyFailed: "Refused",
+  dtyMadeMsg: "Handed over; waiting for the incoming operator", dtyAckMsg: "Shift taken over", dtySavedMsg: "Saved",
   dtyNoTimeAt: "—", dtyCaseLine: "{level} {title} · {where} · {state}", dtyName: "Name", dtyPhone: "Phone", dtyHolidayName: "Name", dtyAccount: "Account (optional, a grid worker's sign-in)",
 });
 
-const $ = (sel) => document.querySelector(sel);
-const fill = (key, vars) => t(key).replace(/\{(\w+)\}/g, (_, k) => vars[k] ?? "");
 const when = (iso) => iso ? new Date(iso).toLocaleString(LANG === "zh" ? "zh-CN" : "en-GB", {timeZone: "Asia/Shanghai", dateStyle: "short", timeStyle: "short"}) : t("dtyNoTimeAt");
 const clock = (iso) => iso ? new Date(iso).toLocaleTimeString(LANG === "zh" ? "zh-CN" : "en-GB", {timeZone: "Asia/Shanghai", hour: "2-digit", minute: "2-digit"}) : t("dtyNoTimeAt");
 const WEEKDAYS = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
 let me = null, page = null, handovers = [], checkins = [], now = null, draft = null;
-
-function el(tag, props = {}, ...children) {
-  const node = document.createElement(tag);
-  Object.assign(node, props);
-  node.append(...children);
-  return node;
-}
-
-function say(text, error = false) {
-  const box = $("#message");
-  box.textContent = text;
-  box.classList.toggle("error", error);
-  box.hidden = false;
-}
-
-async function call(method, path, body, okKey) {
-  const resp = await fetch(path, {method, headers: body ? {"Content-Type": "application/json"} : {}, body: body ? JSON.stringify(body) : undefined});
-  if (resp.status === 401) { location.href = "/login"; return null; }
-  if (!resp.ok) { say(`${t("dtyFailed")}${t("colon")}${await reasonOf(resp)}`, true); return null; }
-  if (okKey) say(t(okKey));
-  return resp.status === 204 ? {} : resp.json();
-}
 
 const slotName = (slot) => LANG === "zh" ? slot.zh : slot.en;
 const shiftName = (s) => LANG === "zh" ? s.zh : s.en;
@@ -95,13 +71,12 @@ function renderNow() {
 
 function renderRoster() {
   if (!page) return;
-  $("#roster-table thead").replaceChildren(el("tr", {}, el("th", {textContent: t("dtyDateCol")}), el("th", {textContent: t("dtyShift")}), ...page.slots.map((s) => el("th", {textContent: slotName(s)}))));
+  $("#roster-table thead").replaceChildren(tableRow([t("dtyDateCol"), t("dtyShift"), ...page.slots.map(slotName)], {}, "th"));
   $("#roster-table tbody").replaceChildren(...page.shifts.map((s) => {
     const held = new Map(s.assignments.map((a) => [slotKey(a.role, a.scope), a]));
     const day = MESSAGES[LANG].dtyDays[WEEKDAYS[new Date(`${s.day}T12:00:00+08:00`).getUTCDay()]];
-    const date = el("td", {textContent: `${s.day} ${day}`});
-    if (s.holiday) date.append(el("span", {className: "badge holiday", textContent: s.holiday}));
-    const tr = el("tr", {}, date, el("td", {textContent: shiftName(s)}), ...page.slots.map((slot) => el("td", {}, personCell(held.get(slotKey(slot.role, slot.scope))))));
+    const date = s.holiday ? [`${s.day} ${day}`, el("span", {className: "badge holiday", textContent: s.holiday})] : `${s.day} ${day}`;
+    const tr = tableRow([date, shiftName(s), ...page.slots.map((slot) => personCell(held.get(slotKey(slot.role, slot.scope))))]);
     tr.dataset.day = s.day; tr.dataset.shift = s.shift;
     return tr;
   }));
@@ -164,11 +139,11 @@ function renderHandovers() {
 function renderCheckins() {
   $("#checkins-empty").hidden = checkins.length > 0;
   $("#checkin-table").hidden = checkins.length === 0;
-  $("#checkin-table tbody").replaceChildren(...checkins.map((c) => el("tr", {},
-    el("td", {textContent: `${c.building} ${c.home}`}),
-    el("td", {textContent: c.due_by}),
-    el("td", {}, el("span", {className: `state ${c.state}`, textContent: MESSAGES[LANG].dtyCheckinStates[c.state].replace("{at}", clock(c.checked_in_at))})),
-  )));
+  $("#checkin-table tbody").replaceChildren(...checkins.map((c) => tableRow([
+    `${c.building} ${c.home}`,
+    c.due_by,
+    el("span", {className: `state ${c.state}`, textContent: MESSAGES[LANG].dtyCheckinStates[c.state].replace("{at}", clock(c.checked_in_at))}),
+  ])));
 }
 
 // the reasons' placeholders follow the language (their aria-labels do: data-t-label)
@@ -188,7 +163,7 @@ async function loadCheckins() { const c = await call("GET", "/api/checkins"); if
 function slotOf(select) { const [role, scope] = select.value.split("/"); return {role, scope}; }
 
 function wireEdits() {
-  const submit = (form, handler) => { $(form).onsubmit = async (ev) => { ev.preventDefault(); if (await handler()) await loadRoster(); }; };
+  const submit = (form, handler) => onSubmit($(form), async () => { if (await handler()) await loadRoster(); });
   submit("#person-form", async () => {
     const account = $("#person-account").value.trim() || null;
     const ok = await call("POST", "/api/roster/people", {name: $("#person-name").value.trim(), phone: $("#person-phone").value.trim(), account}, "dtySavedMsg");
@@ -210,9 +185,8 @@ function wireEdits() {
   placeholders();
   if (me.role !== "operator") { $("#edit").hidden = false; wireEdits(); }
   $("#handover-draft").onclick = async () => { const d = await call("GET", "/api/handovers/draft"); if (d) { draft = d; renderHandovers(); } };
-  $("#handover-form").onsubmit = async (ev) => {
-    ev.preventDefault();
+  onSubmit($("#handover-form"), async () => {
     if (await call("POST", "/api/handovers", {note: $("#handover-note").value}, "dtyMadeMsg")) { $("#handover-note").value = ""; draft = null; await loadHandovers(); }
-  };
+  });
   await Promise.all([loadRoster(), loadHandovers(), loadCheckins()]);
 })();

@@ -9,7 +9,7 @@ Object.assign(MESSAGES.zh, {
   grdResolveDo: "确认办结", grdNote: "现场情况", grdResolveNote: "办结说明", grdPhoto: "现场照片",
   grdTaken: "已接单 {at}", grdNotTaken: "待接单", grdPhotos: "已附照片 {n} 张", grdResidents: "住户：{names}",
   grdDispatched: "派单：{to}", grdReceived: "{at} 报警", grdAcceptedMsg: "已接单", grdFedMsg: "反馈已提交",
-  grdResolvedMsg: "已办结", grdFailed: "操作失败", grdCancel: "取消",
+  grdResolvedMsg: "已办结", grdCancel: "取消",
 });
 Object.assign(MESSAGES.en, {
   grdTitle: "Grid worker · My cases", grdDenied: "This page is for grid workers.", grdEmpty: "No cases for you now.",
@@ -17,36 +17,12 @@ Object.assign(MESSAGES.en, {
   grdResolveDo: "Resolve now", grdNote: "What you found", grdResolveNote: "Resolution note", grdPhoto: "Photo",
   grdTaken: "accepted {at}", grdNotTaken: "not accepted yet", grdPhotos: "{n} photo(s) attached", grdResidents: "Residents: {names}",
   grdDispatched: "Dispatched: {to}", grdReceived: "alarm at {at}", grdAcceptedMsg: "Accepted", grdFedMsg: "Feedback sent",
-  grdResolvedMsg: "Resolved", grdFailed: "Refused", grdCancel: "Cancel",
+  grdResolvedMsg: "Resolved", grdCancel: "Cancel",
 });
 
-const $ = (sel) => document.querySelector(sel);
-const fill = (key, vars) => t(key).replace(/\{(\w+)\}/g, (_, k) => vars[k] ?? "");
 const when = (iso) => new Date(iso).toLocaleString(LANG === "zh" ? "zh-CN" : "en-GB", {timeZone: "Asia/Shanghai", month: "numeric", day: "numeric", hour: "2-digit", minute: "2-digit"});
 let cases = [];
 let open = {};  // case id → "feedback" or "resolve": the form shown on its card
-
-function el(tag, props = {}, ...children) {
-  const node = document.createElement(tag);
-  Object.assign(node, props);
-  node.append(...children);
-  return node;
-}
-
-function say(text, error = false) {
-  const box = $("#message");
-  box.textContent = text;
-  box.classList.toggle("error", error);
-  box.hidden = false;
-}
-
-async function call(method, path, body, okKey) {
-  const resp = await fetch(path, {method, headers: body ? {"Content-Type": "application/json"} : {}, body: body ? JSON.stringify(body) : undefined});
-  if (resp.status === 401) { location.href = "/login"; return null; }
-  if (!resp.ok) { say(`${t("grdFailed")}${t("colon")}${await reasonOf(resp)}`, true); return null; }
-  if (okKey) say(t(okKey));
-  return resp.json();
-}
 
 const readPhoto = (file) => new Promise((resolve, reject) => {
   const reader = new FileReader();
@@ -61,22 +37,20 @@ function feedbackForm(c) {
   photo.setAttribute("capture", "environment");
   const form = el("form", {className: "feedback"}, note, el("label", {}, el("span", {textContent: `${t("grdPhoto")} `}), photo),
     el("button", {type: "submit", className: "primary", textContent: t("grdSend")}));
-  form.onsubmit = async (ev) => {
-    ev.preventDefault();
+  onSubmit(form, async () => {
     const file = photo.files[0];
     const body = {note: note.value, photo: file ? await readPhoto(file) : null};
     if (await call("POST", `/api/grid/cases/${c.id}/feedback`, body, "grdFedMsg")) { delete open[c.id]; await load(); }
-  };
+  });
   return form;
 }
 
 function resolveForm(c) {
   const note = el("textarea", {name: "note", maxLength: 1000, placeholder: t("grdResolveNote"), ariaLabel: t("grdResolveNote")});
   const form = el("form", {className: "resolve"}, note, el("button", {type: "submit", className: "primary", textContent: t("grdResolveDo")}));
-  form.onsubmit = async (ev) => {
-    ev.preventDefault();
+  onSubmit(form, async () => {
     if (await call("POST", `/api/grid/cases/${c.id}/resolve`, {note: note.value}, "grdResolvedMsg")) { delete open[c.id]; await load(); }
-  };
+  });
   return form;
 }
 

@@ -12,7 +12,7 @@ Object.assign(MESSAGES.zh, {
   usrCreatedMsg: "已创建账号 {name}", usrRoleMsg: "{name} 的角色已改为 {role}",
   usrPasswordMsg: "{name} 的密码已重置，其所有登录已失效", usrDisabledMsg: "{name} 已停用，其所有登录已失效",
   usrEnabledMsg: "{name} 已启用", usrSessionsMsg: "{name} 已在所有设备上退出登录",
-  usrDisableConfirm: "停用账号 {name}？其所有登录将立即失效。", usrFailed: "操作失败",
+  usrDisableConfirm: "停用账号 {name}？其所有登录将立即失效。",
 });
 Object.assign(MESSAGES.en, {
   usrTitle: "Street duty room · Accounts", usrDenied: "Your role cannot manage accounts. This page is for administrators.",
@@ -24,39 +24,19 @@ Object.assign(MESSAGES.en, {
   usrCreatedMsg: "Account {name} created", usrRoleMsg: "{name} is now {role}",
   usrPasswordMsg: "Password of {name} reset; all their sessions ended", usrDisabledMsg: "{name} disabled; all their sessions ended",
   usrEnabledMsg: "{name} enabled", usrSessionsMsg: "{name} signed out everywhere",
-  usrDisableConfirm: "Disable account {name}? All its sessions end at once.", usrFailed: "Refused",
+  usrDisableConfirm: "Disable account {name}? All its sessions end at once.",
 });
 
 const ROLES = ["operator", "supervisor", "installer", "admin", "grid_worker"];
-const $ = (sel) => document.querySelector(sel);
 let accounts = [];
 
-const fill = (key, vars) => t(key).replace(/\{(\w+)\}/g, (_, k) => vars[k] ?? "");
 const when = (iso) => iso ? new Date(iso).toLocaleString(LANG === "zh" ? "zh-CN" : "en-GB", {dateStyle: "short", timeStyle: "short"}) : t("usrNever");
 const roleName = (role) => MESSAGES[LANG].roles[role] || role;
 
-function el(tag, props = {}, ...children) {
-  const node = document.createElement(tag);
-  Object.assign(node, props);
-  node.append(...children);
-  return node;
-}
-
-function say(text, error = false) {
-  const box = $("#message");
-  box.textContent = text;
-  box.classList.toggle("error", error);
-  box.hidden = false;
-}
-
-// The server's reason for a refusal, in the user's language, naming the field (i18n.js).
-const reason = reasonOf;
-
-async function call(method, path, body, okKey, vars) {
-  const resp = await fetch(path, {method, headers: body ? {"Content-Type": "application/json"} : {}, body: body ? JSON.stringify(body) : undefined});
-  if (resp.status === 401) { location.href = "/login"; return false; }
-  if (!resp.ok) { say(`${t("usrFailed")}${t("colon")}${await reason(resp)}`, true); return false; }
-  say(fill(okKey, vars));
+// A change to an account: said when done (the server's reason when refused), then the list
+// is read again. Resolves to whether it was done.
+async function change(method, path, body, okKey, vars) {
+  if (!await call(method, path, body, okKey, vars)) return false;
   await load();
   return true;
 }
@@ -70,27 +50,27 @@ function row(account) {
   const role = el("select", {ariaLabel: `${t("usrRole")} ${name}`});
   roleOptions(role, account.role);
   role.onchange = async () => {
-    if (!await call("PUT", `/api/users/${encodeURIComponent(name)}/role`, {role: role.value}, "usrRoleMsg", {name, role: roleName(role.value)})) roleOptions(role, account.role);
+    if (!await change("PUT", `/api/users/${encodeURIComponent(name)}/role`, {role: role.value}, "usrRoleMsg", {name, role: roleName(role.value)})) roleOptions(role, account.role);
   };
   const password = el("input", {type: "password", placeholder: t("usrNewPassword"), autocomplete: "new-password", ariaLabel: `${t("usrNewPassword")} ${name}`});
   const reset = el("button", {type: "button", textContent: t("usrResetPassword")});
-  reset.onclick = () => call("PUT", `/api/users/${encodeURIComponent(name)}/password`, {password: password.value}, "usrPasswordMsg", {name});
+  reset.onclick = () => change("PUT", `/api/users/${encodeURIComponent(name)}/password`, {password: password.value}, "usrPasswordMsg", {name});
   const toggle = el("button", {type: "button", className: account.disabled ? "" : "danger", textContent: t(account.disabled ? "usrEnable" : "usrDisable")});
   toggle.onclick = () => {
-    if (account.disabled) return call("POST", `/api/users/${encodeURIComponent(name)}/enable`, null, "usrEnabledMsg", {name});
+    if (account.disabled) return change("POST", `/api/users/${encodeURIComponent(name)}/enable`, null, "usrEnabledMsg", {name});
     if (!confirm(fill("usrDisableConfirm", {name}))) return;
-    return call("POST", `/api/users/${encodeURIComponent(name)}/disable`, null, "usrDisabledMsg", {name});
+    return change("POST", `/api/users/${encodeURIComponent(name)}/disable`, null, "usrDisabledMsg", {name});
   };
   const end = el("button", {type: "button", textContent: t("usrEndSessions")});
-  end.onclick = () => call("DELETE", `/api/users/${encodeURIComponent(name)}/sessions`, null, "usrSessionsMsg", {name});
-  const tr = el("tr", {className: account.disabled ? "disabled" : ""},
-    el("td", {textContent: name}),
-    el("td", {}, role),
-    el("td", {}, el("span", {className: `state ${account.disabled ? "off" : "on"}`, textContent: t(account.disabled ? "usrDisabled" : "usrEnabled")})),
-    el("td", {textContent: `${when(account.created_at)} ${t("usrBy")} ${account.created_by === "bootstrap" ? t("usrBootstrap") : account.created_by}`}),
-    el("td", {textContent: when(account.password_changed_at)}),
-    el("td", {}, el("div", {className: "acts"}, password, reset, toggle, end)),
-  );
+  end.onclick = () => change("DELETE", `/api/users/${encodeURIComponent(name)}/sessions`, null, "usrSessionsMsg", {name});
+  const tr = tableRow([
+    name,
+    role,
+    el("span", {className: `state ${account.disabled ? "off" : "on"}`, textContent: t(account.disabled ? "usrDisabled" : "usrEnabled")}),
+    `${when(account.created_at)} ${t("usrBy")} ${account.created_by === "bootstrap" ? t("usrBootstrap") : account.created_by}`,
+    when(account.password_changed_at),
+    el("div", {className: "acts"}, password, reset, toggle, end),
+  ], {className: account.disabled ? "disabled" : ""});
   tr.dataset.name = name;
   return tr;
 }
@@ -100,11 +80,8 @@ function render() {
 }
 
 async function load() {
-  const resp = await fetch("/api/users");
-  if (resp.status === 401) { location.href = "/login"; return; }
-  if (!resp.ok) { say(`${t("usrFailed")}${t("colon")}${await reason(resp)}`, true); return; }
-  accounts = await resp.json();
-  render();
+  const got = await call("GET", "/api/users");
+  if (got) { accounts = got; render(); }
 }
 
 (async () => {
@@ -115,11 +92,10 @@ async function load() {
   $("#new").hidden = false;
   $("#list").hidden = false;
   roleOptions($("#new-role"), "operator");
-  $("#new-form").onsubmit = async (ev) => {
-    ev.preventDefault();
+  onSubmit($("#new-form"), async () => {
     const name = $("#new-name").value.trim();
-    const ok = await call("POST", "/api/users", {name, role: $("#new-role").value, password: $("#new-password").value}, "usrCreatedMsg", {name});
+    const ok = await change("POST", "/api/users", {name, role: $("#new-role").value, password: $("#new-password").value}, "usrCreatedMsg", {name});
     if (ok) { $("#new-name").value = ""; $("#new-password").value = ""; }
-  };
+  });
   await load();
 })();

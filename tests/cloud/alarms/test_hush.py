@@ -5,7 +5,6 @@ back onto the case. Refused in each case GB/T 45839-2025 forbids, done in the on
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,17 +13,14 @@ import httpx
 import pytest
 
 from contract.models import encode, utc_now
-from edge.config import load_gateway_config
-from gateway.agent import AgentOptions, GatewayAgent
-from gateway.uplink_settings import BrokerParams
+from gateway.agent import GatewayAgent
 from tests.cloud.conftest import (
     Publisher,
     RunningCloud,
+    cloud_on,
     cloud_settings,
-    end_session,
     eventually,
-    forget_gateway_status,
-    running_cloud,
+    gateway_agent,
     signed_in,
 )
 from tests.cloud.helpers import event
@@ -53,28 +49,14 @@ def hush_site(tmp_path: Path) -> Path:
 async def hush_cloud(
     tmp_path: Path, mosquitto: Mosquitto, hush_site: Path
 ) -> AsyncIterator[RunningCloud]:
-    forget_gateway_status(mosquitto)
-    settings = cloud_settings(tmp_path, mosquitto, site_file=hush_site)
-    async with running_cloud(settings) as running:
-        yield running
-    await asyncio.to_thread(end_session, mosquitto, settings.mqtt_client_id)
+    async with cloud_on(mosquitto, cloud_settings(tmp_path, mosquitto, site_file=hush_site)) as c:
+        yield c
 
 
 @pytest.fixture
 def agent(tmp_path: Path, mosquitto: Mosquitto, hush_site: Path) -> Iterator[GatewayAgent]:
-    gateway = GatewayAgent(
-        load_gateway_config(hush_site, "gw-ld01"),
-        broker=BrokerParams(
-            port=mosquitto.port, username="gw-ld01", password=mosquitto.users["gw-ld01"]
-        ),
-        outbox_path=tmp_path / "outbox.sqlite3",
-        simulate=True,
-        options=AgentOptions(heartbeat_s=3600),
-    )
-    gateway.start()
-    assert gateway.wait_connected(10)
-    yield gateway
-    gateway.close()
+    with gateway_agent(mosquitto, hush_site, tmp_path / "outbox.sqlite3") as gateway:
+        yield gateway
 
 
 async def _open_alarm(client: httpx.AsyncClient, device: str) -> dict[str, Any]:

@@ -6,7 +6,6 @@ number is wrong."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,17 +14,14 @@ from typing import Any
 import pytest
 
 from contract.models import Event, encode, utc_now
-from edge.config import load_gateway_config
-from gateway.agent import AgentOptions, GatewayAgent
-from gateway.uplink_settings import BrokerParams
+from gateway.agent import GatewayAgent
 from tests.cloud.conftest import (
     Publisher,
     RunningCloud,
+    cloud_on,
     cloud_settings,
-    end_session,
     eventually,
-    forget_gateway_status,
-    running_cloud,
+    gateway_agent,
     signed_in,
 )
 from tests.cloud.helpers import event
@@ -35,11 +31,8 @@ from tests.servers import Mosquitto
 
 @pytest.fixture
 async def drill_cloud(tmp_path: Path, mosquitto: Mosquitto) -> AsyncIterator[RunningCloud]:
-    forget_gateway_status(mosquitto)
-    settings = cloud_settings(tmp_path, mosquitto)
-    async with running_cloud(settings) as running:
-        yield running
-    await asyncio.to_thread(end_session, mosquitto, settings.mqtt_client_id)
+    async with cloud_on(mosquitto, cloud_settings(tmp_path, mosquitto)) as c:
+        yield c
 
 
 def marked(e: Event, drill: int | None) -> bytes:
@@ -150,19 +143,8 @@ async def _count(cloud: RunningCloud, n: int) -> list[dict[str, Any]] | None:
 
 @pytest.fixture
 def agent(tmp_path: Path, mosquitto: Mosquitto) -> Iterator[GatewayAgent]:
-    gateway = GatewayAgent(
-        load_gateway_config(DEMO_SITE, "gw-ld01"),
-        broker=BrokerParams(
-            port=mosquitto.port, username="gw-ld01", password=mosquitto.users["gw-ld01"]
-        ),
-        outbox_path=tmp_path / "outbox.sqlite3",
-        simulate=True,
-        options=AgentOptions(heartbeat_s=3600),
-    )
-    gateway.start()
-    assert gateway.wait_connected(10)
-    yield gateway
-    gateway.close()
+    with gateway_agent(mosquitto, DEMO_SITE, tmp_path / "outbox.sqlite3") as gateway:
+        yield gateway
 
 
 async def test_a_drills_incident_goes_through_the_real_gateway_and_a_real_fire_stays_real(
