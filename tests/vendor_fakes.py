@@ -409,6 +409,8 @@ class VendorFake:
         if fault == "error":
             return error("InternalError.Timeout", "请求下发短信/语音超时，请参考API接入文档。")
         params = json.loads(payload)
+        context = params.get("SessionContext", "")
+        items = params.get("TemplateParamSet", [])
         if name == "sms_tencent":
             if params.get("SmsSdkAppId") != TC_SMS_APP:
                 return error("FailedOperation.SmsSdkAppIdVerifyFail", "SmsSdkAppId 校验失败")
@@ -417,90 +419,71 @@ class VendorFake:
                     "FailedOperation.TemplateIncorrectOrUnapproved", "模板未审批或内容不匹配"
                 )
             [phone] = params.get("PhoneNumberSet") or [""]
-            items = params.get("TemplateParamSet", [])
             if len(items) != 4:
                 return error(
                     "InvalidParameterValue.TemplateParameterFormatError", "模板参数格式错误"
                 )
-            if not re.fullmatch(r"\+861[3-9][0-9]{9}", phone):
-                status = {
-                    "Code": "InvalidParameterValue.IncorrectPhoneNumber",
-                    "PhoneNumber": phone,
-                }
+
+            def sent(status: dict[str, Any]) -> JSONResponse:
                 return JSONResponse(
                     {"Response": {"SendStatusSet": [status], "RequestId": request_id}}
+                )
+
+            if not re.fullmatch(r"\+861[3-9][0-9]{9}", phone):
+                return sent(
+                    {"Code": "InvalidParameterValue.IncorrectPhoneNumber", "PhoneNumber": phone}
                 )
             if self._over_limit(name, phone):
                 self._refuse(name, "LimitExceeded.PhoneNumberThirtySecondLimit")
-                status = {
-                    "SerialNo": "",
+                return sent(
+                    {
+                        "SerialNo": "",
+                        "PhoneNumber": phone,
+                        "Fee": 0,
+                        "SessionContext": context,
+                        "Code": "LimitExceeded.PhoneNumberThirtySecondLimit",
+                        "Message": "单个手机号30秒内下发短信条数超过设定的上限",
+                        "IsoCode": "CN",
+                    }
+                )
+            ref = f"2645:{uuid.uuid4().int % 10**20}"
+            answer = sent(
+                {
+                    "SerialNo": ref,
                     "PhoneNumber": phone,
-                    "Fee": 0,
-                    "SessionContext": params.get("SessionContext", ""),
-                    "Code": "LimitExceeded.PhoneNumberThirtySecondLimit",
-                    "Message": "单个手机号30秒内下发短信条数超过设定的上限",
+                    "Fee": 1,
+                    "SessionContext": context,
+                    "Code": "Ok",
+                    "Message": "send success",
                     "IsoCode": "CN",
                 }
-                return JSONResponse(
-                    {"Response": {"SendStatusSet": [status], "RequestId": request_id}}
-                )
-            serial = f"2645:{uuid.uuid4().int % 10**20}"
-            self._record(
-                Received(
-                    name,
-                    time.time(),
-                    phone,
-                    "|".join(items),
-                    params.get("SessionContext", ""),
-                    serial,
-                    params,
-                )
             )
-            if fault == "hang":
-                await self._hang()
-            status = {
-                "SerialNo": serial,
-                "PhoneNumber": phone,
-                "Fee": 1,
-                "SessionContext": params.get("SessionContext", ""),
-                "Code": "Ok",
-                "Message": "send success",
-                "IsoCode": "CN",
-            }
-            return JSONResponse({"Response": {"SendStatusSet": [status], "RequestId": request_id}})
-        if params.get("VoiceSdkAppid") != TC_VMS_APP or params.get("TemplateId") != TC_VMS_TEMPLATE:
-            return error("FailedOperation.TemplateIncorrectOrUnapproved", "模板未审批或内容不匹配")
-        phone = params.get("CalledNumber", "")
-        if not re.fullmatch(r"\+861[3-9][0-9]{9}", phone):
-            return error("InvalidParameterValue.IncorrectPhoneNumber", "手机号格式错误")
-        if self._over_limit(name, phone):
-            return error("LimitExceeded.FrequencyLimit", "单个号码呼叫频率超过上限")
-        call_id = f"{uuid.uuid4()}"
-        items = params.get("TemplateParamSet", [])
-        self._record(
-            Received(
-                name,
-                time.time(),
-                phone,
-                "|".join(items),
-                params.get("SessionContext", ""),
-                call_id,
-                params,
+        else:
+            if (
+                params.get("VoiceSdkAppid") != TC_VMS_APP
+                or params.get("TemplateId") != TC_VMS_TEMPLATE
+            ):
+                return error(
+                    "FailedOperation.TemplateIncorrectOrUnapproved", "模板未审批或内容不匹配"
+                )
+            phone = params.get("CalledNumber", "")
+            if not re.fullmatch(r"\+861[3-9][0-9]{9}", phone):
+                return error("InvalidParameterValue.IncorrectPhoneNumber", "手机号格式错误")
+            if self._over_limit(name, phone):
+                return error("LimitExceeded.FrequencyLimit", "单个号码呼叫频率超过上限")
+            ref = f"{uuid.uuid4()}"
+            answer = JSONResponse(
+                {
+                    "Response": {
+                        "SendStatus": {"CallId": ref, "SessionContext": context},
+                        "RequestId": request_id,
+                    }
+                }
             )
-        )
+        self._record(Received(name, time.time(), phone, "|".join(items), context, ref, params))
         if fault == "hang":
             await self._hang()
-        return JSONResponse(
-            {
-                "Response": {
-                    "SendStatus": {
-                        "CallId": call_id,
-                        "SessionContext": params.get("SessionContext", ""),
-                    },
-                    "RequestId": request_id,
-                }
-            }
-        )
+        return answer
 
     # WeCom group robot
     async def _wecom(self, request: Request) -> JSONResponse:
@@ -528,15 +511,8 @@ class VendorFake:
         if q.get("access_token") != DINGTALK_TOKEN:
             self._refuse("dingtalk", "300001")
             return JSONResponse({"errcode": 300001, "errmsg": "token is not exist"})
-        try:
-            stamp = int(q.get("timestamp", ""))
-        except ValueError:
-            stamp = 0
-        digest = hmac.new(
-            DINGTALK_SECRET.encode(), f"{stamp}\n{DINGTALK_SECRET}".encode(), hashlib.sha256
-        ).digest()
-        if abs(stamp / 1000 - time.time()) > 3600 or not hmac.compare_digest(
-            q.get("sign", ""), base64.b64encode(digest).decode()
+        if not _robot_signed(
+            q.get("timestamp"), q.get("sign"), DINGTALK_SECRET, per_second=1000, keyed=False
         ):
             self._refuse("dingtalk", "310000")
             return JSONResponse(
@@ -567,13 +543,9 @@ class VendorFake:
                 }
             )
         body = json.loads(await request.body())
-        try:
-            stamp = int(body.get("timestamp", ""))
-        except ValueError:
-            stamp = 0
-        key = f"{stamp}\n{FEISHU_SECRET}".encode()
-        sign = base64.b64encode(hmac.new(key, b"", hashlib.sha256).digest()).decode()
-        if abs(stamp - time.time()) > 3600 or not hmac.compare_digest(body.get("sign", ""), sign):
+        if not _robot_signed(
+            body.get("timestamp"), body.get("sign"), FEISHU_SECRET, per_second=1, keyed=True
+        ):
             self._refuse("feishu", "19021")
             return JSONResponse(
                 {
@@ -620,3 +592,20 @@ class VendorFake:
         if fault == "hang":
             await self._hang()
         return JSONResponse(ok)
+
+
+def _robot_signed(
+    stamp: object, sign: object, secret: str, *, per_second: int, keyed: bool
+) -> bool:
+    """A DingTalk or Feishu robot's signature: base64 of HMAC-SHA256 over f"{stamp}\\n{secret}"
+    (DingTalk: keyed with the secret, stamp in ms; Feishu, `keyed`: that string is the key of
+    an empty message, stamp in s), with a stamp at most an hour off."""
+    try:
+        at = int(str(stamp))
+    except ValueError:
+        return False
+    to_sign = f"{at}\n{secret}".encode()
+    key, message = (to_sign, b"") if keyed else (secret.encode(), to_sign)
+    expected = base64.b64encode(hmac.new(key, message, hashlib.sha256).digest()).decode()
+    fresh = abs(at / per_second - time.time()) <= 3600
+    return fresh and isinstance(sign, str) and hmac.compare_digest(sign.encode(), expected.encode())

@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel
 
@@ -38,7 +39,28 @@ from cloud.rules import AlarmDraft, Clear, Decision, Evaluation
 from cloud.times import from_epoch
 
 MAX_WALK_TEST_S = 4 * 3600
-MAX_WINDOW_S = 7 * 86400
+
+#: The modes a supervisor or an admin plans ahead (a walk test is started on site instead).
+Planned = Literal[Mode.MAINTENANCE, Mode.DRILL]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Limits:
+    """How long a planned mode may last, and the name its refusals give it."""
+
+    name: str  # "drill": "a drill must end after it starts", "that drill is already over"
+    longest_s: int
+
+    @property
+    def longest(self) -> str:
+        days, rest = divmod(self.longest_s, 86400)
+        return f"{days} days" if days and not rest else f"{self.longest_s // 3600} hours"
+
+
+PLANNED: dict[Planned, Limits] = {
+    Mode.MAINTENANCE: Limits("maintenance window", 7 * 86400),
+    Mode.DRILL: Limits("drill", 4 * 3600),
+}
 
 
 class Window(BaseModel):
@@ -135,24 +157,6 @@ class Maintenance:
 
     # ---- starting and ending ----------------------------------------------------------------
 
-    async def schedule_drill(
-        self,
-        gateway: str,
-        devices: list[str],
-        starts_at: float,
-        ends_at: float,
-        actor: str,
-        note: str = "",
-    ) -> Window:
-        """An emergency drill for these devices of a gateway (all of them if none are named)."""
-        if ends_at <= starts_at:
-            raise Refused("a drill must end after it starts")
-        if ends_at - starts_at > MAX_WALK_TEST_S:
-            raise Refused("a drill may last at most 4 hours")
-        if ends_at <= self.db.clock():
-            raise Refused("that drill is already over")
-        return await self._create(Mode.DRILL, gateway, devices, starts_at, ends_at, note, actor)
-
     async def start_walk_test(
         self, gateway: str, devices: list[str], minutes: float, actor: str, note: str = ""
     ) -> Window:
@@ -162,6 +166,7 @@ class Maintenance:
 
     async def schedule(
         self,
+        mode: Planned,
         gateway: str,
         devices: list[str],
         starts_at: float,
@@ -169,15 +174,16 @@ class Maintenance:
         actor: str,
         note: str = "",
     ) -> Window:
+        """A maintenance window or an emergency drill planned ahead, for these devices of a
+        gateway (all of them if none are named), within its mode's limits (`PLANNED`)."""
+        plan = PLANNED[mode]
         if ends_at <= starts_at:
-            raise Refused("a maintenance window must end after it starts")
-        if ends_at - starts_at > MAX_WINDOW_S:
-            raise Refused("a maintenance window may last at most 7 days")
+            raise Refused(f"a {plan.name} must end after it starts")
+        if ends_at - starts_at > plan.longest_s:
+            raise Refused(f"a {plan.name} may last at most {plan.longest}")
         if ends_at <= self.db.clock():
-            raise Refused("that window is already over")
-        return await self._create(
-            Mode.MAINTENANCE, gateway, devices, starts_at, ends_at, note, actor
-        )
+            raise Refused(f"that {plan.name} is already over")
+        return await self._create(mode, gateway, devices, starts_at, ends_at, note, actor)
 
     async def _create(
         self,

@@ -9,7 +9,7 @@ from datetime import datetime
 
 from cloud.alarms.book import AlarmBook
 from cloud.alarms.model import Mode
-from cloud.devices.maintenance import Maintenance, Window
+from cloud.devices.maintenance import Maintenance, Planned, Window
 from cloud.errors import NotFound, Refused
 from cloud.site.registry import Registry
 from cloud.times import to_epoch
@@ -37,6 +37,7 @@ class Windows:
 
     async def schedule(
         self,
+        mode: Planned,
         gateway: str,
         devices: list[str],
         starts_at: datetime,
@@ -44,25 +45,11 @@ class Windows:
         actor: str,
         note: str = "",
     ) -> Window:
-        """A maintenance window planned ahead."""
+        """A maintenance window, or an emergency drill (应急演练), planned ahead for these
+        devices (cloud/devices/maintenance.py)."""
         self._check(gateway, devices)
         return await self.maintenance.schedule(
-            gateway, devices, to_epoch(starts_at), to_epoch(ends_at), actor, note
-        )
-
-    async def schedule_drill(
-        self,
-        gateway: str,
-        devices: list[str],
-        starts_at: datetime,
-        ends_at: datetime,
-        actor: str,
-        note: str = "",
-    ) -> Window:
-        """An emergency drill (应急演练) of these devices (cloud/devices/maintenance.py)."""
-        self._check(gateway, devices)
-        return await self.maintenance.schedule_drill(
-            gateway, devices, to_epoch(starts_at), to_epoch(ends_at), actor, note
+            mode, gateway, devices, to_epoch(starts_at), to_epoch(ends_at), actor, note
         )
 
     async def windows(self, *, open_only: bool, mode: Mode | None = None) -> list[Window]:

@@ -31,8 +31,14 @@ def _who(n: Notification) -> str:
 
 
 class _Robot:
+    """One send path for every robot: the local rate window, the POST, the HTTP status, then
+    the vendor's code (0: posted) judged by the robot's tables of codes."""
+
     name = ""
     once_only = False
+    auth: frozenset[int] = frozenset()  # the key or signature refused: check the settings
+    limit: frozenset[int] = frozenset()  # rate limited: wait LIMIT_WAIT_S
+    transient = frozenset({-1})  # the vendor's system busy (and an answer without a code)
 
     def __init__(
         self,
@@ -50,8 +56,9 @@ class _Robot:
         held = self.window.local_limit(self.name)
         if held is not None:
             return held
+        url, message = self.request(notification)
         try:
-            resp = await self.post(notification)
+            resp = await self.client.post(url, json=message)
         except httpx.HTTPError as exc:
             return transport_failure(self.name, exc)
         if resp.status_code == 429:
@@ -62,57 +69,62 @@ class _Robot:
             body: dict[str, Any] = resp.json()
         except ValueError:
             return Delivery(False, f"{self.name}: HTTP {resp.status_code}: not JSON", retry=True)
-        return self.judge(body)
+        return self.judge(*self.outcome(body))
 
-    async def post(self, notification: Notification) -> httpx.Response:
+    def request(self, n: Notification) -> tuple[str, dict[str, Any]]:
+        """Where to POST the notification, and the JSON body."""
         raise NotImplementedError
 
-    def judge(self, body: dict[str, Any]) -> Delivery:
-        raise NotImplementedError
+    def outcome(self, body: dict[str, Any]) -> tuple[int, str]:
+        """The vendor's code and message in its answer."""
+        return int(body.get("errcode", -1)), str(body.get("errmsg", ""))
 
-    def _judge(
-        self,
-        code: int,
-        message: str,
-        *,
-        auth: frozenset[int],
-        limit: frozenset[int],
-        transient: frozenset[int],
-    ) -> Delivery:
+    def judge(self, code: int, message: str) -> Delivery:
         if code == 0:
             return Delivery(True, f"{self.name}: ok")
         detail = f"{self.name}: {code} {message}"
-        if code in auth:
+        if code in self.auth:
             return Delivery(False, f"{detail}; key or signature refused, check settings")
-        if code in limit:
+        if code in self.limit:
             return Delivery(
                 False, f"{detail}; rate limited", retry=True, retry_after_s=LIMIT_WAIT_S
             )
-        return Delivery(False, detail, retry=code in transient)
+        return Delivery(False, detail, retry=code in self.transient)
 
     async def close(self) -> None:
         await self.client.aclose()
+
+
+class _SignedRobot(_Robot):
+    """A robot whose webhook wants each message signed with its secret and the wall-clock
+    time (the vendor refuses a time more than an hour off)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        secret: str,
+        timeout_s: float,
+        wall_clock: Callable[[], float] = time.time,
+        **kw: Any,
+    ) -> None:
+        super().__init__(url, timeout_s=timeout_s, **kw)
+        self.secret = secret
+        self.wall_clock = wall_clock
 
 
 class WeComRobot(_Robot):
     """WeCom group robot: POST …/cgi-bin/webhook/send?key=KEY (the key is in the URL)."""
 
     name = "wecom"
+    auth = frozenset({93000, 40001, 40014})  # invalid webhook key
+    limit = frozenset({45009})  # api freq out of limit
 
-    async def post(self, n: Notification) -> httpx.Response:
+    def request(self, n: Notification) -> tuple[str, dict[str, Any]]:
         text: dict[str, Any] = {"content": f"{_who(n)}{n.text_zh()}"}
         if n.phone:
             text["mentioned_mobile_list"] = [mainland_number(n.phone)]
-        return await self.client.post(self.url, json={"msgtype": "text", "text": text})
-
-    def judge(self, body: dict[str, Any]) -> Delivery:
-        return self._judge(
-            int(body.get("errcode", -1)),
-            str(body.get("errmsg", "")),
-            auth=frozenset({93000, 40001, 40014}),  # invalid webhook key
-            limit=frozenset({45009}),  # api freq out of limit
-            transient=frozenset({-1}),  # system busy
-        )
+        return self.url, {"msgtype": "text", "text": text}
 
 
 def dingtalk_sign(secret: str, timestamp_ms: int) -> str:
@@ -123,41 +135,21 @@ def dingtalk_sign(secret: str, timestamp_ms: int) -> str:
     return quote(base64.b64encode(digest).decode(), safe="")
 
 
-class DingTalkRobot(_Robot):
+class DingTalkRobot(_SignedRobot):
     """DingTalk custom robot with signing: POST …/robot/send?access_token=T&timestamp=MS&sign=S."""
 
     name = "dingtalk"
+    auth = frozenset({310000, 300001, 400101})  # sign / keyword / ip; token
+    limit = frozenset({130101, 90030})  # send too fast (20 a minute)
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        secret: str,
-        timeout_s: float,
-        wall_clock: Callable[[], float] = time.time,
-        **kw: Any,
-    ) -> None:
-        super().__init__(url, timeout_s=timeout_s, **kw)
-        self.secret = secret
-        self.wall_clock = wall_clock
-
-    async def post(self, n: Notification) -> httpx.Response:
+    def request(self, n: Notification) -> tuple[str, dict[str, Any]]:
         stamp = int(self.wall_clock() * 1000)
         joiner = "&" if "?" in self.url else "?"
         url = f"{self.url}{joiner}timestamp={stamp}&sign={dingtalk_sign(self.secret, stamp)}"
         body: dict[str, Any] = {"msgtype": "text", "text": {"content": f"{_who(n)}{n.text_zh()}"}}
         if n.phone:
             body["at"] = {"atMobiles": [mainland_number(n.phone)], "isAtAll": False}
-        return await self.client.post(url, json=body)
-
-    def judge(self, body: dict[str, Any]) -> Delivery:
-        return self._judge(
-            int(body.get("errcode", -1)),
-            str(body.get("errmsg", "")),
-            auth=frozenset({310000, 300001, 400101}),  # sign / keyword / ip; token
-            limit=frozenset({130101, 90030}),  # send too fast (20 a minute)
-            transient=frozenset({-1}),
-        )
+        return url, body
 
 
 def feishu_sign(secret: str, timestamp_s: int) -> str:
@@ -166,41 +158,23 @@ def feishu_sign(secret: str, timestamp_s: int) -> str:
     return base64.b64encode(hmac.new(key, b"", hashlib.sha256).digest()).decode()
 
 
-class FeishuBot(_Robot):
+class FeishuBot(_SignedRobot):
     """Feishu custom bot with signing: POST …/open-apis/bot/v2/hook/TOKEN, timestamp and sign
     in the body."""
 
     name = "feishu"
+    auth = frozenset({19021, 19022})  # sign or timestamp; ip not allowed
+    limit = frozenset({9499, 11232})  # too many requests; frequency limited
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        secret: str,
-        timeout_s: float,
-        wall_clock: Callable[[], float] = time.time,
-        **kw: Any,
-    ) -> None:
-        super().__init__(url, timeout_s=timeout_s, **kw)
-        self.secret = secret
-        self.wall_clock = wall_clock
-
-    async def post(self, n: Notification) -> httpx.Response:
+    def request(self, n: Notification) -> tuple[str, dict[str, Any]]:
         stamp = int(self.wall_clock())
-        body = {
+        return self.url, {
             "timestamp": str(stamp),
             "sign": feishu_sign(self.secret, stamp),
             "msg_type": "text",
             "content": {"text": f"{_who(n)}{n.text_zh()}"},
         }
-        return await self.client.post(self.url, json=body)
 
-    def judge(self, body: dict[str, Any]) -> Delivery:
+    def outcome(self, body: dict[str, Any]) -> tuple[int, str]:
         code = body.get("code", body.get("StatusCode", -1))
-        return self._judge(
-            int(code),
-            str(body.get("msg", body.get("StatusMessage", ""))),
-            auth=frozenset({19021, 19022}),  # sign or timestamp; ip not allowed
-            limit=frozenset({9499, 11232}),  # too many requests; frequency limited
-            transient=frozenset({-1}),
-        )
+        return int(code), str(body.get("msg", body.get("StatusMessage", "")))

@@ -12,8 +12,9 @@ from fastapi import APIRouter, status
 from pydantic import BaseModel, Field
 
 from cloud.alarms.model import Mode
-from cloud.devices.maintenance import Window
+from cloud.devices.maintenance import Planned, Window
 from cloud.devices.walk_test_report import WalkTestReport
+from cloud.devices.windows import Windows
 from cloud.duty.drill_report import DrillReport
 from cloud.web.deps import (
     DrillReportsDep,
@@ -82,9 +83,7 @@ async def running_windows(windows: WindowsDep, user: DutyUser) -> list[Window]:
 
 @router.post("/maintenance", response_model=Window, status_code=status.HTTP_201_CREATED)
 async def plan_window(body: WindowPlan, windows: WindowsDep, user: PlannerUser) -> Window:
-    return await windows.schedule(
-        body.gateway, body.devices, body.starts_at, body.ends_at, user.name, body.note
-    )
+    return await _plan(Mode.MAINTENANCE, body, windows, user.name)
 
 
 @router.get("/maintenance", response_model=list[Window])
@@ -97,8 +96,12 @@ async def plan_drill(body: WindowPlan, windows: WindowsDep, user: PlannerUser) -
     """An emergency drill (应急演练) of a gateway's devices: only events that carry its number
     (`Event.drill`) are its, recorded with mode `drill` and never escalated; everything else
     from those devices stays real. Ended like a window (`/maintenance/{id}/end`)."""
-    return await windows.schedule_drill(
-        body.gateway, body.devices, body.starts_at, body.ends_at, user.name, body.note
+    return await _plan(Mode.DRILL, body, windows, user.name)
+
+
+async def _plan(mode: Planned, body: WindowPlan, windows: Windows, actor: str) -> Window:
+    return await windows.schedule(
+        mode, body.gateway, body.devices, body.starts_at, body.ends_at, actor, body.note
     )
 
 

@@ -10,10 +10,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
 
 from cloud.access.audit import Audit
 from cloud.alarms.model import Mode
-from cloud.devices.maintenance import Maintenance
+from cloud.devices.maintenance import Maintenance, Planned
+from cloud.errors import Refused
 from cloud.rules import AlarmDraft, Clear, Decision, Evaluation
 from tests.cloud.conftest import Publisher, RunningCloud, eventually, signed_in
 from tests.cloud.helpers import T0, FakeClock, book_parts
@@ -226,3 +228,42 @@ async def test_a_clear_during_a_walk_test_reaches_the_live_alarm_it_ends(
 
 async def _has(coro: Any, key: tuple[str, str]) -> bool:
     return key in {(a["gateway"], a["rule"]) for a in await coro}
+
+
+async def test_each_planned_mode_keeps_its_own_limits(database_url: str) -> None:
+    """A maintenance window may last 7 days, a drill 4 hours; neither may end before it starts
+    or be over already. A refusal says which limit, for which mode, and plans nothing."""
+    clock = FakeClock()
+    hour = 3600.0
+    async with book_parts(database_url, clock) as parts:
+        maintenance = Maintenance(parts.db, Audit(parts.db))
+        now = clock()
+        refusals: list[tuple[Planned, float, float, str]] = [
+            (Mode.DRILL, now, now + 4 * hour + 1, "a drill may last at most 4 hours"),
+            (Mode.DRILL, now, now, "a drill must end after it starts"),
+            (Mode.DRILL, now - 2 * hour, now, "that drill is already over"),
+            (
+                Mode.MAINTENANCE,
+                now,
+                now + 7 * 24 * hour + 1,
+                "a maintenance window may last at most 7 days",
+            ),
+            (Mode.MAINTENANCE, now + hour, now, "a maintenance window must end after it starts"),
+            (Mode.MAINTENANCE, now - 2 * hour, now, "that maintenance window is already over"),
+        ]
+        for mode, starts, ends, reason in refusals:
+            with pytest.raises(Refused) as refused:
+                await maintenance.schedule(mode, "gw-ld01", [], starts, ends, "sup")
+            assert str(refused.value) == reason
+        assert await maintenance.windows() == []
+
+        drill = await maintenance.schedule(Mode.DRILL, "gw-ld01", [], now, now + 4 * hour, "sup")
+        window = await maintenance.schedule(
+            Mode.MAINTENANCE, "gw-ld01", [], now, now + 7 * 24 * hour, "sup"
+        )
+        assert (drill.mode, window.mode) == (Mode.DRILL, Mode.MAINTENANCE)
+        assert window.ends_at - window.starts_at == timedelta(days=7)
+        started = await parts.db.fetch_all(
+            "SELECT action FROM audit WHERE action LIKE '%_started' ORDER BY id"
+        )
+        assert [r["action"] for r in started] == ["drill_started", "maintenance_started"]

@@ -5,12 +5,13 @@ a lost answer (the request went out, the answer never came)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
 
 from cloud.notify.aliyun import rpc_signature
-from cloud.notify.robots import dingtalk_sign, feishu_sign
+from cloud.notify.robots import DingTalkRobot, FeishuBot, dingtalk_sign, feishu_sign
 from cloud.notify.tencent import tc3_authorization
 from tests import vendor_fakes as v
 from tests.cloud.notify.helpers import build, expected_text, note
@@ -120,6 +121,30 @@ async def test_wrong_credentials_are_refused_and_say_so(fake: v.VendorFake, prod
         "feishu": "19021",
     }[product]
     assert code in delivery.detail
+    assert fake.received(product) == []
+
+
+@pytest.mark.parametrize("off_s", [-3660.0, 3660.0])
+@pytest.mark.parametrize(("product", "code"), [("dingtalk", "310000"), ("feishu", "19021")])
+async def test_a_signed_robot_with_its_clock_an_hour_off_is_refused(
+    fake: v.VendorFake, product: str, code: str, off_s: float
+) -> None:
+    """The right secret, but a time stamp more than an hour off: the vendor refuses the
+    signature (a cloud whose clock drifted), and the robot says to check the settings."""
+    robot, secret = (
+        (DingTalkRobot, v.DINGTALK_SECRET)
+        if product == "dingtalk"
+        else (FeishuBot, v.FEISHU_SECRET)
+    )
+    channel = robot(
+        fake.url(product), secret=secret, timeout_s=5, wall_clock=lambda: time.time() + off_s
+    )
+    try:
+        delivery = await channel.send(note(product))
+    finally:
+        await channel.close()
+    assert not delivery.ok and not delivery.retry, delivery.detail
+    assert code in delivery.detail and "refused, check settings" in delivery.detail
     assert fake.received(product) == []
 
 
