@@ -40,3 +40,8 @@ class TooLarge(CloudError):
 
 class Unavailable(CloudError):
     """A part the cloud needs cannot answer now; trying again later may work (HTTP 503)."""
+
+
+class DatabaseUnavailable(Unavailable):
+    """The database cannot be reached (its server restarting, a network cut): nothing was
+    written by the unit that met it; the next unit connects again."""

@@ -29,7 +29,8 @@ from cloud.notify import Channel, PushChannel, WebhookChannel
 from cloud.notify.announce import Announcer
 from cloud.notify.channels import Closable, vendor_channels
 from cloud.notify.log import NotificationLog
-from cloud.routing.escalation import LEASE_S, Escalator
+from cloud.routing.escalation import Escalator
+from cloud.routing.sender import LEASE_S
 from cloud.rules import RulesCore, load_rules_with_digest
 from cloud.rules.reload import RulesReloader, check_against_site
 from cloud.settings import CloudSettings, parse_node

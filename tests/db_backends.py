@@ -42,7 +42,7 @@ import pytest
 
 from cloud.db import postgres
 from cloud.db.dialect import POSTGRESQL
-from cloud.db.schema import migrate
+from cloud.db.migrations import migrate
 from cloud.db.url import DatabaseUrl
 from tests.servers import PostgreSQL
 

@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -382,9 +383,24 @@ class PostgreSQL:
             ],
             user=user,
             stdout=subprocess.DEVNULL,
-            stderr=open(log, "wb"),  # noqa: SIM115
+            stderr=open(log, "ab"),  # noqa: SIM115
+            start_new_session=True,  # its own process group: `kill9` takes the backends too
         )
         self._wait_ready(log)
+
+    def kill9(self) -> None:
+        """kill -9 of the server and every backend process (its process group), as a crash
+        would; `start()` again runs its crash recovery on the same data folder and port."""
+        assert self.proc is not None
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # the backends, reaped by init
+            try:
+                os.killpg(self.proc.pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.02)
 
     def _wait_ready(self, log: Path, timeout: float = 30.0) -> None:
         import psycopg

@@ -27,7 +27,8 @@ SQLite (the embedded default, `sqlite:///path` or a path) runs in WAL mode with
 work through a connection that behaves as sqlite3's; `write` there takes the database's writer
 lock, so one unit writes at a time across every process using it. Write SQL that both run
 (`?` placeholders, `INSERT … ON CONFLICT`, `INSERT … RETURNING id` for a new id). The schema
-and its versions are in `cloud/db/schema.py`; which database when: docs/deploy.md.
+is in `cloud/db/schema.py`, its versions in `cloud/db/migrations.py`; which database when:
+docs/deploy.md.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from cloud.db.dialect import POSTGRESQL, SQLITE, Dialect
-from cloud.db.schema import migrate
+from cloud.db.migrations import migrate
 from cloud.db.url import DatabaseUrl
 
 T = TypeVar("T")

@@ -69,7 +69,7 @@ def postgres_ddl(sql: str) -> str:
             if refused is not None:
                 raise DialectError(
                     f"{refused.group(1)!r} has no PostgreSQL translation here: write the step"
-                    " for each dialect (cloud/db/schema.py)"
+                    " for each dialect (cloud/db/migrations.py)"
                 )
         out.append(text)
     return "".join(out)

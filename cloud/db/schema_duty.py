@@ -1,4 +1,4 @@
-"""Schema step 3 (cloud/db/schema.py, MIGRATIONS): the tables of the duty desk (cloud/duty/) —
+"""Schema step 3 (cloud/db/migrations.py, MIGRATIONS): the tables of the duty desk (cloud/duty/) —
 the roster, shift handovers, the daily check-in. Written for SQLite, translated by the dialect."""
 
 from __future__ import annotations

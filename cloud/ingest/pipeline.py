@@ -28,9 +28,12 @@ from cloud.alarms.book import AlarmBook
 from cloud.alarms.model import Raised
 from cloud.db.database import Conn
 from cloud.devices.maintenance import Maintenance
+from cloud.errors import DatabaseUnavailable
+from cloud.ingest.acks import send_ack
 from cloud.ingest.check import Checked, Checker
-from cloud.ingest.delivery import AckDue, Delivery, StreamKey
+from cloud.ingest.delivery import Delivery, StreamKey
 from cloud.ingest.fair_share import FairShare
+from cloud.ingest.hold import DatabaseHold
 from cloud.ingest.rejects import RejectLog
 from cloud.ingest.samples import SampleBuffer
 from cloud.ingest.watermarks import read_streams, write_watermarks
@@ -41,16 +44,12 @@ from cloud.telemetry.base import TelemetryStore
 from cloud.transport.base import Received, Transport
 from cloud.transport.broker_drops import DropWatch
 from cloud.transport.broker_link import BrokerLink
-from contract import topics
 from contract.models import (
-    Ack,
     Event,
     GatewayState,
     Reply,
     Status,
     Telemetry,
-    encode,
-    utc_now,
 )
 
 log = logging.getLogger(__name__)
@@ -109,6 +108,8 @@ class Ingest:
         #: asking the rules and storing what they decided, one at a time: a batch, a tick's
         #: released events and a status never interleave, so no id is evaluated twice
         self._deciding = asyncio.Lock()
+        #: while the database cannot be reached, ingest holds (cloud/ingest/hold.py)
+        self.hold = DatabaseHold(clock)
         #: a flooding gateway's messages wait in its own backlog (fair_share.py)
         self.fair: FairShare[Received] = FairShare(lambda item: item.gateway)
         self.checker = Checker(
@@ -139,7 +140,9 @@ class Ingest:
             + self.checker.counts
             + self.samples.counts
             + Counter(
-                put_aside=fair["put_aside"] + fair["dropped"], put_aside_dropped=fair["dropped"]
+                put_aside=fair["put_aside"] + fair["dropped"],
+                put_aside_dropped=fair["dropped"],
+                database_holds=self.hold.holds,
             )
         )
 
@@ -217,7 +220,9 @@ class Ingest:
         streams |= {key for key, _ in self.checker.refused_streams}
         unknown = self.delivery.unknown(streams)
         if unknown:  # streams met for the first time since the start: what is stored of them
-            found = await self.book.db.read(lambda c: read_streams(c, unknown))
+            found = await self.hold.until_stored(
+                lambda: self.book.db.read(lambda c: read_streams(c, unknown))
+            )
             for key, (upto, above) in found.items():
                 self.delivery.load(key, upto, above)
         ready: list[_Accepted] = []
@@ -228,7 +233,7 @@ class Ingest:
                 ready += self.delivery.admit(item.stream, item.message.seq, item)
         out = await self._commit(ready)
         for key in streams:
-            self._send_ack(self.delivery.ack(key))
+            send_ack(self.transport, self.delivery.ack(key), self._counts)
         return out
 
     async def _commit(self, ready: list[_Accepted]) -> list[Raised]:
@@ -238,8 +243,8 @@ class Ingest:
         if not ready and not self.rejects.has_pending and not self.checker.refused_streams:
             return []
         async with self._deciding:
-            plans = await self._decide(ready)
-            return await self._record(ready, plans)
+            plans = await self.hold.until_stored(lambda: self._decide(ready))
+            return await self.hold.until_stored(lambda: self._record(ready, plans))
 
     async def _decide(self, ready: list[_Accepted]) -> list[Plan]:
         """Per message: None if the book has its id already (the rules are not asked), the
@@ -281,6 +286,8 @@ class Ingest:
             self.rejects.put_back(pending)
             self.checker.refused_streams[:0] = refused
             self.delivery.remark(marks)
+            if isinstance(exc, DatabaseUnavailable):  # not the messages' fault: held, tried again
+                raise
             if len(ready) <= 1:
                 for item in ready:
                     self.checker.internal_error(item.topic, item.payload, exc, item.received_at)
@@ -315,28 +322,18 @@ class Ingest:
             out += result
         return out
 
-    def _send_ack(self, due: AckDue) -> None:
-        """Tell a gateway what is committed (QoS 1, not awaited: a lost one is made good by
-        the gateway sending again, which is acknowledged again)."""
-        ack = Ack(boot=due.boot, upto=due.upto, replay=due.replay, ts=utc_now())
-        topic = topics.command(due.gateway, "ack")
-        if self.transport is None or not self.transport.publish_soon(topic, encode(ack)):
-            self._counts["acks_unsent"] += 1
-            return
-        self._counts["acks_sent"] += 1
-        if due.replay:
-            self._counts["replays_asked"] += 1
-
     async def _status(self, status: Status, received_at: float) -> list[Raised]:
-        previous = await self.book.record_status(status, received_at)
+        previous = await self.hold.until_stored(
+            lambda: self.book.record_status(status, received_at)
+        )
         self._counts["status"] += 1
         if previous is not None:
             log.info("gateway=%s state=%s was=%s", status.gateway, status.state, previous)
         self.announcer.gateway_state(status.gateway, status.state.value)
         online = status.state is GatewayState.ONLINE
         async with self._deciding:
-            decided = self.core.status(status.gateway, online, received_at)
-            return await self.book.apply(self._gate(decided, received_at), received_at)
+            decided = self._gate(self.core.status(status.gateway, online, received_at), received_at)
+            return await self.hold.until_stored(lambda: self.book.apply(decided, received_at))
 
     def _gate(self, evaluation: Evaluation, at: float) -> Evaluation:
         """Devices under a walk test or in a maintenance window: their alarms are tests."""
@@ -375,7 +372,7 @@ class Ingest:
         released, gaps, asks = self.delivery.expire()
         announce = await self._commit(released)  # also writes rejections noted since
         for due in asks:
-            self._send_ack(due)
+            send_ack(self.transport, due, self._counts)
         evaluations = [self.core.tick(now)]
         for gap in gaps:
             log.error(
@@ -398,7 +395,8 @@ class Ingest:
         )
         if evaluation.decisions or evaluation.inhibited or evaluation.muted:
             async with self._deciding:
-                announce += await self.book.apply(self._gate(evaluation, now), now)
+                gated = self._gate(evaluation, now)
+                announce += await self.hold.until_stored(lambda: self.book.apply(gated, now))
         await self.announce(announce)
 
     async def tick_forever(self) -> None:
@@ -406,6 +404,8 @@ class Ingest:
             await asyncio.sleep(self.tick_s)
             try:
                 await self.tick()
+            except DatabaseUnavailable as exc:  # before it decided anything: the next tick
+                log.warning("rules tick skipped: %s", exc)
             except Exception:
                 log.exception("rules tick failed")
 

@@ -14,7 +14,8 @@ import psycopg
 import pytest
 
 from cloud.db.database import Database, _sqlite
-from cloud.db.schema import ALARM_COLUMNS, MIGRATIONS, SCHEMA, USER_COLUMNS
+from cloud.db.migrations import MIGRATIONS
+from cloud.db.schema import ALARM_COLUMNS, SCHEMA, USER_COLUMNS
 from cloud.db.url import DatabaseUrl, DatabaseUrlError
 from tests.servers import PostgreSQL, free_port
 

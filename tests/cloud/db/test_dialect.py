@@ -9,7 +9,7 @@ import pytest
 
 from cloud.db.dialect import POSTGRESQL, SQLITE, DialectError, postgres_ddl
 from cloud.db.postgres import _is_begin, connect, placeholders
-from cloud.db.schema import _version_1
+from cloud.db.schema import version_1
 from cloud.db.url import DatabaseUrl, DatabaseUrlError
 from tests.servers import PostgreSQL
 
@@ -59,7 +59,7 @@ def test_the_whole_schema_runs_on_postgresql(postgresql: PostgreSQL) -> None:
         conn = connect(url)
         try:
             conn.execute("BEGIN")
-            _version_1(conn, POSTGRESQL)
+            version_1(conn, POSTGRESQL)
             types = dict(
                 tuple(row)
                 for row in conn.execute(

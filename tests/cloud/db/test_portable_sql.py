@@ -18,8 +18,9 @@ from pathlib import Path
 import psycopg
 
 from cloud.db.dialect import POSTGRESQL, SQLITE, pieces
+from cloud.db.migrations import MIGRATIONS
 from cloud.db.postgres import connect
-from cloud.db.schema import MIGRATIONS, _version_1
+from cloud.db.schema import version_1
 from tests.servers import PostgreSQL
 
 CLOUD = Path(__file__).resolve().parents[3] / "cloud"
@@ -99,14 +100,14 @@ def problems(postgresql: PostgreSQL) -> list[str]:
     found: list[str] = []
     lite = sqlite3.connect(":memory:", isolation_level=None)
     lite.execute("BEGIN")
-    _version_1(lite, SQLITE)
+    version_1(lite, SQLITE)
     for _, _, step in MIGRATIONS:
         step(lite, SQLITE)
     url = postgresql.create_database("portable_sql")
     try:
         conn = connect(url)
         conn.execute("BEGIN")
-        _version_1(conn, POSTGRESQL)
+        version_1(conn, POSTGRESQL)
         for _, _, step in MIGRATIONS:
             step(conn, POSTGRESQL)
         conn.commit()

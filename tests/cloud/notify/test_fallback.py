@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from cloud.notify.base import Channel
-from cloud.routing.escalation import LEASE_S
+from cloud.routing.sender import LEASE_S
 from cloud.rules import AlarmDraft, RulesFile, load_rules
 from tests import vendor_fakes as v
 from tests.cloud.helpers import T0, FakeClock, book_parts, rules_file
