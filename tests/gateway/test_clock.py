@@ -50,7 +50,7 @@ def test_event_times_hold_when_the_clock_steps_back(private_broker, make_agent, 
 def test_events_say_when_the_clock_is_not_synchronised(private_broker, make_agent):
     private_broker.port = free_port()
     agent = make_agent(private_broker)
-    agent._clock_synced = lambda: False  # e.g. after a power cut, before NTP
+    agent.outgoing.clock_synced = lambda: False  # e.g. after a power cut, before NTP
     agent.start()
     # the start-up heartbeat is written by the agent's own thread: wait for it (no broker)
     deadline = time.monotonic() + 10

@@ -16,7 +16,8 @@ import pytest
 
 from contract.models import Event, encode, utc_now
 from edge.config import load_gateway_config
-from gateway.agent import AgentOptions, GatewayAgent
+from gateway.agent import GatewayAgent
+from gateway.agent_settings import AgentOptions
 from gateway.uplink_settings import BrokerParams
 from tests.cloud.conftest import (
     Publisher,
