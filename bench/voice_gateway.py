@@ -14,7 +14,8 @@ import time
 from pathlib import Path
 
 from edge.config import load_gateway_config
-from gateway.agent import AgentOptions, GatewayAgent
+from gateway.agent import GatewayAgent
+from gateway.agent_settings import AgentOptions
 from gateway.uplink_settings import BrokerParams, UplinkOptions
 
 

@@ -1,4 +1,5 @@
-"""The gateway agent: configuration + drivers + outbox + uplink, for one gateway.
+"""The gateway agent: configuration + drivers + outbox + uplink, for one gateway; the wiring
+of its parts.
 
     config = load_gateway_config("firmware_configs/sites/demo.yaml", "gw-ld01")
     agent = GatewayAgent(config, broker=BrokerParams(port=1883, username="gw-ld01",
@@ -7,9 +8,8 @@
     agent.hardware.press_call("call-0101")
     agent.stop()
 
-Every device event becomes a contract Event (uuid4 `id`, this start's random `boot`, `seq`
-counting from 1 per boot, `ts` when the device changed) written to the outbox before it is
-sent. Readings are batched into Telemetry every `telemetry_period_s` (own `seq` counter).
+Every device event becomes a contract Event written to the outbox before it is sent
+(gateway/outgoing.py). Readings are batched into Telemetry every `telemetry_period_s`.
 A heartbeat event (kind gateway) goes out at start and every `heartbeat_s`.
 
 Around that:
@@ -19,89 +19,44 @@ Around that:
   even stored: the uplink plays no part in it;
 - when the uplink returns after an outage, a `restore` event of kind gateway says how long
   it was away (`offline_s`), after the events stored meanwhile;
-- `cmd/config` replaces the device configuration while running (gateway/config_store.py):
-  validated first, kept with the previous one; the outbox and the uplink are not touched;
-- a wall clock that steps back does not make event times go back within a boot: such an
-  event keeps the latest time already used and says `clock_synced: false`.
+- `cmd/config` and SIGHUP replace the device configuration while running
+  (gateway/config_push.py): the outbox and the uplink are not touched;
+- `cmd/drill` sends a drill's scripted incident as the device's event (gateway/commands.py);
+- one-key voice starts on a board with audio (gateway/voice/startup.py).
 """
 
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pydantic import ValidationError
-
-from contract import drill, hush, topics
-from contract.models import (
-    MAX_OFFLINE_S,
-    MAX_READINGS_PER_BATCH,
-    MESSAGE_VERSION,
-    Command,
-    Event,
-    EventType,
-    Kind,
-    Reply,
-    Telemetry,
-    Values,
-    encode,
-)
+from contract import drill, hush
+from contract.models import MAX_OFFLINE_S, Command, EventType, Kind, Values
 from contract.voice import VOICE_COMMAND
 from edge.config import GatewayConfig
 from edge.drivers import build_drivers
 from edge.drivers.base import DeviceEvent, Driver, Hardware, RealHardware, Sample
-from edge.drivers.zigbee import ZigbeeBroker
 from edge.local import LocalAlarm
 from edge.scheduler import Scheduler
 from edge.sim import SimulatedHardware
 from edge.supervision import Supervisor, report_intervals
-from gateway import commands, event_clock
-from gateway.config_store import ConfigRefused, ConfigStore, Pushed, document_of, parse
-from gateway.held_events import HeldEvents
-from gateway.outbox import Outbox, OutboxFull
-from gateway.readings import ReadingBuffer
+from gateway import commands
+from gateway.agent_settings import AgentOptions, AgentStats
+from gateway.config_push import ConfigPush
+from gateway.config_store import ConfigStore
+from gateway.outbox import Outbox
+from gateway.outgoing import Outgoing
 from gateway.uplink import Uplink
-from gateway.uplink_settings import BrokerParams, UplinkOptions
+from gateway.uplink_settings import BrokerParams
+from gateway.voice.startup import NO_AUDIO, start_voice
 
 if TYPE_CHECKING:
     from gateway.voice.service import VoiceService
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class AgentOptions:
-    heartbeat_s: float = 60.0
-    telemetry_period_s: float = 5.0
-    uplink: UplinkOptions = field(default_factory=UplinkOptions)
-    #: the outbox's disk budget (telemetry is thinned oldest first beyond it)
-    outbox_budget_bytes: int | None = 64 * 1024 * 1024
-    #: the local broker of zigbee2mqtt (needed when the gateway has Zigbee devices)
-    zigbee: ZigbeeBroker | None = None
-    #: where pushed configurations are kept (default: `config/` beside the outbox)
-    config_dir: Path | None = None
-    #: the firmware_configs/ folder pushed configurations take their files from
-    configs_dir: Path | None = None
-
-
-@dataclass
-class AgentStats:
-    events: int = 0
-    telemetry_batches: int = 0
-    readings: int = 0
-    rejected: int = 0  # observations that did not fit the contract (logged, not sent)
-    commands: int = 0
-    clock_steps: int = 0  # events whose time was held because the wall clock stepped back
-    held_in_memory: int = 0  # events the outbox refused (a full disk), kept until it takes them
-    telemetry_dropped: int = 0  # batches the outbox refused (a full disk)
-    configs_applied: int = 0
-    configs_refused: int = 0
 
 
 class GatewayAgent:
@@ -127,7 +82,6 @@ class GatewayAgent:
             self.options.config_dir or self.outbox_path.parent / "config",
             configs_dir=self.options.configs_dir,
         )
-        self._clock_synced = clock_synced or event_clock.clock_synced
         self._owns_hardware = hardware is None and simulate
         #: The simulated devices (None on a real board).
         self.hardware: SimulatedHardware | None = (
@@ -137,7 +91,6 @@ class GatewayAgent:
         )
         self._hw: Hardware = self.hardware if self.hardware is not None else RealHardware()
         self.stats = AgentStats()
-        self.boot = ""
         self.drivers: dict[str, Driver] = {}
         self.outbox: Outbox | None = None
         self.uplink: Uplink | None = None
@@ -146,17 +99,28 @@ class GatewayAgent:
         self.local_alarm: LocalAlarm | None = None
         #: one-key voice (gateway/voice/), when the board profile has `audio`
         self.voice: VoiceService | None = None
-        self._no_voice_why = "no voice on this gateway: its board profile has no audio"
-        self._event_clock = event_clock.EventClock()
-        self._readings = ReadingBuffer()
-        self._config_lock = threading.Lock()  # one configuration change at a time
-        self._seq = 0
-        self._telemetry_seq = 0
-        self._lock = threading.Lock()  # seq numbers and outbox order
-        #: events the outbox could not take (a full disk), in seq order, until it does
-        self._spill = HeldEvents()
+        self._no_voice_why = NO_AUDIO
+        #: what the gateway sends (events, telemetry, replies), through the outbox
+        self.outgoing = Outgoing(
+            self.gateway_id,
+            self.stats,
+            outbox=lambda: self.outbox,
+            wake=self._wake_uplink,
+            clock_synced=clock_synced,
+        )
         self._life = threading.Lock()
         self._running = False
+        #: a new configuration while running (`cmd/config`, SIGHUP)
+        self.config_push = ConfigPush(
+            self.gateway_id,
+            self.config_store,
+            self.stats,
+            configs_dir=self.options.configs_dir,
+            life=self._life,
+            running=lambda: self._running,
+            current=lambda: self.config,
+            swap=self._swap,
+        )
 
     # -- lifetime ------------------------------------------------------------------------------
 
@@ -164,23 +128,25 @@ class GatewayAgent:
     def running(self) -> bool:
         return self._running
 
+    @property
+    def boot(self) -> str:
+        """This start's random id ("" before the first start)."""
+        return self.outgoing.boot
+
     def start(self) -> None:
         """Open the outbox, start the drivers and the uplink; returns without waiting."""
         with self._life:
             if self._running:
                 return
-            self.boot = uuid.uuid4().hex[:16]
-            self._seq = self._telemetry_seq = 0
-            self._event_clock = event_clock.EventClock()
-            self._readings.restart()
+            boot = self.outgoing.restart()
             self.outbox = Outbox(self.outbox_path, budget_bytes=self.options.outbox_budget_bytes)
             self.uplink = Uplink(
                 self.gateway_id,
                 self.broker,
                 self.outbox,
-                boot=self.boot,
+                boot=boot,
                 on_command=self._on_command,
-                on_replay=self._mark_replayed,
+                on_replay=self.outgoing.mark_replayed,
                 on_restored=self._uplink_restored,
                 options=self.options.uplink,
             )
@@ -201,7 +167,9 @@ class GatewayAgent:
                 self._teardown()
                 raise
             self.scheduler.call_every(self.options.heartbeat_s, self._heartbeat, first=0)
-            self.scheduler.call_every(self.options.telemetry_period_s, self._flush_telemetry)
+            self.scheduler.call_every(
+                self.options.telemetry_period_s, self.outgoing.flush_telemetry
+            )
             self.uplink.start()
             self._running = True
             log.info(
@@ -214,29 +182,14 @@ class GatewayAgent:
             )
 
     def _start_voice(self) -> None:
-        """One-key voice, on a board whose profile has audio. Never in the way of the alarms:
-        if it cannot start (the `voice` extra missing, a broken install), the gateway runs
-        without it and says why to every `cmd/voice`."""
-        audio = self.config.profile.audio
-        if audio is None:
-            return
-        try:
-            # aiortc and PyAV load only on a board with audio (the `voice` extra)
-            from gateway.voice.service import VoiceService
-
-            self.voice = VoiceService(
-                self.gateway_id,
-                audio,
-                self._hw,
-                drivers=lambda: self.drivers,
-                send_reply=self._send_reply,
-                configs_dir=self.options.configs_dir,
-            )
-            self.voice.hook_buttons()
-        except Exception as exc:
-            self.voice = None
-            self._no_voice_why = f"voice could not start on this gateway: {exc!r}"[:300]
-            log.exception("voice could not start; running without it")
+        self.voice, self._no_voice_why = start_voice(
+            self.gateway_id,
+            self.config.profile.audio,
+            self._hw,
+            drivers=lambda: self.drivers,
+            send_reply=self.outgoing.reply,
+            configs_dir=self.options.configs_dir,
+        )
 
     def stop(self) -> None:
         """Stop drivers, flush readings, give outstanding sends a moment, say `offline`."""
@@ -285,7 +238,7 @@ class GatewayAgent:
             self.local_alarm.close()
             self.local_alarm = None
         if self.outbox is not None:
-            self._flush_telemetry()
+            self.outgoing.flush_telemetry()
         if self.uplink is not None:
             self.uplink.stop()
         if self.outbox is not None:
@@ -319,62 +272,14 @@ class GatewayAgent:
                 local.react(event)  # first: it must not wait for anything
             except Exception:
                 log.exception("local alarm failed device=%s", event.device)
-        outbox = self.outbox
-        if outbox is None:
-            return
-        try:
-            with self._lock:
-                ts, stepped = self._event_clock.time(event.ts)
-                self.stats.clock_steps += stepped
-                self._seq += 1
-                message = Event(
-                    v=MESSAGE_VERSION,
-                    id=str(uuid.uuid4()),
-                    gateway=self.gateway_id,
-                    device=event.device,
-                    boot=self.boot,
-                    seq=self._seq,
-                    ts=ts,
-                    kind=event.kind,
-                    type=event.type,
-                    values=event.values,
-                    clock_synced=self._clock_synced() and not stepped,
-                    drill=event.drill,
-                )
-                self._spill.append(
-                    topics.event(self.gateway_id), encode(message), (message.boot, message.seq)
-                )
-                row = self._drain_spill(outbox)
-        except ValidationError as exc:
-            self.stats.rejected += 1
-            log.error("event rejected device=%s error=%r", event.device, str(exc))
-            return
-        self.stats.events += 1
-        log.info(
-            "event queued device=%s kind=%s type=%s seq=%d row=%d%s%s",
-            event.device,
-            event.kind,
-            event.type,
-            message.seq,
-            row or 0,
-            "" if row else f" held_in_memory={len(self._spill)}",
-            f" detail={event.detail!r}" if event.detail else "",
-        )
-        if self.uplink is not None:
-            self.uplink.wake()
-
-    def _drain_spill(self, outbox: Outbox) -> int | None:
-        """Write the events held in memory (lock held); the row of the newest, or None."""
-        row = self._spill.write(outbox)
-        self.stats.held_in_memory = len(self._spill)
-        return row
+        self.outgoing.event(event)
 
     def sample(self, sample: Sample) -> None:
-        try:
-            self._readings.add(sample)
-        except ValidationError as exc:
-            self.stats.rejected += 1
-            log.error("reading rejected device=%s error=%r", sample.device, str(exc))
+        self.outgoing.sample(sample)
+
+    def _wake_uplink(self) -> None:
+        if self.uplink is not None:
+            self.uplink.wake()
 
     # -- periodic work (scheduler thread) -----------------------------------------------------
 
@@ -392,38 +297,6 @@ class GatewayAgent:
                 detail="uplink back",
             )
         )
-
-    def _flush_telemetry(self) -> None:
-        readings = self._readings.take()
-        outbox = self.outbox
-        if outbox is not None and self._spill:
-            with self._lock:
-                if self._drain_spill(outbox) is not None and self.uplink is not None:
-                    self.uplink.wake()
-        if not readings or outbox is None:
-            return
-        for start in range(0, len(readings), MAX_READINGS_PER_BATCH):
-            chunk = readings[start : start + MAX_READINGS_PER_BATCH]
-            with self._lock:
-                self._telemetry_seq += 1
-                message = Telemetry(
-                    id=str(uuid.uuid4()),
-                    gateway=self.gateway_id,
-                    boot=self.boot,
-                    seq=self._telemetry_seq,
-                    readings=chunk,
-                )
-                try:
-                    outbox.put(topics.telemetry(self.gateway_id), encode(message), 1)
-                except (OutboxFull, sqlite3.OperationalError) as exc:
-                    self.stats.telemetry_dropped += 1
-                    log.error("outbox refused telemetry; batch dropped error=%r", str(exc))
-                    continue
-            self.stats.telemetry_batches += 1
-            self.stats.readings += len(chunk)
-        log.debug("telemetry queued readings=%d", len(readings))
-        if self.uplink is not None:
-            self.uplink.wake()
 
     # -- commands (paho's thread) -------------------------------------------------------------
 
@@ -448,8 +321,10 @@ class GatewayAgent:
             self.drivers,
             retained=retained,
             extra={
-                "config": self._config_command,
-                drill.COMMAND: self._drill_command,
+                "config": self.config_push.command,
+                drill.COMMAND: lambda command, _drivers: commands.send_drill(
+                    command, self.config, self.event
+                ),
                 VOICE_COMMAND: self._no_voice,
             },
         )
@@ -458,92 +333,12 @@ class GatewayAgent:
             device = commands.command_device(payload)
             if device is not None:
                 self.local_alarm.accepted(device)
-        self._send_reply(reply)
-
-    # -- drills -------------------------------------------------------------------------------
-
-    def _drill_command(self, command: Command, _drivers: object) -> str:
-        """A drill's scripted incident: sent as the device's event, with the drill's number."""
-        if command.device is None:
-            raise commands.CommandError("drill needs 'device' (where the incident happens)")
-        try:
-            model = self.config.model_of(command.device)
-        except KeyError:
-            raise commands.CommandError(f"no device {command.device!r} on this gateway") from None
-        try:
-            incident = drill.DrillIncident.from_args(command.args)
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"args.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()
-            )
-            raise commands.CommandError(f"drill refused: {problems}") from None
-        self.event(
-            DeviceEvent(
-                command.device,
-                model.kind,
-                incident.type,
-                incident.values,
-                detail=f"drill #{incident.drill}",
-                drill=incident.drill,
-            )
-        )
-        return f"drill #{incident.drill}: {incident.type.value} of {command.device} sent"
+        self.outgoing.reply(reply)
 
     def _no_voice(self, _command: Command, _drivers: object) -> str:
         raise commands.CommandError(self._no_voice_why)
 
     # -- configuration ------------------------------------------------------------------------
-
-    def _config_command(self, command: Command, _drivers: object) -> str:
-        if not command.document:
-            raise commands.CommandError("config needs the configuration in 'document' (YAML)")
-        try:
-            pushed = parse(command.document, self.gateway_id, configs_dir=self.options.configs_dir)
-        except ConfigRefused as exc:
-            self.stats.configs_refused += 1
-            raise commands.CommandError(f"config refused, nothing changed: {exc}") from None
-        return self.apply_config(pushed)
-
-    def apply_config(self, pushed: Pushed) -> str:
-        """Run a validated configuration: keep it (the previous one too), restart the drivers
-        with it. If its drivers cannot start, the previous configuration runs again."""
-        with self._config_lock, self._life:
-            if not self._running:
-                raise commands.CommandError("the agent is not running")
-            old = self.config
-            self.config_store.keep(pushed, running=document_of(old))
-            try:
-                self._swap(pushed.config)
-            except Exception as exc:
-                log.exception("new config failed to start; back to the previous one")
-                self.config_store.restore_previous()
-                self._swap(old)
-                self.stats.configs_refused += 1
-                raise commands.CommandError(
-                    f"config {pushed.document.version or '(no version)'} failed to start, "
-                    f"the previous one runs again: {exc!r}"
-                ) from None
-            self.stats.configs_applied += 1
-        version = pushed.document.version or "(no version)"
-        log.info("config applied version=%s devices=%d", version, len(pushed.config.spec.devices))
-        return (
-            f"config {version} applied: {len(pushed.config.spec.devices)} devices; "
-            "the previous one is kept"
-        )
-
-    def reload(self, config: GatewayConfig) -> None:
-        """Run the configuration files again as they are now (SIGHUP), already validated.
-        Only the drivers restart; the outbox, the uplink and the boot stay."""
-        with self._config_lock, self._life:
-            if not self._running:
-                return
-            old = self.config
-            try:
-                self._swap(config)
-            except Exception:
-                self._swap(old)
-                raise
-        log.info("config reloaded source=%s devices=%d", config.source, len(config.spec.devices))
 
     def _swap(self, config: GatewayConfig) -> None:
         """Run `config`: devices it leaves as they were keep their drivers (a detector in
@@ -560,20 +355,3 @@ class GatewayAgent:
             self.hardware.reconfigure(config)
         self.config = config
         self._start_drivers(config, keep)
-
-    def _send_reply(self, reply: Reply) -> None:
-        outbox = self.outbox
-        if outbox is None:
-            return
-        outbox.put(topics.reply(self.gateway_id), encode(reply), 1)
-        if self.uplink is not None:
-            self.uplink.wake()
-
-    # -- replays ------------------------------------------------------------------------------
-
-    def _mark_replayed(self, topic: str, payload: bytes) -> bytes:
-        """An event that waited in the outbox for an uplink goes out with `replayed: true`."""
-        if topic != topics.event(self.gateway_id):
-            return payload
-        event = Event.model_validate_json(payload)
-        return encode(event.model_copy(update={"replayed": True}))

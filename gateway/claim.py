@@ -21,16 +21,12 @@ bad arguments. Plain http is refused unless `--insecure-http` (a lab without TLS
 
 from __future__ import annotations
 
-import errno
 import json
-import os
-import secrets
 import ssl
 import sys
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,6 +39,7 @@ from pydantic import ValidationError
 from contract.provisioning import ClaimRequest, ProvisioningBundle
 from contract.site import Site
 from gateway.config_store import CURRENT, PREVIOUS, ConfigRefused, Pushed, parse
+from gateway.opened_folder import OpenedFolder, UnsafeFolder
 
 DEFAULT_STATE_DIR = Path("/var/lib/smart-community")
 #: root's: the broker account and the env file systemd reads (the agent cannot swap them)
@@ -191,16 +188,14 @@ def store(
     """Write everything (each file whole or not at all) and return where it went.
 
     Run as root, the state folder may belong to the agent's user, who could have planted
-    symbolic links in it: every file is made under a fresh random name that cannot exist yet
-    (O_EXCL|O_NOFOLLOW, inside an already opened folder), given its mode and owner through
-    its descriptor, then renamed over the name (a rename replaces a link, never its target).
-    Nothing is chowned or chmodded by path. The secrets go to `secrets_dir` (root's)."""
+    symbolic links in it: every file is written through an opened folder, which follows no
+    link (gateway/opened_folder.py). The secrets go to `secrets_dir` (root's)."""
     config_dir = state_dir / "config"
     env_path = env_file or secrets_dir / CLAIMED_ENV
-    with _Folder.opened(state_dir) as state, _Folder.opened(secrets_dir) as vault:
+    with OpenedFolder.opened(state_dir) as state, OpenedFolder.opened(secrets_dir) as vault:
         owner = state.agent()
         vault.check_private()
-        env_folder = vault if env_file is None else _Folder.opened(env_path.parent)
+        env_folder = vault if env_file is None else OpenedFolder.opened(env_path.parent)
         try:
             env_folder.check_private()
             with state.subfolder("config", owner=owner) as config:
@@ -289,6 +284,8 @@ def claim(
             configs_dir=configs_dir,
             cloud=cloud,
         )
+    except UnsafeFolder as exc:
+        raise ClaimFailed(str(exc)) from exc
     except OSError as exc:
         raise ClaimFailed(
             f"无法写入 / cannot write {exc.filename or state_dir}: {exc.strerror} "
@@ -331,103 +328,3 @@ def _env_value(value: str) -> str:
     for ch in '\\"$`':
         value = value.replace(ch, "\\" + ch)
     return f'"{value}"'
-
-
-class _Folder:
-    """A folder opened once. Its files are made and renamed relative to its descriptor, so
-    neither a symbolic link planted at a file's name (or at the temporary name) nor a folder
-    swapped after the check is ever followed."""
-
-    def __init__(self, fd: int, path: Path) -> None:
-        self.fd = fd
-        self.path = path
-
-    @classmethod
-    def opened(cls, path: Path) -> _Folder:
-        """The folder `path` (made when missing): chosen by whoever runs the claim."""
-        path.mkdir(mode=0o755, parents=True, exist_ok=True)
-        return cls(os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC), path)
-
-    def __enter__(self) -> _Folder:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        if self.fd >= 0:
-            try:
-                os.fsync(self.fd)
-            finally:
-                os.close(self.fd)
-                self.fd = -1
-
-    def agent(self) -> tuple[int, int] | None:
-        """Run as root into a folder of another user (the agent's): that user and group,
-        who get the files the agent replaces itself (config/, site.yaml)."""
-        if os.geteuid() != 0:
-            return None
-        st = os.fstat(self.fd)
-        return None if st.st_uid == 0 else (st.st_uid, st.st_gid)
-
-    def check_private(self) -> None:
-        """Run as root, secrets go only where no other user can rename or replace them."""
-        if os.geteuid() != 0:
-            return
-        st = os.fstat(self.fd)
-        if st.st_uid != 0 or st.st_mode & 0o022:
-            raise ClaimFailed(
-                f"{self.path} 不属于 root 或其他用户可写，凭据不写入此处 / {self.path} is not "
-                "root's alone (another user owns it or may write in it): the credentials are "
-                "not written there — use a folder of root's (--secrets-dir, --env-file)"
-            )
-
-    def subfolder(self, name: str, *, owner: tuple[int, int] | None) -> _Folder:
-        """`name` inside this folder, made when missing; a link or a file there is refused."""
-        with suppress(FileExistsError):
-            os.mkdir(name, 0o755, dir_fd=self.fd)
-        try:
-            fd = os.open(
-                name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=self.fd
-            )
-        except OSError as exc:
-            if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
-                raise
-            raise ClaimFailed(
-                f"{self.path / name} 不是文件夹（符号链接？），拒绝写入 / {self.path / name} is "
-                "not a folder (a symbolic link?): refusing to write through it — remove it "
-                "and claim again"
-            ) from exc
-        folder = _Folder(fd, self.path / name)
-        if owner is not None:
-            os.fchown(fd, *owner)
-        return folder
-
-    def write(
-        self, name: str, text: str, mode: int, *, owner: tuple[int, int] | None = None
-    ) -> None:
-        """`name` whole or not at all, with `mode` (and `owner`) before it has any content."""
-        tmp = f".{name}.{secrets.token_hex(8)}.tmp"
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-        fd = os.open(tmp, flags, 0o600, dir_fd=self.fd)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
-                if owner is not None:
-                    os.fchown(out.fileno(), *owner)
-                os.fchmod(out.fileno(), mode)
-                out.write(text)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, name, src_dir_fd=self.fd, dst_dir_fd=self.fd)
-        except BaseException:
-            with suppress(OSError):
-                os.unlink(tmp, dir_fd=self.fd)
-            raise
-
-    def keep(
-        self, current: str, previous: str, text: str, mode: int, *, owner: tuple[int, int] | None
-    ) -> None:
-        """As ConfigStore.keep: the file in force (whatever it is) becomes the previous one."""
-        with suppress(FileNotFoundError):
-            os.replace(current, previous, src_dir_fd=self.fd, dst_dir_fd=self.fd)
-        self.write(current, text, mode, owner=owner)

@@ -15,7 +15,8 @@ from pydantic import ValidationError
 
 from contract.site import ConfigFileError
 from edge.config import GatewayConfig, load_gateway_config
-from gateway.agent import AgentOptions, GatewayAgent
+from gateway.agent import GatewayAgent
+from gateway.agent_settings import AgentOptions
 from gateway.config_store import CURRENT, ConfigRefused, ConfigStore, parse
 from gateway.logs import setup_logging
 from gateway.metrics import MetricsServer
@@ -243,6 +244,6 @@ def _reload(agent: GatewayAgent, settings: GatewaySettings) -> None:
         log.error("reload refused, the running config stays error=%r", str(exc))
         return
     try:
-        agent.reload(config)
+        agent.config_push.reload(config)
     except Exception:
         log.exception("reload failed")

@@ -13,9 +13,10 @@ from collections.abc import Callable, Mapping
 
 from pydantic import ValidationError
 
-from contract import hush
+from contract import drill, hush
 from contract.models import Command, Kind, Reply, decode
-from edge.drivers.base import Driver, HushRefused
+from edge.config import GatewayConfig
+from edge.drivers.base import DeviceEvent, Driver, HushRefused
 from edge.drivers.call_button import CallButton
 from edge.drivers.zigbee import ZigbeeDevice
 
@@ -65,6 +66,35 @@ def _hush(command: Command, drivers: Mapping[str, Driver]) -> str:
     except HushRefused as exc:
         raise CommandError(f"hush refused: {exc}") from None
     return result
+
+
+def send_drill(command: Command, config: GatewayConfig, send: Callable[[DeviceEvent], None]) -> str:
+    """A drill's scripted incident (`cmd/drill`, contract/drill.py): sent as the device's
+    event, with the drill's number."""
+    if command.device is None:
+        raise CommandError("drill needs 'device' (where the incident happens)")
+    try:
+        model = config.model_of(command.device)
+    except KeyError:
+        raise CommandError(f"no device {command.device!r} on this gateway") from None
+    try:
+        incident = drill.DrillIncident.from_args(command.args)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"args.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()
+        )
+        raise CommandError(f"drill refused: {problems}") from None
+    send(
+        DeviceEvent(
+            command.device,
+            model.kind,
+            incident.type,
+            incident.values,
+            detail=f"drill #{incident.drill}",
+            drill=incident.drill,
+        )
+    )
+    return f"drill #{incident.drill}: {incident.type.value} of {command.device} sent"
 
 
 Handler = Callable[[Command, Mapping[str, Driver]], str]

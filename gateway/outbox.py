@@ -10,9 +10,10 @@ Two kinds of delivery:
 - **Everything else** (telemetry batches, replies) is deleted on the broker's PUBACK
   (`ack_rows`): losing a reading in a broker crash is tolerated, losing an alarm is not.
 
-SQLite in WAL mode with `synchronous=FULL`, so a committed `put` survives a power cut, not
-just a process crash. Row ids are AUTOINCREMENT: never reused, so id order is put order
-across restarts. One connection, one lock: safe to call from any thread.
+SQLite in WAL mode with `synchronous=FULL` (gateway/outbox_db.py), so a committed `put`
+survives a power cut, not just a process crash. Row ids are AUTOINCREMENT: never reused, so
+id order is put order across restarts. One connection, one lock: safe to call from any
+thread.
 
 A disk budget (`budget_bytes`, counted as topic + payload + a fixed overhead per row) bounds
 it through a long outage: once a `put` takes it over the budget, **telemetry** is thinned,
@@ -39,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gateway.disk_room import DiskRoom
+from gateway.outbox_db import CHECKPOINT_PAGES, open_database
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +52,7 @@ _SIZE = f"LENGTH(payload) + LENGTH(topic) + {ROW_OVERHEAD}"
 _TELEMETRY = "topic LIKE '%/telemetry'"
 #: Rows deleted per transaction when the cloud acknowledges a long run of events.
 DELETE_CHUNK = 200
-#: WAL pages between checkpoints: normally (~800 KB), and while the disk is full (~32 KB).
-CHECKPOINT_PAGES = 200
+#: WAL pages between checkpoints while the disk is full (~32 KB; normally CHECKPOINT_PAGES).
 TIGHT_CHECKPOINT_PAGES = 8
 
 
@@ -98,34 +99,7 @@ class Outbox:
         self.budget_bytes = budget_bytes
         self.stats = OutboxStats()
         self._lock = threading.Lock()
-        self._db: sqlite3.Connection | None = sqlite3.connect(
-            self.path, isolation_level=None, check_same_thread=False, timeout=30
-        )
-        # pages freed by deletes can go back to the filesystem (a new outbox only: the mode
-        # of an existing file is kept)
-        self._db.execute("PRAGMA auto_vacuum=INCREMENTAL")
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        # a small WAL (checkpoint every ~800 KB instead of ~4 MB): an SD card's space goes to
-        # messages, not to pages written again and again
-        self._db.execute(f"PRAGMA wal_autocheckpoint={CHECKPOINT_PAGES}")
-        self._db.execute(
-            """CREATE TABLE IF NOT EXISTS outbox (
-                row INTEGER PRIMARY KEY AUTOINCREMENT,
-                topic TEXT NOT NULL,
-                payload BLOB NOT NULL,
-                qos INTEGER NOT NULL,
-                created REAL NOT NULL
-            )"""
-        )
-        self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
-        columns = {row[1] for row in self._db.execute("PRAGMA table_info(outbox)")}
-        if "boot" not in columns:  # an outbox of an agent from before the cloud's acks
-            self._db.execute("ALTER TABLE outbox ADD COLUMN boot TEXT")
-            self._db.execute("ALTER TABLE outbox ADD COLUMN seq INTEGER")
-        self._db.execute(
-            "CREATE INDEX IF NOT EXISTS outbox_stream ON outbox (boot, seq) WHERE boot IS NOT NULL"
-        )
+        self._db: sqlite3.Connection | None = open_database(self.path)
         self._bytes = int(
             self._db.execute(f"SELECT COALESCE(SUM({_SIZE}), 0) FROM outbox").fetchone()[0]
         )

@@ -31,7 +31,8 @@ from cloud.settings import DEFAULT_SITE, CloudSettings
 from contract.site import load_site
 from edge.config import load_gateway_config
 from edge.sim import SimulatedHardware
-from gateway.agent import AgentOptions, GatewayAgent
+from gateway.agent import GatewayAgent
+from gateway.agent_settings import AgentOptions
 from gateway.uplink_settings import BrokerParams, UplinkOptions
 from sim import duty_seed
 from sim.broker import EmbeddedBroker

@@ -15,7 +15,8 @@ import pytest
 
 from edge.config import load_gateway_config
 from edge.drivers.call_button import CallButton, Indicator
-from gateway.agent import AgentOptions, GatewayAgent
+from gateway.agent import GatewayAgent
+from gateway.agent_settings import AgentOptions
 from gateway.uplink_settings import BrokerParams
 from tests.cloud.conftest import RunningCloud, cloud, eventually, operator  # noqa: F401
 from tests.cloud.web.test_duty_api import read_stream

@@ -23,7 +23,8 @@ from cloud.parts import Cloud, open_cloud
 from cloud.serve import serve
 from cloud.settings import CloudSettings
 from edge.config import load_gateway_config
-from gateway.agent import AgentOptions, GatewayAgent
+from gateway.agent import GatewayAgent
+from gateway.agent_settings import AgentOptions
 from gateway.uplink_settings import BrokerParams
 from tests.cloud.helpers import WebhookReceiver
 from tests.servers import Mosquitto

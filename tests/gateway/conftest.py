@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from edge.config import load_gateway_config
-from gateway.agent import AgentOptions, GatewayAgent
+from gateway.agent import GatewayAgent
+from gateway.agent_settings import AgentOptions
 from gateway.uplink_settings import BrokerParams, UplinkOptions
 from tests.gateway.helpers import DEMO_SITE, CloudClient, clear_retained_status
 from tests.servers import Mosquitto

@@ -15,6 +15,12 @@ def test_event_times_hold_when_the_clock_steps_back(private_broker, make_agent, 
     private_broker.port = free_port()  # no broker: everything stays in the outbox to read
     agent = make_agent(private_broker)
     agent.start()
+    # the start-up heartbeat (the scheduler's thread) is an event of this boot too: if its
+    # time came after t0, the held times below would be its time, not t0
+    deadline = time.monotonic() + 10
+    while not outbox_rows(agent.outbox_path) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert outbox_rows(agent.outbox_path), "the start-up heartbeat was never stored"
     t0 = utc_now()
 
     def event(ts):
@@ -50,7 +56,7 @@ def test_event_times_hold_when_the_clock_steps_back(private_broker, make_agent, 
 def test_events_say_when_the_clock_is_not_synchronised(private_broker, make_agent):
     private_broker.port = free_port()
     agent = make_agent(private_broker)
-    agent._clock_synced = lambda: False  # e.g. after a power cut, before NTP
+    agent.outgoing.clock_synced = lambda: False  # e.g. after a power cut, before NTP
     agent.start()
     # the start-up heartbeat is written by the agent's own thread: wait for it (no broker)
     deadline = time.monotonic() + 10

@@ -92,8 +92,8 @@ def test_a_config_change_never_touches_the_outbox(private_broker, make_agent):
     wait_until(lambda: agent.outbox.count_events() == 3, 5, "heartbeat, alarm, call stored")
     outbox = agent.outbox
     pushed = parse(_document(agent, drop="air-0201"), GW)
-    assert agent.apply_config(pushed).startswith("config v2 applied")
-    agent.reload(pushed.config)  # SIGHUP: the files again
+    assert agent.config_push.apply(pushed).startswith("config v2 applied")
+    agent.config_push.reload(pushed.config)  # SIGHUP: the files again
     assert agent.outbox is outbox and outbox.count_events() == 3
     agent.hardware.clear_smoke("smoke-0102")
     wait_until(lambda: outbox.count_events() == 4, 5, "the new drivers report")

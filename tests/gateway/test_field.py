@@ -8,7 +8,8 @@ import pytest
 from contract.models import EventType, Kind, Telemetry
 from edge.config import load_gateway_config
 from edge.sim import SimulatedHardware
-from gateway.agent import AgentOptions, GatewayAgent
+from gateway.agent import GatewayAgent
+from gateway.agent_settings import AgentOptions
 from gateway.uplink_settings import BrokerParams
 from tests.edge.helpers import FIELD_SITE, LocalBroker
 from tests.gateway.conftest import FAST

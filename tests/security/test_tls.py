@@ -14,7 +14,8 @@ from pydantic import ValidationError
 
 from cloud.settings import CloudSettings
 from edge.config import load_gateway_config
-from gateway.agent import AgentOptions, GatewayAgent
+from gateway.agent import GatewayAgent
+from gateway.agent_settings import AgentOptions
 from gateway.settings import GatewaySettings
 from gateway.uplink_settings import BrokerParams
 from tests.cloud.conftest import PASSWORDS, RunningCloud, eventually, running_cloud

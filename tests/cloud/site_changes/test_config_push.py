@@ -13,7 +13,8 @@ import pytest
 
 from contract.models import Reply, encode
 from edge.config import load_gateway_config
-from gateway.agent import AgentOptions, GatewayAgent
+from gateway.agent import GatewayAgent
+from gateway.agent_settings import AgentOptions
 from gateway.uplink_settings import BrokerParams, UplinkOptions
 from tests.cloud.conftest import (
     Publisher,
