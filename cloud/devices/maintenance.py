@@ -49,6 +49,7 @@ class Limits:
     """How long a planned mode may last, and the name its refusals give it."""
 
     name: str  # "drill": "a drill must end after it starts", "that drill is already over"
+    name_zh: str
     longest_s: int
 
     @property
@@ -56,10 +57,15 @@ class Limits:
         days, rest = divmod(self.longest_s, 86400)
         return f"{days} days" if days and not rest else f"{self.longest_s // 3600} hours"
 
+    @property
+    def longest_zh(self) -> str:
+        days, rest = divmod(self.longest_s, 86400)
+        return f"{days} 天" if days and not rest else f"{self.longest_s // 3600} 小时"
+
 
 PLANNED: dict[Planned, Limits] = {
-    Mode.MAINTENANCE: Limits("maintenance window", 7 * 86400),
-    Mode.DRILL: Limits("drill", 4 * 3600),
+    Mode.MAINTENANCE: Limits("maintenance window", "维护窗口", 7 * 86400),
+    Mode.DRILL: Limits("drill", "演练", 4 * 3600),
 }
 
 
@@ -178,11 +184,16 @@ class Maintenance:
         gateway (all of them if none are named), within its mode's limits (`PLANNED`)."""
         plan = PLANNED[mode]
         if ends_at <= starts_at:
-            raise Refused(f"a {plan.name} must end after it starts")
+            raise Refused.said(
+                f"{plan.name_zh}的结束时间须晚于开始时间", f"a {plan.name} must end after it starts"
+            )
         if ends_at - starts_at > plan.longest_s:
-            raise Refused(f"a {plan.name} may last at most {plan.longest}")
+            raise Refused.said(
+                f"{plan.name_zh}最长 {plan.longest_zh}",
+                f"a {plan.name} may last at most {plan.longest}",
+            )
         if ends_at <= self.db.clock():
-            raise Refused(f"that {plan.name} is already over")
+            raise Refused.said(f"该{plan.name_zh}已经结束", f"that {plan.name} is already over")
         return await self._create(mode, gateway, devices, starts_at, ends_at, note, actor)
 
     async def _create(
@@ -226,7 +237,7 @@ class Maintenance:
         def end(conn: Conn) -> Window:
             window = _get(conn, window_id)
             if window.ended_at is not None:
-                raise Conflict(f"window #{window_id} already ended")
+                raise Conflict.said(f"#{window_id} 已经结束", f"window #{window_id} already ended")
             self._end(conn, window, actor, "ended", now)
             return _get(conn, window_id)
 

@@ -69,7 +69,7 @@ function render() {
 
 async function show(id) {
   const resp = await fetch(`/api/drills/${id}/report`);
-  if (!resp.ok) { $("#error").textContent = `${resp.status} ${await resp.text()}`; $("#error").hidden = false; return; }
+  if (!resp.ok) { $("#error").textContent = await reasonOf(resp); $("#error").hidden = false; return; }
   $("#error").hidden = true;
   current = await resp.json();
   render();
@@ -78,7 +78,7 @@ async function show(id) {
 (async () => {
   if (!(await startPage("drills", {title: "drillsTitle", onLang: render}))) return;
   const resp = await fetch("/api/drills?open_only=false");
-  if (!resp.ok) { $("#error").textContent = `${resp.status} ${await resp.text()}`; $("#error").hidden = false; return; }
+  if (!resp.ok) { $("#error").textContent = await reasonOf(resp); $("#error").hidden = false; return; }
   const drills = (await resp.json()).sort((a, b) => b.id - a.id);
   if (!drills.length) { $("#none").hidden = false; return; }
   const pick = $("#drill");

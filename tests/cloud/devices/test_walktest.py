@@ -254,7 +254,10 @@ async def test_each_planned_mode_keeps_its_own_limits(database_url: str) -> None
         for mode, starts, ends, reason in refusals:
             with pytest.raises(Refused) as refused:
                 await maintenance.schedule(mode, "gw-ld01", [], starts, ends, "sup")
-            assert str(refused.value) == reason
+            assert refused.value.en == reason
+            assert refused.value.zh and ("演练" if mode is Mode.DRILL else "维护窗口") in str(
+                refused.value.zh
+            )
         assert await maintenance.windows() == []
 
         drill = await maintenance.schedule(Mode.DRILL, "gw-ld01", [], now, now + 4 * hour, "sup")
