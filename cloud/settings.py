@@ -70,6 +70,12 @@ class CloudSettings(BaseSettings):
     amqp_queue: str = Field(
         "sc.ingest", pattern=r"^[a-z0-9_.-]{1,200}$", description="The quorum queue consumed"
     )
+    rabbitmq_management_urls: list[str] = Field(
+        default_factory=list,
+        description="The cluster's management APIs (http://HOST:15672 of each node): the cloud"
+        " keeps the gateway accounts there in step with the registry, as the AMQP account"
+        " (which needs the administrator tag); empty: accounts are made by hand",
+    )
 
     mqtt_host: str = "127.0.0.1"
     mqtt_port: int = Field(1883, ge=1, le=65535)

@@ -10,7 +10,6 @@ import base64
 import hashlib
 import json
 import os
-import re
 import shutil
 import signal
 import socket
@@ -21,6 +20,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from cloud.access.rabbit_accounts import gateway_permissions, gateway_topic_permissions
 
 REPO = Path(__file__).resolve().parent.parent
 ACL = REPO / "deploy" / "mosquitto" / "acl"
@@ -450,28 +451,11 @@ class PostgreSQL:
 RABBITMQ_BIN = Path("/usr/lib/rabbitmq/bin")
 #: The policies we ship (amq.topic's alternate exchange), imported on start.
 RABBITMQ_DEFINITIONS = REPO / "deploy" / "rabbitmq" / "definitions.json"
-#: The plugins every node runs: MQTT for the gateways, the consistent-hash exchange for sharding.
-RABBITMQ_PLUGINS = ("rabbitmq_mqtt", "rabbitmq_consistent_hash_exchange")
+#: The plugins every node runs: MQTT for the gateways, the consistent-hash exchange for
+#: sharding, the management API through which the cloud keeps the gateway accounts.
+RABBITMQ_PLUGINS = ("rabbitmq_mqtt", "rabbitmq_consistent_hash_exchange", "rabbitmq_management")
 #: The cloud's account: everything on the virtual host.
 CLOUD_PERMISSIONS = (".*", ".*", ".*")
-
-
-def gateway_permissions(gateway: str) -> tuple[str, str, str]:
-    """configure, write, read: what RabbitMQ's MQTT plugin does for a gateway (its own
-    subscription queues, publishing to and binding from amq.topic)."""
-    own = rf"mqtt-subscription-{re.escape(gateway)}qos[01]"
-    return (f"^{own}$", rf"^(amq\.topic|{own})$", rf"^(amq\.topic|{own})$")
-
-
-def gateway_topic_permissions(gateway: str) -> tuple[str, str]:
-    """write, read on amq.topic (routing keys: the MQTT plugin maps `/` to `.`): a gateway
-    publishes on its own status, event, telemetry and reply topics and reads its own commands,
-    like the Mosquitto ACL we ship (deploy/mosquitto/acl)."""
-    gw = re.escape(gateway)
-    return (
-        rf"^sc\.v1\.{gw}\.(status|event|telemetry|reply)$",
-        rf"^sc\.v1\.{gw}\.cmd\.",
-    )
 
 
 def users_definitions(users: dict[str, str]) -> dict[str, Any]:
@@ -486,7 +470,9 @@ def users_definitions(users: dict[str, str]) -> dict[str, Any]:
                 "name": name,
                 "password_hash": base64.b64encode(salt + digest).decode(),
                 "hashing_algorithm": "rabbit_password_hashing_sha256",
-                "tags": "",
+                # the cloud keeps the gateway accounts through the management API; a
+                # gateway made here is one the cloud does not own (no `sc-gateway` tag)
+                "tags": "administrator" if name == "cloud" else "",
             }
         )
         configure, write, read = CLOUD_PERMISSIONS if name == "cloud" else gateway_permissions(name)
@@ -515,6 +501,7 @@ class RabbitNode:
     amqp_port: int
     mqtt_port: int
     dist_port: int
+    management_port: int
     folder: Path
     proc: subprocess.Popen[bytes] | None = None
 
@@ -528,6 +515,10 @@ class RabbitNode:
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
+
+    @property
+    def management_url(self) -> str:
+        return f"http://127.0.0.1:{self.management_port}"
 
 
 @dataclass
@@ -568,7 +559,7 @@ class RabbitCluster:
         cookie = self.workdir / ".erlang.cookie"
         cookie.write_text(os.urandom(16).hex())
         cookie.chmod(0o400)
-        ports = free_ports(1 + 3 * self.size)
+        ports = free_ports(1 + 4 * self.size)
         self.epmd_port = ports[0]
         self.epmd = subprocess.Popen(
             ["epmd", "-port", str(self.epmd_port), "-address", "127.0.0.1"],
@@ -579,9 +570,10 @@ class RabbitCluster:
         self.nodes = [
             RabbitNode(
                 index=i + 1,
-                amqp_port=ports[1 + 3 * i],
-                mqtt_port=ports[2 + 3 * i],
-                dist_port=ports[3 + 3 * i],
+                amqp_port=ports[1 + 4 * i],
+                mqtt_port=ports[2 + 4 * i],
+                dist_port=ports[3 + 4 * i],
+                management_port=ports[4 + 4 * i],
                 folder=self.workdir / f"rabbit{i + 1}",
             )
             for i in range(self.size)
@@ -644,6 +636,8 @@ mqtt.listeners.tcp.default = 127.0.0.1:{node.mqtt_port}
 mqtt.allow_anonymous = false
 mqtt.vhost = /
 mqtt.exchange = amq.topic
+management.tcp.ip = 127.0.0.1
+management.tcp.port = {node.management_port}
 loopback_users = none
 cluster_partition_handling = pause_minority
 log.file.level = warning

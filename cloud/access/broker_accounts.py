@@ -25,7 +25,8 @@ import signal
 from dataclasses import dataclass
 from pathlib import Path
 
-from cloud.access.credentials import BrokerAccount, BrokerNotUpdated
+from cloud.access.credentials import BrokerAccount, BrokerAccounts, BrokerNotUpdated
+from cloud.access.rabbit_accounts import RabbitAccounts
 from cloud.settings import CloudSettings
 
 log = logging.getLogger(__name__)
@@ -183,8 +184,18 @@ class MosquittoFiles:
         log.info("broker reloaded (SIGHUP to %d)", pid)
 
 
-def broker_accounts(settings: CloudSettings) -> MosquittoFiles | None:
-    """The broker to keep in step, or None when the settings name no broker files."""
+def broker_accounts(settings: CloudSettings) -> BrokerAccounts | None:
+    """The broker to keep in step: a RabbitMQ cluster through its management API
+    (cloud/access/rabbit_accounts.py), Mosquitto's files, or None when the settings name
+    neither."""
+    if settings.broker == "rabbitmq" and settings.rabbitmq_management_urls:
+        password = settings.amqp_password.get_secret_value() if settings.amqp_password else ""
+        return RabbitAccounts(
+            settings.rabbitmq_management_urls,
+            settings.amqp_username,
+            password,
+            cloud_user=settings.amqp_username,
+        )
     passwd, acl = settings.broker_passwd_file, settings.broker_acl_file
     if passwd is None and acl is None:
         return None

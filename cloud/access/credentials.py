@@ -60,6 +60,9 @@ class BrokerAccount(BaseModel):
 
     username: str
     password_hash: str  # Mosquitto's `$7$...` form
+    #: RabbitMQ's form (`rabbit_password_hashing_sha256`); None for a credential issued before
+    #: the cloud kept it
+    rabbit_hash: str | None = None
 
 
 class BrokerAccounts(Protocol):
@@ -90,6 +93,13 @@ def mosquitto_hash(password: str, *, salt: bytes | None = None) -> str:
     digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, PBKDF2_ITERATIONS)
     b64 = base64.b64encode
     return f"$7${PBKDF2_ITERATIONS}${b64(salt).decode()}${b64(digest).decode()}"
+
+
+def rabbit_hash(password: str, *, salt: bytes | None = None) -> str:
+    """The hash RabbitMQ keeps (`rabbit_password_hashing_sha256`, its default): base64 of a
+    4-byte salt and SHA-256 of salt + password."""
+    salt = secrets.token_bytes(4) if salt is None else salt
+    return base64.b64encode(salt + hashlib.sha256(salt + password.encode()).digest()).decode()
 
 
 def new_password() -> str:
@@ -128,6 +138,7 @@ class GatewayCredentials:
         await self._check(gateway)
         password = new_password()
         hashed = await asyncio.to_thread(mosquitto_hash, password)
+        rabbit = rabbit_hash(password)
         async with self._sync:
             now = self.db.clock()
 
@@ -137,12 +148,14 @@ class GatewayCredentials:
                 ).fetchone()
                 rotated = row is not None and row["revoked_at"] is None
                 conn.execute(
-                    "INSERT INTO gateway_credentials (gateway, username, broker_hash, issued_at,"
-                    " issued_by, revoked_at, revoked_by) VALUES (?,?,?,?,?,NULL,NULL)"
+                    "INSERT INTO gateway_credentials (gateway, username, broker_hash,"
+                    " rabbit_hash, issued_at, issued_by, revoked_at, revoked_by)"
+                    " VALUES (?,?,?,?,?,?,NULL,NULL)"
                     " ON CONFLICT(gateway) DO UPDATE SET username = excluded.username,"
-                    " broker_hash = excluded.broker_hash, issued_at = excluded.issued_at,"
-                    " issued_by = excluded.issued_by, revoked_at = NULL, revoked_by = NULL",
-                    (gateway, gateway, hashed, now, actor),
+                    " broker_hash = excluded.broker_hash, rabbit_hash = excluded.rabbit_hash,"
+                    " issued_at = excluded.issued_at, issued_by = excluded.issued_by,"
+                    " revoked_at = NULL, revoked_by = NULL",
+                    (gateway, gateway, hashed, rabbit, now, actor),
                 )
                 detail = f"gateway={gateway}" + (
                     " (rotated: the earlier one is revoked)" if rotated else ""
@@ -210,10 +223,15 @@ class GatewayCredentials:
     async def accounts(self) -> list[BrokerAccount]:
         """The live gateway accounts, as the broker must know them."""
         rows = await self.db.fetch_all(
-            "SELECT username, broker_hash FROM gateway_credentials WHERE revoked_at IS NULL"
-            " ORDER BY username"
+            "SELECT username, broker_hash, rabbit_hash FROM gateway_credentials"
+            " WHERE revoked_at IS NULL ORDER BY username"
         )
-        return [BrokerAccount(username=r["username"], password_hash=r["broker_hash"]) for r in rows]
+        return [
+            BrokerAccount(
+                username=r["username"], password_hash=r["broker_hash"], rabbit_hash=r["rabbit_hash"]
+            )
+            for r in rows
+        ]
 
     async def sync(self) -> None:
         """Push the registry's accounts to the broker (at start-up: the files follow the

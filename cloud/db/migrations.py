@@ -53,11 +53,19 @@ def _notification_leases(conn: Any, dialect: Dialect) -> None:
         conn.execute(dialect.ddl("ALTER TABLE notifications ADD COLUMN leased_until REAL"))
 
 
+def _rabbit_hashes(conn: Any, dialect: Dialect) -> None:
+    """A gateway credential's hash as RabbitMQ keeps it too (the cluster shape's accounts,
+    cloud/access/rabbit_accounts.py); a credential issued before has none (issue it again)."""
+    if "rabbit_hash" not in dialect.columns(conn, "gateway_credentials"):
+        conn.execute(dialect.ddl("ALTER TABLE gateway_credentials ADD COLUMN rabbit_hash TEXT"))
+
+
 #: Steps after version 1: (version, what it does, the step). Never edit a step that shipped.
 MIGRATIONS: list[tuple[int, str, Callable[[Any, Dialect], None]]] = [
     (2, "notifications: sending_since, vendor_ref, call_result", _notification_sends),
     (3, "duty rosters, shift handovers, daily check-in", duty_tables),
     (4, "notifications: leased_until", _notification_leases),
+    (5, "gateway_credentials: rabbit_hash", _rabbit_hashes),
 ]
 
 
