@@ -28,6 +28,8 @@ class DatabaseHold:
         self.clock = clock
         #: times ingest held for the database
         self.holds = 0
+        #: units waiting for the database now
+        self.waiting = 0
 
     async def until_stored(self, attempt: Callable[[], Awaitable[T]]) -> T:
         """`attempt()` until it does not meet `DatabaseUnavailable`; its result."""
@@ -39,10 +41,16 @@ class DatabaseHold:
                 if since is None:
                     since = self.clock()
                     self.holds += 1
+                    self.waiting += 1
                     log.error("database unavailable, ingest holds until it is back: %s", exc)
-                await asyncio.sleep(wait)
+                try:
+                    await asyncio.sleep(wait)
+                except BaseException:
+                    self.waiting -= 1
+                    raise
                 wait = min(wait * 2, HOLD_MAX_S)
                 continue
             if since is not None:
+                self.waiting -= 1
                 log.warning("database back after %.1f s; ingest goes on", self.clock() - since)
             return result

@@ -20,6 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram,
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from cloud.errors import DatabaseUnavailable
 from cloud.web.services import Services
 
 router = APIRouter(tags=["status"])
@@ -57,35 +58,19 @@ class CloudMetrics:
                 s.escalator.counts,
             ),
         ]
-        levels = await s.alarms.unaccepted_by_level()
-        waiting = GaugeMetricFamily(
-            "sc_alarms_unaccepted",
-            "Live alarms waiting for an operator, by level",
-            labels=["level"],
-        )
-        for level in (1, 2, 3, 4):
-            waiting.add_metric([str(level)], levels.get(level, 0))
-        out.append(waiting)
-        gateways = GaugeMetricFamily(
-            "sc_gateways", "Gateways by their last state", labels=["state"]
-        )
-        states: dict[str, int] = {}
-        for gateway in await s.book.gateways():
-            state = str(gateway["state"])
-            states[state] = states.get(state, 0) + 1
-        for state in sorted(states | {"online": 0, "offline": 0}):
-            gateways.add_metric([state], states.get(state, 0))
-        out.append(gateways)
-        sent = GaugeMetricFamily(
-            "sc_notifications",
-            "Notifications in the record, by channel and status (failed: given up)",
-            labels=["channel", "status"],
-        )
-        for (channel, status), n in sorted((await s.notifications.by_channel_and_status()).items()):
-            sent.add_metric([channel, status], n)
-        out.append(sent)
+        try:
+            out += await _from_database(s)
+            database_up = True
+        except DatabaseUnavailable:  # the rest is still worth scraping
+            database_up = False
         link = s.link
         out += [
+            _gauge("sc_database_up", "1 if the database answered this scrape", database_up),
+            _gauge(
+                "sc_ingest_holding",
+                "1 while ingest holds for the database (nothing acknowledged meanwhile)",
+                ingest.hold.waiting > 0,
+            ),
             _gauge(
                 "sc_broker_connected",
                 "1 while ingest has its broker session",
@@ -112,6 +97,36 @@ class CloudMetrics:
             )
         out += list(self.push_seconds.collect())
         return out
+
+
+async def _from_database(s: Services) -> list[Metric]:
+    """The figures a scrape reads from the database."""
+    levels = await s.alarms.unaccepted_by_level()
+    waiting = GaugeMetricFamily(
+        "sc_alarms_unaccepted",
+        "Live alarms waiting for an operator, by level",
+        labels=["level"],
+    )
+    for level in (1, 2, 3, 4):
+        waiting.add_metric([str(level)], levels.get(level, 0))
+    out: list[Metric] = [waiting]
+    gateways = GaugeMetricFamily("sc_gateways", "Gateways by their last state", labels=["state"])
+    states: dict[str, int] = {}
+    for gateway in await s.book.gateways():
+        state = str(gateway["state"])
+        states[state] = states.get(state, 0) + 1
+    for state in sorted(states | {"online": 0, "offline": 0}):
+        gateways.add_metric([state], states.get(state, 0))
+    out.append(gateways)
+    sent = GaugeMetricFamily(
+        "sc_notifications",
+        "Notifications in the record, by channel and status (failed: given up)",
+        labels=["channel", "status"],
+    )
+    for (channel, status), n in sorted((await s.notifications.by_channel_and_status()).items()):
+        sent.add_metric([channel, status], n)
+    out.append(sent)
+    return out
 
 
 class _Families(Collector):

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from cloud.db.database import Database
 from cloud.errors import DatabaseUnavailable
@@ -65,7 +66,13 @@ async def test_ingest_holds_while_the_database_is_down_and_loses_nothing(
     tmp_path: Path, mosquitto: Mosquitto, server: PostgreSQL
 ) -> None:
     forget_gateway_status(mosquitto)
-    settings = cloud_settings(tmp_path, mosquitto, database=server.url(), gap_hold_s=30.0)
+    settings = cloud_settings(
+        tmp_path,
+        mosquitto,
+        database=server.url(),
+        gap_hold_s=30.0,
+        metrics_token=SecretStr("scrape"),
+    )
     gateway = await asyncio.to_thread(GatewayClient, mosquitto)
     boot = f"b{uuid.uuid4().hex[:8]}"
     now = datetime.now(UTC).isoformat()
@@ -87,6 +94,11 @@ async def test_ingest_holds_while_the_database_is_down_and_loses_nothing(
                 down = await client.get("/api/alarms")
                 assert down.status_code == 503
                 assert "数据库暂时无法连接" in down.text
+                # operations still scrape the cloud, and see why it holds
+                scraped = await client.get("/metrics", headers={"authorization": "Bearer scrape"})
+                assert scraped.status_code == 200
+                assert "sc_database_up 0.0" in scraped.text
+                assert "sc_ingest_holding 1.0" in scraped.text
                 await asyncio.sleep(1.0)  # held: nothing more is acknowledged meanwhile
                 held = gateway.latest()
                 assert held is not None and held.upto == 1
@@ -101,6 +113,9 @@ async def test_ingest_holds_while_the_database_is_down_and_loses_nothing(
                 assert ingest.counts["events"] == 3
                 assert ingest.counts["duplicates"] == 0
                 assert ingest.counts["internal_error"] == 0
+                scraped = await client.get("/metrics", headers={"authorization": "Bearer scrape"})
+                assert "sc_database_up 1.0" in scraped.text
+                assert "sc_ingest_holding 0.0" in scraped.text
             finally:
                 await client.aclose()
     finally:
