@@ -19,6 +19,7 @@ import sys
 
 from pydantic import ValidationError
 
+from cloud.errors import DatabaseUnavailable
 from cloud.parts import Cloud, open_cloud
 from cloud.serve import serve
 from cloud.settings import CloudSettings
@@ -78,6 +79,9 @@ def main() -> int:
     except ConfigFileError as exc:
         print(exc, file=sys.stderr)
         return 2
+    except DatabaseUnavailable as exc:  # at start: nothing to hold yet; the service restarts
+        print(f"cannot start: {exc}", file=sys.stderr)
+        return 3
     except KeyboardInterrupt:
         pass
     return 0

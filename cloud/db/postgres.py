@@ -318,4 +318,8 @@ def connect(
         conn.adapters.register_loader("numeric", _NumericAsNumber)
         return conn
 
-    return PgConnection(open_session(), reopen=open_session, read_only=read_only)
+    try:
+        first = open_session()
+    except psycopg.OperationalError as exc:
+        raise _unavailable(exc) from exc
+    return PgConnection(first, reopen=open_session, read_only=read_only)

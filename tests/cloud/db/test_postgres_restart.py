@@ -7,6 +7,9 @@ stored exactly once and acknowledged."""
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -25,7 +28,7 @@ from tests.cloud.conftest import (
     signed_in,
 )
 from tests.cloud.ingest.test_delivery import GatewayClient, _acked, v2
-from tests.servers import Mosquitto, PostgreSQL
+from tests.servers import Mosquitto, PostgreSQL, free_port
 
 
 @pytest.fixture
@@ -120,3 +123,24 @@ async def test_ingest_holds_while_the_database_is_down_and_loses_nothing(
                 await client.aclose()
     finally:
         gateway.close()
+
+
+def test_a_cloud_started_while_the_database_is_down_says_so_and_exits(tmp_path: Path) -> None:
+    """Nothing to hold yet at start: one readable line and exit code 3 (the service manager
+    starts it again), not a traceback."""
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("SC_")},
+        "SC_CLOUD_DATABASE": f"postgresql://postgres@127.0.0.1:{free_port()}/sc",
+        "SC_CLOUD_WEB_PORT": "0",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "cloud"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 3, done.stderr
+    assert done.stderr.startswith("cannot start: 数据库暂时无法连接，稍后自动重试")
+    assert "Traceback" not in done.stderr
