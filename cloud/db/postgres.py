@@ -174,11 +174,13 @@ class PgConnection:
     """A psycopg connection dressed as the sqlite3 connection units of work expect.
 
     A lost session (the server restarted or was killed, a network cut noticed by the TCP
-    keepalives) is opened again by itself. A statement that could not have changed anything
-    on the lost session — the `BEGIN` of a unit, or any statement on a read-only connection
-    outside a transaction — is sent again on the new one; any other fails with
-    `DatabaseUnavailable` and its unit is not committed. While the server cannot be reached,
-    every statement fails that way at once (within `CONNECT_TIMEOUT_S`)."""
+    keepalives) is opened again by itself — but never in the middle of a unit: once the
+    session of an open transaction is lost, every statement fails with `DatabaseUnavailable`
+    until the unit ends (`ROLLBACK`, or a `COMMIT` that fails the same way), so no unit is ever
+    split over two sessions and nothing of it is committed. A statement that could not have
+    changed anything — the `BEGIN` of a unit, or a read-only connection's statement outside a
+    transaction — is sent again on a new session. While the server cannot be reached, every
+    statement fails at once (within `CONNECT_TIMEOUT_S`)."""
 
     def __init__(
         self,
@@ -188,19 +190,30 @@ class PgConnection:
         read_only: bool = False,
     ) -> None:
         self.raw = conn
+        self._ended = _cursor(conn)  # what `execute("COMMIT")` and the like return
         self._reopen = reopen
         self._read_only = read_only
+        #: a transaction was begun and not yet ended (on this session or one since lost)
+        self._unit = False
         #: sessions opened again after one was lost
         self.reconnects = 0
 
+    def _lost(self) -> bool:
+        return bool(self.raw.closed or self.raw.broken)
+
     def _live(self) -> psycopg.Connection[Row]:
-        if (self.raw.closed or self.raw.broken) and self._reopen is not None:
-            try:
-                self.raw = self._reopen()
-            except psycopg.OperationalError as exc:
-                raise _unavailable(exc) from exc
-            self.reconnects += 1
-            log.warning("connected to PostgreSQL again (session %d)", self.reconnects + 1)
+        if self._lost():
+            if self._unit:
+                raise DatabaseUnavailable.said(
+                    "数据库连接中断，本次操作未保存", "the database session was lost mid-unit"
+                )
+            if self._reopen is not None:
+                try:
+                    self.raw = self._reopen()
+                except psycopg.OperationalError as exc:
+                    raise _unavailable(exc) from exc
+                self.reconnects += 1
+                log.warning("connected to PostgreSQL again (session %d)", self.reconnects + 1)
         return self.raw
 
     def _send(self, send: Callable[[psycopg.Connection[Row]], T], *, again: bool) -> T:
@@ -209,7 +222,7 @@ class PgConnection:
         try:
             return send(raw)
         except psycopg.OperationalError as exc:
-            if not (raw.closed or raw.broken):
+            if not self._lost():
                 raise  # the statement's own fault
             if not again:
                 raise _unavailable(exc) from exc
@@ -217,13 +230,22 @@ class PgConnection:
         try:
             return send(raw)
         except psycopg.OperationalError as exc:
-            if raw.closed or raw.broken:
+            if self._lost():
                 raise _unavailable(exc) from exc
             raise
 
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> PgCursor:
-        if sql.lstrip()[:5].upper() == "BEGIN" and _is_begin(sql):
-            return self._send(_begin_writing, again=True)
+        head = sql.lstrip()[:8].upper()
+        if head.startswith("BEGIN") and _is_begin(sql):
+            cursor = self._send(_begin_writing, again=not self._unit)
+            self._unit = True
+            return cursor
+        if head.startswith(("COMMIT", "ROLLBACK", "END")) and _ends(sql):
+            if _ends(sql) == "COMMIT":
+                self.commit()
+            else:
+                self.rollback()
+            return self._ended  # nothing to read from it
         args = tuple(params) if params is not None else ()
         return self._send(
             lambda raw: _cursor(raw).execute(placeholders(sql), args), again=self._resendable
@@ -247,23 +269,46 @@ class PgConnection:
         """A read-only transaction whose statements all see one snapshot (no writer lock)."""
         self._send(
             lambda raw: raw.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"),
-            again=True,
+            again=not self._unit,
         )
+        self._unit = True
 
     @property
     def in_transaction(self) -> bool:
-        """In a transaction on a live session (a lost one has none left to end)."""
-        if self.raw.closed or self.raw.broken:
-            return False
-        return self.raw.info.transaction_status != TransactionStatus.IDLE
+        """In a transaction — also one whose session was lost, until it is ended."""
+        if self._lost():
+            return self._unit
+        return self._unit or self.raw.info.transaction_status != TransactionStatus.IDLE
 
     def commit(self) -> None:
-        if self.in_transaction:
+        """Commit on the unit's own session; if that session is lost, `DatabaseUnavailable`
+        (nothing of the unit is known to be stored: units are written to be tried again)."""
+        unit, self._unit = self._unit, False
+        if self._lost():
+            if unit:
+                raise DatabaseUnavailable.said(
+                    "数据库连接中断，本次操作未保存", "the database session was lost mid-unit"
+                )
+            return
+        if self.raw.info.transaction_status == TransactionStatus.IDLE:
+            return
+        try:
             self.raw.execute("COMMIT")
+        except psycopg.OperationalError as exc:
+            if self._lost():
+                raise _unavailable(exc) from exc
+            raise
 
     def rollback(self) -> None:
-        if self.in_transaction:
+        """End the unit; on a lost session there is nothing left to roll back."""
+        self._unit = False
+        if self._lost() or self.raw.info.transaction_status == TransactionStatus.IDLE:
+            return
+        try:
             self.raw.execute("ROLLBACK")
+        except psycopg.OperationalError:
+            if not self._lost():
+                raise
 
     def close(self) -> None:
         self.raw.close()
@@ -284,6 +329,16 @@ def _unavailable(exc: psycopg.OperationalError) -> DatabaseUnavailable:
     return DatabaseUnavailable.said(
         "数据库暂时无法连接，稍后自动重试", f"the database cannot be reached: {exc}".strip()
     )
+
+
+def _ends(sql: str) -> str | None:
+    """ "COMMIT" or "ROLLBACK" if `sql` ends the transaction (not `ROLLBACK TO` a savepoint)."""
+    words = " ".join(sql.rstrip().rstrip(";").split()).upper()
+    if words in ("COMMIT", "COMMIT TRANSACTION", "END", "END TRANSACTION"):
+        return "COMMIT"
+    if words in ("ROLLBACK", "ROLLBACK TRANSACTION"):
+        return "ROLLBACK"
+    return None
 
 
 def _is_begin(sql: str) -> bool:

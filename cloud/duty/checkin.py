@@ -33,7 +33,7 @@ from cloud.alarms.book import AlarmBook
 from cloud.alarms.model import Raised
 from cloud.db.database import Conn, Database, Row
 from cloud.devices.expectations import model_facts
-from cloud.errors import NotFound, Refused
+from cloud.errors import DatabaseUnavailable, NotFound, Refused
 from cloud.ledger.filters import BEIJING
 from cloud.rules import AlarmDraft, Clear
 from cloud.rules.supervision_rules import CHECKIN_MISSED
@@ -236,6 +236,8 @@ class CheckIns:
                 raised = await self.sweep()
                 if raised and self.announce is not None:
                     await self.announce(raised)
+            except DatabaseUnavailable as exc:  # nothing raised: the next sweep tries again
+                log.warning("check-in sweep waits for the database: %s", exc)
             except Exception:
                 log.exception("check-in sweep")
             await asyncio.sleep(every_s)

@@ -88,5 +88,17 @@ class BrokerConsumer:
                 for item in batch:  # only once stored (or refused, recorded)
                     transport.ack(item)
                 await ingest.announce(announce)
+                if ingest.hold.resumed:  # after a hold: what a lost answer left untold
+                    ingest.hold.resumed = False
+                    await self._announce_unpushed()
             except Exception:  # store_checked never raises; announcing may, and must not stop this
                 log.exception("storing a batch of %d failed", len(batch))
+
+    async def _announce_unpushed(self) -> None:
+        try:
+            told = await self.ingest.announcer.announce_unpushed()
+        except Exception:  # the next hold's end or start tries again
+            log.exception("announcing the alarms never pushed failed")
+            return
+        if told:
+            log.warning("%d stored alarm(s) had not been announced: announced now", told)

@@ -30,6 +30,9 @@ class DatabaseHold:
         self.holds = 0
         #: units waiting for the database now
         self.waiting = 0
+        #: set when a hold ended: a commit whose answer was lost may have stored alarms that
+        #: nobody announced (the consumer then announces what was never pushed)
+        self.resumed = False
 
     async def until_stored(self, attempt: Callable[[], Awaitable[T]]) -> T:
         """`attempt()` until it does not meet `DatabaseUnavailable`; its result."""
@@ -52,5 +55,6 @@ class DatabaseHold:
                 continue
             if since is not None:
                 self.waiting -= 1
+                self.resumed = True
                 log.warning("database back after %.1f s; ingest goes on", self.clock() - since)
             return result

@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
-from cloud.alarms.model import WORKED, Alarm, Mode, Raised
+from cloud.alarms.model import OPEN_STATES, WORKED, Alarm, Mode, Raised
 from cloud.alarms.rows import mark_pushed
 from cloud.db.database import Conn, Database
 from cloud.live import messages
@@ -58,6 +58,20 @@ class Announcer:
         for hook in self.on_changed:
             hook(alarm)
         return self.hub.publish(messages.alarm_changed(alarm))
+
+    async def announce_unpushed(self) -> int:
+        """Announce the open alarms stored but never pushed: those of a commit whose answer
+        was lost with the database's session (ingest held, found them stored when it tried
+        again, and so had nothing to announce), or made just before the cloud stopped. How
+        many there were."""
+        modes = ", ".join(f"'{m.value}'" for m in WORKED)
+        rows = await self.db.fetch_all(
+            f"SELECT * FROM alarms WHERE pushed_at IS NULL AND state IN ({OPEN_STATES})"
+            f" AND mode IN ({modes}) ORDER BY id"
+        )
+        if rows:
+            await self.announce([Raised(alarm=Alarm.from_row(r), new=True) for r in rows])
+        return len(rows)
 
     async def announce(self, raised: Iterable[Raised]) -> None:
         """What a batch (or a tick) did to alarms, once stored."""

@@ -17,6 +17,7 @@ from cloud.db.database import Database, _sqlite
 from cloud.db.migrations import MIGRATIONS
 from cloud.db.schema import ALARM_COLUMNS, SCHEMA, USER_COLUMNS
 from cloud.db.url import DatabaseUrl, DatabaseUrlError
+from cloud.errors import DatabaseUnavailable
 from tests.servers import PostgreSQL, free_port
 
 INTEGRITY = (sqlite3.IntegrityError, psycopg.IntegrityError)
@@ -440,12 +441,13 @@ async def test_closing_ends_the_connection(database_url: str, db_backend: str) -
 
 async def test_a_postgresql_server_that_is_not_there(postgresql: PostgreSQL) -> None:
     url = f"postgresql://postgres@127.0.0.1:{free_port()}/nothing"
-    with pytest.raises(psycopg.OperationalError, match="refused"):
+    with pytest.raises(DatabaseUnavailable, match="refused") as refused:
         await Database.open(url)
+    assert refused.value.zh == "数据库暂时无法连接，稍后自动重试"
 
 
 async def test_a_database_that_does_not_exist(postgresql: PostgreSQL) -> None:
-    with pytest.raises(psycopg.OperationalError, match='database "missing" does not exist'):
+    with pytest.raises(DatabaseUnavailable, match='database "missing" does not exist'):
         await Database.open(postgresql.url("missing"))
 
 

@@ -20,6 +20,7 @@ from pydantic import SecretStr
 
 from cloud.db.database import Database
 from cloud.errors import DatabaseUnavailable
+from cloud.rules import AlarmDraft, Evaluation
 from tests.cloud.conftest import (
     cloud_settings,
     eventually,
@@ -144,3 +145,25 @@ def test_a_cloud_started_while_the_database_is_down_says_so_and_exits(tmp_path: 
     assert done.returncode == 3, done.stderr
     assert done.stderr.startswith("cannot start: 数据库暂时无法连接，稍后自动重试")
     assert "Traceback" not in done.stderr
+
+
+async def test_alarms_stored_but_never_announced_are_announced_once(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    """A commit whose answer was lost with the database's session: ingest, trying again,
+    finds its alarms stored and has nothing to announce. After a hold the cloud announces what
+    was stored and never pushed — once."""
+    forget_gateway_status(mosquitto)
+    async with running_cloud(cloud_settings(tmp_path, mosquitto)) as running:
+        cloud = running.cloud
+        sub = cloud.hub.subscribe()
+        [stored] = await cloud.book.apply(
+            Evaluation([AlarmDraft("call_for_help", 1, "call", "gw-ld01", "call-0101", "呼叫",
+                                   "Call", datetime.now(UTC), life_safety=True)], [], 0),
+            cloud.db.clock(),
+        )  # fmt: skip
+        assert sub.queue.empty()  # stored, told nobody
+        assert await cloud.announcer.announce_unpushed() == 1
+        message = sub.queue.get_nowait().body()
+        assert message["alarm"]["id"] == stored.alarm.id and message["alarm"]["pushed_at"]
+        assert await cloud.announcer.announce_unpushed() == 0
