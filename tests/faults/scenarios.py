@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 import sqlite3
 import time
 from collections.abc import Callable
@@ -419,6 +420,45 @@ def cluster_node_kill(
         )
 
 
+# -- 8. the cloud's PostgreSQL killed ----------------------------------------------------------
+
+#: What the cloud logs when a unit of ingest meets the database's loss, and when it goes on
+#: (cloud/ingest/hold.py).
+HOLDS = "database unavailable, ingest holds"
+BACK = re.compile(r"database back after (\d+(?:\.\d+)?) s")
+
+
+def database_kill(opts: Options, size: Size, rng: random.Random, kills: int = 0) -> Result:
+    """The cloud on a PostgreSQL server of the scenario's own (tests/faults/database.py):
+    kill -9 of the server and its backends at random moments of the stream; it stays down a
+    while (small: 3 s; full: 3-15 s each) and is started again on the same data folder (crash
+    recovery). Small: one kill; full: `kills` (default 3)."""
+    kills = kills or (1 if size is Size.SMALL else 3)
+    downs = [3.0 if size is Size.SMALL else rng.uniform(3.0, 15.0) for _ in range(kills)]
+    # each kill's slot of the stream: some streaming, the kill, the downtime, the recovery
+    slots = [down + (4.0 if size is Size.SMALL else 8.0) for down in downs]
+    duration = max(opts.duration_s, sum(slots) + 2)
+    with Stack(opts, duration_s=duration, postgres=True) as stack:
+        stack.start()
+        faults: list[Fault] = []
+        slot_at = 0.0
+        for i, (down, slot) in enumerate(zip(downs, slots, strict=True)):
+            kill_at = slot_at + rng.uniform(0.3, 0.7) * (slot - down)
+            stack.sleep_until(max(stack.at(kill_at), time.time()))
+            began = stack.postgres.kill9()
+            _say(stack, f"PostgreSQL kill -9 #{i + 1}; it stays down {down:.1f} s")
+            stack.sleep_until(began + down)  # the cloud must not die meanwhile
+            ended = stack.postgres.start()
+            _say(stack, f"PostgreSQL started again ({ended - began:.1f} s after the kill)")
+            faults.append(Fault(f"PostgreSQL kill -9 #{i + 1} ({down:.0f} s down)", began, ended))
+            slot_at += slot
+        result = _finish(stack, "database-kill", faults, down_s=[round(d, 1) for d in downs])
+        log = stack.cloud.log_text()
+        result.extra["cloud_holds"] = log.count(HOLDS)
+        result.extra["cloud_back_after_s"] = [float(s) for s in BACK.findall(log)]
+        return result
+
+
 SCENARIOS = {
     s.name: s
     for s in (
@@ -454,6 +494,12 @@ SCENARIOS = {
             "the cluster shape (3 RabbitMQ nodes): kill -9 of the node a gateway is on and of"
             " the quorum queue's leader, at random moments",
             cluster_node_kill,
+        ),
+        Scenario(
+            "database-kill",
+            "the cloud on PostgreSQL: kill -9 of the server 3x during the stream, down 3-15 s"
+            " each, then started again",
+            database_kill,
         ),
     )
 }
