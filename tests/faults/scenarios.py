@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import random
-import re
 import sqlite3
 import time
 from collections.abc import Callable
@@ -422,11 +421,6 @@ def cluster_node_kill(
 
 # -- 8. the cloud's PostgreSQL killed ----------------------------------------------------------
 
-#: What the cloud logs when a unit of ingest meets the database's loss, and when it goes on
-#: (cloud/ingest/hold.py).
-HOLDS = "database unavailable, ingest holds"
-BACK = re.compile(r"database back after (\d+(?:\.\d+)?) s")
-
 
 def database_kill(opts: Options, size: Size, rng: random.Random, kills: int = 0) -> Result:
     """The cloud on a PostgreSQL server of the scenario's own (tests/faults/database.py):
@@ -437,7 +431,7 @@ def database_kill(opts: Options, size: Size, rng: random.Random, kills: int = 0)
     downs = [3.0 if size is Size.SMALL else rng.uniform(3.0, 15.0) for _ in range(kills)]
     # each kill's slot of the stream: some streaming, the kill, the downtime, the recovery
     slots = [down + (4.0 if size is Size.SMALL else 8.0) for down in downs]
-    duration = max(opts.duration_s, sum(slots) + 2)
+    duration = max(opts.duration_s, round(sum(slots) + 2))
     with Stack(opts, duration_s=duration, postgres=True) as stack:
         stack.start()
         faults: list[Fault] = []
@@ -452,10 +446,17 @@ def database_kill(opts: Options, size: Size, rng: random.Random, kills: int = 0)
             _say(stack, f"PostgreSQL started again ({ended - began:.1f} s after the kill)")
             faults.append(Fault(f"PostgreSQL kill -9 #{i + 1} ({down:.0f} s down)", began, ended))
             slot_at += slot
-        result = _finish(stack, "database-kill", faults, down_s=[round(d, 1) for d in downs])
-        log = stack.cloud.log_text()
-        result.extra["cloud_holds"] = log.count(HOLDS)
-        result.extra["cloud_back_after_s"] = [float(s) for s in BACK.findall(log)]
+        result = _finish(
+            stack,
+            "database-kill",
+            faults,
+            down_s=[round(d, 1) for d in downs],
+            down_until_ready_s=[round(f.ended - f.began, 1) for f in faults],
+        )
+        log = stack.cloud_log()
+        result.extra["cloud_holds"] = log.holds
+        result.extra["cloud_back_after_s"] = log.back_after_s
+        result.extra["cloud_tracebacks_database_unavailable"] = dict(log.database_unavailable)
         return result
 
 

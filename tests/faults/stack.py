@@ -28,6 +28,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from contract import topics
 from contract.models import Event, EventType, Kind, encode, utc_now
+from tests.faults.cloud_log import CloudLog, read_cloud_log
 from tests.faults.cluster import ClusterBroker
 from tests.faults.database import CloudPostgres
 from tests.faults.gate import UplinkGate
@@ -322,8 +323,13 @@ class Stack:
             faults=faults,
         )
 
+    def cloud_log(self) -> CloudLog:
+        """What the cloud's logs (every incarnation) say (tests/faults/cloud_log.py)."""
+        return read_cloud_log(self.cloud.log_text())
+
     def cloud_tracebacks(self) -> int:
-        return self.cloud.log_text().count("Traceback")
+        """Tracebacks that count against the cloud (not a DatabaseUnavailable it caught)."""
+        return self.cloud_log().tracebacks
 
     # -- a small disk for an outbox -------------------------------------------------------------
 
