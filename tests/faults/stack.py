@@ -1,5 +1,6 @@
-"""One scenario's system: the shipped Mosquitto, the cloud and two gateway agents streaming
-life-safety events, all real processes on loopback, in a work folder of their own.
+"""One scenario's system: the shipped Mosquitto, the cloud (on SQLite, or with `postgres=True`
+on a PostgreSQL server of its own) and two gateway agents streaming life-safety events, all
+real processes on loopback, in a work folder of their own.
 
     with Stack(Options(rate=50), duration_s=20) as stack:
         stack.start()                     # broker, cloud, agents; the stream begins
