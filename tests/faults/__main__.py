@@ -65,7 +65,9 @@ def _parser() -> argparse.ArgumentParser:
         help="stream length, s (default 30 at full size; scenarios that need longer take longer)",
     )
     p.add_argument("--seed", type=int, help="random seed for the fault moments")
-    p.add_argument("--kills", type=int, help="cloud-kill / gateway-kill / database-kill: how many kills")
+    p.add_argument(
+        "--kills", type=int, help="cloud-kill / gateway-kill / database-kill: how many kills"
+    )
     p.add_argument(
         "--moments",
         type=lambda v: tuple(v.split(",")),

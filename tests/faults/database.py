@@ -18,6 +18,13 @@ from tests.servers import PostgreSQL, free_port
 DATABASE = "sc"
 
 
+#: The cloud's sessions in a transaction that has written (has a transaction id).
+_WRITING = (
+    "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND backend_xid IS NOT NULL"
+    " AND application_name = 'sc-cloud' AND pid <> pg_backend_pid()"
+)
+
+
 class CloudPostgres:
     def __init__(self, workdir: Path):
         self.server = PostgreSQL(
@@ -46,6 +53,18 @@ class CloudPostgres:
         (time.time()). Down until started again."""
         self.server.kill9()
         return time.time()
+
+    def kill9_while_writing(self, within_s: float) -> tuple[float, bool]:
+        """kill -9 as soon as one of the cloud's sessions is inside a writing transaction (it
+        has written a row: a unit of work in flight), or after `within_s` if none was seen.
+        Returns when (time.time()) and whether one was seen."""
+        deadline = time.monotonic() + within_s
+        seen = False
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            while not seen and time.monotonic() < deadline:
+                row = conn.execute(_WRITING, (DATABASE,)).fetchone()
+                seen = row is not None and row[0] > 0
+        return self.kill9(), seen
 
     def stop(self) -> None:
         """A fast shutdown, by its process id."""
