@@ -27,6 +27,8 @@ _UNCAUGHT = "Exception in thread "
 #: What ingest logs when a unit meets the database's loss, and when it goes on
 #: (cloud/ingest/hold.py).
 HOLDS = "database unavailable, ingest holds"
+#: the reason of a hold that began at a unit's first statement (a new session refused)
+_REFUSED = "connection failed:"
 _BACK = re.compile(r"database back after (\d+(?:\.\d+)?) s")
 
 
@@ -38,11 +40,16 @@ class CloudLog:
     database_unavailable: Counter[str] = field(default_factory=Counter)
     #: times ingest held for the database, and how long each hold lasted (s)
     holds: int = 0
+    #: holds that began with a unit cut in flight (the session lost mid-unit), not with a
+    #: server that refused a new session
+    holds_cut_in_flight: int = 0
     back_after_s: list[float] = field(default_factory=list)
 
 
 def read_cloud_log(text: str) -> CloudLog:
-    out = CloudLog(holds=text.count(HOLDS))
+    holds = [line for line in text.splitlines() if HOLDS in line]
+    out = CloudLog(holds=len(holds))
+    out.holds_cut_in_flight = sum(1 for line in holds if _REFUSED not in line)
     out.back_after_s = [float(s) for s in _BACK.findall(text)]
     starts = [(m.start(), m.group(1)) for m in _RECORD.finditer(text)]
     pieces = [(0, ""), *starts] if not starts or starts[0][0] > 0 else starts

@@ -18,10 +18,11 @@ from tests.servers import PostgreSQL, free_port
 DATABASE = "sc"
 
 
-#: The cloud's sessions in a transaction that has written (has a transaction id).
-_WRITING = (
-    "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND backend_xid IS NOT NULL"
-    " AND application_name = 'sc-cloud' AND pid <> pg_backend_pid()"
+#: A standby that never comes, and the cloud's sessions whose commit waits for it.
+_NO_STANDBY = "sc_faults_no_standby"
+_AT_COMMIT = (
+    "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND wait_event = 'SyncRep'"
+    " AND application_name = 'sc-cloud'"
 )
 
 
@@ -54,17 +55,27 @@ class CloudPostgres:
         self.server.kill9()
         return time.time()
 
-    def kill9_while_writing(self, within_s: float) -> tuple[float, bool]:
-        """kill -9 as soon as one of the cloud's sessions is inside a writing transaction (it
-        has written a row: a unit of work in flight), or after `within_s` if none was seen.
-        Returns when (time.time()) and whether one was seen."""
+    def kill9_at_commit(self, within_s: float) -> tuple[float, bool]:
+        """kill -9 while one of the cloud's commits is written but not answered: from now on
+        the server waits, after writing a commit to disk, for a synchronous standby that does
+        not exist (`synchronous_standby_names`), so a unit of work that commits stays in
+        flight; the kill comes as soon as one waits (or after `within_s`). After the restart
+        (crash recovery) those commits are there although the cloud never heard of them.
+        Returns when (time.time()) and whether a commit was waiting."""
         deadline = time.monotonic() + within_s
-        seen = False
+        waiting = False
         with psycopg.connect(self.url, autocommit=True) as conn:
-            while not seen and time.monotonic() < deadline:
-                row = conn.execute(_WRITING, (DATABASE,)).fetchone()
-                seen = row is not None and row[0] > 0
-        return self.kill9(), seen
+            conn.execute(f"ALTER SYSTEM SET synchronous_standby_names = '{_NO_STANDBY}'")
+            conn.execute("SELECT pg_reload_conf()")
+            while not waiting and time.monotonic() < deadline:
+                row = conn.execute(_AT_COMMIT, (DATABASE,)).fetchone()
+                waiting = row is not None and row[0] > 0
+        began = self.kill9()
+        # the next start answers commits again (the server is down: its own file, edited)
+        auto = self.server.data_dir / "postgresql.auto.conf"
+        lines = auto.read_text().splitlines(keepends=True)
+        auto.write_text("".join(x for x in lines if not x.startswith("synchronous_standby_names")))
+        return began, waiting
 
     def stop(self) -> None:
         """A fast shutdown, by its process id."""

@@ -423,19 +423,19 @@ def cluster_node_kill(
 
 
 #: When a kill of the cloud's PostgreSQL comes: at its random moment (mostly between two units
-#: of work: a group commit takes milliseconds), or at the first moment after it that one of
-#: the cloud's sessions is inside a writing transaction (a unit cut in flight).
-DB_AIMS = ("moment", "writing")
+#: of work: a group commit takes milliseconds), or once one of the cloud's commits after it is
+#: written to disk but not yet answered (the unit in flight, its commit done unbeknown to it).
+DB_AIMS = ("moment", "commit")
 
 
 def database_kill(opts: Options, size: Size, rng: random.Random, kills: int = 0) -> Result:
     """The cloud on a PostgreSQL server of the scenario's own (tests/faults/database.py):
     kill -9 of the server and its backends at random moments of the stream; it stays down a
     while (small: 3 s; full: 3-15 s each) and is started again on the same data folder (crash
-    recovery). Small: one kill, aimed at a unit in flight; full: `kills` (default 3), aimed in
-    turn at the moment and at a unit in flight (DB_AIMS)."""
+    recovery). Small: one kill, aimed at an unanswered commit; full: `kills` (default 3),
+    aimed in turn at the moment and at an unanswered commit (DB_AIMS)."""
     kills = kills or (1 if size is Size.SMALL else 3)
-    aims = ["writing"] if size is Size.SMALL else [DB_AIMS[i % 2] for i in range(kills)]
+    aims = ["commit"] if size is Size.SMALL else [DB_AIMS[i % 2] for i in range(kills)]
     downs = [3.0 if size is Size.SMALL else rng.uniform(3.0, 15.0) for _ in range(kills)]
     # each kill's slot of the stream: some streaming, the kill, the downtime, the recovery
     slots = [down + (4.0 if size is Size.SMALL else 8.0) for down in downs]
@@ -443,17 +443,17 @@ def database_kill(opts: Options, size: Size, rng: random.Random, kills: int = 0)
     with Stack(opts, duration_s=duration, postgres=True) as stack:
         stack.start()
         faults: list[Fault] = []
-        writing: list[bool] = []  # a unit of work was in flight at the kill
+        at_commit: list[bool] = []  # a commit of the cloud was waiting for its answer
         slot_at = 0.0
         for i, (aim, down, slot) in enumerate(zip(aims, downs, slots, strict=True)):
             kill_at = slot_at + rng.uniform(0.3, 0.7) * (slot - down)
             stack.sleep_until(max(stack.at(kill_at), time.time()))
-            if aim == "writing":
-                began, seen = stack.postgres.kill9_while_writing(within_s=2.0)
+            if aim == "commit":
+                began, seen = stack.postgres.kill9_at_commit(within_s=2.0)
             else:
                 began, seen = stack.postgres.kill9(), False
-            writing.append(seen)
-            what = "while the cloud writes" if seen else "at a random moment"
+            at_commit.append(seen)
+            what = "at an unanswered commit" if seen else "at a random moment"
             _say(stack, f"PostgreSQL kill -9 #{i + 1} {what}; it stays down {down:.1f} s")
             stack.sleep_until(began + down)  # the cloud must not die meanwhile
             ended = stack.postgres.start()
@@ -465,13 +465,14 @@ def database_kill(opts: Options, size: Size, rng: random.Random, kills: int = 0)
             "database-kill",
             faults,
             aims=aims,
-            writing_at_kill=writing,
+            commit_unanswered_at_kill=at_commit,
             down_s=[round(d, 1) for d in downs],
             down_until_ready_s=[round(f.ended - f.began, 1) for f in faults],
         )
         log = stack.cloud_log()
         result.extra["cloud_holds"] = log.holds
         result.extra["cloud_back_after_s"] = log.back_after_s
+        result.extra["cloud_holds_cut_in_flight"] = log.holds_cut_in_flight
         result.extra["cloud_tracebacks_database_unavailable"] = dict(log.database_unavailable)
         return result
 
@@ -515,7 +516,7 @@ SCENARIOS = {
         Scenario(
             "database-kill",
             "the cloud on PostgreSQL: kill -9 of the server 3x during the stream (at random"
-            " and while the cloud writes), down 3-15 s each, then started again",
+            " and at an unanswered commit), down 3-15 s each, then started again",
             database_kill,
         ),
     )

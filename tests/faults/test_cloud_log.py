@@ -21,13 +21,19 @@ cloud.errors.DatabaseUnavailable: 数据库暂时无法连接 / the database can
 \tIs the server running on that host and accepting TCP/IP connections?
 """
 HOLD = f"""{AT} level=ERROR logger=cloud.ingest.hold database unavailable, ingest holds until it\
- is back: the database cannot be reached
+ is back: the database cannot be reached: connection failed: connection to server at\
+ "127.0.0.1", port 5 failed: Connection refused
+	Is the server running on that host and accepting TCP/IP connections?
 {AT} level=WARNING logger=cloud.ingest.hold database back after 3.9 s; ingest goes on
 """
 NEVER_RETRIEVED = f"""{AT} level=ERROR logger=asyncio Task exception was never retrieved
 Traceback (most recent call last):
   File "/x/cloud/app.py", line 1, in loop
 cloud.errors.DatabaseUnavailable: the database cannot be reached
+"""
+CUT = f"""{AT} level=ERROR logger=cloud.ingest.hold database unavailable, ingest holds until it\
+ is back: the database cannot be reached: consuming input failed: server closed the connection\
+ unexpectedly
 """
 OTHER = f"""{AT} level=ERROR logger=cloud.routing.sender sending failed
 Traceback (most recent call last):
@@ -46,6 +52,8 @@ def test_a_database_unavailable_caught_by_the_cloud_is_expected() -> None:
     assert log.tracebacks == 0
     assert dict(log.database_unavailable) == {"cloud.duty.checkin": 1}
     assert (log.holds, log.back_after_s) == (2, [3.9, 3.9])
+    assert log.holds_cut_in_flight == 0  # both began with a refused session
+    assert read_cloud_log(HOLD + CUT).holds_cut_in_flight == 1
 
 
 def test_other_and_uncaught_tracebacks_count_against_the_cloud() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import tempfile
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -89,3 +90,31 @@ def test_an_event_stored_before_the_order_was_recorded_is_an_error(
     late.watch()
     with pytest.raises(UnknownOrder, match="made before the cloud first started"):
         late.stored([GW])
+
+
+def test_a_commit_unanswered_at_the_kill_is_stored_after_the_restart(
+    postgres: CloudPostgres,
+) -> None:
+    """What `database-kill` aims at: a commit written, never answered, there after recovery."""
+    tried: list[str] = []
+    failed: list[BaseException] = []
+
+    def keep_committing() -> None:  # as the cloud's writer would, one event a unit
+        with psycopg.connect(postgres.url, application_name="sc-cloud") as conn:
+            try:
+                for seq in range(1, 100_000):
+                    tried.append(insert(conn, seq))
+                    conn.commit()
+            except psycopg.OperationalError as exc:
+                failed.append(exc)
+
+    writer = threading.Thread(target=keep_committing)
+    writer.start()
+    _, waiting = postgres.kill9_at_commit(within_s=10)
+    writer.join(timeout=30)
+    assert waiting and failed, "no commit was left unanswered"
+    postgres.start()  # and commits are answered again
+    with psycopg.connect(postgres.url) as conn:
+        insert(conn, 0)
+    assert postgres.records.has_event(tried[-1])  # the unanswered one
+    assert postgres.records.count([GW]) == len(tried) + 1
