@@ -33,7 +33,6 @@ class CloudPostgres:
         )
         self.url = self.server.url(DATABASE)
         self.records = PostgresRecords(self.url)
-        self.started_at = 0.0  # time.time() of the newest start (accepting connections)
         self._made = False
 
     def start(self) -> float:
@@ -46,8 +45,7 @@ class CloudPostgres:
                 conn.execute(f'CREATE DATABASE "{DATABASE}"')
             self.records.watch()
             self._made = True
-        self.started_at = time.time()
-        return self.started_at
+        return time.time()
 
     def kill9(self) -> float:
         """kill -9 of the server and every backend (its process group); returns when
