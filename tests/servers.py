@@ -337,6 +337,8 @@ class PostgreSQL:
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="sc-postgres-")))
     port: int = 0
     durable: bool = False
+    #: more server settings (`-c name=value`), e.g. {"wal_level": "logical"}
+    settings: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = None
 
     def url(self, database: str = "postgres") -> str:
@@ -373,6 +375,7 @@ class PostgreSQL:
             "full_page_writes": "on" if self.durable else "off",
             "synchronous_commit": "on" if self.durable else "off",
             "max_connections": "200",
+            **self.settings,
         }
         log = self.workdir / "postgres.log"
         self.proc = subprocess.Popen(

@@ -2,6 +2,7 @@
 
 .venv/bin/python -m tests.faults                          # every scenario once
 .venv/bin/python -m tests.faults -s broker-kill -n 5      # one scenario, five times
+.venv/bin/python -m tests.faults -s database-kill         # the cloud on PostgreSQL, killed
 .venv/bin/python -m tests.faults --size small --rate 30   # the pytest sizes, slower stream
 """
 
@@ -64,7 +65,9 @@ def _parser() -> argparse.ArgumentParser:
         help="stream length, s (default 30 at full size; scenarios that need longer take longer)",
     )
     p.add_argument("--seed", type=int, help="random seed for the fault moments")
-    p.add_argument("--kills", type=int, help="cloud-kill / gateway-kill: how many kills")
+    p.add_argument(
+        "--kills", type=int, help="cloud-kill / gateway-kill / database-kill: how many kills"
+    )
     p.add_argument(
         "--moments",
         type=lambda v: tuple(v.split(",")),

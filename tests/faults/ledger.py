@@ -6,7 +6,8 @@ presses, faults). An event is known by (gateway, boot, seq): the agent gives eac
 - the agents' logs: one `event queued … seq=N` line per event written to the outbox, after the
   write, and the boot from `agent started … boot=B` (one log file per start of the agent);
 - the agents' outboxes (SQLite, read from outside): what is still to be sent;
-- the cloud's database (`events`, `alarms`): what was stored, in storing order (`rowid`).
+- the cloud's database (`events`, `alarms`; SQLite or PostgreSQL, tests/faults/records.py):
+  what was stored, in storing order.
 The definitions are in docs/reliability.md.
 """
 
@@ -22,6 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from tests.faults.records import Key, Records, Stored
 from tests.faults.site import LIFE_SAFETY
 
 #: The event rules that raise a life-safety alarm, and the (kind, type) that raises each.
@@ -38,8 +40,6 @@ DEBOUNCE_S = 0.1
 
 _TS = re.compile(r"^ts=(\S+)Z ")
 _FIELD = re.compile(r'(\w+)=("(?:[^"\\]|\\.)*"|\S+)')
-
-Key = tuple[str, str, int]  # gateway, boot, seq
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,84 +177,6 @@ def life_safety_waiting(outboxes: Iterable[Path]) -> int:
     return sum(1 for path in outboxes for w in read_outbox(path) if w.kind in LIFE_SAFETY)
 
 
-@dataclass(frozen=True, slots=True)
-class Stored:
-    rowid: int
-    id: str
-    key: Key
-    kind: str
-    type: str
-    device: str
-    ts: float
-    received_at: float
-
-
-def _connect(database: Path) -> sqlite3.Connection:
-    return sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=10)
-
-
-def read_stored(
-    database: Path, gateways: Sequence[str], kinds: Sequence[str] | None = None
-) -> list[Stored]:
-    """Events of `gateways` the cloud stored (all kinds, or `kinds`), in storing order."""
-    if not database.exists():
-        return []
-    db = _connect(database)
-    try:
-        marks = ",".join("?" * len(gateways))
-        sql = (
-            "SELECT rowid, id, gateway, boot, seq, kind, type, device, ts, received_at FROM events"
-            f" WHERE gateway IN ({marks})"
-        )
-        args: list[Any] = list(gateways)
-        if kinds is not None:
-            sql += f" AND kind IN ({','.join('?' * len(kinds))})"
-            args += list(kinds)
-        rows = db.execute(sql + " ORDER BY rowid", args).fetchall()
-    except sqlite3.OperationalError:  # the cloud has not made its tables yet
-        return []
-    finally:
-        db.close()
-    return [Stored(r[0], r[1], (r[2], r[3], r[4]), r[5], r[6], r[7], r[8], r[9]) for r in rows]
-
-
-def count_stored(database: Path, gateways: Sequence[str]) -> int:
-    if not database.exists():
-        return 0
-    db = _connect(database)
-    try:
-        marks = ",".join("?" * len(gateways))
-        kinds = ",".join("?" * len(LIFE_SAFETY))
-        row = db.execute(
-            f"SELECT COUNT(*) FROM events WHERE gateway IN ({marks}) AND kind IN ({kinds})",
-            [*gateways, *LIFE_SAFETY],
-        ).fetchone()
-        return int(row[0])
-    except sqlite3.OperationalError:
-        return 0
-    finally:
-        db.close()
-
-
-def read_alarms(database: Path, gateways: Sequence[str]) -> list[dict[str, Any]]:
-    if not database.exists():
-        return []
-    db = _connect(database)
-    db.row_factory = sqlite3.Row
-    try:
-        marks = ",".join("?" * len(gateways))
-        rows = db.execute(
-            "SELECT id, rule, gateway, device, first_event_id, repeats FROM alarms"
-            f" WHERE gateway IN ({marks})",
-            list(gateways),
-        ).fetchall()
-    except sqlite3.OperationalError:
-        return []
-    finally:
-        db.close()
-    return [dict(r) for r in rows]
-
-
 @dataclass(frozen=True)
 class Fault:
     """A fault of the scenario: what it was, when it began and when it ended (time.time()),
@@ -325,7 +247,7 @@ def measure(
     gateways: Sequence[str],
     agent_logs: dict[str, list[Path]],
     outboxes: Sequence[Path],
-    database: Path,
+    records: Records,
     faults: Sequence[Fault],
 ) -> Counts:
     logs = [read_agent_log(gw, p) for gw in gateways for p in agent_logs.get(gw, [])]
@@ -335,7 +257,7 @@ def measure(
                 f"{log.path}: {log.script_steps} script steps and no `event queued` line with a"
                 " boot: the agent's log format changed; update tests/faults/ledger.py"
             )
-    all_stored = read_stored(database, gateways)
+    all_stored = records.stored(gateways)
     stored_rows = [s for s in all_stored if s.kind in LIFE_SAFETY]
     waiting = [w for path in outboxes for w in read_outbox(path)]
 
@@ -364,7 +286,7 @@ def measure(
     # doubled: one event under two ids; one event raising two alarms; more alarm decisions
     # (new alarms + repeats) than the events that raise them
     two_ids = sum(len(ids) - 1 for ids in ids_of.values() if len(ids) > 1)
-    alarms = [a for a in read_alarms(database, gateways) if a["rule"] in RAISING.values()]
+    alarms = [a for a in records.alarms(gateways) if a["rule"] in RAISING.values()]
     by_first = Counter(a["first_event_id"] for a in alarms if a["first_event_id"])
     alarmed_twice = sum(n - 1 for n in by_first.values() if n > 1)
     decisions = sum(1 + a["repeats"] for a in alarms)

@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from tests.faults.records import Records, SqliteRecords
 from tests.servers import REPO
 
 SHIPPED_CONF = REPO / "deploy" / "mosquitto" / "mosquitto.conf"
@@ -196,8 +197,9 @@ CLOUD_USER = ("op", "operator", "faults-op-pass-1")  # name, role, password of t
 
 
 class CloudProcess(_Killable):
-    """`python -m cloud` with its settings in SC_CLOUD_* (cloud/settings.py); its database and
-    telemetry store are files in the work folder, kept across restarts."""
+    """`python -m cloud` with its settings in SC_CLOUD_* (cloud/settings.py); its telemetry store
+    is a file in the work folder, and so is its database unless `records` names another (a
+    PostgreSQL server's), all kept across restarts."""
 
     def __init__(
         self,
@@ -206,10 +208,12 @@ class CloudProcess(_Killable):
         broker_port: int,
         password: str,
         site_file: Path,
+        records: Records | None = None,
         extra_env: Mapping[str, str] | None = None,
     ):
         self.workdir = workdir
-        self.database = workdir / "cloud.db"
+        #: its database, read from outside
+        self.records: Records = records or SqliteRecords(workdir / "cloud.db")
         name, role, user_password = CLOUD_USER
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("SC_CLOUD_")}
         self.env.update(
@@ -218,7 +222,7 @@ class CloudProcess(_Killable):
                 "SC_CLOUD_MQTT_PORT": str(broker_port),
                 "SC_CLOUD_MQTT_USERNAME": "cloud",
                 "SC_CLOUD_MQTT_PASSWORD": password,
-                "SC_CLOUD_DATABASE": str(self.database),
+                "SC_CLOUD_DATABASE": self.records.setting,
                 "SC_CLOUD_TELEMETRY_URL": f"sqlite:///{workdir / 'telemetry.db'}",
                 "SC_CLOUD_SITE_FILE": str(site_file),
                 "SC_CLOUD_WEB_HOST": "127.0.0.1",
@@ -232,6 +236,12 @@ class CloudProcess(_Killable):
         self.proc: subprocess.Popen[str] | None = None
         self.url = ""
         self.logs: list[Path] = []
+
+    @property
+    def database(self) -> Path:
+        """Its SQLite file (when it runs on SQLite)."""
+        assert isinstance(self.records, SqliteRecords), "this cloud runs on PostgreSQL"
+        return self.records.path
 
     @property
     def pid(self) -> int:

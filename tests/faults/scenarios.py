@@ -419,6 +419,64 @@ def cluster_node_kill(
         )
 
 
+# -- 8. the cloud's PostgreSQL killed ----------------------------------------------------------
+
+
+#: When a kill of the cloud's PostgreSQL comes: at its random moment (mostly between two units
+#: of work: a group commit takes milliseconds), or once one of the cloud's commits after it is
+#: written to disk but not yet answered (the unit in flight, its commit done unbeknown to it).
+DB_AIMS = ("moment", "commit")
+
+
+def database_kill(opts: Options, size: Size, rng: random.Random, kills: int = 0) -> Result:
+    """The cloud on a PostgreSQL server of the scenario's own (tests/faults/database.py):
+    kill -9 of the server and its backends at random moments of the stream; it stays down a
+    while (small: 3 s; full: 3-15 s each) and is started again on the same data folder (crash
+    recovery). Small: one kill, aimed at an unanswered commit; full: `kills` (default 3),
+    aimed in turn at the moment and at an unanswered commit (DB_AIMS)."""
+    kills = kills or (1 if size is Size.SMALL else 3)
+    aims = ["commit"] if size is Size.SMALL else [DB_AIMS[i % 2] for i in range(kills)]
+    downs = [3.0 if size is Size.SMALL else rng.uniform(3.0, 15.0) for _ in range(kills)]
+    # each kill's slot of the stream: some streaming, the kill, the downtime, the recovery
+    slots = [down + (4.0 if size is Size.SMALL else 8.0) for down in downs]
+    duration = max(opts.duration_s, round(sum(slots) + 2))
+    with Stack(opts, duration_s=duration, postgres=True) as stack:
+        stack.start()
+        faults: list[Fault] = []
+        at_commit: list[bool] = []  # a commit of the cloud was waiting for its answer
+        slot_at = 0.0
+        for i, (aim, down, slot) in enumerate(zip(aims, downs, slots, strict=True)):
+            kill_at = slot_at + rng.uniform(0.3, 0.7) * (slot - down)
+            stack.sleep_until(max(stack.at(kill_at), time.time()))
+            if aim == "commit":
+                began, seen = stack.postgres.kill9_at_commit(within_s=2.0)
+            else:
+                began, seen = stack.postgres.kill9(), False
+            at_commit.append(seen)
+            what = "at an unanswered commit" if seen else "at a random moment"
+            _say(stack, f"PostgreSQL kill -9 #{i + 1} {what}; it stays down {down:.1f} s")
+            stack.sleep_until(began + down)  # the cloud must not die meanwhile
+            ended = stack.postgres.start()
+            _say(stack, f"PostgreSQL started again ({ended - began:.1f} s after the kill)")
+            faults.append(Fault(f"PostgreSQL kill -9 #{i + 1} ({down:.0f} s down)", began, ended))
+            slot_at += slot
+        result = _finish(
+            stack,
+            "database-kill",
+            faults,
+            aims=aims,
+            commit_unanswered_at_kill=at_commit,
+            down_s=[round(d, 1) for d in downs],
+            down_until_ready_s=[round(f.ended - f.began, 1) for f in faults],
+        )
+        log = stack.cloud_log()
+        result.extra["cloud_holds"] = log.holds
+        result.extra["cloud_back_after_s"] = log.back_after_s
+        result.extra["cloud_holds_cut_in_flight"] = log.holds_cut_in_flight
+        result.extra["cloud_tracebacks_database_unavailable"] = dict(log.database_unavailable)
+        return result
+
+
 SCENARIOS = {
     s.name: s
     for s in (
@@ -454,6 +512,12 @@ SCENARIOS = {
             "the cluster shape (3 RabbitMQ nodes): kill -9 of the node a gateway is on and of"
             " the quorum queue's leader, at random moments",
             cluster_node_kill,
+        ),
+        Scenario(
+            "database-kill",
+            "the cloud on PostgreSQL: kill -9 of the server 3x during the stream (at random"
+            " and at an unanswered commit), down 3-15 s each, then started again",
+            database_kill,
         ),
     )
 }

@@ -1,5 +1,6 @@
-"""One scenario's system: the shipped Mosquitto, the cloud and two gateway agents streaming
-life-safety events, all real processes on loopback, in a work folder of their own.
+"""One scenario's system: the shipped Mosquitto, the cloud (on SQLite, or with `postgres=True`
+on a PostgreSQL server of its own) and two gateway agents streaming life-safety events, all
+real processes on loopback, in a work folder of their own.
 
     with Stack(Options(rate=50), duration_s=20) as stack:
         stack.start()                     # broker, cloud, agents; the stream begins
@@ -28,16 +29,11 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from contract import topics
 from contract.models import Event, EventType, Kind, encode, utc_now
+from tests.faults.cloud_log import CloudLog, read_cloud_log
 from tests.faults.cluster import ClusterBroker
+from tests.faults.database import CloudPostgres
 from tests.faults.gate import UplinkGate
-from tests.faults.ledger import (
-    Counts,
-    Fault,
-    count_stored,
-    life_safety_waiting,
-    measure,
-    read_stored,
-)
+from tests.faults.ledger import Counts, Fault, life_safety_waiting, measure
 from tests.faults.procs import AgentProcess, CloudProcess, ProcessFailed, ShippedBroker
 from tests.faults.site import GATEWAYS, LEAD_S, write_configs, write_script, write_site
 from tests.servers import free_port
@@ -82,6 +78,7 @@ class Stack:
         agent_args: Sequence[str] = (),
         outbox_disk_mb: Mapping[str, float] | None = None,
         cluster: ClusterBroker | None = None,
+        postgres: bool = False,
     ):
         self.opts = opts
         self.duration_s = duration_s
@@ -105,11 +102,14 @@ class Stack:
         self.site = write_site(self.workdir / "site.yaml")
         self.configs = write_configs(self.workdir / "configs", compress=compress)
         (self.workdir / "cloud").mkdir()
+        #: the cloud's PostgreSQL server (None: the cloud's SQLite file)
+        self._postgres = CloudPostgres(self.workdir / "postgres") if postgres else None
         self.cloud = CloudProcess(
             self.workdir / "cloud",
             broker_port=port,
             password=self.passwords["cloud"],
             site_file=self.site,
+            records=self._postgres.records if self._postgres is not None else None,
             extra_env=cloud_env,
         )
         self.gates = {gw: UplinkGate(port) for gw in gated}
@@ -146,6 +146,12 @@ class Stack:
         assert self._broker is not None, "this stack runs on the cluster (stack.cluster)"
         return self._broker
 
+    @property
+    def postgres(self) -> CloudPostgres:
+        """The cloud's PostgreSQL (only with `postgres=True`)."""
+        assert self._postgres is not None, "this stack's cloud runs on SQLite"
+        return self._postgres
+
     def _any_broker(self) -> ShippedBroker | ClusterBroker:
         broker = self.cluster or self._broker
         assert broker is not None
@@ -164,6 +170,8 @@ class Stack:
     def start(self, *, agents: bool = True) -> None:
         """Broker, cloud, then the agents with their scripts: the stream begins. (Without
         `agents`, the gateways' accounts are free for other clients.)"""
+        if self._postgres is not None:
+            self._postgres.start()
         self._any_broker().start()
         self.cloud.start()
         self._await_consuming()
@@ -203,7 +211,7 @@ class Stack:
                 )
                 client.publish(topics.event(gateway), encode(probe), qos=1).wait_for_publish(5)
                 for _ in range(20):
-                    if any(s.id == probe.id for s in read_stored(self.cloud.database, [gateway])):
+                    if self.cloud.records.has_event(probe.id):
                         return
                     time.sleep(0.05)
             raise ProcessFailed(f"the cloud stored no event within {within_s:g} s")
@@ -225,7 +233,8 @@ class Stack:
         return agent.start(script)
 
     def stop(self) -> None:
-        """Stop every process (SIGTERM), keeping their files for `measure`."""
+        """Stop every process (SIGTERM), keeping their files for `measure`; the cloud's
+        PostgreSQL runs until `close` (`measure` reads it)."""
         # the agents and the cloud at once (each waits for its own exit), then the broker
         processes: list[AgentProcess | CloudProcess] = [*self.agents.values(), self.cloud]
         stopping = [threading.Thread(target=p.stop) for p in processes]
@@ -239,6 +248,8 @@ class Stack:
 
     def close(self) -> None:
         self.stop()
+        if self._postgres is not None:
+            self._postgres.stop()
         for mount in self._mounts:
             subprocess.run(["umount", str(mount)], check=False, capture_output=True)
         self._mounts.clear()
@@ -291,7 +302,7 @@ class Stack:
         waiting = life_safety_waiting(outboxes)
         while (now := time.monotonic()) < deadline and now - moved < self.opts.stuck_s:
             waiting = life_safety_waiting(outboxes)
-            stored = count_stored(self.cloud.database, GATEWAYS)
+            stored = self.cloud.records.count(GATEWAYS)
             if (stored, waiting) != last:
                 moved = now
             if stored != last[0] or waiting:
@@ -309,12 +320,17 @@ class Stack:
             gateways=GATEWAYS,
             agent_logs={gw: a.logs for gw, a in self.agents.items()},
             outboxes=[a.outbox for a in self.agents.values()],
-            database=self.cloud.database,
+            records=self.cloud.records,
             faults=faults,
         )
 
+    def cloud_log(self) -> CloudLog:
+        """What the cloud's logs (every incarnation) say (tests/faults/cloud_log.py)."""
+        return read_cloud_log(self.cloud.log_text())
+
     def cloud_tracebacks(self) -> int:
-        return self.cloud.log_text().count("Traceback")
+        """Tracebacks that count against the cloud (not a DatabaseUnavailable it caught)."""
+        return self.cloud_log().tracebacks
 
     # -- a small disk for an outbox -------------------------------------------------------------
 

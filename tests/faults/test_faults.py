@@ -91,3 +91,15 @@ def test_disk_full_while_offline_then_back() -> None:
         raise Broken(
             f"{result.counts.unrecorded} device changes never recorded\n{describe(result)}"
         )
+
+
+def test_database_kill_while_the_stream_runs() -> None:
+    result = run("database-kill")
+    [fault] = result.faults
+    assert fault.ended - fault.began >= 3.0  # it was really down
+    # killed while a commit of the cloud was on disk but not answered
+    assert result.extra["commit_unanswered_at_kill"] == [True], json.dumps(result.extra)
+    # ingest met the loss and held (an error line, not a traceback), then went on
+    assert result.extra["cloud_holds"] >= 1, json.dumps(result.extra)
+    assert len(result.extra["cloud_back_after_s"]) == result.extra["cloud_holds"]
+    assert_nothing_lost_doubled_or_reordered(result)

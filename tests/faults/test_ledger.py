@@ -16,6 +16,7 @@ from cloud.db.database import Database
 from gateway.logs import KeyValueFormatter
 from gateway.outbox import Outbox
 from tests.faults.ledger import Fault, measure
+from tests.faults.records import SqliteRecords
 
 GW = "gw-f01"
 T0 = 1_800_000_000.0
@@ -124,7 +125,7 @@ def test_each_count_is_what_its_definition_says(tmp_path: Path) -> None:
         gateways=[GW],
         agent_logs={GW: [tmp_path / "a.log"]},
         outboxes=[tmp_path / "outbox.sqlite3"],
-        database=database,
+        records=SqliteRecords(database),
         faults=[Fault("something", T0 + 2.5, T0 + 7.0)],
     )
 
@@ -160,7 +161,7 @@ def test_a_clean_run_counts_nothing_wrong_and_recovers(tmp_path: Path) -> None:
         gateways=[GW],
         agent_logs={GW: [tmp_path / "a.log"]},
         outboxes=[],
-        database=database,
+        records=SqliteRecords(database),
         faults=[Fault("something", T0 + 2.5, T0 + 2.6)],
     )
     assert (counts.sent, counts.stored, counts.lost, counts.doubled) == (4, 4, 0, 0)
