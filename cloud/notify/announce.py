@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
-from cloud.alarms.model import OPEN_STATES, WORKED, Alarm, Mode, Raised
+from cloud.alarms.model import WORKED, Alarm, AlarmState, Mode, Raised
 from cloud.alarms.rows import mark_pushed
 from cloud.db.database import Conn, Database
 from cloud.live import messages
@@ -64,10 +64,10 @@ class Announcer:
         was lost with the database's session (ingest held, found them stored when it tried
         again, and so had nothing to announce), or made just before the cloud stopped. How
         many there were."""
-        modes = ", ".join(f"'{m.value}'" for m in WORKED)
         rows = await self.db.fetch_all(
-            f"SELECT * FROM alarms WHERE pushed_at IS NULL AND state IN ({OPEN_STATES})"
-            f" AND mode IN ({modes}) ORDER BY id"
+            "SELECT * FROM alarms WHERE pushed_at IS NULL AND state IN (?, ?)"
+            " AND mode IN (?, ?) ORDER BY id",
+            (AlarmState.ACTIVE.value, AlarmState.ACCEPTED.value, *(m.value for m in WORKED)),
         )
         if rows:
             await self.announce([Raised(alarm=Alarm.from_row(r), new=True) for r in rows])
