@@ -26,7 +26,8 @@ For each: messages/s end to end (count ÷ (last consumed − first sent)), publi
 latency, and CPU seconds per 1,000 messages (user + system time from /proc/PID/stat) of the
 broker (the three beam.smp processes summed, or mosquitto), the publishers (summed) and the
 consumer. The whole is repeated `--runs` times, RabbitMQ and Mosquitto alternating; the
-summary is the median of the runs. Every process is stopped by its own pid at the end, on
+summary is the median of the runs. At the end, `--connections` idle MQTT sessions (a gateway's
+CONNECT, then nothing) are opened to each broker: its memory and CPU per connection. Every process is stopped by its own pid at the end, on
 error and on Ctrl-C.
 """
 
@@ -498,10 +499,104 @@ def start_mosquitto(gateways: Sequence[str]) -> tuple[Mosquitto, Broker]:
 
 
 def idle_cpu_per_s(pids: Sequence[int], seconds: float) -> float:
-    """CPU seconds per second the broker spends doing nothing (Erlang's schedulers spin)."""
+    """CPU seconds per second the broker spends with no message to carry."""
     before = sum(cpu_s(p) for p in pids)
     time.sleep(seconds)
     return (sum(cpu_s(p) for p in pids) - before) / seconds
+
+
+# ---- idle gateway connections ------------------------------------------------------------------
+
+
+def rss_kb(pid: int) -> int:
+    """Resident memory of one process (VmRSS of /proc/PID/status), in KiB."""
+    with open(f"/proc/{pid}/status", encoding="ascii") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def _mqtt_string(text: str) -> bytes:
+    raw = text.encode()
+    return len(raw).to_bytes(2, "big") + raw
+
+
+def mqtt_connect_packet(client_id: str, user: str, password: str, keepalive: int) -> bytes:
+    """An MQTT 3.1.1 CONNECT (clean session, user name and password), as a gateway sends it."""
+    body = (
+        _mqtt_string("MQTT")
+        + bytes([4, 0xC2])
+        + keepalive.to_bytes(2, "big")
+        + _mqtt_string(client_id)
+        + _mqtt_string(user)
+        + _mqtt_string(password)
+    )
+    length, size = b"", len(body)
+    while True:
+        byte, size = size % 128, size // 128
+        length += bytes([byte | (0x80 if size else 0)])
+        if not size:
+            return b"\x10" + length + body
+
+
+async def open_idle(
+    accounts: Sequence[Account], count: int
+) -> list[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
+    """`count` MQTT sessions that connect (CONNACK accepted) and then say nothing, as gateways
+    between two batches; round robin over the accounts (and so over the cluster's nodes)."""
+    limit = asyncio.Semaphore(100)
+
+    async def one(i: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        account = accounts[i % len(accounts)]
+        async with limit:
+            reader, writer = await asyncio.open_connection(HOST, account.port)
+            writer.write(
+                mqtt_connect_packet(
+                    f"{account.gateway}-idle{i}", account.gateway, account.password, keepalive=60
+                )
+            )
+            await writer.drain()
+            connack = await asyncio.wait_for(reader.readexactly(4), 30)
+            if connack[0] != 0x20 or connack[3] != 0:
+                raise RuntimeError(f"broker refused an idle connection: {connack.hex()}")
+            return reader, writer
+
+    return list(await asyncio.gather(*(one(i) for i in range(count))))
+
+
+@dataclass
+class Idle:
+    broker: str
+    connections: int
+    kb_per_connection: float
+    cpu_ms_per_s_per_1000: float
+
+
+def measure_idle_connections(
+    broker: Broker, count: int, settle_s: float = 5.0, window_s: float = 10.0
+) -> Idle:
+    """Memory and CPU the broker spends on `count` idle sessions: RSS before and `settle_s`
+    after they connected, then CPU over `window_s` (less the broker's own idle CPU)."""
+
+    async def run() -> Idle:
+        before = sum(rss_kb(p) for p in broker.pids)
+        cpu_before = sum(cpu_s(p) for p in broker.pids)
+        await asyncio.sleep(window_s)
+        idle = (sum(cpu_s(p) for p in broker.pids) - cpu_before) / window_s
+        sessions = await open_idle(broker.accounts, count)
+        try:
+            await asyncio.sleep(settle_s)
+            after = sum(rss_kb(p) for p in broker.pids)
+            cpu_before = sum(cpu_s(p) for p in broker.pids)
+            await asyncio.sleep(window_s)
+            cpu = (sum(cpu_s(p) for p in broker.pids) - cpu_before) / window_s - idle
+        finally:
+            for _, writer in sessions:
+                writer.close()
+        return Idle(broker.name, count, (after - before) / count, 1e6 * cpu / count)
+
+    return asyncio.run(run())
 
 
 # ---- the report --------------------------------------------------------------------------------
@@ -656,12 +751,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--paced-seconds", type=float, default=10.0, help="paced phase length (10)")
     parser.add_argument(
-        "--quick", action="store_true", help="~1 minute: 6000 messages, 1 run, 3 s paced"
+        "--quick",
+        action="store_true",
+        help="~75 s: 6000 messages, 1 run, 3 s paced, 600 idle connections",
+    )
+    parser.add_argument(
+        "--connections",
+        type=int,
+        default=3000,
+        help="idle gateway connections opened to each broker at the end (3000)",
     )
     parser.add_argument("--json", type=Path, help="write every phase and the medians as JSON")
     opts = parser.parse_args(argv)
     if opts.quick:
-        opts.messages, opts.runs, opts.paced_seconds = 6000, 1, 3.0
+        opts.messages, opts.runs, opts.paced_seconds, opts.connections = 6000, 1, 3.0, 600
     return opts
 
 
@@ -677,12 +780,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     mosquitto: Mosquitto | None = None
     phases: list[Phase] = []
     idle: dict[str, float] = {}
+    connections: list[Idle] = []
     try:
         say("starting a 3-node RabbitMQ cluster (~30 s) and one Mosquitto")
         cluster, rabbit = start_cluster(gateways)
         mosquitto, mosq = start_mosquitto(gateways)
         say(f"ready; load average {os.getloadavg()[0]:.1f}; brokers idle for 3 s")
         idle = {b.name: idle_cpu_per_s(b.pids, 3.0) for b in (rabbit, mosq)}
+        # first, while the brokers are fresh (no freed buffers of a blast to reuse)
+        for broker in (rabbit, mosq):
+            say(f"{broker.name}: {opts.connections:,} idle gateway connections")
+            connections.append(measure_idle_connections(broker, opts.connections))
+            say(
+                f"  {connections[-1].kb_per_connection:.0f} KiB each, "
+                f"{connections[-1].cpu_ms_per_s_per_1000:.1f} ms CPU/s per 1,000"
+            )
         paced_count = round(opts.paced_rate * opts.paced_seconds)
         for run in range(1, opts.runs + 1):
             for broker in (rabbit, mosq) if run % 2 else (mosq, rabbit):
@@ -709,6 +821,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             cluster.cleanup()
     summary = summarise(phases)
     print(report(phases, summary, idle))
+    for c in connections:
+        print(
+            f"{c.broker}: {c.connections:,} idle MQTT connections, "
+            f"{c.kb_per_connection:.0f} KiB of broker memory each, "
+            f"{c.cpu_ms_per_s_per_1000:.1f} ms of broker CPU a second per 1,000"
+        )
     if opts.json:
         opts.json.write_text(
             json.dumps(
@@ -722,6 +840,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "load_average": os.getloadavg(),
                     },
                     "idle_cpu_s_per_s": idle,
+                    "idle_connections": [asdict(c) for c in connections],
                     "phases": [asdict(p) for p in phases],
                     "medians": summary,
                 },
