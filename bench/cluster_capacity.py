@@ -26,9 +26,9 @@ For each: messages/s end to end (count ÷ (last consumed − first sent)), publi
 latency, and CPU seconds per 1,000 messages (user + system time from /proc/PID/stat) of the
 broker (the three beam.smp processes summed, or mosquitto), the publishers (summed) and the
 consumer. The whole is repeated `--runs` times, RabbitMQ and Mosquitto alternating; the
-summary is the median of the runs. At the end, `--connections` idle MQTT sessions (a gateway's
-CONNECT, then nothing) are opened to each broker: its memory and CPU per connection. Every process is stopped by its own pid at the end, on
-error and on Ctrl-C.
+summary is the median of the runs. Before the runs, `--connections` idle MQTT sessions (a
+gateway's CONNECT, then nothing) are opened to each broker: its memory and CPU per connection.
+Every process is stopped by its own pid at the end, on error and on Ctrl-C.
 """
 
 from __future__ import annotations
