@@ -54,6 +54,9 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
+import paho.mqtt.client as mqtt
+
+from bench.load import connect, paho_client
 from bench.stats import fmt, summary_ms, table
 from cloud.transport.amqp import TOPIC_EXCHANGE, ClusterAddress, routing_key
 from cloud.transport.base import CHANNELS
@@ -118,22 +121,24 @@ def build_messages(job: PublisherJob) -> list[tuple[int, str, str, bytes]]:
     rng = random.Random(job.index)
     boot = f"cap{job.index:02d}{job.prefix}"
     out = []
-    seqs = [0] * len(job.accounts)
+    # each gateway numbers its events and its telemetry batches apart, as the agent does
+    event_seqs = [0] * len(job.accounts)
+    batch_seqs = [0] * len(job.accounts)
     for i in range(job.count):
         c = i % len(job.accounts)
         gateway = job.accounts[c].gateway
-        seqs[c] += 1
         message_id = f"{job.prefix}-{job.index:02d}-{i:08d}"
         now = utc_now()
         if job.event_every and i % job.event_every == job.event_every - 1:
             kind = rng.choice((Kind.SMOKE, Kind.CALL))
+            event_seqs[c] += 1
             event = Event(
                 v=2,
                 id=message_id,
                 gateway=gateway,
                 device=f"{kind.value}-{rng.randrange(24):02d}",
                 boot=boot,
-                seq=seqs[c],
+                seq=event_seqs[c],
                 ts=now,
                 kind=kind,
                 type=EventType.ALARM if kind is Kind.SMOKE else EventType.PRESS,
@@ -160,7 +165,10 @@ def build_messages(job: PublisherJob) -> list[tuple[int, str, str, bytes]]:
                     values=values,
                 )
             )
-        batch = Telemetry(id=message_id, gateway=gateway, boot=boot, seq=seqs[c], readings=readings)
+        batch_seqs[c] += 1
+        batch = Telemetry(
+            id=message_id, gateway=gateway, boot=boot, seq=batch_seqs[c], readings=readings
+        )
         out.append((c, message_id, topics.telemetry(gateway), encode(batch)))
     return out
 
@@ -168,10 +176,6 @@ def build_messages(job: PublisherJob) -> list[tuple[int, str, str, bytes]]:
 def _publisher(job: PublisherJob, conn: Connection) -> None:
     """One publisher process: connect its clients, build its messages, say `ready`; on `go`
     send them, then report (ids, send times, when the last was acknowledged); exit on `exit`."""
-    import paho.mqtt.client as mqtt
-
-    from bench.load import connect, paho_client
-
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us
     slots = [threading.Semaphore(job.window) for _ in job.accounts]
     acked = [0]
@@ -307,10 +311,6 @@ async def _until_done(arrivals: _Arrivals, idle_s: float) -> None:
 
 
 def _consume_mqtt(job: ConsumerJob, arrivals: _Arrivals, conn: Connection) -> None:
-    import paho.mqtt.client as mqtt
-
-    from bench.load import connect, paho_client
-
     subscribed = threading.Event()
     client = paho_client("cap-consumer", job.user, job.password)
     client.on_message = lambda c, u, message: arrivals.note(message.payload)
@@ -327,7 +327,6 @@ def _consume_mqtt(job: ConsumerJob, arrivals: _Arrivals, conn: Connection) -> No
         seen = len(arrivals.seen)
     client.disconnect()
     client.loop_stop()
-    del mqtt
 
 
 # ---- one phase ---------------------------------------------------------------------------------
