@@ -10,6 +10,7 @@ import base64
 import hashlib
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -44,6 +45,33 @@ def free_ports(count: int, *, besides: tuple[int, ...] = ()) -> list[int]:
     finally:
         for sock in socks:
             sock.close()
+
+
+def quiet_ports(count: int) -> list[int]:
+    """`count` different loopback ports, free now, chosen below the kernel's ephemeral range.
+
+    For a server that binds its ports many seconds after they were chosen (a RabbitMQ node
+    opens its MQTT listener ~10–20 s into its start): a port from the ephemeral range, as
+    `free_ports` gives, can meanwhile become the local end of any process's outgoing
+    connection (seen: a node's boot failed with `eaddrinuse`). Below that range only explicit
+    binds compete."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    rng = random.SystemRandom()
+    ports: list[int] = []
+    while len(ports) < count:
+        port = rng.randrange(10000, max(low, 10001))
+        if port in ports:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        ports.append(port)
+    return ports
 
 
 def free_port() -> int:
@@ -562,7 +590,7 @@ class RabbitCluster:
         cookie = self.workdir / ".erlang.cookie"
         cookie.write_text(os.urandom(16).hex())
         cookie.chmod(0o400)
-        ports = free_ports(1 + 4 * self.size)
+        ports = quiet_ports(1 + 4 * self.size)
         self.epmd_port = ports[0]
         self.epmd = subprocess.Popen(
             ["epmd", "-port", str(self.epmd_port), "-address", "127.0.0.1"],
