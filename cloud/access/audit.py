@@ -36,6 +36,16 @@ class Audit:
             (at or self.db.clock(), actor, action, detail[:4000]),
         )
 
+    async def has(self, action: str, ending: str) -> bool:
+        """Whether an entry of `action` ends with `ending` (a request's tag, e.g. the id of a
+        command it sent)."""
+        pattern = "%" + ending.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        row = await self.db.fetch_one(
+            "SELECT 1 FROM audit WHERE action = ? AND detail LIKE ? ESCAPE '\\' LIMIT 1",
+            (action, pattern),
+        )
+        return row is not None
+
     async def recent(self, limit: int = 100, action: str | None = None) -> list[AuditEntry]:
         sql = "SELECT * FROM audit"
         args: tuple[object, ...] = ()

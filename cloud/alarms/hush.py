@@ -6,12 +6,15 @@ persists), and only for a device that can be hushed (its model and wiring, `cann
 
 Every request is in the audit and on the case's log, and so is the device's answer (the
 gateway's `reply`: hushed, or refused with the reason), after which the case is pushed to the
-boards again so an open case shows it. Requests waiting for their answer are
-kept in memory: an answer that arrives after a restart of the cloud is logged, not matched.
+boards again so an open case shows it. An answer is matched to its request through the audit
+(the request's entry names its command), not through memory: one that arrives after a restart
+of the cloud, or at another cloud process on the same database, is written on the case all
+the same; a second answer to the same command, or one from another gateway, is not.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from dataclasses import dataclass
@@ -39,14 +42,6 @@ class HushSent:
     duration_s: int
 
 
-@dataclass(frozen=True)
-class _Pending:
-    alarm_id: int
-    gateway: str
-    device: str
-    duration_s: int
-
-
 class Hush:
     def __init__(
         self,
@@ -66,7 +61,7 @@ class Hush:
         self._send = send_command
         self._announce = announce
         self._catalogue = catalogue or Catalogue()
-        self._pending: dict[str, _Pending] = {}
+        self._answering = asyncio.Lock()  # one answer at a time: a repeat finds the first
 
     async def request(self, alarm_id: int, actor: str, duration_s: int) -> HushSent:
         """Ask the alarm's device to be silent for `duration_s`. Conflict (409, zh/en) when the
@@ -97,13 +92,12 @@ class Hush:
         detail = f"远程消音 {duration_s} 秒 / remote hush {duration_s} s"
         await self._book.note(alarm.id, actor, "hush", detail)
         where = f"alarm {alarm.id} {alarm.gateway}/{alarm.device}"
-        await self._audit.record(actor, "hush", f"{where}: {detail}")
-        self._pending[command.id] = _Pending(alarm.id, alarm.gateway, alarm.device, duration_s)
+        tag = _tag(command.id)
+        await self._audit.record(actor, "hush", f"{where}: {detail} {tag}")
         if not await self._send(alarm.gateway, hush.COMMAND, command):
-            del self._pending[command.id]
             failed = "未发送：消息服务器不可达 / NOT sent: the broker cannot be reached"
             await self._book.note(alarm.id, actor, "hush.result", failed)
-            await self._audit.record(actor, "hush.reply", f"{where}: {failed}")
+            await self._audit.record(actor, "hush.reply", f"{where}: {failed} {tag}")
             raise Unavailable.said(
                 "消息服务器暂时不可达，消音未发送", "the broker cannot be reached: hush not sent"
             )
@@ -118,20 +112,43 @@ class Hush:
         return hush.cannot_hush(self._catalogue.model(model_name), pins)
 
     async def on_reply(self, reply: Reply) -> None:
-        """A gateway's answer; only answers to our hush requests concern us."""
-        pending = self._pending.get(reply.id)
-        if pending is None or pending.gateway != reply.gateway:
+        """A gateway's answer; only answers to hush requests the audit has concern us."""
+        alarm_id = _alarm_of(reply.id)
+        if alarm_id is None:
             return
-        del self._pending[reply.id]
-        verdict = "设备已消音 / hushed" if reply.ok else "设备未消音 / NOT hushed"
-        detail = f"{verdict}: {reply.detail}"
-        await self._book.note(pending.alarm_id, f"device {pending.device}", "hush.result", detail)
-        await self._audit.record(
-            "system",
-            "hush.reply",
-            f"alarm {pending.alarm_id} {pending.gateway}/{pending.device}: {detail}",
-        )
+        tag = _tag(reply.id)
+        async with self._answering:
+            if not await self._audit.has("hush", tag) or await self._audit.has("hush.reply", tag):
+                return  # not a request of ours, or answered already
+            alarm = await self._alarms.get(alarm_id)
+            if alarm.gateway != reply.gateway:
+                log.warning(
+                    "gateway %s answered %s, sent to %s", reply.gateway, reply.id, alarm.gateway
+                )
+                return
+            device = f"device {alarm.device}"
+            verdict = "设备已消音 / hushed" if reply.ok else "设备未消音 / NOT hushed"
+            detail = f"{verdict}: {reply.detail}"
+            await self._book.note(alarm.id, device, "hush.result", detail)
+            await self._audit.record(
+                "system",
+                "hush.reply",
+                f"alarm {alarm.id} {alarm.gateway}/{alarm.device}: {detail} {tag}",
+            )
         # the boards redraw an open case with its new history line
-        self._announce(await self._alarms.get(pending.alarm_id))
+        self._announce(await self._alarms.get(alarm.id))
         if not reply.ok:
-            log.warning("hush refused alarm=%d: %s", pending.alarm_id, reply.detail)
+            log.warning("hush refused alarm=%d: %s", alarm.id, reply.detail)
+
+
+def _tag(command_id: str) -> str:
+    """How the audit names a hush command (the end of its entries' detail)."""
+    return f"[{command_id}]"
+
+
+def _alarm_of(command_id: str) -> int | None:
+    """The alarm a hush command was for (`hush-{alarm}-{random}`), or None: not a hush."""
+    parts = command_id.split("-")
+    if len(parts) != 3 or parts[0] != "hush" or not parts[1].isdigit():
+        return None
+    return int(parts[1])
