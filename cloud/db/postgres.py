@@ -212,6 +212,7 @@ class PgConnection:
                     self.raw = self._reopen()
                 except psycopg.OperationalError as exc:
                     raise _unavailable(exc) from exc
+                self._ended = _cursor(self.raw)
                 self.reconnects += 1
                 log.warning("connected to PostgreSQL again (session %d)", self.reconnects + 1)
         return self.raw

@@ -72,6 +72,9 @@ class Sender:
     async def deliver_due(self) -> int:
         """Send every pending notification that is due; returns how many were attempted."""
         now = self.db.clock()
+        due = await self.notifications.next_attempt_due()
+        if due is None or due > now:  # a read: the claim takes the writer's lock
+            return 0
         claimed = await self.db.write(lambda c: self.notifications.claim(c, now, self.lease_s))
         rows = [r for r in claimed if r["id"] not in self._inflight]
         by_alarm: dict[int, list[Row]] = {}
