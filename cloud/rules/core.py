@@ -40,6 +40,9 @@ class RulesCore:
         self.rules = Rules(config)
         self.watchdog = Watchdog(config.supervision, devices, gateways, now)
         self._models = dict(devices)
+        self._gateways = list(gateways)
+        #: the gateways this process handles (None: all; cloud/ingest/shards.py sets it)
+        self._scope: frozenset[str] | None = None
         self._reported: dict[Key, set[Key]] = {}
 
     @property
@@ -57,9 +60,37 @@ class RulesCore:
         """The site registry changed (cloud/site/edit.py): the devices and gateways to
         supervise and their models. Unchanged devices keep their state; what returns are
         Clears for supervision alarms of removed devices and gateways."""
-        decisions = self.watchdog.update(devices, gateways, now)
         self._models = dict(devices)
-        return decisions
+        self._gateways = list(gateways)
+        return self.watchdog.update(*self._watched(), now)
+
+    @property
+    def scope(self) -> frozenset[str] | None:
+        return self._scope
+
+    def scope_to(self, gateways: Iterable[str], open_keys: Iterable[Key], now: float) -> None:
+        """Handle only these gateways from now on (the shards this worker holds). Gateways
+        given up are forgotten without a Clear: their alarms stay open for the worker that
+        takes them. Gateways taken start a fresh grace period of supervision, and
+        `open_keys` (their open alarms, read from the database) make their rules firing,
+        so a clear can close them."""
+        scope = frozenset(gateways)
+        before = self._scope if self._scope is not None else frozenset(self._gateways)
+        given_up, taken = before - scope, scope - before
+        self._scope = scope
+        if given_up:
+            self.rules.forget(set(given_up))
+            self.watchdog.forget(set(given_up))
+            self._reported = {k: v for k, v in self._reported.items() if k[0] not in given_up}
+        self.watchdog.update(*self._watched(), now)
+        self.restore(key for key in open_keys if key[0] in taken)
+
+    def _watched(self) -> tuple[dict[tuple[str, str], str], list[str]]:
+        scope = self._scope
+        if scope is None:
+            return self._models, self._gateways
+        devices = {key: model for key, model in self._models.items() if key[0] in scope}
+        return devices, [gw for gw in self._gateways if gw in scope]
 
     def restore(self, keys: Iterable[Key]) -> None:
         keys = list(keys)
