@@ -7,7 +7,7 @@ step (the state carries over), so evaluation never runs against half a file.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from cloud.rules.config import RulesFile
@@ -41,8 +41,8 @@ class RulesCore:
         self.watchdog = Watchdog(config.supervision, devices, gateways, now)
         self._models = dict(devices)
         self._gateways = list(gateways)
-        #: the gateways this process handles (None: all; cloud/ingest/shards.py sets it)
-        self._scope: frozenset[str] | None = None
+        #: whether this process handles a gateway (None: all; cloud/ingest/shards.py sets it)
+        self._scope: Callable[[str], bool] | None = None
         self._reported: dict[Key, set[Key]] = {}
 
     @property
@@ -64,33 +64,29 @@ class RulesCore:
         self._gateways = list(gateways)
         return self.watchdog.update(*self._watched(), now)
 
-    @property
-    def scope(self) -> frozenset[str] | None:
-        return self._scope
-
-    def scope_to(self, gateways: Iterable[str], open_keys: Iterable[Key], now: float) -> None:
-        """Handle only these gateways from now on (the shards this worker holds). Gateways
-        given up are forgotten without a Clear: their alarms stay open for the worker that
-        takes them. Gateways taken start a fresh grace period of supervision, and
-        `open_keys` (their open alarms, read from the database) make their rules firing,
-        so a clear can close them."""
-        scope = frozenset(gateways)
-        before = self._scope if self._scope is not None else frozenset(self._gateways)
-        given_up, taken = before - scope, scope - before
-        self._scope = scope
+    def scope_to(self, holds: Callable[[str], bool], open_keys: Iterable[Key], now: float) -> None:
+        """Handle only the gateways `holds` says yes to from now on (the shards this worker
+        holds; a gateway registered later is asked too). Gateways given up are forgotten
+        without a Clear: their alarms stay open for the worker that takes them. Gateways
+        taken start a fresh grace period of supervision, and `open_keys` (open alarms read
+        from the database) make their rules firing, so a clear can close them."""
+        before = self._scope
+        given_up = {gw for gw in self._gateways if (before is None or before(gw)) and not holds(gw)}
+        taken = {gw for gw in self._gateways if holds(gw) and before is not None and not before(gw)}
+        self._scope = holds
         if given_up:
-            self.rules.forget(set(given_up))
-            self.watchdog.forget(set(given_up))
+            self.rules.forget(given_up)
+            self.watchdog.forget(given_up)
             self._reported = {k: v for k, v in self._reported.items() if k[0] not in given_up}
         self.watchdog.update(*self._watched(), now)
         self.restore(key for key in open_keys if key[0] in taken)
 
     def _watched(self) -> tuple[dict[tuple[str, str], str], list[str]]:
-        scope = self._scope
-        if scope is None:
+        holds = self._scope
+        if holds is None:
             return self._models, self._gateways
-        devices = {key: model for key, model in self._models.items() if key[0] in scope}
-        return devices, [gw for gw in self._gateways if gw in scope]
+        devices = {key: model for key, model in self._models.items() if holds(key[0])}
+        return devices, [gw for gw in self._gateways if holds(gw)]
 
     def restore(self, keys: Iterable[Key]) -> None:
         keys = list(keys)
