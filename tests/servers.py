@@ -535,10 +535,19 @@ class RabbitNode:
     management_port: int
     folder: Path
     proc: subprocess.Popen[bytes] | None = None
+    #: the address it listens on (every listener and the Erlang distribution)
+    host: str = "127.0.0.1"
+    #: the network namespace it runs in (None: this process's); such a node is named by its
+    #: address (`rabbit@10.77.0.11`, Erlang long names) and has the standard ports
+    netns: str | None = None
 
     @property
     def name(self) -> str:
-        return f"rabbit{self.index}@localhost"
+        return f"rabbit@{self.host}" if self.netns else f"rabbit{self.index}@localhost"
+
+    def run_in(self) -> list[str]:
+        """The command prefix that runs a program in the node's network namespace."""
+        return ["ip", "netns", "exec", self.netns] if self.netns else []
 
     @property
     def pid_file(self) -> Path:
@@ -549,7 +558,7 @@ class RabbitNode:
 
     @property
     def management_url(self) -> str:
-        return f"http://127.0.0.1:{self.management_port}"
+        return f"http://{self.host}:{self.management_port}"
 
 
 @dataclass
@@ -571,6 +580,8 @@ class RabbitCluster:
     nodes: list[RabbitNode] = field(default_factory=list)
     epmd_port: int = 0
     epmd: subprocess.Popen[bytes] | None = None
+    #: more arguments for every node's Erlang VM (e.g. `-kernel net_ticktime 10`)
+    erl_args: str = ""
 
     def add_user(self, name: str, password: str | None = None) -> str:
         """An account made on start() (or at once, if the cluster runs); its password."""
@@ -590,25 +601,7 @@ class RabbitCluster:
         cookie = self.workdir / ".erlang.cookie"
         cookie.write_text(os.urandom(16).hex())
         cookie.chmod(0o400)
-        ports = quiet_ports(1 + 4 * self.size)
-        self.epmd_port = ports[0]
-        self.epmd = subprocess.Popen(
-            ["epmd", "-port", str(self.epmd_port), "-address", "127.0.0.1"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env=self._env(),
-        )
-        self.nodes = [
-            RabbitNode(
-                index=i + 1,
-                amqp_port=ports[1 + 4 * i],
-                mqtt_port=ports[2 + 4 * i],
-                dist_port=ports[3 + 4 * i],
-                management_port=ports[4 + 4 * i],
-                folder=self.workdir / f"rabbit{i + 1}",
-            )
-            for i in range(self.size)
-        ]
+        self.nodes = self._make_nodes()
         for node in self.nodes:
             self._prepare(node)
         try:
@@ -627,6 +620,28 @@ class RabbitCluster:
             self.stop()
             raise
 
+    def _make_nodes(self) -> list[RabbitNode]:
+        """The nodes on loopback, each with quiet ports of its own, and the private epmd."""
+        ports = quiet_ports(1 + 4 * self.size)
+        self.epmd_port = ports[0]
+        self.epmd = subprocess.Popen(
+            ["epmd", "-port", str(self.epmd_port), "-address", "127.0.0.1"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=self._env(),
+        )
+        return [
+            RabbitNode(
+                index=i + 1,
+                amqp_port=ports[1 + 4 * i],
+                mqtt_port=ports[2 + 4 * i],
+                dist_port=ports[3 + 4 * i],
+                management_port=ports[4 + 4 * i],
+                folder=self.workdir / f"rabbit{i + 1}",
+            )
+            for i in range(self.size)
+        ]
+
     def _env(self, node: RabbitNode | None = None) -> dict[str, str]:
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith(("RABBITMQ_", "ERL_"))},
@@ -635,11 +650,14 @@ class RabbitCluster:
             "ERL_EPMD_PORT": str(self.epmd_port),
             "LC_ALL": "C.UTF-8",
         }
+        if any(n.netns for n in self.nodes):  # named by address: Erlang long names
+            env["RABBITMQ_USE_LONGNAME"] = "true"
         if node is not None:
+            interface = "{" + node.host.replace(".", ",") + "}"
             env.update(
                 {
                     "RABBITMQ_NODENAME": node.name,
-                    "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+                    "RABBITMQ_NODE_IP_ADDRESS": node.host,
                     "RABBITMQ_NODE_PORT": str(node.amqp_port),
                     "RABBITMQ_DIST_PORT": str(node.dist_port),
                     "RABBITMQ_CONFIG_FILE": str(node.folder / "rabbitmq.conf"),
@@ -650,9 +668,11 @@ class RabbitCluster:
                     "RABBITMQ_CONF_ENV_FILE": str(node.folder / "rabbitmq-env.conf"),
                     # `exec erl`: the process we start is the node itself (its pid is ours)
                     "RUNNING_UNDER_SYSTEMD": "1",
-                    # distribution (clustering) on loopback only, like the other listeners
-                    "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface"
-                    " {127,0,0,1}",
+                    # distribution (clustering) on the node's address only, like the other
+                    # listeners
+                    "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": " ".join(
+                        (f"-kernel inet_dist_use_interface {interface}", self.erl_args)
+                    ).strip(),
                 }
             )
         return env
@@ -662,12 +682,12 @@ class RabbitCluster:
         (node.folder / "rabbitmq-env.conf").write_text("")
         (node.folder / "enabled_plugins").write_text(f"[{','.join(RABBITMQ_PLUGINS)}].\n")
         (node.folder / "rabbitmq.conf").write_text(
-            f"""listeners.tcp.default = 127.0.0.1:{node.amqp_port}
-mqtt.listeners.tcp.default = 127.0.0.1:{node.mqtt_port}
+            f"""listeners.tcp.default = {node.host}:{node.amqp_port}
+mqtt.listeners.tcp.default = {node.host}:{node.mqtt_port}
 mqtt.allow_anonymous = false
 mqtt.vhost = /
 mqtt.exchange = amq.topic
-management.tcp.ip = 127.0.0.1
+management.tcp.ip = {node.host}
 management.tcp.port = {node.management_port}
 loopback_users = none
 cluster_partition_handling = pause_minority
@@ -681,7 +701,7 @@ log.console = false
         (rejoining its cluster). Returns when it was started (time.time())."""
         node.pid_file.unlink(missing_ok=True)
         node.proc = subprocess.Popen(
-            [str(RABBITMQ_BIN / "rabbitmq-server")],
+            [*node.run_in(), str(RABBITMQ_BIN / "rabbitmq-server")],
             env=self._env(node),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -707,7 +727,7 @@ log.console = false
     def ctl(self, node: RabbitNode, *args: str, timeout: float = 130.0) -> str:
         """`rabbitmqctl -n NODE ARGS…` (the real one: /usr/sbin's wrapper switches user)."""
         done = subprocess.run(
-            [str(RABBITMQ_BIN / "rabbitmqctl"), "-n", node.name, *args],
+            [*self.clients_run_in(), str(RABBITMQ_BIN / "rabbitmqctl"), "-n", node.name, *args],
             env=self._env(),
             capture_output=True,
             text=True,
@@ -718,6 +738,11 @@ log.console = false
                 f"rabbitmqctl {' '.join(args)} on {node.name} failed: {done.stderr.strip()}"
             )
         return done.stdout
+
+    def clients_run_in(self) -> list[str]:
+        """The command prefix that runs a client (`rabbitmqctl`, the cloud, an agent) where it
+        reaches every node."""
+        return []
 
     def any_running(self) -> RabbitNode:
         for node in self.nodes:
@@ -754,10 +779,10 @@ log.console = false
             node.proc.wait(timeout=10)
         return time.time()
 
-    def node_of(self, port: int) -> RabbitNode:
-        """The node listening on this AMQP or MQTT port."""
+    def node_of(self, port: int, host: str | None = None) -> RabbitNode:
+        """The node listening on this AMQP or MQTT port (at this address)."""
         for node in self.nodes:
-            if port in (node.amqp_port, node.mqtt_port):
+            if port in (node.amqp_port, node.mqtt_port) and host in (None, node.host):
                 return node
         raise KeyError(port)
 

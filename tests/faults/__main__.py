@@ -3,6 +3,7 @@
 .venv/bin/python -m tests.faults                          # every scenario once
 .venv/bin/python -m tests.faults -s broker-kill -n 5      # one scenario, five times
 .venv/bin/python -m tests.faults -s database-kill         # the cloud on PostgreSQL, killed
+.venv/bin/python -m tests.faults -s cluster-node-cut      # a cluster node cut off (as root)
 .venv/bin/python -m tests.faults --size small --rate 30   # the pytest sizes, slower stream
 """
 
@@ -30,6 +31,7 @@ PARAMS = {
     "day_s": "day_s",
     "disk_mb": "disk_mb",
     "moments": "moments",
+    "cuts": "cuts",
 }
 
 
@@ -68,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--kills", type=int, help="cloud-kill / gateway-kill / database-kill: how many kills"
     )
+    p.add_argument("--cuts", type=int, help="cluster-node-cut: how many cuts")
     p.add_argument(
         "--moments",
         type=lambda v: tuple(v.split(",")),

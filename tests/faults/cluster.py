@@ -18,8 +18,8 @@ from pathlib import Path
 from tests.faults.site import GATEWAYS
 from tests.servers import RabbitCluster, RabbitNode
 
-#: the agent's log line when its uplink is up: which node (by its MQTT port) it is on
-_CONNECTED = re.compile(r'event="uplink connected" broker=[^ ]+:(\d+) ')
+#: the agent's log line when its uplink is up: which node (by its address) it is on
+_CONNECTED = re.compile(r'event="uplink connected" broker=([^ ]+):(\d+) ')
 
 
 class ClusterBroker:
@@ -67,7 +67,7 @@ class ClusterBroker:
         return {
             "SC_CLOUD_BROKER": "rabbitmq",
             "SC_CLOUD_AMQP_NODES": json.dumps(
-                [f"127.0.0.1:{n.amqp_port}" for n in self.cluster.nodes]
+                [f"{n.host}:{n.amqp_port}" for n in self.cluster.nodes]
             ),
             "SC_CLOUD_AMQP_PASSWORD": self.password("cloud"),
             "SC_CLOUD_AMQP_QUEUE": self.queue,
@@ -81,9 +81,13 @@ class ClusterBroker:
         first = GATEWAYS.index(gateway) % len(nodes)
         order = nodes[first:] + nodes[:first]
         return [
-            *("--broker-nodes", ",".join(f"127.0.0.1:{n.mqtt_port}" for n in order)),
+            *("--broker-nodes", ",".join(f"{n.host}:{n.mqtt_port}" for n in order)),
             *("--broker-command-qos", "0"),  # docs/cluster.md: a QoS 1 one is tied to a node
         ]
+
+    def clients_run_in(self) -> list[str]:
+        """The command prefix that runs the cloud and the agents where they reach the nodes."""
+        return self.cluster.clients_run_in()
 
     # ---- where things are ----------------------------------------------------------------------
 
@@ -92,7 +96,8 @@ class ClusterBroker:
         found = _CONNECTED.findall(log.read_text(errors="replace")) if log.exists() else []
         if not found:
             raise LookupError(f"{log.name}: the agent never connected")
-        return self.cluster.node_of(int(found[-1]))
+        host, port = found[-1]
+        return self.cluster.node_of(int(port), host)
 
     def leader(self) -> RabbitNode:
         return self.cluster.queue_leader(self.queue)

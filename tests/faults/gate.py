@@ -60,7 +60,7 @@ class UplinkGate:
             except OSError:
                 return  # cut
             try:
-                upstream = socket.create_connection(("127.0.0.1", self.upstream_port), timeout=5)
+                upstream = self.connect_upstream()
             except OSError:
                 _close(client)  # the broker itself is down
                 continue
@@ -75,6 +75,10 @@ class UplinkGate:
                 self._conns.update((client, upstream))
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def connect_upstream(self) -> socket.socket:
+        """A connection to the broker."""
+        return socket.create_connection(("127.0.0.1", self.upstream_port), timeout=5)
 
     def _pump(self, src: socket.socket, dst: socket.socket) -> None:
         try:

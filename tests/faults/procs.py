@@ -210,8 +210,11 @@ class CloudProcess(_Killable):
         site_file: Path,
         records: Records | None = None,
         extra_env: Mapping[str, str] | None = None,
+        run_in: Sequence[str] = (),
     ):
         self.workdir = workdir
+        #: a command prefix that runs it elsewhere (a network namespace: `ip netns exec NS`)
+        self.run_in = list(run_in)
         #: its database, read from outside
         self.records: Records = records or SqliteRecords(workdir / "cloud.db")
         name, role, user_password = CLOUD_USER
@@ -257,7 +260,7 @@ class CloudProcess(_Killable):
         self.logs.append(log)
         with log.open("wb") as err:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "cloud"],
+                [*self.run_in, sys.executable, "-m", "cloud"],
                 cwd=REPO,
                 env=self.env,
                 stdin=subprocess.DEVNULL,
@@ -291,8 +294,11 @@ class AgentProcess(_Killable):
         broker_port: int,
         password: str,
         extra_args: Sequence[str] = (),
+        run_in: Sequence[str] = (),
     ):
         self.gateway = gateway
+        #: a command prefix that runs it elsewhere (a network namespace: `ip netns exec NS`)
+        self.run_in = list(run_in)
         self.folder = workdir / gateway
         self.folder.mkdir(exist_ok=True)
         self.outbox = self.folder / "outbox.sqlite3"
@@ -311,6 +317,7 @@ class AgentProcess(_Killable):
         log = self.workdir / f"{self.gateway}-{n}.log"
         self.logs.append(log)
         args = [
+            *self.run_in,
             sys.executable,
             "-m",
             "gateway",

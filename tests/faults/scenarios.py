@@ -477,6 +477,13 @@ def database_kill(opts: Options, size: Size, rng: random.Random, kills: int = 0)
         return result
 
 
+def _cluster_node_cut(opts: Options, size: Size, rng: random.Random, cuts: int = 0) -> Result:
+    """tests/faults/cluster_cut.py (imported when run: it builds on this module)."""
+    from tests.faults.cluster_cut import cluster_node_cut
+
+    return cluster_node_cut(opts, size, rng, cuts)
+
+
 SCENARIOS = {
     s.name: s
     for s in (
@@ -518,6 +525,13 @@ SCENARIOS = {
             "the cloud on PostgreSQL: kill -9 of the server 3x during the stream (at random"
             " and at an unanswered commit), down 3-15 s each, then started again",
             database_kill,
+        ),
+        Scenario(
+            "cluster-node-cut",
+            "the cluster shape, each node in a network namespace: one node at a time cut off"
+            " the network (gw-f01's node, the queue's leader; long and short cuts), its process"
+            " running, then joined again",
+            _cluster_node_cut,
         ),
     )
 }

@@ -111,6 +111,7 @@ class Stack:
             site_file=self.site,
             records=self._postgres.records if self._postgres is not None else None,
             extra_env=cloud_env,
+            run_in=cluster.clients_run_in() if cluster is not None else (),
         )
         self.gates = {gw: UplinkGate(port) for gw in gated}
         (self.workdir / "agents").mkdir()
@@ -127,6 +128,7 @@ class Stack:
                     *opts.agent_args,
                     *(cluster.agent_args(gw) if cluster is not None else []),
                 ],
+                run_in=cluster.clients_run_in() if cluster is not None else (),
             )
             for gw in GATEWAYS
         }
