@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tests.faults.netns import NoNamespaces
 from tests.faults.scenarios import SCENARIOS, Result, Size
 from tests.faults.site import max_rate
 from tests.faults.stack import CannotMount, Options
@@ -214,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
             t = time.monotonic()
             try:
                 result = SCENARIOS[name].run(opts, Size(args.size), rng, **_kwargs(name, args))
-            except CannotMount as exc:
+            except (CannotMount, NoNamespaces) as exc:
                 print(f"   skipped: {exc}")
                 continue
             print(describe(result))

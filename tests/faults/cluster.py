@@ -55,11 +55,13 @@ class ClusterBroker:
         left whole (a node the scenario killed and did not start again is started)."""
         if not self.owned:
             self.cluster.heal()
-        if self._declared and any(n.alive() for n in self.cluster.nodes):
-            self.cluster.ctl(self.cluster.any_running(), "delete_queue", self.queue)
-            self._declared = False
-        if self.owned:
-            self.cluster.cleanup()
+        try:
+            if self._declared and any(n.alive() for n in self.cluster.nodes):
+                self.cluster.ctl(self.cluster.any_running(), "delete_queue", self.queue)
+                self._declared = False
+        finally:  # a cluster of its own goes even when the queue could not be deleted
+            if self.owned:
+                self.cluster.cleanup()
 
     # ---- how the cloud and the agents reach it ---------------------------------------------------
 

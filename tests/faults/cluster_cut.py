@@ -15,6 +15,7 @@ and short ones.
 from __future__ import annotations
 
 import random
+import subprocess
 import time
 from functools import partial
 
@@ -92,6 +93,15 @@ def _cut_in_turn(
         _say(stack, what)
         stack.sleep_until(began + length)
         restored = cluster.net.restore(node.index)
+        # rejoined: its own `rabbit` booted again, and a peer counts it running (a peer's count
+        # alone comes early: it counts a node whose application is still booting)
+        try:
+            cluster.await_booted(node, REJOIN_WITHIN_S)
+        except (RuntimeError, subprocess.TimeoutExpired) as exc:
+            raise RuntimeError(
+                f"node {node.index} had not booted again {REJOIN_WITHIN_S:g} s after its link"
+                f" came back: {exc}"
+            ) from exc
         peer = next(n for n in cluster.nodes if n is not node)
         if not stack.wait_for(
             partial(_counted_running, cluster, node, peer),

@@ -59,7 +59,10 @@ class NoNamespaces(RuntimeError):
 
 
 def _ip(*args: str) -> None:
-    done = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=30)
+    try:
+        done = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=30)
+    except FileNotFoundError as exc:
+        raise NoNamespaces("no `ip` command (Debian package iproute2)") from exc
     if done.returncode != 0:
         raise NoNamespaces(f"`ip {' '.join(args)}` failed: {done.stderr.strip()}")
 
@@ -235,6 +238,11 @@ class NetnsRabbitCluster(RabbitCluster):
     def clients_run_in(self) -> list[str]:
         return self.net.run_in(self.net.hub)
 
+    def await_booted(self, node: RabbitNode, timeout: float) -> None:
+        """Until `node`'s `rabbit` application has booted (again: a paused node restarts it
+        once it sees its peers)."""
+        self.ctl(node, "await_startup", "--timeout", str(int(timeout)), timeout=timeout + 15)
+
     def running_nodes(self, seen_from: RabbitNode) -> list[RabbitNode]:
         """The nodes `seen_from` counts as running members of its cluster (their `rabbit`
         application up)."""
@@ -298,7 +306,9 @@ class NetnsClusterBroker(ClusterBroker):
 
     def stop(self) -> None:
         self.gate.close()
-        if self.cluster.net.made:  # every link up again: the queue can be deleted
-            for node in self.cluster.nodes:
-                self.cluster.net.restore(node.index)
-        super().stop()
+        try:
+            if self.cluster.net.made:  # every link up again: the queue can be deleted
+                for node in self.cluster.nodes:
+                    self.cluster.net.restore(node.index)
+        finally:
+            super().stop()  # its nodes, epmds and namespaces go whatever happened
