@@ -83,7 +83,7 @@ def _cut_in_turn(
         stack.sleep_until(max(stack.at(slot_at + rng.uniform(1.5, 3.0)), time.time()))
         leader = broker.leader()
         if target == "gateway-node":
-            node = broker.node_of_agent(stack.agents[GATEWAYS[0]].logs[-1])
+            node = _node_of_agent(stack, broker, GATEWAYS[0])
             what = f"node {node.index} cut {length:.0f} s ({GATEWAYS[0]}'s node"
             what += ", the queue's leader)" if node is leader else ")"
         else:
@@ -143,3 +143,21 @@ def _cut_in_turn(
 
 def _counted_running(cluster: NetnsRabbitCluster, node: RabbitNode, peer: RabbitNode) -> bool:
     return node in cluster.running_nodes(peer)
+
+
+def _node_of_agent(stack: Stack, broker: NetnsClusterBroker, gateway: str) -> RabbitNode:
+    """The node `gateway`'s agent is connected to (waiting for its first connection: an
+    agent takes a few seconds to start on the loaded machine)."""
+    log = stack.agents[gateway].logs[-1]
+    found: list[RabbitNode] = []
+
+    def connected() -> bool:
+        try:
+            found.append(broker.node_of_agent(log))
+        except LookupError:
+            return False
+        return True
+
+    if not stack.wait_for(connected, 30.0, f"{gateway} connecting"):
+        raise RuntimeError(f"{gateway}'s agent did not connect within 30 s")
+    return found[-1]
