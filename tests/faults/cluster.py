@@ -56,7 +56,8 @@ class ClusterBroker:
         if not self.owned:
             self.cluster.heal()
         try:
-            if self._declared and any(n.alive() for n in self.cluster.nodes):
+            # (a cluster of its own goes whole)
+            if self._declared and not self.owned and any(n.alive() for n in self.cluster.nodes):
                 self.cluster.ctl(self.cluster.any_running(), "delete_queue", self.queue)
                 self._declared = False
         finally:  # a cluster of its own goes even when the queue could not be deleted

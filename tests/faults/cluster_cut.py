@@ -54,7 +54,9 @@ def cluster_node_cut(opts: Options, size: Size, rng: random.Random, cuts: int = 
     settle_s = 8.0 if size is Size.SMALL else 25.0
     slots = [cut_s + settle_s for _, cut_s in cuts_planned]
     duration = max(opts.duration_s, round(sum(slots) + 2))
-    broker = NetnsClusterBroker()
+    broker = NetnsClusterBroker(keep=opts.keep)
+    if opts.keep:
+        opts.say(f"    the cluster's folders (data, logs): {broker.cluster.workdir}")
     try:
         stack = Stack(opts, duration_s=duration, cluster=broker)
     except BaseException:

@@ -186,6 +186,8 @@ class NetnsRabbitCluster(RabbitCluster):
 
     net: HubNetwork = field(default_factory=HubNetwork)
     epmds: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    #: keep the data and log folders at the end (the namespaces go all the same)
+    keep: bool = False
     erl_args: str = f"-kernel net_ticktime {NET_TICKTIME_S} -start_epmd false"
 
     def start(self) -> None:
@@ -217,6 +219,13 @@ class NetnsRabbitCluster(RabbitCluster):
             self._start_epmd(self.net.node_netns(i), node.host)
             nodes.append(node)
         return nodes
+
+    def _prepare(self, node: RabbitNode) -> None:
+        super()._prepare(node)
+        # what a node does around a partition (pause, restart) is logged at info
+        conf = node.folder / "rabbitmq.conf"
+        text = conf.read_text().replace("log.file.level = warning", "log.file.level = info")
+        conf.write_text(text)
 
     def _start_epmd(self, netns: str, address: str) -> None:
         """epmd in `netns` (nodes register on loopback, peers ask at `address`), by our pid;
@@ -270,7 +279,10 @@ class NetnsRabbitCluster(RabbitCluster):
 
     def cleanup(self) -> None:
         try:
-            super().cleanup()
+            if self.keep:
+                self.stop()
+            else:
+                super().cleanup()
         finally:
             self.net.delete()
 
@@ -289,8 +301,8 @@ class NetnsClusterBroker(ClusterBroker):
 
     cluster: NetnsRabbitCluster
 
-    def __init__(self) -> None:
-        cluster = NetnsRabbitCluster()
+    def __init__(self, *, keep: bool = False) -> None:
+        cluster = NetnsRabbitCluster(keep=keep)
         for user in ("cloud", *GATEWAYS):
             cluster.add_user(user)
         cluster.start()  # on failure it stops and deletes its namespaces itself
