@@ -477,6 +477,16 @@ def database_kill(opts: Options, size: Size, rng: random.Random, kills: int = 0)
         return result
 
 
+# -- 9. the primary of the cloud's PostgreSQL cluster killed: a failover ---------------------
+
+
+def database_failover(opts: Options, size: Size, rng: random.Random, kills: int = 0) -> Result:
+    """tests/faults/failover.py (imported when run: it builds on this module)."""
+    from tests.faults.failover import database_failover as run
+
+    return run(opts, size, rng, kills=kills)
+
+
 SCENARIOS = {
     s.name: s
     for s in (
@@ -518,6 +528,13 @@ SCENARIOS = {
             "the cloud on PostgreSQL: kill -9 of the server 3x during the stream (at random"
             " and at an unanswered commit), down 3-15 s each, then started again",
             database_kill,
+        ),
+        Scenario(
+            "database-failover",
+            "the cloud on PostgreSQL under Patroni (2 nodes, synchronous mode, a multi-host"
+            " URL): kill -9 of the primary node 3x, the standby promoted, the killed node"
+            " rejoining as the standby",
+            database_failover,
         ),
     )
 }

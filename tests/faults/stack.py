@@ -1,6 +1,7 @@
 """One scenario's system: the shipped Mosquitto, the cloud (on SQLite, or with `postgres=True`
-on a PostgreSQL server of its own) and two gateway agents streaming life-safety events, all
-real processes on loopback, in a work folder of their own.
+on a PostgreSQL server of its own, or on the `database` a scenario makes: a Patroni cluster)
+and two gateway agents streaming life-safety events, all real processes on loopback, in a work
+folder of their own.
 
     with Stack(Options(rate=50), duration_s=20) as stack:
         stack.start()                     # broker, cloud, agents; the stream begins
@@ -23,6 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Protocol
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -35,6 +37,7 @@ from tests.faults.database import CloudPostgres
 from tests.faults.gate import UplinkGate
 from tests.faults.ledger import Counts, Fault, life_safety_waiting, measure
 from tests.faults.procs import AgentProcess, CloudProcess, ProcessFailed, ShippedBroker
+from tests.faults.records import PostgresRecords
 from tests.faults.site import GATEWAYS, LEAD_S, write_configs, write_script, write_site
 from tests.servers import free_port
 
@@ -60,6 +63,20 @@ class Options:
     say: Callable[[str], None] = print
 
 
+class CloudDatabase(Protocol):
+    """A PostgreSQL of the scenario's own for the cloud: `CloudPostgres`, or the Patroni
+    cluster of tests/faults/failover.py."""
+
+    @property
+    def records(self) -> PostgresRecords: ...
+
+    def start(self) -> float:
+        """Start it, ready for the cloud's first start; returns that moment (time.time())."""
+        ...
+
+    def stop(self) -> None: ...
+
+
 @dataclass
 class Settled:
     converged: bool
@@ -79,6 +96,7 @@ class Stack:
         outbox_disk_mb: Mapping[str, float] | None = None,
         cluster: ClusterBroker | None = None,
         postgres: bool = False,
+        database: Callable[[Path], CloudDatabase] | None = None,
     ):
         self.opts = opts
         self.duration_s = duration_s
@@ -104,12 +122,16 @@ class Stack:
         (self.workdir / "cloud").mkdir()
         #: the cloud's PostgreSQL server (None: the cloud's SQLite file)
         self._postgres = CloudPostgres(self.workdir / "postgres") if postgres else None
+        #: the cloud's PostgreSQL of either kind (`database(folder)` or `postgres`)
+        self._database: CloudDatabase | None = (
+            database(self.workdir / "postgres") if database is not None else self._postgres
+        )
         self.cloud = CloudProcess(
             self.workdir / "cloud",
             broker_port=port,
             password=self.passwords["cloud"],
             site_file=self.site,
-            records=self._postgres.records if self._postgres is not None else None,
+            records=self._database.records if self._database is not None else None,
             extra_env=cloud_env,
         )
         self.gates = {gw: UplinkGate(port) for gw in gated}
@@ -152,6 +174,12 @@ class Stack:
         assert self._postgres is not None, "this stack's cloud runs on SQLite"
         return self._postgres
 
+    @property
+    def database(self) -> CloudDatabase:
+        """The cloud's PostgreSQL of either kind (`postgres=True` or `database`)."""
+        assert self._database is not None, "this stack's cloud runs on SQLite"
+        return self._database
+
     def _any_broker(self) -> ShippedBroker | ClusterBroker:
         broker = self.cluster or self._broker
         assert broker is not None
@@ -170,8 +198,8 @@ class Stack:
     def start(self, *, agents: bool = True) -> None:
         """Broker, cloud, then the agents with their scripts: the stream begins. (Without
         `agents`, the gateways' accounts are free for other clients.)"""
-        if self._postgres is not None:
-            self._postgres.start()
+        if self._database is not None:
+            self._database.start()
         self._any_broker().start()
         self.cloud.start()
         self._await_consuming()
@@ -248,8 +276,8 @@ class Stack:
 
     def close(self) -> None:
         self.stop()
-        if self._postgres is not None:
-            self._postgres.stop()
+        if self._database is not None:
+            self._database.stop()
         for mount in self._mounts:
             subprocess.run(["umount", str(mount)], check=False, capture_output=True)
         self._mounts.clear()
