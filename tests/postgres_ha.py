@@ -454,22 +454,21 @@ class PatroniCluster:
 
     def wait_replicating(self, timeout: float = 120.0) -> float:
         """Until every running node is in the cluster, each standby streaming from the primary
-        and one of them its synchronous standby; returns that moment (time.time())."""
+        and one of them its synchronous standby — as the primary's PostgreSQL itself sees its
+        standbys (`pg_stat_replication`: Patroni's view of the roles can lag a standby's
+        restart); returns that moment (time.time())."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self._check_alive(None)
             running = {n.name for n in self.members if n.running()}
             members = {m.get("name"): m for m in self.cluster_state()}
-            standbys = [m for name, m in members.items() if name in running and _standby(m)]
             leaders = [m for m in members.values() if m.get("role") == "leader"]
-            if (
-                running <= members.keys()
-                and len(leaders) == 1
-                and len(standbys) == len(running) - 1
-                and all(m.get("state") in ("streaming", "running") for m in standbys)
-                and (not standbys or any(m.get("role") == "sync_standby" for m in standbys))
-            ):
-                return time.time()
+            if running <= members.keys() and len(leaders) == 1:
+                leader = next(n for n in self.members if n.name == leaders[0].get("name"))
+                standbys = running - {leader.name}
+                streaming = _streaming(leader)
+                if standbys <= streaming.keys() and (not standbys or "sync" in streaming.values()):
+                    return time.time()
             time.sleep(0.2)
         raise RuntimeError(
             f"the standbys did not catch up within {timeout:g} s: {self.cluster_state()}\n"
@@ -502,8 +501,17 @@ class PatroniCluster:
         return "\n".join(f"--- {n.name}:\n{n.log_tail(1500)}" for n in self.members)
 
 
-def _standby(member: dict[str, Any]) -> bool:
-    return member.get("role") in ("replica", "sync_standby")
+def _streaming(primary: PatroniNode) -> dict[str, str]:
+    """The standbys that stream from `primary` now: name → their `sync_state`."""
+    try:
+        with psycopg.connect(primary.url(), connect_timeout=2) as conn:
+            rows = conn.execute(
+                "SELECT application_name, sync_state FROM pg_stat_replication"
+                " WHERE state = 'streaming'"
+            ).fetchall()
+    except psycopg.OperationalError:
+        return {}
+    return {str(r[0]): str(r[1]) for r in rows}
 
 
 def _slots(node: PatroniNode) -> set[str]:

@@ -28,6 +28,7 @@ from tests.faults.database import DATABASE
 from tests.faults.ledger import Fault
 from tests.faults.records import SLOT, PostgresRecords
 from tests.faults.scenarios import Result, Size, _finish, _say
+from tests.faults.site import GATEWAYS
 from tests.faults.stack import Options, Stack
 from tests.postgres_ha import PatroniCluster, PatroniNode
 
@@ -121,6 +122,7 @@ def database_failover(opts: Options, size: Size, rng: random.Random, kills: int 
             "killed": [],
             "commit_waiting_at_kill": [],
             "promoted_after_s": [],
+            "storing_again_after_s": [],
             "down_after_promotion_s": [],
             "rejoined_after_s": [],
             "rewound": [],
@@ -133,10 +135,17 @@ def database_failover(opts: Options, size: Size, rng: random.Random, kills: int 
             what = "at a commit waiting for the standby" if waiting else "at a random moment"
             _say(stack, f"primary {node.name} kill -9 #{i + 1} {what}")
             new, promoted = db.cluster.wait_primary(besides=node)
+            stored_then = db.records.count(GATEWAYS)
             _say(stack, f"{new.name} promoted ({promoted - began:.1f} s after the kill)")
-            stack.sleep_until(promoted + down)
             log_from = _log_size(node)
-            db.cluster.start_node(node)
+            if down <= 0:
+                db.cluster.start_node(node)
+            storing = _stores_again(stack, db, stored_then, within_s=60.0)
+            if storing is not None:
+                _say(stack, f"the cloud stores again ({storing - began:.1f} s after the kill)")
+            if down > 0:
+                stack.sleep_until(max(promoted + down, time.time()))
+                db.cluster.start_node(node)
             rejoined = db.cluster.wait_replicating()
             rewound = "pg_rewind exit code=0" in _log_since(node, log_from)
             _say(
@@ -150,6 +159,9 @@ def database_failover(opts: Options, size: Size, rng: random.Random, kills: int 
             figures["killed"].append(node.name)
             figures["commit_waiting_at_kill"].append(waiting)
             figures["promoted_after_s"].append(round(promoted - began, 1))
+            figures["storing_again_after_s"].append(
+                None if storing is None else round(storing - began, 1)
+            )
             figures["down_after_promotion_s"].append(round(down, 1))
             figures["rejoined_after_s"].append(round(rejoined - began, 1))
             figures["rewound"].append(rewound)
@@ -160,6 +172,19 @@ def database_failover(opts: Options, size: Size, rng: random.Random, kills: int 
         result.extra["cloud_holds_cut_in_flight"] = log.holds_cut_in_flight
         result.extra["cloud_tracebacks_database_unavailable"] = dict(log.database_unavailable)
         return result
+
+
+def _stores_again(stack: Stack, db: FailoverPostgres, than: int, within_s: float) -> float | None:
+    """When the cloud's count of stored life-safety events, read on the new primary, first
+    exceeds `than` (time.time()); None if not within `within_s`."""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        stack.check_alive()
+        if db.records.count(GATEWAYS) > than:
+            return time.time()
+        time.sleep(0.05)
+    stack.opts.say(f"    (the cloud stored nothing on the new primary within {within_s:g} s)")
+    return None
 
 
 def _wal_receiver(node: PatroniNode) -> int | None:
