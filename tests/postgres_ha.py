@@ -11,24 +11,27 @@ availability"; the production templates are in deploy/patroni/).
         ha.wait_primary(besides=primary)
         ha.start_node(primary)      # it comes back and rejoins as a standby (pg_rewind)
 
-Patroni runs as the `postgres` user (as the PostgreSQL it manages must). Its settings:
+Patroni runs as the `postgres` user (as the PostgreSQL it manages must), with the shipped
+configuration (deploy/patroni/patroni.yml.example; `node_config` says what a test node changes):
 - `synchronous_mode: true`: a commit returns only once the synchronous standby has it, and
   Patroni promotes only that standby: a failover loses no acknowledged commit. Not
   `synchronous_mode_strict`: when no standby is left the primary goes on alone (the cluster
   stays writable with one node down) rather than refusing every write.
 - `TTL_S`, `LOOP_WAIT_S`, `RETRY_TIMEOUT_S` are short test values (10/2/4 s: a dead primary
-  is replaced in ~10-15 s); Patroni's defaults, 30/10/10 s, are what production should use
-  (they ride out a slow network without a needless failover).
+  is replaced in ~10 s); the template's 30/10/10 s (Patroni's defaults) are what production
+  should use (they ride out a slow network or etcd without a needless failover).
 - `use_pg_rewind` (with `wal_log_hints`): a killed primary that wrote a little more than its
   standby had is rewound to the new primary's history instead of being copied anew.
-- permanent logical slots (`logical_slots`): Patroni makes them on the primary and copies
-  them to the standbys, so a slot made before a failover is still there after it (the fault
-  suite reads the storing order through one: tests/faults/records.py).
+- permanent logical slots (`logical_slots`, with `wal_level=logical`: test only): Patroni
+  makes them on the primary and copies them to the standbys, so a slot made before a failover
+  is still there after it (the fault suite reads the storing order through one:
+  tests/faults/records.py).
 - durable as a real server: `fsync`, `full_page_writes`, `synchronous_commit` on.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -43,8 +46,9 @@ from types import TracebackType
 from typing import Any
 
 import psycopg
+import yaml
 
-from tests.servers import _postgres_bin, quiet_ports
+from tests.servers import REPO, _postgres_bin, quiet_ports
 
 #: Patroni's leader key lives this long without a renewal (test value; production: 30).
 TTL_S = 10
@@ -54,8 +58,8 @@ LOOP_WAIT_S = 2
 RETRY_TIMEOUT_S = 4
 #: The cluster's name (Patroni's `scope`, the etcd key prefix).
 SCOPE = "sc-test"
-#: The account standbys replicate with (trusted on loopback in the tests).
-REPLICATOR = "replicator"
+#: The shipped Patroni configuration, which the test nodes run (`node_config`).
+TEMPLATE = REPO / "deploy" / "patroni" / "patroni.yml.example"
 
 
 def missing_programs() -> list[str]:
@@ -90,6 +94,47 @@ def _http_json(url: str, timeout: float = 2.0) -> tuple[int, Any]:
             return exc.code, None
     except (OSError, ValueError):
         return 0, None
+
+
+def node_config(node: PatroniNode, *, etcd: str, logical_slots: dict[str, str]) -> dict[str, Any]:
+    """The shipped template (deploy/patroni/patroni.yml.example) for one test node: its
+    replication, failover and durability settings as they are; changed are the addresses and
+    folders (loopback, free ports, the node's folder), trust on loopback instead of passwords,
+    no watchdog (no /dev/watchdog here), the short test timers, and `wal_level=logical` with
+    the permanent `logical_slots` (the fault suite reads the storing order through one)."""
+    config: dict[str, Any] = yaml.safe_load(TEMPLATE.read_text(encoding="utf-8"))
+    config["name"] = node.name
+    config["scope"] = SCOPE
+    api = f"127.0.0.1:{node.api_port}"
+    config["restapi"].update({"listen": api, "connect_address": api})
+    config["etcd3"] = {"hosts": [etcd]}
+    dcs = config["bootstrap"]["dcs"]
+    dcs.update({"ttl": TTL_S, "loop_wait": LOOP_WAIT_S, "retry_timeout": RETRY_TIMEOUT_S})
+    dcs["postgresql"]["parameters"]["wal_level"] = "logical"
+    dcs["slots"] = {
+        name: {"type": "logical", "database": db, "plugin": "test_decoding"}
+        for name, db in logical_slots.items()
+    }
+    pg = config["postgresql"]
+    address = f"127.0.0.1:{node.pg_port}"
+    pg.update(
+        {
+            "listen": address,
+            "connect_address": address,
+            "data_dir": str(node.data_dir),
+            "bin_dir": str(_postgres_bin()),
+            "pgpass": str(node.workdir / "pgpass"),
+            "pg_hba": [
+                f"host replication {pg['authentication']['replication']['username']}"
+                " 127.0.0.1/32 trust",
+                "host all all 127.0.0.1/32 trust",
+                "local all all trust",
+            ],
+        }
+    )
+    pg["parameters"]["unix_socket_directories"] = str(node.workdir)
+    config["watchdog"] = {"mode": "off"}
+    return config
 
 
 def _stop(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
@@ -213,19 +258,16 @@ class PatroniNode:
 
     def kill9(self) -> None:
         """kill -9 of its Patroni (and what Patroni runs: its process group), then of its
-        PostgreSQL, postmaster and backends (the postmaster's own process group: Patroni
-        starts it in a session of its own). Returns once none of them is left."""
+        PostgreSQL: the postmaster and every process it started, at once (each backend is a
+        process group of its own, so a kill of the postmaster's group would leave them to
+        notice its death and end by themselves, answering their clients). Returns once none
+        of them is left."""
         if self.proc is not None and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=10)
         pid = self.postmaster_pid()
         if pid is not None:
-            group = os.getpgid(pid)
-            if group != os.getpgid(0):  # never our own group
-                os.killpg(group, signal.SIGKILL)
-                _await_group_gone(group)
-            else:
-                os.kill(pid, signal.SIGKILL)
+            kill_tree(pid)
 
     def stop(self) -> None:
         """Patroni's own shutdown (SIGTERM: it stops PostgreSQL with a fast shutdown)."""
@@ -233,10 +275,7 @@ class PatroniNode:
             _stop(self.proc, timeout=60)
         pid = self.postmaster_pid()  # a PostgreSQL its Patroni could not stop
         if pid is not None:
-            group = os.getpgid(pid)
-            if group != os.getpgid(0):
-                os.killpg(group, signal.SIGKILL)
-                _await_group_gone(group)
+            kill_tree(pid)
 
     def log_tail(self, chars: int = 3000) -> str:
         try:
@@ -245,14 +284,48 @@ class PatroniNode:
             return ""
 
 
-def _await_group_gone(group: int, within_s: float = 10.0) -> None:
+def kill_tree(pid: int, within_s: float = 10.0) -> None:
+    """kill -9 of `pid` and every process below it, as one crash: the root is stopped first
+    (it starts nothing more), then all are killed. Returns once none is left (a zombie counts
+    as gone: it holds no socket or file)."""
+    os.kill(pid, signal.SIGSTOP)
+    tree = [pid, *_descendants(pid)]
+    for each in reversed(tree):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(each, signal.SIGKILL)
     deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and any(_alive(p) for p in tree):
+        time.sleep(0.01)
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below `pid` (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
         try:
-            os.killpg(group, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.02)
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(parent, []).append(int(entry.name))
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    """`pid` runs (a zombie does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 @dataclass
@@ -318,71 +391,8 @@ class PatroniCluster:
         node.workdir.mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0:
             shutil.chown(node.workdir, "postgres", "postgres")
-        pgpass = node.workdir / "pgpass"
-        config = {
-            "scope": SCOPE,
-            "name": node.name,
-            "log": {"level": "INFO"},
-            "restapi": {
-                "listen": f"127.0.0.1:{node.api_port}",
-                "connect_address": f"127.0.0.1:{node.api_port}",
-            },
-            "etcd3": {"hosts": [self.etcd.endpoint]},
-            "bootstrap": {
-                "dcs": {
-                    "ttl": TTL_S,
-                    "loop_wait": LOOP_WAIT_S,
-                    "retry_timeout": RETRY_TIMEOUT_S,
-                    "maximum_lag_on_failover": 1048576,
-                    "synchronous_mode": True,
-                    "synchronous_mode_strict": False,
-                    "postgresql": {
-                        "use_pg_rewind": True,
-                        "use_slots": True,
-                        "parameters": {
-                            "wal_level": "logical",
-                            "wal_log_hints": "on",
-                            "hot_standby": "on",
-                            "max_wal_senders": 10,
-                            "max_replication_slots": 10,
-                            # the standby keeps the WAL a copied logical slot still needs
-                            "wal_keep_size": "512MB",
-                            "max_connections": 200,
-                        },
-                    },
-                    "slots": {
-                        name: {"type": "logical", "database": db, "plugin": "test_decoding"}
-                        for name, db in self.logical_slots.items()
-                    },
-                },
-                "initdb": [{"encoding": "UTF8"}, {"locale": "C"}],
-            },
-            "postgresql": {
-                "listen": f"127.0.0.1:{node.pg_port}",
-                "connect_address": f"127.0.0.1:{node.pg_port}",
-                "data_dir": str(node.data_dir),
-                "bin_dir": str(_postgres_bin()),
-                "pgpass": str(pgpass),
-                "authentication": {
-                    "superuser": {"username": "postgres", "password": "postgres"},
-                    "replication": {"username": REPLICATOR, "password": REPLICATOR},
-                },
-                "pg_hba": [
-                    f"host replication {REPLICATOR} 127.0.0.1/32 trust",
-                    "host all all 127.0.0.1/32 trust",
-                    "local all all trust",
-                ],
-                "parameters": {
-                    "unix_socket_directories": str(node.workdir),
-                    "fsync": "on",
-                    "full_page_writes": "on",
-                    "synchronous_commit": "on",
-                },
-            },
-            "tags": {"nofailover": False, "noloadbalance": False, "clonefrom": False},
-        }
-        # JSON is YAML
-        node.config_file.write_text(json.dumps(config, indent=2))
+        config = node_config(node, etcd=self.etcd.endpoint, logical_slots=self.logical_slots)
+        node.config_file.write_text(json.dumps(config, indent=2))  # JSON is YAML
         if os.geteuid() == 0:
             shutil.chown(node.config_file, "postgres", "postgres")
 
