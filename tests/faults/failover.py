@@ -135,12 +135,13 @@ def database_failover(opts: Options, size: Size, rng: random.Random, kills: int 
             what = "at a commit waiting for the standby" if waiting else "at a random moment"
             _say(stack, f"primary {node.name} kill -9 #{i + 1} {what}")
             new, promoted = db.cluster.wait_primary(besides=node)
-            stored_then = db.records.count(GATEWAYS)
+            on_new = PostgresRecords(new.url(DATABASE))  # read on it alone: no other host tried
+            stored_then = on_new.count(GATEWAYS)
             _say(stack, f"{new.name} promoted ({promoted - began:.1f} s after the kill)")
             log_from = _log_size(node)
             if down <= 0:
                 db.cluster.start_node(node)
-            storing = _stores_again(stack, db, stored_then, within_s=60.0)
+            storing = _stores_again(stack, on_new, stored_then, within_s=60.0)
             if storing is not None:
                 _say(stack, f"the cloud stores again ({storing - began:.1f} s after the kill)")
             if down > 0:
@@ -174,13 +175,15 @@ def database_failover(opts: Options, size: Size, rng: random.Random, kills: int 
         return result
 
 
-def _stores_again(stack: Stack, db: FailoverPostgres, than: int, within_s: float) -> float | None:
-    """When the cloud's count of stored life-safety events, read on the new primary, first
-    exceeds `than` (time.time()); None if not within `within_s`."""
+def _stores_again(
+    stack: Stack, records: PostgresRecords, than: int, within_s: float
+) -> float | None:
+    """When the cloud's count of stored life-safety events in `records` (the new primary)
+    first exceeds `than` (time.time()); None if not within `within_s`."""
     deadline = time.monotonic() + within_s
     while time.monotonic() < deadline:
         stack.check_alive()
-        if db.records.count(GATEWAYS) > than:
+        if records.count(GATEWAYS) > than:
             return time.time()
         time.sleep(0.05)
     stack.opts.say(f"    (the cloud stored nothing on the new primary within {within_s:g} s)")
