@@ -464,9 +464,11 @@ class PatroniCluster:
 
     def wait_replicating(self, timeout: float = 120.0) -> float:
         """Until every running node is in the cluster, each standby streaming from the primary
-        and one of them its synchronous standby — as the primary's PostgreSQL itself sees its
-        standbys (`pg_stat_replication`: Patroni's view of the roles can lag a standby's
-        restart); returns that moment (time.time())."""
+        and one of them its synchronous standby — both as the primary's PostgreSQL sees its
+        standbys (`pg_stat_replication`: Patroni's roles can lag a standby's restart) and as
+        Patroni has recorded it in etcd (its `/sync` key, the role `sync_standby`: Patroni
+        promotes no other standby, and records one a loop after PostgreSQL made it
+        synchronous); returns that moment (time.time())."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self._check_alive(None)
@@ -477,7 +479,12 @@ class PatroniCluster:
                 leader = next(n for n in self.members if n.name == leaders[0].get("name"))
                 standbys = running - {leader.name}
                 streaming = _streaming(leader)
-                if standbys <= streaming.keys() and (not standbys or "sync" in streaming.values()):
+                recorded = {
+                    str(m.get("name")) for m in members.values() if m.get("role") == "sync_standby"
+                }
+                if standbys <= streaming.keys() and (
+                    not standbys or any(streaming[n] == "sync" and n in recorded for n in standbys)
+                ):
                     return time.time()
             time.sleep(0.2)
         raise RuntimeError(
