@@ -519,15 +519,18 @@ def worker_kill(
     """Sharded ingest (tests/faults/workers.py): the cluster shape with its own PostgreSQL,
     SHARDS shard queues and two cloud workers (`python -m cloud` twice), four gateways, one on
     each shard. At random moments one worker is killed with kill -9 (its process group), stays
-    down a few seconds (small: 5 s; full: 4-8 s) and is started again; the kills aim in turn at
+    down a few seconds (small: 4 s; full: 4-7 s) and is started again; the kills aim in turn at
     the worker that holds gw-f01's shard and at the other. Measured per kill: the takeover
     (from the kill to the first event of the killed worker's gateways stored before its
     restart, so by the other worker) and the time from the restart until the shards are spread
     again. Small: one kill of gw-f01's worker; full: `kills` (default 4)."""
     kills = kills or (1 if size is Size.SMALL else 4)
     targets = [WORKER_TARGETS[i % len(WORKER_TARGETS)] for i in range(kills)]
-    downs = [5.0 if size is Size.SMALL else rng.uniform(4.0, 8.0) for _ in range(kills)]
-    slot = 14.0 if size is Size.SMALL else 20.0  # the kill, the downtime, a worker's start
+    downs = [4.0 if size is Size.SMALL else rng.uniform(4.0, 7.0) for _ in range(kills)]
+    # each kill's slot of the stream: events flowing (the agents take ~2 s to start), the kill,
+    # the downtime, the worker's start-up (~6 s here), the shards spread again (~3 s), and
+    # events flowing through the handover back
+    slot, at = (20.0, (0.2, 0.3)) if size is Size.SMALL else (22.0, (0.1, 0.25))
     duration = max(opts.duration_s, slot * kills + 2)
     sharded = replace(opts, cloud_env={"SC_CLOUD_INGEST_SHARDS": str(SHARDS), **opts.cloud_env})
     witnesses = {gw: WITNESS_RATE for gw in WORKER_GATEWAYS[2:]}
@@ -561,7 +564,7 @@ def worker_kill(
         done: list[WorkerKill] = []
         faults: list[Fault] = []
         for i, (target, down) in enumerate(zip(targets, downs, strict=True)):
-            stack.sleep_until(max(stack.at(slot * (i + rng.uniform(0.1, 0.3))), time.time()))
+            stack.sleep_until(max(stack.at(slot * (i + rng.uniform(*at))), time.time()))
             if workers.wait_spread(SPREAD_S) is None:  # each kill meets a spread
                 raise AssertionError(f"the shards are not spread before kill #{i + 1}")
             holder = workers.holder(shard_of(WORKER_GATEWAYS[0], SHARDS))
