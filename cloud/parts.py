@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 
 from cloud.access.audit import Audit
@@ -18,6 +18,8 @@ from cloud.alarms.casework import Casework
 from cloud.alarms.hush import Hush
 from cloud.alarms.queries import AlarmQueries
 from cloud.db.database import Database
+from cloud.db.session_locks import SessionLocks
+from cloud.db.url import DatabaseUrl
 from cloud.devices.health import HealthReports
 from cloud.devices.maintenance import Maintenance
 from cloud.duty.desk import DutyDesk
@@ -84,6 +86,8 @@ class Cloud:
     hush: Hush
     duty: DutyDesk
     voice: VoiceDesk
+    #: who holds which ingest shard, when several processes share a PostgreSQL (the cluster)
+    shard_locks: SessionLocks | None = None
     web_url: str = ""
     #: the demo's simulated devices (sim/panel.py); served only with `settings.simulator`
     simulator: Simulator | None = None
@@ -177,7 +181,7 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[Cloud]:
         )
         announcer.on_new_alarms = escalator.wake
         link = BrokerLink(on_change=lambda up, since: hub.publish(messages.broker_state(up, since)))
-        transport = open_transport(settings, link)
+        transport = open_transport(settings, link, registry.gateways)
         ingest = Ingest(
             registry=registry,
             core=core,
@@ -214,6 +218,12 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[Cloud]:
             await credentials.revoke_missing(registered, actor)
 
         site.listeners.append(revoke_removed)
+
+        async def bind_gateways(new_site: Site, _version: SiteVersion) -> None:
+            for gateway in new_site.gateways:  # to its ingest shard's queue (the cluster)
+                await transport.bind(gateway.id)
+
+        site.listeners.append(bind_gateways)
         health = HealthReports(
             db=db,
             registry=registry,
@@ -285,6 +295,7 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[Cloud]:
             hush=hush,
             duty=duty,
             voice=voice,
+            shard_locks=shard_locks(settings),
         )
     finally:
         if webhook is not None:
@@ -295,7 +306,11 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[Cloud]:
         await db.close()
 
 
-def open_transport(settings: CloudSettings, link: BrokerLink) -> Transport:
+def open_transport(
+    settings: CloudSettings,
+    link: BrokerLink,
+    gateways: Callable[[], Iterable[str]] = tuple,
+) -> Transport:
     """The transport of the shape the settings choose: the single box's MQTT session, or the
     cluster's AMQP consumer (docs/cluster.md)."""
     if settings.broker == "rabbitmq":
@@ -307,9 +322,11 @@ def open_transport(settings: CloudSettings, link: BrokerLink) -> Transport:
                 password=password.get_secret_value() if password else "",
                 client_id=settings.mqtt_client_id,
                 queue=settings.amqp_queue,
+                shards=settings.ingest_shards,
                 heartbeat_s=settings.amqp_heartbeat_s,
             ),
             link=link,
+            gateways=gateways,
             drops=DropWatch(),
             retry_min_s=settings.mqtt_retry_min_s,
             retry_max_s=settings.mqtt_retry_max_s,
@@ -329,6 +346,15 @@ def open_transport(settings: CloudSettings, link: BrokerLink) -> Transport:
         retry_min_s=settings.mqtt_retry_min_s,
         retry_max_s=settings.mqtt_retry_max_s,
     )
+
+
+def shard_locks(settings: CloudSettings) -> SessionLocks | None:
+    """The shards' locks when several cloud processes can share the load: the cluster shape
+    on PostgreSQL (SQLite and the single box's MQTT session have one consumer)."""
+    url = DatabaseUrl.parse(settings.database)
+    if settings.broker != "rabbitmq" or url.backend != "postgresql":
+        return None
+    return SessionLocks(url.target)
 
 
 def _has_audio(site: Site, gateway: str) -> bool:

@@ -28,7 +28,13 @@ async def serve(cloud: Cloud, *, started: asyncio.Event | None = None) -> None:
         cloud.duty.checkins.run(settings.checkin_sweep_s), name="checkin"
     )
     consumer = asyncio.create_task(
-        BrokerConsumer(cloud.ingest, cloud.transport).run(), name="ingest"
+        BrokerConsumer(
+            cloud.ingest,
+            cloud.transport,
+            shards=settings.ingest_shards,
+            locks=cloud.shard_locks,
+        ).run(),
+        name="ingest",
     )
     config = uvicorn.Config(
         create_app(cloud),

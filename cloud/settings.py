@@ -70,6 +70,14 @@ class CloudSettings(BaseSettings):
     amqp_queue: str = Field(
         "sc.ingest", pattern=r"^[a-z0-9_.-]{1,200}$", description="The quorum queue consumed"
     )
+    ingest_shards: int = Field(
+        1,
+        ge=1,
+        le=256,
+        description="Queues the gateways' messages are spread over by gateway (broker=rabbitmq):"
+        " every cloud process on the same PostgreSQL consumes a share of them; fix it before"
+        " the first start (changing it needs the old queues drained: docs/cluster.md)",
+    )
     rabbitmq_management_urls: list[str] = Field(
         default_factory=list,
         description="The cluster's management APIs (http://HOST:15672 of each node): the cloud"
@@ -269,6 +277,15 @@ class CloudSettings(BaseSettings):
         for value in nodes:
             parse_node(value)
         return nodes
+
+    @model_validator(mode="after")
+    def _shards_need_the_cluster(self) -> CloudSettings:
+        if self.ingest_shards > 1 and self.broker != "rabbitmq":
+            raise ValueError(
+                "SC_CLOUD_INGEST_SHARDS above 1 needs SC_CLOUD_BROKER=rabbitmq (the single"
+                " box's MQTT session is one consumer)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _retry_bounds_in_order(self) -> CloudSettings:

@@ -173,7 +173,7 @@ def test_the_sides_keep_apart(side: str, never: tuple[str, ...]) -> None:
     ("library", "allowed"),
     [
         ("aiomqtt", {"cloud.transport.mqtt"}),
-        ("aio_pika", {"cloud.transport.amqp"}),
+        ("aio_pika", {"cloud.transport.amqp", "cloud.transport.amqp_inbox"}),
         ("aiormq", {"cloud.transport.amqp"}),
         # edge.sim plays zigbee2mqtt (another program) publishing to the gateway's broker
         (

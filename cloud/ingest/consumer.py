@@ -22,21 +22,36 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from cloud.db.session_locks import SessionLocks
 from cloud.ingest.check import Checked
 from cloud.ingest.pipeline import Ingest
+from cloud.ingest.shards import ShardOwner
 from cloud.transport.base import Received, Transport
+from cloud.transport.sharding import shard_of
 
 log = logging.getLogger(__name__)
 
 
 class BrokerConsumer:
-    def __init__(self, ingest: Ingest, transport: Transport) -> None:
+    def __init__(
+        self,
+        ingest: Ingest,
+        transport: Transport,
+        *,
+        shards: int = 1,
+        locks: SessionLocks | None = None,
+    ) -> None:
         self.ingest = ingest
         self.transport = transport
+        #: the ingest shards this process holds (all of them when `locks` is None)
+        self.owner = ShardOwner(shards, locks, self._hold)
         #: checked, waiting for the batch before it to be stored
         self._checked: asyncio.Queue[tuple[list[Received], list[Checked]]] = asyncio.Queue(
             maxsize=1
         )
+        #: batches handed to the storing stage and not yet stored
+        self._unstored = 0
+        self._stored = asyncio.Condition()
 
     async def run(self) -> None:
         """Consume until cancelled (the transport's reconnects are its own)."""
@@ -46,12 +61,17 @@ class BrokerConsumer:
             asyncio.create_task(ingest.samples.run(), name="telemetry-flush"),
             asyncio.create_task(ingest.tick_forever(), name="rules-tick"),
         ]
+        if self.owner.locks is not None:
+            await self.transport.hold(frozenset())  # nothing until a shard's lock says so
+        owner = asyncio.create_task(self.owner.run(), name="ingest-shards")
         try:
             await self.transport.run(self.consume, wait_s=self._wait_s)
         finally:
             for task in helpers:
                 task.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
+            owner.cancel()  # last: its locks go once nothing more is stored here
+            await asyncio.gather(owner, return_exceptions=True)
 
     def _wait_s(self) -> float | None:
         """A flooding gateway's backlog is worked through at its rate: no waiting for the
@@ -75,6 +95,7 @@ class BrokerConsumer:
         if not batch:
             return
         checked = ingest.checker.check_many([(r.topic, r.payload, received_at) for r in batch])
+        self._unstored += 1
         await self._checked.put((batch, checked))
 
     async def _store_forever(self) -> None:
@@ -93,6 +114,28 @@ class BrokerConsumer:
                     await self._announce_unpushed()
             except Exception:  # store_checked never raises; announcing may, and must not stop this
                 log.exception("storing a batch of %d failed", len(batch))
+            finally:
+                async with self._stored:
+                    self._unstored -= 1
+                    self._stored.notify_all()
+
+    async def _hold(self, shards: frozenset[int]) -> None:
+        """Hold these shards from now on (cloud/ingest/shards.py). Shards given up: no more
+        of their messages, and those already taken stored, before the rules forget their
+        gateways (the next holder reads the open alarms after that). Shards taken: their
+        open alarms restored in the rules, then their queues consumed."""
+        ingest, before = self.ingest, self.owner.held
+        given_up, n = before - shards, self.owner.shards
+        if given_up:
+            await self.transport.hold(shards)
+            async with self._stored:
+                await self._stored.wait_for(lambda: self._unstored == 0)
+            ingest.delivery.forget(
+                {gw for gw in ingest.registry.gateways() if shard_of(gw, n) in given_up}
+            )
+        open_keys = await ingest.book.open_keys() if shards - before else []
+        ingest.core.scope_to(lambda gw: shard_of(gw, n) in shards, open_keys, ingest.clock())
+        await self.transport.hold(shards)
 
     async def _announce_unpushed(self) -> None:
         try:

@@ -102,6 +102,13 @@ class Delivery(Generic[T]):
         stream.admitted = stream.upto
         self._streams[key] = stream
 
+    def forget(self, gateways: set[str]) -> None:
+        """Another worker handles these gateways now: it loads their streams from the
+        database. Events held back here go too; their gateways keep them until acknowledged
+        and send them again when the new worker asks."""
+        for key in [k for k in self._streams if k[0] in gateways]:
+            del self._streams[key]
+
     # ---- arrivals ---------------------------------------------------------------------------
 
     def admit(self, key: StreamKey, seq: int, item: T) -> list[T]:

@@ -94,6 +94,7 @@ class Ingest:
         max_event_age_s: float = 30 * 86400.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        self.registry = registry
         self.core = core
         self.book = book
         self.announcer = announcer

@@ -7,7 +7,7 @@ step (the state carries over), so evaluation never runs against half a file.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from cloud.rules.config import RulesFile
@@ -40,6 +40,9 @@ class RulesCore:
         self.rules = Rules(config)
         self.watchdog = Watchdog(config.supervision, devices, gateways, now)
         self._models = dict(devices)
+        self._gateways = list(gateways)
+        #: whether this process handles a gateway (None: all; cloud/ingest/shards.py sets it)
+        self._scope: Callable[[str], bool] | None = None
         self._reported: dict[Key, set[Key]] = {}
 
     @property
@@ -57,9 +60,33 @@ class RulesCore:
         """The site registry changed (cloud/site/edit.py): the devices and gateways to
         supervise and their models. Unchanged devices keep their state; what returns are
         Clears for supervision alarms of removed devices and gateways."""
-        decisions = self.watchdog.update(devices, gateways, now)
         self._models = dict(devices)
-        return decisions
+        self._gateways = list(gateways)
+        return self.watchdog.update(*self._watched(), now)
+
+    def scope_to(self, holds: Callable[[str], bool], open_keys: Iterable[Key], now: float) -> None:
+        """Handle only the gateways `holds` says yes to from now on (the shards this worker
+        holds; a gateway registered later is asked too). Gateways given up are forgotten
+        without a Clear: their alarms stay open for the worker that takes them. Gateways
+        taken start a fresh grace period of supervision, and `open_keys` (open alarms read
+        from the database) make their rules firing, so a clear can close them."""
+        before = self._scope
+        given_up = {gw for gw in self._gateways if (before is None or before(gw)) and not holds(gw)}
+        taken = {gw for gw in self._gateways if holds(gw) and before is not None and not before(gw)}
+        self._scope = holds
+        if given_up:
+            self.rules.forget(given_up)
+            self.watchdog.forget(given_up)
+            self._reported = {k: v for k, v in self._reported.items() if k[0] not in given_up}
+        self.watchdog.update(*self._watched(), now)
+        self.restore(key for key in open_keys if key[0] in taken)
+
+    def _watched(self) -> tuple[dict[tuple[str, str], str], list[str]]:
+        holds = self._scope
+        if holds is None:
+            return self._models, self._gateways
+        devices = {key: model for key, model in self._models.items() if holds(key[0])}
+        return devices, [gw for gw in self._gateways if holds(gw)]
 
     def restore(self, keys: Iterable[Key]) -> None:
         keys = list(keys)

@@ -123,6 +123,16 @@ class Rules:
         for key in keys:
             self._set_firing(key, self._cond(key), True)
 
+    def forget(self, gateways: set[str]) -> None:
+        """Another worker handles these gateways now (cloud/ingest/shards.py): their
+        conditions and windows go, without a Clear (their alarms stay open for the other)."""
+        for table in (self._state, self._means, self._rises, self._seen):
+            for key in [k for k in table if k[0] in gateways]:
+                del table[key]
+        self._clears_due = {k for k in self._clears_due if k[0] not in gateways}
+        for pair in [p for p in self._firing_on if p[0] in gateways]:
+            del self._firing_on[pair]
+
     def firing(self, key: Key) -> bool:
         cond = self._state.get(key)
         return bool(cond and cond.firing)

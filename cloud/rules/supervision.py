@@ -95,6 +95,14 @@ class Watchdog:
         self._devices, self._gateways, self._by_gateway = kept_devices, kept_gateways, by_gateway
         return out
 
+    def forget(self, gateways: set[str]) -> None:
+        """Another worker supervises these gateways now: no Clear for what was firing (the
+        alarms stay open, and the other worker restores them)."""
+        self._devices = {k: d for k, d in self._devices.items() if k[0] not in gateways}
+        self._gateways = {g: s for g, s in self._gateways.items() if g not in gateways}
+        for gateway in gateways:
+            self._by_gateway.pop(gateway, None)
+
     def _silent_after(self, device: _Device) -> float | None:
         cfg = self.config.device_silent
         if device.model in cfg.models:

@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,9 +44,11 @@ import aio_pika
 import aio_pika.abc
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS
 
+from cloud.transport.amqp_inbox import Inbox, SessionLost, Shard
 from cloud.transport.base import CHANNELS, Consume, Received, WaitS
 from cloud.transport.broker_drops import DropWatch
 from cloud.transport.broker_link import Backoff, BrokerLink
+from cloud.transport.sharding import shard_of
 from contract import topics
 from contract.models import Command, encode
 
@@ -72,6 +75,7 @@ logging.getLogger("aiormq.connection").addFilter(_NoTraceback())
 TOPIC_EXCHANGE = "amq.topic"
 #: The alternate exchange of `amq.topic` (set by policy) and the queue behind it.
 UNROUTED = "sc.unrouted"
+_QUORUM: dict[str, Any] = {"x-queue-type": "quorum"}
 #: Unrouted messages kept at most (the oldest go first): a flood of junk cannot fill a disk.
 UNROUTED_MAX = 100_000
 
@@ -92,6 +96,9 @@ class ClusterAddress:
     password: str
     client_id: str  # shown as the connection's name on the broker
     queue: str = "sc.ingest"
+    #: queues the gateways' messages are spread over, by a hash of the gateway id
+    #: (cloud/ingest/shards.py); 1: the one queue `queue`
+    shards: int = 1
     heartbeat_s: int = 5
     connect_timeout_s: float = 5.0
     prefetch: int = 1000  # messages delivered and not yet acknowledged, at most
@@ -102,13 +109,19 @@ def routing_key(topic: str) -> str:
     return ".".join("*" if part == "+" else part for part in topic.split("/"))
 
 
+def gateway_key(gateway: str) -> str:
+    """The binding of one gateway's status, event, telemetry and reply topics."""
+    return f"sc.v1.{gateway}.*"
+
+
 def topic_of(key: str) -> str:
     """The MQTT topic of a routing key (the contract's topics have no `.` of their own)."""
     return key.replace(".", "/")
 
 
-class _SessionLost(Exception):
-    """The connection or a channel of the session closed."""
+def shard_queue(queue: str, shards: int, shard: int) -> str:
+    """The queue of one shard: `sc.ingest` when there is one, else `sc.ingest.0` …"""
+    return queue if shards == 1 else f"{queue}.{shard}"
 
 
 class AmqpTransport:
@@ -121,6 +134,7 @@ class AmqpTransport:
         retry_min_s: float = 1.0,
         retry_max_s: float = 30.0,
         max_batch: int = 500,
+        gateways: Callable[[], Iterable[str]] = tuple,
     ) -> None:
         if not address.nodes:
             raise ValueError("a cluster needs at least one node")
@@ -133,8 +147,15 @@ class AmqpTransport:
         #: unrouted_commands: commands no gateway session took (it was not connected);
         #: unrouted: other messages that matched no binding (handed to ingest all the same)
         self.counts: Counter[str] = Counter()
+        #: the registered gateways: bound to their shard's queue (when there are several)
+        self.gateways = gateways
         self._node = 0  # index of the node tried next
-        self._session_id: object | None = None
+        self._connection: aio_pika.abc.AbstractConnection | None = None
+        self._inbox: Inbox | None = None
+        #: the shards to consume (all, until `hold` says otherwise)
+        self._wanted = frozenset(range(address.shards))
+        self._open: dict[int, Shard] = {}
+        self._following = asyncio.Lock()
         self._exchange: aio_pika.abc.AbstractExchange | None = None
         self._publishing: set[asyncio.Task[Any]] = set()
         self.link.address = str(address.nodes[0])
@@ -157,10 +178,9 @@ class AmqpTransport:
             try:
                 await self._session(consume, wait_s)
                 error = "the session ended"
-            except (_SessionLost, *CONNECTION_EXCEPTIONS, TimeoutError) as exc:
+            except (SessionLost, *CONNECTION_EXCEPTIONS, TimeoutError) as exc:
                 error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             was_up = self.link.connected.is_set()
-            self._session_id = None
             self._exchange = None
             self._node = (self._node + 1) % nodes
             failed_in_a_row = 0 if was_up else failed_in_a_row + 1
@@ -183,52 +203,117 @@ class AmqpTransport:
             client_properties={"connection_name": a.client_id},
             heartbeat=a.heartbeat_s,
         )
-        inbox = _Inbox()
+        inbox = Inbox()
         connection.close_callbacks.add(inbox.lost)
         async with connection:
             out = await connection.channel(publisher_confirms=True)
-            channel = await connection.channel(publisher_confirms=False)
-            for ch in (out, channel):
-                ch.close_callbacks.add(inbox.lost)
-            await channel.set_qos(prefetch_count=a.prefetch)
-            queue = await channel.declare_queue(
-                a.queue, durable=True, arguments={"x-queue-type": "quorum"}
-            )
-            for ch_name in CHANNELS:
-                key = routing_key(topics.subscription(ch_name))
-                await queue.bind(TOPIC_EXCHANGE, routing_key=key)
-            unrouted_exchange = await channel.declare_exchange(
+            out.close_callbacks.add(inbox.lost)
+            if a.shards == 1:  # the one queue takes every gateway's messages
+                queue = await out.declare_queue(a.queue, durable=True, arguments=_QUORUM)
+                for ch_name in CHANNELS:
+                    key = routing_key(topics.subscription(ch_name))
+                    await queue.bind(TOPIC_EXCHANGE, routing_key=key)
+            unrouted_exchange = await out.declare_exchange(
                 UNROUTED, aio_pika.ExchangeType.FANOUT, durable=True
             )
-            unrouted = await channel.declare_queue(
-                UNROUTED,
-                durable=True,
-                arguments={"x-queue-type": "quorum", "x-max-length": UNROUTED_MAX},
+            unrouted = await out.declare_queue(
+                UNROUTED, durable=True, arguments={**_QUORUM, "x-max-length": UNROUTED_MAX}
             )
             await unrouted.bind(unrouted_exchange)
-            await queue.consume(inbox.put, no_ack=False)
-            await unrouted.consume(inbox.put_unrouted, no_ack=False)
             self._exchange = await out.get_exchange(TOPIC_EXCHANGE, ensure=False)
-            session = self._session_id = object()
+            self._connection, self._inbox = connection, inbox
             self.drops.dropped = self.drops.dropped or 0  # an alternate exchange: none dropped
-            self.link.up()
             try:
-                await self._deliver(inbox, consume, wait_s, session)
+                await self._follow()
+                self.link.up()
+                await self._deliver(inbox, consume, wait_s)
             finally:
+                self._connection = self._inbox = None
+                for shard in self._open.values():
+                    shard.live = False
+                self._open = {}
                 # what was stored is acknowledged before the connection closes (a stop too)
                 if self._publishing:
                     await asyncio.wait(set(self._publishing), timeout=2.0)
 
-    async def _deliver(
-        self, inbox: _Inbox, consume: Consume, wait_s: WaitS, session: object
-    ) -> None:
+    # ---- shards ----------------------------------------------------------------------------
+
+    async def hold(self, shards: frozenset[int]) -> None:
+        """Consume these shards' queues from now on (and no others). A shard given up stops
+        at once: its channel closes, and what it delivered that is not yet acknowledged goes
+        back to its queue, for the next holder. Without a session, the next one follows."""
+        self._wanted = shards
+        try:
+            await self._follow()
+        except (*CONNECTION_EXCEPTIONS, TimeoutError) as exc:  # the session's loop reconnects
+            log.warning("shards %s not followed yet: %r", sorted(shards), exc)
+
+    async def _follow(self) -> None:
+        async with self._following:
+            connection, inbox = self._connection, self._inbox
+            if connection is None or inbox is None:
+                return
+            for number in sorted(set(self._open) - self._wanted):
+                shard = self._open.pop(number)
+                shard.live = False
+                await shard.channel.close()
+            for number in sorted(self._wanted - set(self._open)):
+                self._open[number] = await self._consume(connection, inbox, number)
+
+    async def _consume(
+        self, connection: aio_pika.abc.AbstractConnection, inbox: Inbox, number: int
+    ) -> Shard:
+        a = self.address
+        channel = await connection.channel(publisher_confirms=False)
+        shard = Shard(number, channel)
+
+        def closed(_sender: object = None, exc: BaseException | None = None) -> None:
+            if shard.live:  # not closed by us: the session is in trouble, start again
+                inbox.lost(_sender, exc)
+
+        channel.close_callbacks.add(closed)
+        await channel.set_qos(prefetch_count=a.prefetch)
+        name = shard_queue(a.queue, a.shards, number)
+        if a.shards == 1:
+            queue = await channel.get_queue(name, ensure=False)
+        else:
+            # one consumer at a time, also while two workers disagree for a moment
+            queue = await channel.declare_queue(
+                name, durable=True, arguments={**_QUORUM, "x-single-active-consumer": True}
+            )
+            for gateway in self.gateways():
+                if shard_of(gateway, a.shards) == number:
+                    await queue.bind(TOPIC_EXCHANGE, routing_key=gateway_key(gateway))
+        await queue.consume(lambda m: inbox.put(m, shard), no_ack=False)
+        if number == 0:  # what matched no binding: the holder of shard 0 takes it
+            unrouted = await channel.get_queue(UNROUTED, ensure=False)
+            await unrouted.consume(lambda m: inbox.put(m, shard, unrouted=True), no_ack=False)
+        return shard
+
+    async def bind(self, gateway: str) -> None:
+        """A gateway registered while running: its messages to its shard's queue (with one
+        queue, every gateway's already go there)."""
+        a = self.address
+        if a.shards == 1 or self._connection is None:
+            return  # the holder of its shard binds it when it takes the shard
+        channel = await self._connection.channel()
+        try:
+            name = shard_queue(a.queue, a.shards, shard_of(gateway, a.shards))
+            queue = await channel.get_queue(name, ensure=False)
+            await queue.bind(TOPIC_EXCHANGE, routing_key=gateway_key(gateway))
+        finally:
+            await channel.close()
+
+    async def _deliver(self, inbox: Inbox, consume: Consume, wait_s: WaitS) -> None:
         """Batches off the session's deliveries, until it is lost."""
         while True:
             arrived = await inbox.first(wait_s())
             while len(arrived) < self.max_batch and not inbox.empty():
                 arrived.append(inbox.get_nowait())
             batch: list[Received] = []
-            for message, was_unrouted in arrived:
+            for message, shard, was_unrouted in arrived:
+                if not shard.live:
+                    continue  # given up: the queue delivers it again to the next holder
                 topic = topic_of(message.routing_key or "")
                 if was_unrouted and _is_command(topic):
                     self.counts["unrouted_commands"] += 1
@@ -237,13 +322,14 @@ class AmqpTransport:
                 if was_unrouted:
                     self.counts["unrouted"] += 1
                     log.warning("a message matched no binding topic=%s", topic[:200])
-                batch.append(Received(topic, message.body, message, session))
+                batch.append(Received(topic, message.body, message, shard))
             await consume(batch)
 
     def ack(self, item: Received) -> None:
         """The broker may forget this message (basic.ack; once). Not on a later session than
         the one it came on (the broker delivers it again there)."""
-        if item.acked or item._session is not self._session_id or self._session_id is None:
+        shard: Shard = item._session
+        if item.acked or not shard.live:
             return
         self._ack_now(item._message)
         item.acked = True
@@ -297,56 +383,3 @@ class AmqpTransport:
 def _is_command(topic: str) -> bool:
     parts = topic.split("/")
     return len(parts) == 5 and parts[3] == "cmd"
-
-
-Delivery = tuple[aio_pika.abc.AbstractIncomingMessage, bool]  # the message, came unrouted
-
-
-class _Inbox:
-    """What the broker delivered, in order, and whether the session was lost. A wait for the
-    first message never loses one (nothing is taken off the queue by a wait that times out)."""
-
-    def __init__(self) -> None:
-        self._queue: asyncio.Queue[Delivery] = asyncio.Queue()
-        self._lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._arrived = asyncio.Event()
-
-    async def put(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
-        self._queue.put_nowait((message, False))
-        self._arrived.set()
-
-    async def put_unrouted(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
-        self._queue.put_nowait((message, True))
-        self._arrived.set()
-
-    def lost(self, _sender: object = None, exc: BaseException | None = None) -> None:
-        if not self._lost.done():
-            self._lost.set_exception(_SessionLost(str(exc) if exc else "closed"))
-            self._lost.exception()  # retrieved: no "never retrieved" warning if none waits
-
-    def empty(self) -> bool:
-        return self._queue.empty()
-
-    def get_nowait(self) -> Delivery:
-        return self._queue.get_nowait()
-
-    async def first(self, wait: float | None) -> list[Delivery]:
-        """[the next delivery], waiting at most `wait` s (None: until one comes), or []."""
-        if self._lost.done():
-            self._lost.result()  # raises _SessionLost
-        if self._queue.empty():
-            if wait is not None and wait <= 0:
-                return []
-            self._arrived.clear()
-            arrived = asyncio.ensure_future(self._arrived.wait())
-            try:
-                await asyncio.wait(
-                    (arrived, self._lost), timeout=wait, return_when=asyncio.FIRST_COMPLETED
-                )
-            finally:
-                arrived.cancel()
-            if self._lost.done():
-                self._lost.result()
-            if self._queue.empty():
-                return []
-        return [self._queue.get_nowait()]

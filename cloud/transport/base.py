@@ -1,10 +1,10 @@
 """What every transport of the cloud hands over and offers, whichever broker shape is in use:
 the single box's MQTT session (`mqtt.py`) or the cluster's AMQP consumer (`amqp.py`).
 
-Ingest (`cloud/ingest/consumer.py`) sees only this: batches of `Received` to `run`'s
-`consume`, `ack(item)` once an item is stored, `publish_soon` for the cloud's acknowledgements,
-`send_command` for commands to a gateway, the `link` (up or down since when) and the broker's
-`drops`.
+Ingest (`cloud/ingest/consumer.py`) sees only this: batches of `Received` to `run`'s `consume`,
+`ack(item)` once an item is stored, `publish_soon` for the cloud's acknowledgements,
+`send_command` for commands to a gateway, `hold` for the shards this process consumes, the
+`link` (up or down since when) and the broker's `drops`.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ class Received:
     topic: str
     payload: bytes
     _message: Any
-    _session: object
+    _session: Any  # the transport's token of the session (or shard) it came on
     acked: bool = False
 
     @property
@@ -58,3 +58,9 @@ class Transport(Protocol):
     def publish_soon(self, topic: str, payload: bytes) -> bool: ...
 
     async def send_command(self, gateway: str, name: str, command: Command) -> bool: ...
+
+    async def hold(self, shards: frozenset[int]) -> None:
+        """Consume these ingest shards' queues (cloud/ingest/shards.py) and no others."""
+
+    async def bind(self, gateway: str) -> None:
+        """A gateway registered while running: route its messages to its shard."""

@@ -143,6 +143,12 @@ class MqttTransport:
             finally:
                 waiting.close()
 
+    async def hold(self, shards: frozenset[int]) -> None:
+        """One session takes every gateway's messages: the single box has one shard."""
+
+    async def bind(self, gateway: str) -> None:
+        """Every gateway's topics are in the one subscription."""
+
     def ack(self, item: Received) -> None:
         """The broker may forget this message (QoS 1: a PUBACK; once). Not on a later session
         than the one it came on (the broker delivers it again there)."""

@@ -250,6 +250,34 @@ def test_after_a_restart_open_alarms_can_still_clear() -> None:
     assert kinds(out.decisions + out2.decisions) == ["clear methane_high"]
 
 
+def test_a_worker_supervises_only_the_gateways_it_holds() -> None:
+    core = core_with()
+    core.scope_to(lambda gw: gw == "gw-1", [], T0)
+    # a quarter of an hour of silence everywhere: only gw-1's devices and gw-1 itself count
+    later = core.tick(T0 + 1000).decisions
+    assert [(d.gateway, d.rule) for d in later] == [("gw-1", "gateway_offline")]
+    # gw-2 is another worker's: this one raises nothing for it (unscoped, it would)
+    unscoped = core_with().tick(T0 + 1000).decisions
+    assert {d.gateway for d in unscoped} == {"gw-1", "gw-2"}
+
+
+def test_gateways_handed_over_keep_their_alarms_open_for_the_next_worker() -> None:
+    core = core_with()
+    core.readings("gw-1", [reading("gas", 0, ch4_pct_lel=12)], T0)
+    assert core.rules.firing(("gw-1", "gas-1", "methane_high"))
+    # given up: forgotten, and nothing is cleared (the other worker owns the open alarm now)
+    core.scope_to(lambda gw: gw == "gw-2", [], T0 + 1)
+    assert not core.rules.firing(("gw-1", "gas-1", "methane_high"))
+    assert {d.gateway for d in core.tick(T0 + 2000).decisions} == {"gw-2"}
+    # taken back with its open alarm read from the database: a clear can close it
+    core.scope_to(lambda gw: True, [("gw-1", "gas-1", "methane_high")], T0 + 3)
+    out = core.readings("gw-1", [reading("gas", 10, ch4_pct_lel=1.0)], T0 + 10).decisions
+    out += core.readings("gw-1", [reading("gas", 71, ch4_pct_lel=1.0)], T0 + 71).decisions
+    assert kinds(out) == ["clear methane_high"]
+    # and its devices start a fresh grace period: not silent at once
+    assert not [d for d in core.tick(T0 + 72).decisions if d.gateway == "gw-1"]
+
+
 # ---- reconfiguration -------------------------------------------------------------------------
 
 

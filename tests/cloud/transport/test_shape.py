@@ -32,6 +32,14 @@ def test_the_cluster_shape_knows_every_node() -> None:
     assert transport.link.address == "10.0.0.1:5672"
 
 
+def test_the_cluster_spreads_ingest_over_shards_and_the_single_box_cannot() -> None:
+    settings = CloudSettings(broker="rabbitmq", ingest_shards=4, amqp_password="secret")
+    transport = open_transport(settings, BrokerLink())
+    assert isinstance(transport, AmqpTransport) and transport.address.shards == 4
+    with pytest.raises(ValidationError, match="SC_CLOUD_BROKER=rabbitmq"):
+        CloudSettings(ingest_shards=2)
+
+
 @pytest.mark.parametrize("nodes", [[], ["10.0.0.1"], ["10.0.0.1:0"], ["host:port"]])
 def test_a_bad_node_list_is_refused_with_the_reason(nodes: list[str]) -> None:
     with pytest.raises(ValidationError, match="HOST:PORT"):
