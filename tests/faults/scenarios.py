@@ -504,6 +504,8 @@ class WorkerKill:
     shards: frozenset[int]  # what it held when killed
     gateways: tuple[str, ...]  # the gateways on those shards
     began: float
+    #: when the other worker logged holding those shards (None: not before the restart)
+    taken: float | None = None
     restarted: float = 0.0  # when it was started again (before its start-up)
     ready: float = 0.0  # when it served again
     spread: float | None = None  # when the shards were spread again (a worker's log record)
@@ -561,6 +563,12 @@ def worker_kill(
             stack.opts.say(f"    shards held at the start: {_held(found.held)}")
 
         stack.start(before_stream=spread_at_start)
+        # the first kill meets events of every gateway on the way (the agents' start-up)
+        stack.wait_for(
+            lambda: all(stack.cloud.records.count([gw]) > 0 for gw in WORKER_GATEWAYS),
+            30,
+            "events of every gateway stored",
+        )
         done: list[WorkerKill] = []
         faults: list[Fault] = []
         for i, (target, down) in enumerate(zip(targets, downs, strict=True)):
@@ -575,27 +583,25 @@ def worker_kill(
             what = f"worker {victim + 1} kill -9 ({target}: shards {sorted(shards)})"
             _say(stack, f"{what}; it stays down {down:.1f} s")
             stack.sleep_until(kill.began + down)
+            kill.taken = workers.took(1 - victim, shards, kill.began)
+            taken = "never" if kill.taken is None else f"{kill.taken - kill.began:.1f} s after"
+            _say(stack, f"worker {2 - victim} logged holding {sorted(shards)}: {taken}")
             kill.restarted = time.time()
             kill.ready = stack.clouds[victim].start()
             found = workers.wait_spread(SPREAD_S)
-            kill.spread = found.at if found is not None else None
-            _say(
-                stack,
-                f"worker {victim + 1} started again, ready after"
-                f" {kill.ready - kill.restarted:.1f} s; shards "
-                + (
-                    f"spread {kill.spread - kill.restarted:.1f} s after its restart:"
-                    f" {_held(found.held)}"
-                    if found is not None and kill.spread is not None
-                    else f"not spread within {SPREAD_S:g} s: {_held(workers.held())}"
-                ),
-            )
+            if found is None:
+                spread = f"not spread within {SPREAD_S:g} s: {_held(workers.held())}"
+            else:
+                kill.spread = found.at
+                spread = f"spread {found.at - kill.restarted:.1f} s after: {_held(found.held)}"
+            ready = kill.ready - kill.restarted
+            _say(stack, f"worker {victim + 1} started again (ready after {ready:.1f} s); {spread}")
             done.append(kill)
             # recovery is measured from the kill: the other worker must carry on alone
             faults.append(Fault(what, kill.began, kill.began, hit))
         result = _finish(stack, "worker-kill", faults)
         stored = stack.cloud.records.stored(WORKER_GATEWAYS)
-        result.extra.update(_worker_figures(done, workers, stored))
+        result.extra.update(_worker_figures(done, stored))
         return result
 
 
@@ -603,9 +609,7 @@ def _held(held: list[frozenset[int]]) -> str:
     return ", ".join(f"worker {i + 1} {sorted(h)}" for i, h in enumerate(held))
 
 
-def _worker_figures(
-    kills: list[WorkerKill], workers: Workers, stored: list[Stored]
-) -> dict[str, Any]:
+def _worker_figures(kills: list[WorkerKill], stored: list[Stored]) -> dict[str, Any]:
     """Per kill: the takeover by the other worker, from the events (the first event of the
     killed worker's gateways stored after the kill and before its restart) and from the other
     worker's log (its first record holding the killed worker's shards); the time from the
@@ -619,8 +623,7 @@ def _worker_figures(
             if s.key[0] in kill.gateways and kill.began < s.received_at < kill.restarted
         ]
         takeover.append(round(min(firsts) - kill.began, 2) if firsts else None)
-        took = workers.took(1 - kill.worker, kill.shards, kill.began)
-        logged.append(round(took - kill.began, 2) if took is not None else None)
+        logged.append(round(kill.taken - kill.began, 2) if kill.taken is not None else None)
     return {
         "targets": [k.target for k in kills],
         "workers_killed": [k.worker + 1 for k in kills],
