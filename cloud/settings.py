@@ -230,6 +230,11 @@ class CloudSettings(BaseSettings):
     # Provisioning (issue 6): what a claimed gateway is told, and how long a claim code lives.
     gateway_mqtt_host: str | None = Field(None, description="Broker address for gateways")
     gateway_mqtt_port: int | None = Field(None, ge=1, le=65535)
+    gateway_mqtt_nodes: list[str] = Field(
+        default_factory=list,
+        description="A clustered broker as the gateways reach it: every node's MQTT HOST:PORT"
+        " (replaces gateway_mqtt_host/port in what a claimed gateway is told)",
+    )
     gateway_mqtt_ca_file: Path | None = Field(None, description="CA the gateways must trust")
     claim_code_ttl_s: int = Field(15 * 60, ge=60, le=7 * 24 * 3600)
 
@@ -277,6 +282,11 @@ class CloudSettings(BaseSettings):
         for value in nodes:
             parse_node(value)
         return nodes
+
+    @field_validator("gateway_mqtt_nodes")
+    @classmethod
+    def _gateway_nodes(cls, nodes: list[str]) -> list[str]:
+        return [":".join(map(str, parse_node(value))) for value in nodes]
 
     @model_validator(mode="after")
     def _shards_need_the_cluster(self) -> CloudSettings:

@@ -12,7 +12,7 @@ is generated from it (`python -m contract.schema`).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -51,6 +51,15 @@ class BrokerAccess(BaseModel):
         None,
         max_length=MAX_CA_PEM,
         description="CA certificate(s) to trust for MQTT over TLS; absent: plain MQTT",
+    )
+    nodes: list[Annotated[str, Field(pattern=r"^[^\s,]{1,253}:[0-9]{1,5}$")]] = Field(
+        default_factory=list,
+        max_length=32,
+        description="A clustered broker: every node, HOST:PORT each, tried in turn (host/port"
+        " is the first); empty: the one broker",
+    )
+    command_qos: Literal[0, 1] = Field(
+        1, description="QoS of the subscription to commands (0 on a RabbitMQ cluster)"
     )
 
 

@@ -213,6 +213,7 @@ def store(
                 "password": bundle.broker.password,
                 "broker_host": bundle.broker.host,
                 "broker_port": bundle.broker.port,
+                "broker_nodes": bundle.broker.nodes,
                 "issued_at": bundle.issued_at.isoformat(),
                 "claimed_at": datetime.now(UTC).isoformat(),
                 "cloud": cloud,
@@ -228,6 +229,10 @@ def store(
                 "SC_GW_OUTBOX": str(state_dir / "outbox.sqlite3"),
                 "SC_GW_CONFIG_DIR": str(config_dir),
             }
+            if bundle.broker.nodes:  # a cluster: every node, tried in turn
+                env["SC_GW_BROKER_NODES"] = ",".join(bundle.broker.nodes)
+            if bundle.broker.command_qos != 1:
+                env["SC_GW_BROKER_COMMAND_QOS"] = str(bundle.broker.command_qos)
             if ca_path is not None:
                 env["SC_GW_BROKER_CA_FILE"] = str(ca_path)
             if configs_dir is not None:

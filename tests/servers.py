@@ -482,9 +482,9 @@ class PostgreSQL:
 RABBITMQ_BIN = Path("/usr/lib/rabbitmq/bin")
 #: The policies we ship (amq.topic's alternate exchange), imported on start.
 RABBITMQ_DEFINITIONS = REPO / "deploy" / "rabbitmq" / "definitions.json"
-#: The plugins every node runs: MQTT for the gateways, the consistent-hash exchange for
-#: sharding, the management API through which the cloud keeps the gateway accounts.
-RABBITMQ_PLUGINS = ("rabbitmq_mqtt", "rabbitmq_consistent_hash_exchange", "rabbitmq_management")
+#: The plugins every node runs: MQTT for the gateways, the management API through which the
+#: cloud keeps the gateway accounts.
+RABBITMQ_PLUGINS = ("rabbitmq_mqtt", "rabbitmq_management")
 #: The cloud's account: everything on the virtual host.
 CLOUD_PERMISSIONS = (".*", ".*", ".*")
 

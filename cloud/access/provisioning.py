@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
@@ -99,6 +99,8 @@ class Prepared:
     host: str
     port: int
     ca_pem: str | None
+    nodes: tuple[str, ...] = ()
+    command_qos: Literal[0, 1] = 1
 
     def bundle(self, credential: IssuedCredential) -> ProvisioningBundle:
         assert credential.gateway == self.gateway
@@ -112,6 +114,8 @@ class Prepared:
                 username=credential.username,
                 password=credential.password,
                 ca_pem=self.ca_pem,
+                nodes=list(self.nodes),
+                command_qos=self.command_qos,
             ),
             config=self.config,
             site=self.site,
@@ -124,12 +128,15 @@ def _check_broker_access(settings: CloudSettings) -> None:
     password sent in the clear on a building's network is a password given away."""
     if settings.environment != "production":
         return
-    host = settings.gateway_mqtt_host
-    if host is None or host in {"localhost", "::1"} or host.startswith("127."):
-        raise BundleError(
-            "SC_CLOUD_GATEWAY_MQTT_HOST must name the broker as the gateways reach it "
-            f"(it is {host!r}): no bundle is issued until it does"
-        )
+    hosts: list[str | None] = [n.rpartition(":")[0] for n in settings.gateway_mqtt_nodes]
+    hosts = hosts or [settings.gateway_mqtt_host]
+    for host in hosts:
+        if host is None or host in {"localhost", "::1"} or host.startswith("127."):
+            raise BundleError(
+                "SC_CLOUD_GATEWAY_MQTT_HOST must name the broker as the gateways reach it (so must"
+                f" every SC_CLOUD_GATEWAY_MQTT_NODES; it is {host!r}): no bundle is issued until"
+                " it does"
+            )
     if settings.gateway_mqtt_ca_file is None:
         raise BundleError(
             "SC_CLOUD_GATEWAY_MQTT_CA_FILE is not set: in production gateways connect over "
@@ -153,12 +160,22 @@ async def prepare(settings: CloudSettings, site: Site, gateway: str) -> Prepared
             raise BundleError(
                 f"cannot read SC_CLOUD_GATEWAY_MQTT_CA_FILE {settings.gateway_mqtt_ca_file}"
             ) from exc
+    nodes = settings.gateway_mqtt_nodes
+    if nodes:
+        first, _, first_port = nodes[0].rpartition(":")
+        host, port = first, int(first_port)
+    else:
+        host = settings.gateway_mqtt_host or settings.mqtt_host
+        port = settings.gateway_mqtt_port or settings.mqtt_port
     return Prepared(
         gateway=gateway,
         street=site.street.id,
         config=config,
         site=site_text,
-        host=settings.gateway_mqtt_host or settings.mqtt_host,
-        port=settings.gateway_mqtt_port or settings.mqtt_port,
+        host=host,
+        port=port,
         ca_pem=ca_pem,
+        nodes=tuple(nodes),
+        # a RabbitMQ 3.10 cluster ties a QoS 1 subscription to one node (docs/cluster.md)
+        command_qos=0 if settings.broker == "rabbitmq" else 1,
     )

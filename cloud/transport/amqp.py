@@ -38,6 +38,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import aio_pika
@@ -284,10 +285,10 @@ class AmqpTransport:
             for gateway in self.gateways():
                 if shard_of(gateway, a.shards) == number:
                     await queue.bind(TOPIC_EXCHANGE, routing_key=gateway_key(gateway))
-        await queue.consume(lambda m: inbox.put(m, shard), no_ack=False)
+        await queue.consume(partial(inbox.put, shard=shard), no_ack=False)
         if number == 0:  # what matched no binding: the holder of shard 0 takes it
             unrouted = await channel.get_queue(UNROUTED, ensure=False)
-            await unrouted.consume(lambda m: inbox.put(m, shard, unrouted=True), no_ack=False)
+            await unrouted.consume(partial(inbox.put, shard=shard, unrouted=True), no_ack=False)
         return shard
 
     async def bind(self, gateway: str) -> None:

@@ -37,7 +37,7 @@ class Inbox:
         self._arrived = asyncio.Event()
 
     async def put(
-        self, message: aio_pika.abc.AbstractIncomingMessage, shard: Shard, *, unrouted: bool = False
+        self, message: aio_pika.abc.AbstractIncomingMessage, *, shard: Shard, unrouted: bool = False
     ) -> None:
         self._queue.put_nowait((message, shard, unrouted))
         self._arrived.set()

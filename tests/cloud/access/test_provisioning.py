@@ -12,7 +12,7 @@ import re
 import shutil
 import time
 from collections.abc import AsyncIterator, Awaitable
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -21,11 +21,14 @@ import yaml
 from pydantic import SecretStr
 
 from cloud.access.claims import ADDRESS_FAILURES, GLOBAL_FAILURES, WINDOW_S
+from cloud.access.credentials import IssuedCredential
 from cloud.access.provisioning import BundleError, prepare
 from cloud.settings import DEFAULT_SITE, CloudSettings
 from contract.provisioning import CLAIM_ALPHABET, CLAIM_CODE_LENGTH, ProvisioningBundle
 from contract.site import Site, load_site
+from gateway.claim import store
 from gateway.config_store import parse
+from gateway.settings import GatewaySettings
 from tests.cloud.conftest import RunningCloud, eventually, running_cloud, signed_in
 from tests.security.conftest import (  # noqa: F401  (fixtures: a broker the cloud manages)
     broker,
@@ -425,3 +428,52 @@ async def test_in_production_no_bundle_points_a_gateway_at_loopback_or_plain_mqt
     )
     prepared = await prepare(good, site, "gw-ld01")
     assert (prepared.host, prepared.ca_pem) == ("broker.community.lan", ca_file.read_text())
+
+
+async def test_a_gateway_claimed_in_the_cluster_shape_knows_every_node(tmp_path: Path) -> None:
+    """The bundle names every node and asks for commands at QoS 0 (docs/cluster.md); the
+    gateway's env file carries both, and the agent's settings read them back."""
+    nodes = ["mq1.community.lan:1883", "mq2.community.lan:1883", "mq3.community.lan:1884"]
+    settings = CloudSettings(
+        broker="rabbitmq", amqp_password=SecretStr("p"), gateway_mqtt_nodes=nodes
+    )
+    site = load_site(DEFAULT_SITE)
+    prepared = await prepare(settings, site, "gw-ld01")
+    credential = IssuedCredential(
+        gateway="gw-ld01", username="gw-ld01", password="x" * 24, issued_at=datetime.now(UTC)
+    )
+    bundle = ProvisioningBundle.model_validate_json(prepared.bundle(credential).model_dump_json())
+    assert (bundle.broker.host, bundle.broker.port) == ("mq1.community.lan", 1883)
+    assert (bundle.broker.nodes, bundle.broker.command_qos) == (nodes, 0)
+
+    pushed = parse(bundle.config, bundle.gateway, source="bundle")
+    stored = store(bundle, pushed, state_dir=tmp_path / "state", secrets_dir=tmp_path / "etc")
+    env = dict(
+        line.split("=", 1) for line in stored.env_file.read_text().splitlines() if "=" in line
+    )
+    params = GatewaySettings(
+        site=Path(env["SC_GW_SITE"]),
+        gateway=env["SC_GW_GATEWAY"],
+        broker_nodes=env["SC_GW_BROKER_NODES"],
+        broker_command_qos=int(env["SC_GW_BROKER_COMMAND_QOS"]),
+    ).broker_params()
+    assert params.nodes == (
+        ("mq1.community.lan", 1883),
+        ("mq2.community.lan", 1883),
+        ("mq3.community.lan", 1884),
+    )
+    assert params.command_qos == 0
+
+    # in production a node the gateways cannot reach is refused, like a loopback host
+    ca_file = tmp_path / "ca.pem"
+    ca_file.write_text("-----BEGIN CERTIFICATE-----\n", encoding="ascii")
+    production = settings.model_copy(
+        update={
+            "environment": "production",
+            "session_secret": SecretStr("s" * 32),
+            "gateway_mqtt_ca_file": ca_file,
+            "gateway_mqtt_nodes": [*nodes[:2], "127.0.0.1:1883"],
+        }
+    )
+    with pytest.raises(BundleError, match=r"127\.0\.0\.1"):
+        await prepare(production, site, "gw-ld01")
