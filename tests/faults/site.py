@@ -1,5 +1,6 @@
-"""The fault suite's community: two gateways wired for a life-safety stream, their device
-configuration, and the `--script` files that drive their simulated devices.
+"""The fault suite's community: two gateways (`GATEWAYS`, or the ids a scenario names) wired
+for a life-safety stream, their device configuration, and the `--script` files that drive their
+simulated devices.
 
 Each gateway (rpi4-standard board, devices simulated below the drivers) has one call button,
 six methane detectors (relay + MCP3008 channel), eight smoke alarms (alarm contact) and one
