@@ -61,11 +61,19 @@ def _rabbit_hashes(conn: Any, dialect: Dialect) -> None:
 
 
 #: Steps after version 1: (version, what it does, the step). Never edit a step that shipped.
+def _batch_ids_by_time(conn: Any, dialect: Dialect) -> None:
+    """Telemetry batch ids are forgotten after a while (cloud/ingest/batch_ids.py): by time."""
+    conn.execute(
+        "CREATE INDEX IF NOT EXISTS telemetry_batches_by_time ON telemetry_batches (received_at)"
+    )
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Any, Dialect], None]]] = [
     (2, "notifications: sending_since, vendor_ref, call_result", _notification_sends),
     (3, "duty rosters, shift handovers, daily check-in", duty_tables),
     (4, "notifications: leased_until", _notification_leases),
     (5, "gateway_credentials: rabbit_hash", _rabbit_hashes),
+    (6, "telemetry_batches: by received_at", _batch_ids_by_time),
 ]
 
 
