@@ -4,7 +4,11 @@ and the table does not grow for ever."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from cloud.alarms.arrivals import batch_arrival
+from cloud.db.database import Conn
 from cloud.ingest import batch_ids
 from cloud.rules.core import Evaluation
 from tests.cloud.helpers import FakeClock, book_parts, record
@@ -46,7 +50,7 @@ async def test_many_ids_are_forgotten_a_chunk_per_unit(database_url: str) -> Non
         units = 0
         write = db.write
 
-        async def counted(fn):  # type: ignore[no-untyped-def]
+        async def counted(fn: Callable[[Conn], Any]) -> Any:
             nonlocal units
             units += 1
             return await write(fn)
