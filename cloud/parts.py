@@ -354,6 +354,11 @@ def shard_locks(settings: CloudSettings) -> SessionLocks | None:
     url = DatabaseUrl.parse(settings.database)
     if settings.broker != "rabbitmq" or url.backend != "postgresql":
         return None
+    if settings.telemetry_url.startswith("sqlite:"):
+        log.warning(
+            "ingest workers with a SQLite telemetry store: each worker keeps the readings of"
+            " its own gateways; several workers need one InfluxDB (SC_CLOUD_TELEMETRY_URL)"
+        )
     return SessionLocks(url.target)
 
 
