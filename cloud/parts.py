@@ -247,6 +247,7 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[Cloud]:
         )
 
         voice = VoiceDesk(
+            db=db,
             send_command=transport.send_command,
             note=book.note,
             record=audit.record,
