@@ -1,0 +1,200 @@
+"""The two measurements of `python -m bench.workers`: a queued backlog drained by the workers
+(events/s and CPU per event), and one of two workers killed while events stream (failover)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from bench.load import build_events, paced_events, run_id, wait_acked
+from bench.stats import summary_ms
+from bench.workers.stack import WorkerStack
+
+Say = Callable[[str], None]
+
+
+def _stored_so_far(stack: WorkerStack, before: list[dict[str, int]]) -> list[int]:
+    """Per worker, events stored (or found already stored) since `before`."""
+    out = []
+    for worker, base in zip(stack.workers, before, strict=True):
+        now = worker.counts()
+        out.append(sum(now.get(k, 0) - base.get(k, 0) for k in ("events", "duplicates")))
+    return out
+
+
+def drain(stack: WorkerStack, count: int, say: Say, stall_s: float = 60.0) -> dict[str, Any]:
+    """Every worker stopped (SIGSTOP) while `count` events are published and queued in the
+    shard queues, then let go (SIGCONT): count ÷ (all stored − let go), and the CPU each part
+    used while the workers drained the queues (and the broker's while they were queued)."""
+    workers = list(stack.workers)
+    prefix = f"dr{len(workers)}-{run_id()}"
+    messages = build_events(stack.gateways, count, prefix)
+    before = [w.counts() for w in workers]
+    say(f"  {len(workers)} worker(s) stopped; {count:,} events published to the shard queues")
+    for w in workers:
+        os.kill(w.pid, signal.SIGSTOP)
+    try:
+        queue_start = stack.cpu()
+        started = time.time()
+        for gw, topic, payload in messages:
+            gw.send(topic, payload)
+        acked = wait_acked(stack.gateways, timeout=300)
+        queued = stack.cpu()
+    finally:
+        for w in workers:
+            os.kill(w.pid, signal.SIGCONT)
+    let_go = time.time()
+    finished: float | None = None
+    last, last_change, next_report = -1, time.monotonic(), time.monotonic() + 2
+    per_worker = [0] * len(workers)
+    while time.monotonic() - last_change < stall_s:
+        per_worker = _stored_so_far(stack, before)
+        done = sum(per_worker)
+        if done >= count:
+            finished = time.time()
+            break
+        if done != last:
+            last, last_change = done, time.monotonic()
+        if time.monotonic() >= next_report:
+            say(f"  .. stored {done:,}/{count:,} ({done / (time.time() - let_go):,.0f}/s)")
+            next_report += 2
+        time.sleep(0.05)
+    drained = stack.cpu()
+    if finished is None:
+        say(f"  !! no progress for {stall_s:g} s at {sum(per_worker):,}/{count:,}")
+    seconds = (finished - let_go) if finished else None
+    queue_cpu = queued.since(queue_start)
+    drain_cpu = drained.since(queued)
+    stored = stack.count_stored(prefix)
+    duplicates = sum(
+        w.counts().get("duplicates", 0) - b.get("duplicates", 0)
+        for w, b in zip(workers, before, strict=True)
+    )
+    result: dict[str, Any] = {
+        "workers": len(workers),
+        "sent": count,
+        "queued_s": (acked - started) if acked else None,
+        "seconds": seconds,
+        "rate": count / seconds if seconds else None,
+        "per_worker": per_worker,
+        "stored": stored,
+        "lost": count - stored,
+        "duplicates": duplicates,
+        "cpu_s": drain_cpu,
+        "queue_cpu_s": queue_cpu,
+        "cpu_ms_per_event": {k: 1000 * v / count for k, v in drain_cpu.items()},
+        "broker_queue_ms_per_event": 1000 * queue_cpu["broker"] / count,
+        "worker_core_pct": 100 * drain_cpu["workers"] / seconds if seconds else None,
+    }
+    say(
+        f"  {len(workers)} worker(s): {result['rate'] or 0:,.0f} events/s "
+        f"(split {per_worker}), workers {result['cpu_ms_per_event']['workers']:.3f} ms CPU "
+        f"per event, broker {result['cpu_ms_per_event']['broker']:.3f} ms (+ "
+        f"{result['broker_queue_ms_per_event']:.3f} ms queueing), postgres "
+        f"{result['cpu_ms_per_event']['postgres']:.3f} ms; lost {result['lost']}"
+    )
+    return result
+
+
+def failover(
+    stack: WorkerStack, rate: float, seconds: float, kill_after: float, say: Say
+) -> dict[str, Any]:
+    """Two workers take events streaming at `rate`; after `kill_after` s the older one is
+    killed (kill -9). From the events table: when the survivor stored the first event of the
+    dead worker's gateways (the takeover), when it had stored everything those gateways had
+    sent up to then (the backlog cleared), and publish → cloud received_at around it."""
+    victim, survivor = stack.workers[0], stack.workers[1]
+    lost_shards = victim.held()
+    moved = stack.gateways_of(lost_shards)
+    prefix = f"fo-{run_id()}"
+    survivor_before = survivor.counts()
+    killed: list[float] = []
+
+    def kill() -> None:
+        killed.append(victim.kill9())
+        say(f"  kill -9 {victim.name} (pid {victim.pid}), which held shards {sorted(lost_shards)}")
+
+    timer = threading.Timer(kill_after, kill)
+    say(
+        f"  {rate:g} events/s for {seconds:g} s from {len(stack.gateways)} gateways; "
+        f"{victim.name} killed after {kill_after:g} s"
+    )
+    timer.start()
+    try:
+        sent = paced_events(stack.gateways, rate, seconds, prefix)
+    finally:
+        timer.cancel()
+    stack.workers.remove(victim)
+    if not killed:
+        raise RuntimeError("the stream ended before the kill")
+    kill_at = killed[0]
+    deadline = time.monotonic() + 60
+    while stack.count_stored(prefix) < len(sent) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    rows = stack.stored(prefix)
+    received = {r[0]: r[3] for r in rows}
+    gateway_of = {r[0]: r[1] for r in rows}
+    after = survivor.counts()
+    took = [(t, h) for t, h in survivor.holdings() if t >= kill_at - 0.01 and h >= lost_shards]
+    theirs = [i for i in received if gateway_of[i] in moved]
+    again = [received[i] for i in theirs if received[i] > kill_at]
+    takeover = min(again) - kill_at if again else None
+    cleared = None
+    if takeover is not None:
+        due = [received[i] for i in theirs if sent[i] <= kill_at + takeover]
+        cleared = max(due) - kill_at if due else None
+    window = [i for i in received if sent[i] >= kill_at - 1.0]
+    result: dict[str, Any] = {
+        "sent": len(sent),
+        "stored": len(rows),
+        "lost": len(sent) - len(rows),
+        "redelivered_duplicates": after.get("duplicates", 0) - survivor_before.get("duplicates", 0),
+        "out_of_order": _out_of_order(rows),
+        "moved_gateways": len(moved),
+        "kill_after_s": kill_after,
+        "takeover_s": takeover,
+        "shards_taken_log_s": (took[0][0] - kill_at) if took else None,
+        "backlog_cleared_s": cleared,
+        "before_kill_ms": summary_ms(received[i] - sent[i] for i in received if sent[i] < kill_at),
+        "moved_after_kill_ms": summary_ms(
+            received[i] - sent[i] for i in window if gateway_of[i] in moved
+        ),
+        "kept_after_kill_ms": summary_ms(
+            received[i] - sent[i] for i in window if gateway_of[i] not in moved
+        ),
+    }
+    say(
+        f"  takeover {_s(takeover)} (log: shards taken {_s(result['shards_taken_log_s'])}), "
+        f"backlog cleared {_s(cleared)}, max publish → received "
+        f"{_ms(result['moved_after_kill_ms']['max'])} (moved gateways) / "
+        f"{_ms(result['kept_after_kill_ms']['max'])} (the survivor's own); "
+        f"lost {result['lost']}, out of order {result['out_of_order']}"
+    )
+    return result
+
+
+def _out_of_order(rows: list[tuple[str, str, int, float]]) -> int:
+    """Events stored before an earlier one of the same gateway (by its seq)."""
+    out = 0
+    by_gateway: dict[str, list[tuple[float, int]]] = {}
+    for _, gateway, seq, at in rows:
+        by_gateway.setdefault(gateway, []).append((at, seq))
+    for items in by_gateway.values():
+        top = -1
+        for _, seq in sorted(items):
+            if seq < top:
+                out += 1
+            top = max(top, seq)
+    return out
+
+
+def _s(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f} s"
+
+
+def _ms(value: float | None) -> str:
+    return "–" if value is None else f"{value:,.0f} ms"
