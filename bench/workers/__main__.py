@@ -83,6 +83,7 @@ FIGURES: list[tuple[str, tuple[str, ...]]] = [
     ("broker CPU ms per event queued", ("drain_1", "broker_queue_ms_per_event")),
     ("PostgreSQL CPU ms per event, 1", ("drain_1", "cpu_ms_per_event", "postgres")),
     ("PostgreSQL CPU ms per event, 2", ("drain_2", "cpu_ms_per_event", "postgres")),
+    ("the gateways (this process) CPU ms per event, 2", ("drain_2", "cpu_ms_per_event", "bench")),
     ("seconds to queue the backlog", ("drain_1", "queued_s")),
     (
         "failover: takeover s (first event of the dead worker's gateways)",

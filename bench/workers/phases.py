@@ -34,6 +34,9 @@ def drain(stack: WorkerStack, count: int, say: Say, stall_s: float = 60.0) -> di
     prefix = f"dr{len(workers)}-{run_id()}"
     messages = build_events(stack.gateways, count, prefix)
     before = [w.counts() for w in workers]
+    shares = [stack.gateways_of(w.held()) for w in workers]
+    expected = [sum(1 for gw, _, _ in messages if gw.id in share) for share in shares]
+    each_done: list[float | None] = [None] * len(workers)
     say(f"  {len(workers)} worker(s) stopped; {count:,} events published to the shard queues")
     for w in workers:
         os.kill(w.pid, signal.SIGSTOP)
@@ -54,6 +57,9 @@ def drain(stack: WorkerStack, count: int, say: Say, stall_s: float = 60.0) -> di
     while time.monotonic() - last_change < stall_s:
         per_worker = _stored_so_far(stack, before)
         done = sum(per_worker)
+        for i, n in enumerate(per_worker):
+            if each_done[i] is None and n >= expected[i]:
+                each_done[i] = time.time() - let_go
         if done >= count:
             finished = time.time()
             break
@@ -81,6 +87,8 @@ def drain(stack: WorkerStack, count: int, say: Say, stall_s: float = 60.0) -> di
         "seconds": seconds,
         "rate": count / seconds if seconds else None,
         "per_worker": per_worker,
+        "per_worker_expected": expected,
+        "per_worker_seconds": each_done,
         "stored": stored,
         "lost": count - stored,
         "duplicates": duplicates,
@@ -90,12 +98,13 @@ def drain(stack: WorkerStack, count: int, say: Say, stall_s: float = 60.0) -> di
         "broker_queue_ms_per_event": 1000 * queue_cpu["broker"] / count,
         "worker_core_pct": 100 * drain_cpu["workers"] / seconds if seconds else None,
     }
+    cpu = result["cpu_ms_per_event"]
     say(
         f"  {len(workers)} worker(s): {result['rate'] or 0:,.0f} events/s "
-        f"(split {per_worker}), workers {result['cpu_ms_per_event']['workers']:.3f} ms CPU "
-        f"per event, broker {result['cpu_ms_per_event']['broker']:.3f} ms (+ "
-        f"{result['broker_queue_ms_per_event']:.3f} ms queueing), postgres "
-        f"{result['cpu_ms_per_event']['postgres']:.3f} ms; lost {result['lost']}"
+        f"(split {per_worker}, done after {_list_s(each_done)}); CPU ms per event: workers "
+        f"{cpu['workers']:.3f}, broker {cpu['broker']:.3f} (+ "
+        f"{result['broker_queue_ms_per_event']:.3f} queueing), postgres {cpu['postgres']:.3f}; "
+        f"lost {result['lost']}"
     )
     return result
 
@@ -190,6 +199,10 @@ def _out_of_order(rows: list[tuple[str, str, int, float]]) -> int:
                 out += 1
             top = max(top, seq)
     return out
+
+
+def _list_s(values: list[float | None]) -> str:
+    return "/".join(_s(v) for v in values)
 
 
 def _s(value: float | None) -> str:

@@ -253,6 +253,7 @@ class WorkerStack:
             "workers": [w.pid for w in self.workers if w.alive()],
             "broker": [n.proc.pid for n in self.cluster.nodes if n.proc is not None],
             "postgres": pg_pids,
+            "bench": [os.getpid()],  # the gateways' clients (and this process's polling)
         }
         return CpuSnapshot(time.time(), {k: _cpu_of(v) for k, v in groups.items()})
 
