@@ -49,6 +49,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "backlog is published is not taken for a dead host; a kill -9 closes its sockets)",
     )
     parser.add_argument(
+        "--no-fsync",
+        action="store_true",
+        help="PostgreSQL without fsync (commits wait for no disk flush: what the disk costs)",
+    )
+    parser.add_argument(
         "--quick", action="store_true", help="1 run, 2000 events, 10 s stream killed after 4 s"
     )
     parser.add_argument("--json", type=Path, help="write every run and the medians as JSON")

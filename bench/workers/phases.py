@@ -175,6 +175,12 @@ def failover(
         "kept_after_kill_ms": summary_ms(
             received[i] - sent[i] for i in window if gateway_of[i] not in moved
         ),
+        "slowest_sent_after_kill_s": (
+            sent[slowest] - kill_at
+            if (slowest := max(received, key=lambda i: received[i] - sent[i], default=None))
+            else None
+        ),
+        "timeline": _timeline(sent, received, moved, gateway_of, kill_at),
     }
     say(
         f"  takeover {_s(takeover)} (log: shards taken {_s(result['shards_taken_log_s'])}), "
@@ -183,7 +189,34 @@ def failover(
         f"{_ms(result['kept_after_kill_ms']['max'])} (the survivor's own); "
         f"lost {result['lost']}, out of order {result['out_of_order']}"
     )
+    say(
+        "  slowest per second of sending from the kill (moved/own, ms): "
+        + ", ".join(
+            f"{b['second']:+d}: {b.get('moved', 0):.0f}/{b.get('kept', 0):.0f}"
+            for b in result["timeline"]
+        )
+    )
     return result
+
+
+def _timeline(
+    sent: dict[str, float],
+    received: dict[str, float],
+    moved: set[str],
+    gateway_of: dict[str, str],
+    kill_at: float,
+) -> list[dict[str, Any]]:
+    """Per second of sending, from 3 s before the kill: the slowest publish → received_at
+    (ms) of the dead worker's gateways and of the survivor's own."""
+    buckets: dict[int, dict[str, float]] = {}
+    for event_id, at in received.items():
+        second = int((sent[event_id] - kill_at) // 1)
+        if second < -3:
+            continue
+        side = "moved" if gateway_of[event_id] in moved else "kept"
+        bucket = buckets.setdefault(second, {})
+        bucket[side] = max(bucket.get(side, 0.0), 1000 * (at - sent[event_id]))
+    return [{"second": k, **buckets[k]} for k in sorted(buckets)]
 
 
 def _out_of_order(rows: list[tuple[str, str, int, float]]) -> int:

@@ -136,7 +136,7 @@ class WorkerStack:
     exits: contextlib.ExitStack
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="sc-workers-")))
     cluster: RabbitCluster = field(default_factory=RabbitCluster)
-    postgres: PostgreSQL = field(default_factory=lambda: PostgreSQL(durable=True))
+    postgres: PostgreSQL = field(default_factory=PostgreSQL)
     gateways: list[Gateway] = field(default_factory=list)
     workers: list[Worker] = field(default_factory=list)
     database_url: str = ""
@@ -144,6 +144,7 @@ class WorkerStack:
 
     def start_servers(self, say: Any) -> None:
         o = self.opts
+        self.postgres.durable = not o.no_fsync
         if not o.keep:
             self.exits.callback(shutil.rmtree, self.workdir, ignore_errors=True)
         numbers = balanced_numbers(o.gateways, o.shards)
@@ -155,7 +156,8 @@ class WorkerStack:
         self.cluster.add_user("cloud")
         for spec in specs:
             self.cluster.add_user(spec.id)
-        say("starting a 3-node RabbitMQ cluster (~30 s) and PostgreSQL (fsync on)")
+        fsync = "off" if o.no_fsync else "on"
+        say(f"starting a 3-node RabbitMQ cluster (~30 s) and PostgreSQL (fsync {fsync})")
         self.exits.callback(self.cluster.cleanup)
         self.cluster.start()
         self.exits.callback(self.postgres.cleanup)
