@@ -90,6 +90,10 @@ FIGURES: list[tuple[str, tuple[str, ...]]] = [
     ("PostgreSQL CPU ms per event, 2", ("drain_2", "cpu_ms_per_event", "postgres")),
     ("the gateways (this process) CPU ms per event, 2", ("drain_2", "cpu_ms_per_event", "bench")),
     ("seconds to queue the backlog", ("drain_1", "queued_s")),
+    ("all cores busy while draining, %, 1 worker", ("drain_1", "machine_busy_pct")),
+    ("all cores busy while draining, %, 2 workers", ("drain_2", "machine_busy_pct")),
+    ("of which other programs, %, 1 worker", ("drain_1", "others_busy_pct")),
+    ("of which other programs, %, 2 workers", ("drain_2", "others_busy_pct")),
     (
         "failover: takeover s (first event of the dead worker's gateways)",
         ("failover", "takeover_s"),

@@ -97,6 +97,12 @@ def drain(stack: WorkerStack, count: int, say: Say, stall_s: float = 60.0) -> di
         "cpu_ms_per_event": {k: 1000 * v / count for k, v in drain_cpu.items()},
         "broker_queue_ms_per_event": 1000 * queue_cpu["broker"] / count,
         "worker_core_pct": 100 * drain_cpu["workers"] / seconds if seconds else None,
+        # of all cores (100 % = every core busy), and the part of it that was not this run's
+        "machine_busy_pct": _pct(drain_cpu["machine"], drained.at - queued.at),
+        "others_busy_pct": _pct(
+            drain_cpu["machine"] - sum(v for k, v in drain_cpu.items() if k != "machine"),
+            drained.at - queued.at,
+        ),
     }
     cpu = result["cpu_ms_per_event"]
     say(
@@ -104,7 +110,8 @@ def drain(stack: WorkerStack, count: int, say: Say, stall_s: float = 60.0) -> di
         f"(split {per_worker}, done after {_list_s(each_done)}); CPU ms per event: workers "
         f"{cpu['workers']:.3f}, broker {cpu['broker']:.3f} (+ "
         f"{result['broker_queue_ms_per_event']:.3f} queueing), postgres {cpu['postgres']:.3f}; "
-        f"lost {result['lost']}"
+        f"lost {result['lost']}; all cores {result['machine_busy_pct']:.0f} % busy, "
+        f"{result['others_busy_pct']:.0f} % by other programs"
     )
     return result
 
@@ -232,6 +239,10 @@ def _out_of_order(rows: list[tuple[str, str, int, float]]) -> int:
                 out += 1
             top = max(top, seq)
     return out
+
+
+def _pct(cpu_s: float, wall_s: float) -> float:
+    return 100 * cpu_s / wall_s / (os.cpu_count() or 1) if wall_s > 0 else 0.0
 
 
 def _list_s(values: list[float | None]) -> str:

@@ -117,17 +117,22 @@ def _cpu_of(pids: list[int]) -> dict[int, float]:
 
 @dataclass
 class CpuSnapshot:
-    """CPU seconds so far of each process of each group (workers, broker, postgres)."""
+    """CPU seconds so far of each process of each group (workers, broker, postgres, bench),
+    and of the whole machine (every core's busy time: what other programs took shows)."""
 
     at: float
     groups: dict[str, dict[int, float]]
+    machine: float
 
     def since(self, before: CpuSnapshot) -> dict[str, float]:
-        """CPU seconds each group used between the two (a process new since counts whole)."""
-        return {
+        """CPU seconds each group used between the two (a process new since counts whole),
+        and `machine`: the busy seconds of all cores."""
+        used = {
             name: sum(cpu - before.groups.get(name, {}).get(pid, 0.0) for pid, cpu in now.items())
             for name, now in self.groups.items()
         }
+        used["machine"] = self.machine - before.machine
+        return used
 
 
 @dataclass
@@ -257,7 +262,9 @@ class WorkerStack:
             "postgres": pg_pids,
             "bench": [os.getpid()],  # the gateways' clients (and this process's polling)
         }
-        return CpuSnapshot(time.time(), {k: _cpu_of(v) for k, v in groups.items()})
+        total = psutil.cpu_times()
+        busy = sum(total) - total.idle - getattr(total, "iowait", 0.0)
+        return CpuSnapshot(time.time(), {k: _cpu_of(v) for k, v in groups.items()}, busy)
 
     def stored(self, prefix: str) -> list[tuple[str, str, int, float]]:
         """(id, gateway, seq, received_at) of the events stored whose id starts so."""
