@@ -89,6 +89,16 @@ FIGURES: list[tuple[str, tuple[str, ...]]] = [
     ("PostgreSQL CPU ms per event, 1", ("drain_1", "cpu_ms_per_event", "postgres")),
     ("PostgreSQL CPU ms per event, 2", ("drain_2", "cpu_ms_per_event", "postgres")),
     ("the gateways (this process) CPU ms per event, 2", ("drain_2", "cpu_ms_per_event", "bench")),
+    (
+        "cloud tier (workers, broker, database) CPU ms per event, 1",
+        ("drain_1", "tier_ms_per_event"),
+    ),
+    (
+        "cloud tier (workers, broker, database) CPU ms per event, 2",
+        ("drain_2", "tier_ms_per_event"),
+    ),
+    ("events/s that CPU allows, the tier alone on all cores, 1", ("drain_1", "cpu_bound_rate")),
+    ("events/s that CPU allows, the tier alone on all cores, 2", ("drain_2", "cpu_bound_rate")),
     ("seconds to queue the backlog", ("drain_1", "queued_s")),
     ("all cores busy while draining, %, 1 worker", ("drain_1", "machine_busy_pct")),
     ("all cores busy while draining, %, 2 workers", ("drain_2", "machine_busy_pct")),

@@ -104,14 +104,16 @@ def drain(stack: WorkerStack, count: int, say: Say, stall_s: float = 60.0) -> di
             drained.at - queued.at,
         ),
     }
-    cpu = result["cpu_ms_per_event"]
+    result.update(tier_figures(result))
+    cpu, tier = result["cpu_ms_per_event"], result["tier_ms_per_event"]
     say(
         f"  {len(workers)} worker(s): {result['rate'] or 0:,.0f} events/s "
         f"(split {per_worker}, done after {_list_s(each_done)}); CPU ms per event: workers "
         f"{cpu['workers']:.3f}, broker {cpu['broker']:.3f} (+ "
         f"{result['broker_queue_ms_per_event']:.3f} queueing), postgres {cpu['postgres']:.3f}; "
-        f"lost {result['lost']}; all cores {result['machine_busy_pct']:.0f} % busy, "
-        f"{result['others_busy_pct']:.0f} % by other programs"
+        f"the tier {tier:.3f} (all cores to itself: "
+        f"{result['cpu_bound_rate']:,.0f}/s); lost {result['lost']}; all cores "
+        f"{result['machine_busy_pct']:.0f} % busy, {result['others_busy_pct']:.0f} % by others"
     )
     return result
 
@@ -239,6 +241,18 @@ def _out_of_order(rows: list[tuple[str, str, int, float]]) -> int:
                 out += 1
             top = max(top, seq)
     return out
+
+
+def tier_figures(drained: dict[str, Any]) -> dict[str, float | None]:
+    """Of a drain's result: the CPU of the cloud tier (the workers, the broker, the database)
+    per event, queueing and draining, and the rate that CPU would allow if the tier had every
+    core of this machine to itself."""
+    used = [drained["queue_cpu_s"], drained["cpu_s"]]
+    tier = 1000 * sum(c["workers"] + c["broker"] + c["postgres"] for c in used) / drained["sent"]
+    return {
+        "tier_ms_per_event": tier,
+        "cpu_bound_rate": 1000 * (os.cpu_count() or 1) / tier if tier else None,
+    }
 
 
 def _pct(cpu_s: float, wall_s: float) -> float:
