@@ -76,10 +76,11 @@ def drain(stack: WorkerStack, count: int, say: Say, stall_s: float = 60.0) -> di
     queue_cpu = queued.since(queue_start)
     drain_cpu = drained.since(queued)
     stored = stack.count_stored(prefix)
-    duplicates = sum(
-        w.counts().get("duplicates", 0) - b.get("duplicates", 0)
+    counters = [
+        {k: v - b.get(k, 0) for k, v in w.counts().items() if v != b.get(k, 0)}
         for w, b in zip(workers, before, strict=True)
-    )
+    ]
+    duplicates = sum(c.get("duplicates", 0) for c in counters)
     result: dict[str, Any] = {
         "workers": len(workers),
         "sent": count,
@@ -92,6 +93,7 @@ def drain(stack: WorkerStack, count: int, say: Say, stall_s: float = 60.0) -> di
         "stored": stored,
         "lost": count - stored,
         "duplicates": duplicates,
+        "counters": counters,  # each worker's /api/stats counters that moved
         "cpu_s": drain_cpu,
         "queue_cpu_s": queue_cpu,
         "cpu_ms_per_event": {k: 1000 * v / count for k, v in drain_cpu.items()},
