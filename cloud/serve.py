@@ -41,6 +41,10 @@ async def serve(cloud: Cloud, *, started: asyncio.Event | None = None) -> None:
         ).run(),
         name="ingest",
     )
+    # the other cloud processes on the same PostgreSQL (nothing to do on SQLite)
+    peers = asyncio.create_task(
+        cloud.peers.run() if cloud.peers else asyncio.Event().wait(), name="peers"
+    )
     config = uvicorn.Config(
         create_app(cloud),
         host=settings.web_host,
@@ -66,7 +70,7 @@ async def serve(cloud: Cloud, *, started: asyncio.Event | None = None) -> None:
         cloud.web_url = f"{scheme}://{settings.web_host}:{bound_port(server)}"
         if started is not None:
             started.set()
-        await asyncio.gather(consumer, web, escalation, keeping, checking, forgetting)
+        await asyncio.gather(consumer, web, escalation, keeping, checking, forgetting, peers)
     finally:
         server.should_exit = True
         consumer.cancel()
@@ -76,6 +80,9 @@ async def serve(cloud: Cloud, *, started: asyncio.Event | None = None) -> None:
         forgetting.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await forgetting
+        peers.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await peers
         with contextlib.suppress(asyncio.CancelledError):
             await keeping
         with contextlib.suppress(asyncio.CancelledError):

@@ -1,10 +1,13 @@
 """The live push: every open duty-room page holds one subscription; each message (built and
-serialised once, cloud/live/messages.py) is fanned out to all of them."""
+serialised once, cloud/live/messages.py) is fanned out to all of them — and, where several
+cloud processes share one PostgreSQL, handed to `relay` for the other processes' hubs
+(cloud/peers.py), which `deliver` it to their own pages."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from cloud.live.messages import LiveMessage
@@ -29,6 +32,8 @@ class LiveHub:
         self._subs: set[Subscription] = set()
         #: set once the first page has subscribed (the demo's scenario waits for it)
         self.first_listener = asyncio.Event()
+        #: where a published message goes besides this process's pages (the other processes)
+        self.relay: Callable[[LiveMessage], None] | None = None
 
     def subscribe(self) -> Subscription:
         sub = Subscription()
@@ -44,7 +49,14 @@ class LiveHub:
         return len(self._subs)
 
     def publish(self, message: LiveMessage) -> int:
-        """Queue a message for every listener; returns how many got it."""
+        """Queue a message for every listener, here and in the other processes (`relay`);
+        returns how many of this process's pages got it."""
+        if self.relay is not None:
+            self.relay(message)
+        return self.deliver(message)
+
+    def deliver(self, message: LiveMessage) -> int:
+        """Queue a message for this process's pages only; returns how many got it."""
         delivered = 0
         for sub in list(self._subs):
             try:

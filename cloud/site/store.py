@@ -122,18 +122,26 @@ async def _differs(last: str | None, site_file: Path) -> bool:
     return last != digest
 
 
+async def _newest(db: Database) -> tuple[Site, SiteVersion] | None:
+    """The newest stored version and its site (None: none stored yet)."""
+    row = await db.fetch_one("SELECT * FROM site_versions ORDER BY version DESC LIMIT 1")
+    if row is None:
+        return None
+    try:
+        site = await asyncio.to_thread(site_of, row["document"])
+    except ValidationError as exc:  # only if a newer contract became stricter
+        raise ConfigFileError(
+            f"site version {row['version']} in the database is no longer valid: {exc}"
+        ) from exc
+    return site, _version(row)
+
+
 async def load_or_seed(db: Database, site_file: Path) -> tuple[Site, SiteVersion]:
     """The site in force: the newest stored version, or (first start) the site file saved as
     version 1. Called once at start-up."""
-    row = await db.fetch_one("SELECT * FROM site_versions ORDER BY version DESC LIMIT 1")
-    if row is not None:
-        try:
-            site = await asyncio.to_thread(site_of, row["document"])
-        except ValidationError as exc:  # only if a newer contract became stricter
-            raise ConfigFileError(
-                f"site version {row['version']} in the database is no longer valid: {exc}"
-            ) from exc
-        version = _version(row)
+    newest = await _newest(db)
+    if newest is not None:
+        site, version = newest
         if await _differs(await _last_import_digest(db), site_file):
             log.warning(
                 "site file %s differs from the last one imported; the registry in the database"
@@ -167,6 +175,10 @@ class SiteStore:
     def __init__(self, db: Database, audit: Audit) -> None:
         self.db = db
         self.audit = audit
+
+    async def newest(self) -> tuple[Site, SiteVersion] | None:
+        """The newest stored version and its site (e.g. one another process saved)."""
+        return await _newest(self.db)
 
     async def file_differs(self, site_file: Path) -> bool:
         """Whether the site file on disk is not the one last imported (seed or re-import)."""

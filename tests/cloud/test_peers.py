@@ -1,0 +1,213 @@
+"""Two cloud processes on one PostgreSQL (several workers, or a rolling restart's overlap) kept
+in step by notices (cloud/peers.py): the live push of one reaches the pages of the other once,
+a walk test started or ended on one gates the other's ingest, a device added or removed on one
+is known to the other's ingest. On SQLite one process owns the database: there are no peers.
+
+Both clouds are opened in this test's process (`open_cloud`, as `python -m cloud` does), their
+peers running as `serve` runs them; ingest is handed the gateway's messages directly."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cloud.alarms.model import Mode
+from cloud.db.notices import PART_BYTES
+from cloud.devices.maintenance import Maintenance
+from cloud.ingest.rejects import Reason
+from cloud.live import messages
+from cloud.live.hub import Subscription
+from cloud.live.messages import LiveMessage
+from cloud.parts import Cloud, open_cloud
+from cloud.site.edit import add_device, remove_device
+from cloud.site.hardware import Hardware
+from contract.site import DeviceSpec
+from tests.cloud.conftest import cloud_settings, eventually
+from tests.servers import Mosquitto
+
+GW = "gw-ld01"
+SMOKE_0201 = DeviceSpec(
+    id="smoke-0201", model="smoke_dry_contact", home="h-01-0201", pins={"alarm": 19, "fault": 20}
+)
+
+
+def event(seq: int, device: str, *, boot: str, kind: str = "smoke", type_: str = "alarm") -> bytes:
+    return json.dumps(
+        {
+            "v": 2,
+            "id": str(uuid.uuid4()),
+            "gateway": GW,
+            "device": device,
+            "boot": boot,
+            "seq": seq,
+            "ts": datetime.now(UTC).isoformat(),
+            "kind": kind,
+            "type": type_,
+        }
+    ).encode()
+
+
+@contextlib.asynccontextmanager
+async def peers_running(cloud: Cloud) -> AsyncIterator[Cloud]:
+    """The cloud's notices sent and listened to, as `serve` runs them."""
+    assert cloud.peers is not None
+    task = asyncio.create_task(cloud.peers.run())
+    try:
+        waiter = asyncio.create_task(cloud.peers.listening.wait())
+        done, _ = await asyncio.wait({task, waiter}, timeout=10, return_when="FIRST_COMPLETED")
+        if task in done:
+            task.result()
+        assert waiter in done, "the peers did not start listening"
+        yield cloud
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+@contextlib.asynccontextmanager
+async def two_clouds(
+    url: str, tmp_path: Path, mosquitto: Mosquitto
+) -> AsyncIterator[tuple[Cloud, Cloud]]:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    async with (
+        open_cloud(cloud_settings(tmp_path / "a", mosquitto, database=url)) as a,
+        open_cloud(cloud_settings(tmp_path / "b", mosquitto, database=url)) as b,
+        peers_running(a),
+        peers_running(b),
+    ):
+        yield a, b
+
+
+class Page:
+    """A duty-room page on one cloud's live stream: what it has been sent so far."""
+
+    def __init__(self, cloud: Cloud) -> None:
+        self.sub: Subscription = cloud.hub.subscribe()
+        self.seen: list[LiveMessage] = []
+
+    def got(self, event: str) -> list[LiveMessage]:
+        while not self.sub.queue.empty():
+            self.seen.append(self.sub.queue.get_nowait())
+        return [m for m in self.seen if m.event == event]
+
+
+async def alarm_of(cloud: Cloud, device: str) -> dict[str, Any] | None:
+    rows = await cloud.db.fetch_all(
+        "SELECT id, mode, state FROM alarms WHERE device = ? ORDER BY id DESC", (device,)
+    )
+    return dict(rows[0]) if rows else None
+
+
+@pytest.mark.parametrize("db_backend", ["postgresql"])
+async def test_an_alarm_ingested_by_one_process_reaches_the_other_ones_pages_once(
+    database_url: str, tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    async with two_clouds(database_url, tmp_path, mosquitto) as (a, b):
+        page_a, page_b = Page(a), Page(b)
+        boot = f"b{uuid.uuid4().hex[:8]}"
+        started = time.monotonic()
+        await a.ingest.handle(f"sc/v1/{GW}/event", event(1, "smoke-0102", boot=boot))
+        alarm = await alarm_of(a, "smoke-0102")
+        assert alarm is not None and alarm["mode"] == "live"
+        await eventually(lambda: page_b.got("alarm"), every=0.005)
+        delay = time.monotonic() - started
+        # a large message (a call's state, the notes of a case…) arrives whole, after it
+        big = messages.call_changed({"id": "c-1", "note": "长" * PART_BYTES})  # 3 bytes each
+        assert len(big.data.encode()) > 8000
+        a.hub.publish(big)
+        a.hub.publish(messages.gateway_state(GW, "online"))  # and what follows it, in order
+        await eventually(lambda: page_b.got("gateway"))
+        page_a.got("")
+        on_a, on_b = page_a.seen, page_b.seen
+    # B's page got A's alarm once, as A's own page did, then the large message and the next
+    assert [m.body()["alarm"]["id"] for m in on_b if m.event == "alarm"] == [alarm["id"]]
+    assert [m.event for m in on_a] == [m.event for m in on_b] == ["alarm", "call", "gateway"]
+    assert on_b[1] == big
+    assert delay < 2.0, f"the alarm took {delay:.3f} s to reach the other process"
+    assert a.peers is not None and b.peers is not None
+    assert a.peers.counts["send_failed"] == 0 and b.peers.counts["received"] == 3
+
+
+@pytest.mark.parametrize("db_backend", ["postgresql"])
+async def test_a_walk_test_started_on_one_process_gates_the_others_ingest_until_ended_there(
+    database_url: str, tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    async with two_clouds(database_url, tmp_path, mosquitto) as (a, b):
+        boot = f"b{uuid.uuid4().hex[:8]}"
+        topic = f"sc/v1/{GW}/event"
+
+        def under_test(maintenance: Maintenance) -> bool:
+            return maintenance.mode_for(GW, "gas-0101", time.time())[0] is Mode.WALK_TEST
+
+        def gas(seq: int, type_: str) -> bytes:  # a detector's fault: not life-safety
+            return event(seq, "gas-0101", boot=boot, kind="gas", type_=type_)
+
+        window = await b.maintenance.start_walk_test(GW, ["gas-0101"], 30, "inst")
+        started = time.monotonic()
+        await eventually(lambda: under_test(a.maintenance), timeout=5, every=0.005)
+        took = time.monotonic() - started
+        page_b = Page(b)
+        await a.ingest.handle(topic, gas(1, "fault"))
+        first = await alarm_of(a, "gas-0101")
+        assert first is not None and first["mode"] == Mode.WALK_TEST.value
+        await a.ingest.handle(topic, gas(2, "restore"))
+
+        await b.maintenance.end(window.id, "inst")
+        await eventually(lambda: not under_test(a.maintenance), timeout=5, every=0.005)
+        await a.ingest.handle(topic, gas(3, "fault"))
+        second = await alarm_of(a, "gas-0101")
+        assert second is not None and second["id"] != first["id"]
+        assert second["mode"] == Mode.LIVE.value
+        await eventually(lambda: page_b.got("alarm"))  # live again: B's pages get it
+        assert all(m.body()["alarm"]["id"] == second["id"] for m in page_b.got("alarm"))
+    assert took < 2.0, f"the walk test took {took:.3f} s to gate the other process"
+
+
+@pytest.mark.parametrize("db_backend", ["postgresql"])
+async def test_a_device_added_on_one_process_is_accepted_by_the_others_and_removed_refused(
+    database_url: str, tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    async with two_clouds(database_url, tmp_path, mosquitto) as (a, b):
+        boot = f"b{uuid.uuid4().hex[:8]}"
+        topic = f"sc/v1/{GW}/event"
+        _, version = await b.site.apply(
+            "adm", lambda site: add_device(site, GW, SMOKE_0201, Hardware())
+        )
+        await eventually(lambda: a.registry.version == version.version, timeout=5, every=0.01)
+        assert a.core.model(GW, "smoke-0201") == "smoke_dry_contact"  # the rules core knows it
+        await a.ingest.handle(topic, event(1, "smoke-0201", boot=boot))
+        added = await alarm_of(a, "smoke-0201")
+        stored = await a.db.fetch_value("SELECT count(*) FROM events WHERE device = 'smoke-0201'")
+
+        _, removed = await b.site.apply("adm", lambda site: remove_device(site, GW, "smoke-0201"))
+        await eventually(lambda: a.registry.version == removed.version, timeout=5, every=0.01)
+        await a.ingest.handle(topic, event(2, "smoke-0201", boot=boot))
+        refused = a.ingest.rejects.counts[Reason.UNKNOWN_DEVICE.value]
+        after = await a.db.fetch_value("SELECT count(*) FROM events WHERE device = 'smoke-0201'")
+    assert added is not None and added["mode"] == "live"
+    assert stored == 1
+    assert refused == 1 and after == 1
+    # what an edit does once (config push, audit) was done by the process that made it
+    assert [s.gateway for s in b.config_push.states()] == [GW]
+    assert a.config_push.states() == []
+
+
+@pytest.mark.parametrize("db_backend", ["sqlite"])
+async def test_on_sqlite_there_are_no_peers(
+    database_url: str, tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    async with open_cloud(cloud_settings(tmp_path, mosquitto, database=database_url)) as cloud:
+        assert cloud.peers is None
+        assert cloud.hub.relay is None
+        assert cloud.maintenance.on_change == []
