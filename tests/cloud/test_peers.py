@@ -11,13 +11,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from cloud.alarms.model import Mode
@@ -32,7 +34,7 @@ from cloud.site.edit import add_device, remove_device
 from cloud.site.hardware import Hardware
 from contract.site import DeviceSpec
 from tests.cloud.conftest import cloud_settings, eventually
-from tests.servers import Mosquitto
+from tests.servers import Mosquitto, PostgreSQL
 
 GW = "gw-ld01"
 SMOKE_0201 = DeviceSpec(
@@ -76,13 +78,13 @@ async def peers_running(cloud: Cloud) -> AsyncIterator[Cloud]:
 
 @contextlib.asynccontextmanager
 async def two_clouds(
-    url: str, tmp_path: Path, mosquitto: Mosquitto
+    url: str, tmp_path: Path, mosquitto: Mosquitto, *, url_b: str | None = None
 ) -> AsyncIterator[tuple[Cloud, Cloud]]:
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     async with (
         open_cloud(cloud_settings(tmp_path / "a", mosquitto, database=url)) as a,
-        open_cloud(cloud_settings(tmp_path / "b", mosquitto, database=url)) as b,
+        open_cloud(cloud_settings(tmp_path / "b", mosquitto, database=url_b or url)) as b,
         peers_running(a),
         peers_running(b),
     ):
@@ -211,3 +213,59 @@ async def test_on_sqlite_there_are_no_peers(
         assert cloud.peers is None
         assert cloud.hub.relay is None
         assert cloud.maintenance.on_change == []
+
+
+@pytest.fixture
+def server() -> Iterator[PostgreSQL]:
+    """A PostgreSQL of this test's own (it is killed), its data kept across the kill."""
+    pg = PostgreSQL(durable=True)
+    pg.start()
+    try:
+        yield pg
+    finally:
+        pg.cleanup()
+
+
+def walk_test_of(maintenance: Maintenance, device: str) -> bool:
+    return maintenance.mode_for(GW, device, time.time())[0] is Mode.WALK_TEST
+
+
+async def test_after_postgresql_restarted_notices_arrive_again_and_what_was_missed_is_read(
+    server: PostgreSQL, tmp_path: Path, mosquitto: Mosquitto, caplog: pytest.LogCaptureFixture
+) -> None:
+    """PostgreSQL is killed and started again under two processes. Process A (its own role)
+    is kept from connecting again until B has started a walk test and sent its notice, which A
+    therefore never gets: A reads the windows again once it listens again, and later notices
+    reach it as before. Each process logs the lost session once, however often it retries."""
+    with psycopg.connect(server.url(), autocommit=True) as admin:
+        admin.execute("CREATE ROLE cloud_a LOGIN")
+        admin.execute("CREATE DATABASE peers OWNER cloud_a")
+    url_a = f"postgresql://cloud_a@127.0.0.1:{server.port}/peers"
+    caplog.set_level(logging.WARNING, logger="cloud.db.notices")
+    async with two_clouds(url_a, tmp_path, mosquitto, url_b=server.url("peers")) as (a, b):
+        assert a.peers is not None and b.peers is not None
+        with psycopg.connect(server.url(), autocommit=True) as admin:
+            admin.execute("ALTER ROLE cloud_a CONNECTION LIMIT 0")  # its sessions stay open
+        await asyncio.to_thread(server.kill9)
+        await eventually(lambda: not a.peers.listening.is_set() and not b.peers.listening.is_set())
+        await asyncio.to_thread(server.start)
+        await eventually(b.peers.listening.is_set, timeout=20)
+
+        sent = b.peers.counts["sent"]
+        await b.maintenance.start_walk_test(GW, ["gas-0101"], 30, "inst")
+        await eventually(lambda: b.peers.counts["sent"] > sent, timeout=20)
+        assert not a.peers.listening.is_set()  # A was not listening: the notice is lost to it
+        assert not walk_test_of(a.maintenance, "gas-0101")
+        retries = a.peers.counts["listen_lost"]
+        await eventually(lambda: a.peers.counts["listen_lost"] > retries, timeout=20)
+
+        with psycopg.connect(server.url(), autocommit=True) as admin:
+            admin.execute("ALTER ROLE cloud_a CONNECTION LIMIT -1")
+        await eventually(a.peers.listening.is_set, timeout=20)
+        assert walk_test_of(a.maintenance, "gas-0101")  # read again once it listened
+        page_a = Page(a)
+        b.hub.publish(messages.gateway_state(GW, "online"))
+        await eventually(lambda: page_a.got("gateway"))
+    lost = [r.getMessage() for r in caplog.records if "LISTEN session lost" in r.getMessage()]
+    again = [r.getMessage() for r in caplog.records if "listening again" in r.getMessage()]
+    assert len(lost) == 2 and len(again) == 2, (lost, again)
