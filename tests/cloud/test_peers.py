@@ -243,25 +243,26 @@ async def test_after_postgresql_restarted_notices_arrive_again_and_what_was_miss
     url_a = f"postgresql://cloud_a@127.0.0.1:{server.port}/peers"
     caplog.set_level(logging.WARNING, logger="cloud.db.notices")
     async with two_clouds(url_a, tmp_path, mosquitto, url_b=server.url("peers")) as (a, b):
-        assert a.peers is not None and b.peers is not None
+        peers_a, peers_b = a.peers, b.peers
+        assert peers_a is not None and peers_b is not None
         with psycopg.connect(server.url(), autocommit=True) as admin:
             admin.execute("ALTER ROLE cloud_a CONNECTION LIMIT 0")  # its sessions stay open
         await asyncio.to_thread(server.kill9)
-        await eventually(lambda: not a.peers.listening.is_set() and not b.peers.listening.is_set())
+        await eventually(lambda: not peers_a.listening.is_set() and not peers_b.listening.is_set())
         await asyncio.to_thread(server.start)
-        await eventually(b.peers.listening.is_set, timeout=20)
+        await eventually(peers_b.listening.is_set, timeout=20)
 
-        sent = b.peers.counts["sent"]
+        sent = peers_b.counts["sent"]
         await b.maintenance.start_walk_test(GW, ["gas-0101"], 30, "inst")
-        await eventually(lambda: b.peers.counts["sent"] > sent, timeout=20)
-        assert not a.peers.listening.is_set()  # A was not listening: the notice is lost to it
+        await eventually(lambda: peers_b.counts["sent"] > sent, timeout=20)
+        assert not peers_a.listening.is_set()  # A was not listening: the notice is lost to it
         assert not walk_test_of(a.maintenance, "gas-0101")
-        retries = a.peers.counts["listen_lost"]
-        await eventually(lambda: a.peers.counts["listen_lost"] > retries, timeout=20)
+        retries = peers_a.counts["listen_lost"]
+        await eventually(lambda: peers_a.counts["listen_lost"] > retries, timeout=20)
 
         with psycopg.connect(server.url(), autocommit=True) as admin:
             admin.execute("ALTER ROLE cloud_a CONNECTION LIMIT -1")
-        await eventually(a.peers.listening.is_set, timeout=20)
+        await eventually(peers_a.listening.is_set, timeout=20)
         assert walk_test_of(a.maintenance, "gas-0101")  # read again once it listened
         page_a = Page(a)
         b.hub.publish(messages.gateway_state(GW, "online"))
