@@ -30,9 +30,10 @@ from cloud.live import messages
 from cloud.live.hub import Subscription
 from cloud.live.messages import LiveMessage
 from cloud.parts import Cloud, open_cloud
-from cloud.site.edit import add_device, remove_device
+from cloud.site.edit import add_device, remove_device, replace_all
 from cloud.site.hardware import Hardware
-from contract.site import DeviceSpec
+from cloud.site.tree import Change
+from contract.site import DeviceSpec, Site
 from tests.cloud.conftest import cloud_settings, eventually
 from tests.servers import Mosquitto, PostgreSQL
 
@@ -142,6 +143,28 @@ async def test_an_alarm_ingested_by_one_process_reaches_the_other_ones_pages_onc
 
 
 @pytest.mark.parametrize("db_backend", ["postgresql"])
+async def test_a_burst_of_live_messages_arrives_whole_in_order_and_once(
+    database_url: str, tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    """More than one statement's worth, every seventh too large for one NOTIFY."""
+    async with two_clouds(database_url, tmp_path, mosquitto) as (a, b):
+        page_b = Page(b)
+        burst = [
+            messages.gateway_state(f"gw-{n:04d}", "online" if n % 7 else "长" * PART_BYTES)
+            for n in range(1200)
+        ]
+        started = time.monotonic()
+        for message in burst:
+            a.hub.publish(message)
+        await eventually(lambda: len(page_b.got("gateway")) >= len(burst), every=0.01)
+        took = time.monotonic() - started
+        assert b.peers is not None
+        assert b.peers.counts["received"] == len(burst)
+    assert page_b.seen == burst
+    assert took < 5.0, f"{len(burst)} messages took {took:.2f} s"
+
+
+@pytest.mark.parametrize("db_backend", ["postgresql"])
 async def test_a_walk_test_started_on_one_process_gates_the_others_ingest_until_ended_there(
     database_url: str, tmp_path: Path, mosquitto: Mosquitto
 ) -> None:
@@ -203,6 +226,41 @@ async def test_a_device_added_on_one_process_is_accepted_by_the_others_and_remov
     # what an edit does once (config push, audit) was done by the process that made it
     assert [s.gateway for s in b.config_push.states()] == [GW]
     assert a.config_push.states() == []
+
+
+@pytest.mark.parametrize("db_backend", ["postgresql"])
+async def test_a_gateway_removed_on_one_process_has_its_offline_alarm_cleared_by_the_other(
+    database_url: str, tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    """Gateway gw-ld02 went offline while process A ingested its status: only A's rules core
+    knows the alarm is its. Removed from the site through B, the alarm is cleared by A."""
+    async with two_clouds(database_url, tmp_path, mosquitto) as (a, b):
+        status = {"gateway": "gw-ld02", "state": "offline", "boot": "b-1"}
+        now = datetime.now(UTC).isoformat()
+        await a.ingest.handle("sc/v1/gw-ld02/status", json.dumps({**status, "ts": now}).encode())
+        raised = await alarm_of(a, "gw-ld02")
+        assert raised is not None and raised["state"] != "resolved"
+        page_b = Page(b)
+
+        def without_ld02(site: Site) -> Change:
+            smaller = site.model_copy(
+                update={"gateways": [gw for gw in site.gateways if gw.id != "gw-ld02"]}
+            )
+            return replace_all(site, smaller, "gw-ld02 taken down", Hardware())
+
+        def resolved_on_b() -> list[int]:
+            return [
+                m.body()["alarm"]["id"]
+                for m in page_b.got("alarm")
+                if m.body()["alarm"]["state"] == "resolved"
+            ]
+
+        await b.site.apply("adm", without_ld02)
+        await eventually(resolved_on_b)
+        cleared = await alarm_of(a, "gw-ld02")
+    assert cleared is not None and cleared["id"] == raised["id"]
+    assert cleared["state"] == "resolved"
+    assert resolved_on_b() == [raised["id"]]  # cleared once
 
 
 @pytest.mark.parametrize("db_backend", ["sqlite"])
