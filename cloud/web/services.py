@@ -4,7 +4,8 @@ from the running cloud; nothing below it knows how the cloud is put together."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from cloud.access.audit import Audit
 from cloud.access.users import Users
@@ -86,3 +87,5 @@ class Services:
     grid_cases: GridCases
     # one-key voice: the calls between homes and the duty room
     voice: VoiceDesk
+    # notices to and from the other cloud processes on one PostgreSQL (none on SQLite)
+    notices: Mapping[str, int] = field(default_factory=dict)
