@@ -135,7 +135,7 @@ def services_of(cloud: Cloud) -> Services:
         duty=cloud.duty,
         grid_cases=GridCases(cloud.db, cloud.duty.roster, cloud.registry, cases),
         voice=cloud.voice,
-        notices=cloud.peers.counts if cloud.peers else {},
+        peers=cloud.peers,
     )
 
 

@@ -5,9 +5,9 @@ Off unless `SC_CLOUD_METRICS_TOKEN` is set; then only a request with `Authorizat
 cloud's own since its start (ingest, rejections, escalation, notices to and from the other
 processes on one PostgreSQL); the gauges are read at each scrape (alarms waiting for an
 operator by level, gateways by state, notifications by channel and status from the database;
-queues and the broker link from memory); one histogram, the seconds from a life-safety
-message's arrival to its alarm on the duty room's pages. Alert rules that use them:
-`deploy/prometheus/alerts.yml`.
+queues, the broker link and the peers' LISTEN session from memory); one histogram, the
+seconds from a life-safety message's arrival to its alarm on the duty room's pages. Alert
+rules that use them: `deploy/prometheus/alerts.yml`.
 """
 
 from __future__ import annotations
@@ -58,14 +58,22 @@ class CloudMetrics:
                 "what",
                 s.escalator.counts,
             ),
-            _counter(
-                "sc_peer_notices",
-                "Notices to and from the other cloud processes on one PostgreSQL, by what"
-                " (sent, send_failed, dropped, received, broken, listen_lost)",
-                "what",
-                s.notices,
-            ),
         ]
+        if s.peers is not None:
+            out += [
+                _counter(
+                    "sc_peer_notices",
+                    "Notices to and from the other cloud processes on one PostgreSQL, by what"
+                    " (sent, send_failed, dropped, received, broken, listen_lost)",
+                    "what",
+                    s.peers.counts,
+                ),
+                _gauge(
+                    "sc_peers_listening",
+                    "1 while the notices of the other cloud processes are listened to",
+                    s.peers.listening.is_set(),
+                ),
+            ]
         try:
             out += await _from_database(s)
             database_up = True

@@ -4,8 +4,7 @@ from the running cloud; nothing below it knows how the cloud is put together."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from cloud.access.audit import Audit
 from cloud.access.users import Users
@@ -29,6 +28,7 @@ from cloud.live.hub import LiveHub
 from cloud.notify.announce import Announcer
 from cloud.notify.log import NotificationLog
 from cloud.notify.receipts import CallResults
+from cloud.peers import Peers
 from cloud.routing.escalation import Escalator
 from cloud.rules.reload import RulesReloader
 from cloud.settings import CloudSettings
@@ -87,5 +87,5 @@ class Services:
     grid_cases: GridCases
     # one-key voice: the calls between homes and the duty room
     voice: VoiceDesk
-    # notices to and from the other cloud processes on one PostgreSQL (none on SQLite)
-    notices: Mapping[str, int] = field(default_factory=dict)
+    # the other cloud processes on one PostgreSQL (None on SQLite)
+    peers: Peers | None = None

@@ -12,6 +12,9 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -37,7 +40,15 @@ from cloud.site.hardware import Hardware
 from cloud.site.tree import Change
 from cloud.web.app import create_app
 from contract.site import DeviceSpec, Site
-from tests.cloud.conftest import cloud_settings, eventually
+from tests.cloud.conftest import (
+    PASSWORDS,
+    ROLES,
+    Publisher,
+    cloud_settings,
+    eventually,
+    forget_gateway_status,
+    signed_in,
+)
 from tests.servers import Mosquitto, PostgreSQL
 
 GW = "gw-ld01"
@@ -342,3 +353,100 @@ async def test_after_postgresql_restarted_notices_arrive_again_and_what_was_miss
     lost = [r.getMessage() for r in caplog.records if "LISTEN session lost" in r.getMessage()]
     again = [r.getMessage() for r in caplog.records if "listening again" in r.getMessage()]
     assert len(lost) == 2 and len(again) == 2, (lost, again)
+
+
+@contextlib.contextmanager
+def cloud_process(workdir: Path, broker: Mosquitto, database: str) -> Iterator[str]:
+    """`python -m cloud` on `broker` and `database`, /metrics open to "scrape"; its URL."""
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("SC_")},
+        "SC_CLOUD_MQTT_PORT": str(broker.port),
+        "SC_CLOUD_MQTT_USERNAME": "cloud",
+        "SC_CLOUD_MQTT_PASSWORD": broker.users["cloud"],
+        "SC_CLOUD_MQTT_CLIENT_ID": f"peer-{uuid.uuid4().hex[:8]}",
+        "SC_CLOUD_DATABASE": database,
+        "SC_CLOUD_TELEMETRY_URL": f"sqlite:///{workdir / 'telemetry.db'}",
+        "SC_CLOUD_WEB_PORT": "0",
+        "SC_CLOUD_SESSION_SECRET": "peer-secret",
+        "SC_CLOUD_METRICS_TOKEN": "scrape",
+        "SC_CLOUD_BOOTSTRAP_USERS": json.dumps(
+            {name: [ROLES[name], password] for name, password in PASSWORDS.items()}
+        ),
+    }
+    workdir.mkdir()
+    with (workdir / "cloud.log").open("w+b") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cloud"], env=env, stdout=subprocess.PIPE, stderr=log
+        )
+        try:
+            assert proc.stdout is not None
+            line = proc.stdout.readline().decode()
+            log.seek(0)
+            assert line.startswith("duty room: "), f"{line!r}: {log.read().decode()}"
+            yield line.removeprefix("duty room: ").strip()
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)
+
+
+async def listening(url: str) -> bool:
+    async with httpx.AsyncClient(base_url=url) as client:
+        scraped = await client.get("/metrics", headers={"authorization": "Bearer scrape"})
+    return "sc_peers_listening 1.0" in scraped.text
+
+
+@pytest.mark.parametrize("db_backend", ["postgresql"])
+async def test_two_cloud_processes_a_gateways_alarm_at_one_is_on_the_others_live_stream(
+    database_url: str, tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    """Real `python -m cloud` processes: A consumes the gateways' broker, B another broker no
+    gateway publishes to, so what B's duty-room stream shows of the gateway came from A."""
+    other = Mosquitto()
+    other.add_user("cloud")
+    other.start()
+    forget_gateway_status(mosquitto)
+    gateway = Publisher(mosquitto, GW)
+    try:
+        with (
+            cloud_process(tmp_path / "a", mosquitto, database_url) as url_a,
+            cloud_process(tmp_path / "b", other, database_url) as url_b,
+        ):
+            await eventually(lambda: listening(url_b), timeout=20)
+            client = await signed_in(url_b, "op")
+            got: list[tuple[str, Any]] = []
+
+            async def read() -> None:
+                async with client.stream("GET", "/api/alarms/stream") as resp:
+                    name = ""
+                    async for line in resp.aiter_lines():
+                        if line.startswith("event:"):
+                            name = line.split(":", 1)[1].strip()
+                        elif line.startswith("data:") and name != "broker":
+                            got.append((name, json.loads(line.split(":", 1)[1])))
+
+            reader = asyncio.create_task(read())
+            try:
+                await eventually(lambda: got)  # the snapshot: B's page is on the stream
+                boot = f"b{uuid.uuid4().hex[:8]}"
+                await asyncio.to_thread(
+                    gateway.publish, f"sc/v1/{GW}/event", event(1, "call-0101", boot=boot,
+                                                                kind="call", type_="press")
+                )  # fmt: skip
+                await eventually(lambda: len(got) >= 2, timeout=15)
+                async with httpx.AsyncClient(base_url=url_a) as to_a:
+                    scraped_a = (
+                        await to_a.get("/metrics", headers={"authorization": "Bearer scrape"})
+                    ).text
+            finally:
+                reader.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await reader
+                await client.aclose()
+    finally:
+        gateway.close()
+        other.cleanup()
+    assert got[0] == ("snapshot", [])
+    name, body = got[1]
+    assert name == "alarm" and body["alarm"]["device"] == "call-0101"
+    assert body["alarm"]["state"] == "active"
+    assert 'sc_ingest_total{what="events"} 1.0' in scraped_a  # A stored it, B only showed it
