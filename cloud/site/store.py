@@ -22,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 
 from cloud.access.audit import Audit
 from cloud.db.database import Conn, Database, Row
+from cloud.errors import Conflict
 from cloud.times import from_epoch
 from contract.site import ConfigFileError, Site, load_site
 
@@ -193,14 +194,24 @@ class SiteStore:
         *,
         source: tuple[str, str] | None = None,
         replacement: tuple[str, str, str | None, str | None, str] | None = None,
+        after: int | None = None,
     ) -> SiteVersion:
         """Save `site` as a new version with its audit entry (and a device replacement's
-        record), in one unit of work."""
+        record), in one unit of work. `after`: the version the change was made from; if a
+        newer one was saved meanwhile (by another process on the same database), nothing is
+        saved and `Conflict` says so — the change would undo that one."""
         document = await asyncio.to_thread(document_of, site)
         now = self.db.clock()
         source_file, digest = source if source else (None, None)
 
         def save(conn: Conn) -> SiteVersion:
+            if after is not None:
+                newest = conn.execute("SELECT MAX(version) FROM site_versions").fetchone()[0]
+                if newest is not None and newest != after:
+                    raise Conflict.said(
+                        f"站点已被另一处修改（版本 {newest}），请刷新后重做",
+                        f"the site was changed meanwhile (version {newest}): reload and redo",
+                    )
             version = _insert(conn, now, site, document, actor, reason, source_file, digest)
             if replacement is not None:
                 gateway, device, old, new, note = replacement

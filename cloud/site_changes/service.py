@@ -88,7 +88,8 @@ class SiteService:
         *,
         source: tuple[str, str] | None = None,
     ) -> tuple[Change, SiteVersion]:
-        """Make, validate, save and swap in the change; raises SiteEditError (nothing done)."""
+        """Make, validate, save and swap in the change; raises SiteEditError, or Conflict if
+        another process saved a version since the one in force here (nothing done)."""
         async with self._lock:
             change = await self.preview(operation)
             cleared: list[Decision] = []
@@ -100,6 +101,7 @@ class SiteService:
                 change.reason,
                 source=source,
                 replacement=change.replacement,
+                after=self.registry.version or None,  # 0: a registry not from the database
             )
             cleared.extend(self._swap(change.site, version.version))
             log.info("site version %d by %s: %s", version.version, actor, change.reason)

@@ -30,6 +30,7 @@ from pydantic import SecretStr
 from cloud.alarms.model import Mode
 from cloud.db.notices import PART_BYTES
 from cloud.devices.maintenance import Maintenance
+from cloud.errors import Conflict
 from cloud.ingest.rejects import Reason
 from cloud.live import messages
 from cloud.live.hub import Subscription
@@ -286,6 +287,37 @@ async def test_a_gateway_removed_on_one_process_has_its_offline_alarm_cleared_by
     assert cleared is not None and cleared["id"] == raised["id"]
     assert cleared["state"] == "resolved"
     assert resolved_on_b() == [raised["id"]]  # cleared once
+
+
+async def test_an_edit_made_from_a_site_another_process_has_changed_since_is_refused(
+    database_url: str, tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    """B saved a version A has not taken up yet (its notice on the way): A's edit, made from the
+    version before, would undo B's. It is refused with the reason, nothing saved; once A has
+    taken up B's version the same edit goes through, and both are in the site."""
+    smoke_0202 = SMOKE_0201.model_copy(update={"id": "smoke-0202", "pins": {"alarm": 21}})
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    async with (
+        open_cloud(cloud_settings(tmp_path / "a", mosquitto, database=database_url)) as a,
+        open_cloud(cloud_settings(tmp_path / "b", mosquitto, database=database_url)) as b,
+    ):  # their peers not running: A learns of B's version only when it takes it up
+        hardware = Hardware()
+        _, saved = await b.site.apply("adm", lambda s: add_device(s, GW, SMOKE_0201, hardware))
+        with pytest.raises(Conflict) as refused:
+            await a.site.apply("adm", lambda s: add_device(s, GW, smoke_0202, hardware))
+        assert refused.value.en == (
+            f"the site was changed meanwhile (version {saved.version}): reload and redo"
+        )
+        assert [v.version for v in await a.site.store.versions()] == [saved.version, 1]
+        assert a.registry.device(GW, "smoke-0202") is None
+        assert await a.site.take_up() == saved.version
+        _, again = await a.site.apply("adm", lambda s: add_device(s, GW, smoke_0202, hardware))
+        newest = await a.site.store.newest()
+    assert again.version == saved.version + 1
+    assert newest is not None
+    devices = {d.id for gw in newest[0].gateways if gw.id == GW for d in gw.devices}
+    assert {"smoke-0201", "smoke-0202"} <= devices
 
 
 @pytest.mark.parametrize("db_backend", ["sqlite"])
