@@ -92,7 +92,8 @@ class NoticeLink:
         self.sender = uuid.uuid4().hex[:12]
         self.retry_min_s = retry_min_s
         self.retry_max_s = retry_max_s
-        #: sent, send_failed, dropped, received, listen_lost, broken (parts never completed)
+        #: sent, send_failed, dropped, received, listen_lost, broken (parts never completed),
+        #: foreign (a NOTIFY on the channel that is not a notice)
         self.counts: Counter[str] = Counter()
         #: set while the LISTEN session is open and `on_listen` has run on it
         self.listening = asyncio.Event()
@@ -202,9 +203,14 @@ class NoticeLink:
             delay = min(delay * 2, self.retry_max_s)
 
     def _joined(self, payload: str) -> Notice | None:
-        """The notice a payload completes (None: another part is to come, or it is ours)."""
+        """The notice a payload completes (None: another part is to come, it is ours, or it
+        is not a notice of ours at all — counted as `foreign`)."""
         head, _, text = payload.partition("|")
-        sender, number, at, parts, kind = head.split(" ")
+        fields = head.split(" ")
+        if len(fields) != 5 or not all(f.isdigit() for f in fields[1:4]):
+            self.counts["foreign"] += 1
+            return None
+        sender, number, at, parts, kind = fields
         if sender == self.sender:
             return None
         if parts == "1":

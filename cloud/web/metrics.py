@@ -64,7 +64,7 @@ class CloudMetrics:
                 _counter(
                     "sc_peer_notices",
                     "Notices to and from the other cloud processes on one PostgreSQL, by what"
-                    " (sent, send_failed, dropped, received, broken, listen_lost)",
+                    " (sent, send_failed, dropped, received, broken, foreign, listen_lost)",
                     "what",
                     s.peers.counts,
                 ),

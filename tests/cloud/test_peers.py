@@ -191,6 +191,23 @@ async def test_a_burst_of_live_messages_arrives_whole_in_order_and_once(
 
 
 @pytest.mark.parametrize("db_backend", ["postgresql"])
+async def test_a_notify_on_the_channel_that_is_no_notice_is_counted_and_the_session_kept(
+    database_url: str, tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    async with two_clouds(database_url, tmp_path, mosquitto) as (a, b):
+        assert b.peers is not None
+        page_b = Page(b)
+        async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as other:
+            for payload in ("hello", "1 2 3|x", "a b c d e|f"):
+                await other.execute("SELECT pg_notify('sc_notices', %s)", (payload,))
+        a.hub.publish(messages.gateway_state(GW, "online"))
+        await eventually(lambda: page_b.got("gateway"))
+        counts = dict(b.peers.counts)
+    assert counts["foreign"] == 3 and counts["received"] == 1
+    assert "listen_lost" not in counts
+
+
+@pytest.mark.parametrize("db_backend", ["postgresql"])
 async def test_a_walk_test_started_on_one_process_gates_the_others_ingest_until_ended_there(
     database_url: str, tmp_path: Path, mosquitto: Mosquitto
 ) -> None:
