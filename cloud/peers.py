@@ -7,7 +7,11 @@ about what each keeps in memory and another's actions change:
 - walk tests, maintenance windows and drills: a start or end in one process makes every
   other read the open windows again (`Maintenance.load`), so ingest gates by them there too;
 - the site registry: a version saved by one process is put in force in every other
-  (`SiteService.take_up`: the registry, the rules core, the clears of what was removed).
+  (`SiteService.take_up`: the registry, the rules core, the clears of what was removed);
+- how many duty-room pages each process serves (told when it changes and every
+  `HEARTBEAT_S`; forgotten after three missed): a message published counts the pages it
+  reaches everywhere, so the duty-room push (cloud/notify/push.py) is delivered when a page is
+  open at any process, and "no duty-room page open" only when none is known anywhere.
 
 After every LISTEN (the first one, and again after PostgreSQL restarted or the session was
 lost: notices sent meanwhile are lost) the windows and the site are read again. On SQLite one
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -33,6 +38,11 @@ log = logging.getLogger(__name__)
 LIVE = "L"
 MAINTENANCE = "M"
 SITE = "S"
+PAGES = "P"  # how many pages the sender serves
+ASK = "Q"  # tell me how many pages you serve (sent after a LISTEN)
+
+#: Seconds between a process's page counts; one not heard for three is forgotten.
+HEARTBEAT_S = 10.0
 
 #: live messages about this process alone, not relayed (the pages of each process see the
 #: state of that process's link to the broker)
@@ -47,7 +57,9 @@ class Peers:
         self.hub = hub
         self.maintenance = maintenance
         self.site = site
+        self._pages: dict[str, tuple[int, float]] = {}  # sender → (pages, when told)
         hub.relay = self._relay
+        hub.on_listeners = self._tell_pages
         maintenance.on_change.append(lambda: link.send(MAINTENANCE, ""))
         site.on_version = lambda version: link.send(SITE, str(version))
 
@@ -62,11 +74,31 @@ class Peers:
 
     async def run(self) -> None:
         """Send this process's notices and apply the others', until cancelled."""
-        await asyncio.gather(self.link.sending(), self.link.listen(self._apply, self._reread))
+        await asyncio.gather(
+            self.link.sending(), self.link.listen(self._apply, self._reread), self._heartbeat()
+        )
 
-    def _relay(self, message: LiveMessage) -> None:
-        if message.event not in OWN_EVENTS:
-            self.link.send(LIVE, f"{message.event}\n{message.data}")
+    def pages_elsewhere(self) -> int:
+        """The duty-room pages the other processes serve, as last told (0 while this process
+        does not listen: it would not know)."""
+        if not self.link.listening.is_set():
+            return 0
+        recent = time.monotonic() - 3 * HEARTBEAT_S
+        return sum(pages for pages, at in self._pages.values() if at > recent)
+
+    def _relay(self, message: LiveMessage) -> int:
+        if message.event in OWN_EVENTS:
+            return 0
+        self.link.send(LIVE, f"{message.event}\n{message.data}")
+        return self.pages_elsewhere()
+
+    def _tell_pages(self) -> None:
+        self.link.send(PAGES, str(self.hub.listeners))
+
+    async def _heartbeat(self) -> None:
+        while True:
+            self._tell_pages()
+            await asyncio.sleep(HEARTBEAT_S)
 
     async def _apply(self, notice: Notice) -> None:
         if notice.kind == LIVE:
@@ -76,11 +108,18 @@ class Peers:
             await self.maintenance.load()
         elif notice.kind == SITE:
             await self.site.take_up()
+        elif notice.kind == PAGES:
+            self._pages[notice.sender] = (int(notice.body), time.monotonic())
+        elif notice.kind == ASK:
+            self._tell_pages()
         else:
             log.warning("notice of unknown kind %r from %s ignored", notice.kind, notice.sender)
 
     async def _reread(self) -> None:
-        """What was missed while no session listened: read the windows and the site again."""
+        """What was missed while no session listened: read the windows and the site again,
+        and ask the others how many pages they serve."""
+        self._pages.clear()
+        self.link.send(ASK, "")
         await self.maintenance.load()
         await self.site.take_up()
 

@@ -102,6 +102,11 @@ class NoticeLink:
         self._wake = asyncio.Event()
         self._parts: dict[str, tuple[int, list[str]]] = {}  # sender → (number, parts so far)
 
+    @property
+    def pending(self) -> int:
+        """Notices queued and not yet sent."""
+        return len(self._pending)
+
     # ---- sending ----------------------------------------------------------------------------
 
     def send(self, kind: str, body: str) -> None:
