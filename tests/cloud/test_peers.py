@@ -38,7 +38,6 @@ from cloud.live.messages import LiveMessage
 from cloud.notify.base import Notification
 from cloud.notify.push import PushChannel
 from cloud.parts import Cloud, open_cloud
-from cloud.rules import AlarmDraft, Evaluation
 from cloud.site.edit import add_device, remove_device, replace_all
 from cloud.site.hardware import Hardware
 from cloud.site.tree import Change
@@ -56,10 +55,6 @@ from tests.cloud.conftest import (
 from tests.servers import Mosquitto, PostgreSQL
 
 GW = "gw-ld01"
-SMOKE = AlarmDraft(
-    "smoke_alarm", 1, "smoke", GW, "smoke-0102", "烟感报警", "Smoke", datetime.now(UTC),
-    life_safety=True,
-)  # fmt: skip
 SMOKE_0201 = DeviceSpec(
     id="smoke-0201", model="smoke_dry_contact", home="h-01-0201", pins={"alarm": 19, "fault": 20}
 )
@@ -217,25 +212,34 @@ async def test_a_notify_on_the_channel_that_is_no_notice_is_counted_and_the_sess
 async def test_the_duty_room_push_is_delivered_while_a_page_is_open_at_another_process(
     database_url: str, tmp_path: Path, mosquitto: Mosquitto
 ) -> None:
-    """The process that sends a notification has no page open; another has one: the push
-    reaches it and counts as delivered. When that page closes, the push says no page is open
+    """The process that ingests an alarm and sends its notifications has no page open (an
+    ingest worker); another process has one: the alarm's push to the duty room and a later
+    notification's count as delivered. When that page closes, the push says no page is open
     (tried again, then its fallback), as on one process."""
     async with two_clouds(database_url, tmp_path, mosquitto) as (a, b):
-        assert a.peers is not None
-        push = PushChannel(a.hub)
-        alarm = (await a.book.apply(Evaluation([SMOKE], [], 0), time.time()))[0].alarm
-        duty = Notification(
-            f"{alarm.id}/0/duty_room", alarm, 0, "notify", "duty_room", "值班室", None
-        )
+        peers_a = a.peers
+        assert peers_a is not None
         page_b = Page(b)
-        await eventually(lambda: a.peers is not None and a.peers.pages_elsewhere() == 1)
+        await eventually(lambda: peers_a.pages_elsewhere() == 1)
+        boot = f"b{uuid.uuid4().hex[:8]}"
+        await a.ingest.handle(f"sc/v1/{GW}/event", event(1, "smoke-0102", boot=boot))
+        raised = await alarm_of(a, "smoke-0102")
+        assert raised is not None
+        rows = await a.notifications.of_alarm(raised["id"])
+        alarm = await a.alarms.get(raised["id"])
+        push = PushChannel(a.hub)
+        key = f"{alarm.id}/1/duty_room"
+        duty = Notification(key, alarm, 1, "remind", "duty_room", "值班室", None)
         delivered = await push.send(duty)
-        await eventually(lambda: page_b.got("notify"))
+        await eventually(lambda: len(page_b.got("notify")) == 1)
         b.hub.unsubscribe(page_b.sub)
-        await eventually(lambda: a.peers is not None and a.peers.pages_elsewhere() == 0)
+        await eventually(lambda: peers_a.pages_elsewhere() == 0)
         not_delivered = await push.send(duty)
+    [pushed] = [r for r in rows if r["target"] == "duty_room"]
+    assert (pushed["status"], pushed["detail"]) == ("delivered", "1 page(s) open")
+    assert [m.body()["alarm"]["id"] for m in page_b.got("alarm")] == [alarm.id]
     assert (delivered.ok, delivered.detail) == (True, "1 page(s) open")
-    assert [m.body()["key"] for m in page_b.got("notify")] == [duty.key]
+    assert [m.body()["key"] for m in page_b.got("notify")] == [key]
     assert (not_delivered.ok, not_delivered.detail) == (False, "no duty-room page open")
 
 
