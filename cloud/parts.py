@@ -31,6 +31,7 @@ from cloud.notify import Channel, PushChannel, WebhookChannel
 from cloud.notify.announce import Announcer
 from cloud.notify.channels import Closable, vendor_channels
 from cloud.notify.log import NotificationLog
+from cloud.peers import Peers, open_peers
 from cloud.routing.escalation import Escalator
 from cloud.routing.sender import LEASE_S
 from cloud.rules import RulesCore, load_rules_with_digest
@@ -91,6 +92,8 @@ class Cloud:
     web_url: str = ""
     #: the demo's simulated devices (sim/panel.py); served only with `settings.simulator`
     simulator: Simulator | None = None
+    #: the other cloud processes on the same PostgreSQL (cloud/peers.py); None on SQLite
+    peers: Peers | None = None
 
 
 @contextlib.asynccontextmanager
@@ -211,6 +214,7 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[Cloud]:
         # a device bound, moved or removed reaches its gateway as cmd/config
         config_push = ConfigPush(registry.site, transport.send_command, audit)
         site.listeners.append(config_push.on_site)
+        site.followers.append(config_push.follow)  # another process pushed that version
 
         async def revoke_removed(new_site: Site, version: SiteVersion) -> None:
             registered = {gw.id for gw in new_site.gateways}
@@ -224,6 +228,7 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[Cloud]:
                 await transport.bind(gateway.id)
 
         site.listeners.append(bind_gateways)
+        peers = open_peers(settings.database, hub=hub, maintenance=maintenance, site=site)
         health = HealthReports(
             db=db,
             registry=registry,
@@ -247,6 +252,7 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[Cloud]:
         )
 
         voice = VoiceDesk(
+            db=db,
             send_command=transport.send_command,
             note=book.note,
             record=audit.record,
@@ -296,6 +302,7 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[Cloud]:
             duty=duty,
             voice=voice,
             shard_locks=shard_locks(settings),
+            peers=peers,
         )
     finally:
         if webhook is not None:
@@ -354,6 +361,11 @@ def shard_locks(settings: CloudSettings) -> SessionLocks | None:
     url = DatabaseUrl.parse(settings.database)
     if settings.broker != "rabbitmq" or url.backend != "postgresql":
         return None
+    if settings.telemetry_url.startswith("sqlite:"):
+        log.warning(
+            "ingest workers with a SQLite telemetry store: each worker keeps the readings of"
+            " its own gateways; several workers need one InfluxDB (SC_CLOUD_TELEMETRY_URL)"
+        )
     return SessionLocks(url.target)
 
 

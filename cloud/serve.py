@@ -8,6 +8,7 @@ import contextlib
 
 import uvicorn
 
+from cloud.ingest import batch_ids
 from cloud.ingest.consumer import BrokerConsumer
 from cloud.parts import Cloud
 from cloud.telemetry import history
@@ -24,6 +25,10 @@ async def serve(cloud: Cloud, *, started: asyncio.Event | None = None) -> None:
     settings = cloud.settings
     escalation = asyncio.create_task(cloud.escalator.run(), name="escalation")
     keeping = asyncio.create_task(history.keep(cloud.store), name="telemetry-history")
+    forgetting = asyncio.create_task(
+        batch_ids.keep_forgetting(cloud.db, settings.telemetry_batch_ids_days * 86400),
+        name="batch-ids",
+    )
     checking = asyncio.create_task(
         cloud.duty.checkins.run(settings.checkin_sweep_s), name="checkin"
     )
@@ -35,6 +40,10 @@ async def serve(cloud: Cloud, *, started: asyncio.Event | None = None) -> None:
             locks=cloud.shard_locks,
         ).run(),
         name="ingest",
+    )
+    # the other cloud processes on the same PostgreSQL (nothing to do on SQLite)
+    peers = asyncio.create_task(
+        cloud.peers.run() if cloud.peers else asyncio.Event().wait(), name="peers"
     )
     config = uvicorn.Config(
         create_app(cloud),
@@ -61,13 +70,19 @@ async def serve(cloud: Cloud, *, started: asyncio.Event | None = None) -> None:
         cloud.web_url = f"{scheme}://{settings.web_host}:{bound_port(server)}"
         if started is not None:
             started.set()
-        await asyncio.gather(consumer, web, escalation, keeping, checking)
+        await asyncio.gather(consumer, web, escalation, keeping, checking, forgetting, peers)
     finally:
         server.should_exit = True
         consumer.cancel()
         escalation.cancel()
         keeping.cancel()
         checking.cancel()
+        forgetting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await forgetting
+        peers.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await peers
         with contextlib.suppress(asyncio.CancelledError):
             await keeping
         with contextlib.suppress(asyncio.CancelledError):

@@ -112,6 +112,12 @@ class CloudSettings(BaseSettings):
     telemetry_hour_days: float = Field(
         400, gt=0, description="1-hour means, minima and maxima kept this many days (≥ a year)"
     )
+    telemetry_batch_ids_days: float = Field(
+        2,
+        gt=0,
+        description="A telemetry batch's id is remembered this long, so a resent batch is"
+        " stored once (a gateway resends only a batch whose PUBACK it missed, within minutes)",
+    )
     site_file: Path = Field(
         DEFAULT_SITE,
         description="Seeds the site registry on the first start only (the database's"

@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh test mosquitto mosquitto-clients influxdb postgresql rabbitmq-server chromium \
   prometheus \
+  patroni etcd-server \
   fonts-noto-cjk
 echo "==> ruff"
 .venv/bin/ruff check .

@@ -189,7 +189,8 @@ def test_the_sides_keep_apart(side: str, never: tuple[str, ...]) -> None:
         ("gpiozero", {"edge.drivers.gpio"}),
         # the SQLite telemetry backend: the store, and its history tables
         ("aiosqlite", {"cloud.telemetry.sqlite", "cloud.telemetry.sqlite_history"}),
-        ("psycopg", {"cloud.db.postgres"}),
+        # the units of work' connection; the LISTEN/NOTIFY sessions (async, on the event loop)
+        ("psycopg", {"cloud.db.postgres", "cloud.db.notices"}),
     ],
 )
 def test_each_client_library_has_one_home(library: str, allowed: set[str]) -> None:

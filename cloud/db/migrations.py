@@ -61,11 +61,41 @@ def _rabbit_hashes(conn: Any, dialect: Dialect) -> None:
 
 
 #: Steps after version 1: (version, what it does, the step). Never edit a step that shipped.
+def _batch_ids_by_time(conn: Any, dialect: Dialect) -> None:
+    """Telemetry batch ids are forgotten after a while (cloud/ingest/batch_ids.py): by time."""
+    conn.execute(
+        "CREATE INDEX IF NOT EXISTS telemetry_batches_by_time ON telemetry_batches (received_at)"
+    )
+
+
+def _voice_calls(conn: Any, dialect: Dialect) -> None:
+    """Voice calls in the database, shared by every cloud process (cloud/voice/calls_table.py)."""
+    conn.execute(
+        dialect.ddl(
+            "CREATE TABLE IF NOT EXISTS voice_calls ("
+            " id TEXT PRIMARY KEY, alarm_id INTEGER NOT NULL, gateway TEXT NOT NULL,"
+            " device TEXT NOT NULL, status TEXT NOT NULL, sdp TEXT, offered_at REAL NOT NULL,"
+            " answered_at REAL, answered_by TEXT, connected_at REAL, ended_at REAL,"
+            " ended_by TEXT, reason TEXT NOT NULL DEFAULT '',"
+            " prompt_played INTEGER NOT NULL DEFAULT 0, callback_by TEXT, offer_command TEXT)"
+        )
+    )
+    for index in (
+        "voice_calls_live ON voice_calls (gateway, status) WHERE ended_at IS NULL",
+        "voice_calls_by_alarm ON voice_calls (alarm_id)",
+        "voice_calls_by_offer ON voice_calls (offer_command)",
+        "voice_calls_by_end ON voice_calls (ended_at)",
+    ):
+        conn.execute(f"CREATE INDEX IF NOT EXISTS {index}")
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Any, Dialect], None]]] = [
     (2, "notifications: sending_since, vendor_ref, call_result", _notification_sends),
     (3, "duty rosters, shift handovers, daily check-in", duty_tables),
     (4, "notifications: leased_until", _notification_leases),
     (5, "gateway_credentials: rabbit_hash", _rabbit_hashes),
+    (6, "telemetry_batches: by received_at", _batch_ids_by_time),
+    (7, "voice_calls", _voice_calls),
 ]
 
 

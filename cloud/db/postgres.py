@@ -349,15 +349,15 @@ def _is_begin(sql: str) -> bool:
 def connect(
     url: str, *, read_only: bool = False, application_name: str = "sc-cloud"
 ) -> PgConnection:
-    """A connection to the database at `url` (libpq's URL form), in autocommit mode;
-    `read_only`: every statement on it that would write fails. It opens a new session by
-    itself when one is lost (`PgConnection`)."""
+    """A connection to the database at `url` (libpq's URL form, several hosts too), in
+    autocommit mode; `read_only`: every statement on it that would write fails. It opens a new
+    session by itself when one is lost (`PgConnection`): with a multi-host URL and
+    `target_session_attrs=read-write`, on whichever host is the primary then."""
 
     def open_session() -> psycopg.Connection[Row]:
         conn = psycopg.connect(
             url,
             autocommit=True,
-            options="-c default_transaction_read_only=on" if read_only else None,
             row_factory=_row_factory,
             cursor_factory=PgCursor,
             application_name=application_name,
@@ -369,6 +369,11 @@ def connect(
             keepalives_interval=2,
             keepalives_count=3,
         )
+        if read_only:
+            # set once the session is open, not as a startup option: libpq's
+            # `target_session_attrs=read-write` (a multi-host URL finding the primary) takes
+            # a session that starts read-only for a standby and refuses it
+            conn.execute("SET default_transaction_read_only = on")
         conn.adapters.register_dumper(bool, _BoolText)
         conn.adapters.register_dumper(bool, _BoolBinary)
         conn.adapters.register_loader("numeric", _NumericAsNumber)

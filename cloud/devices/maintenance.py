@@ -20,12 +20,16 @@ with the number of a drill that is not running or does not cover the device, is 
 (`drill_gate`): a drill never hides a real alarm.
 
 The gate (`mode_for`) is answered from memory on the message path; the table is the record.
+Every change this process makes is told to `on_change` (cloud/peers.py tells the other
+processes on the same PostgreSQL, which `load` the table again).
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
+from collections.abc import Callable
 from datetime import datetime
 from typing import Literal
 
@@ -104,10 +108,22 @@ class Maintenance:
         self.db = db
         self.audit = audit
         self._open: dict[int, Window] = {}  # not yet ended (current or future)
+        #: told after every start or end this process made
+        self.on_change: list[Callable[[], None]] = []
+        # a change's write and its step in `_open` are one step for `load`, which would
+        # otherwise put back what it read before a change of ours committed
+        self._changing = asyncio.Lock()
 
     async def load(self) -> None:
-        rows = await self.db.fetch_all("SELECT * FROM maintenance WHERE ended_at IS NULL")
-        self._open = {r["id"]: Window.from_row(r) for r in rows}
+        """The windows not yet ended, read again from the table (at start, and when another
+        process changed them)."""
+        async with self._changing:
+            rows = await self.db.fetch_all("SELECT * FROM maintenance WHERE ended_at IS NULL")
+            self._open = {r["id"]: Window.from_row(r) for r in rows}
+
+    def _changed(self) -> None:
+        for tell in self.on_change:
+            tell()
 
     # ---- the gate on the message path ------------------------------------------------------
 
@@ -227,8 +243,10 @@ class Maintenance:
             )
             return _get(conn, window_id)
 
-        window = await self.db.write(create)
-        self._open[window.id] = window
+        async with self._changing:
+            window = await self.db.write(create)
+            self._open[window.id] = window
+        self._changed()
         return window
 
     async def end(self, window_id: int, actor: str) -> Window:
@@ -236,39 +254,50 @@ class Maintenance:
 
         def end(conn: Conn) -> Window:
             window = _get(conn, window_id)
-            if window.ended_at is not None:
+            if window.ended_at is not None or not self._end(conn, window, actor, "ended", now):
                 raise Conflict.said(f"#{window_id} 已经结束", f"window #{window_id} already ended")
-            self._end(conn, window, actor, "ended", now)
             return _get(conn, window_id)
 
-        ended = await self.db.write(end)
-        self._open.pop(window_id, None)
+        async with self._changing:
+            ended = await self.db.write(end)
+            self._open.pop(window_id, None)
+        self._changed()
         return ended
 
     async def expire(self, now: float) -> list[Window]:
-        """End the windows whose time is up; returns them (their test alarms are closed)."""
+        """End the windows whose time is up; returns those this call ended (their test alarms
+        are closed) — not one another process sharing the database ended first."""
         due = [w for w in self._open.values() if w.ends_at.timestamp() <= now]
         if not due:
             return []
 
         def expire(conn: Conn) -> list[Window]:
-            for window in due:
-                self._end(conn, window, "system", "expired", now)
-            return [_get(conn, window.id) for window in due]
+            ended = [w for w in due if self._end(conn, w, "system", "expired", now)]
+            return [_get(conn, window.id) for window in ended]
 
-        ended = await self.db.write(expire)
-        for window in due:
-            self._open.pop(window.id, None)
+        async with self._changing:
+            ended = await self.db.write(expire)
+            for window in due:
+                self._open.pop(window.id, None)
+        if ended:
+            self._changed()
         return ended
 
-    def _end(self, conn: Conn, window: Window, actor: str, how: str, now: float) -> None:
-        conn.execute(
-            "UPDATE maintenance SET ended_at = ?, ended_by = ? WHERE id = ?",
+    def _end(self, conn: Conn, window: Window, actor: str, how: str, now: float) -> bool:
+        """End a window not yet ended, with its audit entry; False if it was already."""
+        ended = conn.execute(
+            "UPDATE maintenance SET ended_at = ?, ended_by = ? WHERE id = ? AND ended_at IS NULL",
             (now, actor, window.id),
-        )
-        self.audit.add(
-            conn, actor, f"{window.mode.value}_{how}", f"#{window.id} gateway {window.gateway}", now
-        )
+        ).rowcount
+        if ended:
+            self.audit.add(
+                conn,
+                actor,
+                f"{window.mode.value}_{how}",
+                f"#{window.id} gateway {window.gateway}",
+                now,
+            )
+        return bool(ended)
 
     # ---- reading ----------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 
 from cloud.access.audit import Audit
 from cloud.db.database import Conn, Database, Row
+from cloud.errors import Conflict
 from cloud.times import from_epoch
 from contract.site import ConfigFileError, Site, load_site
 
@@ -122,18 +123,26 @@ async def _differs(last: str | None, site_file: Path) -> bool:
     return last != digest
 
 
+async def _newest(db: Database) -> tuple[Site, SiteVersion] | None:
+    """The newest stored version and its site (None: none stored yet)."""
+    row = await db.fetch_one("SELECT * FROM site_versions ORDER BY version DESC LIMIT 1")
+    if row is None:
+        return None
+    try:
+        site = await asyncio.to_thread(site_of, row["document"])
+    except ValidationError as exc:  # only if a newer contract became stricter
+        raise ConfigFileError(
+            f"site version {row['version']} in the database is no longer valid: {exc}"
+        ) from exc
+    return site, _version(row)
+
+
 async def load_or_seed(db: Database, site_file: Path) -> tuple[Site, SiteVersion]:
     """The site in force: the newest stored version, or (first start) the site file saved as
     version 1. Called once at start-up."""
-    row = await db.fetch_one("SELECT * FROM site_versions ORDER BY version DESC LIMIT 1")
-    if row is not None:
-        try:
-            site = await asyncio.to_thread(site_of, row["document"])
-        except ValidationError as exc:  # only if a newer contract became stricter
-            raise ConfigFileError(
-                f"site version {row['version']} in the database is no longer valid: {exc}"
-            ) from exc
-        version = _version(row)
+    newest = await _newest(db)
+    if newest is not None:
+        site, version = newest
         if await _differs(await _last_import_digest(db), site_file):
             log.warning(
                 "site file %s differs from the last one imported; the registry in the database"
@@ -168,6 +177,10 @@ class SiteStore:
         self.db = db
         self.audit = audit
 
+    async def newest(self) -> tuple[Site, SiteVersion] | None:
+        """The newest stored version and its site (e.g. one another process saved)."""
+        return await _newest(self.db)
+
     async def file_differs(self, site_file: Path) -> bool:
         """Whether the site file on disk is not the one last imported (seed or re-import)."""
         return await _differs(await _last_import_digest(self.db), site_file)
@@ -181,14 +194,24 @@ class SiteStore:
         *,
         source: tuple[str, str] | None = None,
         replacement: tuple[str, str, str | None, str | None, str] | None = None,
+        after: int | None = None,
     ) -> SiteVersion:
         """Save `site` as a new version with its audit entry (and a device replacement's
-        record), in one unit of work."""
+        record), in one unit of work. `after`: the version the change was made from; if a
+        newer one was saved meanwhile (by another process on the same database), nothing is
+        saved and `Conflict` says so — the change would undo that one."""
         document = await asyncio.to_thread(document_of, site)
         now = self.db.clock()
         source_file, digest = source if source else (None, None)
 
         def save(conn: Conn) -> SiteVersion:
+            if after is not None:
+                newest = conn.execute("SELECT MAX(version) FROM site_versions").fetchone()[0]
+                if newest is not None and newest != after:
+                    raise Conflict.said(
+                        f"站点已被另一处修改（版本 {newest}），请刷新后重做",
+                        f"the site was changed meanwhile (version {newest}): reload and redo",
+                    )
             version = _insert(conn, now, site, document, actor, reason, source_file, digest)
             if replacement is not None:
                 gateway, device, old, new, note = replacement

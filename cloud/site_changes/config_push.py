@@ -57,6 +57,11 @@ class ConfigPush:
         for spec in changed:
             await self._push(site, spec.id, version.version)
 
+    def follow(self, site: Site) -> None:
+        """A site another process put in force (and pushed to its gateways): the entries the
+        next change here is compared with."""
+        self._specs = {gw.id: gw for gw in site.gateways}
+
     async def _push(self, site: Site, gateway: str, version: int) -> None:
         try:
             document = await asyncio.to_thread(

@@ -9,6 +9,13 @@ message is stored against half of each — swapped into the shared `Registry` an
 core's supervision (unchanged devices keep their state; new ones get a grace period).
 Supervision alarms of removed devices and gateways are cleared ("removed from the
 registry"): nothing is left to clear them.
+
+Where several cloud processes share one PostgreSQL, a version another process saved is taken
+up here with `take_up` (cloud/peers.py calls it on that process's notice, told through
+`on_version`): the same swap into the registry and the rules core, and the same clears, by
+whichever process gets them first; the `followers` are told of the new site. What an edit
+does once — its audit entry, the `listeners` (the config push to the gateways, revoking a
+removed gateway's credentials) — stays with the process that made it.
 """
 
 from __future__ import annotations
@@ -33,7 +40,8 @@ from contract.site import ConfigFileError, Site, load_site
 
 log = logging.getLogger(__name__)
 
-#: Told about every new site in force (e.g. to keep the broker's accounts in step).
+#: Told about every new site this process's edits put in force (e.g. to keep the broker's
+#: accounts in step): what an edit does once.
 Listener = Callable[[Site, SiteVersion], Awaitable[None]]
 
 
@@ -61,6 +69,10 @@ class SiteService:
         self.hardware = hardware or Hardware()
         self.clock = clock
         self.listeners: list[Listener] = []
+        #: told about a version another process saved, once taken up here
+        self.followers: list[Callable[[Site], None]] = []
+        #: told the number of every version this process saved, once in force here
+        self.on_version: Callable[[int], None] | None = None
         self._lock = asyncio.Lock()  # one change at a time
 
     async def preview(self, operation: Callable[[Site], Change]) -> Change:
@@ -76,7 +88,8 @@ class SiteService:
         *,
         source: tuple[str, str] | None = None,
     ) -> tuple[Change, SiteVersion]:
-        """Make, validate, save and swap in the change; raises SiteEditError (nothing done)."""
+        """Make, validate, save and swap in the change; raises SiteEditError, or Conflict if
+        another process saved a version since the one in force here (nothing done)."""
         async with self._lock:
             change = await self.preview(operation)
             cleared: list[Decision] = []
@@ -88,25 +101,52 @@ class SiteService:
                 change.reason,
                 source=source,
                 replacement=change.replacement,
+                after=self.registry.version or None,  # 0: a registry not from the database
             )
-            # swapped in at once, on the event loop: the registry and the rules' supervision
-            # change in one step (a batch being stored meanwhile places its alarms with the
-            # registry it was checked against)
-            self.registry.replace(change.site, version.version)
-            cleared.extend(
-                self.core.update_registry(
-                    self.registry.devices(), self.registry.gateways(), self.clock()
-                )
-            )
+            cleared.extend(self._swap(change.site, version.version))
             log.info("site version %d by %s: %s", version.version, actor, change.reason)
-        if cleared:
-            await self.announcer.announce(await self.book.apply(cleared, self.clock()))
+            if self.on_version is not None:
+                self.on_version(version.version)
+        await self._clear(cleared)
         for listener in self.listeners:
             try:
                 await listener(change.site, version)
             except Exception:
                 log.exception("a site listener failed on version %d", version.version)
         return change, version
+
+    async def take_up(self) -> int | None:
+        """Put the newest stored version in force if it is newer than the one in force (saved
+        by another process); returns its number, or None if there was none newer."""
+        async with self._lock:
+            newest = await self.store.newest()
+            if newest is None or newest[1].version <= self.registry.version:
+                return None
+            site, version = newest
+            cleared = self._swap(site, version.version)
+            log.info(
+                "site version %d (saved by %s through another process) in force here",
+                version.version,
+                version.saved_by,
+            )
+        for follower in self.followers:
+            follower(site)
+        await self._clear(cleared)
+        return version.version
+
+    def _swap(self, site: Site, version: int) -> list[Decision]:
+        """Swapped in at once, on the event loop: the registry and the rules' supervision
+        change in one step (a batch being stored meanwhile places its alarms with the registry
+        it was checked against); the clears of what was removed."""
+        self.registry.replace(site, version)
+        return self.core.update_registry(
+            self.registry.devices(), self.registry.gateways(), self.clock()
+        )
+
+    async def _clear(self, cleared: list[Decision]) -> None:
+        """Supervision alarms of removed devices and gateways, cleared and announced."""
+        if cleared:
+            await self.announcer.announce(await self.book.apply(cleared, self.clock()))
 
     def _check_rules(self, site: Site) -> None:
         try:

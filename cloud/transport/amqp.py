@@ -157,6 +157,9 @@ class AmqpTransport:
         self._wanted = frozenset(range(address.shards))
         self._open: dict[int, Shard] = {}
         self._following = asyncio.Lock()
+        #: gateways bound on this session (a site edit or a shard taken again binds only
+        #: the others; binding twice is harmless, only slow: one round trip a gateway)
+        self._bound: set[str] = set()
         self._exchange: aio_pika.abc.AbstractExchange | None = None
         self._publishing: set[asyncio.Task[Any]] = set()
         self.link.address = str(address.nodes[0])
@@ -223,6 +226,7 @@ class AmqpTransport:
             await unrouted.bind(unrouted_exchange)
             self._exchange = await out.get_exchange(TOPIC_EXCHANGE, ensure=False)
             self._connection, self._inbox = connection, inbox
+            self._bound = set()
             self.drops.dropped = self.drops.dropped or 0  # an alternate exchange: none dropped
             try:
                 await self._follow()
@@ -282,9 +286,11 @@ class AmqpTransport:
             queue = await channel.declare_queue(
                 name, durable=True, arguments={**_QUORUM, "x-single-active-consumer": True}
             )
+            # before consuming, so none of them goes unrouted meanwhile; once a session
             for gateway in self.gateways():
-                if shard_of(gateway, a.shards) == number:
+                if shard_of(gateway, a.shards) == number and gateway not in self._bound:
                     await queue.bind(TOPIC_EXCHANGE, routing_key=gateway_key(gateway))
+                    self._bound.add(gateway)
         await queue.consume(partial(inbox.put, shard=shard), no_ack=False)
         if number == 0:  # what matched no binding: the holder of shard 0 takes it
             unrouted = await channel.get_queue(UNROUTED, ensure=False)
@@ -293,15 +299,18 @@ class AmqpTransport:
 
     async def bind(self, gateway: str) -> None:
         """A gateway registered while running: its messages to its shard's queue (with one
-        queue, every gateway's already go there)."""
+        queue, every gateway's already go there). Without a session, the holder of its shard
+        binds it when it takes the shard (until then its messages are unrouted: taken by the
+        holder of shard 0, never lost)."""
         a = self.address
-        if a.shards == 1 or self._connection is None:
-            return  # the holder of its shard binds it when it takes the shard
+        if a.shards == 1 or self._connection is None or gateway in self._bound:
+            return
         channel = await self._connection.channel()
         try:
             name = shard_queue(a.queue, a.shards, shard_of(gateway, a.shards))
             queue = await channel.get_queue(name, ensure=False)
             await queue.bind(TOPIC_EXCHANGE, routing_key=gateway_key(gateway))
+            self._bound.add(gateway)
         finally:
             await channel.close()
 

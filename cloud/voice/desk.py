@@ -8,8 +8,12 @@ did): `cmd/voice` answer with the browser's SDP answer. Either side hangs up. Ev
 on the case's timeline (offered, answered by whom, connected, ended with its length and who
 hung up) and the operators' own steps in the audit.
 
-The calls live in this process (a restart of the cloud forgets calls in progress; the
-gateway's own ring time then ends them).
+The calls are in the database (`cloud/voice/calls_table.py`), each change one unit of work
+that reads the call again under the writer's lock: the process that offered a call, the one
+the gateway's answers reach and the one an operator's page talks to may be three different
+cloud processes (docs/cluster.md), and two operators answering at once through two of them
+still give the call to one. A restart forgets nothing; a call the gateway may have lost
+meanwhile is offered again when the gateway's link comes back.
 """
 
 from __future__ import annotations
@@ -18,13 +22,12 @@ import asyncio
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
-from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel
-
+from cloud.db.database import Conn, Database
 from cloud.errors import Conflict, NotFound, Refused
+from cloud.voice import calls_table as table
+from cloud.voice.call import UNCONFIRMED, Call, CallStatus
 from contract.models import Command, Reply, utc_now
 from contract.voice import VOICE_COMMAND, CallState, VoiceAction
 
@@ -42,91 +45,38 @@ Publish = Callable[[dict[str, Any]], object]
 SYSTEM = "system"
 #: Calls ended this long ago are still listed (a page that reconnects sees how they ended).
 KEEP_ENDED_S = 600.0
-
-
-class CallStatus(StrEnum):
-    WAITING = "waiting"  # the gateway's speakerphone is in another call: offered after it
-    OFFERING = "offering"  # cmd/voice offer sent; the gateway has not answered yet
-    RINGING = "ringing"  # the gateway offers it: every open board rings
-    ANSWERED = "answered"  # an operator took it; connecting
-    CONNECTED = "connected"
-    ENDED = "ended"
-
-
-#: States in which the gateway may not know the call as the cloud does (after an outage).
-_UNCONFIRMED = frozenset({CallStatus.OFFERING, CallStatus.RINGING, CallStatus.ANSWERED})
-
-
-class Call(BaseModel):
-    """One call as the pages see it."""
-
-    id: str
-    alarm_id: int
-    gateway: str
-    device: str
-    status: CallStatus
-    sdp: str | None = None  # the gateway's offer, for the browser that answers
-    offered_at: datetime
-    answered_at: datetime | None = None
-    answered_by: str | None = None
-    connected_at: datetime | None = None
-    ended_at: datetime | None = None
-    ended_by: str | None = None
-    reason: str = ""
-    prompt_played: bool = False
-    callback_by: str | None = None  # an operator's call-back (回拨): theirs to answer
-
-    @property
-    def live(self) -> bool:
-        return self.status is not CallStatus.ENDED
-
-    def talk_s(self) -> float:
-        """How long both sides were connected (0 if they never were)."""
-        if self.connected_at is None:
-            return 0.0
-        end = self.ended_at or utc_now()
-        return max(0.0, (end - self.connected_at).total_seconds())
+#: (action, actor, detail) lines for a call's timeline
+Notes = list[tuple[str, str, str]]
 
 
 class VoiceDesk:
     def __init__(
         self,
         *,
+        db: Database,
         send_command: SendCommand,
         note: Note,
         record: Record,
         publish: Publish,
         has_audio: Callable[[str], bool],
     ) -> None:
+        self.db = db
         self._send_command = send_command
         self._note = note
         self._record = record
         self._publish = publish
         self._has_audio = has_audio
-        self._calls: dict[str, Call] = {}
-        self._by_command: dict[str, str] = {}  # offering command id → call id
-        self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._closed: set[int] = set()  # alarms resolved: never offered again
 
     # ---- what the pages read --------------------------------------------------------------
 
-    def calls(self) -> list[Call]:
+    async def calls(self) -> list[Call]:
         """Calls in progress, and those that ended in the last ten minutes, oldest first."""
-        now = utc_now()
-        gone = {
-            call_id
-            for call_id, call in self._calls.items()
-            if call.ended_at is not None and (now - call.ended_at).total_seconds() > KEEP_ENDED_S
-        }
-        if gone:
-            for call_id in gone:
-                del self._calls[call_id]
-            self._by_command = {k: v for k, v in self._by_command.items() if v not in gone}
-        return sorted(self._calls.values(), key=lambda c: c.offered_at)
+        since = self.db.clock() - KEEP_ENDED_S
+        return await self.db.read(lambda conn: table.listing(conn, since))
 
-    def get(self, call_id: str) -> Call:
-        call = self._calls.get(call_id)
+    async def get(self, call_id: str) -> Call:
+        call = await self.db.read(lambda conn: table.get(conn, call_id))
         if call is None:
             raise NotFound.said("没有这个呼叫", f"no call {call_id}")
         return call
@@ -138,42 +88,48 @@ class VoiceDesk:
         Never waits (the offer is sent by a task of its own)."""
         if kind != "call" or not self._has_audio(gateway):
             return
-        if any(c.alarm_id == alarm_id and c.live for c in self._calls.values()):
-            return
-        self._soon(self.offer(alarm_id, gateway, device))
+        self._soon(self.offer(alarm_id, gateway, device, unless_live=True))
 
     def gateway_state(self, gateway: str, state: str) -> None:
         """A gateway's uplink came back: a call it may not have heard of (the offer, or the
         operator's answer, lost while it was away) is offered again (a task of its own)."""
-        if state != "online":
-            return
-        for call in list(self._calls.values()):
-            if call.gateway == gateway and call.status in _UNCONFIRMED:
-                self._soon(self._offer_again(call))
+        if state == "online":
+            self._soon(self._offer_again(gateway))
 
     def alarm_closed(self, alarm_id: int) -> None:
         """The case was resolved: its call (if any) ends, and none is offered again."""
-        self._closed.add(alarm_id)
-        for call in list(self._calls.values()):
-            if call.alarm_id == alarm_id and call.live:
-                self._soon(self._end_locked(call, SYSTEM, "the case was resolved"))
+        self._soon(self._end_for_alarm(alarm_id))
 
     def _soon(self, work: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(work)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._settled)
 
-    async def _offer_again(self, call: Call) -> None:
-        async with self._lock:
-            if call.status not in _UNCONFIRMED:
-                return
-            await self._end(call, SYSTEM, "offered again: the gateway's link came back")
-        if call.alarm_id not in self._closed:
-            await self.offer(call.alarm_id, call.gateway, call.device, callback_by=call.callback_by)
+    def _settled(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            if isinstance(exc, Conflict):  # e.g. resolved meanwhile: nothing to offer
+                log.info("voice: %s", exc)
+            else:
+                log.error("voice: %r", exc, exc_info=exc)
 
-    async def _end_locked(self, call: Call, ended_by: str, reason: str) -> None:
-        async with self._lock:
-            await self._end(call, ended_by, reason)
+    async def _offer_again(self, gateway: str) -> None:
+        calls = await self.db.read(lambda conn: table.of_gateway(conn, gateway))
+        for call in calls:
+            if call.status in UNCONFIRMED:
+                reason = "offered again: the gateway's link came back"
+                if await self._end(call.id, SYSTEM, reason, only=UNCONFIRMED) is not None:
+                    try:
+                        await self.offer(
+                            call.alarm_id, call.gateway, call.device, callback_by=call.callback_by
+                        )
+                    except Conflict as exc:  # the case was resolved meanwhile
+                        log.info("voice: not offered again: %s", exc)
+
+    async def _end_for_alarm(self, alarm_id: int) -> None:
+        calls = await self.db.read(lambda conn: table.live_for_alarm(conn, alarm_id))
+        for call in calls:
+            await self._end(call.id, SYSTEM, "the case was resolved")
 
     async def callback(
         self, alarm_id: int, gateway: str, device: str, actor: str, *, resolved: bool = False
@@ -181,124 +137,134 @@ class VoiceDesk:
         """An operator calls the home back from its case (回拨): the call is theirs to
         answer, and no calming prompt plays (nobody at the home is waiting for it)."""
         if resolved:
-            self._closed.add(alarm_id)
             raise Conflict.said("案件已办结，不能回拨", f"alarm {alarm_id} is resolved")
         if not self._has_audio(gateway):
             raise Refused.said(
                 "该网关没有语音设备，无法回拨", f"{gateway} has no audio: no call-back"
             )
-        if any(c.alarm_id == alarm_id and c.live for c in self._calls.values()):
+        if await self.db.read(lambda conn: table.live_for_alarm(conn, alarm_id)):
             raise Conflict.said("该案件已有语音呼叫", f"alarm {alarm_id} has a call already")
         await self._record(actor, "call.callback", f"alarm {alarm_id} {gateway}/{device}")
         await self._note(alarm_id, actor, "call_back", f"{gateway}/{device}")
-        return await self.offer(alarm_id, gateway, device, callback_by=actor)
-
-    async def offer(
-        self, alarm_id: int, gateway: str, device: str, *, callback_by: str | None = None
-    ) -> Call:
-        if alarm_id in self._closed:
-            raise Conflict.said("案件已办结", f"alarm {alarm_id} is resolved")
-        busy = self._busy(gateway)
-        call = Call(
-            id=f"call-{alarm_id}-{secrets.token_hex(4)}",
-            alarm_id=alarm_id,
-            gateway=gateway,
-            device=device,
-            status=CallStatus.OFFERING if busy is None else CallStatus.WAITING,
-            offered_at=utc_now(),
-            callback_by=callback_by,
-        )
-        self._calls[call.id] = call
-        if busy is not None:  # one speakerphone per gateway: after the call in progress
-            self._changed(call)
-            await self._note(alarm_id, SYSTEM, "call_waiting", f"{call.id} after {busy.id}")
-            return call
-        await self._send_offer(call)
+        call = await self.offer(alarm_id, gateway, device, callback_by=actor)
+        if call is None:  # another call for the case began meanwhile
+            raise Conflict.said("该案件已有语音呼叫", f"alarm {alarm_id} has a call already")
         return call
 
-    def _busy(self, gateway: str) -> Call | None:
-        """The call the gateway's speakerphone is in (or being offered), if any."""
-        return next(
-            (
-                c
-                for c in self._calls.values()
-                if c.gateway == gateway and c.live and c.status is not CallStatus.WAITING
-            ),
-            None,
-        )
+    async def offer(
+        self,
+        alarm_id: int,
+        gateway: str,
+        device: str,
+        *,
+        callback_by: str | None = None,
+        unless_live: bool = False,
+    ) -> Call | None:
+        """A new call for the case: offered to the gateway now, or waiting for the call its
+        speakerphone is in. None if `unless_live` and the case has a call already."""
+        now = utc_now()
 
-    async def _send_offer(self, call: Call) -> None:
-        call.status = CallStatus.OFFERING
+        def unit(conn: Conn) -> tuple[Call, Call | None, str | None] | None:
+            if table.alarm_resolved(conn, alarm_id):
+                raise Conflict.said("案件已办结", f"alarm {alarm_id} is resolved")
+            if unless_live and table.live_for_alarm(conn, alarm_id):
+                return None
+            busy = table.busy(conn, gateway)
+            call = Call(
+                id=f"call-{alarm_id}-{secrets.token_hex(4)}",
+                alarm_id=alarm_id,
+                gateway=gateway,
+                device=device,
+                status=CallStatus.OFFERING if busy is None else CallStatus.WAITING,
+                offered_at=now,
+                callback_by=callback_by,
+            )
+            command = None if busy is not None else _command_id()
+            table.save(conn, call, command)
+            return call, busy, command
+
+        made = await self.db.write(unit)
+        if made is None:
+            return None
+        call, busy, command = made
+        self._changed(call)
+        if busy is not None:  # one speakerphone per gateway: after the call in progress
+            await self._note(alarm_id, SYSTEM, "call_waiting", f"{call.id} after {busy.id}")
+        elif command is not None:
+            await self._send_offer(call, command)
+        return call
+
+    async def _send_offer(self, call: Call, command_id: str) -> None:
         args: dict[str, str | int | float | bool] = {
             "action": VoiceAction.OFFER.value,
             "call": call.id,
         }
         if call.callback_by is not None:
             args["callback"] = True
-        command = Command(
-            id=f"voff-{secrets.token_hex(8)}", ts=utc_now(), device=call.device, args=args
-        )
-        self._by_command[command.id] = call.id
-        self._changed(call)
+        command = Command(id=command_id, ts=utc_now(), device=call.device, args=args)
         if not await self._send_command(call.gateway, VOICE_COMMAND, command):
-            await self._end(call, SYSTEM, "the broker is unreachable", action="call_failed")
+            await self._end(call.id, SYSTEM, "the broker is unreachable", action="call_failed")
 
-    def _next_waiting(self, gateway: str) -> None:
+    async def _next_waiting(self, gateway: str) -> None:
         """The gateway's speakerphone is free: the oldest waiting call is offered now."""
-        if self._busy(gateway) is not None:
-            return
-        waiting = [
-            c
-            for c in self._calls.values()
-            if c.gateway == gateway and c.status is CallStatus.WAITING
-        ]
-        if waiting:
-            self._soon(self._send_offer(min(waiting, key=lambda c: c.offered_at)))
+
+        def unit(conn: Conn) -> tuple[Call, str] | None:
+            if table.busy(conn, gateway) is not None:
+                return None
+            waiting = [c for c in table.of_gateway(conn, gateway) if c.status is CallStatus.WAITING]
+            if not waiting:
+                return None
+            call = waiting[0]
+            call.status = CallStatus.OFFERING
+            command = _command_id()
+            table.save(conn, call, command)
+            return call, command
+
+        offered = await self.db.write(unit)
+        if offered is not None:
+            call, command = offered
+            self._changed(call)
+            await self._send_offer(call, command)
 
     # ---- the gateway's replies ------------------------------------------------------------
 
     async def on_reply(self, reply: Reply) -> None:
-        call_id = self._by_command.get(reply.id)
-        if call_id is None:
-            return  # not about a call of ours
-        call = self._calls.get(call_id)
-        if call is None or call.gateway != reply.gateway or not call.live:
-            return
-        async with self._lock:
-            await self._gateway_says(call, reply)
+        """A gateway's answer to the command that offered a call: ringing, connected, ended,
+        or refused."""
+        if not reply.id.startswith("voff-"):
+            return  # not the offer of a call
+        ends: list[tuple[str, str, str]] = []
 
-    async def _gateway_says(self, call: Call, reply: Reply) -> None:
-        voice = reply.voice
-        if not reply.ok or voice is None:
-            if call.status is CallStatus.OFFERING:
-                await self._end(call, SYSTEM, reply.detail or "refused", action="call_failed")
+        def unit(conn: Conn) -> tuple[Call, Notes, bool] | None:
+            call = table.by_offer(conn, reply.id)
+            if call is None or call.gateway != reply.gateway or not call.live:
+                return None
+            notes, changed = _gateway_says(call, reply, ends)
+            if changed:
+                table.save(conn, call)
+            return call, notes, changed
+
+        said = await self.db.write(unit)
+        if said is None:
             return
-        if voice.prompt_played and not call.prompt_played:
-            call.prompt_played = True
-            await self._note(call.alarm_id, SYSTEM, "call_prompt", f"{call.id}: prompt played")
-        if voice.state is CallState.RINGING and call.status is CallStatus.OFFERING:
-            call.status, call.sdp = CallStatus.RINGING, voice.sdp
-            await self._note(
-                call.alarm_id, SYSTEM, "call_offered", f"{call.id} ringing at {call.device}"
-            )
-        elif voice.state is CallState.CONNECTED and call.status in (
-            CallStatus.RINGING,
-            CallStatus.ANSWERED,
-        ):
-            call.status, call.connected_at = CallStatus.CONNECTED, utc_now()
-            await self._note(call.alarm_id, call.answered_by or SYSTEM, "call_connected", call.id)
-        elif voice.state is CallState.ENDED:
-            ended_by = "resident" if voice.reason == "the resident hung up" else SYSTEM
-            await self._end(call, ended_by, voice.reason or "ended at the gateway", tell=False)
-            return
-        self._changed(call)
+        call, notes, changed = said
+        if changed:
+            self._changed(call)
+        for action, actor, detail in notes:
+            await self._note(call.alarm_id, actor, action, detail)
+        for ended_by, reason, action in ends:  # the gateway said so: not told again
+            await self._end(call.id, ended_by, reason, action=action, tell=False)
 
     # ---- the operators ----------------------------------------------------------------------
 
     async def answer(self, call_id: str, actor: str, sdp: str) -> Call:
         """Take a ringing call (exactly one operator does); its SDP answer to the gateway."""
-        async with self._lock:
-            call = self.get(call_id)
+        now = utc_now()
+
+        def unit(conn: Conn) -> Call:
+            call = table.get(conn, call_id)
+            if call is None:
+                raise NotFound.said("没有这个呼叫", f"no call {call_id}")
             if call.callback_by is not None and call.callback_by != actor:
                 raise Conflict.said(
                     f"{call.callback_by} 正在回拨", f"{call.callback_by} is calling back"
@@ -312,58 +278,73 @@ class VoiceDesk:
                     "呼叫已结束" if not call.live else "呼叫尚未接通到网关",
                     f"call {call_id} is {call.status}, not ringing",
                 )
-            call.status, call.answered_by, call.answered_at = (
-                CallStatus.ANSWERED,
-                actor,
-                utc_now(),
-            )
+            call.status, call.answered_by, call.answered_at = CallStatus.ANSWERED, actor, now
             call.sdp = None  # the answering page has it; nobody else needs it now
-            self._changed(call)
+            table.save(conn, call)
+            return call
+
+        call = await self.db.write(unit)
+        self._changed(call)
         await self._record(actor, "call.answer", f"alarm {call.alarm_id} call {call.id}")
         await self._note(call.alarm_id, actor, "call_answered", call.id)
-        sent = await self._send(call, VoiceAction.ANSWER, document=sdp)
-        if not sent:
-            await self._end(call, SYSTEM, "the broker is unreachable", action="call_failed")
+        if not await self._send(call, VoiceAction.ANSWER, document=sdp):
+            await self._end(call.id, SYSTEM, "the broker is unreachable", action="call_failed")
         return call
 
     async def hangup(self, call_id: str, actor: str) -> Call:
-        async with self._lock:
-            call = self.get(call_id)
-            if not call.live:
-                raise Conflict.said("通话已结束", f"call {call_id} has ended ({call.reason})")
-            await self._end(call, actor, f"hung up by {actor}")
-        await self._record(actor, "call.hangup", f"alarm {call.alarm_id} call {call.id}")
-        return call
+        call = await self.get(call_id)
+        if not call.live:
+            raise Conflict.said("通话已结束", f"call {call_id} has ended ({call.reason})")
+        ended = await self._end(call_id, actor, f"hung up by {actor}")
+        if ended is None:  # ended meanwhile (the resident, or another page)
+            call = await self.get(call_id)
+            raise Conflict.said("通话已结束", f"call {call_id} has ended ({call.reason})")
+        await self._record(actor, "call.hangup", f"alarm {ended.alarm_id} call {ended.id}")
+        return ended
 
     # ---- ending -----------------------------------------------------------------------------
 
     async def _end(
         self,
-        call: Call,
+        call_id: str,
         ended_by: str,
         reason: str,
         *,
         action: str = "call_ended",
         tell: bool = True,
-    ) -> None:
-        """End a call once: on the timeline with its length and who ended it; the gateway
-        told (unless it is the one that said so)."""
-        if not call.live:
-            return
-        was_offered = call.status not in (CallStatus.OFFERING, CallStatus.WAITING)
-        call.status, call.ended_at, call.ended_by, call.reason = (
-            CallStatus.ENDED,
-            utc_now(),
-            ended_by,
-            reason[:200],
-        )
-        call.sdp = None
+        only: frozenset[CallStatus] | None = None,
+    ) -> Call | None:
+        """End a call once (None if it had ended, or is not in one of the states `only`): on
+        the timeline with its length and who ended it; the gateway told (unless it is the
+        one that said so); the gateway's next waiting call offered."""
+        now = utc_now()
+
+        def unit(conn: Conn) -> tuple[Call, bool] | None:
+            call = table.get(conn, call_id)
+            if call is None or not call.live or (only is not None and call.status not in only):
+                return None
+            was_offered = call.status not in (CallStatus.OFFERING, CallStatus.WAITING)
+            call.status, call.ended_at, call.ended_by, call.reason = (
+                CallStatus.ENDED,
+                now,
+                ended_by,
+                reason[:200],
+            )
+            call.sdp = None
+            table.save(conn, call)
+            return call, was_offered
+
+        ended = await self.db.write(unit)
+        if ended is None:
+            return None
+        call, was_offered = ended
         self._changed(call)
         detail = f"{call.id} after {call.talk_s():.0f} s talk: {reason}"
         await self._note(call.alarm_id, ended_by, action, detail)
         if tell and was_offered:
             await self._send(call, VoiceAction.HANGUP)
-        self._next_waiting(call.gateway)
+        await self._next_waiting(call.gateway)
+        return call
 
     async def _send(self, call: Call, action: VoiceAction, document: str | None = None) -> bool:
         command = Command(
@@ -377,3 +358,36 @@ class VoiceDesk:
 
     def _changed(self, call: Call) -> None:
         self._publish(call.model_dump(mode="json"))
+
+
+def _command_id() -> str:
+    """The id of a command that offers a call (the gateway's replies name it)."""
+    return f"voff-{secrets.token_hex(8)}"
+
+
+def _gateway_says(call: Call, reply: Reply, ends: list[tuple[str, str, str]]) -> tuple[Notes, bool]:
+    """What the gateway's reply does to the call (in place): the timeline's lines, whether it
+    changed; an end it asks for goes to `ends` as (ended by, reason, action)."""
+    voice = reply.voice
+    notes: Notes = []
+    if not reply.ok or voice is None:
+        if call.status is CallStatus.OFFERING:
+            ends.append((SYSTEM, reply.detail or "refused", "call_failed"))
+        return notes, False
+    changed = False
+    if voice.prompt_played and not call.prompt_played:
+        call.prompt_played = changed = True
+        notes.append(("call_prompt", SYSTEM, f"{call.id}: prompt played"))
+    if voice.state is CallState.RINGING and call.status is CallStatus.OFFERING:
+        call.status, call.sdp, changed = CallStatus.RINGING, voice.sdp, True
+        notes.append(("call_offered", SYSTEM, f"{call.id} ringing at {call.device}"))
+    elif voice.state is CallState.CONNECTED and call.status in (
+        CallStatus.RINGING,
+        CallStatus.ANSWERED,
+    ):
+        call.status, call.connected_at, changed = CallStatus.CONNECTED, utc_now(), True
+        notes.append(("call_connected", call.answered_by or SYSTEM, call.id))
+    elif voice.state is CallState.ENDED:
+        ended_by = "resident" if voice.reason == "the resident hung up" else SYSTEM
+        ends.append((ended_by, voice.reason or "ended at the gateway", "call_ended"))
+    return notes, changed

@@ -135,6 +135,7 @@ def services_of(cloud: Cloud) -> Services:
         duty=cloud.duty,
         grid_cases=GridCases(cloud.db, cloud.duty.roster, cloud.registry, cases),
         voice=cloud.voice,
+        peers=cloud.peers,
     )
 
 

@@ -2,9 +2,10 @@
 
 Off unless `SC_CLOUD_METRICS_TOKEN` is set; then only a request with `Authorization: Bearer
 <token>` gets them (Prometheus's `authorization` scrape setting), others 401. Counters are the
-cloud's own since its start (ingest, rejections, escalation); the gauges are read at each
-scrape (alarms waiting for an operator by level, gateways by state, notifications by channel
-and status from the database; queues and the broker link from memory); one histogram, the
+cloud's own since its start (ingest, rejections, escalation, notices to and from the other
+processes on one PostgreSQL); the gauges are read at each scrape (alarms waiting for an
+operator by level, gateways by state, notifications by channel and status from the database;
+queues, the broker link and the peers' LISTEN session from memory); one histogram, the
 seconds from a life-safety message's arrival to its alarm on the duty room's pages. Alert
 rules that use them: `deploy/prometheus/alerts.yml`.
 """
@@ -12,7 +13,7 @@ rules that use them: `deploy/prometheus/alerts.yml`.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, Response
@@ -58,6 +59,21 @@ class CloudMetrics:
                 s.escalator.counts,
             ),
         ]
+        if s.peers is not None:
+            out += [
+                _counter(
+                    "sc_peer_notices",
+                    "Notices to and from the other cloud processes on one PostgreSQL, by what"
+                    " (sent, send_failed, dropped, received, broken, foreign, listen_lost)",
+                    "what",
+                    s.peers.counts,
+                ),
+                _gauge(
+                    "sc_peers_listening",
+                    "1 while the notices of the other cloud processes are listened to",
+                    s.peers.listening.is_set(),
+                ),
+            ]
         try:
             out += await _from_database(s)
             database_up = True
@@ -137,7 +153,7 @@ class _Families(Collector):
         return iter(self._families)
 
 
-def _counter(name: str, doc: str, label: str, counts: dict[str, int]) -> CounterMetricFamily:
+def _counter(name: str, doc: str, label: str, counts: Mapping[str, int]) -> CounterMetricFamily:
     family = CounterMetricFamily(name, doc, labels=[label])
     for key, n in sorted(counts.items()):
         family.add_metric([key], n)

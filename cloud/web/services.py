@@ -28,6 +28,7 @@ from cloud.live.hub import LiveHub
 from cloud.notify.announce import Announcer
 from cloud.notify.log import NotificationLog
 from cloud.notify.receipts import CallResults
+from cloud.peers import Peers
 from cloud.routing.escalation import Escalator
 from cloud.rules.reload import RulesReloader
 from cloud.settings import CloudSettings
@@ -86,3 +87,5 @@ class Services:
     grid_cases: GridCases
     # one-key voice: the calls between homes and the duty room
     voice: VoiceDesk
+    # the other cloud processes on one PostgreSQL (None on SQLite)
+    peers: Peers | None = None

@@ -7,7 +7,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from cloud.voice.desk import Call
+from cloud.voice.call import Call
 from cloud.web.deps import AlarmsDep, DutyUser, RowId, SettingsDep, VoiceDep
 from contract.voice import MAX_SDP
 
@@ -42,7 +42,7 @@ async def ice_servers(settings: SettingsDep, _user: DutyUser) -> list[IceServer]
 async def calls(voice: VoiceDep, _user: DutyUser) -> list[Call]:
     """Calls in progress (ringing ones with the gateway's SDP offer), and those that ended in
     the last ten minutes."""
-    return voice.calls()
+    return await voice.calls()
 
 
 @router.post("/{call_id}/answer", response_model=Call)

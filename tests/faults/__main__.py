@@ -3,6 +3,8 @@
 .venv/bin/python -m tests.faults                          # every scenario once
 .venv/bin/python -m tests.faults -s broker-kill -n 5      # one scenario, five times
 .venv/bin/python -m tests.faults -s database-kill         # the cloud on PostgreSQL, killed
+.venv/bin/python -m tests.faults -s worker-kill           # 2 cloud workers, sharded ingest
+.venv/bin/python -m tests.faults -s database-failover     # on PostgreSQL under Patroni: failovers
 .venv/bin/python -m tests.faults -s cluster-node-cut      # a cluster node cut off (as root)
 .venv/bin/python -m tests.faults --size small --rate 30   # the pytest sizes, slower stream
 """

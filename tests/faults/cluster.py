@@ -4,7 +4,8 @@ agent given every node's MQTT address (`--broker-nodes`), starting on a differen
 
 `ClusterBroker` is what a `Stack` uses as its broker: the cluster of the pytest session (it
 stays up after the scenario, each killed node started again) or one of its own (the command
-line's full run). Each stack consumes from a quorum queue of its own, deleted at the end.
+line's full run). Each stack consumes from a quorum queue of its own (or, with sharded ingest
+workers, from its shards `QUEUE.0` … `QUEUE.{N-1}`), deleted at the end.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 import os
 import re
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from tests.faults.site import GATEWAYS
@@ -25,12 +27,17 @@ _CONNECTED = re.compile(r'event="uplink connected" broker=([^ ]+):(\d+) ')
 class ClusterBroker:
     """A `RabbitCluster` as a fault scenario's broker."""
 
-    def __init__(self, cluster: RabbitCluster | None = None) -> None:
+    def __init__(
+        self, cluster: RabbitCluster | None = None, gateways: Sequence[str] = GATEWAYS
+    ) -> None:
         self.owned = cluster is None
         self.cluster = cluster or RabbitCluster()
-        if self.owned:  # started now: the stack needs its ports and accounts
-            for user in ("cloud", *GATEWAYS):
+        self.gateways = tuple(gateways)
+        # an account the cluster lacks is made (on a running cluster: at once)
+        for user in ("cloud", *self.gateways):
+            if user not in self.cluster.users:
                 self.cluster.add_user(user)
+        if self.owned:  # started now: the stack needs its ports and accounts
             self.cluster.start()
         self.queue = f"sc.faults-{os.urandom(4).hex()}"
         self._declared = False
@@ -58,9 +65,10 @@ class ClusterBroker:
         try:
             # (a cluster of its own goes whole)
             if self._declared and not self.owned and any(n.alive() for n in self.cluster.nodes):
-                self.cluster.ctl(self.cluster.any_running(), "delete_queue", self.queue)
+                for queue in self.queues():
+                    self.cluster.ctl(self.cluster.any_running(), "delete_queue", queue)
                 self._declared = False
-        finally:  # a cluster of its own goes even when the queue could not be deleted
+        finally:  # a cluster of its own goes even when a queue could not be deleted
             if self.owned:
                 self.cluster.cleanup()
 
@@ -79,9 +87,9 @@ class ClusterBroker:
     def agent_args(self, gateway: str) -> list[str]:
         """Every node, the gateway's own first: gw-f01 starts on node 1 (where the cloud
         starts, and so, most often, the queue's leader: one kill there hits all three),
-        gw-f02 on node 2."""
+        gw-f02 on node 2 (a third gateway on node 3, a fourth on node 1 …)."""
         nodes = self.cluster.nodes
-        first = GATEWAYS.index(gateway) % len(nodes)
+        first = self.gateways.index(gateway) % len(nodes)
         order = nodes[first:] + nodes[:first]
         return [
             *("--broker-nodes", ",".join(f"{n.host}:{n.mqtt_port}" for n in order)),
@@ -104,3 +112,12 @@ class ClusterBroker:
 
     def leader(self) -> RabbitNode:
         return self.cluster.queue_leader(self.queue)
+
+    def queues(self) -> list[str]:
+        """The stack's queues on the cluster: its queue, or its shards (`QUEUE.N`)."""
+        out = self.cluster.ctl(
+            self.cluster.any_running(), "list_queues", "name", "--no-table-headers", "--quiet"
+        )
+        names = [line.strip() for line in out.splitlines()]
+        shard = re.compile(re.escape(self.queue) + r"\.\d+")
+        return [n for n in names if n == self.queue or shard.fullmatch(n)]

@@ -254,6 +254,16 @@ class CloudProcess(_Killable):
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    def kill9(self) -> float:
+        """kill -9 of its process group (the cloud and anything it started); returns when
+        (time.time()). Down until started again."""
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=10)
+        self.proc = None
+        return time.time()
+
     def start(self, timeout: float = 90.0) -> float:
         """Start it and wait until it serves and consumes; returns that moment (time.time())."""
         log = self.workdir / f"cloud-{len(self.logs) + 1}.log"
@@ -267,6 +277,7 @@ class CloudProcess(_Killable):
                 stdout=subprocess.PIPE,
                 stderr=err,
                 text=True,
+                start_new_session=True,  # its own process group: `kill9` takes all of it
             )
         found = _Lines(self.proc).wait_for(r"duty room: (http\S+)", timeout)
         if found is None:

@@ -13,7 +13,7 @@ import random
 import sqlite3
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -21,8 +21,10 @@ from typing import Any
 from tests.faults.cluster import ClusterBroker
 from tests.faults.ledger import Counts, Fault, read_outbox
 from tests.faults.procs import SHIPPED_CONF, autosave_interval_s
+from tests.faults.records import Stored
 from tests.faults.site import GATEWAYS
 from tests.faults.stack import Options, Settled, Stack
+from tests.faults.workers import Workers, shard_of
 from tests.servers import RabbitCluster
 
 
@@ -477,11 +479,184 @@ def database_kill(opts: Options, size: Size, rng: random.Random, kills: int = 0)
         return result
 
 
-def _cluster_node_cut(opts: Options, size: Size, rng: random.Random, cuts: int = 0) -> Result:
-    """tests/faults/cluster_cut.py (imported when run: it builds on this module)."""
-    from tests.faults.cluster_cut import cluster_node_cut
+# -- 9. a cloud worker killed ------------------------------------------------------------------
 
-    return cluster_node_cut(opts, size, rng, cuts)
+#: The sharded ingest of `worker-kill`: SHARDS shard queues, two cloud workers.
+SHARDS = 4
+WORKERS = 2
+#: One gateway on each shard: gw-f01 (shard 2) and gw-f02 (shard 0) stream at the scenario's
+#: rate; gw-f04 (shard 1) and gw-f05 (shard 3) at WITNESS_RATE, so that whichever shards a
+#: worker holds, its kill cuts the flow of gateways that have events on the way.
+WORKER_GATEWAYS = ("gw-f01", "gw-f02", "gw-f04", "gw-f05")
+WITNESS_RATE = 10.0
+#: What a worker's kill aims at, in turn.
+WORKER_TARGETS = ("gw-f01's worker", "the other worker")
+#: Deadlines for the workers' shards to be spread (at the start, after a restart).
+SPREAD_S = 60.0
+
+
+@dataclass
+class WorkerKill:
+    """One kill of a worker, as the scenario saw it."""
+
+    target: str
+    worker: int  # index in stack.clouds
+    shards: frozenset[int]  # what it held when killed
+    gateways: tuple[str, ...]  # the gateways on those shards
+    began: float
+    #: when the other worker logged holding those shards (None: not before the restart)
+    taken: float | None = None
+    restarted: float = 0.0  # when it was started again (before its start-up)
+    ready: float = 0.0  # when it served again
+    spread: float | None = None  # when the shards were spread again (a worker's log record)
+
+
+def worker_kill(
+    opts: Options,
+    size: Size,
+    rng: random.Random,
+    kills: int = 0,
+    cluster: RabbitCluster | None = None,
+) -> Result:
+    """Sharded ingest (tests/faults/workers.py): the cluster shape with its own PostgreSQL,
+    SHARDS shard queues and two cloud workers (`python -m cloud` twice), four gateways, one on
+    each shard. At random moments one worker is killed with kill -9 (its process group), stays
+    down a few seconds (small: 4 s; full: 4-7 s) and is started again; the kills aim in turn at
+    the worker that holds gw-f01's shard and at the other. Measured per kill: the takeover
+    (from the kill to the first event of the killed worker's gateways stored before its
+    restart, so by the other worker) and the time from the restart until the shards are spread
+    again. Small: one kill of gw-f01's worker; full: `kills` (default 4)."""
+    kills = kills or (1 if size is Size.SMALL else 4)
+    targets = [WORKER_TARGETS[i % len(WORKER_TARGETS)] for i in range(kills)]
+    downs = [4.0 if size is Size.SMALL else rng.uniform(4.0, 7.0) for _ in range(kills)]
+    # each kill's slot of the stream: events flowing (the agents take ~2 s to start), the kill,
+    # the downtime, the worker's start-up (~6 s here), the shards spread again (~3 s), and
+    # events flowing through the handover back
+    slot, at = (20.0, (0.2, 0.3)) if size is Size.SMALL else (22.0, (0.1, 0.25))
+    duration = max(opts.duration_s, slot * kills + 2)
+    sharded = replace(opts, cloud_env={"SC_CLOUD_INGEST_SHARDS": str(SHARDS), **opts.cloud_env})
+    witnesses = {gw: WITNESS_RATE for gw in WORKER_GATEWAYS[2:]}
+    broker = ClusterBroker(cluster, WORKER_GATEWAYS)
+    try:
+        stack = Stack(
+            sharded,
+            duration_s=duration,
+            cluster=broker,
+            postgres=True,
+            gateways=WORKER_GATEWAYS,
+            rates=witnesses,
+            workers=WORKERS,
+        )
+    except BaseException:
+        broker.stop()  # a cluster of its own is not left running
+        raise
+    with stack:
+        workers = Workers(stack.clouds, SHARDS)
+
+        def spread_at_start() -> None:
+            found = workers.wait_spread(SPREAD_S)
+            if found is None:
+                raise AssertionError(
+                    f"the {SHARDS} shards were not spread over {WORKERS} workers within"
+                    f" {SPREAD_S:g} s of their start: they hold {workers.held()}"
+                )
+            stack.opts.say(f"    shards held at the start: {_held(found.held)}")
+
+        stack.start(before_stream=spread_at_start)
+        # the first kill meets events of every gateway on the way (the agents' start-up)
+        stack.wait_for(
+            lambda: all(stack.cloud.records.count([gw]) > 0 for gw in WORKER_GATEWAYS),
+            30,
+            "events of every gateway stored",
+        )
+        done: list[WorkerKill] = []
+        faults: list[Fault] = []
+        for i, (target, down) in enumerate(zip(targets, downs, strict=True)):
+            stack.sleep_until(max(stack.at(slot * (i + rng.uniform(*at))), time.time()))
+            if workers.wait_spread(SPREAD_S) is None:  # each kill meets a spread
+                raise AssertionError(f"the shards are not spread before kill #{i + 1}")
+            holder = workers.holder(shard_of(WORKER_GATEWAYS[0], SHARDS))
+            victim = holder if target == WORKER_TARGETS[0] else 1 - holder
+            shards = workers.held()[victim]
+            hit = tuple(gw for gw in WORKER_GATEWAYS if shard_of(gw, SHARDS) in shards)
+            kill = WorkerKill(target, victim, shards, hit, stack.clouds[victim].kill9())
+            what = f"worker {victim + 1} kill -9 ({target}: shards {sorted(shards)})"
+            _say(stack, f"{what}; it stays down {down:.1f} s")
+            stack.sleep_until(kill.began + down)
+            kill.taken = workers.took(1 - victim, shards, kill.began)
+            taken = "never" if kill.taken is None else f"{kill.taken - kill.began:.1f} s after"
+            _say(stack, f"worker {2 - victim} logged holding {sorted(shards)}: {taken}")
+            kill.restarted = time.time()
+            kill.ready = stack.clouds[victim].start()
+            found = workers.wait_spread(SPREAD_S)
+            if found is None:
+                spread = f"not spread within {SPREAD_S:g} s: {_held(workers.held())}"
+            else:
+                kill.spread = found.at
+                spread = f"spread {found.at - kill.restarted:.1f} s after: {_held(found.held)}"
+            ready = kill.ready - kill.restarted
+            _say(stack, f"worker {victim + 1} started again (ready after {ready:.1f} s); {spread}")
+            done.append(kill)
+            # recovery is measured from the kill: the other worker must carry on alone
+            faults.append(Fault(what, kill.began, kill.began, hit))
+        result = _finish(stack, "worker-kill", faults)
+        stored = stack.cloud.records.stored(WORKER_GATEWAYS)
+        result.extra.update(_worker_figures(done, stored))
+        return result
+
+
+def _held(held: list[frozenset[int]]) -> str:
+    return ", ".join(f"worker {i + 1} {sorted(h)}" for i, h in enumerate(held))
+
+
+def _worker_figures(kills: list[WorkerKill], stored: list[Stored]) -> dict[str, Any]:
+    """Per kill: the takeover by the other worker, from the events (the first event of the
+    killed worker's gateways stored after the kill and before its restart) and from the other
+    worker's log (its first record holding the killed worker's shards); the time from the
+    restart until the worker served and until the shards were spread again."""
+    takeover: list[float | None] = []
+    logged: list[float | None] = []
+    for kill in kills:
+        firsts = [
+            s.received_at
+            for s in stored
+            if s.key[0] in kill.gateways and kill.began < s.received_at < kill.restarted
+        ]
+        takeover.append(round(min(firsts) - kill.began, 2) if firsts else None)
+        logged.append(round(kill.taken - kill.began, 2) if kill.taken is not None else None)
+    return {
+        "targets": [k.target for k in kills],
+        "workers_killed": [k.worker + 1 for k in kills],
+        "shards_killed": [sorted(k.shards) for k in kills],
+        "gateways_hit": [list(k.gateways) for k in kills],
+        "down_s": [round(k.restarted - k.began, 1) for k in kills],
+        "takeover_s": takeover,
+        "takeover_logged_s": logged,
+        "ready_after_restart_s": [round(k.ready - k.restarted, 1) for k in kills],
+        "spread_after_restart_s": [
+            round(k.spread - k.restarted, 1) if k.spread is not None else None for k in kills
+        ],
+    }
+
+
+# -- 10. the primary of the cloud's PostgreSQL cluster killed: a failover ---------------------
+
+
+def database_failover(opts: Options, size: Size, rng: random.Random, kills: int = 0) -> Result:
+    """tests/faults/failover.py (imported when run: it builds on this module)."""
+    from tests.faults.failover import database_failover as run
+
+    return run(opts, size, rng, kills=kills)
+
+
+# -- 11. a node of the cluster cut off the network --------------------------------------------
+
+
+def cluster_node_cut(opts: Options, size: Size, rng: random.Random, cuts: int = 0) -> Result:
+    """tests/faults/cluster_cut.py (imported when run: it builds on this module)."""
+    from tests.faults.cluster_cut import cluster_node_cut as run
+
+    return run(opts, size, rng, cuts=cuts)
 
 
 SCENARIOS = {
@@ -527,11 +702,24 @@ SCENARIOS = {
             database_kill,
         ),
         Scenario(
+            "worker-kill",
+            "sharded ingest (4 shards, 2 cloud workers on the cluster and PostgreSQL): kill -9"
+            " of the worker holding gw-f01's shard and of the other in turn, each restarted",
+            worker_kill,
+        ),
+        Scenario(
+            "database-failover",
+            "the cloud on PostgreSQL under Patroni (2 nodes, synchronous mode, a multi-host"
+            " URL): kill -9 of the primary node 3x, the standby promoted, the killed node"
+            " rejoining as the standby",
+            database_failover,
+        ),
+        Scenario(
             "cluster-node-cut",
             "the cluster shape, each node in a network namespace: one node at a time cut off"
             " the network (gw-f01's node, the queue's leader; long and short cuts), its process"
             " running, then joined again",
-            _cluster_node_cut,
+            cluster_node_cut,
         ),
     )
 }

@@ -1,6 +1,8 @@
 """One scenario's system: the shipped Mosquitto, the cloud (on SQLite, or with `postgres=True`
-on a PostgreSQL server of its own) and two gateway agents streaming life-safety events, all
-real processes on loopback, in a work folder of their own.
+on a PostgreSQL server of its own, or on the `database` a scenario makes: a Patroni cluster;
+with `workers=N`, N cloud processes on that one) and two gateway agents (or the `gateways` a
+scenario names) streaming life-safety events, all real processes on loopback, in a work folder
+of their own.
 
     with Stack(Options(rate=50), duration_s=20) as stack:
         stack.start()                     # broker, cloud, agents; the stream begins
@@ -23,6 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Protocol
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -35,6 +38,7 @@ from tests.faults.database import CloudPostgres
 from tests.faults.gate import UplinkGate
 from tests.faults.ledger import Counts, Fault, life_safety_waiting, measure
 from tests.faults.procs import AgentProcess, CloudProcess, ProcessFailed, ShippedBroker
+from tests.faults.records import PostgresRecords
 from tests.faults.site import GATEWAYS, LEAD_S, write_configs, write_script, write_site
 from tests.servers import free_port
 
@@ -60,6 +64,20 @@ class Options:
     say: Callable[[str], None] = print
 
 
+class CloudDatabase(Protocol):
+    """A PostgreSQL of the scenario's own for the cloud: `CloudPostgres`, or the Patroni
+    cluster of tests/faults/failover.py."""
+
+    @property
+    def records(self) -> PostgresRecords: ...
+
+    def start(self) -> float:
+        """Start it, ready for the cloud's first start; returns that moment (time.time())."""
+        ...
+
+    def stop(self) -> None: ...
+
+
 @dataclass
 class Settled:
     converged: bool
@@ -79,9 +97,19 @@ class Stack:
         outbox_disk_mb: Mapping[str, float] | None = None,
         cluster: ClusterBroker | None = None,
         postgres: bool = False,
+        gateways: Sequence[str] = GATEWAYS,
+        rates: Mapping[str, float] | None = None,
+        workers: int = 1,
+        database: Callable[[Path], CloudDatabase] | None = None,
     ):
+        """`rates`: life-safety events/s of a gateway (default `opts.rate`); `workers`: cloud
+        processes (`clouds`), more than one only on a shared PostgreSQL."""
+        if workers > 1 and not postgres:
+            raise ValueError("several cloud workers need a shared PostgreSQL (postgres=True)")
         self.opts = opts
         self.duration_s = duration_s
+        self.gateways = tuple(gateways)
+        self.rates = {gw: (rates or {}).get(gw, opts.rate) for gw in self.gateways}
         self.workdir = Path(tempfile.mkdtemp(prefix="sc-faults-"))
         self.workdir.chmod(0o755)
         cloud_env = dict(opts.cloud_env)
@@ -90,29 +118,42 @@ class Stack:
         self.cluster = cluster
         if cluster is None:
             self.passwords = {
-                name: f"pw-{name}-{os.urandom(6).hex()}" for name in ("cloud", *GATEWAYS)
+                name: f"pw-{name}-{os.urandom(6).hex()}" for name in ("cloud", *self.gateways)
             }
             port = free_port()
             (self.workdir / "broker").mkdir()
             self._broker = ShippedBroker(self.workdir / "broker", self.passwords, port)
         else:  # the cluster shape (tests/faults/cluster.py)
-            self.passwords = {name: cluster.password(name) for name in ("cloud", *GATEWAYS)}
+            self.passwords = {name: cluster.password(name) for name in ("cloud", *self.gateways)}
             port = cluster.port
             cloud_env = {**cluster.cloud_env(), **cloud_env}
-        self.site = write_site(self.workdir / "site.yaml")
+        self.site = write_site(self.workdir / "site.yaml", self.gateways)
         self.configs = write_configs(self.workdir / "configs", compress=compress)
-        (self.workdir / "cloud").mkdir()
         #: the cloud's PostgreSQL server (None: the cloud's SQLite file)
         self._postgres = CloudPostgres(self.workdir / "postgres") if postgres else None
-        self.cloud = CloudProcess(
-            self.workdir / "cloud",
-            broker_port=port,
-            password=self.passwords["cloud"],
-            site_file=self.site,
-            records=self._postgres.records if self._postgres is not None else None,
-            extra_env=cloud_env,
-            run_in=cluster.clients_run_in() if cluster is not None else (),
+        #: the cloud's PostgreSQL of either kind (`database(folder)` or `postgres`)
+        self._database: CloudDatabase | None = (
+            database(self.workdir / "postgres") if database is not None else self._postgres
         )
+        #: the cloud's processes: one (folder `cloud`), or workers (`worker-1` …), each with
+        #: its own connection name on the broker
+        self.clouds: list[CloudProcess] = []
+        for n in range(1, workers + 1):
+            folder = self.workdir / ("cloud" if workers == 1 else f"worker-{n}")
+            folder.mkdir()
+            own = {} if workers == 1 else {"SC_CLOUD_MQTT_CLIENT_ID": f"sc-cloud-worker-{n}"}
+            self.clouds.append(
+                CloudProcess(
+                    folder,
+                    broker_port=port,
+                    password=self.passwords["cloud"],
+                    site_file=self.site,
+                    records=self._database.records if self._database is not None else None,
+                    extra_env={**own, **cloud_env},
+                    run_in=cluster.clients_run_in() if cluster is not None else (),
+                )
+            )
+        self.cloud = self.clouds[0]
         self.gates = {gw: UplinkGate(port) for gw in gated}
         (self.workdir / "agents").mkdir()
         self.agents = {
@@ -130,7 +171,7 @@ class Stack:
                 ],
                 run_in=cluster.clients_run_in() if cluster is not None else (),
             )
-            for gw in GATEWAYS
+            for gw in self.gateways
         }
         self._mounts: list[Path] = []
         try:
@@ -154,6 +195,12 @@ class Stack:
         assert self._postgres is not None, "this stack's cloud runs on SQLite"
         return self._postgres
 
+    @property
+    def database(self) -> CloudDatabase:
+        """The cloud's PostgreSQL of either kind (`postgres=True` or `database`)."""
+        assert self._database is not None, "this stack's cloud runs on SQLite"
+        return self._database
+
     def _any_broker(self) -> ShippedBroker | ClusterBroker:
         broker = self.cluster or self._broker
         assert broker is not None
@@ -169,14 +216,20 @@ class Stack:
     ) -> None:
         self.close()
 
-    def start(self, *, agents: bool = True) -> None:
-        """Broker, cloud, then the agents with their scripts: the stream begins. (Without
-        `agents`, the gateways' accounts are free for other clients.)"""
-        if self._postgres is not None:
-            self._postgres.start()
+    def start(
+        self, *, agents: bool = True, before_stream: Callable[[], None] | None = None
+    ) -> None:
+        """Broker, cloud (its workers one after the other), `before_stream` (e.g. a wait until
+        the workers share the work), then the agents with their scripts: the stream begins.
+        (Without `agents`, the gateways' accounts are free for other clients.)"""
+        if self._database is not None:
+            self._database.start()
         self._any_broker().start()
-        self.cloud.start()
+        for cloud in self.clouds:
+            cloud.start()
         self._await_consuming()
+        if before_stream is not None:
+            before_stream()
         for gate in self.gates.values():
             gate.restore()
         self.t0 = time.time()
@@ -185,15 +238,16 @@ class Stack:
             return
         for gw in self.agents:
             self.start_agent(gw)
+        rates = ", ".join(f"{gw} {rate:g}" for gw, rate in self.rates.items())
         self.opts.say(
-            f"    stream: 2 agents x {self.opts.rate:g} life-safety events/s for"
+            f"    stream: {len(self.agents)} agents ({rates} life-safety events/s) for"
             f" {self.duration_s:g} s; work folder {self.workdir}"
         )
 
     def _await_consuming(self, within_s: float = 30.0) -> None:
         """Until the cloud stores what a gateway publishes (its broker session exists): a
         heartbeat from the first gateway's account, before its agent uses the account."""
-        gateway = GATEWAYS[0]
+        gateway = self.gateways[0]
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=gateway)
         client.username_pw_set(gateway, self.passwords[gateway])
         client.connect("127.0.0.1", self._any_broker().port)
@@ -229,7 +283,7 @@ class Stack:
         if left > 0.5:
             script = write_script(
                 self.workdir / "agents" / f"{gateway}-{len(agent.logs) + 1}.script.yaml",
-                self.opts.rate,
+                self.rates[gateway],
                 left,
             )
         return agent.start(script)
@@ -238,7 +292,7 @@ class Stack:
         """Stop every process (SIGTERM), keeping their files for `measure`; the cloud's
         PostgreSQL runs until `close` (`measure` reads it)."""
         # the agents and the cloud at once (each waits for its own exit), then the broker
-        processes: list[AgentProcess | CloudProcess] = [*self.agents.values(), self.cloud]
+        processes: list[AgentProcess | CloudProcess] = [*self.agents.values(), *self.clouds]
         stopping = [threading.Thread(target=p.stop) for p in processes]
         for thread in stopping:
             thread.start()
@@ -250,8 +304,8 @@ class Stack:
 
     def close(self) -> None:
         self.stop()
-        if self._postgres is not None:
-            self._postgres.stop()
+        if self._database is not None:
+            self._database.stop()
         for mount in self._mounts:
             subprocess.run(["umount", str(mount)], check=False, capture_output=True)
         self._mounts.clear()
@@ -286,9 +340,12 @@ class Stack:
         """The processes the scenario has not stopped itself must still run."""
         for agent in self.agents.values():
             agent.check_alive()
-        if self.cloud.proc is not None and self.cloud.proc.poll() is not None:
-            tail = self.cloud.log_text()[-3000:]
-            raise ProcessFailed(f"the cloud exited {self.cloud.proc.returncode}:\n{tail}")
+        for cloud in self.clouds:
+            if cloud.proc is not None and cloud.proc.poll() is not None:
+                tail = cloud.log_text()[-3000:]
+                raise ProcessFailed(
+                    f"the cloud ({cloud.workdir.name}) exited {cloud.proc.returncode}:\n{tail}"
+                )
 
     # -- the end --------------------------------------------------------------------------------
 
@@ -304,7 +361,7 @@ class Stack:
         waiting = life_safety_waiting(outboxes)
         while (now := time.monotonic()) < deadline and now - moved < self.opts.stuck_s:
             waiting = life_safety_waiting(outboxes)
-            stored = self.cloud.records.count(GATEWAYS)
+            stored = self.cloud.records.count(self.gateways)
             if (stored, waiting) != last:
                 moved = now
             if stored != last[0] or waiting:
@@ -319,7 +376,7 @@ class Stack:
         """The counts, from the files the processes left (call `stop` first: a running agent
         keeps making heartbeats, and its log and the cloud's database are read apart)."""
         return measure(
-            gateways=GATEWAYS,
+            gateways=self.gateways,
             agent_logs={gw: a.logs for gw, a in self.agents.items()},
             outboxes=[a.outbox for a in self.agents.values()],
             records=self.cloud.records,
@@ -327,12 +384,14 @@ class Stack:
         )
 
     def cloud_log(self) -> CloudLog:
-        """What the cloud's logs (every incarnation) say (tests/faults/cloud_log.py)."""
-        return read_cloud_log(self.cloud.log_text())
+        """What the cloud's logs (every incarnation of every worker) say
+        (tests/faults/cloud_log.py)."""
+        return read_cloud_log("\n".join(cloud.log_text() for cloud in self.clouds))
 
     def cloud_tracebacks(self) -> int:
-        """Tracebacks that count against the cloud (not a DatabaseUnavailable it caught)."""
-        return self.cloud_log().tracebacks
+        """Tracebacks that count against the cloud (not a DatabaseUnavailable it caught), in
+        every worker's logs."""
+        return sum(read_cloud_log(cloud.log_text()).tracebacks for cloud in self.clouds)
 
     # -- a small disk for an outbox -------------------------------------------------------------
 

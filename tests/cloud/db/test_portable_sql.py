@@ -39,6 +39,8 @@ FILLS = {
     ("queries.py", "OPEN_STATES"): "'active', 'accepted'",
     ("grid_cases.py", "OPEN_STATES"): "'active', 'accepted'",
     ("grid_cases.py", "marks"): "?, ?",
+    ("calls_table.py", "_COLUMNS"): "id, alarm_id, gateway, status, offered_at, ended_at",
+    ("calls_table.py", "_HOLDING"): "'offering', 'ringing'",
 }
 BARE_CONDITION = re.compile(r"\b(WHEN|WHERE|AND|OR|NOT)\s+\?\s*(THEN|AND|OR|\)|$)", re.I)
 

@@ -147,7 +147,11 @@ async def test_the_running_cloud_sweeps_and_a_long_press_over_mqtt_clears_the_ta
         await asyncio.to_thread(gw1.publish, "sc/v1/gw-ld01/event", pressed.model_dump_json())
         cleared = await eventually(lambda: _resolved(parts.alarms.get(task.id)), timeout=10)
         assert cleared.outcome == Outcome.CLEARED
-        assert (await parts.duty.checkins.today())[0].state == "checked_in"
+
+        async def checked_in() -> bool:  # recorded by its own commit, after the alarm's
+            return (await parts.duty.checkins.today())[0].state == "checked_in"
+
+        assert await eventually(checked_in)
     await asyncio.to_thread(end_session, mosquitto, settings.mqtt_client_id)
 
 

@@ -273,16 +273,22 @@ async def test_accepting_within_the_budget_means_no_escalation(
         tmp_path,
         mosquitto,
         database=database_url,
-        rules_file=rules_file(tmp_path, fast_policies(budget_s=1.0)),
+        rules_file=rules_file(tmp_path, fast_policies(budget_s=3.0)),
         webhook_url=webhook.url,
     )
     async with running_cloud(settings) as running:
         client = await signed_in(running.url, "op")
         try:
+            raised = time.time()
             gw1.publish("sc/v1/gw-ld01/event", event(device="call-0101", kind="call", type="press"))
             alarm = (await eventually(lambda: _alarms(client)))[0]
             assert (await client.post(f"/api/alarms/{alarm['id']}/accept")).status_code == 200
-            await asyncio.sleep(1.5)
+            assert time.time() < raised + 3.0, "accepted after the budget: the test is void"
+            # past the budget: the real escalator, asked now, has nothing due
+            await eventually(lambda: time.time() > raised + 3.5)
+            assert await running.cloud.escalator.fire_due() == []
+            fired = [(f.step, f.reason) for f in running.cloud.escalator.fired]
+            assert [step for step, _ in fired if step > 0] == [], fired  # nor by its loop
         finally:
             await client.aclose()
     assert webhook.steps() == [(0, "grid_worker")]
