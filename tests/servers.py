@@ -12,7 +12,6 @@ import json
 import os
 import random
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from cloud.access.rabbit_accounts import gateway_permissions, gateway_topic_permissions
+from tests.proc_tree import kill_tree
 
 REPO = Path(__file__).resolve().parent.parent
 ACL = REPO / "deploy" / "mosquitto" / "acl"
@@ -421,18 +421,11 @@ class PostgreSQL:
         self._wait_ready(log)
 
     def kill9(self) -> None:
-        """kill -9 of the server and every backend process (its process group), as a crash
+        """kill -9 of the server and every backend process (the process tree), as a crash
         would; `start()` again runs its crash recovery on the same data folder and port."""
         assert self.proc is not None
-        os.killpg(self.proc.pid, signal.SIGKILL)
+        kill_tree(self.proc.pid)  # the backends lead process groups of their own
         self.proc.wait(timeout=10)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:  # the backends, reaped by init
-            try:
-                os.killpg(self.proc.pid, 0)
-            except ProcessLookupError:
-                return
-            time.sleep(0.02)
 
     def _wait_ready(self, log: Path, timeout: float = 30.0) -> None:
         import psycopg
