@@ -119,7 +119,7 @@ def _cut_in_turn(
         stack,
         "cluster-node-cut",
         faults,
-        targets=[target for target, _ in cuts],
+        targets=[target for target, _ in cuts[: len(faults)]],  # the cuts made
         cut_s=cut_s,
         leader_cut=leaders,
         paused_after_s=paused_after,
