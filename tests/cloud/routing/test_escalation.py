@@ -289,6 +289,7 @@ async def test_accepting_within_the_budget_means_no_escalation(
             assert await running.cloud.escalator.fire_due() == []
             fired = [(f.step, f.reason) for f in running.cloud.escalator.fired]
             assert [step for step, _ in fired if step > 0] == [], fired  # nor by its loop
+            await eventually(lambda: webhook.steps())  # step 0's message, sent by its sender
         finally:
             await client.aclose()
     assert webhook.steps() == [(0, "grid_worker")]
