@@ -136,6 +136,7 @@ class BrokerConsumer:
         open_keys = await ingest.book.open_keys() if shards - before else []
         ingest.core.scope_to(lambda gw: shard_of(gw, n) in shards, open_keys, ingest.clock())
         await self.transport.hold(shards)
+        ingest.shards_held = shards
 
     async def _announce_unpushed(self) -> None:
         try:

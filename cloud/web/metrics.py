@@ -103,6 +103,12 @@ class CloudMetrics:
                 ingest.fair.backlog,
             ),
             _gauge("sc_live_listeners", "Duty-room pages on the live stream", s.hub.listeners),
+            _gauge(
+                "sc_ingest_shards_held",
+                "Ingest shards this process consumes (docs/cluster.md, 'Several workers')",
+                len(ingest.shards_held),
+            ),
+            _gauge("sc_ingest_shards", "Ingest shards in all", s.settings.ingest_shards),
         ]
         dropped = ingest.drops.dropped
         if dropped is not None:

@@ -70,6 +70,8 @@ async def test_a_call_for_help_shows_in_the_figures(watched: RunningCloud, gw1: 
     before = await samples(watched.url)
     assert before[("sc_alarms_unaccepted", (("level", "1"),))] == 0
     assert before[("sc_broker_connected", ())] == 1
+    # the single box: its one process consumes the one ingest shard
+    assert (before[("sc_ingest_shards_held", ())], before[("sc_ingest_shards", ())]) == (1, 1)
 
     gw1.publish("sc/v1/gw-ld01/event", event(device="call-0101", kind="call", type="press"))
     gw1.publish("sc/v1/gw-ld01/event", b"{not json")
