@@ -95,8 +95,7 @@ class Ingest:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.registry = registry
-        #: the ingest shards this process consumes (cloud/ingest/consumer.py keeps it)
-        self.shards_held: frozenset[int] = frozenset()
+        self.shards_held: frozenset[int] = frozenset()  # consumed here (set by consumer.py)
         self.core = core
         self.book = book
         self.announcer = announcer
