@@ -10,6 +10,7 @@ from collections.abc import Iterable
 
 from cloud.alarms.model import Alarm, AlarmState, FalseAlarmCause, Outcome
 from cloud.alarms.rows import get, log
+from cloud.alarms.timers import END_PLAN
 from cloud.db.database import Conn, Database
 from cloud.errors import Conflict, Refused
 
@@ -70,7 +71,7 @@ class Casework:
                 raise Conflict(f"alarm {alarm_id} is {alarm.state}, not waiting to be accepted")
             conn.execute(
                 "UPDATE alarms SET state = ?, accepted_at = ?, accepted_by = ?,"
-                " shown_at = COALESCE(shown_at, ?), notify_due_at = NULL WHERE id = ?",
+                f" shown_at = COALESCE(shown_at, ?), {END_PLAN} WHERE id = ?",
                 (AlarmState.ACCEPTED.value, now, actor, now, alarm_id),
             )
             log(conn, alarm_id, actor, "accepted", "", now)
@@ -145,7 +146,7 @@ class Casework:
                 )
             conn.execute(
                 "UPDATE alarms SET state = ?, open_key = NULL, resolved_at = ?, resolved_by = ?,"
-                " outcome = ?, cause = ?, note = ?, notify_due_at = NULL WHERE id = ?",
+                f" outcome = ?, cause = ?, note = ?, {END_PLAN} WHERE id = ?",
                 (
                     AlarmState.RESOLVED.value,
                     now,

@@ -26,6 +26,7 @@ from cloud.alarms.model import (
 )
 from cloud.alarms.model import open_key as make_open_key
 from cloud.alarms.rows import log
+from cloud.alarms.timers import END_PLAN
 from cloud.db.database import Conn
 from cloud.errors import CloudError
 from cloud.rules import AlarmDraft, Clear, Evaluation, Key
@@ -351,7 +352,7 @@ class Recording:
         if row["state"] == AlarmState.ACTIVE:
             conn.execute(
                 "UPDATE alarms SET state = ?, open_key = NULL, resolved_at = ?, resolved_by = ?,"
-                " outcome = ?, note = ?, cleared_at = ?, notify_due_at = NULL WHERE id = ?",
+                f" outcome = ?, note = ?, cleared_at = ?, {END_PLAN} WHERE id = ?",
                 (
                     AlarmState.RESOLVED.value,
                     now,

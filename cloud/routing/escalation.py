@@ -2,7 +2,8 @@
 
 The timer of an alarm is two columns of its own row: the next step of its policy's plan
 (`notify_step`) and when it is due (`notify_due_at`). The alarm book sets them in the same
-transaction that raises the alarm (step 0, due at once); accepting or resolving clears them.
+transaction that raises the alarm (step 0, due at once); accepting, resolving or a device's
+clear ends the plan after step 0 (cloud/alarms/timers.py): the first people are always told.
 
 Firing a step is one unit of work: the notifications it makes (rows of the notification log,
 cloud/notify/log.py, one per person and channel, with a unique key) and the move of the alarm's
@@ -26,7 +27,7 @@ from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
-from cloud.alarms.model import SYSTEM, Alarm
+from cloud.alarms.model import SYSTEM, Alarm, AlarmState
 from cloud.alarms.queries import AlarmQueries
 from cloud.alarms.rows import log as log_line
 from cloud.alarms.timers import Due, EscalationTimers
@@ -173,6 +174,8 @@ class Escalator:
             if after is None or alarm.received_at.timestamp() + after.offset_s > now:
                 break
             following, skipped = after, skipped + 1
+        if alarm.state is not AlarmState.ACTIVE:
+            following = None  # step 0 of an alarm already taken on: nothing after it
         next_due = None if following is None else alarm.received_at.timestamp() + following.offset_s
         escalated = current.reason == routing.ESCALATE
         self.timers.move(

@@ -51,7 +51,9 @@ async def test_a_clear_closes_an_unaccepted_alarm_notes_an_accepted_one_and_neve
         smoke, water, power = [await parts.alarms.get(a.id) for a in (smoke, water, power)]
         assert smoke.state == "active" and smoke.cleared_at is not None
         assert (water.state, water.outcome, water.resolved_by) == ("resolved", "cleared", "system")
-        assert water.notify_due_at is None  # no escalation for a closed case
+        # a closed case escalates no further, but step 0 (not fired yet) still tells the
+        # policy's first people that it happened
+        assert water.notify_due_at == water.received_at
         assert power.state == "accepted" and power.cleared_at is not None
         log = [(h.action, h.detail) for h in await parts.alarms.history(smoke.id)]
         assert ("device_cleared", "clear from the device; latched: an operator closes it") in log

@@ -36,6 +36,11 @@ FILLS = {
     ("arrivals.py", "marks"): "?, ?",
     ("recording.py", "marks"): "?, ?",
     ("casework.py", "marks"): "?, ?",
+    ("casework.py", "END_PLAN"): "notify_due_at = CASE WHEN notify_step = 0 THEN notify_due_at END",
+    (
+        "recording.py",
+        "END_PLAN",
+    ): "notify_due_at = CASE WHEN notify_step = 0 THEN notify_due_at END",
     ("queries.py", "OPEN_STATES"): "'active', 'accepted'",
     ("grid_cases.py", "OPEN_STATES"): "'active', 'accepted'",
     ("grid_cases.py", "marks"): "?, ?",

@@ -147,6 +147,23 @@ async def test_accepting_stops_the_escalation_and_cancels_what_is_not_yet_sent(
     assert [n["status"] for n in notes if n["step"] == 1] == ["cancelled", "cancelled"]
 
 
+async def test_an_alarm_accepted_before_step_0_fired_still_tells_the_first_people_only(
+    database_url: str, webhook: WebhookReceiver
+) -> None:
+    """An operator quick enough to accept before the escalator's first round does not keep
+    the grid worker from hearing of the alarm; nothing escalates after it."""
+    clock = FakeClock()
+    async with book_parts(database_url, clock, webhook_url=webhook.url) as parts:
+        [raised] = await parts.book.apply([CALL], clock())
+        await parts.casework.accept(raised.alarm.id, "op")
+        assert [f.step for f in await parts.escalator.fire_due()] == [0]
+        assert await parts.escalator.deliver_due() == 1
+        clock.advance(3600)
+        assert await parts.escalator.fire_due() == []
+        assert await parts.escalator.deliver_due() == 0
+    assert webhook.steps() == [(0, "grid_worker")]
+
+
 async def test_missing_contacts_and_channels_are_recorded_not_silently_dropped(
     database_url: str,
 ) -> None:
@@ -282,9 +299,7 @@ async def test_accepting_within_the_budget_means_no_escalation(
             raised = time.time()
             gw1.publish("sc/v1/gw-ld01/event", event(device="call-0101", kind="call", type="press"))
             alarm = (await eventually(lambda: _alarms(client)))[0]
-            # step 0 (the policy's first notify) goes out first: an alarm accepted before the
-            # escalator fired it skips it (accepting clears the pending step)
-            await eventually(lambda: webhook.steps())
+            await eventually(lambda: webhook.steps())  # step 0: the grid worker is told
             assert (await client.post(f"/api/alarms/{alarm['id']}/accept")).status_code == 200
             assert time.time() < raised + 3.0, "accepted after the budget: the test is void"
             # past the budget: the real escalator, asked now, has nothing due
