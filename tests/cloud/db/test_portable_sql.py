@@ -17,6 +17,7 @@ from pathlib import Path
 
 import psycopg
 
+from cloud.alarms.timers import END_PLAN
 from cloud.db.dialect import POSTGRESQL, SQLITE, pieces
 from cloud.db.migrations import MIGRATIONS
 from cloud.db.postgres import connect
@@ -36,11 +37,8 @@ FILLS = {
     ("arrivals.py", "marks"): "?, ?",
     ("recording.py", "marks"): "?, ?",
     ("casework.py", "marks"): "?, ?",
-    ("casework.py", "END_PLAN"): "notify_due_at = CASE WHEN notify_step = 0 THEN notify_due_at END",
-    (
-        "recording.py",
-        "END_PLAN",
-    ): "notify_due_at = CASE WHEN notify_step = 0 THEN notify_due_at END",
+    ("casework.py", "END_PLAN"): END_PLAN,
+    ("recording.py", "END_PLAN"): END_PLAN,
     ("queries.py", "OPEN_STATES"): "'active', 'accepted'",
     ("grid_cases.py", "OPEN_STATES"): "'active', 'accepted'",
     ("grid_cases.py", "marks"): "?, ?",
