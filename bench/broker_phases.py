@@ -23,7 +23,7 @@ from bench.load import (
     run_id,
     wait_acked,
 )
-from bench.procs import Child, python_tool
+from bench.procs import Child, python_tool, tree_cpu_s
 from bench.report import baseline_tables, peer_tables, progress, say
 from bench.stack import Stack
 from bench.stats import summary_ms
@@ -96,6 +96,7 @@ def measure_drain(
     sink = stack.sink(f"{label}-drain-sink", topic, count, ids=False)
     messages = build_events(publishers, count, f"{label}-drain-{run_id()}", v2=False)
     say(f"  {label}: {count:,} events queued at the broker while it is stopped, then drained")
+    cpu_before = tree_cpu_s(pid)
     os.kill(pid, signal.SIGSTOP)
     try:
         started = blast(messages)
@@ -104,6 +105,7 @@ def measure_drain(
         let_go = time.time()
         os.kill(pid, signal.SIGCONT)
     result = sink.result(grace=300)
+    cpu_s = tree_cpu_s(pid) - cpu_before
     stack.watch.remove("subscriber")
     sink.finish()
     seconds = (result["last"] - let_go) if result["last"] else None
@@ -113,6 +115,8 @@ def measure_drain(
         "queued_s": (acked - started) if acked else None,
         "seconds": seconds,
         "rate": result["count"] / seconds if seconds else None,
+        "cpu_s": cpu_s,
+        "cpu_us_per_message": cpu_s / count * 1e6,
     }
 
 

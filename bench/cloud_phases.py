@@ -22,6 +22,7 @@ from bench.load import (
     run_id,
     wait_acked,
 )
+from bench.procs import tree_cpu_s
 from bench.report import alarm_tables, ingest_tables, progress, say
 from bench.stack import Stack
 from bench.stats import summary_ms
@@ -224,6 +225,7 @@ def _drain(stack: Stack, count: int, stall_s: float = 30.0) -> dict[str, Any]:
     messages = build_events(stack.gateways, count, f"dr-{run_id()}")
     say(f"  {count:,} events queued at the broker while the cloud is stopped, then drained")
     before = stack.counts()
+    cpu_before = tree_cpu_s(pid)
     os.kill(pid, signal.SIGSTOP)
     try:
         started = blast(messages)
@@ -241,11 +243,14 @@ def _drain(stack: Stack, count: int, stall_s: float = 30.0) -> dict[str, Any]:
             last, last_change = value, time.monotonic()
         time.sleep(0.05)
     seconds = (finished - let_go) if finished else None
+    cpu_s = tree_cpu_s(pid) - cpu_before
     return {
         "sent": count,
         "queued_s": (acked - started) if acked else None,
         "seconds": seconds,
         "rate": count / seconds if seconds else None,
+        "cpu_s": cpu_s,
+        "cpu_us_per_message": cpu_s / count * 1e6,
     }
 
 

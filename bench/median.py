@@ -57,6 +57,15 @@ FIGURES: list[tuple[str, JsonPath]] = [
     ("cloud events/s draining a backlog", ("ingest", "events", "drain", "rate")),
     ("bare flow (node-red) draining a backlog", ("peers", "node-red", "drain", "rate")),
     ("cloud drain ÷ node-red drain", ("summary", "cloud_drain_vs_peer_node-red_drain")),
+    ("cloud CPU µs per event, draining", ("ingest", "events", "drain", "cpu_us_per_message")),
+    (
+        "bare flow (node-red) CPU µs per alarm, draining",
+        ("peers", "node-red", "drain", "cpu_us_per_message"),
+    ),
+    (
+        "cloud CPU per event ÷ node-red's, draining",
+        ("summary", "cloud_drain_cpu_vs_peer_node-red_drain"),
+    ),
     ("cloud p50 ÷ bare flow (python) p50", ("summary", "cloud_p50_vs_peer_python")),
     ("cloud p99 ÷ bare flow (python) p99", ("summary", "cloud_p99_vs_peer_python")),
     ("cloud p50 ÷ bare flow (node-red) p50", ("summary", "cloud_p50_vs_peer_node-red")),

@@ -227,6 +227,12 @@ class ProcWatch:
         }
 
 
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) of a process and its descendants so far."""
+    proc = psutil.Process(pid)
+    return sum(c for p in [proc, *proc.children(recursive=True)] if (c := _cpu(p)) is not None)
+
+
 def _cpu(proc: psutil.Process) -> float | None:
     try:
         t = proc.cpu_times()

@@ -295,6 +295,10 @@ def summary(r: dict[str, Any], rate: float) -> int:
         summary[f"cloud_drain_vs_peer_{kind}_drain"] = ratio(
             ing["events"].get("drain", {}).get("rate"), peer.get("drain", {}).get("rate")
         )
+        summary[f"cloud_drain_cpu_vs_peer_{kind}_drain"] = ratio(
+            ing["events"].get("drain", {}).get("cpu_us_per_message"),
+            peer.get("drain", {}).get("cpu_us_per_message"),
+        )
         summary[f"cloud_p50_vs_peer_{kind}"] = ratio(a["p50"], peer["latency"]["latency_ms"]["p50"])
         summary[f"cloud_p99_vs_peer_{kind}"] = ratio(a["p99"], peer["latency"]["latency_ms"]["p99"])
         rows += [
@@ -302,6 +306,10 @@ def summary(r: dict[str, Any], rate: float) -> int:
             [
                 f"bare flow ({kind}) draining a queued backlog",
                 f"{fmt(peer.get('drain', {}).get('rate'))} alarms/s",
+            ],
+            [
+                f"bare flow ({kind}) CPU per alarm while draining",
+                f"{fmt(peer.get('drain', {}).get('cpu_us_per_message'))} µs",
             ],
             [f"bare flow ({kind}) latency p50 / p99", _p50_p99(peer["latency"]["latency_ms"])],
         ]
@@ -318,6 +326,10 @@ def summary(r: dict[str, Any], rate: float) -> int:
             fmt(ing["events"].get("drain", {}).get("rate")),
         ],
         [
+            "cloud CPU per event while draining",
+            f"{fmt(ing['events'].get('drain', {}).get('cpu_us_per_message'))} µs",
+        ],
+        [
             "cloud telemetry batches/s, readings/s",
             f"{fmt(ing['telemetry']['rate'])}, {fmt(ing['telemetry']['readings_per_s'])}",
         ],
@@ -332,6 +344,10 @@ def summary(r: dict[str, Any], rate: float) -> int:
             [
                 f"cloud drain ÷ bare flow ({kind}) drain",
                 fmt(summary[f"cloud_drain_vs_peer_{kind}_drain"], 4),
+            ],
+            [
+                f"cloud CPU per event ÷ bare flow ({kind}), draining",
+                fmt(summary[f"cloud_drain_cpu_vs_peer_{kind}_drain"], 4),
             ],
             [
                 f"cloud p50 / p99 latency ÷ bare flow ({kind})",
