@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import sys
 import time
 from collections.abc import Sequence
@@ -21,6 +19,7 @@ from bench.cluster_capacity.phase import (
     start_mosquitto,
 )
 from bench.cluster_capacity.report import report, summarise
+from bench.results import write_results
 from bench.stats import fmt
 from tests.servers import Mosquitto, RabbitCluster
 
@@ -69,7 +68,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     opts = parse_args(argv)
-    began = time.monotonic()
+    began, load = time.monotonic(), os.getloadavg()
 
     def say(text: str) -> None:
         print(f"[{time.monotonic() - began:6.1f}s] {text}", flush=True)
@@ -130,24 +129,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{c.cpu_ms_per_s_per_1000:.1f} ms of broker CPU a second per 1,000"
         )
     if opts.json:
-        opts.json.write_text(
-            json.dumps(
-                {
-                    "options": {
-                        k: str(v) if isinstance(v, Path) else v for k, v in vars(opts).items()
-                    },
-                    "machine": {
-                        "cpus": os.cpu_count(),
-                        "python": platform.python_version(),
-                        "load_average": os.getloadavg(),
-                    },
-                    "idle_cpu_s_per_s": idle,
-                    "idle_connections": [asdict(c) for c in connections],
-                    "phases": [asdict(p) for p in phases],
-                    "medians": summary,
-                },
-                indent=1,
-            )
+        write_results(
+            opts.json,
+            opts,
+            load,
+            idle_cpu_s_per_s=idle,
+            idle_connections=[asdict(c) for c in connections],
+            phases=[asdict(p) for p in phases],
+            medians=summary,
         )
     return 0
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
-import platform
 import signal
 import statistics
 import sys
@@ -16,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from bench.results import write_results
 from bench.stats import table
 from bench.workers.phases import drain, failover
 from bench.workers.stack import WorkerStack
@@ -193,24 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if runs:
         print(report(runs, medians))
     if opts.json:
-        opts.json.parent.mkdir(parents=True, exist_ok=True)
-        opts.json.write_text(
-            json.dumps(
-                {
-                    "options": {
-                        k: str(v) if isinstance(v, Path) else v for k, v in vars(opts).items()
-                    },
-                    "machine": {
-                        "cpus": os.cpu_count(),
-                        "python": platform.python_version(),
-                        "load_average_at_start": load,
-                    },
-                    "runs": runs,
-                    "medians": medians,
-                },
-                indent=1,
-            )
-        )
+        write_results(opts.json, opts, load, runs=runs, medians=medians)
     if code == 0 and any(r["lost"] or r["failover"]["out_of_order"] for r in runs):
         code = 3
     return code
