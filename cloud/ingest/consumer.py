@@ -133,9 +133,11 @@ class BrokerConsumer:
             ingest.delivery.forget(
                 {gw for gw in ingest.registry.gateways() if shard_of(gw, n) in given_up}
             )
-        open_keys = await ingest.book.open_keys() if shards - before else []
+        taken = shards - before
+        open_keys = await ingest.book.open_keys() if taken else []
         ingest.core.scope_to(lambda gw: shard_of(gw, n) in shards, open_keys, ingest.clock())
-        await self.transport.hold(shards)
+        if taken:
+            await self.transport.hold(shards)
         ingest.shards_held = shards
 
     async def _announce_unpushed(self) -> None:
