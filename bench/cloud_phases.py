@@ -133,7 +133,7 @@ def ingest(stack: Stack, raw: float | None) -> dict[str, Any]:
         time.sleep(0.05)
     events["stream_received"] = len(shown_at(dict(stack.stream.arrivals), order))
     events["stream_reconnects"] = stack.stream.connects - connects
-    events["drain"] = _drain(stack, o.events)
+    events["drain"] = drain_backlog(stack, o.events)
     begun = stack.phase("ingest-telemetry")
     batches, samples = build_batches(stack.gateways, o.batches, o.batch_size, f"tm-{run_id()}")
     telemetry = _blast(
@@ -216,7 +216,7 @@ def _blast(
     return out
 
 
-def _drain(stack: Stack, count: int, stall_s: float = 30.0) -> dict[str, Any]:
+def drain_backlog(stack: Stack, count: int, stall_s: float = 30.0) -> dict[str, Any]:
     """The cloud's own capacity, whatever the publishers manage: the cloud is stopped
     (SIGSTOP) while `count` events are published and queued at the broker for its session,
     then let go (SIGCONT); the rate is count ÷ (all stored − the moment it was let go)."""
