@@ -166,16 +166,15 @@ class Escalator:
                         ),
                         now,
                     )
-        # the next step, skipping reminders that fell due while the cloud was down
-        following = routing.step(policy, index + 1)
+        # the next step (none after step 0 of an alarm already taken on), skipping reminders
+        # that fell due while the cloud was down
+        following = routing.step(policy, index + 1) if alarm.state is AlarmState.ACTIVE else None
         skipped = 0
         while following is not None and following.reason == routing.REMIND:
             after = routing.step(policy, following.index + 1)
             if after is None or alarm.received_at.timestamp() + after.offset_s > now:
                 break
             following, skipped = after, skipped + 1
-        if alarm.state is not AlarmState.ACTIVE:
-            following = None  # step 0 of an alarm already taken on: nothing after it
         next_due = None if following is None else alarm.received_at.timestamp() + following.offset_s
         escalated = current.reason == routing.ESCALATE
         self.timers.move(
