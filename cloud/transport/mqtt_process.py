@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 STOP_S = 3.0
 
 
-class _Child:
+class ChildProcess:
     """One receiver process and the cloud's end of its socket."""
 
     def __init__(
@@ -106,7 +106,7 @@ class MqttProcessTransport:
         self.retry_min_s = retry_min_s
         self.retry_max_s = retry_max_s
         self.max_batch = max_batch
-        self._child: _Child | None = None
+        self._child: ChildProcess | None = None
         self._requests = 0
         self.link.address = f"{address.host}:{address.port}"
 
@@ -151,7 +151,7 @@ class MqttProcessTransport:
         finally:
             theirs.close()
         reader, writer = await asyncio.open_unix_connection(sock=ours)
-        child = _Child(process, reader, writer)
+        child = ChildProcess(process, reader, writer)
         options = {
             "retry_min_s": self.retry_min_s,
             "retry_max_s": self.retry_max_s,
@@ -172,7 +172,7 @@ class MqttProcessTransport:
         return f"the MQTT receiver process ended (exit code {code})"
 
     async def _consume(
-        self, child: _Child, consume: Consume, wait_s: WaitS, listening: asyncio.Task[None]
+        self, child: ChildProcess, consume: Consume, wait_s: WaitS, listening: asyncio.Task[None]
     ) -> None:
         """The child's batches to `consume` in order, `next` after each; returns when the child
         has gone."""
@@ -195,7 +195,7 @@ class MqttProcessTransport:
             await consume([Received(t, payload, n, session) for n, (t, payload) in numbered])
             child.send("next")
 
-    async def _listen(self, child: _Child) -> None:
+    async def _listen(self, child: ChildProcess) -> None:
         """The child's frames until it closes its end."""
         link, drops = self.link, self.drops
         while True:
