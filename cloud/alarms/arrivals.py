@@ -12,27 +12,6 @@ from dataclasses import dataclass
 from cloud.db.database import Conn
 from contract.models import Event
 
-#: The columns an arrival's row fills, per table (`id` first).
-COLUMNS = {
-    "events": (
-        "id",
-        "gateway",
-        "device",
-        "boot",
-        "seq",
-        "ts",
-        "kind",
-        "type",
-        '"values"',
-        "clock_synced",
-        "replayed",
-        "received_at",
-    ),
-    "telemetry_batches": ("id", "gateway", "readings", "received_at"),
-}
-#: Rows per INSERT (12 values each: well within SQLite's 32,766 and PostgreSQL's 65,535).
-ROWS_PER_INSERT = 250
-
 
 @dataclass(frozen=True, slots=True)
 class Arrival:
@@ -40,7 +19,8 @@ class Arrival:
 
     table: str  # events or telemetry_batches
     id: str
-    row: tuple[object, ...]  # the values of COLUMNS[table]
+    sql: str
+    params: tuple[object, ...]
     at: float
 
 
@@ -48,6 +28,9 @@ def event_arrival(event: Event, received_at: float) -> Arrival:
     return Arrival(
         "events",
         event.id,
+        "INSERT INTO events (id, gateway, device, boot, seq, ts, kind, type,"
+        ' "values", clock_synced, replayed, received_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)'
+        " ON CONFLICT DO NOTHING",
         (
             event.id,
             event.gateway,
@@ -72,26 +55,14 @@ def batch_arrival(
     readings: int,
     at: float,
 ) -> Arrival:
-    return Arrival("telemetry_batches", batch_id, (batch_id, gateway, readings, at), at)
-
-
-def store_ids(conn: Conn, arrivals: Sequence[Arrival]) -> set[tuple[str, str]]:
-    """Stores the arrivals, each unless its id is stored already; (table, id) of those that
-    were new. A few statements for a whole batch, not one per message."""
-    new: set[tuple[str, str]] = set()
-    for table, columns in COLUMNS.items():
-        rows = [a.row for a in arrivals if a.table == table]
-        names = ", ".join(columns)
-        one = "(" + ",".join("?" * len(columns)) + ")"
-        for i in range(0, len(rows), ROWS_PER_INSERT):
-            chunk = rows[i : i + ROWS_PER_INSERT]
-            values = ",".join([one] * len(chunk))
-            sql = (
-                f"INSERT INTO {table} ({names}) VALUES {values} ON CONFLICT DO NOTHING RETURNING id"
-            )
-            for row in conn.execute(sql, [value for r in chunk for value in r]):
-                new.add((table, row[0]))
-    return new
+    return Arrival(
+        "telemetry_batches",
+        batch_id,
+        "INSERT INTO telemetry_batches (id, gateway, readings, received_at) VALUES (?,?,?,?)"
+        " ON CONFLICT DO NOTHING",
+        (batch_id, gateway, readings, at),
+        at,
+    )
 
 
 def known_ids(conn: Conn, arrivals: Sequence[Arrival]) -> set[tuple[str, str]]:

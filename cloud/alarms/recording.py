@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from cloud.alarms.arrivals import Arrival, store_ids
+from cloud.alarms.arrivals import Arrival
 from cloud.alarms.model import (
     LEVEL_NAMES,
     SYSTEM,
@@ -103,10 +103,8 @@ class Recording:
     def _store_together(
         self, conn: Conn, plans: Sequence[tuple[Arrival, Evaluation] | Exception | None]
     ) -> list[list[_Touched] | Exception | None]:
-        arrivals = [p[0] for p in plans if p is not None and not isinstance(p, Exception)]
-        new = store_ids(conn, arrivals)
         results = [
-            plan if plan is None or isinstance(plan, Exception) else self._decided(conn, new, *plan)
+            plan if plan is None or isinstance(plan, Exception) else self._one(conn, *plan)
             for plan in plans
         ]
         self._flush(conn)
@@ -136,21 +134,8 @@ class Recording:
 
     def _one(self, conn: Conn, arrival: Arrival, evaluation: Evaluation) -> list[_Touched] | None:
         """Store a message's id and, if it is new, what the rules decided about it."""
-        new = store_ids(conn, [arrival])
-        return self._decided(conn, new, arrival, evaluation)
-
-    def _decided(
-        self,
-        conn: Conn,
-        new: set[tuple[str, str]],
-        arrival: Arrival,
-        evaluation: Evaluation,
-    ) -> list[_Touched] | None:
-        """What the rules decided about a message whose id was just stored (None if it was
-        stored before: a redelivery, nothing decided)."""
-        if (arrival.table, arrival.id) not in new:
-            return None
-        return self._decide(conn, evaluation, arrival.at)
+        cursor = conn.execute(arrival.sql, arrival.params)
+        return self._decide(conn, evaluation, arrival.at) if cursor.rowcount else None
 
     def apply(self, conn: Conn, evaluation: Evaluation, at: float) -> list[Raised]:
         touched = self._decide(conn, evaluation, at)

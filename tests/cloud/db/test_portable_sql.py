@@ -35,8 +35,6 @@ FILLS = {
     ("queries.py", "','.join('?' * len(chunk))"): "?, ?",
     ("arrivals.py", "table"): "events",
     ("arrivals.py", "marks"): "?, ?",
-    ("arrivals.py", "names"): "id, gateway",
-    ("arrivals.py", "values"): "(?, ?), (?, ?)",
     ("recording.py", "marks"): "?, ?",
     ("casework.py", "marks"): "?, ?",
     ("casework.py", "END_PLAN"): END_PLAN,
