@@ -4,6 +4,8 @@ same way, with subscribers in their own processes."""
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 from collections.abc import Sequence
@@ -21,7 +23,7 @@ from bench.load import (
     run_id,
     wait_acked,
 )
-from bench.procs import Child, continue_tree, python_tool, stop_tree, tree_cpu_s
+from bench.procs import Child, python_tool, tree_cpu_s
 from bench.report import baseline_tables, peer_tables, progress, say
 from bench.stack import Stack
 from bench.stats import summary_ms
@@ -95,13 +97,13 @@ def measure_drain(
     messages = build_events(publishers, count, f"{label}-drain-{run_id()}", v2=False)
     say(f"  {label}: {count:,} events queued at the broker while it is stopped, then drained")
     cpu_before = tree_cpu_s(pid)
-    stop_tree(pid)
+    os.kill(pid, signal.SIGSTOP)
     try:
         started = blast(messages)
         acked = wait_acked(publishers, timeout=300)
     finally:
         let_go = time.time()
-        continue_tree(pid)
+        os.kill(pid, signal.SIGCONT)
     result = sink.result(grace=300)
     cpu_s = tree_cpu_s(pid) - cpu_before
     stack.watch.remove("subscriber")

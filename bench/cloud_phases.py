@@ -4,6 +4,8 @@ The cloud's own counters (GET /api/stats) and database give its share of each.""
 
 from __future__ import annotations
 
+import os
+import signal
 import sqlite3
 import time
 from collections.abc import Callable
@@ -20,7 +22,7 @@ from bench.load import (
     run_id,
     wait_acked,
 )
-from bench.procs import continue_tree, stop_tree, tree_cpu_s
+from bench.procs import tree_cpu_s
 from bench.report import alarm_tables, ingest_tables, progress, say
 from bench.stack import Stack
 from bench.stats import summary_ms
@@ -224,13 +226,13 @@ def drain_backlog(stack: Stack, count: int, stall_s: float = 30.0) -> dict[str, 
     say(f"  {count:,} events queued at the broker while the cloud is stopped, then drained")
     before = stack.counts()
     cpu_before = tree_cpu_s(pid)
-    stop_tree(pid)
+    os.kill(pid, signal.SIGSTOP)
     try:
         started = blast(messages)
         acked = wait_acked(stack.gateways, timeout=300)
     finally:
         let_go = time.time()
-        continue_tree(pid)
+        os.kill(pid, signal.SIGCONT)
     finished, last, last_change = None, -1, time.monotonic()
     while finished is None and time.monotonic() - last_change < stall_s:
         d = _deltas(before, stack.counts())

@@ -24,7 +24,6 @@ from typing import Any
 import psutil
 
 from bench.cloud_phases import drain_backlog
-from bench.options import add_receiver_option
 from bench.options import parse_args as bench_args
 from bench.report import say
 from bench.results import write_results
@@ -41,7 +40,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--runs", type=int, default=4, help="drains on the one cloud (4)")
     parser.add_argument("--events", type=int, default=10000, help="events per drain (10000)")
     parser.add_argument("--json", type=Path, help="write the drains and medians as JSON")
-    add_receiver_option(parser)
     opts = parser.parse_args(argv)
     if opts.runs < 1 or opts.events < 1:
         parser.error("--runs and --events must be positive")
@@ -57,8 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     load = os.getloadavg()
     drains: list[dict[str, Any]] = []
     with contextlib.ExitStack() as exits:
-        argv = ["--events", str(opts.events), "--mqtt-receiver", opts.mqtt_receiver]
-        stack = Stack(bench_args(argv), exits)
+        stack = Stack(bench_args(["--events", str(opts.events)]), exits)
         stack.start_servers()
         stack.start_cloud()
         assert stack.cloud is not None
@@ -74,23 +71,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             result["other_threads_cpu_us_per_event"] = (
                 (sum(used.values()) - loop_s) / opts.events * 1e6
             )
-            # the rest of the process tree: the MQTT receiver process
-            result["receiver_cpu_us_per_event"] = (
-                result["cpu_us_per_message"] - sum(used.values()) / opts.events * 1e6
-            )
             drains.append(result)
             say(
                 f"  {result['rate']:,.0f} events/s, {result['cpu_us_per_message']:.0f} µs of CPU"
                 f" per event (event loop {result['loop_cpu_us_per_event']:.0f}, other threads"
-                f" {result['other_threads_cpu_us_per_event']:.0f}, MQTT receiver process"
-                f" {result['receiver_cpu_us_per_event']:.0f})"
+                f" {result['other_threads_cpu_us_per_event']:.0f})"
             )
     keys = [
         ("events/s", "rate"),
         ("CPU µs per event", "cpu_us_per_message"),
         ("event loop's µs", "loop_cpu_us_per_event"),
         ("other threads' µs", "other_threads_cpu_us_per_event"),
-        ("receiver process' µs", "receiver_cpu_us_per_event"),
     ]
     medians = {
         key: statistics.median(v) if (v := [d[key] for d in drains if d.get(key)]) else None

@@ -49,7 +49,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="also measure a bare parse → threshold → republish flow (python: aiomqtt; "
         "node-red: a stock Node-RED 4 flow, installed into bench/.node-red)",
     )
-    add_receiver_option(parser)
     parser.add_argument("--quick", action="store_true", help="a ~30 s run with small counts")
     parser.add_argument("--json", type=Path, help="write the results as JSON to this file")
     parser.add_argument(
@@ -71,16 +70,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if opts.gateways > 9999:
         parser.error("--gateways: at most 9999")
     return opts
-
-
-def add_receiver_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--mqtt-receiver",
-        choices=["process", "inline"],
-        default="process",
-        help="the cloud's MQTT session in a child process (process: the default) or in its "
-        "event loop (inline) — SC_CLOUD_MQTT_RECEIVER",
-    )
 
 
 def run_config(o: argparse.Namespace) -> dict[str, Any]:

@@ -3,7 +3,6 @@ stopped by its own process id, and a watcher that measures their CPU and memory.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import queue
@@ -194,15 +193,13 @@ class ProcWatch:
         while not self._stop.wait(self.interval):
             with self._lock:
                 items = list(self.procs.values())
-            rss: dict[str, int] = {}  # the processes of a name together (the cloud's two)
             for name, proc in items:
                 try:
-                    rss[name] = rss.get(name, 0) + proc.memory_info().rss
+                    rss = proc.memory_info().rss
                 except psutil.Error:
                     continue
-            for name, size in rss.items():
-                self.peak_rss[name] = max(self.peak_rss.get(name, 0), size)
-                self._phase_peak[name] = max(self._phase_peak.get(name, 0), size)
+                self.peak_rss[name] = max(self.peak_rss.get(name, 0), rss)
+                self._phase_peak[name] = max(self._phase_peak.get(name, 0), rss)
 
     def begin(self) -> None:
         with self._lock:
@@ -230,30 +227,10 @@ class ProcWatch:
         }
 
 
-def tree(pid: int) -> list[psutil.Process]:
-    """A process and its descendants (the cloud and its MQTT receiver process)."""
-    proc = psutil.Process(pid)
-    return [proc, *proc.children(recursive=True)]
-
-
-def stop_tree(pid: int) -> None:
-    """SIGSTOP to a process and its descendants, the descendants first (the cloud's MQTT
-    receiver would otherwise go on taking the broker's backlog)."""
-    for proc in reversed(tree(pid)):
-        with contextlib.suppress(psutil.Error):
-            proc.send_signal(signal.SIGSTOP)
-
-
-def continue_tree(pid: int) -> None:
-    """SIGCONT to a process and its descendants."""
-    for proc in tree(pid):
-        with contextlib.suppress(psutil.Error):
-            proc.send_signal(signal.SIGCONT)
-
-
 def tree_cpu_s(pid: int) -> float:
     """CPU seconds (user + system) of a process and its descendants so far."""
-    return sum(c for p in tree(pid) if (c := _cpu(p)) is not None)
+    proc = psutil.Process(pid)
+    return sum(c for p in [proc, *proc.children(recursive=True)] if (c := _cpu(p)) is not None)
 
 
 def _cpu(proc: psutil.Process) -> float | None:

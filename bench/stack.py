@@ -30,7 +30,7 @@ import yaml
 
 from bench.duty import AlarmStream, ingest_counts, sign_in
 from bench.load import Gateway, connect, paho_client, start_gateways
-from bench.procs import Child, PhaseUse, ProcWatch, python_tool, tree
+from bench.procs import Child, PhaseUse, ProcWatch, python_tool
 from bench.report import say
 from bench.sitegen import write_site
 from cloud.settings import DEFAULT_RULES
@@ -192,7 +192,6 @@ class Stack:
                 "SC_CLOUD_MQTT_USERNAME": "cloud",
                 "SC_CLOUD_MQTT_PASSWORD": self.cloud_password,
                 "SC_CLOUD_MQTT_CLIENT_ID": "bench-cloud",
-                "SC_CLOUD_MQTT_RECEIVER": self.opts.mqtt_receiver,
                 "SC_CLOUD_DATABASE": str(self.workdir / "cloud.db"),
                 "SC_CLOUD_TELEMETRY_URL": self.telemetry_url,
                 "SC_CLOUD_SITE_FILE": str(self.workdir / "site.yaml"),
@@ -220,8 +219,7 @@ class Stack:
         assert self.cloud.reader is not None
         self.cloud.reader.wait_for(r"^ingest connected", 60)  # what we publish reaches it
         self.cloud_url = match.group(1)
-        for proc in tree(self.cloud.pid):  # with its MQTT receiver process
-            self.watch.add("cloud", proc.pid)
+        self.watch.add("cloud", self.cloud.pid)
         say(f"cloud pid {self.cloud.pid}, duty room {self.cloud_url}, store {self.telemetry_url}")
         self.loop = LoopThread()
         self.exits.callback(self.loop.close)

@@ -50,7 +50,6 @@ from cloud.transport.base import Transport
 from cloud.transport.broker_drops import DropWatch
 from cloud.transport.broker_link import BrokerLink
 from cloud.transport.mqtt import BrokerAddress, MqttTransport
-from cloud.transport.mqtt_process import MqttProcessTransport
 from cloud.voice.desk import VoiceDesk
 from contract.catalogue import Catalogue
 from contract.models import Reply
@@ -340,8 +339,7 @@ def open_transport(
             retry_max_s=settings.mqtt_retry_max_s,
         )
     mqtt_password = settings.mqtt_password
-    session = MqttProcessTransport if settings.mqtt_receiver == "process" else MqttTransport
-    return session(
+    return MqttTransport(
         BrokerAddress(
             host=settings.mqtt_host,
             port=settings.mqtt_port,

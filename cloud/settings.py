@@ -94,12 +94,6 @@ class CloudSettings(BaseSettings):
     # mqtt_retry_min_s, doubling up to mqtt_retry_max_s (jittered); the web app keeps serving.
     mqtt_retry_min_s: float = Field(1.0, gt=0, le=60)
     mqtt_retry_max_s: float = Field(30.0, gt=0, le=600)
-    mqtt_receiver: Literal["process", "inline"] = Field(
-        "process",
-        description="Where the single box's MQTT session runs: a child process of the cloud's"
-        " own (another core for paho and the acknowledgements to the broker), or inline in the"
-        " cloud's event loop (one process less, ~40 MB, for a single-core box)",
-    )
 
     database: str = Field(
         "var/cloud.db",

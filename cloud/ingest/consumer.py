@@ -7,8 +7,7 @@ announced — with the readings' writer and the rules' tick running beside.
                             └─ a flooding gateway's messages: put aside, acknowledged at once
 
 Two stages on the one event loop: while a batch commits (on the database's thread), the next
-one is checked, so the loop's parsing and the database's writing overlap; the checks give way
-to the storing stage every `CHECK_SLICE` messages. Batches are stored
+one is checked, so the loop's parsing and the database's writing overlap. Batches are stored
 in the order they came, one at a time; one checked batch waits at most.
 
 A message is acknowledged to the broker only once it is stored (or its refusal kept), so a
@@ -31,12 +30,6 @@ from cloud.transport.base import Received, Transport
 from cloud.transport.sharding import shard_of
 
 log = logging.getLogger(__name__)
-
-#: Messages checked between two turns of the event loop. A batch's checks take ~10 ms; in
-#: slices, the storing stage's next step (the database thread's answer, an acknowledgement)
-#: waits for one slice at most, not for the whole batch — the storing stage is the slower
-#: of the two, so its waits were the pipeline's.
-CHECK_SLICE = 50
 
 
 class BrokerConsumer:
@@ -101,12 +94,7 @@ class BrokerConsumer:
         ingest.count_unread(fair.counts["dropped"] - dropped_before)
         if not batch:
             return
-        checked: list[Checked] = []
-        for start in range(0, len(batch), CHECK_SLICE):
-            if start:  # the storing stage's next step first, if it is due
-                await asyncio.sleep(0)
-            piece = batch[start : start + CHECK_SLICE]
-            checked += ingest.checker.check_many([(r.topic, r.payload, received_at) for r in piece])
+        checked = ingest.checker.check_many([(r.topic, r.payload, received_at) for r in batch])
         self._unstored += 1
         await self._checked.put((batch, checked))
 

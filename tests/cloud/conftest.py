@@ -42,16 +42,8 @@ def password_hashes() -> dict[str, str]:
 
 def cloud_settings(tmp: Path, broker: Mosquitto, **overrides: Any) -> CloudSettings:
     """Settings for a cloud on `broker`, its files in `tmp`; the database is SQLite there
-    unless `database=` names another (a test that runs a cloud passes `database_url`).
-
-    The MQTT session runs inline in the test's event loop unless `mqtt_receiver="process"`
-    (the default of a deployed cloud): a receiver process per cloud would add about a minute
-    to the suite. What the session itself promises (acknowledgements, redelivery, the link,
-    the drop counter, commands) is tested in both places (tests/cloud/transport/), and every
-    `python -m cloud` the tests start (fault scenarios, benchmark, the outage test) runs it as
-    a process."""
+    unless `database=` names another (a test that runs a cloud passes `database_url`)."""
     values: dict[str, Any] = {
-        "mqtt_receiver": "inline",
         "mqtt_port": broker.port,
         "mqtt_username": "cloud",
         "mqtt_password": SecretStr(broker.users["cloud"]),

@@ -25,11 +25,9 @@ from cloud.ingest.pipeline import Ingest
 from cloud.ingest.rejects import RejectLog
 from cloud.rules import AlarmDraft, Evaluation
 from cloud.telemetry.open import open_store
-from cloud.transport.mqtt_process import ChildProcess
-from tests.cloud.conftest import Publisher, cloud_on, cloud_settings, eventually
+from tests.cloud.conftest import Publisher, RunningCloud, eventually
 from tests.cloud.helpers import T0, FakeClock, book_parts, event
 from tests.db_backends import outside_connection
-from tests.servers import Mosquitto
 
 EVENT_TOPIC = "sc/v1/gw-ld01/event"
 
@@ -233,58 +231,36 @@ async def test_a_failed_group_commit_is_retried_message_by_message(
         assert ingest.rejects.counts == {}
 
 
-@pytest.mark.parametrize("receiver", ["process", "inline"])
 async def test_the_broker_is_acknowledged_only_after_the_commit(
-    tmp_path: Path,
-    mosquitto: Mosquitto,
-    database_url: str,
-    gw1: Publisher,
-    monkeypatch: pytest.MonkeyPatch,
-    receiver: str,
+    cloud: RunningCloud, gw1: Publisher, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Inline, paho's PUBACK itself is watched; with the receiver process, what the cloud
-    hands it to acknowledge (its own tests show the receiver passes that on)."""
-    settings = cloud_settings(tmp_path, mosquitto, database=database_url, mqtt_receiver=receiver)
-    path = settings.database
+    path = cloud.cloud.settings.database
     acked_before_stored: list[tuple[int, int]] = []
     acks = 0
+    real_ack = mqtt.Client.ack
 
-    def acknowledging(n: int) -> None:
+    def ack(self: mqtt.Client, mid: int, qos: int) -> Any:
         nonlocal acks
-        acks += n
+        acks += 1
         with contextlib.closing(outside_connection(path)) as conn:
             stored = conn.execute("SELECT count(*) FROM events").fetchone()[0]
         if stored < acks:
             acked_before_stored.append((acks, stored))
+        return real_ack(self, mid, qos)
 
-    if receiver == "inline":
-        real_ack = mqtt.Client.ack
-
-        def ack(self: mqtt.Client, mid: int, qos: int) -> Any:
-            acknowledging(1)
-            return real_ack(self, mid, qos)
-
-        monkeypatch.setattr(mqtt.Client, "ack", ack)
-    else:
-        real_flush = ChildProcess.flush_acks
-
-        def flush_acks(self: ChildProcess) -> None:
-            acknowledging(len(self.acks))
-            real_flush(self)
-
-        monkeypatch.setattr(ChildProcess, "flush_acks", flush_acks)
+    monkeypatch.setattr(mqtt.Client, "ack", ack)
     n = 300
     now = datetime.now(UTC).isoformat()  # this cloud runs on the real clock
-    async with cloud_on(mosquitto, settings) as cloud:
-        for info in [
-            gw1.client.publish(
-                EVENT_TOPIC, body(device="call-0101", kind="call", type="press", ts=now), 1
-            )
-            for _ in range(n)
-        ]:
-            info.wait_for_publish(timeout=10)
-        ingest = cloud.cloud.ingest
-        await eventually(lambda: ingest.counts["events"] == n, timeout=30)
-        await eventually(lambda: acks >= n)
+    infos = [
+        gw1.client.publish(
+            EVENT_TOPIC, body(device="call-0101", kind="call", type="press", ts=now), 1
+        )
+        for _ in range(n)
+    ]
+    for info in infos:
+        info.wait_for_publish(timeout=10)
+    ingest = cloud.cloud.ingest
+    await eventually(lambda: ingest.counts["events"] == n, timeout=30)
+    await eventually(lambda: acks >= n)
     assert acked_before_stored == []
     assert ingest.counts["group_commits"] < n  # the messages were batched

@@ -54,8 +54,7 @@ def small_queue_broker() -> Iterator[Mosquitto]:
 async def operator_on(
     tmp_path: Path, broker: Mosquitto, database: str
 ) -> AsyncIterator[httpx.AsyncClient]:
-    settings = cloud_settings(tmp_path, broker, database=database, mqtt_receiver="process")
-    async with running_cloud(settings) as running:  # the counter heard by the receiver
+    async with running_cloud(cloud_settings(tmp_path, broker, database=database)) as running:
         client = await signed_in(running.url, "op")
         try:
             yield client

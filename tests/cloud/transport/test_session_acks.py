@@ -9,13 +9,15 @@ new session, where it is acknowledged once stored.
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import paho.mqtt.client as mqtt
 
-from cloud.transport.base import Received
+from cloud.transport.broker_drops import DropWatch
+from cloud.transport.broker_link import BrokerLink
+from cloud.transport.mqtt import BrokerAddress, MqttTransport, Received
 from contract import topics
 from tests.cloud.conftest import Publisher
-from tests.cloud.transport.conftest import open_session
 from tests.servers import Mosquitto
 
 
@@ -37,10 +39,22 @@ def _take_over(broker: Mosquitto, client_id: str) -> None:
 
 
 async def test_a_message_of_an_ended_session_is_delivered_again_not_acknowledged(
-    mosquitto: Mosquitto, session_kind: str
+    mosquitto: Mosquitto,
 ) -> None:
-    transport = open_session(session_kind, mosquitto, "test-acks", retry_min_s=0.1, retry_max_s=0.5)
-    client_id = transport.address.client_id
+    client_id = f"test-acks-{uuid.uuid4().hex[:6]}"
+    transport = MqttTransport(
+        BrokerAddress(
+            host="127.0.0.1",
+            port=mosquitto.port,
+            username="cloud",
+            password=mosquitto.users["cloud"],
+            client_id=client_id,
+        ),
+        link=BrokerLink(),
+        drops=DropWatch(),
+        retry_min_s=0.1,
+        retry_max_s=0.5,
+    )
     taken: list[Received] = []
     arrived, again_arrived = asyncio.Event(), asyncio.Event()
 

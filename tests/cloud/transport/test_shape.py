@@ -11,17 +11,12 @@ from cloud.settings import CloudSettings
 from cloud.transport.amqp import AmqpTransport, Node
 from cloud.transport.broker_link import BrokerLink
 from cloud.transport.mqtt import MqttTransport
-from cloud.transport.mqtt_process import MqttProcessTransport
 
 
-def test_the_single_box_is_the_default_with_its_session_in_a_receiver_process() -> None:
+def test_the_single_box_is_the_default() -> None:
     transport = open_transport(CloudSettings(), BrokerLink())
-    assert isinstance(transport, MqttProcessTransport)
+    assert isinstance(transport, MqttTransport)
     assert transport.link.address == "127.0.0.1:1883"
-    inline = open_transport(CloudSettings(mqtt_receiver="inline"), BrokerLink())
-    assert isinstance(inline, MqttTransport)
-    with pytest.raises(ValidationError, match="mqtt_receiver"):
-        CloudSettings(mqtt_receiver="thread")
 
 
 def test_the_cluster_shape_knows_every_node() -> None:

@@ -14,11 +14,13 @@ import contextlib
 import random
 import threading
 import time
+import uuid
 
-from cloud.transport.base import Received
+from cloud.transport.broker_drops import DropWatch
+from cloud.transport.broker_link import BrokerLink
+from cloud.transport.mqtt import BrokerAddress, MqttTransport, Received
 from contract import topics
 from tests.cloud.conftest import Publisher
-from tests.cloud.transport.conftest import open_session
 from tests.servers import Mosquitto
 
 COUNT = 4_000
@@ -39,10 +41,18 @@ def _publish_in_bursts(broker: Mosquitto, count: int, seed: int) -> None:
         publisher.close()
 
 
-async def test_short_waits_that_time_out_lose_no_message(
-    mosquitto: Mosquitto, session_kind: str
-) -> None:
-    transport = open_session(session_kind, mosquitto, "test-waits")
+async def test_short_waits_that_time_out_lose_no_message(mosquitto: Mosquitto) -> None:
+    transport = MqttTransport(
+        BrokerAddress(
+            host="127.0.0.1",
+            port=mosquitto.port,
+            username="cloud",
+            password=mosquitto.users["cloud"],
+            client_id=f"test-waits-{uuid.uuid4().hex[:6]}",
+        ),
+        link=BrokerLink(),
+        drops=DropWatch(),
+    )
     got: list[int] = []
     empty_batches = 0
     done = asyncio.Event()
