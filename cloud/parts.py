@@ -196,6 +196,7 @@ async def open_cloud(settings: CloudSettings) -> AsyncIterator[Cloud]:
             transport=transport,
             flush_interval_s=settings.telemetry_flush_s,
             tick_s=settings.tick_s,
+            max_batch=settings.ingest_max_batch,
             gap_hold_s=settings.gap_hold_s,
             gap_fault_s=settings.gap_fault_s,
             max_clock_ahead_s=settings.max_clock_ahead_s,
@@ -337,6 +338,7 @@ def open_transport(
             drops=DropWatch(),
             retry_min_s=settings.mqtt_retry_min_s,
             retry_max_s=settings.mqtt_retry_max_s,
+            max_batch=settings.ingest_max_batch,
         )
     mqtt_password = settings.mqtt_password
     return MqttTransport(
@@ -352,6 +354,7 @@ def open_transport(
         drops=DropWatch(),
         retry_min_s=settings.mqtt_retry_min_s,
         retry_max_s=settings.mqtt_retry_max_s,
+        max_batch=settings.ingest_max_batch,
     )
 
 

@@ -87,7 +87,7 @@ class Ingest:
         flush_interval_s: float = 0.2,
         tick_s: float = 1.0,
         max_pending_samples: int = 1_000_000,
-        max_batch: int = 500,
+        max_batch: int = 2000,
         gap_hold_s: float = 2.0,
         gap_fault_s: float = 30.0,
         max_clock_ahead_s: float = 600.0,

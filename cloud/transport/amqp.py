@@ -134,7 +134,7 @@ class AmqpTransport:
         drops: DropWatch,
         retry_min_s: float = 1.0,
         retry_max_s: float = 30.0,
-        max_batch: int = 500,
+        max_batch: int = 2000,
         gateways: Callable[[], Iterable[str]] = tuple,
     ) -> None:
         if not address.nodes:

@@ -63,7 +63,7 @@ class MqttTransport:
         drops: DropWatch,
         retry_min_s: float = 1.0,
         retry_max_s: float = 30.0,
-        max_batch: int = 500,
+        max_batch: int = 2000,
     ) -> None:
         self.address = address
         self.link = link
