@@ -54,3 +54,17 @@ def test_production_needs_the_cluster_password() -> None:
             broker="rabbitmq",
             mqtt_password="only-the-single-box-one",
         )
+
+
+def test_a_group_commit_takes_at_most_the_configured_batch_from_either_transport() -> None:
+    """SC_CLOUD_INGEST_MAX_BATCH bounds what a transport hands over at once (2000 by
+    default: docs/benchmarks.md)."""
+    assert CloudSettings().ingest_max_batch == 2000
+    single = open_transport(CloudSettings(ingest_max_batch=50), BrokerLink())
+    assert isinstance(single, MqttTransport) and single.max_batch == 50
+    cluster = open_transport(
+        CloudSettings(broker="rabbitmq", amqp_password="secret", ingest_max_batch=50), BrokerLink()
+    )
+    assert isinstance(cluster, AmqpTransport) and cluster.max_batch == 50
+    with pytest.raises(ValidationError, match="ingest_max_batch"):
+        CloudSettings(ingest_max_batch=0)
