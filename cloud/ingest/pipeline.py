@@ -41,7 +41,7 @@ from cloud.notify.announce import Announcer
 from cloud.rules import Evaluation, RulesCore
 from cloud.site.registry import Registry
 from cloud.telemetry.base import TelemetryStore
-from cloud.transport.base import Received, Transport
+from cloud.transport.base import MAX_BATCH, Received, Transport
 from cloud.transport.broker_drops import DropWatch
 from cloud.transport.broker_link import BrokerLink
 from contract.models import (
@@ -87,7 +87,7 @@ class Ingest:
         flush_interval_s: float = 0.2,
         tick_s: float = 1.0,
         max_pending_samples: int = 1_000_000,
-        max_batch: int = 2000,
+        max_batch: int = MAX_BATCH,
         gap_hold_s: float = 2.0,
         gap_fault_s: float = 30.0,
         max_clock_ahead_s: float = 600.0,

@@ -46,7 +46,7 @@ import aio_pika.abc
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS
 
 from cloud.transport.amqp_inbox import Inbox, SessionLost, Shard
-from cloud.transport.base import CHANNELS, Consume, Received, WaitS
+from cloud.transport.base import CHANNELS, MAX_BATCH, Consume, Received, WaitS
 from cloud.transport.broker_drops import DropWatch
 from cloud.transport.broker_link import Backoff, BrokerLink
 from cloud.transport.sharding import shard_of
@@ -134,7 +134,7 @@ class AmqpTransport:
         drops: DropWatch,
         retry_min_s: float = 1.0,
         retry_max_s: float = 30.0,
-        max_batch: int = 2000,
+        max_batch: int = MAX_BATCH,
         gateways: Callable[[], Iterable[str]] = tuple,
     ) -> None:
         if not address.nodes:

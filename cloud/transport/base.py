@@ -20,6 +20,9 @@ from contract.topics import Channel
 
 #: What the cloud consumes: every gateway's status, events, telemetry and replies.
 CHANNELS = (Channel.STATUS, Channel.EVENT, Channel.TELEMETRY, Channel.REPLY)
+#: At most this many messages handed over (and stored in one group commit) at once, unless
+#: the settings say otherwise (`SC_CLOUD_INGEST_MAX_BATCH`, whose default this is).
+MAX_BATCH = 2000
 
 
 @dataclass(slots=True)

@@ -33,7 +33,7 @@ from typing import Any
 
 import aiomqtt
 
-from cloud.transport.base import CHANNELS, Consume, Received, WaitS
+from cloud.transport.base import CHANNELS, MAX_BATCH, Consume, Received, WaitS
 from cloud.transport.broker_drops import SYS_TOPICS, DropWatch
 from cloud.transport.broker_link import Backoff, BrokerLink
 from contract import topics
@@ -63,7 +63,7 @@ class MqttTransport:
         drops: DropWatch,
         retry_min_s: float = 1.0,
         retry_max_s: float = 30.0,
-        max_batch: int = 2000,
+        max_batch: int = MAX_BATCH,
     ) -> None:
         self.address = address
         self.link = link
